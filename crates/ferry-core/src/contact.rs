@@ -1,0 +1,688 @@
+//! Contacts: the platform's own records, their fields, and the seed's rules for writing them.
+//!
+//! - `UNSET` (all capitals) clears a custom field or one of the clearable default fields;
+//!   on any other field it is an error.
+//! - A blank or null value is skipped, never written.
+//! - First name, last name and phone are required for a new contact.
+//! - Re-importing an archived contact un-archives it.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::email::Email;
+use crate::phone::Phone;
+
+/// The value that clears a field.
+pub const UNSET: &str = "UNSET";
+
+/// The longest default text field (names, IDs), in characters.
+pub const MAX_SHORT_TEXT: usize = 255;
+/// The longest custom text value, in characters.
+pub const MAX_LONG_TEXT: usize = 4_000;
+
+/// The platform ID of a contact (Ferry's own).
+pub type ContactId = i64;
+
+crate::string_enum! {
+    /// The type of a custom field; values are validated and normalised by it.
+    pub enum FieldKind {
+        Text = "text",
+        Number = "number",
+        Date = "date",
+        Boolean = "boolean",
+        Email = "email",
+        Phone = "phone",
+    }
+}
+
+crate::string_enum! {
+    /// The default (built-in) contact fields that can be written.
+    pub enum DefaultField {
+        FirstName = "first_name",
+        LastName = "last_name",
+        PreferredName = "preferred_name",
+        Phone = "phone",
+        Email = "email",
+        EnrollmentId = "enrollment_id",
+        CrmId = "crm_id",
+        OptIn = "opt_in",
+        TestUser = "test_user",
+    }
+}
+
+impl DefaultField {
+    /// Whether `UNSET` may clear this field (seed 001's list).
+    pub fn clearable(self) -> bool {
+        matches!(
+            self,
+            DefaultField::FirstName
+                | DefaultField::LastName
+                | DefaultField::PreferredName
+                | DefaultField::Phone
+                | DefaultField::EnrollmentId
+                | DefaultField::CrmId
+        )
+    }
+
+    /// The type a value of this field is checked against.
+    pub fn kind(self) -> FieldKind {
+        match self {
+            DefaultField::Phone => FieldKind::Phone,
+            DefaultField::Email => FieldKind::Email,
+            DefaultField::OptIn | DefaultField::TestUser => FieldKind::Boolean,
+            _ => FieldKind::Text,
+        }
+    }
+
+    /// A label for people.
+    pub fn label(self) -> &'static str {
+        match self {
+            DefaultField::FirstName => "First name",
+            DefaultField::LastName => "Last name",
+            DefaultField::PreferredName => "Preferred name",
+            DefaultField::Phone => "Phone",
+            DefaultField::Email => "Email",
+            DefaultField::EnrollmentId => "Enrollment ID",
+            DefaultField::CrmId => "CRM ID",
+            DefaultField::OptIn => "SMS opt-in",
+            DefaultField::TestUser => "Test user",
+        }
+    }
+}
+
+/// The column or key that carries the platform ID in imports and incoming syncs.
+pub const PLATFORM_ID_FIELD: &str = "id";
+
+/// A custom field defined by an institution.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CustomFieldDef {
+    pub name: String,
+    pub label: String,
+    pub kind: FieldKind,
+}
+
+/// Checks a custom field's name: starts with a letter, then letters, digits and underscores, at
+/// most 64 characters, and not the name of a default field.
+pub fn validate_custom_field_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let starts = chars.next().is_some_and(|c| c.is_ascii_lowercase());
+    if !starts || name.len() > 64 || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+        return Err(format!("{name:?} is not a valid field name: use lower-case letters, digits and underscores, starting with a letter (at most 64)"));
+    }
+    if name.parse::<DefaultField>().is_ok() || name == PLATFORM_ID_FIELD || RESERVED_NAMES.contains(&name) {
+        return Err(format!("{name:?} is the name of a built-in field"));
+    }
+    Ok(())
+}
+
+const RESERVED_NAMES: &[&str] = &["archived", "created_at", "updated_at", "change_seq", "custom", "institution_id"];
+
+/// What a write does to one field.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Patch<T> {
+    /// Blank, null or absent: leave the field as it is.
+    #[default]
+    Keep,
+    /// `UNSET`: clear the field.
+    Clear,
+    /// Write this value.
+    Set(T),
+}
+
+impl<T> Patch<T> {
+    pub fn as_set(&self) -> Option<&T> {
+        match self {
+            Patch::Set(v) => Some(v),
+            _ => None,
+        }
+    }
+    pub fn is_keep(&self) -> bool {
+        matches!(self, Patch::Keep)
+    }
+}
+
+/// A field-level problem with a value, with a code from the error dictionary.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    pub field: String,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: &str, code: &'static str, message: impl Into<String>) -> Self {
+        FieldError { field: field.to_string(), code, message: message.into() }
+    }
+}
+
+/// A value as it arrives, before the field's type is applied.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Raw<'a> {
+    Null,
+    Str(&'a str),
+    Bool(bool),
+    Number(f64),
+}
+
+impl<'a> Raw<'a> {
+    /// Borrows a JSON value; arrays and objects are not field values.
+    pub fn from_json(v: &'a Value) -> Result<Raw<'a>, &'static str> {
+        Ok(match v {
+            Value::Null => Raw::Null,
+            Value::String(s) => Raw::Str(s),
+            Value::Bool(b) => Raw::Bool(*b),
+            Value::Number(n) => Raw::Number(n.as_f64().ok_or("number out of range")?),
+            Value::Array(_) | Value::Object(_) => return Err("a list or object is not a field value"),
+        })
+    }
+}
+
+/// A parsed, typed write to a contact: what an API call, a CSV row or an incoming sync asks for.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ContactPatch {
+    pub first_name: Patch<String>,
+    pub last_name: Patch<String>,
+    pub preferred_name: Patch<String>,
+    pub phone: Patch<Phone>,
+    pub email: Patch<Email>,
+    pub enrollment_id: Patch<String>,
+    pub crm_id: Patch<String>,
+    pub opt_in: Patch<bool>,
+    pub test_user: Patch<bool>,
+    /// Custom fields by name, values already normalised to JSON.
+    pub custom: BTreeMap<String, Patch<Value>>,
+}
+
+/// The custom fields of one institution, by name.
+#[derive(Debug, Clone, Default)]
+pub struct FieldSchema {
+    custom: BTreeMap<String, CustomFieldDef>,
+}
+
+impl FieldSchema {
+    pub fn new(defs: impl IntoIterator<Item = CustomFieldDef>) -> Self {
+        FieldSchema { custom: defs.into_iter().map(|d| (d.name.clone(), d)).collect() }
+    }
+
+    pub fn custom(&self, name: &str) -> Option<&CustomFieldDef> {
+        self.custom.get(name)
+    }
+
+    pub fn customs(&self) -> impl Iterator<Item = &CustomFieldDef> {
+        self.custom.values()
+    }
+
+    /// Resolves a column or key name to the field it writes.
+    pub fn resolve(&self, name: &str) -> Option<FieldRef> {
+        if name == PLATFORM_ID_FIELD {
+            return Some(FieldRef::PlatformId);
+        }
+        if let Ok(d) = name.parse::<DefaultField>() {
+            return Some(FieldRef::Default(d));
+        }
+        self.custom.get(name).map(|d| FieldRef::Custom(d.name.clone(), d.kind))
+    }
+}
+
+/// A resolved field name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldRef {
+    PlatformId,
+    Default(DefaultField),
+    Custom(String, FieldKind),
+}
+
+impl ContactPatch {
+    /// Applies one raw value to the patch, with the seed's blank and `UNSET` rules and the
+    /// field's type.
+    pub fn set_raw(&mut self, field: &FieldRef, name: &str, raw: Raw<'_>) -> Result<(), FieldError> {
+        let (kind, clearable) = match field {
+            FieldRef::PlatformId => return Err(FieldError::new(name, "read_only_field", "the platform ID is a match key, not a field to write")),
+            FieldRef::Default(d) => (d.kind(), d.clearable()),
+            FieldRef::Custom(_, k) => (*k, true),
+        };
+        let typed = match classify(raw) {
+            Classified::Skip => return Ok(()),
+            Classified::Unset if clearable => Patch::Clear,
+            Classified::Unset => {
+                return Err(FieldError::new(name, "unset_not_allowed", format!("UNSET cannot clear {name}; it clears custom fields, first name, last name, preferred name, phone, enrollment ID and CRM ID")));
+            }
+            Classified::Value(raw) => Patch::Set(parse_typed(name, kind, raw, matches!(field, FieldRef::Custom(..)))?),
+        };
+        match field {
+            FieldRef::PlatformId => unreachable!("returned above"),
+            FieldRef::Custom(n, _) => {
+                self.custom.insert(n.clone(), typed);
+            }
+            FieldRef::Default(d) => match *d {
+                DefaultField::FirstName => self.first_name = typed.map_text(),
+                DefaultField::LastName => self.last_name = typed.map_text(),
+                DefaultField::PreferredName => self.preferred_name = typed.map_text(),
+                DefaultField::EnrollmentId => self.enrollment_id = typed.map_text(),
+                DefaultField::CrmId => self.crm_id = typed.map_text(),
+                DefaultField::Phone => self.phone = typed.map_with(|v| Phone::from_trusted(text_of(v))),
+                DefaultField::Email => self.email = typed.map_with(|v| Email::from_trusted(text_of(v))),
+                DefaultField::OptIn => self.opt_in = typed.map_with(|v| v.as_bool().unwrap_or(false)),
+                DefaultField::TestUser => self.test_user = typed.map_with(|v| v.as_bool().unwrap_or(false)),
+            },
+        }
+        Ok(())
+    }
+
+    /// Whether the patch writes nothing at all.
+    pub fn is_empty(&self) -> bool {
+        self == &ContactPatch::default()
+    }
+}
+
+fn text_of(v: Value) -> String {
+    match v {
+        Value::String(s) => s,
+        other => other.to_string(),
+    }
+}
+
+impl Patch<Value> {
+    fn map_text(self) -> Patch<String> {
+        self.map_with(text_of)
+    }
+    fn map_with<T>(self, f: impl FnOnce(Value) -> T) -> Patch<T> {
+        match self {
+            Patch::Keep => Patch::Keep,
+            Patch::Clear => Patch::Clear,
+            Patch::Set(v) => Patch::Set(f(v)),
+        }
+    }
+}
+
+enum Classified<'a> {
+    Skip,
+    Unset,
+    Value(Raw<'a>),
+}
+
+fn classify(raw: Raw<'_>) -> Classified<'_> {
+    match raw {
+        Raw::Null => Classified::Skip,
+        Raw::Str(s) if s.trim().is_empty() => Classified::Skip,
+        Raw::Str(s) if s.trim() == UNSET => Classified::Unset,
+        other => Classified::Value(other),
+    }
+}
+
+/// Parses a non-blank value by type into its normalised JSON form.
+pub fn parse_typed(name: &str, kind: FieldKind, raw: Raw<'_>, custom: bool) -> Result<Value, FieldError> {
+    let text = |raw: Raw<'_>| -> Result<String, FieldError> {
+        match raw {
+            Raw::Str(s) => Ok(s.trim().to_string()),
+            Raw::Number(n) => Ok(format_number(n)),
+            Raw::Bool(b) => Ok(b.to_string()),
+            Raw::Null => unreachable!("null is skipped before parsing"),
+        }
+    };
+    match kind {
+        FieldKind::Text => {
+            let s = text(raw)?;
+            let max = if custom { MAX_LONG_TEXT } else { MAX_SHORT_TEXT };
+            if s.chars().count() > max {
+                return Err(FieldError::new(name, "value_too_long", format!("at most {max} characters")));
+            }
+            if s.chars().any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r') {
+                return Err(FieldError::new(name, "invalid_text", "control characters are not allowed"));
+            }
+            Ok(Value::String(s))
+        }
+        FieldKind::Phone => {
+            let s = text(raw)?;
+            crate::phone::Phone::parse(&s).map(|p| Value::String(p.into_string())).map_err(|e| FieldError::new(name, "invalid_phone", e.to_string()))
+        }
+        FieldKind::Email => {
+            let s = text(raw)?;
+            Email::parse(&s).map(|e| Value::String(e.as_str().to_string())).map_err(|e| FieldError::new(name, "invalid_email", e.to_string()))
+        }
+        FieldKind::Boolean => match raw {
+            Raw::Bool(b) => Ok(Value::Bool(b)),
+            Raw::Number(n) if n == 0.0 || n == 1.0 => Ok(Value::Bool(n == 1.0)),
+            Raw::Str(s) => parse_bool(s.trim()).map(Value::Bool).ok_or_else(|| FieldError::new(name, "invalid_boolean", format!("{s:?} is not a yes/no value (use true/false, yes/no, y/n or 1/0)"))),
+            _ => Err(FieldError::new(name, "invalid_boolean", "not a yes/no value (use true/false, yes/no, y/n or 1/0)")),
+        },
+        FieldKind::Number => {
+            let n = match raw {
+                Raw::Number(n) => n,
+                Raw::Str(s) => s.trim().replace(',', "").parse::<f64>().map_err(|_| FieldError::new(name, "invalid_number", format!("{s:?} is not a number")))?,
+                _ => return Err(FieldError::new(name, "invalid_number", "not a number")),
+            };
+            serde_json::Number::from_f64(n).map(Value::Number).ok_or_else(|| FieldError::new(name, "invalid_number", "not a finite number"))
+        }
+        FieldKind::Date => {
+            let s = text(raw)?;
+            parse_date(&s).map(|d| Value::String(d.to_string())).ok_or_else(|| FieldError::new(name, "invalid_date", format!("{s:?} is not a date (use YYYY-MM-DD or MM/DD/YYYY)")))
+        }
+    }
+}
+
+fn format_number(n: f64) -> String {
+    if n.fract() == 0.0 && n.abs() < 1e15 { format!("{}", n as i64) } else { n.to_string() }
+}
+
+fn parse_bool(s: &str) -> Option<bool> {
+    match s.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "y" | "1" | "t" => Some(true),
+        "false" | "no" | "n" | "0" | "f" => Some(false),
+        _ => None,
+    }
+}
+
+/// Accepts ISO dates (`2026-09-01`) and US dates (`9/1/2026`, `09/01/2026`).
+pub fn parse_date(s: &str) -> Option<jiff::civil::Date> {
+    if let Ok(d) = s.parse::<jiff::civil::Date>() {
+        return Some(d);
+    }
+    let mut parts = s.split('/');
+    let (m, d, y) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || y.len() != 4 {
+        return None;
+    }
+    jiff::civil::Date::new(y.parse().ok()?, m.parse().ok()?, d.parse().ok()?).ok()
+}
+
+/// A contact's fields as stored.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
+pub struct ContactData {
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub preferred_name: Option<String>,
+    pub phone: Option<Phone>,
+    pub email: Option<Email>,
+    pub enrollment_id: Option<String>,
+    pub crm_id: Option<String>,
+    pub opt_in: bool,
+    pub test_user: bool,
+    pub archived: bool,
+    pub custom: BTreeMap<String, Value>,
+}
+
+/// Which fields a write may not change, decided by how the contact was matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Protected {
+    /// Matched by CRM ID and/or phone: those two keys are not rewritten (seed 002).
+    pub keys: bool,
+}
+
+/// Whether a write should take an archived contact out of the archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unarchive {
+    /// An import or an incoming sync: the seed says it un-archives.
+    Yes,
+    /// An API edit of fields: leaves the archived flag as it is.
+    No,
+}
+
+fn put<T: Clone>(slot: &mut Option<T>, patch: &Patch<T>) {
+    match patch {
+        Patch::Keep => {}
+        Patch::Clear => *slot = None,
+        Patch::Set(v) => *slot = Some(v.clone()),
+    }
+}
+
+impl ContactData {
+    /// Builds a new contact from a patch; first name, last name and phone are required.
+    pub fn create(patch: &ContactPatch) -> Result<ContactData, FieldError> {
+        for (field, ok) in [
+            (DefaultField::FirstName, patch.first_name.as_set().is_some()),
+            (DefaultField::LastName, patch.last_name.as_set().is_some()),
+            (DefaultField::Phone, patch.phone.as_set().is_some()),
+        ] {
+            if !ok {
+                return Err(FieldError::new(field.as_str(), "missing_required_field", format!("{} is required for a new contact", field.label())));
+            }
+        }
+        let mut data = ContactData::default();
+        data.apply(patch, Protected::default(), Unarchive::No);
+        Ok(data)
+    }
+
+    /// Applies a patch to an existing contact.
+    pub fn apply(&mut self, patch: &ContactPatch, protected: Protected, unarchive: Unarchive) {
+        put(&mut self.first_name, &patch.first_name);
+        put(&mut self.last_name, &patch.last_name);
+        put(&mut self.preferred_name, &patch.preferred_name);
+        put(&mut self.email, &patch.email);
+        put(&mut self.enrollment_id, &patch.enrollment_id);
+        if !protected.keys {
+            put(&mut self.phone, &patch.phone);
+            put(&mut self.crm_id, &patch.crm_id);
+        }
+        if let Patch::Set(v) = patch.opt_in {
+            self.opt_in = v;
+        }
+        if let Patch::Set(v) = patch.test_user {
+            self.test_user = v;
+        }
+        for (name, p) in &patch.custom {
+            match p {
+                Patch::Keep => {}
+                Patch::Clear => {
+                    self.custom.remove(name);
+                }
+                Patch::Set(v) => {
+                    self.custom.insert(name.clone(), v.clone());
+                }
+            }
+        }
+        if unarchive == Unarchive::Yes {
+            self.archived = false;
+        }
+    }
+
+    /// The name to show: preferred name, else first name, with the last name.
+    pub fn display_name(&self) -> String {
+        let first = self.preferred_name.as_deref().or(self.first_name.as_deref()).unwrap_or("");
+        let last = self.last_name.as_deref().unwrap_or("");
+        let name = format!("{first} {last}");
+        let name = name.trim();
+        if name.is_empty() { "(no name)".to_string() } else { name.to_string() }
+    }
+}
+
+/// A stored contact.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Contact {
+    pub id: ContactId,
+    pub institution_id: i64,
+    #[serde(flatten)]
+    pub data: ContactData,
+    pub change_seq: i64,
+    pub created_at: jiff::Timestamp,
+    pub updated_at: jiff::Timestamp,
+}
+
+/// A write to one contact, addressed by platform ID or found by matching.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ContactWrite {
+    /// The platform ID, when the source names it (a guaranteed match).
+    pub platform_id: Option<ContactId>,
+    pub patch: ContactPatch,
+}
+
+impl ContactWrite {
+    /// Parses named raw values (a CSV row, a JSON object, a mapped CRM record).
+    /// Unknown names are refused; every field error is returned, not just the first.
+    pub fn parse<'a>(schema: &FieldSchema, values: impl IntoIterator<Item = (&'a str, Raw<'a>)>) -> Result<ContactWrite, Vec<FieldError>> {
+        let mut write = ContactWrite::default();
+        let mut errors = Vec::new();
+        for (name, raw) in values {
+            match schema.resolve(name) {
+                None => errors.push(FieldError::new(name, "unknown_field", format!("{name:?} is not a contact field"))),
+                Some(FieldRef::PlatformId) => match classify(raw) {
+                    Classified::Skip => {}
+                    Classified::Unset => errors.push(FieldError::new(name, "unset_not_allowed", "UNSET cannot clear the platform ID")),
+                    Classified::Value(v) => match parse_platform_id(v) {
+                        Some(id) => write.platform_id = Some(id),
+                        None => errors.push(FieldError::new(name, "invalid_platform_id", "the platform ID is a positive whole number")),
+                    },
+                },
+                Some(field) => {
+                    if let Err(e) = write.patch.set_raw(&field, name, raw) {
+                        errors.push(e);
+                    }
+                }
+            }
+        }
+        if errors.is_empty() { Ok(write) } else { Err(errors) }
+    }
+}
+
+fn parse_platform_id(raw: Raw<'_>) -> Option<ContactId> {
+    match raw {
+        Raw::Str(s) => s.trim().parse::<i64>().ok(),
+        Raw::Number(n) if n.fract() == 0.0 => Some(n as i64),
+        _ => None,
+    }
+    .filter(|id| *id > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema() -> FieldSchema {
+        FieldSchema::new([
+            CustomFieldDef { name: "gpa".into(), label: "GPA".into(), kind: FieldKind::Number },
+            CustomFieldDef { name: "start_date".into(), label: "Start".into(), kind: FieldKind::Date },
+            CustomFieldDef { name: "athlete".into(), label: "Athlete".into(), kind: FieldKind::Boolean },
+            CustomFieldDef { name: "parent_email".into(), label: "Parent email".into(), kind: FieldKind::Email },
+            CustomFieldDef { name: "major".into(), label: "Major".into(), kind: FieldKind::Text },
+        ])
+    }
+
+    fn parse(pairs: &[(&'static str, &'static str)]) -> Result<ContactWrite, Vec<FieldError>> {
+        ContactWrite::parse(&schema(), pairs.iter().map(|(k, v)| (*k, Raw::Str(v))))
+    }
+
+    #[test]
+    fn blank_and_null_values_are_skipped() {
+        let w = parse(&[("first_name", "  "), ("gpa", ""), ("phone", "")]).unwrap();
+        assert!(w.patch.is_empty());
+        let w = ContactWrite::parse(&schema(), [("last_name", Raw::Null)]).unwrap();
+        assert!(w.patch.is_empty());
+    }
+
+    #[test]
+    fn unset_clears_custom_and_the_listed_default_fields() {
+        let w = parse(&[("first_name", "UNSET"), ("last_name", "UNSET"), ("preferred_name", "UNSET"), ("phone", "UNSET"), ("enrollment_id", "UNSET"), ("crm_id", "UNSET"), ("gpa", "UNSET"), ("major", "UNSET")]).unwrap();
+        assert_eq!(w.patch.first_name, Patch::Clear);
+        assert_eq!(w.patch.phone, Patch::Clear);
+        assert_eq!(w.patch.crm_id, Patch::Clear);
+        assert_eq!(w.patch.custom["gpa"], Patch::Clear);
+        let mut data = ContactData { first_name: Some("A".into()), phone: Some(Phone::parse("6175550101").unwrap()), crm_id: Some("x".into()), ..Default::default() };
+        data.custom.insert("gpa".into(), serde_json::json!(3.5));
+        data.apply(&w.patch, Protected::default(), Unarchive::No);
+        assert_eq!(data.first_name, None);
+        assert_eq!(data.phone, None);
+        assert_eq!(data.crm_id, None);
+        assert!(data.custom.is_empty());
+    }
+
+    #[test]
+    fn unset_elsewhere_is_an_error() {
+        for field in ["email", "opt_in", "test_user", "id"] {
+            let errs = parse(&[(field, "UNSET")]).unwrap_err();
+            assert_eq!(errs[0].code, "unset_not_allowed", "{field}");
+            assert_eq!(errs[0].field, field);
+        }
+    }
+
+    #[test]
+    fn lower_case_unset_is_a_value() {
+        let w = parse(&[("first_name", "unset")]).unwrap();
+        assert_eq!(w.patch.first_name, Patch::Set("unset".into()));
+    }
+
+    #[test]
+    fn values_are_typed() {
+        let w = parse(&[("gpa", "3.75"), ("start_date", "9/1/2026"), ("athlete", "Yes"), ("parent_email", "P@Example.com"), ("phone", "(617) 555-0101"), ("opt_in", "true")]).unwrap();
+        assert_eq!(w.patch.custom["gpa"], Patch::Set(serde_json::json!(3.75)));
+        assert_eq!(w.patch.custom["start_date"], Patch::Set(serde_json::json!("2026-09-01")));
+        assert_eq!(w.patch.custom["athlete"], Patch::Set(serde_json::json!(true)));
+        assert_eq!(w.patch.custom["parent_email"], Patch::Set(serde_json::json!("P@example.com")));
+        assert_eq!(w.patch.phone.as_set().unwrap().as_str(), "+16175550101");
+        assert_eq!(w.patch.opt_in, Patch::Set(true));
+    }
+
+    #[test]
+    fn every_bad_value_is_reported_with_its_field() {
+        let errs = parse(&[("gpa", "high"), ("start_date", "tomorrow"), ("athlete", "maybe"), ("parent_email", "nope"), ("phone", "12"), ("email", "x@"), ("favourite_colour", "blue"), ("id", "abc")]).unwrap_err();
+        let codes: Vec<(&str, &str)> = errs.iter().map(|e| (e.field.as_str(), e.code)).collect();
+        assert_eq!(
+            codes,
+            vec![
+                ("gpa", "invalid_number"),
+                ("start_date", "invalid_date"),
+                ("athlete", "invalid_boolean"),
+                ("parent_email", "invalid_email"),
+                ("phone", "invalid_phone"),
+                ("email", "invalid_email"),
+                ("favourite_colour", "unknown_field"),
+                ("id", "invalid_platform_id"),
+            ]
+        );
+    }
+
+    #[test]
+    fn new_contacts_need_first_last_and_phone() {
+        let w = parse(&[("first_name", "Ana"), ("last_name", "Diaz")]).unwrap();
+        let e = ContactData::create(&w.patch).unwrap_err();
+        assert_eq!((e.field.as_str(), e.code), ("phone", "missing_required_field"));
+        let w = parse(&[("first_name", "Ana"), ("last_name", "UNSET"), ("phone", "6175550101")]).unwrap();
+        assert_eq!(ContactData::create(&w.patch).unwrap_err().field, "last_name");
+        let w = parse(&[("first_name", "Ana"), ("last_name", "Diaz"), ("phone", "6175550101")]).unwrap();
+        let c = ContactData::create(&w.patch).unwrap();
+        assert_eq!(c.display_name(), "Ana Diaz");
+        assert!(!c.archived);
+    }
+
+    #[test]
+    fn reimport_unarchives_but_an_edit_does_not() {
+        let w = parse(&[("major", "Biology")]).unwrap();
+        let mut c = ContactData { archived: true, ..Default::default() };
+        c.apply(&w.patch, Protected::default(), Unarchive::No);
+        assert!(c.archived);
+        c.apply(&w.patch, Protected::default(), Unarchive::Yes);
+        assert!(!c.archived);
+    }
+
+    #[test]
+    fn protected_keys_are_not_rewritten() {
+        let w = parse(&[("crm_id", "NEW"), ("phone", "6175550199"), ("first_name", "B")]).unwrap();
+        let mut c = ContactData { crm_id: Some("OLD".into()), phone: Some(Phone::parse("6175550101").unwrap()), ..Default::default() };
+        c.apply(&w.patch, Protected { keys: true }, Unarchive::Yes);
+        assert_eq!(c.crm_id.as_deref(), Some("OLD"));
+        assert_eq!(c.phone.as_ref().unwrap().as_str(), "+16175550101");
+        assert_eq!(c.first_name.as_deref(), Some("B"));
+    }
+
+    #[test]
+    fn custom_field_names() {
+        assert!(validate_custom_field_name("graduation_year").is_ok());
+        for bad in ["", "Grad", "1st", "first_name", "id", "archived", "a-b"] {
+            assert!(validate_custom_field_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parsing_never_panics(name in "[a-z_]{1,12}", value in ".{0,40}") {
+            let _ = ContactWrite::parse(&schema(), [(name.as_str(), Raw::Str(&value))]);
+        }
+
+        #[test]
+        fn blank_strings_always_skip(ws in "[ \t]{0,5}") {
+            let w = ContactWrite::parse(&schema(), [("first_name", Raw::Str(&ws)), ("gpa", Raw::Str(&ws))]).unwrap();
+            proptest::prop_assert!(w.patch.is_empty());
+        }
+    }
+}

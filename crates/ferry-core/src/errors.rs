@@ -1,0 +1,84 @@
+//! The error dictionary: every code a person can meet in an API answer, an import report or
+//! the Sync Log, what it means and what to do next.
+
+/// One entry of the error dictionary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ErrorCode {
+    pub code: &'static str,
+    pub meaning: &'static str,
+    pub next_step: &'static str,
+}
+
+macro_rules! dictionary {
+    ($($code:literal => $meaning:literal, $next:literal;)+) => {
+        /// Every user-facing error code, sorted by code.
+        pub const DICTIONARY: &[ErrorCode] = &[$(ErrorCode { code: $code, meaning: $meaning, next_step: $next }),+];
+    };
+}
+
+dictionary! {
+    "bad_request" => "The request could not be read (malformed JSON, a wrong content type, or a bad query parameter).", "Check the request against the API's OpenAPI document at /api/openapi.json.";
+    "conflict" => "The change clashes with existing data (for example a slug or field name that is taken).", "Choose another value, or change the existing record.";
+    "crm_id_in_use" => "The CRM ID being written already belongs to another contact.", "Find the other contact by CRM ID, and correct or clear (UNSET) one of them.";
+    "csrf_failed" => "The form was not sent from a Ferry page of this session.", "Reload the page and submit again.";
+    "duplicate_column" => "A CSV file names the same column twice.", "Remove the repeated column from the header row.";
+    "forbidden" => "Your role does not allow this (settings and integrations are admin-only).", "Ask an admin of the institution.";
+    "invalid_boolean" => "A yes/no field has a value that is not yes/no.", "Use true/false, yes/no, y/n or 1/0.";
+    "invalid_date" => "A date field has a value that is not a date.", "Use YYYY-MM-DD (2026-09-01) or MM/DD/YYYY (09/01/2026).";
+    "invalid_email" => "An email field has a value that is not an email address.", "Correct the address in the source record, or leave it blank to skip it.";
+    "invalid_encoding" => "The file is not UTF-8 text.", "Save the file as CSV UTF-8 and upload it again.";
+    "invalid_number" => "A number field has a value that is not a number.", "Use digits with an optional decimal point, e.g. 3.75.";
+    "invalid_phone" => "A phone field has a value that is not a valid phone number.", "Use E.164 (+16175550101) or a 10-digit US number; correct the source record.";
+    "invalid_platform_id" => "The platform ID (id) is not a positive whole number.", "Use the id shown on the contact's page, or leave the column blank to match by CRM ID or phone.";
+    "invalid_text" => "A text value contains control characters.", "Remove non-printing characters from the value.";
+    "invalid_value" => "A value is not one of the allowed values for its field.", "Use one of the values the message lists.";
+    "match_conflict" => "The CRM ID and the phone point at different contacts, so the row was skipped.", "Decide which contact is right and correct the CRM ID or phone on the other one, then sync again.";
+    "missing_required_field" => "A new contact needs first name, last name and phone, and one of them is missing.", "Add the missing value to the source record (or map the field), then sync again.";
+    "not_found" => "The record does not exist in this institution.", "Check the id; records of other institutions are not visible.";
+    "payload_too_large" => "The request body is larger than Ferry accepts.", "Send fewer records per request, or split the file.";
+    "phone_in_use" => "The phone number being written already belongs to another contact.", "Find the other contact by phone, and correct or clear (UNSET) one of them.";
+    "platform_id_not_found" => "The row names a platform ID that no contact of this institution has.", "Check the id, or leave it blank so the row matches by CRM ID or phone.";
+    "ragged_row" => "A CSV row has a different number of cells than the header row.", "Fix the row's quoting or separators so it has one cell per column.";
+    "read_only_field" => "The field cannot be written this way.", "Remove the field from the request.";
+    "too_many_requests" => "Too many failed sign-in attempts.", "Wait a minute and try again.";
+    "unauthorized" => "No valid session or API token was given.", "Sign in, or send Authorization: Bearer <token>.";
+    "unknown_field" => "A field or column name is not a contact field of this institution.", "Check the spelling, or define the custom field first under Settings > Custom fields.";
+    "unset_not_allowed" => "UNSET was used on a field it cannot clear.", "UNSET clears custom fields, first name, last name, preferred name, phone, enrollment ID and CRM ID only.";
+    "unsupported_media_type" => "The request's Content-Type is not the one this endpoint takes.", "Send application/json, or text/csv for imports.";
+    "value_too_long" => "A value is longer than the field allows.", "Shorten the value (names and IDs: 255 characters; custom text: 4,000).";
+}
+
+/// Looks up a code.
+pub fn lookup(code: &str) -> Option<&'static ErrorCode> {
+    DICTIONARY.binary_search_by(|e| e.code.cmp(code)).ok().map(|i| &DICTIONARY[i])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sorted_and_unique() {
+        assert!(DICTIONARY.windows(2).all(|w| w[0].code < w[1].code));
+        assert!(lookup("match_conflict").is_some());
+        assert!(lookup("nope").is_none());
+    }
+
+    #[test]
+    fn every_core_code_is_listed() {
+        use crate::matching::MatchError;
+        let codes = [
+            MatchError::PlatformIdNotFound(1).code(),
+            MatchError::PhoneInUse(1).code(),
+            MatchError::CrmIdInUse(1).code(),
+            MatchError::KeysPointAtDifferentContacts { crm_contact: 1, phone_contact: 2 }.code(),
+        ];
+        for code in codes {
+            assert!(lookup(code).is_some(), "{code} is missing from the dictionary");
+        }
+        // Field errors: every code parse_typed and ContactWrite::parse can produce.
+        for code in ["unknown_field", "invalid_phone", "invalid_email", "invalid_number", "invalid_date", "invalid_boolean", "invalid_text", "value_too_long", "unset_not_allowed", "missing_required_field", "read_only_field", "invalid_platform_id"] {
+            assert!(lookup(code).is_some(), "{code} is missing from the dictionary");
+        }
+    }
+}
