@@ -107,16 +107,33 @@ pub struct CustomFieldDef {
 pub fn validate_custom_field_name(name: &str) -> Result<(), String> {
     let mut chars = name.chars();
     let starts = chars.next().is_some_and(|c| c.is_ascii_lowercase());
-    if !starts || name.len() > 64 || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
-        return Err(format!("{name:?} is not a valid field name: use lower-case letters, digits and underscores, starting with a letter (at most 64)"));
+    if !starts
+        || name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        return Err(format!(
+            "{name:?} is not a valid field name: use lower-case letters, digits and underscores, starting with a letter (at most 64)"
+        ));
     }
-    if name.parse::<DefaultField>().is_ok() || name == PLATFORM_ID_FIELD || RESERVED_NAMES.contains(&name) {
+    if name.parse::<DefaultField>().is_ok()
+        || name == PLATFORM_ID_FIELD
+        || RESERVED_NAMES.contains(&name)
+    {
         return Err(format!("{name:?} is the name of a built-in field"));
     }
     Ok(())
 }
 
-const RESERVED_NAMES: &[&str] = &["archived", "created_at", "updated_at", "change_seq", "custom", "institution_id"];
+const RESERVED_NAMES: &[&str] = &[
+    "archived",
+    "created_at",
+    "updated_at",
+    "change_seq",
+    "custom",
+    "institution_id",
+];
 
 /// What a write does to one field.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -153,7 +170,11 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: &str, code: &'static str, message: impl Into<String>) -> Self {
-        FieldError { field: field.to_string(), code, message: message.into() }
+        FieldError {
+            field: field.to_string(),
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -174,7 +195,9 @@ impl<'a> Raw<'a> {
             Value::String(s) => Raw::Str(s),
             Value::Bool(b) => Raw::Bool(*b),
             Value::Number(n) => Raw::Number(n.as_f64().ok_or("number out of range")?),
-            Value::Array(_) | Value::Object(_) => return Err("a list or object is not a field value"),
+            Value::Array(_) | Value::Object(_) => {
+                return Err("a list or object is not a field value");
+            }
         })
     }
 }
@@ -203,7 +226,9 @@ pub struct FieldSchema {
 
 impl FieldSchema {
     pub fn new(defs: impl IntoIterator<Item = CustomFieldDef>) -> Self {
-        FieldSchema { custom: defs.into_iter().map(|d| (d.name.clone(), d)).collect() }
+        FieldSchema {
+            custom: defs.into_iter().map(|d| (d.name.clone(), d)).collect(),
+        }
     }
 
     pub fn custom(&self, name: &str) -> Option<&CustomFieldDef> {
@@ -222,7 +247,9 @@ impl FieldSchema {
         if let Ok(d) = name.parse::<DefaultField>() {
             return Some(FieldRef::Default(d));
         }
-        self.custom.get(name).map(|d| FieldRef::Custom(d.name.clone(), d.kind))
+        self.custom
+            .get(name)
+            .map(|d| FieldRef::Custom(d.name.clone(), d.kind))
     }
 }
 
@@ -237,9 +264,20 @@ pub enum FieldRef {
 impl ContactPatch {
     /// Applies one raw value to the patch, with the seed's blank and `UNSET` rules and the
     /// field's type.
-    pub fn set_raw(&mut self, field: &FieldRef, name: &str, raw: Raw<'_>) -> Result<(), FieldError> {
+    pub fn set_raw(
+        &mut self,
+        field: &FieldRef,
+        name: &str,
+        raw: Raw<'_>,
+    ) -> Result<(), FieldError> {
         let (kind, clearable) = match field {
-            FieldRef::PlatformId => return Err(FieldError::new(name, "read_only_field", "the platform ID is a match key, not a field to write")),
+            FieldRef::PlatformId => {
+                return Err(FieldError::new(
+                    name,
+                    "read_only_field",
+                    "the platform ID is a match key, not a field to write",
+                ));
+            }
             FieldRef::Default(d) => (d.kind(), d.clearable()),
             FieldRef::Custom(_, k) => (*k, true),
         };
@@ -247,9 +285,20 @@ impl ContactPatch {
             Classified::Skip => return Ok(()),
             Classified::Unset if clearable => Patch::Clear,
             Classified::Unset => {
-                return Err(FieldError::new(name, "unset_not_allowed", format!("UNSET cannot clear {name}; it clears custom fields, first name, last name, preferred name, phone, enrollment ID and CRM ID")));
+                return Err(FieldError::new(
+                    name,
+                    "unset_not_allowed",
+                    format!(
+                        "UNSET cannot clear {name}; it clears custom fields, first name, last name, preferred name, phone, enrollment ID and CRM ID"
+                    ),
+                ));
             }
-            Classified::Value(raw) => Patch::Set(parse_typed(name, kind, raw, matches!(field, FieldRef::Custom(..)))?),
+            Classified::Value(raw) => Patch::Set(parse_typed(
+                name,
+                kind,
+                raw,
+                matches!(field, FieldRef::Custom(..)),
+            )?),
         };
         match field {
             FieldRef::PlatformId => unreachable!("returned above"),
@@ -262,10 +311,18 @@ impl ContactPatch {
                 DefaultField::PreferredName => self.preferred_name = typed.map_text(),
                 DefaultField::EnrollmentId => self.enrollment_id = typed.map_text(),
                 DefaultField::CrmId => self.crm_id = typed.map_text(),
-                DefaultField::Phone => self.phone = typed.map_with(|v| Phone::from_trusted(text_of(v))),
-                DefaultField::Email => self.email = typed.map_with(|v| Email::from_trusted(text_of(v))),
-                DefaultField::OptIn => self.opt_in = typed.map_with(|v| v.as_bool().unwrap_or(false)),
-                DefaultField::TestUser => self.test_user = typed.map_with(|v| v.as_bool().unwrap_or(false)),
+                DefaultField::Phone => {
+                    self.phone = typed.map_with(|v| Phone::from_trusted(text_of(v)))
+                }
+                DefaultField::Email => {
+                    self.email = typed.map_with(|v| Email::from_trusted(text_of(v)))
+                }
+                DefaultField::OptIn => {
+                    self.opt_in = typed.map_with(|v| v.as_bool().unwrap_or(false))
+                }
+                DefaultField::TestUser => {
+                    self.test_user = typed.map_with(|v| v.as_bool().unwrap_or(false))
+                }
             },
         }
         Ok(())
@@ -313,7 +370,12 @@ fn classify(raw: Raw<'_>) -> Classified<'_> {
 }
 
 /// Parses a non-blank value by type into its normalised JSON form.
-pub fn parse_typed(name: &str, kind: FieldKind, raw: Raw<'_>, custom: bool) -> Result<Value, FieldError> {
+pub fn parse_typed(
+    name: &str,
+    kind: FieldKind,
+    raw: Raw<'_>,
+    custom: bool,
+) -> Result<Value, FieldError> {
     let text = |raw: Raw<'_>| -> Result<String, FieldError> {
         match raw {
             Raw::Str(s) => Ok(s.trim().to_string()),
@@ -325,46 +387,90 @@ pub fn parse_typed(name: &str, kind: FieldKind, raw: Raw<'_>, custom: bool) -> R
     match kind {
         FieldKind::Text => {
             let s = text(raw)?;
-            let max = if custom { MAX_LONG_TEXT } else { MAX_SHORT_TEXT };
+            let max = if custom {
+                MAX_LONG_TEXT
+            } else {
+                MAX_SHORT_TEXT
+            };
             if s.chars().count() > max {
-                return Err(FieldError::new(name, "value_too_long", format!("at most {max} characters")));
+                return Err(FieldError::new(
+                    name,
+                    "value_too_long",
+                    format!("at most {max} characters"),
+                ));
             }
-            if s.chars().any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r') {
-                return Err(FieldError::new(name, "invalid_text", "control characters are not allowed"));
+            if s.chars()
+                .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
+            {
+                return Err(FieldError::new(
+                    name,
+                    "invalid_text",
+                    "control characters are not allowed",
+                ));
             }
             Ok(Value::String(s))
         }
         FieldKind::Phone => {
             let s = text(raw)?;
-            crate::phone::Phone::parse(&s).map(|p| Value::String(p.into_string())).map_err(|e| FieldError::new(name, "invalid_phone", e.to_string()))
+            crate::phone::Phone::parse(&s)
+                .map(|p| Value::String(p.into_string()))
+                .map_err(|e| FieldError::new(name, "invalid_phone", e.to_string()))
         }
         FieldKind::Email => {
             let s = text(raw)?;
-            Email::parse(&s).map(|e| Value::String(e.as_str().to_string())).map_err(|e| FieldError::new(name, "invalid_email", e.to_string()))
+            Email::parse(&s)
+                .map(|e| Value::String(e.as_str().to_string()))
+                .map_err(|e| FieldError::new(name, "invalid_email", e.to_string()))
         }
         FieldKind::Boolean => match raw {
             Raw::Bool(b) => Ok(Value::Bool(b)),
             Raw::Number(n) if n == 0.0 || n == 1.0 => Ok(Value::Bool(n == 1.0)),
-            Raw::Str(s) => parse_bool(s.trim()).map(Value::Bool).ok_or_else(|| FieldError::new(name, "invalid_boolean", format!("{s:?} is not a yes/no value (use true/false, yes/no, y/n or 1/0)"))),
-            _ => Err(FieldError::new(name, "invalid_boolean", "not a yes/no value (use true/false, yes/no, y/n or 1/0)")),
+            Raw::Str(s) => parse_bool(s.trim()).map(Value::Bool).ok_or_else(|| {
+                FieldError::new(
+                    name,
+                    "invalid_boolean",
+                    format!("{s:?} is not a yes/no value (use true/false, yes/no, y/n or 1/0)"),
+                )
+            }),
+            _ => Err(FieldError::new(
+                name,
+                "invalid_boolean",
+                "not a yes/no value (use true/false, yes/no, y/n or 1/0)",
+            )),
         },
         FieldKind::Number => {
             let n = match raw {
                 Raw::Number(n) => n,
-                Raw::Str(s) => s.trim().replace(',', "").parse::<f64>().map_err(|_| FieldError::new(name, "invalid_number", format!("{s:?} is not a number")))?,
+                Raw::Str(s) => s.trim().replace(',', "").parse::<f64>().map_err(|_| {
+                    FieldError::new(name, "invalid_number", format!("{s:?} is not a number"))
+                })?,
                 _ => return Err(FieldError::new(name, "invalid_number", "not a number")),
             };
-            serde_json::Number::from_f64(n).map(Value::Number).ok_or_else(|| FieldError::new(name, "invalid_number", "not a finite number"))
+            serde_json::Number::from_f64(n)
+                .map(Value::Number)
+                .ok_or_else(|| FieldError::new(name, "invalid_number", "not a finite number"))
         }
         FieldKind::Date => {
             let s = text(raw)?;
-            parse_date(&s).map(|d| Value::String(d.to_string())).ok_or_else(|| FieldError::new(name, "invalid_date", format!("{s:?} is not a date (use YYYY-MM-DD or MM/DD/YYYY)")))
+            parse_date(&s)
+                .map(|d| Value::String(d.to_string()))
+                .ok_or_else(|| {
+                    FieldError::new(
+                        name,
+                        "invalid_date",
+                        format!("{s:?} is not a date (use YYYY-MM-DD or MM/DD/YYYY)"),
+                    )
+                })
         }
     }
 }
 
 fn format_number(n: f64) -> String {
-    if n.fract() == 0.0 && n.abs() < 1e15 { format!("{}", n as i64) } else { n.to_string() }
+    if n.fract() == 0.0 && n.abs() < 1e15 {
+        format!("{}", n as i64)
+    } else {
+        n.to_string()
+    }
 }
 
 fn parse_bool(s: &str) -> Option<bool> {
@@ -437,7 +543,11 @@ impl ContactData {
             (DefaultField::Phone, patch.phone.as_set().is_some()),
         ] {
             if !ok {
-                return Err(FieldError::new(field.as_str(), "missing_required_field", format!("{} is required for a new contact", field.label())));
+                return Err(FieldError::new(
+                    field.as_str(),
+                    "missing_required_field",
+                    format!("{} is required for a new contact", field.label()),
+                ));
             }
         }
         let mut data = ContactData::default();
@@ -480,11 +590,19 @@ impl ContactData {
 
     /// The name to show: preferred name, else first name, with the last name.
     pub fn display_name(&self) -> String {
-        let first = self.preferred_name.as_deref().or(self.first_name.as_deref()).unwrap_or("");
+        let first = self
+            .preferred_name
+            .as_deref()
+            .or(self.first_name.as_deref())
+            .unwrap_or("");
         let last = self.last_name.as_deref().unwrap_or("");
         let name = format!("{first} {last}");
         let name = name.trim();
-        if name.is_empty() { "(no name)".to_string() } else { name.to_string() }
+        if name.is_empty() {
+            "(no name)".to_string()
+        } else {
+            name.to_string()
+        }
     }
 }
 
@@ -511,18 +629,33 @@ pub struct ContactWrite {
 impl ContactWrite {
     /// Parses named raw values (a CSV row, a JSON object, a mapped CRM record).
     /// Unknown names are refused; every field error is returned, not just the first.
-    pub fn parse<'a>(schema: &FieldSchema, values: impl IntoIterator<Item = (&'a str, Raw<'a>)>) -> Result<ContactWrite, Vec<FieldError>> {
+    pub fn parse<'a>(
+        schema: &FieldSchema,
+        values: impl IntoIterator<Item = (&'a str, Raw<'a>)>,
+    ) -> Result<ContactWrite, Vec<FieldError>> {
         let mut write = ContactWrite::default();
         let mut errors = Vec::new();
         for (name, raw) in values {
             match schema.resolve(name) {
-                None => errors.push(FieldError::new(name, "unknown_field", format!("{name:?} is not a contact field"))),
+                None => errors.push(FieldError::new(
+                    name,
+                    "unknown_field",
+                    format!("{name:?} is not a contact field"),
+                )),
                 Some(FieldRef::PlatformId) => match classify(raw) {
                     Classified::Skip => {}
-                    Classified::Unset => errors.push(FieldError::new(name, "unset_not_allowed", "UNSET cannot clear the platform ID")),
+                    Classified::Unset => errors.push(FieldError::new(
+                        name,
+                        "unset_not_allowed",
+                        "UNSET cannot clear the platform ID",
+                    )),
                     Classified::Value(v) => match parse_platform_id(v) {
                         Some(id) => write.platform_id = Some(id),
-                        None => errors.push(FieldError::new(name, "invalid_platform_id", "the platform ID is a positive whole number")),
+                        None => errors.push(FieldError::new(
+                            name,
+                            "invalid_platform_id",
+                            "the platform ID is a positive whole number",
+                        )),
                     },
                 },
                 Some(field) => {
@@ -532,7 +665,11 @@ impl ContactWrite {
                 }
             }
         }
-        if errors.is_empty() { Ok(write) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(write)
+        } else {
+            Err(errors)
+        }
     }
 }
 
@@ -551,11 +688,31 @@ mod tests {
 
     fn schema() -> FieldSchema {
         FieldSchema::new([
-            CustomFieldDef { name: "gpa".into(), label: "GPA".into(), kind: FieldKind::Number },
-            CustomFieldDef { name: "start_date".into(), label: "Start".into(), kind: FieldKind::Date },
-            CustomFieldDef { name: "athlete".into(), label: "Athlete".into(), kind: FieldKind::Boolean },
-            CustomFieldDef { name: "parent_email".into(), label: "Parent email".into(), kind: FieldKind::Email },
-            CustomFieldDef { name: "major".into(), label: "Major".into(), kind: FieldKind::Text },
+            CustomFieldDef {
+                name: "gpa".into(),
+                label: "GPA".into(),
+                kind: FieldKind::Number,
+            },
+            CustomFieldDef {
+                name: "start_date".into(),
+                label: "Start".into(),
+                kind: FieldKind::Date,
+            },
+            CustomFieldDef {
+                name: "athlete".into(),
+                label: "Athlete".into(),
+                kind: FieldKind::Boolean,
+            },
+            CustomFieldDef {
+                name: "parent_email".into(),
+                label: "Parent email".into(),
+                kind: FieldKind::Email,
+            },
+            CustomFieldDef {
+                name: "major".into(),
+                label: "Major".into(),
+                kind: FieldKind::Text,
+            },
         ])
     }
 
@@ -573,12 +730,27 @@ mod tests {
 
     #[test]
     fn unset_clears_custom_and_the_listed_default_fields() {
-        let w = parse(&[("first_name", "UNSET"), ("last_name", "UNSET"), ("preferred_name", "UNSET"), ("phone", "UNSET"), ("enrollment_id", "UNSET"), ("crm_id", "UNSET"), ("gpa", "UNSET"), ("major", "UNSET")]).unwrap();
+        let w = parse(&[
+            ("first_name", "UNSET"),
+            ("last_name", "UNSET"),
+            ("preferred_name", "UNSET"),
+            ("phone", "UNSET"),
+            ("enrollment_id", "UNSET"),
+            ("crm_id", "UNSET"),
+            ("gpa", "UNSET"),
+            ("major", "UNSET"),
+        ])
+        .unwrap();
         assert_eq!(w.patch.first_name, Patch::Clear);
         assert_eq!(w.patch.phone, Patch::Clear);
         assert_eq!(w.patch.crm_id, Patch::Clear);
         assert_eq!(w.patch.custom["gpa"], Patch::Clear);
-        let mut data = ContactData { first_name: Some("A".into()), phone: Some(Phone::parse("6175550101").unwrap()), crm_id: Some("x".into()), ..Default::default() };
+        let mut data = ContactData {
+            first_name: Some("A".into()),
+            phone: Some(Phone::parse("6175550101").unwrap()),
+            crm_id: Some("x".into()),
+            ..Default::default()
+        };
         data.custom.insert("gpa".into(), serde_json::json!(3.5));
         data.apply(&w.patch, Protected::default(), Unarchive::No);
         assert_eq!(data.first_name, None);
@@ -604,18 +776,45 @@ mod tests {
 
     #[test]
     fn values_are_typed() {
-        let w = parse(&[("gpa", "3.75"), ("start_date", "9/1/2026"), ("athlete", "Yes"), ("parent_email", "P@Example.com"), ("phone", "(617) 555-0101"), ("opt_in", "true")]).unwrap();
+        let w = parse(&[
+            ("gpa", "3.75"),
+            ("start_date", "9/1/2026"),
+            ("athlete", "Yes"),
+            ("parent_email", "P@Example.com"),
+            ("phone", "(617) 555-0101"),
+            ("opt_in", "true"),
+        ])
+        .unwrap();
         assert_eq!(w.patch.custom["gpa"], Patch::Set(serde_json::json!(3.75)));
-        assert_eq!(w.patch.custom["start_date"], Patch::Set(serde_json::json!("2026-09-01")));
-        assert_eq!(w.patch.custom["athlete"], Patch::Set(serde_json::json!(true)));
-        assert_eq!(w.patch.custom["parent_email"], Patch::Set(serde_json::json!("P@example.com")));
+        assert_eq!(
+            w.patch.custom["start_date"],
+            Patch::Set(serde_json::json!("2026-09-01"))
+        );
+        assert_eq!(
+            w.patch.custom["athlete"],
+            Patch::Set(serde_json::json!(true))
+        );
+        assert_eq!(
+            w.patch.custom["parent_email"],
+            Patch::Set(serde_json::json!("P@example.com"))
+        );
         assert_eq!(w.patch.phone.as_set().unwrap().as_str(), "+16175550101");
         assert_eq!(w.patch.opt_in, Patch::Set(true));
     }
 
     #[test]
     fn every_bad_value_is_reported_with_its_field() {
-        let errs = parse(&[("gpa", "high"), ("start_date", "tomorrow"), ("athlete", "maybe"), ("parent_email", "nope"), ("phone", "12"), ("email", "x@"), ("favourite_colour", "blue"), ("id", "abc")]).unwrap_err();
+        let errs = parse(&[
+            ("gpa", "high"),
+            ("start_date", "tomorrow"),
+            ("athlete", "maybe"),
+            ("parent_email", "nope"),
+            ("phone", "12"),
+            ("email", "x@"),
+            ("favourite_colour", "blue"),
+            ("id", "abc"),
+        ])
+        .unwrap_err();
         let codes: Vec<(&str, &str)> = errs.iter().map(|e| (e.field.as_str(), e.code)).collect();
         assert_eq!(
             codes,
@@ -636,10 +835,26 @@ mod tests {
     fn new_contacts_need_first_last_and_phone() {
         let w = parse(&[("first_name", "Ana"), ("last_name", "Diaz")]).unwrap();
         let e = ContactData::create(&w.patch).unwrap_err();
-        assert_eq!((e.field.as_str(), e.code), ("phone", "missing_required_field"));
-        let w = parse(&[("first_name", "Ana"), ("last_name", "UNSET"), ("phone", "6175550101")]).unwrap();
-        assert_eq!(ContactData::create(&w.patch).unwrap_err().field, "last_name");
-        let w = parse(&[("first_name", "Ana"), ("last_name", "Diaz"), ("phone", "6175550101")]).unwrap();
+        assert_eq!(
+            (e.field.as_str(), e.code),
+            ("phone", "missing_required_field")
+        );
+        let w = parse(&[
+            ("first_name", "Ana"),
+            ("last_name", "UNSET"),
+            ("phone", "6175550101"),
+        ])
+        .unwrap();
+        assert_eq!(
+            ContactData::create(&w.patch).unwrap_err().field,
+            "last_name"
+        );
+        let w = parse(&[
+            ("first_name", "Ana"),
+            ("last_name", "Diaz"),
+            ("phone", "6175550101"),
+        ])
+        .unwrap();
         let c = ContactData::create(&w.patch).unwrap();
         assert_eq!(c.display_name(), "Ana Diaz");
         assert!(!c.archived);
@@ -648,7 +863,10 @@ mod tests {
     #[test]
     fn reimport_unarchives_but_an_edit_does_not() {
         let w = parse(&[("major", "Biology")]).unwrap();
-        let mut c = ContactData { archived: true, ..Default::default() };
+        let mut c = ContactData {
+            archived: true,
+            ..Default::default()
+        };
         c.apply(&w.patch, Protected::default(), Unarchive::No);
         assert!(c.archived);
         c.apply(&w.patch, Protected::default(), Unarchive::Yes);
@@ -657,8 +875,17 @@ mod tests {
 
     #[test]
     fn protected_keys_are_not_rewritten() {
-        let w = parse(&[("crm_id", "NEW"), ("phone", "6175550199"), ("first_name", "B")]).unwrap();
-        let mut c = ContactData { crm_id: Some("OLD".into()), phone: Some(Phone::parse("6175550101").unwrap()), ..Default::default() };
+        let w = parse(&[
+            ("crm_id", "NEW"),
+            ("phone", "6175550199"),
+            ("first_name", "B"),
+        ])
+        .unwrap();
+        let mut c = ContactData {
+            crm_id: Some("OLD".into()),
+            phone: Some(Phone::parse("6175550101").unwrap()),
+            ..Default::default()
+        };
         c.apply(&w.patch, Protected { keys: true }, Unarchive::Yes);
         assert_eq!(c.crm_id.as_deref(), Some("OLD"));
         assert_eq!(c.phone.as_ref().unwrap().as_str(), "+16175550101");

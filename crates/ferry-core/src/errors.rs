@@ -50,7 +50,10 @@ dictionary! {
 
 /// Looks up a code.
 pub fn lookup(code: &str) -> Option<&'static ErrorCode> {
-    DICTIONARY.binary_search_by(|e| e.code.cmp(code)).ok().map(|i| &DICTIONARY[i])
+    DICTIONARY
+        .binary_search_by(|e| e.code.cmp(code))
+        .ok()
+        .map(|i| &DICTIONARY[i])
 }
 
 #[cfg(test)]
@@ -71,14 +74,37 @@ mod tests {
             MatchError::PlatformIdNotFound(1).code(),
             MatchError::PhoneInUse(1).code(),
             MatchError::CrmIdInUse(1).code(),
-            MatchError::KeysPointAtDifferentContacts { crm_contact: 1, phone_contact: 2 }.code(),
+            MatchError::KeysPointAtDifferentContacts {
+                crm_contact: 1,
+                phone_contact: 2,
+            }
+            .code(),
         ];
         for code in codes {
-            assert!(lookup(code).is_some(), "{code} is missing from the dictionary");
+            assert!(
+                lookup(code).is_some(),
+                "{code} is missing from the dictionary"
+            );
         }
         // Field errors: every code parse_typed and ContactWrite::parse can produce.
-        for code in ["unknown_field", "invalid_phone", "invalid_email", "invalid_number", "invalid_date", "invalid_boolean", "invalid_text", "value_too_long", "unset_not_allowed", "missing_required_field", "read_only_field", "invalid_platform_id"] {
-            assert!(lookup(code).is_some(), "{code} is missing from the dictionary");
+        for code in [
+            "unknown_field",
+            "invalid_phone",
+            "invalid_email",
+            "invalid_number",
+            "invalid_date",
+            "invalid_boolean",
+            "invalid_text",
+            "value_too_long",
+            "unset_not_allowed",
+            "missing_required_field",
+            "read_only_field",
+            "invalid_platform_id",
+        ] {
+            assert!(
+                lookup(code).is_some(),
+                "{code} is missing from the dictionary"
+            );
         }
     }
 }

@@ -4,11 +4,11 @@
 //! connectors call these functions so that a rule lives in exactly one place.
 
 pub mod contact;
+pub mod email;
 pub mod errors;
 pub mod matching;
 pub mod message;
 pub mod phone;
-pub mod email;
 pub mod run;
 pub mod schedule;
 pub mod tenancy;

@@ -47,7 +47,11 @@ pub enum MatchedBy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
     /// Update this contact, leaving the protected fields alone.
-    Update { id: ContactId, by: MatchedBy, protected: Protected },
+    Update {
+        id: ContactId,
+        by: MatchedBy,
+        protected: Protected,
+    },
     /// Create a new contact.
     Create,
 }
@@ -58,7 +62,10 @@ pub enum MatchError {
     #[error("no contact has platform ID {0}")]
     PlatformIdNotFound(ContactId),
     #[error("CRM ID and phone point at different contacts ({crm_contact} and {phone_contact})")]
-    KeysPointAtDifferentContacts { crm_contact: ContactId, phone_contact: ContactId },
+    KeysPointAtDifferentContacts {
+        crm_contact: ContactId,
+        phone_contact: ContactId,
+    },
     #[error("contact {contact} has this CRM ID but a different phone")]
     CrmIdMatchHasDifferentPhone { contact: ContactId },
     #[error("contact {contact} has this phone but a different CRM ID")]
@@ -74,7 +81,9 @@ impl MatchError {
     pub fn code(&self) -> &'static str {
         match self {
             MatchError::PlatformIdNotFound(_) => "platform_id_not_found",
-            MatchError::KeysPointAtDifferentContacts { .. } | MatchError::CrmIdMatchHasDifferentPhone { .. } | MatchError::PhoneMatchHasDifferentCrmId { .. } => "match_conflict",
+            MatchError::KeysPointAtDifferentContacts { .. }
+            | MatchError::CrmIdMatchHasDifferentPhone { .. }
+            | MatchError::PhoneMatchHasDifferentCrmId { .. } => "match_conflict",
             MatchError::PhoneInUse(_) => "phone_in_use",
             MatchError::CrmIdInUse(_) => "crm_id_in_use",
         }
@@ -84,7 +93,9 @@ impl MatchError {
 /// Decides what one incoming write does, given what the store found for its keys.
 pub fn decide(keys: MatchKeys<'_>, found: Found<'_>) -> Result<Decision, MatchError> {
     if let Some(pid) = keys.platform_id {
-        let target = found.by_platform_id.ok_or(MatchError::PlatformIdNotFound(pid))?;
+        let target = found
+            .by_platform_id
+            .ok_or(MatchError::PlatformIdNotFound(pid))?;
         // Every field may change, but a new phone or CRM ID must not belong to someone else.
         if let Some(other) = found.by_phone.filter(|c| c.id != target.id) {
             return Err(MatchError::PhoneInUse(other.id));
@@ -92,25 +103,60 @@ pub fn decide(keys: MatchKeys<'_>, found: Found<'_>) -> Result<Decision, MatchEr
         if let Some(other) = found.by_crm_id.filter(|c| c.id != target.id) {
             return Err(MatchError::CrmIdInUse(other.id));
         }
-        return Ok(Decision::Update { id: target.id, by: MatchedBy::PlatformId, protected: Protected::default() });
+        return Ok(Decision::Update {
+            id: target.id,
+            by: MatchedBy::PlatformId,
+            protected: Protected::default(),
+        });
     }
     let protected = Protected { keys: true };
     match (keys.crm_id, keys.phone) {
         (Some(crm), Some(phone)) => match (found.by_crm_id, found.by_phone) {
-            (Some(a), Some(b)) if a.id != b.id => Err(MatchError::KeysPointAtDifferentContacts { crm_contact: a.id, phone_contact: b.id }),
-            (Some(a), Some(_)) => Ok(Decision::Update { id: a.id, by: MatchedBy::CrmIdAndPhone, protected }),
+            (Some(a), Some(b)) if a.id != b.id => Err(MatchError::KeysPointAtDifferentContacts {
+                crm_contact: a.id,
+                phone_contact: b.id,
+            }),
+            (Some(a), Some(_)) => Ok(Decision::Update {
+                id: a.id,
+                by: MatchedBy::CrmIdAndPhone,
+                protected,
+            }),
             (Some(a), None) => match a.phone {
-                Some(p) if p != phone => Err(MatchError::CrmIdMatchHasDifferentPhone { contact: a.id }),
-                _ => Ok(Decision::Update { id: a.id, by: MatchedBy::CrmId, protected }),
+                Some(p) if p != phone => {
+                    Err(MatchError::CrmIdMatchHasDifferentPhone { contact: a.id })
+                }
+                _ => Ok(Decision::Update {
+                    id: a.id,
+                    by: MatchedBy::CrmId,
+                    protected,
+                }),
             },
             (None, Some(b)) => match b.crm_id {
-                Some(c) if c != crm => Err(MatchError::PhoneMatchHasDifferentCrmId { contact: b.id }),
-                _ => Ok(Decision::Update { id: b.id, by: MatchedBy::Phone, protected }),
+                Some(c) if c != crm => {
+                    Err(MatchError::PhoneMatchHasDifferentCrmId { contact: b.id })
+                }
+                _ => Ok(Decision::Update {
+                    id: b.id,
+                    by: MatchedBy::Phone,
+                    protected,
+                }),
             },
             (None, None) => Ok(Decision::Create),
         },
-        (Some(_), None) => Ok(found.by_crm_id.map_or(Decision::Create, |a| Decision::Update { id: a.id, by: MatchedBy::CrmId, protected })),
-        (None, Some(_)) => Ok(found.by_phone.map_or(Decision::Create, |b| Decision::Update { id: b.id, by: MatchedBy::Phone, protected })),
+        (Some(_), None) => Ok(found
+            .by_crm_id
+            .map_or(Decision::Create, |a| Decision::Update {
+                id: a.id,
+                by: MatchedBy::CrmId,
+                protected,
+            })),
+        (None, Some(_)) => Ok(found
+            .by_phone
+            .map_or(Decision::Create, |b| Decision::Update {
+                id: b.id,
+                by: MatchedBy::Phone,
+                protected,
+            })),
         (None, None) => Ok(Decision::Create),
     }
 }
@@ -127,9 +173,23 @@ mod tests {
     fn table() {
         let p1 = phone("6175550101");
         let p2 = phone("6175550102");
-        let c = |id, crm: Option<&'static str>, ph: Option<&Phone>| Some(Candidate { id, crm_id: crm, phone: ph.map(|p| leak(p)) });
-        let keys = |pid, crm, ph: Option<&Phone>| MatchKeys { platform_id: pid, crm_id: crm, phone: ph.map(leak) };
-        let found = |pid, crm, ph| Found { by_platform_id: pid, by_crm_id: crm, by_phone: ph };
+        let c = |id, crm: Option<&'static str>, ph: Option<&Phone>| {
+            Some(Candidate {
+                id,
+                crm_id: crm,
+                phone: ph.map(|p| leak(p)),
+            })
+        };
+        let keys = |pid, crm, ph: Option<&Phone>| MatchKeys {
+            platform_id: pid,
+            crm_id: crm,
+            phone: ph.map(leak),
+        };
+        let found = |pid, crm, ph| Found {
+            by_platform_id: pid,
+            by_crm_id: crm,
+            by_phone: ph,
+        };
         let prot = Protected { keys: true };
         let open = Protected::default();
         let upd = |id, by, protected| Ok(Decision::Update { id, by, protected });
@@ -166,7 +226,13 @@ mod tests {
 
     #[test]
     fn codes() {
-        assert_eq!(MatchError::PlatformIdNotFound(1).code(), "platform_id_not_found");
-        assert_eq!(MatchError::CrmIdMatchHasDifferentPhone { contact: 1 }.code(), "match_conflict");
+        assert_eq!(
+            MatchError::PlatformIdNotFound(1).code(),
+            "platform_id_not_found"
+        );
+        assert_eq!(
+            MatchError::CrmIdMatchHasDifferentPhone { contact: 1 }.code(),
+            "match_conflict"
+        );
     }
 }

@@ -9,7 +9,9 @@ pub struct Phone(String);
 
 /// Why a phone number was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{input:?} is not a valid phone number (use E.164 like +16175550101, or a 10-digit US number)")]
+#[error(
+    "{input:?} is not a valid phone number (use E.164 like +16175550101, or a 10-digit US number)"
+)]
 pub struct PhoneError {
     pub input: String,
 }
@@ -18,7 +20,9 @@ impl Phone {
     /// Parses a phone number as a person would type it; numbers without a country code are
     /// taken as US numbers. Formatting characters (spaces, dots, dashes, parentheses) are ignored.
     pub fn parse(input: &str) -> Result<Phone, PhoneError> {
-        let err = || PhoneError { input: input.to_string() };
+        let err = || PhoneError {
+            input: input.to_string(),
+        };
         let trimmed = input.trim();
         if trimmed.is_empty() || trimmed.len() > 40 {
             return Err(err());
@@ -26,11 +30,14 @@ impl Phone {
         if let Some(fast) = nanp_fast_path(trimmed) {
             return Ok(Phone(fast));
         }
-        let parsed = phonenumber::parse(Some(phonenumber::country::Id::US), trimmed).map_err(|_| err())?;
+        let parsed =
+            phonenumber::parse(Some(phonenumber::country::Id::US), trimmed).map_err(|_| err())?;
         if !phonenumber::is_valid(&parsed) {
             return Err(err());
         }
-        Ok(Phone(parsed.format().mode(phonenumber::Mode::E164).to_string()))
+        Ok(Phone(
+            parsed.format().mode(phonenumber::Mode::E164).to_string(),
+        ))
     }
 
     /// Wraps a value that was stored by Ferry and so is known to be E.164 already.
@@ -113,21 +120,21 @@ const US_AREA_CODES: &[u16] = &[
     201, 202, 203, 205, 206, 207, 208, 209, 210, 212, 213, 214, 215, 216, 217, 218, 219, 220, 223,
     224, 225, 227, 228, 229, 231, 234, 239, 240, 248, 251, 252, 253, 254, 256, 260, 262, 267, 269,
     270, 272, 276, 279, 281, 301, 302, 303, 304, 305, 307, 308, 309, 310, 312, 313, 314, 315, 316,
-    317, 318, 319, 320, 321, 323, 325, 326, 330, 331, 332, 334, 336, 337, 339, 341, 346, 347,
-    350, 351, 352, 360, 361, 364, 380, 385, 386, 401, 402, 404, 405, 406, 407, 408, 409, 410, 412,
-    413, 414, 415, 417, 419, 423, 424, 425, 430, 432, 434, 435, 440, 442, 443, 445, 447, 448, 458,
-    463, 464, 469, 470, 475, 478, 479, 480, 484, 501, 502, 503, 504, 505, 507, 508, 509, 510, 512,
-    513, 515, 516, 517, 518, 520, 530, 531, 534, 539, 540, 541, 551, 557, 559, 561, 562, 563, 564,
-    567, 570, 571, 572, 573, 574, 575, 580, 582, 585, 586, 601, 602, 603, 605, 606, 607, 608, 609,
-    610, 612, 614, 615, 616, 617, 618, 619, 620, 623, 626, 628, 629, 630, 631, 636, 640, 641, 646,
-    650, 651, 656, 657, 659, 660, 661, 662, 667, 669, 678, 680, 681, 682, 689, 701, 702, 703, 704,
-    706, 707, 708, 712, 713, 714, 715, 716, 717, 718, 719, 720, 724, 725, 726, 727, 731, 732, 734,
-    737, 740, 743, 747, 754, 757, 760, 762, 763, 765, 769, 770, 772, 773, 774, 775, 779, 781, 785,
-    786, 801, 802, 803, 804, 805, 806, 808, 810, 812, 813, 814, 815, 816, 817, 818, 820, 826, 828,
-    830, 831, 832, 835, 838, 839, 840, 843, 845, 847, 848, 850, 854, 856, 857, 858, 859, 860, 862,
-    863, 864, 865, 870, 872, 878, 901, 903, 904, 906, 907, 908, 909, 910, 912, 913, 914, 915, 916,
-    917, 918, 919, 920, 925, 928, 929, 930, 931, 934, 936, 937, 938, 940, 941, 943, 945, 947, 948,
-    949, 951, 952, 954, 956, 959, 970, 971, 972, 973, 978, 979, 980, 984, 985, 986, 989,
+    317, 318, 319, 320, 321, 323, 325, 326, 330, 331, 332, 334, 336, 337, 339, 341, 346, 347, 350,
+    351, 352, 360, 361, 364, 380, 385, 386, 401, 402, 404, 405, 406, 407, 408, 409, 410, 412, 413,
+    414, 415, 417, 419, 423, 424, 425, 430, 432, 434, 435, 440, 442, 443, 445, 447, 448, 458, 463,
+    464, 469, 470, 475, 478, 479, 480, 484, 501, 502, 503, 504, 505, 507, 508, 509, 510, 512, 513,
+    515, 516, 517, 518, 520, 530, 531, 534, 539, 540, 541, 551, 557, 559, 561, 562, 563, 564, 567,
+    570, 571, 572, 573, 574, 575, 580, 582, 585, 586, 601, 602, 603, 605, 606, 607, 608, 609, 610,
+    612, 614, 615, 616, 617, 618, 619, 620, 623, 626, 628, 629, 630, 631, 636, 640, 641, 646, 650,
+    651, 656, 657, 659, 660, 661, 662, 667, 669, 678, 680, 681, 682, 689, 701, 702, 703, 704, 706,
+    707, 708, 712, 713, 714, 715, 716, 717, 718, 719, 720, 724, 725, 726, 727, 731, 732, 734, 737,
+    740, 743, 747, 754, 757, 760, 762, 763, 765, 769, 770, 772, 773, 774, 775, 779, 781, 785, 786,
+    801, 802, 803, 804, 805, 806, 808, 810, 812, 813, 814, 815, 816, 817, 818, 820, 826, 828, 830,
+    831, 832, 835, 838, 839, 840, 843, 845, 847, 848, 850, 854, 856, 857, 858, 859, 860, 862, 863,
+    864, 865, 870, 872, 878, 901, 903, 904, 906, 907, 908, 909, 910, 912, 913, 914, 915, 916, 917,
+    918, 919, 920, 925, 928, 929, 930, 931, 934, 936, 937, 938, 940, 941, 943, 945, 947, 948, 949,
+    951, 952, 954, 956, 959, 970, 971, 972, 973, 978, 979, 980, 984, 985, 986, 989,
 ];
 
 #[cfg(test)]
@@ -136,20 +143,46 @@ mod tests {
 
     #[test]
     fn us_formats_become_e164() {
-        for input in ["(617) 555-0101", "617-555-0101", "617.555.0101", "6175550101", "+1 617 555 0101", "1 (617) 555-0101", " +16175550101 "] {
-            assert_eq!(Phone::parse(input).unwrap().as_str(), "+16175550101", "{input}");
+        for input in [
+            "(617) 555-0101",
+            "617-555-0101",
+            "617.555.0101",
+            "6175550101",
+            "+1 617 555 0101",
+            "1 (617) 555-0101",
+            " +16175550101 ",
+        ] {
+            assert_eq!(
+                Phone::parse(input).unwrap().as_str(),
+                "+16175550101",
+                "{input}"
+            );
         }
     }
 
     #[test]
     fn international_numbers_keep_their_country() {
-        assert_eq!(Phone::parse("+44 20 7946 0958").unwrap().as_str(), "+442079460958");
-        assert_eq!(Phone::parse("+1 416 555 0199").unwrap().as_str(), "+14165550199");
+        assert_eq!(
+            Phone::parse("+44 20 7946 0958").unwrap().as_str(),
+            "+442079460958"
+        );
+        assert_eq!(
+            Phone::parse("+1 416 555 0199").unwrap().as_str(),
+            "+14165550199"
+        );
     }
 
     #[test]
     fn garbage_is_refused() {
-        for input in ["", "   ", "hello", "555-0101", "123", "+1 111 555 0101", "12345678901234567890"] {
+        for input in [
+            "",
+            "   ",
+            "hello",
+            "555-0101",
+            "123",
+            "+1 111 555 0101",
+            "12345678901234567890",
+        ] {
             assert!(Phone::parse(input).is_err(), "{input:?} should be refused");
         }
     }
@@ -161,8 +194,14 @@ mod tests {
                 let input = format!("{code}{local}");
                 let fast = nanp_fast_path(&input).expect("fast path takes US numbers");
                 let full = phonenumber::parse(Some(phonenumber::country::Id::US), &input).unwrap();
-                assert!(phonenumber::is_valid(&full), "{input} should be valid for the metadata too");
-                assert_eq!(fast, full.format().mode(phonenumber::Mode::E164).to_string());
+                assert!(
+                    phonenumber::is_valid(&full),
+                    "{input} should be valid for the metadata too"
+                );
+                assert_eq!(
+                    fast,
+                    full.format().mode(phonenumber::Mode::E164).to_string()
+                );
             }
         }
     }

@@ -21,13 +21,19 @@ crate::string_enum! {
 impl RunStatus {
     /// Whether the run has ended.
     pub fn is_final(self) -> bool {
-        matches!(self, RunStatus::Success | RunStatus::Skipped | RunStatus::Failed)
+        matches!(
+            self,
+            RunStatus::Success | RunStatus::Skipped | RunStatus::Failed
+        )
     }
 
     /// Whether a run may move from `self` to `next`.
     pub fn can_become(self, next: RunStatus) -> bool {
         use RunStatus::*;
-        matches!((self, next), (Queued, Running) | (Running, Success | Skipped | Failed | Queued) | (Queued, Failed))
+        matches!(
+            (self, next),
+            (Queued, Running) | (Running, Success | Skipped | Failed | Queued) | (Queued, Failed)
+        )
     }
 
     /// The label Recent Runs shows.

@@ -38,7 +38,10 @@ impl Schedule {
     /// Checks the schedule's values.
     pub fn validate(&self) -> Result<(), ScheduleError> {
         match self {
-            Schedule::Blocks(blocks) => blocks.iter().find(|b| **b > 7).map_or(Ok(()), |b| Err(ScheduleError::BadBlock(*b))),
+            Schedule::Blocks(blocks) => blocks
+                .iter()
+                .find(|b| **b > 7)
+                .map_or(Ok(()), |b| Err(ScheduleError::BadBlock(*b))),
             Schedule::EveryMinutes(m) if (1..=1440).contains(m) => Ok(()),
             Schedule::EveryMinutes(_) => Err(ScheduleError::BadInterval),
         }
@@ -54,7 +57,8 @@ impl Schedule {
             }
             Schedule::Blocks(blocks) if blocks.is_empty() => None,
             Schedule::Blocks(blocks) => {
-                let tz = TimeZone::get(SCHEDULE_TIME_ZONE).expect("bundled tzdb has America/New_York");
+                let tz =
+                    TimeZone::get(SCHEDULE_TIME_ZONE).expect("bundled tzdb has America/New_York");
                 let today = now.to_zoned(tz.clone()).date();
                 let mut starts: Vec<u8> = blocks.clone();
                 starts.sort_unstable_by(|a, b| b.cmp(a));
@@ -62,14 +66,15 @@ impl Schedule {
                 let mut candidates = Vec::with_capacity(starts.len() * 2);
                 for day in [today, today.yesterday().ok()?] {
                     for b in &starts {
-                        if let Ok(z) = day.at(i8::try_from(b * 3).ok()?, 0, 0, 0).to_zoned(tz.clone()) {
+                        if let Ok(z) = day
+                            .at(i8::try_from(b * 3).ok()?, 0, 0, 0)
+                            .to_zoned(tz.clone())
+                        {
                             candidates.push(z.timestamp());
                         }
                     }
                 }
-                candidates
-                    .into_iter()
-                    .find(|start| *start <= now)
+                candidates.into_iter().find(|start| *start <= now)
             }
         }
     }
@@ -77,7 +82,10 @@ impl Schedule {
     /// The next slot start after `now`, for showing "next run" to people.
     pub fn next_slot(&self, now: Timestamp) -> Option<Timestamp> {
         if let Schedule::EveryMinutes(m) = self {
-            return self.latest_slot(now)?.checked_add((i64::from(*m) * 60).seconds()).ok();
+            return self
+                .latest_slot(now)?
+                .checked_add((i64::from(*m) * 60).seconds())
+                .ok();
         }
         let mut t = now;
         // Block starts are at least an hour apart; walking forward in hours finds the next one.
@@ -110,20 +118,38 @@ mod tests {
     fn blocks_in_eastern_time() {
         let s = Schedule::Blocks(vec![0]);
         // 2026-07-15 04:30Z is 00:30 EDT: the 12am block started at 04:00Z.
-        assert_eq!(s.latest_slot(ts("2026-07-15T04:30:00Z")), Some(ts("2026-07-15T04:00:00Z")));
+        assert_eq!(
+            s.latest_slot(ts("2026-07-15T04:30:00Z")),
+            Some(ts("2026-07-15T04:00:00Z"))
+        );
         // 2026-01-15 04:30Z is 23:30 EST the day before: the latest 12am block began at 05:00Z the previous day.
-        assert_eq!(s.latest_slot(ts("2026-01-15T04:30:00Z")), Some(ts("2026-01-14T05:00:00Z")));
+        assert_eq!(
+            s.latest_slot(ts("2026-01-15T04:30:00Z")),
+            Some(ts("2026-01-14T05:00:00Z"))
+        );
     }
 
     #[test]
     fn across_both_dst_changes() {
         let s = Schedule::Blocks(vec![0, 1]);
         // Spring forward 2026-03-08: 3am EDT = 07:00Z; midnight EST = 05:00Z.
-        assert_eq!(s.latest_slot(ts("2026-03-08T06:59:00Z")), Some(ts("2026-03-08T05:00:00Z")));
-        assert_eq!(s.latest_slot(ts("2026-03-08T07:00:00Z")), Some(ts("2026-03-08T07:00:00Z")));
+        assert_eq!(
+            s.latest_slot(ts("2026-03-08T06:59:00Z")),
+            Some(ts("2026-03-08T05:00:00Z"))
+        );
+        assert_eq!(
+            s.latest_slot(ts("2026-03-08T07:00:00Z")),
+            Some(ts("2026-03-08T07:00:00Z"))
+        );
         // Fall back 2026-11-01: midnight EDT = 04:00Z; 3am EST = 08:00Z (the block is 4 hours long).
-        assert_eq!(s.latest_slot(ts("2026-11-01T07:59:00Z")), Some(ts("2026-11-01T04:00:00Z")));
-        assert_eq!(s.latest_slot(ts("2026-11-01T08:00:00Z")), Some(ts("2026-11-01T08:00:00Z")));
+        assert_eq!(
+            s.latest_slot(ts("2026-11-01T07:59:00Z")),
+            Some(ts("2026-11-01T04:00:00Z"))
+        );
+        assert_eq!(
+            s.latest_slot(ts("2026-11-01T08:00:00Z")),
+            Some(ts("2026-11-01T08:00:00Z"))
+        );
     }
 
     #[test]
@@ -143,10 +169,19 @@ mod tests {
 
     #[test]
     fn no_blocks_never_runs_and_intervals_align() {
-        assert_eq!(Schedule::Blocks(vec![]).latest_slot(ts("2026-07-15T04:30:00Z")), None);
+        assert_eq!(
+            Schedule::Blocks(vec![]).latest_slot(ts("2026-07-15T04:30:00Z")),
+            None
+        );
         let s = Schedule::EveryMinutes(15);
-        assert_eq!(s.latest_slot(ts("2026-07-15T04:31:10Z")), Some(ts("2026-07-15T04:30:00Z")));
-        assert_eq!(s.next_slot(ts("2026-07-15T04:31:10Z")), Some(ts("2026-07-15T04:45:00Z")));
+        assert_eq!(
+            s.latest_slot(ts("2026-07-15T04:31:10Z")),
+            Some(ts("2026-07-15T04:30:00Z"))
+        );
+        assert_eq!(
+            s.next_slot(ts("2026-07-15T04:31:10Z")),
+            Some(ts("2026-07-15T04:45:00Z"))
+        );
         assert!(Schedule::EveryMinutes(0).validate().is_err());
         assert!(Schedule::Blocks(vec![8]).validate().is_err());
     }

@@ -13,7 +13,10 @@ crate::string_enum! {
 impl Role {
     /// Whether this role may do what `needed` requires.
     pub fn allows(self, needed: Role) -> bool {
-        matches!((self, needed), (Role::Admin, _) | (Role::Viewer, Role::Viewer))
+        matches!(
+            (self, needed),
+            (Role::Admin, _) | (Role::Viewer, Role::Viewer)
+        )
     }
 }
 
@@ -22,16 +25,27 @@ pub const DEFAULT_TIME_ZONE: &str = "America/New_York";
 
 /// Checks an institution slug: 2–63 characters of lower-case letters, digits and single hyphens.
 pub fn validate_slug(slug: &str) -> Result<(), String> {
-    let ok_chars = slug.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if !(2..=63).contains(&slug.len()) || !ok_chars || slug.starts_with('-') || slug.ends_with('-') || slug.contains("--") {
-        return Err(format!("{slug:?} is not a valid slug: use 2-63 lower-case letters, digits and single hyphens"));
+    let ok_chars = slug
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !(2..=63).contains(&slug.len())
+        || !ok_chars
+        || slug.starts_with('-')
+        || slug.ends_with('-')
+        || slug.contains("--")
+    {
+        return Err(format!(
+            "{slug:?} is not a valid slug: use 2-63 lower-case letters, digits and single hyphens"
+        ));
     }
     Ok(())
 }
 
 /// Checks that a time zone name is known (IANA names such as `America/Chicago`).
 pub fn validate_time_zone(tz: &str) -> Result<(), String> {
-    jiff::tz::TimeZone::get(tz).map(|_| ()).map_err(|_| format!("{tz:?} is not a known time zone (use an IANA name such as America/Chicago)"))
+    jiff::tz::TimeZone::get(tz).map(|_| ()).map_err(|_| {
+        format!("{tz:?} is not a known time zone (use an IANA name such as America/Chicago)")
+    })
 }
 
 #[cfg(test)]

@@ -1,1 +1,216 @@
-pub fn _x(){}
+//! Ferry's store: one implementation over SQLite (embedded default) and PostgreSQL.
+//!
+//! The queries are shared: both backends take `$N` placeholders, `RETURNING`, `ON CONFLICT`
+//! and partial unique indexes, so one set of SQL gives one behaviour. Where the dialects differ
+//! (the DDL, how a write transaction starts, `FOR UPDATE SKIP LOCKED`) the code branches on
+//! [`Backend`] in one visible place. The conformance tests in `tests/` run against both.
+
+mod auth;
+mod contacts;
+pub mod crypto;
+mod fields;
+mod import;
+mod integrations;
+mod messages;
+mod migrate;
+mod runs;
+mod synclog;
+mod util;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{Any, AnyPool, Executor, Transaction};
+
+pub use auth::{ApiToken, Institution, Membership, Principal, Session, User};
+pub use contacts::{
+    Applied, AppliedAction, ContactPage, ContactQuery, RowError, WriteKind, WriteOutcome,
+};
+pub use crypto::{MasterKey, SecretBox};
+pub use import::{CsvImport, ImportError, ImportReport, ImportRowError};
+pub use integrations::{Integration, IntegrationUpdate, NewIntegration};
+pub use messages::{Message, MessageQuery, NewMessage};
+pub use runs::{NewRun, Run, RunOutcome, RunQuery};
+pub use synclog::{NewSyncLog, SyncLogEntry, SyncLogQuery};
+
+/// Which database a store talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Errors of the store boundary.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness rule was broken (the message says which).
+    #[error("{0}")]
+    Conflict(String),
+    /// The input broke a rule the store checks (the message says which).
+    #[error("{field}: {message}")]
+    Invalid {
+        field: String,
+        code: &'static str,
+        message: String,
+    },
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://…")]
+    UnsupportedUrl(String),
+    #[error("secret could not be decrypted: {0}")]
+    Crypto(String),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+impl StoreError {
+    pub(crate) fn invalid(field: &str, code: &'static str, message: impl Into<String>) -> Self {
+        StoreError::Invalid {
+            field: field.to_string(),
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// Whether the error is a unique-constraint violation reported by the database.
+    pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+        matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The handle every part of Ferry uses to read and write state. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    backend: Backend,
+    /// Readers. On SQLite several connections read a WAL database concurrently.
+    read: AnyPool,
+    /// Writers. On SQLite a single connection, so that writes queue in-process instead of
+    /// failing with SQLITE_BUSY; on PostgreSQL the same pool as `read`.
+    write: AnyPool,
+    secrets: SecretBox,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The SQLite database file inside a data directory.
+pub fn default_sqlite_url(data_dir: &Path) -> String {
+    format!("sqlite://{}", data_dir.join("ferry.db").display())
+}
+
+impl Store {
+    /// Connects to `sqlite://PATH` (created if missing, WAL) or `postgres://…`. Does not migrate.
+    pub async fn connect(url: &str, secrets: SecretBox) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl(redact_url(url)));
+        };
+        let opts = match backend {
+            Backend::Sqlite => {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                let with_mode = if url.contains("mode=") {
+                    url.to_string()
+                } else {
+                    format!("{url}{sep}mode=rwc")
+                };
+                AnyConnectOptions::from_str(&with_mode)?
+            }
+            Backend::Postgres => AnyConnectOptions::from_str(url)?,
+        };
+        let (read, write) = match backend {
+            Backend::Sqlite => {
+                let pool = |max: u32| {
+                    AnyPoolOptions::new()
+                        .max_connections(max)
+                        .min_connections(1)
+                        .acquire_timeout(Duration::from_secs(30))
+                        .after_connect(|conn, _| {
+                            Box::pin(async move {
+                                conn.execute(
+                                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+                                     PRAGMA busy_timeout = 10000; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;",
+                                )
+                                .await?;
+                                Ok(())
+                            })
+                        })
+                };
+                let write = pool(1).connect_with(opts.clone()).await?;
+                let read = pool(4).connect_with(opts).await?;
+                (read, write)
+            }
+            Backend::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(opts)
+                    .await?;
+                (pool.clone(), pool)
+            }
+        };
+        Ok(Store {
+            backend,
+            read,
+            write,
+            secrets,
+        })
+    }
+
+    /// Applies the migrations this build knows and the database has not seen.
+    pub async fn migrate(&self) -> Result<Vec<&'static str>> {
+        migrate::run(self).await
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Starts a write transaction. On SQLite `BEGIN IMMEDIATE` takes the write lock up front, so
+    /// two processes on one file wait for each other instead of failing mid-transaction.
+    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.write.begin().await?,
+        })
+    }
+
+    /// Closes every connection (the WAL is checkpointed on SQLite).
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+
+    /// A trivial query, for health checks.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+}
+
+/// Hides a password in a database URL for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}{}:***{}", &url[..s + 3], user, &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(feature = "testing")]
+pub mod testing;

@@ -343,8 +343,7 @@ impl Browser {
             return { seen: Array.from(els, el => el.innerText ?? el.textContent ?? '').slice(0, 5) };";
         let deadline = Instant::now() + WAIT;
         loop {
-            let last;
-            match self.execute(SCRIPT, vec![json!(css), json!(text)]).await {
+            let last = match self.execute(SCRIPT, vec![json!(css), json!(text)]).await {
                 Ok(v) => {
                     if let Some(el) = v.get("found") {
                         return self.element(el);
@@ -352,12 +351,12 @@ impl Browser {
                     if let Some(msg) = v.get("invalid") {
                         bail!("wait_for_text: invalid selector `{css}`: {msg}");
                     }
-                    last = format!("matching elements' text: {}", v.get("seen").unwrap_or(&Value::Null));
+                    format!("matching elements' text: {}", v.get("seen").unwrap_or(&Value::Null))
                 }
                 // Navigation in progress and similar: retry until the deadline.
-                Err(e) if wd_error(&e).is_some_and(|w| w.error != "invalid session id") => last = format!("{e:#}"),
+                Err(e) if wd_error(&e).is_some_and(|w| w.error != "invalid session id") => format!("{e:#}"),
                 Err(e) => return Err(e),
-            }
+            };
             if Instant::now() > deadline {
                 let url = self.current_url().await.unwrap_or_default();
                 let source = self.page_source().await.unwrap_or_default();

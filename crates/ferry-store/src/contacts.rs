@@ -1,0 +1,702 @@
+//! Contacts: reads, and the one write path every source goes through.
+//!
+//! `apply_contact_writes` takes a batch of writes (an API call, a CSV chunk, a page of CRM
+//! records), matches each with the core's rules against the store *and* against the earlier
+//! writes of the same batch, and then writes the batch in one transaction. A row that fails
+//! changes nothing; the others apply. Every change takes the next value of the institution's
+//! change sequence, allocated under the institution row's lock so that the order in which
+//! changes become visible is the order of their sequence numbers.
+
+use std::collections::HashMap;
+
+use ferry_core::contact::{Contact, ContactData, ContactId, ContactWrite, FieldError, Unarchive};
+use ferry_core::email::Email;
+use ferry_core::matching::{self, Candidate, Decision, Found, MatchKeys};
+use ferry_core::phone::Phone;
+use jiff::Timestamp;
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::{Any, AssertSqlSafe, Row, Transaction};
+
+use crate::util::{Filter, get_bool, get_ts, like_pattern, micros, now, placeholders};
+use crate::{Result, Store, StoreError};
+
+/// Rows per transaction in a batch write.
+pub(crate) const CHUNK: usize = 500;
+
+pub(crate) const CONTACT_COLS: &str = "id, institution_id, first_name, last_name, preferred_name, phone, email, enrollment_id, crm_id, opt_in, test_user, archived, custom, change_seq, created_at, updated_at";
+
+/// How a batch of writes treats existing contacts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteKind {
+    /// API create: always a new contact; a phone or CRM ID that exists is an error.
+    Create,
+    /// API edit of the contact named by platform ID; does not un-archive.
+    Edit,
+    /// CSV import and incoming syncs: the seed's matching; re-importing un-archives.
+    Import,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppliedAction {
+    Created,
+    Updated,
+    /// Matched, but the write changed nothing (no change sequence is taken).
+    Unchanged,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub contact_id: ContactId,
+    pub action: AppliedAction,
+}
+
+/// Why one write was not applied; `code` is in the error dictionary.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RowError {
+    pub code: &'static str,
+    pub field: Option<String>,
+    pub message: String,
+    /// The contact the write was about, when one was found.
+    pub contact_id: Option<ContactId>,
+}
+
+impl From<FieldError> for RowError {
+    fn from(e: FieldError) -> Self {
+        RowError {
+            code: e.code,
+            message: e.message,
+            field: Some(e.field),
+            contact_id: None,
+        }
+    }
+}
+
+pub type WriteOutcome = std::result::Result<Applied, RowError>;
+
+/// Filters for listing contacts. Pages are ordered by platform ID.
+#[derive(Debug, Clone, Default)]
+pub struct ContactQuery {
+    /// Case-insensitive substring of name, email, phone, CRM ID or enrollment ID.
+    pub q: Option<String>,
+    pub archived: Option<bool>,
+    pub test_user: Option<bool>,
+    pub updated_since: Option<Timestamp>,
+    /// Cursor: only contacts with a larger platform ID.
+    pub after: Option<ContactId>,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct ContactPage {
+    pub contacts: Vec<Contact>,
+    /// The cursor for the next page, when there may be one.
+    pub next_after: Option<ContactId>,
+}
+
+pub(crate) fn contact_from(row: &AnyRow) -> Result<Contact, sqlx::Error> {
+    let custom: String = row.try_get("custom")?;
+    Ok(Contact {
+        id: row.try_get("id")?,
+        institution_id: row.try_get("institution_id")?,
+        data: ContactData {
+            first_name: row.try_get("first_name")?,
+            last_name: row.try_get("last_name")?,
+            preferred_name: row.try_get("preferred_name")?,
+            phone: row
+                .try_get::<Option<String>, _>("phone")?
+                .map(Phone::from_trusted),
+            email: row
+                .try_get::<Option<String>, _>("email")?
+                .map(Email::from_trusted),
+            enrollment_id: row.try_get("enrollment_id")?,
+            crm_id: row.try_get("crm_id")?,
+            opt_in: get_bool(row, "opt_in")?,
+            test_user: get_bool(row, "test_user")?,
+            archived: get_bool(row, "archived")?,
+            custom: serde_json::from_str(&custom).map_err(|e| sqlx::Error::Decode(e.into()))?,
+        },
+        change_seq: row.try_get("change_seq")?,
+        created_at: get_ts(row, "created_at")?,
+        updated_at: get_ts(row, "updated_at")?,
+    })
+}
+
+/// Working state of one contact while a chunk is matched. Keys of pending creates are negative.
+struct Slot {
+    data: ContactData,
+    exists: bool,
+    dirty: bool,
+}
+
+#[derive(Default)]
+struct Chunk {
+    slots: HashMap<i64, Slot>,
+    by_crm: HashMap<String, i64>,
+    by_phone: HashMap<Phone, i64>,
+    next_pending: i64,
+}
+
+impl Chunk {
+    fn candidate(&self, key: i64) -> Option<Candidate<'_>> {
+        self.slots.get(&key).map(|s| Candidate {
+            id: key,
+            crm_id: s.data.crm_id.as_deref(),
+            phone: s.data.phone.as_ref(),
+        })
+    }
+
+    fn reindex(&mut self, key: i64, before: Option<&ContactData>) {
+        let slot = &self.slots[&key];
+        let (crm, phone) = (slot.data.crm_id.clone(), slot.data.phone.clone());
+        if let Some(b) = before {
+            if let Some(old) = &b.crm_id {
+                if self.by_crm.get(old) == Some(&key) {
+                    self.by_crm.remove(old);
+                }
+            }
+            if let Some(old) = &b.phone {
+                if self.by_phone.get(old) == Some(&key) {
+                    self.by_phone.remove(old);
+                }
+            }
+        }
+        if let Some(c) = crm {
+            self.by_crm.insert(c, key);
+        }
+        if let Some(p) = phone {
+            self.by_phone.insert(p, key);
+        }
+    }
+
+    fn add_existing(&mut self, c: Contact) {
+        let id = c.id;
+        self.slots.insert(
+            id,
+            Slot {
+                data: c.data,
+                exists: true,
+                dirty: false,
+            },
+        );
+        self.reindex(id, None);
+    }
+
+    /// Matches and applies one write in memory; returns the slot key it landed in.
+    fn apply(
+        &mut self,
+        w: &ContactWrite,
+        kind: WriteKind,
+    ) -> std::result::Result<(i64, AppliedAction), RowError> {
+        let crm = w.patch.crm_id.as_set().map(String::as_str);
+        let phone = w.patch.phone.as_set();
+        let keys = MatchKeys {
+            platform_id: w.platform_id,
+            crm_id: crm,
+            phone,
+        };
+        let found = Found {
+            by_platform_id: w.platform_id.and_then(|id| self.candidate(id)),
+            by_crm_id: crm
+                .and_then(|c| self.by_crm.get(c))
+                .and_then(|k| self.candidate(*k)),
+            by_phone: phone
+                .and_then(|p| self.by_phone.get(p))
+                .and_then(|k| self.candidate(*k)),
+        };
+        let decision = match kind {
+            WriteKind::Create => {
+                if let Some(c) = found.by_phone {
+                    Err(matching::MatchError::PhoneInUse(c.id))
+                } else if let Some(c) = found.by_crm_id {
+                    Err(matching::MatchError::CrmIdInUse(c.id))
+                } else {
+                    Ok(Decision::Create)
+                }
+            }
+            WriteKind::Edit if w.platform_id.is_none() => {
+                return Err(RowError {
+                    code: "invalid_platform_id",
+                    field: Some("id".into()),
+                    message: "an edit names the contact by platform ID".into(),
+                    contact_id: None,
+                });
+            }
+            WriteKind::Edit | WriteKind::Import => matching::decide(keys, found),
+        };
+        let decision = decision.map_err(|e| RowError {
+            code: e.code(),
+            field: None,
+            message: e.to_string(),
+            contact_id: w
+                .platform_id
+                .filter(|id| self.slots.contains_key(id))
+                .or(found.by_crm_id.or(found.by_phone).map(|c| c.id))
+                .filter(|id| *id > 0),
+        })?;
+        match decision {
+            Decision::Create => {
+                let data = ContactData::create(&w.patch)?;
+                self.next_pending -= 1;
+                let key = self.next_pending;
+                self.slots.insert(
+                    key,
+                    Slot {
+                        data,
+                        exists: false,
+                        dirty: true,
+                    },
+                );
+                self.reindex(key, None);
+                Ok((key, AppliedAction::Created))
+            }
+            Decision::Update { id, protected, .. } => {
+                let unarchive = if kind == WriteKind::Import {
+                    Unarchive::Yes
+                } else {
+                    Unarchive::No
+                };
+                let slot = self
+                    .slots
+                    .get_mut(&id)
+                    .expect("a matched contact is in the chunk");
+                let before = slot.data.clone();
+                slot.data.apply(&w.patch, protected, unarchive);
+                let changed = slot.data != before;
+                slot.dirty |= changed;
+                if changed {
+                    self.reindex(id, Some(&before));
+                }
+                Ok((
+                    id,
+                    if changed {
+                        AppliedAction::Updated
+                    } else {
+                        AppliedAction::Unchanged
+                    },
+                ))
+            }
+        }
+    }
+}
+
+fn custom_json(data: &ContactData) -> String {
+    serde_json::to_string(&data.custom).expect("a map of JSON values serialises")
+}
+
+impl Store {
+    /// Applies a batch of contact writes; one outcome per write, in order.
+    pub async fn apply_contact_writes(
+        &self,
+        institution_id: i64,
+        writes: &[ContactWrite],
+        kind: WriteKind,
+    ) -> Result<Vec<WriteOutcome>> {
+        let mut out = Vec::with_capacity(writes.len());
+        for chunk in writes.chunks(CHUNK) {
+            match self.apply_chunk(institution_id, chunk, kind).await {
+                Ok(outcomes) => out.extend(outcomes),
+                // Two writes of one chunk that swap a phone or CRM ID, or a concurrent writer on
+                // PostgreSQL, can break a unique index mid-chunk: redo the chunk a row at a time.
+                Err(StoreError::Db(e)) if StoreError::is_unique_violation(&e) => {
+                    for w in chunk {
+                        let one = std::slice::from_ref(w);
+                        let outcome = match self.apply_chunk(institution_id, one, kind).await {
+                            Ok(mut o) => o.remove(0),
+                            Err(StoreError::Db(e)) if StoreError::is_unique_violation(&e) => {
+                                Err(RowError { code: "conflict", field: None, message: "another change to the same phone or CRM ID happened at the same time; retry".into(), contact_id: w.platform_id })
+                            }
+                            Err(e) => return Err(e),
+                        };
+                        out.push(outcome);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn apply_chunk(
+        &self,
+        institution_id: i64,
+        writes: &[ContactWrite],
+        kind: WriteKind,
+    ) -> Result<Vec<WriteOutcome>> {
+        let mut tx = self.begin_write().await?;
+        let mut chunk = Chunk::default();
+        for c in fetch_by_keys(&mut tx, institution_id, writes).await? {
+            chunk.add_existing(c);
+        }
+        let mut landed = Vec::with_capacity(writes.len());
+        for w in writes {
+            landed.push(chunk.apply(w, kind));
+        }
+        let dirty: Vec<i64> = {
+            let mut d: Vec<i64> = chunk
+                .slots
+                .iter()
+                .filter(|(_, s)| s.dirty)
+                .map(|(k, _)| *k)
+                .collect();
+            d.sort_unstable_by_key(|k| if *k < 0 { i64::MAX + *k } else { *k });
+            d
+        };
+        let mut ids: HashMap<i64, ContactId> = chunk
+            .slots
+            .keys()
+            .filter(|k| **k > 0)
+            .map(|k| (*k, *k))
+            .collect();
+        if !dirty.is_empty() {
+            let last = allocate_change_seq(&mut tx, institution_id, dirty.len() as i64).await?;
+            let mut seq = last - dirty.len() as i64;
+            let ts = now();
+            let mut creates = Vec::new();
+            for key in &dirty {
+                seq += 1;
+                let slot = &chunk.slots[key];
+                if slot.exists {
+                    update_contact(&mut tx, institution_id, *key, &slot.data, seq, ts).await?;
+                } else {
+                    creates.push((*key, &slot.data, seq));
+                }
+            }
+            for (key, id) in insert_contacts(&mut tx, institution_id, &creates, ts).await? {
+                ids.insert(key, id);
+            }
+        }
+        tx.commit().await?;
+        Ok(landed
+            .into_iter()
+            .map(|r| {
+                r.map(|(key, action)| Applied {
+                    contact_id: ids[&key],
+                    action,
+                })
+            })
+            .collect())
+    }
+
+    /// One contact of an institution.
+    pub async fn contact(&self, institution_id: i64, id: ContactId) -> Result<Contact> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {CONTACT_COLS} FROM contacts WHERE institution_id = $1 AND id = $2"
+        )))
+        .bind(institution_id)
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await?;
+        row.as_ref()
+            .map(contact_from)
+            .transpose()?
+            .ok_or(StoreError::NotFound)
+    }
+
+    /// A page of contacts, including test users (which the UI and API show).
+    pub async fn list_contacts(
+        &self,
+        institution_id: i64,
+        q: &ContactQuery,
+    ) -> Result<ContactPage> {
+        let limit = q.limit.clamp(1, 500);
+        let mut f = Filter::new(
+            format!("SELECT {CONTACT_COLS} FROM contacts WHERE institution_id = $1"),
+            institution_id,
+        )?;
+        if let Some(text) = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            let haystack = "lower(coalesce(first_name, '') || ' ' || coalesce(last_name, '') || ' ' || coalesce(preferred_name, '') || ' ' || coalesce(email, '') || ' ' || coalesce(phone, '') || ' ' || coalesce(crm_id, '') || ' ' || coalesce(enrollment_id, ''))";
+            // "(617) 555" should find +1617555…: phones are also searched by their digits.
+            let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+            if digits.len() >= 3 && digits.len() != text.len() {
+                f.and(
+                    &format!(" AND ({haystack} LIKE $? ESCAPE '\\'"),
+                    like_pattern(text),
+                )?;
+                f.and(" OR phone LIKE $?)", format!("%{digits}%"))?;
+            } else {
+                f.and(
+                    &format!(" AND {haystack} LIKE $? ESCAPE '\\'"),
+                    like_pattern(text),
+                )?;
+            }
+        }
+        if let Some(a) = q.archived {
+            f.and(" AND archived = $?", a)?;
+        }
+        if let Some(t) = q.test_user {
+            f.and(" AND test_user = $?", t)?;
+        }
+        if let Some(since) = q.updated_since {
+            f.and(" AND updated_at >= $?", micros(since))?;
+        }
+        if let Some(after) = q.after {
+            f.and(" AND id > $?", after)?;
+        }
+        f.push(&format!(" ORDER BY id LIMIT {}", limit + 1));
+        let rows = f.fetch_all(&self.read).await?;
+        let mut contacts = rows
+            .iter()
+            .map(contact_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_after = if contacts.len() > limit as usize {
+            contacts.truncate(limit as usize);
+            contacts.last().map(|c| c.id)
+        } else {
+            None
+        };
+        Ok(ContactPage {
+            contacts,
+            next_after,
+        })
+    }
+
+    /// Contacts changed after `after_seq`, in change order, **never test users**. Every
+    /// integration reads contacts through this query.
+    pub async fn contacts_for_sync(
+        &self,
+        institution_id: i64,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<Contact>> {
+        let rows = sqlx::query(AssertSqlSafe(format!("SELECT {CONTACT_COLS} FROM contacts WHERE institution_id = $1 AND change_seq > $2 AND test_user = FALSE ORDER BY change_seq LIMIT $3")))
+            .bind(institution_id)
+            .bind(after_seq)
+            .bind(i64::from(limit))
+            .fetch_all(&self.read)
+            .await?;
+        Ok(rows.iter().map(contact_from).collect::<Result<_, _>>()?)
+    }
+
+    /// The highest change sequence of an institution (0 before the first change).
+    pub async fn current_change_seq(&self, institution_id: i64) -> Result<i64> {
+        let row = sqlx::query("SELECT change_seq FROM institutions WHERE id = $1")
+            .bind(institution_id)
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(row.ok_or(StoreError::NotFound)?.try_get(0)?)
+    }
+
+    pub async fn count_contacts(&self, institution_id: i64) -> Result<i64> {
+        Ok(
+            sqlx::query("SELECT COUNT(*) FROM contacts WHERE institution_id = $1")
+                .bind(institution_id)
+                .fetch_one(&self.read)
+                .await?
+                .try_get(0)?,
+        )
+    }
+
+    /// Archives or restores a contact; a change like any other (it takes a change sequence).
+    pub async fn set_archived(
+        &self,
+        institution_id: i64,
+        id: ContactId,
+        archived: bool,
+    ) -> Result<Contact> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {CONTACT_COLS} FROM contacts WHERE institution_id = $1 AND id = $2"
+        )))
+        .bind(institution_id)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let mut contact = row
+            .as_ref()
+            .map(contact_from)
+            .transpose()?
+            .ok_or(StoreError::NotFound)?;
+        if contact.data.archived != archived {
+            let seq = allocate_change_seq(&mut tx, institution_id, 1).await?;
+            let ts = now();
+            sqlx::query(
+                "UPDATE contacts SET archived = $1, change_seq = $2, updated_at = $3 WHERE id = $4",
+            )
+            .bind(archived)
+            .bind(seq)
+            .bind(ts)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            contact.data.archived = archived;
+            contact.change_seq = seq;
+            contact.updated_at = crate::util::from_micros(ts);
+        }
+        tx.commit().await?;
+        Ok(contact)
+    }
+}
+
+/// Takes `n` values of the institution's change sequence; returns the last one.
+pub(crate) async fn allocate_change_seq(
+    tx: &mut Transaction<'static, Any>,
+    institution_id: i64,
+    n: i64,
+) -> Result<i64> {
+    let row = sqlx::query(
+        "UPDATE institutions SET change_seq = change_seq + $1 WHERE id = $2 RETURNING change_seq",
+    )
+    .bind(n)
+    .bind(institution_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.ok_or(StoreError::NotFound)?.try_get(0)?)
+}
+
+async fn fetch_by_keys(
+    tx: &mut Transaction<'static, Any>,
+    institution_id: i64,
+    writes: &[ContactWrite],
+) -> Result<Vec<Contact>> {
+    use sqlx::Arguments;
+    let mut ids: Vec<i64> = writes.iter().filter_map(|w| w.platform_id).collect();
+    let mut crms: Vec<&str> = writes
+        .iter()
+        .filter_map(|w| w.patch.crm_id.as_set().map(String::as_str))
+        .collect();
+    let mut phones: Vec<&str> = writes
+        .iter()
+        .filter_map(|w| w.patch.phone.as_set().map(Phone::as_str))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    crms.sort_unstable();
+    crms.dedup();
+    phones.sort_unstable();
+    phones.dedup();
+    if ids.is_empty() && crms.is_empty() && phones.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut args = AnyArguments::default();
+    args.add(institution_id).map_err(sqlx::Error::Encode)?;
+    let mut ors = Vec::new();
+    let mut next = 2;
+    if !ids.is_empty() {
+        ors.push(format!("id IN ({})", placeholders(next, ids.len())));
+        next += ids.len();
+        for id in &ids {
+            args.add(*id).map_err(sqlx::Error::Encode)?;
+        }
+    }
+    if !crms.is_empty() {
+        ors.push(format!("crm_id IN ({})", placeholders(next, crms.len())));
+        next += crms.len();
+        for c in &crms {
+            args.add(c.to_string()).map_err(sqlx::Error::Encode)?;
+        }
+    }
+    if !phones.is_empty() {
+        ors.push(format!("phone IN ({})", placeholders(next, phones.len())));
+        for p in &phones {
+            args.add(p.to_string()).map_err(sqlx::Error::Encode)?;
+        }
+    }
+    let sql = format!(
+        "SELECT {CONTACT_COLS} FROM contacts WHERE institution_id = $1 AND ({})",
+        ors.join(" OR ")
+    );
+    let rows = sqlx::query_with(AssertSqlSafe(sql), args)
+        .fetch_all(&mut **tx)
+        .await?;
+    Ok(rows.iter().map(contact_from).collect::<Result<_, _>>()?)
+}
+
+async fn update_contact(
+    tx: &mut Transaction<'static, Any>,
+    institution_id: i64,
+    id: ContactId,
+    d: &ContactData,
+    seq: i64,
+    ts: i64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE contacts SET first_name = $1, last_name = $2, preferred_name = $3, phone = $4, email = $5, enrollment_id = $6, crm_id = $7, \
+         opt_in = $8, test_user = $9, archived = $10, custom = $11, change_seq = $12, updated_at = $13 WHERE id = $14 AND institution_id = $15",
+    )
+    .bind(d.first_name.clone())
+    .bind(d.last_name.clone())
+    .bind(d.preferred_name.clone())
+    .bind(d.phone.as_ref().map(|p| p.as_str().to_string()))
+    .bind(d.email.as_ref().map(|e| e.as_str().to_string()))
+    .bind(d.enrollment_id.clone())
+    .bind(d.crm_id.clone())
+    .bind(d.opt_in)
+    .bind(d.test_user)
+    .bind(d.archived)
+    .bind(custom_json(d))
+    .bind(seq)
+    .bind(ts)
+    .bind(id)
+    .bind(institution_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Inserts new contacts with one multi-row statement; returns (slot key, new id) pairs.
+async fn insert_contacts(
+    tx: &mut Transaction<'static, Any>,
+    institution_id: i64,
+    creates: &[(i64, &ContactData, i64)],
+    ts: i64,
+) -> Result<Vec<(i64, ContactId)>> {
+    use sqlx::Arguments;
+    const COLS: usize = 15;
+    if creates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = String::with_capacity(creates.len() * 100 + 200);
+    sql.push_str("INSERT INTO contacts (institution_id, first_name, last_name, preferred_name, phone, email, enrollment_id, crm_id, opt_in, test_user, archived, custom, change_seq, created_at, updated_at) VALUES ");
+    let mut args = AnyArguments::default();
+    let enc = sqlx::Error::Encode;
+    for (i, (_, d, seq)) in creates.iter().enumerate() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        sql.push_str(&placeholders(i * COLS + 1, COLS));
+        sql.push(')');
+        args.add(institution_id).map_err(enc)?;
+        args.add(d.first_name.clone()).map_err(enc)?;
+        args.add(d.last_name.clone()).map_err(enc)?;
+        args.add(d.preferred_name.clone()).map_err(enc)?;
+        args.add(d.phone.as_ref().map(|p| p.as_str().to_string()))
+            .map_err(enc)?;
+        args.add(d.email.as_ref().map(|e| e.as_str().to_string()))
+            .map_err(enc)?;
+        args.add(d.enrollment_id.clone()).map_err(enc)?;
+        args.add(d.crm_id.clone()).map_err(enc)?;
+        args.add(d.opt_in).map_err(enc)?;
+        args.add(d.test_user).map_err(enc)?;
+        args.add(d.archived).map_err(enc)?;
+        args.add(custom_json(d)).map_err(enc)?;
+        args.add(*seq).map_err(enc)?;
+        args.add(ts).map_err(enc)?;
+        args.add(ts).map_err(enc)?;
+    }
+    sql.push_str(" RETURNING id, phone");
+    let rows = sqlx::query_with(AssertSqlSafe(sql), args)
+        .fetch_all(&mut **tx)
+        .await?;
+    // New contacts always have a phone, unique within the institution: map ids back by phone.
+    let by_phone: HashMap<String, ContactId> = rows
+        .iter()
+        .map(|r| Ok((r.try_get::<String, _>("phone")?, r.try_get::<i64, _>("id")?)))
+        .collect::<Result<_, sqlx::Error>>()?;
+    creates
+        .iter()
+        .map(|(key, d, _)| {
+            let phone = d
+                .phone
+                .as_ref()
+                .expect("new contacts have a phone")
+                .as_str();
+            by_phone.get(phone).map(|id| (*key, *id)).ok_or_else(|| {
+                StoreError::Db(sqlx::Error::Protocol(
+                    "inserted contact not returned".into(),
+                ))
+            })
+        })
+        .collect()
+}

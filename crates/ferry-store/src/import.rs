@@ -1,0 +1,301 @@
+//! CSV import of contacts: the header names fields (custom fields by name), each row applies
+//! whole or not at all through the shared matching, and the file as a whole is refused before
+//! anything is written when it cannot be read (encoding, unknown or repeated columns).
+//!
+//! Parsing (and phone validation, the costly part) runs on a blocking thread while the previous
+//! chunk is written, so both cores work.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use ferry_core::contact::{ContactWrite, FieldSchema, Raw};
+use tokio::sync::mpsc;
+
+use crate::contacts::{AppliedAction, CHUNK, RowError, WriteKind};
+use crate::{Store, StoreError};
+
+/// The most row errors a report lists; the counts still cover every row.
+pub const MAX_REPORTED_ERRORS: usize = 1_000;
+
+/// What an import did.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct ImportReport {
+    pub created: u64,
+    pub updated: u64,
+    /// Rows that matched a contact and changed nothing.
+    pub unchanged: u64,
+    /// Rows that were not applied; each has an entry in `errors` (up to the cap).
+    pub skipped: u64,
+    pub errors: Vec<ImportRowError>,
+    /// Whether `errors` was cut at [`MAX_REPORTED_ERRORS`].
+    pub errors_truncated: bool,
+}
+
+/// A row that was not applied. `row` counts like a spreadsheet: the header is row 1.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ImportRowError {
+    pub row: u64,
+    pub code: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    pub message: String,
+}
+
+/// Why a whole file was refused (nothing was written), or the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("{message}")]
+    File { code: &'static str, message: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn file_err(code: &'static str, message: impl Into<String>) -> ImportError {
+    ImportError::File {
+        code,
+        message: message.into(),
+    }
+}
+
+/// A CSV file checked and ready to import: UTF-8, BOM removed, header resolved.
+pub struct CsvImport {
+    data: Arc<Vec<u8>>,
+    header: Vec<String>,
+    schema: FieldSchema,
+}
+
+type Parsed = (u64, Result<ContactWrite, RowError>);
+
+impl CsvImport {
+    /// Checks the file as a whole: encoding, header, column names.
+    pub fn prepare(mut data: Vec<u8>, schema: FieldSchema) -> Result<CsvImport, ImportError> {
+        if let Err(e) = std::str::from_utf8(&data) {
+            let line = data[..e.valid_up_to()]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count()
+                + 1;
+            return Err(file_err(
+                "invalid_encoding",
+                format!(
+                    "the file is not UTF-8 text (first bad byte on line {line}); save it as CSV UTF-8"
+                ),
+            ));
+        }
+        if data.starts_with(b"\xEF\xBB\xBF") {
+            data.drain(..3);
+        }
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(data.as_slice());
+        let mut first = csv::StringRecord::new();
+        if !rdr
+            .read_record(&mut first)
+            .map_err(|e| file_err("bad_request", format!("the header row cannot be read: {e}")))?
+        {
+            return Err(file_err(
+                "bad_request",
+                "the file is empty; the first row must name the columns",
+            ));
+        }
+        let header: Vec<String> = first.iter().map(|h| h.trim().to_lowercase()).collect();
+        let mut seen = HashSet::new();
+        let mut unknown = Vec::new();
+        for h in &header {
+            if h.is_empty() {
+                return Err(file_err(
+                    "bad_request",
+                    "a column in the header row has no name",
+                ));
+            }
+            if !seen.insert(h.as_str()) {
+                return Err(file_err(
+                    "duplicate_column",
+                    format!("the column {h:?} appears twice in the header row"),
+                ));
+            }
+            if schema.resolve(h).is_none() {
+                unknown.push(h.as_str());
+            }
+        }
+        if !unknown.is_empty() {
+            let mut known: Vec<String> = [
+                "id",
+                "first_name",
+                "last_name",
+                "preferred_name",
+                "phone",
+                "email",
+                "enrollment_id",
+                "crm_id",
+                "opt_in",
+                "test_user",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            known.extend(schema.customs().map(|d| d.name.clone()));
+            return Err(file_err(
+                "unknown_field",
+                format!(
+                    "unknown column(s): {}; the columns this institution has are: {}",
+                    unknown.join(", "),
+                    known.join(", ")
+                ),
+            ));
+        }
+        Ok(CsvImport {
+            data: Arc::new(data),
+            header,
+            schema,
+        })
+    }
+
+    /// Parses rows on a blocking thread, sending chunks down `tx`.
+    fn parse_into(self, tx: mpsc::Sender<Vec<Parsed>>) {
+        let CsvImport {
+            data,
+            header,
+            schema,
+        } = self;
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .flexible(true)
+            .from_reader(data.as_slice());
+        let fields: Vec<&str> = header.iter().map(String::as_str).collect();
+        let mut chunk = Vec::with_capacity(CHUNK);
+        let mut record = csv::StringRecord::new();
+        let mut row = 1u64;
+        loop {
+            match rdr.read_record(&mut record) {
+                Ok(false) => break,
+                Ok(true) => {
+                    row += 1;
+                    let parsed = if record.len() != fields.len() {
+                        Err(RowError {
+                            code: "ragged_row",
+                            field: None,
+                            message: format!(
+                                "the row has {} cells; the header has {}",
+                                record.len(),
+                                fields.len()
+                            ),
+                            contact_id: None,
+                        })
+                    } else {
+                        ContactWrite::parse(
+                            &schema,
+                            fields.iter().copied().zip(record.iter().map(Raw::Str)),
+                        )
+                        .map_err(|errs| {
+                            let first = errs[0].clone();
+                            let message = errs
+                                .iter()
+                                .map(|e| e.to_string())
+                                .collect::<Vec<_>>()
+                                .join("; ");
+                            RowError {
+                                code: first.code,
+                                field: Some(first.field),
+                                message,
+                                contact_id: None,
+                            }
+                        })
+                    };
+                    chunk.push((row, parsed));
+                }
+                Err(e) => {
+                    row += 1;
+                    chunk.push((
+                        row,
+                        Err(RowError {
+                            code: "ragged_row",
+                            field: None,
+                            message: format!("the row cannot be read: {e}"),
+                            contact_id: None,
+                        }),
+                    ));
+                }
+            }
+            if chunk.len() == CHUNK
+                && tx
+                    .blocking_send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)))
+                    .is_err()
+            {
+                return;
+            }
+        }
+        if !chunk.is_empty() {
+            let _ = tx.blocking_send(chunk);
+        }
+    }
+}
+
+impl ImportReport {
+    fn error(&mut self, row: u64, e: RowError) {
+        self.skipped += 1;
+        if self.errors.len() < MAX_REPORTED_ERRORS {
+            self.errors.push(ImportRowError {
+                row,
+                code: e.code,
+                field: e.field,
+                message: e.message,
+            });
+        } else {
+            self.errors_truncated = true;
+        }
+    }
+}
+
+impl Store {
+    /// Imports a CSV file of contacts into an institution. `progress` is told the rows done so far.
+    pub async fn import_contacts_csv(
+        &self,
+        institution_id: i64,
+        data: Vec<u8>,
+        progress: impl Fn(u64) + Send,
+    ) -> Result<ImportReport, ImportError> {
+        let schema = self.field_schema(institution_id).await?;
+        let prepared = CsvImport::prepare(data, schema)?;
+        let (tx, mut rx) = mpsc::channel::<Vec<Parsed>>(4);
+        let parser = tokio::task::spawn_blocking(move || prepared.parse_into(tx));
+        let mut report = ImportReport::default();
+        let mut done = 0u64;
+        while let Some(chunk) = rx.recv().await {
+            let mut writes = Vec::with_capacity(chunk.len());
+            let mut rows = Vec::with_capacity(chunk.len());
+            for (row, parsed) in chunk {
+                done += 1;
+                match parsed {
+                    Ok(w) => {
+                        writes.push(w);
+                        rows.push(row);
+                    }
+                    Err(e) => report.error(row, e),
+                }
+            }
+            let outcomes = self
+                .apply_contact_writes(institution_id, &writes, WriteKind::Import)
+                .await?;
+            for (row, outcome) in rows.into_iter().zip(outcomes) {
+                match outcome {
+                    Ok(a) => match a.action {
+                        AppliedAction::Created => report.created += 1,
+                        AppliedAction::Updated => report.updated += 1,
+                        AppliedAction::Unchanged => report.unchanged += 1,
+                    },
+                    Err(e) => report.error(row, e),
+                }
+            }
+            progress(done);
+        }
+        parser.await.map_err(|e| {
+            StoreError::Db(sqlx::Error::Protocol(format!(
+                "the CSV parser stopped: {e}"
+            )))
+        })?;
+        report.errors.sort_by_key(|e| e.row);
+        Ok(report)
+    }
+}

@@ -1,0 +1,198 @@
+//! Messages. Each takes the next value of its institution's message sequence at insert; exports
+//! advance on that sequence, never on timestamps.
+
+use ferry_core::contact::ContactId;
+use ferry_core::message::{Channel, Direction, MessageType};
+use jiff::Timestamp;
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::{Arguments, AssertSqlSafe, Row};
+
+use crate::util::{Filter, get_ts, micros, now, placeholders};
+use crate::{Result, Store, StoreError};
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Message {
+    pub id: i64,
+    pub contact_id: ContactId,
+    pub channel: Channel,
+    #[serde(rename = "type")]
+    pub message_type: MessageType,
+    pub direction: Direction,
+    pub body: String,
+    pub sent_at: Timestamp,
+    pub sequence: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewMessage {
+    pub contact_id: ContactId,
+    pub channel: Channel,
+    pub message_type: MessageType,
+    pub direction: Direction,
+    pub body: String,
+    pub sent_at: Timestamp,
+}
+
+/// Filters for listing messages; ordered by sequence.
+#[derive(Debug, Clone, Default)]
+pub struct MessageQuery {
+    pub channels: Vec<Channel>,
+    pub types: Vec<MessageType>,
+    pub directions: Vec<Direction>,
+    pub contact_id: Option<ContactId>,
+    /// Only messages with a larger sequence.
+    pub after_sequence: Option<i64>,
+    /// Only messages with a sequence at most this (an export's upper bound).
+    pub up_to_sequence: Option<i64>,
+    pub limit: u32,
+}
+
+const MESSAGE_COLS: &str = "id, contact_id, channel, type, direction, body, sent_at, seq";
+
+fn parse<T: std::str::FromStr<Err = ferry_core::UnknownValue>>(
+    row: &AnyRow,
+    col: &str,
+) -> Result<T, sqlx::Error> {
+    row.try_get::<String, _>(col)?
+        .parse()
+        .map_err(|e: ferry_core::UnknownValue| sqlx::Error::Decode(e.into()))
+}
+
+fn message_from(row: &AnyRow) -> Result<Message, sqlx::Error> {
+    Ok(Message {
+        id: row.try_get("id")?,
+        contact_id: row.try_get("contact_id")?,
+        channel: parse(row, "channel")?,
+        message_type: parse(row, "type")?,
+        direction: parse(row, "direction")?,
+        body: row.try_get("body")?,
+        sent_at: get_ts(row, "sent_at")?,
+        sequence: row.try_get("seq")?,
+    })
+}
+
+impl Store {
+    /// Inserts messages in one transaction. Every contact must belong to the institution;
+    /// otherwise nothing is inserted and the error names the first bad index.
+    pub async fn insert_messages(
+        &self,
+        institution_id: i64,
+        messages: &[NewMessage],
+    ) -> Result<Vec<Message>> {
+        let mut out = Vec::with_capacity(messages.len());
+        if messages.is_empty() {
+            return Ok(out);
+        }
+        let mut tx = self.begin_write().await?;
+        let mut contact_ids: Vec<i64> = messages.iter().map(|m| m.contact_id).collect();
+        contact_ids.sort_unstable();
+        contact_ids.dedup();
+        let mut known = std::collections::HashSet::new();
+        for ids in contact_ids.chunks(500) {
+            let mut args = AnyArguments::default();
+            args.add(institution_id).map_err(sqlx::Error::Encode)?;
+            for id in ids {
+                args.add(*id).map_err(sqlx::Error::Encode)?;
+            }
+            let sql = format!(
+                "SELECT id FROM contacts WHERE institution_id = $1 AND id IN ({})",
+                placeholders(2, ids.len())
+            );
+            for row in sqlx::query_with(AssertSqlSafe(sql), args)
+                .fetch_all(&mut *tx)
+                .await?
+            {
+                known.insert(row.try_get::<i64, _>(0)?);
+            }
+        }
+        if let Some((i, m)) = messages
+            .iter()
+            .enumerate()
+            .find(|(_, m)| !known.contains(&m.contact_id))
+        {
+            return Err(StoreError::invalid(
+                &format!("messages[{i}].contact_id"),
+                "not_found",
+                format!("no contact {} in this institution", m.contact_id),
+            ));
+        }
+        let row = sqlx::query("UPDATE institutions SET message_seq = message_seq + $1 WHERE id = $2 RETURNING message_seq").bind(messages.len() as i64).bind(institution_id).fetch_one(&mut *tx).await?;
+        let last: i64 = row.try_get(0)?;
+        let mut seq = last - messages.len() as i64;
+        let created = now();
+        const COLS: usize = 9;
+        for batch in messages.chunks(500) {
+            let mut sql = String::from(
+                "INSERT INTO messages (institution_id, contact_id, channel, type, direction, body, sent_at, seq, created_at) VALUES ",
+            );
+            let mut args = AnyArguments::default();
+            let enc = sqlx::Error::Encode;
+            for (i, m) in batch.iter().enumerate() {
+                seq += 1;
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push('(');
+                sql.push_str(&placeholders(i * COLS + 1, COLS));
+                sql.push(')');
+                args.add(institution_id).map_err(enc)?;
+                args.add(m.contact_id).map_err(enc)?;
+                args.add(m.channel.as_str()).map_err(enc)?;
+                args.add(m.message_type.as_str()).map_err(enc)?;
+                args.add(m.direction.as_str()).map_err(enc)?;
+                args.add(m.body.clone()).map_err(enc)?;
+                args.add(micros(m.sent_at)).map_err(enc)?;
+                args.add(seq).map_err(enc)?;
+                args.add(created).map_err(enc)?;
+            }
+            sql.push_str(&format!(" RETURNING {MESSAGE_COLS}"));
+            let rows = sqlx::query_with(AssertSqlSafe(sql), args)
+                .fetch_all(&mut *tx)
+                .await?;
+            let mut inserted = rows
+                .iter()
+                .map(message_from)
+                .collect::<Result<Vec<_>, _>>()?;
+            inserted.sort_by_key(|m| m.sequence);
+            out.extend(inserted);
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Messages matching the filters, by sequence.
+    pub async fn list_messages(
+        &self,
+        institution_id: i64,
+        q: &MessageQuery,
+    ) -> Result<Vec<Message>> {
+        let mut f = Filter::new(
+            format!("SELECT {MESSAGE_COLS} FROM messages WHERE institution_id = $1"),
+            institution_id,
+        )?;
+        f.and_in("channel", q.channels.iter().map(|c| c.as_str()))?;
+        f.and_in("type", q.types.iter().map(|c| c.as_str()))?;
+        f.and_in("direction", q.directions.iter().map(|c| c.as_str()))?;
+        if let Some(c) = q.contact_id {
+            f.and(" AND contact_id = $?", c)?;
+        }
+        if let Some(a) = q.after_sequence {
+            f.and(" AND seq > $?", a)?;
+        }
+        if let Some(u) = q.up_to_sequence {
+            f.and(" AND seq <= $?", u)?;
+        }
+        f.push(&format!(" ORDER BY seq LIMIT {}", q.limit.clamp(1, 10_000)));
+        let rows = f.fetch_all(&self.read).await?;
+        Ok(rows.iter().map(message_from).collect::<Result<_, _>>()?)
+    }
+
+    /// The highest message sequence of an institution (0 before the first message).
+    pub async fn current_message_seq(&self, institution_id: i64) -> Result<i64> {
+        let row = sqlx::query("SELECT message_seq FROM institutions WHERE id = $1")
+            .bind(institution_id)
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(row.ok_or(StoreError::NotFound)?.try_get(0)?)
+    }
+}

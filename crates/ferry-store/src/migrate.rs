@@ -1,0 +1,53 @@
+//! Migrations: numbered SQL files per backend, applied once each, in order, under a lock.
+
+use sqlx::{Executor, Row};
+
+use crate::{Backend, Result, Store, util};
+
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "0001_init",
+    sqlite: include_str!("../migrations/sqlite/0001_init.sql"),
+    postgres: include_str!("../migrations/postgres/0001_init.sql"),
+}];
+
+/// Applies what is missing; returns the names applied.
+pub(crate) async fn run(store: &Store) -> Result<Vec<&'static str>> {
+    let mut tx = store.begin_write().await?;
+    if store.backend == Backend::Postgres {
+        // Several workers may start at once: one migrates, the others wait and then see it done.
+        tx.execute("SELECT pg_advisory_xact_lock(7236410091)")
+            .await?;
+    }
+    tx.execute("CREATE TABLE IF NOT EXISTS ferry_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)").await?;
+    let done: Vec<i64> = sqlx::query("SELECT version FROM ferry_migrations")
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| r.try_get::<i64, _>(0))
+        .collect::<Result<_, _>>()?;
+    let mut applied = Vec::new();
+    for m in MIGRATIONS.iter().filter(|m| !done.contains(&m.version)) {
+        let sql = match store.backend {
+            Backend::Sqlite => m.sqlite,
+            Backend::Postgres => m.postgres,
+        };
+        sqlx::raw_sql(sql).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO ferry_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+            .bind(m.version)
+            .bind(m.name)
+            .bind(util::now())
+            .execute(&mut *tx)
+            .await?;
+        applied.push(m.name);
+    }
+    tx.commit().await?;
+    Ok(applied)
+}

@@ -1,0 +1,137 @@
+//! Small helpers shared by the query modules.
+
+use jiff::Timestamp;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+/// Microseconds since the Unix epoch, the storage form of every time.
+pub(crate) fn micros(t: Timestamp) -> i64 {
+    t.as_microsecond()
+}
+
+pub(crate) fn from_micros(us: i64) -> Timestamp {
+    Timestamp::from_microsecond(us).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+pub(crate) fn now() -> i64 {
+    micros(Timestamp::now())
+}
+
+/// Reads a boolean column: PostgreSQL has `BOOLEAN`, SQLite stores 0/1.
+pub(crate) fn get_bool(row: &AnyRow, col: &str) -> Result<bool, sqlx::Error> {
+    match row.try_get::<bool, _>(col) {
+        Ok(b) => Ok(b),
+        Err(_) => Ok(row.try_get::<i64, _>(col)? != 0),
+    }
+}
+
+pub(crate) fn get_ts(row: &AnyRow, col: &str) -> Result<Timestamp, sqlx::Error> {
+    Ok(from_micros(row.try_get::<i64, _>(col)?))
+}
+
+pub(crate) fn get_opt_ts(row: &AnyRow, col: &str) -> Result<Option<Timestamp>, sqlx::Error> {
+    Ok(row.try_get::<Option<i64>, _>(col)?.map(from_micros))
+}
+
+/// `$first, $first+1, …` for `n` values: an `IN (…)` list or a `VALUES` tuple.
+pub(crate) fn placeholders(first: usize, n: usize) -> String {
+    let mut s = String::with_capacity(n * 5);
+    for i in 0..n {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        s.push('$');
+        s.push_str(&(first + i).to_string());
+    }
+    s
+}
+
+/// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
+pub(crate) fn like_pattern(q: &str) -> String {
+    let mut s = String::with_capacity(q.len() + 2);
+    s.push('%');
+    for c in q.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            s.push('\\');
+        }
+        s.push(c);
+    }
+    s.push('%');
+    s
+}
+
+/// Builds `SELECT … WHERE …` statements with numbered placeholders and their arguments.
+pub(crate) struct Filter {
+    sql: String,
+    args: sqlx::any::AnyArguments,
+    n: usize,
+}
+
+impl Filter {
+    /// `base` ends in a `WHERE` clause using `$1`, bound to `first`.
+    pub(crate) fn new<'t, T: sqlx::Encode<'t, sqlx::Any> + sqlx::Type<sqlx::Any>>(
+        base: String,
+        first: T,
+    ) -> Result<Filter, sqlx::Error> {
+        let mut f = Filter {
+            sql: base,
+            args: Default::default(),
+            n: 0,
+        };
+        f.bind(first)?;
+        Ok(f)
+    }
+
+    fn bind<'t, T: sqlx::Encode<'t, sqlx::Any> + sqlx::Type<sqlx::Any>>(
+        &mut self,
+        v: T,
+    ) -> Result<(), sqlx::Error> {
+        use sqlx::Arguments;
+        self.n += 1;
+        self.args.add(v).map_err(sqlx::Error::Encode)
+    }
+
+    /// Appends `clause`, whose `$?` stands for the next placeholder, bound to `v`.
+    pub(crate) fn and<'t, T: sqlx::Encode<'t, sqlx::Any> + sqlx::Type<sqlx::Any>>(
+        &mut self,
+        clause: &str,
+        v: T,
+    ) -> Result<(), sqlx::Error> {
+        self.sql
+            .push_str(&clause.replace("$?", &format!("${}", self.n + 1)));
+        self.bind(v)
+    }
+
+    /// Appends `AND col IN (…)` for a non-empty list.
+    pub(crate) fn and_in<'t, T: sqlx::Encode<'t, sqlx::Any> + sqlx::Type<sqlx::Any>>(
+        &mut self,
+        col: &str,
+        values: impl ExactSizeIterator<Item = T>,
+    ) -> Result<(), sqlx::Error> {
+        if values.len() == 0 {
+            return Ok(());
+        }
+        self.sql.push_str(&format!(
+            " AND {col} IN ({})",
+            placeholders(self.n + 1, values.len())
+        ));
+        for v in values {
+            self.bind(v)?;
+        }
+        Ok(())
+    }
+
+    /// Appends plain SQL (ordering, limits).
+    pub(crate) fn push(&mut self, sql: &str) {
+        self.sql.push_str(sql);
+    }
+
+    pub(crate) async fn fetch_all<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+        self,
+        ex: E,
+    ) -> Result<Vec<AnyRow>, sqlx::Error> {
+        sqlx::query_with(sqlx::AssertSqlSafe(self.sql), self.args)
+            .fetch_all(ex)
+            .await
+    }
+}

@@ -1,0 +1,1017 @@
+//! The backend-neutral store suite: the same tests on SQLite and, with
+//! `FERRY_TEST_DATABASE_URL=postgres://…`, on PostgreSQL.
+
+use ferry_core::contact::{ContactWrite, CustomFieldDef, FieldKind, Raw};
+use ferry_core::message::{Channel, Direction, MessageType};
+use ferry_core::run::{RunStatus, SyncDirection, Trigger};
+use ferry_core::tenancy::Role;
+use ferry_store::testing::{TestStore, fresh_store};
+use ferry_store::*;
+use serde_json::json;
+
+async fn setup() -> (TestStore, Institution) {
+    let s = fresh_store().await;
+    let inst = s
+        .create_institution("state-u", "State University", None)
+        .await
+        .unwrap();
+    (s, inst)
+}
+
+async fn schema(s: &Store, inst: i64) -> ferry_core::contact::FieldSchema {
+    s.field_schema(inst).await.unwrap()
+}
+
+async fn write(s: &Store, inst: i64, pairs: &[(&str, &str)]) -> ContactWrite {
+    ContactWrite::parse(
+        &schema(s, inst).await,
+        pairs.iter().map(|(k, v)| (*k, Raw::Str(v))),
+    )
+    .unwrap()
+}
+
+async fn create(s: &Store, inst: i64, first: &str, phone: &str, crm: Option<&str>) -> i64 {
+    let mut pairs = vec![
+        ("first_name", first),
+        ("last_name", "Tester"),
+        ("phone", phone),
+    ];
+    if let Some(c) = crm {
+        pairs.push(("crm_id", c));
+    }
+    let w = write(s, inst, &pairs).await;
+    s.apply_contact_writes(inst, &[w], WriteKind::Create)
+        .await
+        .unwrap()
+        .remove(0)
+        .unwrap()
+        .contact_id
+}
+
+#[tokio::test]
+async fn migrations_run_once() {
+    let s = fresh_store().await;
+    assert!(
+        s.migrate().await.unwrap().is_empty(),
+        "a second migrate applies nothing"
+    );
+}
+
+#[tokio::test]
+async fn institutions_have_unique_valid_slugs() {
+    let (s, inst) = setup().await;
+    assert_eq!(inst.time_zone, "America/New_York");
+    assert!(matches!(
+        s.create_institution("state-u", "Again", None).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.create_institution("Bad Slug", "X", None).await,
+        Err(StoreError::Invalid { .. })
+    ));
+    assert!(matches!(
+        s.create_institution("ok-slug", "X", Some("Nowhere/Zone"))
+            .await,
+        Err(StoreError::Invalid { .. })
+    ));
+    assert_eq!(
+        s.institution_by_slug("state-u").await.unwrap().unwrap().id,
+        inst.id
+    );
+}
+
+#[tokio::test]
+async fn logins_tokens_and_sessions() {
+    let (s, inst) = setup().await;
+    let other = s
+        .create_institution("other-u", "Other", None)
+        .await
+        .unwrap();
+    let u = s
+        .create_user("Admin@State.edu", "correct horse battery")
+        .await
+        .unwrap();
+    assert_eq!(u.email, "admin@state.edu");
+    assert!(matches!(
+        s.create_user("admin@state.edu", "another long password")
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.create_user("x@state.edu", "short").await,
+        Err(StoreError::Invalid { .. })
+    ));
+    s.grant_role(u.id, inst.id, Role::Admin).await.unwrap();
+    assert!(
+        s.verify_login("ADMIN@state.edu", "correct horse battery")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        s.verify_login("admin@state.edu", "wrong password!!")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.verify_login("nobody@state.edu", "correct horse battery")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let cookie = s.create_session(u.id, inst.id).await.unwrap();
+    let sess = s.session(&cookie).await.unwrap().unwrap();
+    assert_eq!(sess.principal.institution.id, inst.id);
+    assert_eq!(sess.principal.role, Role::Admin);
+    assert!(sess.csrf_token.len() >= 32);
+    // A session in an institution the user does not belong to resolves to nothing.
+    let stray = s.create_session(u.id, other.id).await.unwrap();
+    assert!(s.session(&stray).await.unwrap().is_none());
+    s.delete_session(&cookie).await.unwrap();
+    assert!(s.session(&cookie).await.unwrap().is_none());
+
+    let (tok, secret) = s
+        .create_api_token(inst.id, Role::Viewer, "ci")
+        .await
+        .unwrap();
+    assert!(secret.starts_with("fry_"));
+    let p = s.authenticate_token(&secret).await.unwrap().unwrap();
+    assert_eq!(
+        (p.institution.id, p.role, p.token_id),
+        (inst.id, Role::Viewer, Some(tok.id))
+    );
+    assert!(
+        s.authenticate_token("fry_not-a-token")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn create_edit_archive_and_the_change_sequence() {
+    let (s, inst) = setup().await;
+    let a = create(&s, inst.id, "Ana", "6175550101", Some("C-1")).await;
+    let seq1 = s.contact(inst.id, a).await.unwrap().change_seq;
+    // Same phone again on create: refused, nothing written.
+    let dup = write(
+        &s,
+        inst.id,
+        &[
+            ("first_name", "X"),
+            ("last_name", "Y"),
+            ("phone", "(617) 555-0101"),
+        ],
+    )
+    .await;
+    let out = s
+        .apply_contact_writes(inst.id, &[dup], WriteKind::Create)
+        .await
+        .unwrap();
+    assert_eq!(out[0].as_ref().unwrap_err().code, "phone_in_use");
+    assert_eq!(s.count_contacts(inst.id).await.unwrap(), 1);
+
+    let mut edit = write(
+        &s,
+        inst.id,
+        &[("preferred_name", "Annie"), ("crm_id", "UNSET")],
+    )
+    .await;
+    edit.platform_id = Some(a);
+    let out = s
+        .apply_contact_writes(inst.id, &[edit.clone()], WriteKind::Edit)
+        .await
+        .unwrap();
+    assert_eq!(out[0].as_ref().unwrap().action, AppliedAction::Updated);
+    let c = s.contact(inst.id, a).await.unwrap();
+    assert_eq!(c.data.preferred_name.as_deref(), Some("Annie"));
+    assert_eq!(c.data.crm_id, None, "UNSET cleared the CRM ID");
+    assert!(c.change_seq > seq1);
+    // The same edit again changes nothing and takes no sequence.
+    let out = s
+        .apply_contact_writes(inst.id, &[edit], WriteKind::Edit)
+        .await
+        .unwrap();
+    assert_eq!(out[0].as_ref().unwrap().action, AppliedAction::Unchanged);
+    assert_eq!(
+        s.contact(inst.id, a).await.unwrap().change_seq,
+        c.change_seq
+    );
+
+    let archived = s.set_archived(inst.id, a, true).await.unwrap();
+    assert!(archived.data.archived && archived.change_seq > c.change_seq);
+    // An edit leaves it archived; a re-import un-archives it.
+    let mut edit = write(&s, inst.id, &[("last_name", "Diaz")]).await;
+    edit.platform_id = Some(a);
+    s.apply_contact_writes(inst.id, &[edit], WriteKind::Edit)
+        .await
+        .unwrap();
+    assert!(s.contact(inst.id, a).await.unwrap().data.archived);
+    let again = write(
+        &s,
+        inst.id,
+        &[("phone", "6175550101"), ("first_name", "Ana")],
+    )
+    .await;
+    let out = s
+        .apply_contact_writes(inst.id, &[again], WriteKind::Import)
+        .await
+        .unwrap();
+    assert_eq!(out[0].as_ref().unwrap().contact_id, a);
+    assert!(!s.contact(inst.id, a).await.unwrap().data.archived);
+    assert_eq!(
+        s.current_change_seq(inst.id).await.unwrap(),
+        s.contact(inst.id, a).await.unwrap().change_seq
+    );
+}
+
+#[tokio::test]
+async fn import_matching_follows_the_seed() {
+    let (s, inst) = setup().await;
+    let a = create(&s, inst.id, "Ana", "6175550101", Some("C-1")).await;
+    let b = create(&s, inst.id, "Ben", "6175550102", Some("C-2")).await;
+    let rows = vec![
+        // Matched by CRM ID: name updates, the phone is not rewritten.
+        write(&s, inst.id, &[("crm_id", "C-1"), ("first_name", "Anita")]).await,
+        // CRM ID of A with B's phone: conflict, skipped.
+        write(
+            &s,
+            inst.id,
+            &[
+                ("crm_id", "C-1"),
+                ("phone", "6175550102"),
+                ("first_name", "Nope"),
+            ],
+        )
+        .await,
+        // Platform ID not found: error.
+        ContactWrite {
+            platform_id: Some(999_999),
+            ..write(&s, inst.id, &[("first_name", "Ghost")]).await
+        },
+        // New: created, and a later row of the same batch matches it by phone.
+        write(
+            &s,
+            inst.id,
+            &[
+                ("first_name", "Cy"),
+                ("last_name", "New"),
+                ("phone", "6175550103"),
+            ],
+        )
+        .await,
+        write(
+            &s,
+            inst.id,
+            &[("phone", "6175550103"), ("enrollment_id", "E-3")],
+        )
+        .await,
+        // Missing required fields for a new contact.
+        write(
+            &s,
+            inst.id,
+            &[("first_name", "Dee"), ("phone", "6175550104")],
+        )
+        .await,
+    ];
+    let out = s
+        .apply_contact_writes(inst.id, &rows, WriteKind::Import)
+        .await
+        .unwrap();
+    assert_eq!(out[0].as_ref().unwrap().contact_id, a);
+    assert_eq!(out[1].as_ref().unwrap_err().code, "match_conflict");
+    assert_eq!(out[2].as_ref().unwrap_err().code, "platform_id_not_found");
+    let new_id = out[3].as_ref().unwrap().contact_id;
+    assert_eq!(out[3].as_ref().unwrap().action, AppliedAction::Created);
+    assert_eq!(out[4].as_ref().unwrap().contact_id, new_id);
+    assert_eq!(out[4].as_ref().unwrap().action, AppliedAction::Updated);
+    assert_eq!(out[5].as_ref().unwrap_err().code, "missing_required_field");
+    let ca = s.contact(inst.id, a).await.unwrap();
+    assert_eq!(ca.data.first_name.as_deref(), Some("Anita"));
+    assert_eq!(
+        s.contact(inst.id, b)
+            .await
+            .unwrap()
+            .data
+            .first_name
+            .as_deref(),
+        Some("Ben"),
+        "the conflicting row changed nothing"
+    );
+    assert_eq!(
+        s.contact(inst.id, new_id)
+            .await
+            .unwrap()
+            .data
+            .enrollment_id
+            .as_deref(),
+        Some("E-3")
+    );
+    assert_eq!(s.count_contacts(inst.id).await.unwrap(), 3);
+}
+
+#[tokio::test]
+async fn swapping_phones_in_one_batch_applies_what_it_can() {
+    let (s, inst) = setup().await;
+    let a = create(&s, inst.id, "Ana", "6175550101", None).await;
+    let b = create(&s, inst.id, "Ben", "6175550102", None).await;
+    let mut to_b = write(&s, inst.id, &[("phone", "6175550102")]).await;
+    to_b.platform_id = Some(a);
+    let mut to_a = write(&s, inst.id, &[("phone", "6175550101")]).await;
+    to_a.platform_id = Some(b);
+    let out = s
+        .apply_contact_writes(inst.id, &[to_b, to_a], WriteKind::Edit)
+        .await
+        .unwrap();
+    // Each names a phone the other still holds: both are refused, nothing half-applied.
+    assert_eq!(out[0].as_ref().unwrap_err().code, "phone_in_use");
+    assert_eq!(out[1].as_ref().unwrap_err().code, "phone_in_use");
+    assert_eq!(
+        s.contact(inst.id, a)
+            .await
+            .unwrap()
+            .data
+            .phone
+            .unwrap()
+            .as_str(),
+        "+16175550101"
+    );
+}
+
+#[tokio::test]
+async fn institutions_never_see_each_other() {
+    let (s, inst) = setup().await;
+    let other = s
+        .create_institution("other-u", "Other", None)
+        .await
+        .unwrap();
+    let a = create(&s, inst.id, "Ana", "6175550101", Some("C-1")).await;
+    assert!(matches!(
+        s.contact(other.id, a).await,
+        Err(StoreError::NotFound)
+    ));
+    // The same phone and CRM ID are free in another institution.
+    let b = create(&s, other.id, "Ana", "6175550101", Some("C-1")).await;
+    assert_ne!(a, b);
+    let w = ContactWrite {
+        platform_id: Some(a),
+        ..write(&s, other.id, &[("first_name", "Hijack")]).await
+    };
+    let out = s
+        .apply_contact_writes(other.id, &[w], WriteKind::Import)
+        .await
+        .unwrap();
+    assert_eq!(out[0].as_ref().unwrap_err().code, "platform_id_not_found");
+    assert_eq!(
+        s.list_contacts(
+            other.id,
+            &ContactQuery {
+                limit: 50,
+                ..Default::default()
+            }
+        )
+        .await
+        .unwrap()
+        .contacts
+        .len(),
+        1
+    );
+    assert!(s.set_archived(other.id, a, true).await.is_err());
+}
+
+#[tokio::test]
+async fn listing_searching_and_the_sync_query() {
+    let (s, inst) = setup().await;
+    s.create_custom_field(
+        inst.id,
+        &CustomFieldDef {
+            name: "major".into(),
+            label: "Major".into(),
+            kind: FieldKind::Text,
+        },
+    )
+    .await
+    .unwrap();
+    for i in 0..25 {
+        let phone = format!("61755501{i:02}");
+        let name = if i == 7 { "Zelda" } else { "Sam" };
+        let test = if i % 10 == 0 { "yes" } else { "no" };
+        let w = write(
+            &s,
+            inst.id,
+            &[
+                ("first_name", name),
+                ("last_name", "Li"),
+                ("phone", &phone),
+                ("test_user", test),
+                ("major", "Biology"),
+            ],
+        )
+        .await;
+        s.apply_contact_writes(inst.id, &[w], WriteKind::Import)
+            .await
+            .unwrap()
+            .remove(0)
+            .unwrap();
+    }
+    let page1 = s
+        .list_contacts(
+            inst.id,
+            &ContactQuery {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page1.contacts.len(), 10);
+    let page3 = s
+        .list_contacts(
+            inst.id,
+            &ContactQuery {
+                limit: 10,
+                after: Some(page1.next_after.unwrap()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let page3 = s
+        .list_contacts(
+            inst.id,
+            &ContactQuery {
+                limit: 10,
+                after: page3.next_after,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page3.contacts.len(), 5);
+    assert!(page3.next_after.is_none());
+    let z = s
+        .list_contacts(
+            inst.id,
+            &ContactQuery {
+                q: Some("zEL".into()),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(z.contacts.len(), 1);
+    let by_phone = s
+        .list_contacts(
+            inst.id,
+            &ContactQuery {
+                q: Some("(617) 555-0107".into()),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        by_phone.contacts[0].data.first_name.as_deref(),
+        Some("Zelda")
+    );
+    let pct = s
+        .list_contacts(
+            inst.id,
+            &ContactQuery {
+                q: Some("%".into()),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        pct.contacts.is_empty(),
+        "LIKE wildcards in the query are literal"
+    );
+    let tests = s
+        .list_contacts(
+            inst.id,
+            &ContactQuery {
+                test_user: Some(true),
+                limit: 50,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(tests.contacts.len(), 3, "test users are stored and listed");
+    let synced = s.contacts_for_sync(inst.id, 0, 100).await.unwrap();
+    assert_eq!(synced.len(), 22, "the sync query leaves test users out");
+    assert!(synced.windows(2).all(|w| w[0].change_seq < w[1].change_seq));
+    assert_eq!(synced[0].data.custom["major"], json!("Biology"));
+    let later = s
+        .contacts_for_sync(inst.id, synced[10].change_seq, 100)
+        .await
+        .unwrap();
+    assert_eq!(later.len(), 11);
+    let future = s
+        .list_contacts(
+            inst.id,
+            &ContactQuery {
+                updated_since: Some(jiff::Timestamp::now() + jiff::SignedDuration::from_secs(60)),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(future.contacts.is_empty());
+}
+
+#[tokio::test]
+async fn csv_import_reports_rows_and_refuses_bad_files_whole() {
+    let (s, inst) = setup().await;
+    s.create_custom_field(
+        inst.id,
+        &CustomFieldDef {
+            name: "gpa".into(),
+            label: "GPA".into(),
+            kind: FieldKind::Number,
+        },
+    )
+    .await
+    .unwrap();
+    let csv = "\u{feff}First_Name,last_name,phone,gpa\nAna,Diaz,(617) 555-0101,3.9\nBen,Ray,not a phone,3.1\nCy,Ng,6175550103\nDee,Fox,6175550104,high\n\"Eve\",\"O'Neil, Jr.\",6175550105,2.5\n";
+    let report = s
+        .import_contacts_csv(inst.id, csv.as_bytes().to_vec(), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.created, report.updated, report.skipped),
+        (2, 0, 3),
+        "{report:?}"
+    );
+    let codes: Vec<(u64, &str)> = report.errors.iter().map(|e| (e.row, e.code)).collect();
+    assert_eq!(
+        codes,
+        vec![
+            (3, "invalid_phone"),
+            (4, "ragged_row"),
+            (5, "invalid_number")
+        ]
+    );
+    // Re-import: matched by phone, nothing changes.
+    let report = s
+        .import_contacts_csv(
+            inst.id,
+            "phone,first_name\n6175550101,Ana\n".as_bytes().to_vec(),
+            |_| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.unchanged, 1);
+
+    let before = s.count_contacts(inst.id).await.unwrap();
+    for (bad, code) in [
+        (
+            "first_name,shoe_size\nA,9\n".as_bytes().to_vec(),
+            "unknown_field",
+        ),
+        (
+            b"first_name,phone\n\xff\xfe,6175550109\n".to_vec(),
+            "invalid_encoding",
+        ),
+        ("phone,phone\n1,2\n".as_bytes().to_vec(), "duplicate_column"),
+        (Vec::new(), "bad_request"),
+    ] {
+        match s.import_contacts_csv(inst.id, bad, |_| {}).await {
+            Err(ImportError::File { code: c, .. }) => assert_eq!(c, code),
+            other => panic!("expected {code}, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        s.count_contacts(inst.id).await.unwrap(),
+        before,
+        "refused files change nothing"
+    );
+}
+
+#[tokio::test]
+async fn messages_take_a_monotonic_sequence() {
+    let (s, inst) = setup().await;
+    let other = s
+        .create_institution("other-u", "Other", None)
+        .await
+        .unwrap();
+    let a = create(&s, inst.id, "Ana", "6175550101", None).await;
+    let foreign = create(&s, other.id, "Zed", "6175550199", None).await;
+    let msg = |contact_id, channel, direction| NewMessage {
+        contact_id,
+        channel,
+        message_type: MessageType::AiAgent,
+        direction,
+        body: "Hi".into(),
+        sent_at: jiff::Timestamp::now(),
+    };
+    let first = s
+        .insert_messages(
+            inst.id,
+            &[
+                msg(a, Channel::Sms, Direction::Outgoing),
+                msg(a, Channel::WebChat, Direction::Incoming),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        first.iter().map(|m| m.sequence).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    let err = s
+        .insert_messages(
+            inst.id,
+            &[
+                msg(a, Channel::Sms, Direction::Outgoing),
+                msg(foreign, Channel::Sms, Direction::Outgoing),
+            ],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Invalid { ref field, .. } if field == "messages[1].contact_id"),
+        "{err:?}"
+    );
+    let more = s
+        .insert_messages(inst.id, &[msg(a, Channel::Email, Direction::Outgoing)])
+        .await
+        .unwrap();
+    assert_eq!(more[0].sequence, 3, "the refused batch took no sequence");
+    let sms = s
+        .list_messages(
+            inst.id,
+            &MessageQuery {
+                channels: vec![Channel::Sms],
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(sms.len(), 1);
+    let after = s
+        .list_messages(
+            inst.id,
+            &MessageQuery {
+                after_sequence: Some(1),
+                up_to_sequence: Some(2),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        after.iter().map(|m| m.sequence).collect::<Vec<_>>(),
+        vec![2]
+    );
+    assert_eq!(s.current_message_seq(inst.id).await.unwrap(), 3);
+    assert_eq!(s.current_message_seq(other.id).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn integration_secrets_are_sealed_and_write_only() {
+    let (s, inst) = setup().await;
+    let mut secrets = serde_json::Map::new();
+    secrets.insert("password".into(), json!("hunter2-very-secret"));
+    let i = s
+        .create_integration(
+            inst.id,
+            NewIntegration {
+                kind: "test_kind".into(),
+                name: "Nightly".into(),
+                description: String::new(),
+                enabled: true,
+                config: json!({"host": "sftp.example.edu"}),
+                secrets: Some(secrets),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(i.secrets_set, vec!["password".to_string()]);
+    assert!(
+        !serde_json::to_string(&i).unwrap().contains("hunter2"),
+        "the record never carries the value"
+    );
+    assert_eq!(
+        s.integration_secrets(inst.id, i.id).await.unwrap()["password"],
+        json!("hunter2-very-secret")
+    );
+    // The database holds ciphertext only.
+    let raw: Vec<u8> = sqlx::query_scalar::<sqlx::Any, Vec<u8>>("SELECT secrets FROM integrations")
+        .fetch_one(&sqlx::AnyPool::connect(&s.url).await.unwrap())
+        .await
+        .unwrap();
+    assert!(!raw.windows(7).any(|w| w == b"hunter2"));
+    let mut change = serde_json::Map::new();
+    change.insert("private_key".into(), json!("KEY"));
+    change.insert("password".into(), serde_json::Value::Null);
+    let u = s
+        .update_integration(
+            inst.id,
+            i.id,
+            IntegrationUpdate {
+                enabled: Some(false),
+                secrets: Some(change),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(u.secrets_set, vec!["private_key".to_string()]);
+    assert!(!u.enabled);
+    assert_eq!(u.name, "Nightly");
+    let other = s
+        .create_institution("other-u", "Other", None)
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.integration(other.id, i.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        s.integration_secrets(other.id, i.id).await,
+        Err(StoreError::NotFound)
+    ));
+    s.delete_integration(inst.id, i.id).await.unwrap();
+    assert!(s.list_integrations(inst.id).await.unwrap().is_empty());
+}
+
+async fn integration(s: &Store, inst: i64, name: &str) -> Integration {
+    s.create_integration(
+        inst,
+        NewIntegration {
+            kind: "test_kind".into(),
+            name: name.into(),
+            description: String::new(),
+            enabled: true,
+            config: json!({}),
+            secrets: None,
+        },
+    )
+    .await
+    .unwrap()
+}
+
+fn new_run(i: &Integration, trigger: Trigger, slot: Option<&str>) -> NewRun {
+    NewRun {
+        institution_id: i.institution_id,
+        integration_id: i.id,
+        kind: i.kind.clone(),
+        trigger,
+        scheduled_for: slot.map(|s| s.parse().unwrap()),
+    }
+}
+
+#[tokio::test]
+async fn runs_queue_claim_heartbeat_finish() {
+    let (s, inst) = setup().await;
+    let i = integration(&s, inst.id, "A").await;
+    let r1 = s
+        .enqueue_run(&new_run(
+            &i,
+            Trigger::Scheduled,
+            Some("2026-07-01T04:00:00Z"),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        s.enqueue_run(&new_run(
+            &i,
+            Trigger::Scheduled,
+            Some("2026-07-01T04:00:00Z")
+        ))
+        .await
+        .unwrap()
+        .is_none(),
+        "one run per slot"
+    );
+    let r2 = s
+        .enqueue_run(&new_run(&i, Trigger::Manual, None))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        s.enqueue_run(&new_run(&i, Trigger::Manual, None))
+            .await
+            .unwrap()
+            .is_none(),
+        "one queued manual run at a time"
+    );
+
+    let claimed = s.claim_run("w1").await.unwrap().unwrap();
+    assert_eq!(
+        (claimed.id, claimed.status, claimed.attempt),
+        (r1.id, RunStatus::Running, 1)
+    );
+    assert!(
+        s.claim_run("w2").await.unwrap().is_none(),
+        "never two runs of one integration at once"
+    );
+    assert!(s.heartbeat_run(r1.id, "w1").await.unwrap());
+    assert!(!s.heartbeat_run(r1.id, "w2").await.unwrap());
+    let outcome = RunOutcome {
+        status: RunStatus::Success,
+        rows: 42,
+        error: None,
+        detail: json!({"file": "x.csv"}),
+    };
+    assert!(
+        !s.finish_run(r1.id, "w2", &outcome).await.unwrap(),
+        "only the lease holder finishes"
+    );
+    assert!(s.finish_run(r1.id, "w1", &outcome).await.unwrap());
+    let done = s.run(inst.id, r1.id).await.unwrap();
+    assert_eq!(
+        (done.status, done.rows, done.detail["file"].clone()),
+        (RunStatus::Success, 42, json!("x.csv"))
+    );
+    assert!(done.finished_at.is_some());
+
+    let c2 = s.claim_run("w2").await.unwrap().unwrap();
+    assert_eq!(c2.id, r2.id);
+    assert!(s.release_run(r2.id, "w2").await.unwrap());
+    assert_eq!(
+        s.run(inst.id, r2.id).await.unwrap().status,
+        RunStatus::Queued
+    );
+
+    let listed = s
+        .list_runs(
+            inst.id,
+            &RunQuery {
+                status: Some(RunStatus::Success),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    let other = s
+        .create_institution("other-u", "Other", None)
+        .await
+        .unwrap();
+    assert!(
+        s.list_runs(
+            other.id,
+            &RunQuery {
+                limit: 10,
+                ..Default::default()
+            }
+        )
+        .await
+        .unwrap()
+        .is_empty()
+    );
+    assert!(
+        s.enqueue_run(&NewRun {
+            institution_id: other.id,
+            ..new_run(&i, Trigger::Manual, None)
+        })
+        .await
+        .unwrap()
+        .is_none(),
+        "no runs across institutions"
+    );
+}
+
+#[tokio::test]
+async fn stale_runs_are_requeued_then_failed() {
+    let (s, inst) = setup().await;
+    let i = integration(&s, inst.id, "A").await;
+    let r = s
+        .enqueue_run(&new_run(&i, Trigger::Manual, None))
+        .await
+        .unwrap()
+        .unwrap();
+    s.claim_run("dead-worker").await.unwrap().unwrap();
+    let future = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(60);
+    assert_eq!(s.requeue_stale_runs(future, 2).await.unwrap(), (1, 0));
+    let again = s.claim_run("w2").await.unwrap().unwrap();
+    assert_eq!((again.id, again.attempt), (r.id, 2));
+    assert!(
+        !s.heartbeat_run(r.id, "dead-worker").await.unwrap(),
+        "the old worker lost its lease"
+    );
+    assert_eq!(s.requeue_stale_runs(future, 2).await.unwrap(), (0, 1));
+    let failed = s.run(inst.id, r.id).await.unwrap();
+    assert_eq!(failed.status, RunStatus::Failed);
+    assert!(failed.error.unwrap().contains("stopped responding"));
+}
+
+#[tokio::test]
+async fn concurrent_claims_never_share_a_run() {
+    let (s, inst) = setup().await;
+    let mut expected = Vec::new();
+    for n in 0..12 {
+        let i = integration(&s, inst.id, &format!("I{n}")).await;
+        expected.push(
+            s.enqueue_run(&new_run(&i, Trigger::Manual, None))
+                .await
+                .unwrap()
+                .unwrap()
+                .id,
+        );
+    }
+    let mut tasks = Vec::new();
+    for w in 0..6 {
+        let s = s.store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            for _ in 0..6 {
+                if let Some(r) = s.claim_run(&format!("w{w}")).await.unwrap() {
+                    got.push(r.id);
+                }
+            }
+            got
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort_unstable();
+    assert_eq!(all, expected, "every run claimed exactly once");
+}
+
+#[tokio::test]
+async fn sync_log_rows_filter_by_time_integration_direction() {
+    let (s, inst) = setup().await;
+    let i = integration(&s, inst.id, "A").await;
+    let a = create(&s, inst.id, "Ana", "6175550101", None).await;
+    let t0 = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(1);
+    s.add_sync_log(
+        inst.id,
+        &[
+            NewSyncLog {
+                integration_id: Some(i.id),
+                run_id: None,
+                direction: SyncDirection::Incoming,
+                contact_id: Some(a),
+                code: "match_conflict".into(),
+                message: "m1".into(),
+            },
+            NewSyncLog {
+                integration_id: Some(i.id),
+                run_id: None,
+                direction: SyncDirection::Outgoing,
+                contact_id: None,
+                code: "invalid_email".into(),
+                message: "m2".into(),
+            },
+        ],
+    )
+    .await
+    .unwrap();
+    let all = s
+        .list_sync_log(
+            inst.id,
+            &SyncLogQuery {
+                from: Some(t0),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 2);
+    let inc = s
+        .list_sync_log(
+            inst.id,
+            &SyncLogQuery {
+                direction: Some(SyncDirection::Incoming),
+                integration_id: Some(i.id),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (inc.len(), inc[0].contact_id, inc[0].code.as_str()),
+        (1, Some(a), "match_conflict")
+    );
+    let none = s
+        .list_sync_log(
+            inst.id,
+            &SyncLogQuery {
+                to: Some(t0),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+}
