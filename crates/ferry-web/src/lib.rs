@@ -1,1 +1,80 @@
-pub fn _x() {}
+//! Ferry's HTTP server: the REST API v1 (JSON, OpenAPI at `/api/openapi.json`) and the
+//! server-rendered UI, both built from one route table that also declares who may call what.
+
+pub mod api;
+pub mod auth;
+pub mod error;
+mod extract;
+pub mod observe;
+pub mod routes;
+pub mod ui;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use ferry_store::Store;
+
+/// Settings of the web server.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// The address people reach Ferry at (e.g. `https://ferry.example.edu`); links and the
+    /// cookie's `Secure` flag follow it.
+    pub public_url: Option<String>,
+    /// The largest JSON request body, in bytes.
+    pub max_body_bytes: usize,
+    /// The largest CSV import body, in bytes.
+    pub max_import_bytes: usize,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            public_url: None,
+            max_body_bytes: 1024 * 1024,
+            max_import_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+impl WebConfig {
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"))
+    }
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub config: Arc<WebConfig>,
+    pub(crate) login_guard: Arc<auth::LoginGuard>,
+    pub(crate) metrics: observe::MetricsHandle,
+}
+
+impl AppState {
+    pub fn new(store: Store, config: WebConfig) -> AppState {
+        AppState {
+            store,
+            config: Arc::new(config),
+            login_guard: Arc::default(),
+            metrics: observe::metrics_handle(),
+        }
+    }
+}
+
+/// Serves Ferry on `listener` until `shutdown` resolves, then finishes open requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = routes::router(state);
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}

@@ -1,0 +1,389 @@
+//! `/api/v1/contacts`.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, Request, State};
+use axum::http::{StatusCode, header};
+use ferry_core::contact::{Contact, ContactWrite, Raw};
+use ferry_store::{ContactQuery, ImportReport, WriteKind, WriteOutcome};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::AppState;
+use crate::auth::Auth;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{JsonBody, QueryArgs, body_bytes};
+
+/// A contact as the API shows it. `id` is the platform ID.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ContactView {
+    pub id: i64,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub preferred_name: Option<String>,
+    /// E.164.
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub enrollment_id: Option<String>,
+    pub crm_id: Option<String>,
+    pub opt_in: bool,
+    pub test_user: bool,
+    pub archived: bool,
+    /// Custom fields by name, typed (text, number, `YYYY-MM-DD` dates, booleans, emails, E.164 phones).
+    #[schema(value_type = Object)]
+    pub custom: BTreeMap<String, Value>,
+    pub change_seq: i64,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: jiff::Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: jiff::Timestamp,
+}
+
+impl From<Contact> for ContactView {
+    fn from(c: Contact) -> Self {
+        let d = c.data;
+        ContactView {
+            id: c.id,
+            first_name: d.first_name,
+            last_name: d.last_name,
+            preferred_name: d.preferred_name,
+            phone: d.phone.map(|p| p.into_string()),
+            email: d.email.map(|e| e.as_str().to_string()),
+            enrollment_id: d.enrollment_id,
+            crm_id: d.crm_id,
+            opt_in: d.opt_in,
+            test_user: d.test_user,
+            archived: d.archived,
+            custom: d.custom,
+            change_seq: c.change_seq,
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        }
+    }
+}
+
+/// Fields of a contact to write. A blank or null value is skipped; `"UNSET"` clears a custom
+/// field or first name, last name, preferred name, phone, enrollment ID or CRM ID. A new
+/// contact needs first name, last name and phone.
+#[derive(Deserialize, utoipa::ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ContactInput {
+    #[schema(value_type = Option<String>)]
+    pub first_name: Option<Value>,
+    #[schema(value_type = Option<String>)]
+    pub last_name: Option<Value>,
+    #[schema(value_type = Option<String>)]
+    pub preferred_name: Option<Value>,
+    /// Any common format; stored as E.164 (US numbers without a country code).
+    #[schema(value_type = Option<String>)]
+    pub phone: Option<Value>,
+    #[schema(value_type = Option<String>)]
+    pub email: Option<Value>,
+    #[schema(value_type = Option<String>)]
+    pub enrollment_id: Option<Value>,
+    #[schema(value_type = Option<String>)]
+    pub crm_id: Option<Value>,
+    #[schema(value_type = Option<bool>)]
+    pub opt_in: Option<Value>,
+    #[schema(value_type = Option<bool>)]
+    pub test_user: Option<Value>,
+    /// Custom field values by field name.
+    #[schema(value_type = Option<Object>)]
+    pub custom: Option<BTreeMap<String, Value>>,
+}
+
+impl ContactInput {
+    fn pairs(&self) -> Vec<(String, &Value)> {
+        let mut v: Vec<(String, &Value)> = [
+            ("first_name", &self.first_name),
+            ("last_name", &self.last_name),
+            ("preferred_name", &self.preferred_name),
+            ("phone", &self.phone),
+            ("email", &self.email),
+            ("enrollment_id", &self.enrollment_id),
+            ("crm_id", &self.crm_id),
+            ("opt_in", &self.opt_in),
+            ("test_user", &self.test_user),
+        ]
+        .into_iter()
+        .filter_map(|(k, val)| val.as_ref().map(|val| (k.to_string(), val)))
+        .collect();
+        for (k, val) in self.custom.iter().flatten() {
+            v.push((k.clone(), val));
+        }
+        v
+    }
+}
+
+/// Parses the input against the institution's fields; custom field names must be custom fields.
+async fn to_write(state: &AppState, inst: i64, input: &ContactInput) -> ApiResult<ContactWrite> {
+    let schema = state.store.field_schema(inst).await?;
+    let pairs = input.pairs();
+    for name in input.custom.iter().flat_map(|c| c.keys()) {
+        if schema.custom(name).is_none() {
+            return Err(ApiError::unprocessable(
+                "unknown_field",
+                format!("custom.{name}"),
+                format!("{name:?} is not a custom field of this institution"),
+            ));
+        }
+    }
+    let mut raws = Vec::with_capacity(pairs.len());
+    for (name, value) in &pairs {
+        let raw = Raw::from_json(value)
+            .map_err(|m| ApiError::unprocessable("invalid_value", field_path(name), m))?;
+        raws.push((name.as_str(), raw));
+    }
+    ContactWrite::parse(&schema, raws).map_err(|errs| {
+        let e = &errs[0];
+        let mut err = ApiError::unprocessable(e.code, field_path(&e.field), e.message.clone());
+        if errs.len() > 1 {
+            err.message = errs
+                .iter()
+                .map(|e| format!("{}: {}", field_path(&e.field), e.message))
+                .collect::<Vec<_>>()
+                .join("; ");
+        }
+        err
+    })
+}
+
+fn field_path(name: &str) -> String {
+    if name.parse::<ferry_core::contact::DefaultField>().is_ok() {
+        name.to_string()
+    } else {
+        format!("custom.{name}")
+    }
+}
+
+fn outcome_to_result(o: WriteOutcome) -> ApiResult<i64> {
+    o.map(|a| a.contact_id).map_err(|e| {
+        let status = match e.code {
+            "phone_in_use" | "crm_id_in_use" | "match_conflict" | "conflict" => {
+                StatusCode::CONFLICT
+            }
+            "platform_id_not_found" => StatusCode::NOT_FOUND,
+            _ => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        let mut err = ApiError::new(status, e.code, e.message);
+        err.field = e.field.map(|f| field_path(&f));
+        err
+    })
+}
+
+/// Create a contact.
+#[utoipa::path(post, path = "/api/v1/contacts", request_body = ContactInput, responses(
+    (status = 201, body = ContactView), (status = 409, description = "phone or CRM ID belongs to another contact", body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    auth: Auth,
+    JsonBody(input): JsonBody<ContactInput>,
+) -> ApiResult<(StatusCode, Json<ContactView>)> {
+    let inst = auth.institution_id();
+    let write = to_write(&state, inst, &input).await?;
+    let outcome = state
+        .store
+        .apply_contact_writes(inst, &[write], WriteKind::Create)
+        .await?
+        .remove(0);
+    let id = outcome_to_result(outcome)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(state.store.contact(inst, id).await?.into()),
+    ))
+}
+
+/// One contact.
+#[utoipa::path(get, path = "/api/v1/contacts/{id}", params(("id" = i64, Path, description = "platform ID")), responses((status = 200, body = ContactView), (status = 404, body = ErrorBody)))]
+pub async fn get(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ContactView>> {
+    let id = parse_id(&id)?;
+    Ok(Json(
+        state.store.contact(auth.institution_id(), id).await?.into(),
+    ))
+}
+
+pub(crate) fn parse_id(s: &str) -> ApiResult<i64> {
+    s.parse::<i64>()
+        .ok()
+        .filter(|i| *i > 0)
+        .ok_or_else(ApiError::not_found)
+}
+
+/// Change fields of a contact (same fields and rules as create; nothing is required).
+#[utoipa::path(patch, path = "/api/v1/contacts/{id}", params(("id" = i64, Path)), request_body = ContactInput, responses((status = 200, body = ContactView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn patch(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    JsonBody(input): JsonBody<ContactInput>,
+) -> ApiResult<Json<ContactView>> {
+    let id = parse_id(&id)?;
+    let inst = auth.institution_id();
+    let mut write = to_write(&state, inst, &input).await?;
+    write.platform_id = Some(id);
+    let outcome = state
+        .store
+        .apply_contact_writes(inst, &[write], WriteKind::Edit)
+        .await?
+        .remove(0);
+    outcome_to_result(outcome)?;
+    Ok(Json(state.store.contact(inst, id).await?.into()))
+}
+
+/// Archive a contact (an import or incoming sync of it un-archives it).
+#[utoipa::path(post, path = "/api/v1/contacts/{id}/archive", params(("id" = i64, Path)), responses((status = 200, body = ContactView), (status = 404, body = ErrorBody)))]
+pub async fn archive(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ContactView>> {
+    Ok(Json(
+        state
+            .store
+            .set_archived(auth.institution_id(), parse_id(&id)?, true)
+            .await?
+            .into(),
+    ))
+}
+
+/// Take a contact out of the archive.
+#[utoipa::path(post, path = "/api/v1/contacts/{id}/unarchive", params(("id" = i64, Path)), responses((status = 200, body = ContactView), (status = 404, body = ErrorBody)))]
+pub async fn unarchive(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ContactView>> {
+    Ok(Json(
+        state
+            .store
+            .set_archived(auth.institution_id(), parse_id(&id)?, false)
+            .await?
+            .into(),
+    ))
+}
+
+#[derive(Deserialize, utoipa::IntoParams, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    /// Case-insensitive search of name, email, phone, CRM ID and enrollment ID.
+    pub q: Option<String>,
+    pub archived: Option<bool>,
+    pub test_user: Option<bool>,
+    /// RFC 3339 time; only contacts changed at or after it.
+    pub updated_since: Option<String>,
+    /// The cursor from the previous page's `next_cursor`.
+    pub cursor: Option<i64>,
+    /// Page size, 1-500 (default 100).
+    pub limit: Option<u32>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ContactList {
+    pub contacts: Vec<ContactView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<i64>,
+}
+
+/// List contacts by platform ID, with cursor paging. Test users are included (filter with `test_user=false`).
+#[utoipa::path(get, path = "/api/v1/contacts", params(ListParams), responses((status = 200, body = ContactList), (status = 400, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Auth,
+    QueryArgs(p): QueryArgs<ListParams>,
+) -> ApiResult<Json<ContactList>> {
+    let updated_since = p
+        .updated_since
+        .as_deref()
+        .map(|s| {
+            s.parse::<jiff::Timestamp>().map_err(|_| {
+                ApiError::bad_request(
+                    "bad_request",
+                    "updated_since must be an RFC 3339 time such as 2026-09-01T00:00:00Z",
+                )
+                .field("updated_since")
+            })
+        })
+        .transpose()?;
+    let limit = p.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(
+            ApiError::bad_request("bad_request", "limit must be between 1 and 500").field("limit"),
+        );
+    }
+    let page = state
+        .store
+        .list_contacts(
+            auth.institution_id(),
+            &ContactQuery {
+                q: p.q,
+                archived: p.archived,
+                test_user: p.test_user,
+                updated_since,
+                after: p.cursor,
+                limit,
+            },
+        )
+        .await?;
+    Ok(Json(ContactList {
+        contacts: page.contacts.into_iter().map(Into::into).collect(),
+        next_cursor: page.next_after,
+    }))
+}
+
+/// Import contacts from CSV (`Content-Type: text/csv`): a header row of field names (custom
+/// fields by name; `id` for the platform ID), then one contact per row. Rows match existing
+/// contacts by platform ID, else CRM ID and/or phone; each row applies whole or not at all.
+#[utoipa::path(post, path = "/api/v1/contacts/import", request_body(content = String, content_type = "text/csv"), responses(
+    (status = 200, body = ImportReportView), (status = 400, description = "the file as a whole was refused; nothing was written", body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
+pub async fn import(
+    State(state): State<AppState>,
+    auth: Auth,
+    req: Request,
+) -> ApiResult<Json<ImportReport>> {
+    let ct = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if !ct.starts_with("text/csv") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the file with Content-Type: text/csv",
+        ));
+    }
+    let bytes = body_bytes(req, &state).await?;
+    let report = state
+        .store
+        .import_contacts_csv(auth.institution_id(), bytes.to_vec(), |_| {})
+        .await?;
+    Ok(Json(report))
+}
+
+/// The import report (documentation shape of `ImportReport`).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ImportReportView {
+    pub created: u64,
+    pub updated: u64,
+    /// Rows that matched a contact and changed nothing.
+    pub unchanged: u64,
+    /// Rows not applied; each is listed in `errors` (up to 1,000).
+    pub skipped: u64,
+    pub errors: Vec<ImportRowErrorView>,
+    pub errors_truncated: bool,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ImportRowErrorView {
+    /// Spreadsheet row number (the header is row 1).
+    pub row: u64,
+    pub code: String,
+    pub field: Option<String>,
+    pub message: String,
+}

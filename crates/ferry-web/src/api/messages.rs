@@ -1,0 +1,193 @@
+//! `/api/v1/messages`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use ferry_core::message::{Channel, Direction, MAX_BODY_BYTES, MessageType};
+use ferry_store::{Message, MessageQuery, NewMessage};
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::auth::Auth;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{JsonBody, QueryArgs};
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MessageView {
+    pub id: i64,
+    pub contact_id: i64,
+    #[schema(value_type = String)]
+    pub channel: Channel,
+    #[serde(rename = "type")]
+    #[schema(value_type = String)]
+    pub message_type: MessageType,
+    #[schema(value_type = String)]
+    pub direction: Direction,
+    pub body: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub sent_at: jiff::Timestamp,
+    /// Monotonic per institution, assigned at insert.
+    pub sequence: i64,
+}
+
+impl From<Message> for MessageView {
+    fn from(m: Message) -> Self {
+        MessageView {
+            id: m.id,
+            contact_id: m.contact_id,
+            channel: m.channel,
+            message_type: m.message_type,
+            direction: m.direction,
+            body: m.body,
+            sent_at: m.sent_at,
+            sequence: m.sequence,
+        }
+    }
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MessageInput {
+    pub contact_id: i64,
+    /// `sms`, `web_chat`, `email` or `whatsapp`.
+    #[schema(value_type = String)]
+    pub channel: Channel,
+    /// `ai_agent`, `live_chat` or `campaign`.
+    #[serde(rename = "type")]
+    #[schema(value_type = String)]
+    pub message_type: MessageType,
+    /// `incoming` (from the learner) or `outgoing`.
+    #[schema(value_type = String)]
+    pub direction: Direction,
+    pub body: String,
+    /// RFC 3339.
+    #[schema(value_type = String, format = DateTime)]
+    pub sent_at: jiff::Timestamp,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MessageBatch {
+    /// 1 to 1,000 messages, inserted together or not at all.
+    pub messages: Vec<MessageInput>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MessageList {
+    pub messages: Vec<MessageView>,
+}
+
+/// Record messages (all or none).
+#[utoipa::path(post, path = "/api/v1/messages", request_body = MessageBatch, responses((status = 201, body = MessageList), (status = 422, body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    auth: Auth,
+    JsonBody(batch): JsonBody<MessageBatch>,
+) -> ApiResult<(StatusCode, Json<MessageList>)> {
+    if batch.messages.is_empty() || batch.messages.len() > 1000 {
+        return Err(ApiError::unprocessable(
+            "invalid_value",
+            "messages",
+            "send between 1 and 1,000 messages",
+        ));
+    }
+    for (i, m) in batch.messages.iter().enumerate() {
+        if m.body.len() > MAX_BODY_BYTES {
+            return Err(ApiError::unprocessable(
+                "value_too_long",
+                format!("messages[{i}].body"),
+                format!("a message body is at most {MAX_BODY_BYTES} bytes"),
+            ));
+        }
+        if m.body.trim().is_empty() {
+            return Err(ApiError::unprocessable(
+                "invalid_value",
+                format!("messages[{i}].body"),
+                "a message needs a body",
+            ));
+        }
+    }
+    let new: Vec<NewMessage> = batch
+        .messages
+        .into_iter()
+        .map(|m| NewMessage {
+            contact_id: m.contact_id,
+            channel: m.channel,
+            message_type: m.message_type,
+            direction: m.direction,
+            body: m.body,
+            sent_at: m.sent_at,
+        })
+        .collect();
+    let inserted = state
+        .store
+        .insert_messages(auth.institution_id(), &new)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(MessageList {
+            messages: inserted.into_iter().map(Into::into).collect(),
+        }),
+    ))
+}
+
+#[derive(Deserialize, utoipa::IntoParams, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MessageParams {
+    /// Comma-separated channels.
+    pub channel: Option<String>,
+    /// Comma-separated types.
+    #[serde(rename = "type")]
+    pub message_type: Option<String>,
+    /// Comma-separated directions.
+    pub direction: Option<String>,
+    /// Only this contact's messages.
+    pub contact: Option<i64>,
+    /// Only messages with a larger sequence (for incremental reads).
+    pub after_sequence: Option<i64>,
+    /// 1-1,000 (default 100).
+    pub limit: Option<u32>,
+}
+
+fn list_of<T: std::str::FromStr<Err = ferry_core::UnknownValue>>(
+    field: &str,
+    s: &Option<String>,
+) -> ApiResult<Vec<T>> {
+    s.iter()
+        .flat_map(|s| s.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|v| {
+            v.parse::<T>()
+                .map_err(|e| ApiError::bad_request("invalid_value", e.to_string()).field(field))
+        })
+        .collect()
+}
+
+/// Messages by sequence, filtered.
+#[utoipa::path(get, path = "/api/v1/messages", params(MessageParams), responses((status = 200, body = MessageList), (status = 400, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Auth,
+    QueryArgs(p): QueryArgs<MessageParams>,
+) -> ApiResult<Json<MessageList>> {
+    let limit = p.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(
+            ApiError::bad_request("bad_request", "limit must be between 1 and 1000").field("limit"),
+        );
+    }
+    let q = MessageQuery {
+        channels: list_of("channel", &p.channel)?,
+        types: list_of("type", &p.message_type)?,
+        directions: list_of("direction", &p.direction)?,
+        contact_id: p.contact,
+        after_sequence: p.after_sequence,
+        up_to_sequence: None,
+        limit,
+    };
+    let messages = state.store.list_messages(auth.institution_id(), &q).await?;
+    Ok(Json(MessageList {
+        messages: messages.into_iter().map(Into::into).collect(),
+    }))
+}

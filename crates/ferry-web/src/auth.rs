@@ -1,0 +1,282 @@
+//! Who is calling: bearer tokens for the API, cookie sessions (with CSRF protection) for the
+//! UI, and the role each route needs.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use ferry_core::tenancy::Role;
+use ferry_store::Principal;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "ferry_session";
+/// The header htmx and scripts send the CSRF token in; plain forms send `_csrf`.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone: health, metrics, login, static assets.
+    Public,
+    /// Any signed-in member of the institution (read-only).
+    Viewer,
+    /// Admins: every change, settings and integrations.
+    Admin,
+}
+
+/// The authenticated caller, put into request extensions by [`require`].
+#[derive(Debug, Clone)]
+pub struct Auth {
+    pub principal: Principal,
+    /// The session's CSRF token (UI sessions only).
+    pub csrf: Option<String>,
+}
+
+impl Auth {
+    pub fn institution_id(&self) -> i64 {
+        self.principal.institution.id
+    }
+    pub fn is_admin(&self) -> bool {
+        self.principal.role == Role::Admin
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Auth {
+    type Rejection = ApiError;
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, ApiError> {
+        parts
+            .extensions
+            .get::<Auth>()
+            .cloned()
+            .ok_or_else(ApiError::unauthorized)
+    }
+}
+
+pub(crate) fn is_api(path: &str) -> bool {
+    path.starts_with("/api/")
+}
+
+fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|kv| {
+            let (k, v) = kv.trim().split_once('=')?;
+            (k == name).then_some(v)
+        })
+}
+
+fn denied(path: &str, status: StatusCode, api: ApiError) -> Response {
+    if is_api(path) {
+        return api.into_response();
+    }
+    if status == StatusCode::UNAUTHORIZED {
+        let next = urlencode(path);
+        return Redirect::to(&format!("/login?next={next}")).into_response();
+    }
+    crate::ui::error_page(status, &api.message).into_response()
+}
+
+pub(crate) fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Authenticates the caller and checks the route's access level; for cookie sessions, checks
+/// the CSRF token on every unsafe method.
+pub async fn require(
+    State((state, access)): State<(AppState, Access)>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let path = req.uri().path().to_string();
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let (auth, from_cookie) = if let Some(h) = bearer {
+        let Some(token) = h.strip_prefix("Bearer ").map(str::trim) else {
+            return denied(&path, StatusCode::UNAUTHORIZED, ApiError::unauthorized());
+        };
+        match state.store.authenticate_token(token).await {
+            Ok(Some(p)) => (
+                Auth {
+                    principal: p,
+                    csrf: None,
+                },
+                false,
+            ),
+            Ok(None) => {
+                return ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "the API token is not valid",
+                )
+                .into_response();
+            }
+            Err(e) => return ApiError::from(e).into_response(),
+        }
+    } else if let Some(cookie) = cookie_value(req.headers(), SESSION_COOKIE).map(str::to_string) {
+        match state.store.session(&cookie).await {
+            Ok(Some(s)) => (
+                Auth {
+                    principal: s.principal,
+                    csrf: Some(s.csrf_token),
+                },
+                true,
+            ),
+            Ok(None) => return denied(&path, StatusCode::UNAUTHORIZED, ApiError::unauthorized()),
+            Err(e) => return ApiError::from(e).into_response(),
+        }
+    } else {
+        return denied(&path, StatusCode::UNAUTHORIZED, ApiError::unauthorized());
+    };
+    if access == Access::Admin && !auth.principal.role.allows(Role::Admin) {
+        return denied(&path, StatusCode::FORBIDDEN, ApiError::forbidden());
+    }
+    let mut req = req;
+    if from_cookie && !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        match check_csrf(
+            req,
+            auth.csrf.as_deref().unwrap_or_default(),
+            state.config.max_import_bytes,
+        )
+        .await
+        {
+            Ok(r) => req = r,
+            Err(()) => {
+                return denied(
+                    &path,
+                    StatusCode::FORBIDDEN,
+                    ApiError::new(
+                        StatusCode::FORBIDDEN,
+                        "csrf_failed",
+                        "the form was not sent from a Ferry page of this session; reload and try again",
+                    ),
+                );
+            }
+        }
+    }
+    req.extensions_mut().insert(auth);
+    next.run(req).await
+}
+
+/// Accepts the token from the header, or from the `_csrf` field of a urlencoded form (the body
+/// is read and handed on unchanged).
+async fn check_csrf(req: Request, expected: &str, limit: usize) -> Result<Request, ()> {
+    let same = |given: &str| {
+        !expected.is_empty() && constant_time_eq(given.as_bytes(), expected.as_bytes())
+    };
+    if let Some(v) = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()) {
+        return if same(v) { Ok(req) } else { Err(()) };
+    }
+    let is_form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
+    if !is_form {
+        return Err(());
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| ())?;
+    let token = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&bytes)
+        .map_err(|_| ())?
+        .into_iter()
+        .find(|(k, _)| k == "_csrf")
+        .map(|(_, v)| v);
+    match token {
+        Some(t) if same(&t) => Ok(Request::from_parts(parts, Body::from(bytes))),
+        _ => Err(()),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Slows down password guessing: after 5 failures for one email or one client address within
+/// 10 minutes, sign-in is refused for that key until the window passes.
+#[derive(Default)]
+pub struct LoginGuard {
+    failures: Mutex<HashMap<String, (u32, Instant)>>,
+}
+
+const MAX_FAILURES: u32 = 5;
+const WINDOW: Duration = Duration::from_secs(600);
+
+impl LoginGuard {
+    pub fn blocked(&self, keys: &[&str]) -> bool {
+        let map = self.failures.lock().expect("login guard lock");
+        keys.iter().any(|k| {
+            map.get(*k)
+                .is_some_and(|(n, since)| *n >= MAX_FAILURES && since.elapsed() < WINDOW)
+        })
+    }
+
+    pub fn failed(&self, keys: &[&str]) {
+        let mut map = self.failures.lock().expect("login guard lock");
+        if map.len() > 100_000 {
+            map.retain(|_, (_, since)| since.elapsed() < WINDOW);
+        }
+        for k in keys {
+            let e = map.entry(k.to_string()).or_insert((0, Instant::now()));
+            if e.1.elapsed() >= WINDOW {
+                *e = (0, Instant::now());
+            }
+            e.0 += 1;
+        }
+    }
+
+    pub fn succeeded(&self, keys: &[&str]) {
+        let mut map = self.failures.lock().expect("login guard lock");
+        for k in keys {
+            map.remove(*k);
+        }
+    }
+}
+
+/// The `Set-Cookie` value for a new session.
+pub(crate) fn session_cookie(value: &str, secure: bool) -> String {
+    let max_age = ferry_store_session_seconds();
+    format!(
+        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{}",
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+/// The `Set-Cookie` value that removes the session cookie.
+pub(crate) fn clear_cookie(secure: bool) -> String {
+    format!(
+        "{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{}",
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+fn ferry_store_session_seconds() -> i64 {
+    12 * 3600
+}
+
+pub(crate) fn session_cookie_of(headers: &HeaderMap) -> Option<String> {
+    cookie_value(headers, SESSION_COOKIE).map(str::to_string)
+}

@@ -1,0 +1,100 @@
+//! The route table: every route with the access it needs. The router is built from it, and a
+//! test walks it to prove each route's access rule.
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::Method;
+use axum::middleware;
+use axum::routing::{MethodFilter, MethodRouter, on};
+
+use crate::auth::{Access, require};
+use crate::{AppState, api, observe, ui};
+
+/// One route.
+pub struct RouteSpec {
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+    pub handler: MethodRouter<AppState>,
+}
+
+fn r(
+    method: Method,
+    path: &'static str,
+    access: Access,
+    handler: MethodRouter<AppState>,
+) -> RouteSpec {
+    RouteSpec {
+        method,
+        path,
+        access,
+        handler,
+    }
+}
+
+macro_rules! route {
+    ($m:ident $path:literal $access:ident => $h:expr) => {
+        r(Method::$m, $path, Access::$access, on(MethodFilter::$m, $h))
+    };
+}
+
+/// Every route Ferry serves.
+pub fn table(state: &AppState) -> Vec<RouteSpec> {
+    let import_limit = state.config.max_import_bytes;
+    vec![
+        // Public.
+        route!(GET "/healthz" Public => observe::healthz),
+        route!(GET "/metrics" Public => observe::metrics),
+        route!(GET "/login" Public => ui::login_page),
+        route!(POST "/login" Public => ui::login_submit),
+        route!(GET "/assets/{file}" Public => ui::asset),
+        // API.
+        route!(GET "/api/openapi.json" Viewer => api::openapi_json),
+        route!(GET "/api/v1/me" Viewer => api::me),
+        route!(GET "/api/v1/errors" Viewer => api::error_dictionary),
+        route!(GET "/api/v1/contacts" Viewer => api::contacts::list),
+        route!(POST "/api/v1/contacts" Admin => api::contacts::create),
+        route!(GET "/api/v1/contacts/{id}" Viewer => api::contacts::get),
+        route!(PATCH "/api/v1/contacts/{id}" Admin => api::contacts::patch),
+        route!(POST "/api/v1/contacts/{id}/archive" Admin => api::contacts::archive),
+        route!(POST "/api/v1/contacts/{id}/unarchive" Admin => api::contacts::unarchive),
+        r(
+            Method::POST,
+            "/api/v1/contacts/import",
+            Access::Admin,
+            on(MethodFilter::POST, api::contacts::import)
+                .layer(DefaultBodyLimit::max(import_limit)),
+        ),
+        route!(GET "/api/v1/fields" Viewer => api::fields::list),
+        route!(POST "/api/v1/fields" Admin => api::fields::create),
+        route!(GET "/api/v1/messages" Viewer => api::messages::list),
+        route!(POST "/api/v1/messages" Admin => api::messages::create),
+        // UI.
+        route!(GET "/" Viewer => ui::home),
+        route!(POST "/logout" Viewer => ui::logout),
+        route!(GET "/contacts" Viewer => ui::contacts_page),
+        route!(GET "/contacts/{id}" Viewer => ui::contact_page),
+        route!(GET "/settings/fields" Admin => ui::fields_page),
+        route!(POST "/settings/fields" Admin => ui::fields_create),
+    ]
+}
+
+/// The application router.
+pub fn router(state: AppState) -> Router {
+    let mut app = Router::new();
+    for spec in table(&state) {
+        let handler = match spec.access {
+            Access::Public => spec.handler,
+            access => spec.handler.route_layer(middleware::from_fn_with_state(
+                (state.clone(), access),
+                require,
+            )),
+        };
+        app = app.route(spec.path, handler);
+    }
+    app.fallback(ui::not_found)
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(middleware::from_fn(observe::track))
+        .layer(middleware::from_fn(observe::security_headers))
+        .with_state(state)
+}
