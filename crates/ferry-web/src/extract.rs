@@ -67,13 +67,12 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let inner = e.inner();
         let msg = inner.to_string();
         let (code, field) = if msg.starts_with("unknown field") {
+            // The path already ends in the unknown key.
             let name = msg.split('`').nth(1).unwrap_or("");
-            let full = if path == "." || path.is_empty() {
-                name.to_string()
-            } else {
-                format!("{path}.{name}").trim_start_matches('.').to_string()
-            };
-            ("unknown_field", Some(full))
+            (
+                "unknown_field",
+                Some(if path == "." { name.to_string() } else { path }),
+            )
         } else if inner.is_syntax() || inner.is_eof() {
             ("bad_request", None)
         } else if msg.starts_with("missing field") {

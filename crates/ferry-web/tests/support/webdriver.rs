@@ -48,7 +48,11 @@ pub struct WebDriverError {
 
 impl std::fmt::Display for WebDriverError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "WebDriver error `{}` (HTTP {}): {}", self.error, self.status, self.message)
+        write!(
+            f,
+            "WebDriver error `{}` (HTTP {}): {}",
+            self.error, self.status, self.message
+        )
     }
 }
 
@@ -74,25 +78,53 @@ impl Session {
     }
 }
 
-async fn call(http: &reqwest::Client, method: Method, url: &str, body: Option<Value>) -> Result<Value> {
+async fn call(
+    http: &reqwest::Client,
+    method: Method,
+    url: &str,
+    body: Option<Value>,
+) -> Result<Value> {
     let mut req = http.request(method.clone(), url);
     if let Some(body) = body {
         req = req.json(&body);
     }
-    let resp = req.send().await.with_context(|| format!("WebDriver request {method} {url}"))?;
+    let resp = req
+        .send()
+        .await
+        .with_context(|| format!("WebDriver request {method} {url}"))?;
     let status = resp.status();
-    let text = resp.text().await.with_context(|| format!("reading WebDriver response to {method} {url}"))?;
-    let mut json: Value = serde_json::from_str(&text)
-        .with_context(|| format!("WebDriver {method} {url}: HTTP {status}, non-JSON body: {}", excerpt(&text, 500)))?;
-    let value = json.get_mut("value").map(Value::take).unwrap_or(Value::Null);
+    let text = resp
+        .text()
+        .await
+        .with_context(|| format!("reading WebDriver response to {method} {url}"))?;
+    let mut json: Value = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "WebDriver {method} {url}: HTTP {status}, non-JSON body: {}",
+            excerpt(&text, 500)
+        )
+    })?;
+    let value = json
+        .get_mut("value")
+        .map(Value::take)
+        .unwrap_or(Value::Null);
     if !status.is_success() || value.get("error").is_some_and(Value::is_string) {
-        let field = |k: &str| value.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+        let field = |k: &str| {
+            value
+                .get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
         let mut message = field("message");
         if message.is_empty() {
             message = excerpt(&text, 500);
         }
-        return Err(anyhow::Error::new(WebDriverError { status: status.as_u16(), error: field("error"), message })
-            .context(format!("{method} {url}")));
+        return Err(anyhow::Error::new(WebDriverError {
+            status: status.as_u16(),
+            error: field("error"),
+            message,
+        })
+        .context(format!("{method} {url}")));
     }
     Ok(value)
 }
@@ -108,7 +140,9 @@ pub struct Browser {
 
 impl std::fmt::Debug for Browser {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Browser").field("session", &self.session.url).finish_non_exhaustive()
+        f.debug_struct("Browser")
+            .field("session", &self.session.url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -127,14 +161,20 @@ impl std::fmt::Debug for Element {
 
 fn find_on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
 }
 
 fn locate(env: &str, default: &str, names: &[&str]) -> Option<PathBuf> {
     if let Some(p) = std::env::var_os(env).filter(|p| !p.is_empty()) {
         // An explicit path, or a bare command name looked up on PATH.
         let p = PathBuf::from(p);
-        return if p.is_file() { Some(p) } else { find_on_path(p.to_str()?) };
+        return if p.is_file() {
+            Some(p)
+        } else {
+            find_on_path(p.to_str()?)
+        };
     }
     let default = PathBuf::from(default);
     if default.is_file() {
@@ -145,15 +185,23 @@ fn locate(env: &str, default: &str, names: &[&str]) -> Option<PathBuf> {
 
 fn fresh_temp_dir() -> Result<PathBuf> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("ferry-webdriver-{}-{nanos}-{n}", std::process::id()));
-    std::fs::create_dir_all(dir.join("profile")).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = std::env::temp_dir().join(format!(
+        "ferry-webdriver-{}-{nanos}-{n}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(dir.join("profile"))
+        .with_context(|| format!("creating {}", dir.display()))?;
     Ok(dir)
 }
 
 fn free_port() -> Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free loopback port")?;
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").context("finding a free loopback port")?;
     Ok(listener.local_addr()?.port())
 }
 
@@ -176,10 +224,15 @@ impl Browser {
     /// chromedriver (`$CHROMEDRIVER`, `/usr/bin/chromedriver`, `PATH`) or Chromium
     /// (`$CHROME_BIN`, `/usr/bin/chromium`, `PATH`) is not installed.
     pub async fn start() -> Result<Option<Browser>> {
-        let Some(driver) = locate("CHROMEDRIVER", "/usr/bin/chromedriver", &["chromedriver"]) else {
+        let Some(driver) = locate("CHROMEDRIVER", "/usr/bin/chromedriver", &["chromedriver"])
+        else {
             return Ok(None);
         };
-        let Some(chrome) = locate("CHROME_BIN", "/usr/bin/chromium", &["chromium", "chromium-browser"]) else {
+        let Some(chrome) = locate(
+            "CHROME_BIN",
+            "/usr/bin/chromium",
+            &["chromium", "chromium-browser"],
+        ) else {
             return Ok(None);
         };
         let http = reqwest::Client::builder()
@@ -201,7 +254,12 @@ impl Browser {
         Err(last_err.unwrap_or_else(|| anyhow!("could not start chromedriver")))
     }
 
-    async fn launch(http: &reqwest::Client, driver: &Path, chrome: &Path, temp_dir: &Path) -> Result<Browser> {
+    async fn launch(
+        http: &reqwest::Client,
+        driver: &Path,
+        chrome: &Path,
+        temp_dir: &Path,
+    ) -> Result<Browser> {
         let port = free_port()?;
         let log = temp_dir.join("chromedriver.log");
         let mut child = tokio::process::Command::new(driver)
@@ -219,7 +277,10 @@ impl Browser {
         let deadline = Instant::now() + STARTUP;
         loop {
             if let Some(status) = child.try_wait()? {
-                bail!("chromedriver exited early ({status}); log:\n{}", log_tail(&log));
+                bail!(
+                    "chromedriver exited early ({status}); log:\n{}",
+                    log_tail(&log)
+                );
             }
             let ready = call(http, Method::GET, &format!("{server}/status"), None).await;
             if let Ok(v) = &ready
@@ -229,7 +290,10 @@ impl Browser {
             }
             if Instant::now() > deadline {
                 let _ = child.start_kill();
-                bail!("chromedriver on port {port} not ready after {STARTUP:?} (last: {ready:?}); log:\n{}", log_tail(&log));
+                bail!(
+                    "chromedriver on port {port} not ready after {STARTUP:?} (last: {ready:?}); log:\n{}",
+                    log_tail(&log)
+                );
             }
             tokio::time::sleep(POLL).await;
         }
@@ -258,11 +322,15 @@ impl Browser {
                 },
             },
         });
-        let created = match call(http, Method::POST, &format!("{server}/session"), Some(caps)).await {
+        let created = match call(http, Method::POST, &format!("{server}/session"), Some(caps)).await
+        {
             Ok(v) => v,
             Err(e) => {
                 let _ = child.start_kill();
-                return Err(e.context(format!("creating a Chromium session; chromedriver log:\n{}", log_tail(&log))));
+                return Err(e.context(format!(
+                    "creating a Chromium session; chromedriver log:\n{}",
+                    log_tail(&log)
+                )));
             }
         };
         let id = created
@@ -270,10 +338,26 @@ impl Browser {
             .and_then(Value::as_str)
             .ok_or_else(|| anyhow!("new session response without sessionId: {created}"))?
             .to_owned();
-        let session = Arc::new(Session { http: http.clone(), url: format!("{server}/session/{id}"), server, id });
-        let browser = Browser { session, child, temp_dir: temp_dir.to_owned(), closed: false };
+        let session = Arc::new(Session {
+            http: http.clone(),
+            url: format!("{server}/session/{id}"),
+            server,
+            id,
+        });
+        let browser = Browser {
+            session,
+            child,
+            temp_dir: temp_dir.to_owned(),
+            closed: false,
+        };
         // A desktop-sized viewport so layouts (and clicks) match what users see. Best effort.
-        let _ = browser.cmd(Method::POST, "/window/rect", Some(json!({"width": 1280, "height": 900}))).await;
+        let _ = browser
+            .cmd(
+                Method::POST,
+                "/window/rect",
+                Some(json!({"width": 1280, "height": 900})),
+            )
+            .await;
         Ok(browser)
     }
 
@@ -292,7 +376,9 @@ impl Browser {
 
     /// Navigates to an absolute URL and waits for the page load.
     pub async fn goto(&self, url: &str) -> Result<()> {
-        self.cmd(Method::POST, "/url", Some(json!({ "url": url }))).await.with_context(|| format!("goto {url}"))?;
+        self.cmd(Method::POST, "/url", Some(json!({ "url": url })))
+            .await
+            .with_context(|| format!("goto {url}"))?;
         Ok(())
     }
 
@@ -330,8 +416,15 @@ impl Browser {
     /// All elements currently matching `css` (no waiting; may be empty).
     pub async fn find_all(&self, css: &str) -> Result<Vec<Element>> {
         let body = json!({ "using": "css selector", "value": css });
-        let v = self.cmd(Method::POST, "/elements", Some(body)).await.with_context(|| format!("find_all `{css}`"))?;
-        v.as_array().ok_or_else(|| anyhow!("find_all: expected an array, got {v}"))?.iter().map(|e| self.element(e)).collect()
+        let v = self
+            .cmd(Method::POST, "/elements", Some(body))
+            .await
+            .with_context(|| format!("find_all `{css}`"))?;
+        v.as_array()
+            .ok_or_else(|| anyhow!("find_all: expected an array, got {v}"))?
+            .iter()
+            .map(|e| self.element(e))
+            .collect()
     }
 
     /// Waits up to [`WAIT`] until an element matching `css` has rendered text containing
@@ -351,16 +444,23 @@ impl Browser {
                     if let Some(msg) = v.get("invalid") {
                         bail!("wait_for_text: invalid selector `{css}`: {msg}");
                     }
-                    format!("matching elements' text: {}", v.get("seen").unwrap_or(&Value::Null))
+                    format!(
+                        "matching elements' text: {}",
+                        v.get("seen").unwrap_or(&Value::Null)
+                    )
                 }
                 // Navigation in progress and similar: retry until the deadline.
-                Err(e) if wd_error(&e).is_some_and(|w| w.error != "invalid session id") => format!("{e:#}"),
+                Err(e) if wd_error(&e).is_some_and(|w| w.error != "invalid session id") => {
+                    format!("{e:#}")
+                }
                 Err(e) => return Err(e),
             };
             if Instant::now() > deadline {
                 let url = self.current_url().await.unwrap_or_default();
                 let source = self.page_source().await.unwrap_or_default();
-                let body = source.find("<body").map_or(source.as_str(), |i| &source[i..]);
+                let body = source
+                    .find("<body")
+                    .map_or(source.as_str(), |i| &source[i..]);
                 bail!(
                     "no `{css}` containing {text:?} after {WAIT:?} on {url}\n{last}\npage source excerpt:\n{}",
                     excerpt(body, 3000)
@@ -380,7 +480,12 @@ impl Browser {
     /// Pass elements with [`Element::to_arg`]; returned elements come back as W3C
     /// element references (turn them into [`Element`]s with [`Browser::element`]).
     pub async fn execute(&self, script: &str, args: Vec<Value>) -> Result<Value> {
-        self.cmd(Method::POST, "/execute/sync", Some(json!({ "script": script, "args": args }))).await
+        self.cmd(
+            Method::POST,
+            "/execute/sync",
+            Some(json!({ "script": script, "args": args })),
+        )
+        .await
     }
 
     /// Wraps a W3C element reference (`{"element-6066-…": id}`) as an [`Element`].
@@ -389,7 +494,10 @@ impl Browser {
             .get(ELEMENT_KEY)
             .and_then(Value::as_str)
             .ok_or_else(|| anyhow!("not a WebDriver element reference: {reference}"))?;
-        Ok(Element { session: self.session.clone(), id: id.to_owned() })
+        Ok(Element {
+            session: self.session.clone(),
+            id: id.to_owned(),
+        })
     }
 }
 
@@ -443,7 +551,9 @@ fn delete_session_blocking(session: &Session) -> std::io::Result<()> {
 
 impl Element {
     async fn cmd(&self, method: Method, what: &str, body: Option<Value>) -> Result<Value> {
-        self.session.cmd(method, &format!("/element/{}{}", self.id, what), body).await
+        self.session
+            .cmd(method, &format!("/element/{}{}", self.id, what), body)
+            .await
     }
 
     /// This element as a script argument for [`Browser::execute`].
@@ -452,18 +562,24 @@ impl Element {
     }
 
     pub async fn click(&self) -> Result<()> {
-        self.cmd(Method::POST, "/click", Some(json!({}))).await.context("click")?;
+        self.cmd(Method::POST, "/click", Some(json!({})))
+            .await
+            .context("click")?;
         Ok(())
     }
 
     /// Types `text` into the element (focusing it first).
     pub async fn send_keys(&self, text: &str) -> Result<()> {
-        self.cmd(Method::POST, "/value", Some(json!({ "text": text }))).await.context("send_keys")?;
+        self.cmd(Method::POST, "/value", Some(json!({ "text": text })))
+            .await
+            .context("send_keys")?;
         Ok(())
     }
 
     pub async fn clear(&self) -> Result<()> {
-        self.cmd(Method::POST, "/clear", Some(json!({}))).await.context("clear")?;
+        self.cmd(Method::POST, "/clear", Some(json!({})))
+            .await
+            .context("clear")?;
         Ok(())
     }
 
@@ -476,7 +592,10 @@ impl Element {
     /// This is the attribute as written in the HTML, not live state: for what the
     /// user typed into an input use `prop("value")`.
     pub async fn attr(&self, name: &str) -> Result<Option<String>> {
-        match self.cmd(Method::GET, &format!("/attribute/{name}"), None).await? {
+        match self
+            .cmd(Method::GET, &format!("/attribute/{name}"), None)
+            .await?
+        {
             Value::Null => Ok(None),
             Value::String(s) => Ok(Some(s)),
             other => Ok(Some(other.to_string())),
@@ -485,7 +604,8 @@ impl Element {
 
     /// A DOM property (e.g. `value`, `checked`) as JSON.
     pub async fn prop(&self, name: &str) -> Result<Value> {
-        self.cmd(Method::GET, &format!("/property/{name}"), None).await
+        self.cmd(Method::GET, &format!("/property/{name}"), None)
+            .await
     }
 }
 
@@ -510,7 +630,11 @@ fn base64_decode(s: &str) -> Result<Vec<u8>> {
     }
     let mut out = Vec::with_capacity(s.len() / 4 * 3);
     let (mut acc, mut bits) = (0u32, 0u32);
-    for &c in s.as_bytes().iter().filter(|c| !c.is_ascii_whitespace() && **c != b'=') {
+    for &c in s
+        .as_bytes()
+        .iter()
+        .filter(|c| !c.is_ascii_whitespace() && **c != b'=')
+    {
         acc = (acc << 6) | val(c).ok_or_else(|| anyhow!("invalid base64 byte {c:#x}"))?;
         bits += 6;
         if bits >= 8 {

@@ -1,0 +1,168 @@
+use ferry_core::tenancy::Role;
+use ferry_store::testing::{TestStore, fresh_store};
+use ferry_web::{AppState, WebConfig};
+use serde_json::Value;
+
+pub const ADMIN_EMAIL: &str = "admin@state.edu";
+pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
+
+/// A running app with one institution, an admin and a viewer token, and a second institution.
+pub struct TestApp {
+    pub base: String,
+    pub store: TestStore,
+    pub admin_token: String,
+    pub viewer_token: String,
+    pub other_admin_token: String,
+    pub http: reqwest::Client,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(WebConfig::default()).await
+}
+
+pub async fn spawn_app_with(config: WebConfig) -> TestApp {
+    let store = fresh_store().await;
+    let inst = store
+        .create_institution("state-u", "State University", None)
+        .await
+        .unwrap();
+    let other = store
+        .create_institution("other-u", "Other College", None)
+        .await
+        .unwrap();
+    let user = store
+        .create_user(ADMIN_EMAIL, ADMIN_PASSWORD)
+        .await
+        .unwrap();
+    store
+        .grant_role(user.id, inst.id, Role::Admin)
+        .await
+        .unwrap();
+    let (_, admin_token) = store
+        .create_api_token(inst.id, Role::Admin, "tests")
+        .await
+        .unwrap();
+    let (_, viewer_token) = store
+        .create_api_token(inst.id, Role::Viewer, "tests")
+        .await
+        .unwrap();
+    let (_, other_admin_token) = store
+        .create_api_token(other.id, Role::Admin, "tests")
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let state = AppState::new(store.store.clone(), config);
+    tokio::spawn(async move {
+        ferry_web::serve(listener, state, async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    TestApp {
+        base,
+        store,
+        admin_token,
+        viewer_token,
+        other_admin_token,
+        http,
+        _shutdown: tx,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Sends JSON with the admin token; returns status and parsed body (Null when not JSON).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self.http.request(method, self.url(path)).bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::POST, path, &self.admin_token, Some(body))
+            .await
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.call(reqwest::Method::GET, path, &self.admin_token, None)
+            .await
+    }
+
+    /// Creates a contact through the API; returns its id.
+    pub async fn contact(&self, first: &str, phone: &str) -> i64 {
+        let (status, body) = self
+            .post(
+                "/api/v1/contacts",
+                serde_json::json!({"first_name": first, "last_name": "Student", "phone": phone}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["id"].as_i64().unwrap()
+    }
+
+    /// Signs in through the login form; returns the session cookie and the page's CSRF token.
+    pub async fn login(&self) -> (String, String) {
+        let res = self
+            .http
+            .post(self.url("/login"))
+            .form(&[
+                ("email", ADMIN_EMAIL),
+                ("password", ADMIN_PASSWORD),
+                ("next", "/contacts"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 303);
+        let cookie = res
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|c| c.starts_with("ferry_session="))
+            .expect("session cookie")
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        let page = self
+            .http
+            .get(self.url("/contacts"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let csrf = page
+            .split("name=\"_csrf\" value=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .expect("csrf token in page")
+            .to_string();
+        (cookie, csrf)
+    }
+}

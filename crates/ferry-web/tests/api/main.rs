@@ -1,0 +1,9 @@
+//! Ferry's web layer end to end: the real app on a loopback port with a fresh store (SQLite, or
+//! PostgreSQL when `FERRY_TEST_DATABASE_URL` is set), spoken to over HTTP.
+
+mod browser;
+mod contacts;
+mod helpers;
+mod messages_fields;
+mod routes;
+mod sessions;

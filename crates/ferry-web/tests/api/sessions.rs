@@ -1,0 +1,97 @@
+use crate::helpers::{ADMIN_EMAIL, spawn_app};
+
+#[tokio::test]
+async fn sign_in_failures_are_generic_and_limited() {
+    let app = spawn_app().await;
+    let attempt = |password: &'static str| {
+        app.http
+            .post(app.url("/login"))
+            .form(&[("email", ADMIN_EMAIL), ("password", password)])
+            .send()
+    };
+    let res = attempt("wrong password").await.unwrap();
+    assert_eq!(res.status(), 401);
+    assert!(res.text().await.unwrap().contains("do not match"));
+    for _ in 0..4 {
+        attempt("wrong password").await.unwrap();
+    }
+    let res = attempt("correct horse battery staple").await.unwrap();
+    assert_eq!(
+        res.status(),
+        429,
+        "after 5 failures even the right password waits"
+    );
+    // A cross-site sign-in post is refused.
+    let other = crate::helpers::spawn_app().await;
+    let res = other
+        .http
+        .post(other.url("/login"))
+        .header("origin", "http://evil.example")
+        .form(&[
+            ("email", ADMIN_EMAIL),
+            ("password", "correct horse battery staple"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+}
+
+#[tokio::test]
+async fn ui_pages_render_for_a_session() {
+    let app = spawn_app().await;
+    let id = app.contact("Zora", "6175550177").await;
+    app.post("/api/v1/messages", serde_json::json!({"messages": [{"contact_id": id, "channel": "sms", "type": "live_chat", "direction": "incoming", "body": "Is housing <open>?", "sent_at": "2026-09-01T14:00:00Z"}]})).await;
+    let (_, msgs) = app.get("/api/v1/messages").await;
+    let mid = msgs["messages"][0]["id"].as_i64().unwrap();
+    let (cookie, csrf) = app.login().await;
+    let page = |path: String| {
+        let cookie = cookie.clone();
+        let req = app.http.get(app.url(&path)).header("cookie", cookie);
+        async move { req.send().await.unwrap().text().await.unwrap() }
+    };
+    let list = page("/contacts?q=zora".into()).await;
+    assert!(list.contains("Zora Student"));
+    let detail = page(format!("/contacts/{id}?message={mid}")).await;
+    assert!(
+        detail.contains("Is housing &#60;open&#62;?") && !detail.contains("<open>"),
+        "message bodies are escaped"
+    );
+    assert!(detail.contains(&format!("id=\"m{mid}\"")) && detail.contains("highlight"));
+    assert!(
+        detail.contains("Sep 1, 2026 10:00 AM EDT"),
+        "times show in the institution's zone"
+    );
+    let fields = page("/settings/fields".into()).await;
+    assert!(fields.contains("Add a field"));
+    let res = app
+        .http
+        .post(app.url("/settings/fields"))
+        .header("cookie", &cookie)
+        .form(&[
+            ("_csrf", csrf.as_str()),
+            ("name", "major"),
+            ("label", "Major"),
+            ("kind", "text"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("Added Major."));
+    let res = app
+        .http
+        .post(app.url("/settings/fields"))
+        .header("cookie", &cookie)
+        .form(&[
+            ("_csrf", csrf.as_str()),
+            ("name", "Bad Name"),
+            ("label", "X"),
+            ("kind", "text"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+    assert!(res.text().await.unwrap().contains("not a valid field name"));
+}
