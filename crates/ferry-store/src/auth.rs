@@ -198,16 +198,13 @@ impl Store {
 
     pub async fn set_password(&self, user_id: i64, password: &str) -> Result<()> {
         let hash = hash_password(password).await?;
-        let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
-            .bind(hash)
-            .bind(user_id)
-            .execute(&self.write)
-            .await?;
-        if done.rows_affected() == 0 {
-            Err(StoreError::NotFound)
-        } else {
-            Ok(())
-        }
+        crate::util::found(
+            sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+                .bind(hash)
+                .bind(user_id)
+                .execute(&self.write)
+                .await?,
+        )
     }
 
     /// Gives a user a role in an institution (replacing any role there).

@@ -91,6 +91,25 @@ impl Store {
         })
     }
 
+    /// Seals and stores an instance's secrets (none: the column is cleared).
+    async fn store_secrets(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        id: i64,
+        secrets: serde_json::Map<String, Value>,
+    ) -> Result<()> {
+        let sealed = (!secrets.is_empty()).then(|| {
+            self.secrets
+                .seal(&context(id), Value::Object(secrets).to_string().as_bytes())
+        });
+        sqlx::query("UPDATE integrations SET secrets = $1 WHERE id = $2")
+            .bind(sealed)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
     pub async fn create_integration(
         &self,
         institution_id: i64,
@@ -110,14 +129,7 @@ impl Store {
             .await?;
         let id: i64 = row.try_get(0)?;
         if let Some(secrets) = new.secrets.filter(|s| !s.is_empty()) {
-            let sealed = self
-                .secrets
-                .seal(&context(id), Value::Object(secrets).to_string().as_bytes());
-            sqlx::query("UPDATE integrations SET secrets = $1 WHERE id = $2")
-                .bind(sealed)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            self.store_secrets(&mut tx, id, secrets).await?;
         }
         tx.commit().await?;
         self.integration(institution_id, id).await
@@ -215,15 +227,7 @@ impl Store {
                     current.insert(k, v);
                 }
             }
-            let sealed = (!current.is_empty()).then(|| {
-                self.secrets
-                    .seal(&context(id), Value::Object(current).to_string().as_bytes())
-            });
-            sqlx::query("UPDATE integrations SET secrets = $1 WHERE id = $2")
-                .bind(sealed)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            self.store_secrets(&mut tx, id, current).await?;
         }
         tx.commit().await?;
         self.integration(institution_id, id).await
@@ -252,15 +256,12 @@ impl Store {
 
     /// Deletes an instance with its runs; its Sync Log rows stay, without the link.
     pub async fn delete_integration(&self, institution_id: i64, id: i64) -> Result<()> {
-        let done = sqlx::query("DELETE FROM integrations WHERE institution_id = $1 AND id = $2")
-            .bind(institution_id)
-            .bind(id)
-            .execute(&self.write)
-            .await?;
-        if done.rows_affected() == 0 {
-            Err(StoreError::NotFound)
-        } else {
-            Ok(())
-        }
+        crate::util::found(
+            sqlx::query("DELETE FROM integrations WHERE institution_id = $1 AND id = $2")
+                .bind(institution_id)
+                .bind(id)
+                .execute(&self.write)
+                .await?,
+        )
     }
 }

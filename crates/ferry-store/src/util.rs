@@ -135,3 +135,12 @@ impl Filter {
             .await
     }
 }
+
+/// `NotFound` when a statement that targets one record touched none.
+pub(crate) fn found(done: sqlx::any::AnyQueryResult) -> crate::Result<()> {
+    if done.rows_affected() == 0 {
+        Err(crate::StoreError::NotFound)
+    } else {
+        Ok(())
+    }
+}
