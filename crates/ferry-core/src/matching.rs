@@ -236,3 +236,55 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn candidate(id: Option<i64>, crm: Option<u8>, phone: Option<u8>, phones: &'static [Phone]) -> Option<Candidate<'static>> {
+        let crm_ids: &'static [&'static str] = &["C0", "C1", "C2", "C3"];
+        id.map(|id| Candidate { id, crm_id: crm.map(|c| crm_ids[c as usize % 4]), phone: phone.map(|p| &phones[p as usize % 4]) })
+    }
+
+    proptest! {
+        /// Whatever the store finds, a decision updates only a contact that was found for one of
+        /// the given keys, never rewrites keys unless matched by platform ID, and never merges
+        /// two different contacts.
+        #[test]
+        fn decisions_only_touch_found_contacts(
+            pid in proptest::option::of(1i64..5), crm in proptest::option::of(0u8..4), phone in proptest::option::of(0u8..4),
+            fp in proptest::option::of((1i64..5, proptest::option::of(0u8..4), proptest::option::of(0u8..4))),
+            fc in proptest::option::of((1i64..5, proptest::option::of(0u8..4), proptest::option::of(0u8..4))),
+            fph in proptest::option::of((1i64..5, proptest::option::of(0u8..4), proptest::option::of(0u8..4))),
+        ) {
+            static PHONES: std::sync::OnceLock<Vec<Phone>> = std::sync::OnceLock::new();
+            let phones: &'static [Phone] = PHONES.get_or_init(|| (1..=4).map(|i| Phone::parse(&format!("61755501{i:02}")).unwrap()).collect());
+            let crm_ids = ["C0", "C1", "C2", "C3"];
+            let keys = MatchKeys { platform_id: pid, crm_id: crm.map(|c| crm_ids[c as usize]), phone: phone.map(|p| &phones[p as usize]) };
+            let found = Found {
+                by_platform_id: pid.and(fp.and_then(|(i, c, p)| candidate(Some(i), c, p, phones))),
+                by_crm_id: crm.and(fc.and_then(|(i, c, p)| candidate(Some(i), c, p, phones))),
+                by_phone: phone.and(fph.and_then(|(i, c, p)| candidate(Some(i), c, p, phones))),
+            };
+            match decide(keys, found) {
+                Ok(Decision::Update { id, by, protected }) => {
+                    let ids: Vec<i64> = [found.by_platform_id, found.by_crm_id, found.by_phone].iter().flatten().map(|c| c.id).collect();
+                    prop_assert!(ids.contains(&id));
+                    prop_assert_eq!(protected.keys, by != MatchedBy::PlatformId);
+                    if let (Some(a), Some(b)) = (found.by_crm_id, found.by_phone) {
+                        if by != MatchedBy::PlatformId {
+                            prop_assert_eq!(a.id, b.id, "never merges two contacts");
+                        }
+                    }
+                }
+                Ok(Decision::Create) => {
+                    prop_assert!(pid.is_none(), "a platform ID never creates");
+                    prop_assert!(found.by_crm_id.is_none() && found.by_phone.is_none(), "a found key never creates a duplicate");
+                }
+                Err(MatchError::PlatformIdNotFound(_)) => prop_assert!(pid.is_some() && found.by_platform_id.is_none()),
+                Err(_) => {}
+            }
+        }
+    }
+}

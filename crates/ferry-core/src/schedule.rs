@@ -186,3 +186,32 @@ mod tests {
         assert!(Schedule::Blocks(vec![8]).validate().is_err());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The latest slot has begun, is at most a day old, starts a selected block in Eastern
+        /// time, and no later selected block start lies between it and now.
+        #[test]
+        fn latest_slot_is_the_latest_selected_block_start(secs in 1_700_000_000i64..1_900_000_000, mask in 1u8..=255) {
+            let blocks: Vec<u8> = (0..8).filter(|b| mask & (1 << b) != 0).collect();
+            let now = Timestamp::from_second(secs).unwrap();
+            let s = Schedule::Blocks(blocks.clone());
+            let slot = s.latest_slot(now).expect("some block was selected");
+            prop_assert!(slot <= now);
+            prop_assert!(now.duration_since(slot) <= jiff::SignedDuration::from_hours(25));
+            let local = slot.to_zoned(TimeZone::get(SCHEDULE_TIME_ZONE).unwrap());
+            prop_assert_eq!(local.minute(), 0);
+            prop_assert!(blocks.contains(&((local.hour() / 3) as u8)) && local.hour() % 3 == 0);
+            // Nothing newer: the latest slot one second after it is itself until the next slot.
+            let next = s.next_slot(slot).unwrap();
+            prop_assert!(next > slot);
+            if next <= now {
+                prop_assert!(false, "a later slot {} started before now {}", next, now);
+            }
+        }
+    }
+}

@@ -1015,3 +1015,18 @@ async fn sync_log_rows_filter_by_time_integration_direction() {
         .unwrap();
     assert!(none.is_empty());
 }
+
+#[tokio::test]
+async fn sqlite_runs_in_wal_mode_with_foreign_keys() {
+    let s = fresh_store().await;
+    if s.backend() != Backend::Sqlite {
+        return;
+    }
+    let pool = sqlx::AnyPool::connect(&s.url).await.unwrap();
+    let mode: String = sqlx::query_scalar::<sqlx::Any, String>("PRAGMA journal_mode").fetch_one(&pool).await.unwrap();
+    assert_eq!(mode, "wal", "the store switched the file to WAL");
+    // The store's own connections enforce foreign keys: a message for a missing contact fails.
+    let inst = s.create_institution("fk-u", "FK", None).await.unwrap();
+    let err = s.insert_messages(inst.id, &[NewMessage { contact_id: 12345, channel: Channel::Sms, message_type: MessageType::Campaign, direction: Direction::Outgoing, body: "x".into(), sent_at: jiff::Timestamp::now() }]).await;
+    assert!(err.is_err());
+}
