@@ -1025,8 +1025,10 @@ async fn sqlite_runs_in_wal_mode_with_foreign_keys() {
     let pool = sqlx::AnyPool::connect(&s.url).await.unwrap();
     let mode: String = sqlx::query_scalar::<sqlx::Any, String>("PRAGMA journal_mode").fetch_one(&pool).await.unwrap();
     assert_eq!(mode, "wal", "the store switched the file to WAL");
-    // The store's own connections enforce foreign keys: a message for a missing contact fails.
+    // The store's own connections enforce foreign keys: deleting an integration cascades to its runs.
     let inst = s.create_institution("fk-u", "FK", None).await.unwrap();
-    let err = s.insert_messages(inst.id, &[NewMessage { contact_id: 12345, channel: Channel::Sms, message_type: MessageType::Campaign, direction: Direction::Outgoing, body: "x".into(), sent_at: jiff::Timestamp::now() }]).await;
-    assert!(err.is_err());
+    let i = integration(&s, inst.id, "A").await;
+    s.enqueue_run(&new_run(&i, Trigger::Manual, None)).await.unwrap().unwrap();
+    s.delete_integration(inst.id, i.id).await.unwrap();
+    assert!(s.list_runs(inst.id, &RunQuery { limit: 10, ..Default::default() }).await.unwrap().is_empty());
 }
