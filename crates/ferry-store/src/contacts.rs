@@ -339,7 +339,8 @@ impl Store {
                 .filter(|(_, s)| s.dirty)
                 .map(|(k, _)| *k)
                 .collect();
-            d.sort_unstable_by_key(|k| if *k < 0 { i64::MAX + *k } else { *k });
+            // Existing contacts by id, then new ones in the order the batch created them.
+            d.sort_unstable_by_key(|k| if *k < 0 { i64::MAX / 2 - *k } else { *k });
             d
         };
         let mut ids: HashMap<i64, ContactId> = chunk
