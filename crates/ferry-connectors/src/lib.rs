@@ -27,6 +27,8 @@
 //!
 //! Then register it in [`Registry::builtin`].
 
+#![warn(missing_docs)]
+
 mod connector;
 mod context;
 mod registry;

@@ -1,0 +1,268 @@
+//! The [`Connector`] trait and the values that cross it.
+
+use async_trait::async_trait;
+use ferry_core::run::RunStatus;
+use ferry_core::schedule::Schedule;
+use ferry_store::StoreError;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::context::{ConnectorContext, RunContext};
+
+/// One kind of integration: how its config is checked, when it runs, and the run itself.
+///
+/// Implementations are stateless apart from shared clients or caches: one value serves every
+/// integration instance of its kind, and several runs (of different instances) may use it at once.
+#[async_trait]
+pub trait Connector: Send + Sync {
+    /// The stable identifier stored with each integration, e.g. `eab_notes_export`: lowercase
+    /// letters, digits and underscores.
+    fn kind(&self) -> &'static str;
+
+    /// The name people see, e.g. `EAB Notes` (the Type column of Recent Runs).
+    fn label(&self) -> &'static str;
+
+    /// Checks an integration's config before it is stored, naming the field that is wrong.
+    fn validate_config(&self, config: &Value) -> Result<(), ConfigError>;
+
+    /// When an integration with this (valid) config runs by itself; `None` when it runs only
+    /// when triggered (manually or on change).
+    fn schedule(&self, _config: &Value) -> Option<Schedule> {
+        None
+    }
+
+    /// The secret keys this kind accepts (e.g. `password`, `private_key`, `access_token`).
+    fn secret_names(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Checks that the remote can be reached and the credentials work, without changing
+    /// anything (the Test Connection button).
+    async fn test_connection(&self, ctx: &ConnectorContext) -> Result<ConnectionReport, RunError>;
+
+    /// Performs one run. Check [`RunContext::is_cancelled`] between units of work and stop early
+    /// when it is set: return a report for the work that is complete, or
+    /// [`RunError::cancelled`] to have the run queued again.
+    async fn run(&self, ctx: &RunContext) -> Result<RunReport, RunError>;
+}
+
+/// Why a config is invalid, for one field (a dotted path such as `schedule.blocks` for nested
+/// values, or `config` for the whole object).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize)]
+#[error("{field}: {message}")]
+pub struct ConfigError {
+    /// The field that is wrong.
+    pub field: String,
+    /// What is wrong with it and what is expected, in words for the person editing the config.
+    pub message: String,
+}
+
+impl ConfigError {
+    /// An error on `field`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Deserializes a connector's config struct, turning serde's error into a [`ConfigError`].
+///
+/// Unknown, missing and repeated fields are reported on the field they name; other problems
+/// (a wrong type, say) on `config`, with serde's description.
+pub fn parse_config<T: DeserializeOwned>(config: &Value) -> Result<T, ConfigError> {
+    if !config.is_object() {
+        return Err(ConfigError::new(
+            "config",
+            "the config must be a JSON object",
+        ));
+    }
+    serde_json::from_value(config.clone()).map_err(|e| {
+        let message = e.to_string();
+        let field = ["unknown field `", "missing field `", "duplicate field `"]
+            .iter()
+            .find_map(|prefix| message.strip_prefix(prefix))
+            .and_then(|rest| rest.split('`').next())
+            .filter(|name| !name.is_empty())
+            .unwrap_or("config")
+            .to_string();
+        ConfigError { field, message }
+    })
+}
+
+/// How a run that did not fail ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportStatus {
+    /// The run did its work.
+    Success,
+    /// The run found nothing to do (e.g. no changed contacts since the last export).
+    Skipped,
+}
+
+impl ReportStatus {
+    /// The run status recorded for it.
+    pub fn run_status(self) -> RunStatus {
+        match self {
+            ReportStatus::Success => RunStatus::Success,
+            ReportStatus::Skipped => RunStatus::Skipped,
+        }
+    }
+}
+
+/// What a finished run reports; becomes the run row in Recent Runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunReport {
+    /// Success or Skipped.
+    pub status: ReportStatus,
+    /// Rows (contacts, notes, file lines) the run moved.
+    pub rows: i64,
+    /// Connector-specific facts, e.g. `{"file": "notes_20260701.csv"}`; `{}` for none.
+    pub detail: Value,
+}
+
+impl RunReport {
+    /// A successful run that moved `rows` rows.
+    pub fn success(rows: i64) -> Self {
+        RunReport {
+            status: ReportStatus::Success,
+            rows,
+            detail: Value::Object(Default::default()),
+        }
+    }
+
+    /// A run that found nothing to do.
+    pub fn skipped() -> Self {
+        RunReport {
+            status: ReportStatus::Skipped,
+            rows: 0,
+            detail: Value::Object(Default::default()),
+        }
+    }
+
+    /// The same report with `detail`.
+    pub fn with_detail(mut self, detail: Value) -> Self {
+        self.detail = detail;
+        self
+    }
+}
+
+/// Why a run (or a connection test) failed.
+///
+/// The reason is shown to the institution's admins (on hover in Recent Runs): write it for them,
+/// say what to do next where possible, and never put secrets or internal details in it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct RunError {
+    /// A human-readable explanation.
+    pub reason: String,
+    /// Whether trying again later may succeed (a timeout, a 5xx, a dropped connection), as
+    /// opposed to a problem that needs a person (bad credentials, a rejected config).
+    pub retryable: bool,
+}
+
+impl RunError {
+    /// A failure that trying again will not fix.
+    pub fn fatal(reason: impl Into<String>) -> Self {
+        RunError {
+            reason: reason.into(),
+            retryable: false,
+        }
+    }
+
+    /// A failure that may go away when tried again.
+    pub fn retryable(reason: impl Into<String>) -> Self {
+        RunError {
+            reason: reason.into(),
+            retryable: true,
+        }
+    }
+
+    /// The run stopped early because it was asked to ([`RunContext::is_cancelled`]). It is
+    /// retryable: a worker that is shutting down gives such a run back to the queue.
+    pub fn cancelled() -> Self {
+        RunError::retryable("the run was stopped before it finished")
+    }
+}
+
+impl From<StoreError> for RunError {
+    /// Store failures are logged in full here and reported to people without internals.
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Crypto(_) => RunError::fatal(
+                "the integration's secrets could not be decrypted; enter them again (was the master key changed?)",
+            ),
+            StoreError::Db(e) => {
+                tracing::error!(error = %e, "store error during a run");
+                RunError::retryable(
+                    "internal error while using Ferry's database; see the server log",
+                )
+            }
+            other => {
+                tracing::error!(error = %other, "store error during a run");
+                RunError::fatal("internal error while using Ferry's database; see the server log")
+            }
+        }
+    }
+}
+
+/// The result of a successful connection test.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ConnectionReport {
+    /// What was checked, for people, e.g. `Connected to sftp.example.edu as ferry; /outbox is writable`.
+    pub message: String,
+    /// Connector-specific facts (server banner, account name); `{}` for none.
+    pub detail: Value,
+}
+
+impl ConnectionReport {
+    /// A report with `message` and no detail.
+    pub fn new(message: impl Into<String>) -> Self {
+        ConnectionReport {
+            message: message.into(),
+            detail: Value::Object(Default::default()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Cfg {
+        host: String,
+        #[serde(default)]
+        port: u16,
+    }
+
+    #[test]
+    fn config_errors_name_the_field() {
+        let e = parse_config::<Cfg>(&json!({"host": "h", "prot": 22})).unwrap_err();
+        assert_eq!(e.field, "prot");
+        assert!(e.message.contains("unknown field"), "{e}");
+        let e = parse_config::<Cfg>(&json!({"port": 22})).unwrap_err();
+        assert_eq!(e.field, "host");
+        let e = parse_config::<Cfg>(&json!({"host": "h", "port": "x"})).unwrap_err();
+        assert_eq!(e.field, "config");
+        assert!(e.message.contains("invalid type"), "{e}");
+        let e = parse_config::<Cfg>(&json!([1])).unwrap_err();
+        assert_eq!(e.field, "config");
+        assert!(parse_config::<Cfg>(&json!({"host": "h"})).is_ok());
+    }
+
+    #[test]
+    fn store_errors_hide_internals() {
+        let e = RunError::from(StoreError::Db(sqlx::Error::Protocol(
+            "relation secret-table-name does not exist".into(),
+        )));
+        assert!(e.retryable);
+        assert!(!e.reason.contains("secret-table-name"), "{e}");
+        let e = RunError::from(StoreError::Crypto("tag mismatch".into()));
+        assert!(!e.retryable && e.reason.contains("decrypted"));
+        assert!(RunError::cancelled().retryable);
+    }
+}

@@ -1,0 +1,273 @@
+//! Connectors by kind.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::connector::{ConfigError, Connector};
+
+/// The connectors this build knows, by [`Connector::kind`]. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Registry {
+    connectors: BTreeMap<&'static str, Arc<dyn Connector>>,
+}
+
+/// Why a connector could not be registered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryError {
+    /// Two connectors claim the same kind.
+    #[error("a connector of kind {0:?} is registered already")]
+    DuplicateKind(String),
+    /// The kind is not a lowercase identifier.
+    #[error("{0:?} is not a valid connector kind: use lowercase letters, digits and underscores")]
+    InvalidKind(String),
+}
+
+/// Why an integration's kind, config or secrets were refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValidateError {
+    /// No connector of this kind exists in this build.
+    #[error("unknown integration kind {kind:?}; {}", known_kinds(known))]
+    UnknownKind {
+        /// The kind that was asked for.
+        kind: String,
+        /// The kinds that exist, sorted.
+        known: Vec<&'static str>,
+    },
+    /// The connector refused the config (or the secrets), naming the field.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+fn known_kinds(known: &[&str]) -> String {
+    if known.is_empty() {
+        "this build has no connectors".to_string()
+    } else {
+        format!("the kinds are: {}", known.join(", "))
+    }
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry")
+            .field("kinds", &self.kinds())
+            .finish()
+    }
+}
+
+impl Registry {
+    /// A registry without connectors.
+    pub fn empty() -> Self {
+        Registry::default()
+    }
+
+    /// Every connector that ships with Ferry. None yet: the SFTP exports and HubSpot are added
+    /// here as they are built (see the crate docs for how to add one).
+    pub fn builtin() -> Self {
+        Registry::empty()
+    }
+
+    /// Adds a connector under its kind.
+    pub fn register(&mut self, connector: Arc<dyn Connector>) -> Result<(), RegistryError> {
+        let kind = connector.kind();
+        let valid = !kind.is_empty()
+            && kind
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !valid {
+            return Err(RegistryError::InvalidKind(kind.to_string()));
+        }
+        if self.connectors.contains_key(kind) {
+            return Err(RegistryError::DuplicateKind(kind.to_string()));
+        }
+        self.connectors.insert(kind, connector);
+        Ok(())
+    }
+
+    /// The same registry with `connector` added, for building one in an expression.
+    pub fn with(mut self, connector: Arc<dyn Connector>) -> Result<Self, RegistryError> {
+        self.register(connector)?;
+        Ok(self)
+    }
+
+    /// The connector of `kind`.
+    pub fn get(&self, kind: &str) -> Option<&Arc<dyn Connector>> {
+        self.connectors.get(kind)
+    }
+
+    /// The registered kinds, sorted.
+    pub fn kinds(&self) -> Vec<&'static str> {
+        self.connectors.keys().copied().collect()
+    }
+
+    /// The registered connectors, sorted by kind (for listing kinds with their labels).
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn Connector>> {
+        self.connectors.values()
+    }
+
+    /// How many connectors are registered.
+    pub fn len(&self) -> usize {
+        self.connectors.len()
+    }
+
+    /// Whether no connector is registered.
+    pub fn is_empty(&self) -> bool {
+        self.connectors.is_empty()
+    }
+
+    fn connector(&self, kind: &str) -> Result<&Arc<dyn Connector>, ValidateError> {
+        self.get(kind).ok_or_else(|| ValidateError::UnknownKind {
+            kind: kind.to_string(),
+            known: self.kinds(),
+        })
+    }
+
+    /// Checks a config for an integration of `kind`: the kind exists, the connector accepts the
+    /// config, and the schedule it reads from the config is valid (field `schedule`).
+    pub fn validate(&self, kind: &str, config: &Value) -> Result<(), ValidateError> {
+        let connector = self.connector(kind)?;
+        connector.validate_config(config)?;
+        if let Some(schedule) = connector.schedule(config) {
+            schedule
+                .validate()
+                .map_err(|e| ConfigError::new("schedule", e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Checks that every secret name is one the connector of `kind` accepts (field
+    /// `secrets.<name>`).
+    pub fn validate_secret_names<'a>(
+        &self,
+        kind: &str,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), ValidateError> {
+        let connector = self.connector(kind)?;
+        let accepted = connector.secret_names();
+        if let Some(name) = names.into_iter().find(|n| !accepted.contains(n)) {
+            let message = if accepted.is_empty() {
+                format!("{} integrations take no secrets", connector.label())
+            } else {
+                format!(
+                    "not a secret of {} integrations; they take: {}",
+                    connector.label(),
+                    accepted.join(", ")
+                )
+            };
+            return Err(ConfigError::new(format!("secrets.{name}"), message).into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ConnectionReport, ConnectorContext, RunContext, RunError, RunReport};
+    use async_trait::async_trait;
+    use ferry_core::schedule::Schedule;
+    use serde_json::json;
+
+    struct Export(&'static str);
+
+    #[async_trait]
+    impl Connector for Export {
+        fn kind(&self) -> &'static str {
+            self.0
+        }
+        fn label(&self) -> &'static str {
+            "Test Export"
+        }
+        fn validate_config(&self, config: &Value) -> Result<(), ConfigError> {
+            match config.get("path").and_then(Value::as_str) {
+                Some(p) if p.starts_with('/') => Ok(()),
+                _ => Err(ConfigError::new("path", "an absolute path is required")),
+            }
+        }
+        fn schedule(&self, config: &Value) -> Option<Schedule> {
+            let blocks = config.get("blocks")?.as_array()?;
+            Some(Schedule::Blocks(
+                blocks
+                    .iter()
+                    .filter_map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
+                    .collect(),
+            ))
+        }
+        fn secret_names(&self) -> &'static [&'static str] {
+            &["password", "private_key"]
+        }
+        async fn test_connection(
+            &self,
+            _ctx: &ConnectorContext,
+        ) -> Result<ConnectionReport, RunError> {
+            Ok(ConnectionReport::new("ok"))
+        }
+        async fn run(&self, _ctx: &RunContext) -> Result<RunReport, RunError> {
+            Ok(RunReport::skipped())
+        }
+    }
+
+    #[test]
+    fn registers_by_kind_and_refuses_duplicates() {
+        let mut r = Registry::empty();
+        r.register(Arc::new(Export("b_export"))).unwrap();
+        r.register(Arc::new(Export("a_export"))).unwrap();
+        assert_eq!(r.kinds(), ["a_export", "b_export"]);
+        assert_eq!(r.get("a_export").map(|c| c.label()), Some("Test Export"));
+        assert!(r.get("c_export").is_none());
+        assert_eq!(
+            r.register(Arc::new(Export("a_export"))),
+            Err(RegistryError::DuplicateKind("a_export".into()))
+        );
+        assert_eq!(
+            Registry::empty().with(Arc::new(Export("Bad Kind"))).err(),
+            Some(RegistryError::InvalidKind("Bad Kind".into()))
+        );
+        assert_eq!(r.len(), 2);
+    }
+
+    #[test]
+    fn validation_names_kind_field_schedule_and_secret() {
+        let r = Registry::empty()
+            .with(Arc::new(Export("sftp_export")))
+            .unwrap();
+        let e = r.validate("hubspot", &json!({})).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#"unknown integration kind "hubspot"; the kinds are: sftp_export"#
+        );
+        let e = Registry::empty().validate("x", &json!({})).unwrap_err();
+        assert!(
+            e.to_string().ends_with("this build has no connectors"),
+            "{e}"
+        );
+        assert_eq!(
+            r.validate("sftp_export", &json!({"path": "rel"})),
+            Err(ValidateError::Config(ConfigError::new(
+                "path",
+                "an absolute path is required"
+            )))
+        );
+        let e = r
+            .validate("sftp_export", &json!({"path": "/out", "blocks": [1, 9]}))
+            .unwrap_err();
+        assert!(
+            matches!(&e, ValidateError::Config(c) if c.field == "schedule" && c.message.contains("block 9")),
+            "{e:?}"
+        );
+        assert!(
+            r.validate("sftp_export", &json!({"path": "/out", "blocks": [1, 7]}))
+                .is_ok()
+        );
+        assert!(r.validate_secret_names("sftp_export", ["password"]).is_ok());
+        let e = r
+            .validate_secret_names("sftp_export", ["password", "token"])
+            .unwrap_err();
+        assert!(
+            matches!(&e, ValidateError::Config(c) if c.field == "secrets.token" && c.message.contains("password, private_key")),
+            "{e:?}"
+        );
+    }
+}

@@ -1,0 +1,112 @@
+//! How a worker behaves.
+
+use std::hash::{BuildHasher, Hasher};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A worker's settings. `Default` gives the production values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerConfig {
+    /// Names this worker in run leases and logs; unique among the workers sharing a store.
+    /// Default: `hostname-pid-random`.
+    pub worker_id: String,
+    /// How long to wait before looking again when the queue is empty. Default 1 s.
+    pub poll_interval: Duration,
+    /// How often a running run's heartbeat is written, and how often the worker looks for runs
+    /// whose heartbeat went stale. Default 5 s.
+    pub heartbeat_interval: Duration,
+    /// A running run whose heartbeat is older than this is taken to have lost its worker and
+    /// is queued again. Default 60 s; keep it well above `heartbeat_interval`.
+    pub stale_after: Duration,
+    /// A stale run that was claimed this many times already fails instead of being queued
+    /// again. Default 3.
+    pub max_attempts: u32,
+    /// On shutdown, how long a running connector gets to stop after it was asked to; after
+    /// that its run goes back to the queue. Default 30 s.
+    pub shutdown_grace: Duration,
+    /// How often due scheduled runs are queued. Default 30 s.
+    pub scheduler_interval: Duration,
+    /// How many times a run is tried again, within the same claim, after the connector reported
+    /// a retryable error. Default 2.
+    pub retries: u32,
+    /// The wait before the first retry; it doubles for each further retry (at most 5 min).
+    /// Default 10 s.
+    pub retry_backoff: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            worker_id: default_worker_id(),
+            poll_interval: Duration::from_secs(1),
+            heartbeat_interval: Duration::from_secs(5),
+            stale_after: Duration::from_secs(60),
+            max_attempts: 3,
+            shutdown_grace: Duration::from_secs(30),
+            scheduler_interval: Duration::from_secs(30),
+            retries: 2,
+            retry_backoff: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The longest wait between two tries of a run.
+pub(crate) const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(300);
+
+impl WorkerConfig {
+    /// The wait before retry number `retry` (1-based).
+    pub(crate) fn backoff(&self, retry: u32) -> Duration {
+        let factor = 1u32 << retry.saturating_sub(1).min(16);
+        self.retry_backoff
+            .saturating_mul(factor)
+            .min(MAX_RETRY_BACKOFF)
+    }
+}
+
+/// `hostname-pid-random`, e.g. `app-1-4242-9f3ac2e1`.
+pub fn default_worker_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "worker".to_string());
+    // The standard library's randomly keyed hasher is random enough to tell workers apart.
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    format!(
+        "{host}-{}-{:08x}",
+        std::process::id(),
+        hasher.finish() as u32
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_differ_and_name_the_process() {
+        let (a, b) = (default_worker_id(), default_worker_id());
+        assert_ne!(a, b);
+        assert!(a.contains(&format!("-{}-", std::process::id())), "{a}");
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_a_cap() {
+        let c = WorkerConfig {
+            retry_backoff: Duration::from_secs(10),
+            ..WorkerConfig::default()
+        };
+        assert_eq!(c.backoff(1), Duration::from_secs(10));
+        assert_eq!(c.backoff(2), Duration::from_secs(20));
+        assert_eq!(c.backoff(3), Duration::from_secs(40));
+        assert_eq!(c.backoff(60), MAX_RETRY_BACKOFF);
+    }
+}

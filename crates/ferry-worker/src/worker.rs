@@ -1,0 +1,224 @@
+//! The loop: schedule, re-queue stale runs, claim, execute, wait.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use ferry_connectors::{CancelHandle, CancelSignal, Registry};
+use ferry_core::run::Trigger;
+use ferry_store::{NewRun, Store, StoreError};
+use jiff::{SignedDuration, Timestamp};
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use crate::config::WorkerConfig;
+
+/// Errors of the worker's store operations.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The store failed.
+    #[error("store error: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// Registers the descriptions of the worker's metrics with the installed recorder. Call it once
+/// after installing the exporter.
+pub fn describe_metrics() {
+    metrics::describe_counter!(
+        "ferry_runs_finished_total",
+        "Runs this worker finished, by connector kind and final status"
+    );
+    metrics::describe_histogram!(
+        "ferry_run_duration_seconds",
+        metrics::Unit::Seconds,
+        "Time from claiming a run to recording its outcome, by connector kind"
+    );
+    metrics::describe_counter!(
+        "ferry_runs_released_total",
+        "Runs given back to the queue unfinished (shutdown, transient store failure), by kind"
+    );
+}
+
+/// A worker. Cheap to clone; clones share the same identity, so give each concurrently running
+/// worker its own [`WorkerConfig::worker_id`].
+#[derive(Clone)]
+pub struct Worker {
+    pub(crate) store: Store,
+    pub(crate) registry: Registry,
+    pub(crate) config: WorkerConfig,
+    /// Kinds without a connector that were warned about already.
+    warned_kinds: Arc<Mutex<HashSet<String>>>,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("config", &self.config)
+            .field("registry", &self.registry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Worker {
+    /// A worker over `store` that runs the connectors of `registry`.
+    pub fn new(store: Store, registry: Registry, config: WorkerConfig) -> Self {
+        Worker {
+            store,
+            registry,
+            config,
+            warned_kinds: Arc::default(),
+        }
+    }
+
+    /// This worker's id, as written in the leases it holds.
+    pub fn id(&self) -> &str {
+        &self.config.worker_id
+    }
+
+    /// The worker's settings.
+    pub fn config(&self) -> &WorkerConfig {
+        &self.config
+    }
+
+    /// Runs until `shutdown` completes: every `scheduler_interval` it queues due scheduled runs,
+    /// every `heartbeat_interval` it re-queues stale runs, and it executes queued runs one at a
+    /// time, waiting `poll_interval` when there are none.
+    ///
+    /// On shutdown it claims nothing more and asks a running connector to stop. If the connector
+    /// stops within `shutdown_grace`, its outcome is recorded (a retryable error puts the run
+    /// back in the queue); if not, the run is given back to the queue for another worker.
+    /// Store failures are logged and retried; they do not end the loop.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let (stop, stop_signal) = CancelHandle::new();
+        let main = self.main_loop(stop_signal);
+        tokio::pin!(main);
+        tokio::select! {
+            () = &mut main => {}
+            () = shutdown => {
+                info!(worker_id = %self.config.worker_id, "shutdown requested");
+                stop.cancel();
+                main.await;
+            }
+        }
+    }
+
+    async fn main_loop(&self, stop: CancelSignal) {
+        info!(worker_id = %self.config.worker_id, kinds = ?self.registry.kinds(), "worker started");
+        let at_least = |d: Duration| d.max(Duration::from_millis(1));
+        let mut next_schedule = Instant::now();
+        let mut next_requeue = Instant::now();
+        while !stop.is_cancelled() {
+            let now = Instant::now();
+            if now >= next_schedule {
+                next_schedule = now + at_least(self.config.scheduler_interval);
+                if let Err(e) = self.schedule_due(Timestamp::now()).await {
+                    warn!(error = %e, "could not queue scheduled runs");
+                }
+            }
+            if now >= next_requeue {
+                next_requeue = now + at_least(self.config.heartbeat_interval);
+                if let Err(e) = self.requeue_stale(Timestamp::now()).await {
+                    warn!(error = %e, "could not re-queue stale runs");
+                }
+            }
+            if stop.is_cancelled() {
+                break;
+            }
+            match self.store.claim_run(&self.config.worker_id).await {
+                Ok(Some(run)) => {
+                    self.execute(run, &stop).await;
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => warn!(error = %e, "could not claim a run"),
+            }
+            let wake = (Instant::now() + at_least(self.config.poll_interval)).min(next_schedule);
+            tokio::select! {
+                () = tokio::time::sleep_until(wake) => {}
+                () = stop.cancelled() => {}
+            }
+        }
+        info!(worker_id = %self.config.worker_id, "worker stopped");
+    }
+
+    /// Claims one queued run and executes it to the end; returns its id, or `None` when the
+    /// queue had nothing this worker may take.
+    pub async fn run_once(&self) -> Result<Option<i64>, WorkerError> {
+        let Some(run) = self.store.claim_run(&self.config.worker_id).await? else {
+            return Ok(None);
+        };
+        let id = run.id;
+        self.execute(run, &CancelSignal::never()).await;
+        Ok(Some(id))
+    }
+
+    /// Queues a run for the latest schedule slot that has begun at `now`, for every enabled
+    /// integration whose connector gives it a schedule. Slots that began before the integration
+    /// was created are not run (no backfill), and a slot that has a run already gets no other.
+    /// Returns how many runs were queued.
+    pub async fn schedule_due(&self, now: Timestamp) -> Result<usize, WorkerError> {
+        let mut queued = 0;
+        for integration in self.store.enabled_integrations().await? {
+            let Some(connector) = self.registry.get(&integration.kind) else {
+                self.warn_unknown_kind(&integration.kind);
+                continue;
+            };
+            let Some(schedule) = connector.schedule(&integration.config) else {
+                continue;
+            };
+            if let Err(e) = schedule.validate() {
+                warn!(integration_id = integration.id, kind = %integration.kind, error = %e, "invalid schedule; not scheduled");
+                continue;
+            }
+            let Some(slot) = schedule.latest_slot(now) else {
+                continue;
+            };
+            if slot < integration.created_at {
+                continue;
+            }
+            let new = NewRun {
+                institution_id: integration.institution_id,
+                integration_id: integration.id,
+                kind: integration.kind.clone(),
+                trigger: Trigger::Scheduled,
+                scheduled_for: Some(slot),
+            };
+            if let Some(run) = self.store.enqueue_run(&new).await? {
+                queued += 1;
+                info!(run_id = run.id, integration_id = integration.id, kind = %integration.kind, %slot, "scheduled run queued");
+            }
+        }
+        Ok(queued)
+    }
+
+    /// Re-queues running runs whose heartbeat is older than `stale_after` at `now` (or fails
+    /// them after `max_attempts` claims). Returns (re-queued, failed).
+    pub async fn requeue_stale(&self, now: Timestamp) -> Result<(u64, u64), WorkerError> {
+        let stale_after =
+            SignedDuration::try_from(self.config.stale_after).unwrap_or(SignedDuration::MAX);
+        let before = now.checked_sub(stale_after).unwrap_or(Timestamp::MIN);
+        let (requeued, failed) = self
+            .store
+            .requeue_stale_runs(before, i64::from(self.config.max_attempts))
+            .await?;
+        if requeued + failed > 0 {
+            warn!(
+                requeued,
+                failed, "runs whose worker stopped heartbeating were re-queued or failed"
+            );
+        }
+        Ok((requeued, failed))
+    }
+
+    fn warn_unknown_kind(&self, kind: &str) {
+        let first = self
+            .warned_kinds
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(kind.to_string());
+        if first {
+            warn!(%kind, "integrations of this kind are not scheduled: this build has no connector for it");
+        }
+    }
+}

@@ -1,0 +1,970 @@
+//! The worker against a real store (SQLite, or PostgreSQL with `FERRY_TEST_DATABASE_URL`), with
+//! connectors defined here. No fixed sleeps wait for work: tests poll the store with a deadline.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ferry_connectors::{
+    ConfigError, ConnectionReport, Connector, ConnectorContext, Registry, RunContext, RunError,
+    RunReport,
+};
+use ferry_core::run::{RunStatus, SyncDirection, Trigger};
+use ferry_core::schedule::Schedule;
+use ferry_store::testing::{TestStore, fresh_store};
+use ferry_store::{
+    Integration, MasterKey, NewIntegration, NewRun, Run, RunOutcome, RunQuery, SecretBox, Store,
+    SyncLogEntry, SyncLogQuery,
+};
+use ferry_worker::{Worker, WorkerConfig};
+use jiff::{SignedDuration, Timestamp};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+// ---------------------------------------------------------------------------------------------
+// Connectors for the tests
+
+/// What a test connector does when it runs.
+#[derive(Clone)]
+enum Behaviour {
+    /// Needs the `token` secret, logs two Sync Log rows, reports 3 rows.
+    Export,
+    /// Logs one row, then fails for good.
+    Fail,
+    /// Panics.
+    Panic,
+    /// Finds nothing to do.
+    Skip,
+    /// Fails with a retryable error on the first call, succeeds after.
+    FlakyOnce,
+    /// Always fails with a retryable error.
+    AlwaysRetryable,
+    /// Records the run id (to count executions across workers).
+    Record(Arc<Mutex<Vec<i64>>>),
+    /// Waits until cancelled, then reacts as told.
+    WaitForCancel(OnCancel),
+}
+
+#[derive(Clone, Copy)]
+enum OnCancel {
+    /// Reports the work done so far as a success.
+    Report,
+    /// Returns `RunError::cancelled()`.
+    GiveUp,
+    /// Ignores the request and keeps going (for an hour).
+    Ignore,
+}
+
+struct TestConnector {
+    kind: &'static str,
+    behaviour: Behaviour,
+    calls: Arc<AtomicUsize>,
+    started: Arc<AtomicBool>,
+    saw_cancel: Arc<AtomicBool>,
+}
+
+impl TestConnector {
+    fn new(kind: &'static str, behaviour: Behaviour) -> Arc<Self> {
+        Arc::new(TestConnector {
+            kind,
+            behaviour,
+            calls: Arc::default(),
+            started: Arc::default(),
+            saw_cancel: Arc::default(),
+        })
+    }
+
+    fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl Connector for TestConnector {
+    fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    fn label(&self) -> &'static str {
+        "Test"
+    }
+
+    fn validate_config(&self, config: &Value) -> Result<(), ConfigError> {
+        match config.get("every_minutes") {
+            None => Ok(()),
+            Some(v) if v.is_u64() => Ok(()),
+            Some(_) => Err(ConfigError::new(
+                "every_minutes",
+                "a whole number is required",
+            )),
+        }
+    }
+
+    fn schedule(&self, config: &Value) -> Option<Schedule> {
+        let minutes = config.get("every_minutes")?.as_u64()?;
+        Some(Schedule::EveryMinutes(u32::try_from(minutes).ok()?))
+    }
+
+    fn secret_names(&self) -> &'static [&'static str] {
+        &["token"]
+    }
+
+    async fn test_connection(&self, ctx: &ConnectorContext) -> Result<ConnectionReport, RunError> {
+        ctx.secrets.require("token")?;
+        Ok(ConnectionReport::new("ok"))
+    }
+
+    async fn run(&self, ctx: &RunContext) -> Result<RunReport, RunError> {
+        let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        self.started.store(true, Ordering::SeqCst);
+        match &self.behaviour {
+            Behaviour::Export => {
+                if ctx.secrets().require("token")? != "s3cret" {
+                    return Err(RunError::fatal("wrong token"));
+                }
+                // Even a careless debug print of the context shows no secret.
+                tracing::info!(?ctx, "exporting");
+                ctx.log(
+                    None,
+                    SyncDirection::Outgoing,
+                    "invalid_email",
+                    "bad address",
+                )
+                .await?;
+                ctx.log(None, SyncDirection::Outgoing, "invalid_phone", "bad phone")
+                    .await?;
+                Ok(RunReport::success(3).with_detail(json!({"file": "export.csv"})))
+            }
+            Behaviour::Fail => {
+                ctx.log(
+                    None,
+                    SyncDirection::Incoming,
+                    "match_conflict",
+                    "before failing",
+                )
+                .await?;
+                Err(RunError::fatal(
+                    "the remote refused the upload: 403 Forbidden",
+                ))
+            }
+            Behaviour::Panic => panic!("a bug in the connector"),
+            Behaviour::Skip => Ok(RunReport::skipped().with_detail(json!({"why": "no changes"}))),
+            Behaviour::FlakyOnce if call == 1 => Err(RunError::retryable("timed out")),
+            Behaviour::FlakyOnce => Ok(RunReport::success(1)),
+            Behaviour::AlwaysRetryable => Err(RunError::retryable("the remote is down")),
+            Behaviour::Record(ids) => {
+                tokio::task::yield_now().await;
+                ids.lock().unwrap().push(ctx.run().id);
+                Ok(RunReport::success(1))
+            }
+            Behaviour::WaitForCancel(on_cancel) => {
+                ctx.cancel().cancelled().await;
+                self.saw_cancel.store(true, Ordering::SeqCst);
+                match on_cancel {
+                    OnCancel::Report => {
+                        Ok(RunReport::success(7).with_detail(json!({"stopped_early": true})))
+                    }
+                    OnCancel::GiveUp => Err(RunError::cancelled()),
+                    OnCancel::Ignore => {
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                        Ok(RunReport::success(1))
+                    }
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+async fn setup() -> (TestStore, i64) {
+    let s = fresh_store().await;
+    let inst = s
+        .create_institution("state-u", "State University", None)
+        .await
+        .unwrap();
+    (s, inst.id)
+}
+
+async fn integration(
+    s: &Store,
+    inst: i64,
+    kind: &str,
+    config: Value,
+    enabled: bool,
+) -> Integration {
+    let mut secrets = serde_json::Map::new();
+    secrets.insert("token".into(), json!("s3cret"));
+    s.create_integration(
+        inst,
+        NewIntegration {
+            kind: kind.into(),
+            name: format!("{kind} {}", config),
+            description: String::new(),
+            enabled,
+            config,
+            secrets: Some(secrets),
+        },
+    )
+    .await
+    .unwrap()
+}
+
+async fn manual_run(s: &Store, i: &Integration) -> Run {
+    s.enqueue_run(&NewRun {
+        institution_id: i.institution_id,
+        integration_id: i.id,
+        kind: i.kind.clone(),
+        trigger: Trigger::Manual,
+        scheduled_for: None,
+    })
+    .await
+    .unwrap()
+    .unwrap()
+}
+
+/// An integration of `kind` with one queued manual run.
+async fn queued(s: &Store, inst: i64, kind: &str) -> Run {
+    let i = integration(s, inst, kind, json!({}), true).await;
+    manual_run(s, &i).await
+}
+
+/// Like [`queued`], for an integration without secrets (readable with any master key).
+async fn queued_without_secrets(s: &Store, inst: i64, kind: &str) -> Run {
+    let i = s
+        .create_integration(
+            inst,
+            NewIntegration {
+                kind: kind.into(),
+                name: kind.into(),
+                description: String::new(),
+                enabled: true,
+                config: json!({}),
+                secrets: None,
+            },
+        )
+        .await
+        .unwrap();
+    manual_run(s, &i).await
+}
+
+fn registry(connectors: &[&Arc<TestConnector>]) -> Registry {
+    let mut r = Registry::empty();
+    for c in connectors {
+        r.register(Arc::clone(c) as Arc<dyn Connector>).unwrap();
+    }
+    r
+}
+
+fn config(id: &str) -> WorkerConfig {
+    WorkerConfig {
+        worker_id: id.to_string(),
+        poll_interval: Duration::from_millis(20),
+        heartbeat_interval: Duration::from_millis(30),
+        stale_after: Duration::from_secs(60),
+        max_attempts: 3,
+        shutdown_grace: Duration::from_millis(200),
+        scheduler_interval: Duration::from_secs(3600),
+        retries: 2,
+        retry_backoff: Duration::from_millis(10),
+    }
+}
+
+fn worker(s: &Store, connectors: &[&Arc<TestConnector>]) -> Worker {
+    Worker::new(s.clone(), registry(connectors), config("w1"))
+}
+
+/// Starts `worker.run` in a task; send on the returned sender (or drop it) to shut it down.
+fn start(worker: Worker) -> (oneshot::Sender<()>, JoinHandle<()>) {
+    let (tx, rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(worker.run(async move {
+        let _ = rx.await;
+    }));
+    (tx, handle)
+}
+
+async fn shut_down(tx: oneshot::Sender<()>, handle: JoinHandle<()>) {
+    let _ = tx.send(());
+    tokio::time::timeout(DEADLINE, handle)
+        .await
+        .expect("the worker stops")
+        .unwrap();
+}
+
+/// Polls the run until `done` holds, for at most [`DEADLINE`].
+async fn wait_for(s: &Store, run: &Run, what: &str, done: impl Fn(&Run) -> bool) -> Run {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let r = s.run(run.institution_id, run.id).await.unwrap();
+        if done(&r) {
+            return r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {r:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn sync_log(s: &Store, run: &Run) -> Vec<SyncLogEntry> {
+    s.list_sync_log(
+        run.institution_id,
+        &SyncLogQuery {
+            integration_id: Some(run.integration_id),
+            limit: 100,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+}
+
+async fn runs_of(s: &Store, i: &Integration) -> Vec<Run> {
+    s.list_runs(
+        i.institution_id,
+        &RunQuery {
+            integration_id: Some(i.id),
+            limit: 100,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Executing runs
+
+#[tokio::test]
+async fn a_manual_run_succeeds_with_rows_detail_and_sync_log() {
+    let (s, inst) = setup().await;
+    let export = TestConnector::new("test_export", Behaviour::Export);
+    let w = worker(&s, &[&export]);
+    let run = queued(&s, inst, "test_export").await;
+
+    assert_eq!(w.run_once().await.unwrap(), Some(run.id));
+    let done = s.run(inst, run.id).await.unwrap();
+    assert_eq!(
+        (done.status, done.rows, done.error.as_deref(), &done.detail),
+        (RunStatus::Success, 3, None, &json!({"file": "export.csv"}))
+    );
+    assert!(done.finished_at.is_some() && done.started_at.is_some());
+    assert_eq!(export.calls(), 1);
+    let log = sync_log(&s, &run).await;
+    assert_eq!(log.len(), 2, "{log:?}");
+    assert!(log.iter().all(|e| e.run_id == Some(run.id)));
+    assert_eq!(
+        log.iter().map(|e| e.code.as_str()).collect::<Vec<_>>(),
+        ["invalid_phone", "invalid_email"]
+    );
+    assert_eq!(w.run_once().await.unwrap(), None, "the queue is empty now");
+    assert_eq!(export.calls(), 1);
+}
+
+#[tokio::test]
+async fn a_failure_records_its_reason_and_the_rows_logged_before_it() {
+    let (s, inst) = setup().await;
+    let fail = TestConnector::new("test_fail", Behaviour::Fail);
+    let w = worker(&s, &[&fail]);
+    let run = queued(&s, inst, "test_fail").await;
+
+    w.run_once().await.unwrap();
+    let done = s.run(inst, run.id).await.unwrap();
+    assert_eq!(done.status, RunStatus::Failed);
+    assert_eq!(
+        done.error.as_deref(),
+        Some("the remote refused the upload: 403 Forbidden")
+    );
+    assert_eq!(fail.calls(), 1, "a fatal error is not retried");
+    let log = sync_log(&s, &run).await;
+    assert_eq!(
+        log.iter()
+            .map(|e| (e.code.as_str(), e.run_id))
+            .collect::<Vec<_>>(),
+        [("match_conflict", Some(run.id))]
+    );
+}
+
+#[tokio::test]
+async fn skipped_runs_are_recorded_as_skipped() {
+    let (s, inst) = setup().await;
+    let skip = TestConnector::new("test_skip", Behaviour::Skip);
+    let w = worker(&s, &[&skip]);
+    let run = queued(&s, inst, "test_skip").await;
+    w.run_once().await.unwrap();
+    let done = s.run(inst, run.id).await.unwrap();
+    assert_eq!(
+        (done.status, done.rows, done.error, done.detail),
+        (RunStatus::Skipped, 0, None, json!({"why": "no changes"}))
+    );
+}
+
+#[tokio::test]
+async fn a_kind_without_connector_fails_with_a_clear_reason() {
+    let (s, inst) = setup().await;
+    let w = worker(&s, &[&TestConnector::new("test_export", Behaviour::Export)]);
+    let run = queued(&s, inst, "not_installed").await;
+    assert_eq!(w.run_once().await.unwrap(), Some(run.id));
+    let done = s.run(inst, run.id).await.unwrap();
+    assert_eq!(
+        (done.status, done.error.as_deref()),
+        (
+            RunStatus::Failed,
+            Some("no connector for kind not_installed")
+        )
+    );
+}
+
+#[tokio::test]
+async fn retryable_errors_are_tried_again_within_the_claim() {
+    let (s, inst) = setup().await;
+    let flaky = TestConnector::new("test_flaky", Behaviour::FlakyOnce);
+    let down = TestConnector::new("test_down", Behaviour::AlwaysRetryable);
+    let w = worker(&s, &[&flaky, &down]);
+    let a = queued(&s, inst, "test_flaky").await;
+    let b = queued(&s, inst, "test_down").await;
+
+    w.run_once().await.unwrap();
+    w.run_once().await.unwrap();
+    let a = s.run(inst, a.id).await.unwrap();
+    assert_eq!((a.status, a.rows, a.attempt), (RunStatus::Success, 1, 1));
+    assert_eq!(flaky.calls(), 2);
+    let b = s.run(inst, b.id).await.unwrap();
+    assert_eq!(
+        (b.status, b.error.as_deref()),
+        (RunStatus::Failed, Some("the remote is down"))
+    );
+    assert_eq!(down.calls(), 3, "one try and two retries");
+}
+
+#[tokio::test]
+async fn a_panicking_connector_fails_its_run_and_the_worker_keeps_going() {
+    let (s, inst) = setup().await;
+    let panics = TestConnector::new("test_panic", Behaviour::Panic);
+    let export = TestConnector::new("test_export", Behaviour::Export);
+    let first = queued(&s, inst, "test_panic").await;
+    let second = queued(&s, inst, "test_export").await;
+    let (tx, handle) = start(worker(&s, &[&panics, &export]));
+
+    let first = wait_for(&s, &first, "the panicking run to end", |r| {
+        r.status.is_final()
+    })
+    .await;
+    assert_eq!(
+        (first.status, first.error.as_deref()),
+        (
+            RunStatus::Failed,
+            Some("internal error in connector; see the server log")
+        )
+    );
+    let second = wait_for(&s, &second, "the next run to end", |r| r.status.is_final()).await;
+    assert_eq!(second.status, RunStatus::Success);
+    assert!(!handle.is_finished(), "the worker is still running");
+    assert_eq!((panics.calls(), export.calls()), (1, 1));
+    shut_down(tx, handle).await;
+}
+
+/// Everything logged in this test process, through one global subscriber (a thread-local one
+/// would miss events whose callsites other tests' threads had registered as disabled).
+fn captured_logs() -> &'static Mutex<Vec<u8>> {
+    use tracing_subscriber::fmt::MakeWriter;
+
+    static LOGS: OnceLock<&'static Mutex<Vec<u8>>> = OnceLock::new();
+
+    #[derive(Clone, Copy)]
+    struct Buffer(&'static Mutex<Vec<u8>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    impl<'a> MakeWriter<'a> for Buffer {
+        type Writer = Buffer;
+        fn make_writer(&'a self) -> Buffer {
+            *self
+        }
+    }
+
+    LOGS.get_or_init(|| {
+        let logs: &'static Mutex<Vec<u8>> = Box::leak(Box::default());
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(Buffer(logs))
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("no other subscriber");
+        logs
+    })
+}
+
+#[tokio::test]
+async fn secrets_reach_the_connector_but_never_the_log() {
+    let logs = captured_logs();
+    let (s, inst) = setup().await;
+    let w = worker(
+        &s,
+        &[&TestConnector::new("test_secret_export", Behaviour::Export)],
+    );
+    let run = queued(&s, inst, "test_secret_export").await;
+    w.run_once().await.unwrap();
+    assert_eq!(
+        s.run(inst, run.id).await.unwrap().status,
+        RunStatus::Success,
+        "the token reached the connector"
+    );
+
+    let logged = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    let ours: Vec<&str> = logged
+        .lines()
+        .filter(|l| l.contains(&format!("run_id={} kind=test_secret_export", run.id)))
+        .collect();
+    assert!(ours.iter().any(|l| l.contains("run claimed")), "{logged}");
+    assert!(ours.iter().any(|l| l.contains("run finished")), "{logged}");
+    assert!(
+        ours.iter()
+            .any(|l| l.contains(r#"secrets: {"token": ***}"#)),
+        "{logged}"
+    );
+    // Every test's integration has this token; no worker of any of them logged it.
+    assert!(!logged.contains("s3cret"), "{logged}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scheduling
+
+#[tokio::test]
+async fn scheduling_queues_one_run_per_slot() {
+    let (s, inst) = setup().await;
+    let w = worker(&s, &[&TestConnector::new("test_export", Behaviour::Export)]);
+    let i = integration(&s, inst, "test_export", json!({"every_minutes": 60}), true).await;
+    let schedule = Schedule::EveryMinutes(60);
+    let slot = schedule
+        .latest_slot(i.created_at + SignedDuration::from_hours(2))
+        .unwrap();
+
+    assert_eq!(
+        w.schedule_due(slot + SignedDuration::from_secs(1))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        w.schedule_due(slot + SignedDuration::from_secs(1))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        w.schedule_due(slot + SignedDuration::from_mins(59))
+            .await
+            .unwrap(),
+        0
+    );
+    let runs = runs_of(&s, &i).await;
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(
+        (runs[0].trigger, runs[0].scheduled_for, runs[0].status),
+        (Trigger::Scheduled, Some(slot), RunStatus::Queued)
+    );
+
+    assert_eq!(
+        w.schedule_due(slot + SignedDuration::from_mins(60))
+            .await
+            .unwrap(),
+        1,
+        "the next slot"
+    );
+    let slots: Vec<_> = runs_of(&s, &i)
+        .await
+        .iter()
+        .map(|r| r.scheduled_for)
+        .collect();
+    assert_eq!(
+        slots,
+        [Some(slot + SignedDuration::from_hours(1)), Some(slot)]
+    );
+}
+
+#[tokio::test]
+async fn only_enabled_scheduled_integrations_with_a_connector_are_scheduled() {
+    let (s, inst) = setup().await;
+    let w = worker(&s, &[&TestConnector::new("test_export", Behaviour::Export)]);
+    let enabled = integration(&s, inst, "test_export", json!({"every_minutes": 15}), true).await;
+    let disabled = integration(&s, inst, "test_export", json!({"every_minutes": 15}), false).await;
+    let unscheduled = integration(&s, inst, "test_export", json!({}), true).await;
+    let unknown = integration(
+        &s,
+        inst,
+        "not_installed",
+        json!({"every_minutes": 15}),
+        true,
+    )
+    .await;
+    let later = Timestamp::now() + SignedDuration::from_hours(1);
+
+    assert_eq!(w.schedule_due(later).await.unwrap(), 1);
+    assert_eq!(
+        w.schedule_due(later + SignedDuration::from_mins(15))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(runs_of(&s, &enabled).await.len(), 2);
+    for i in [&disabled, &unscheduled, &unknown] {
+        assert!(runs_of(&s, i).await.is_empty(), "{} was scheduled", i.name);
+    }
+}
+
+#[tokio::test]
+async fn a_slot_that_began_before_the_integration_existed_is_not_run() {
+    let (s, inst) = setup().await;
+    let w = worker(&s, &[&TestConnector::new("test_export", Behaviour::Export)]);
+    // Daily at midnight UTC: today's slot began before the integration was created.
+    let i = integration(
+        &s,
+        inst,
+        "test_export",
+        json!({"every_minutes": 1440}),
+        true,
+    )
+    .await;
+    let today = Schedule::EveryMinutes(1440)
+        .latest_slot(i.created_at)
+        .unwrap();
+    assert!(today < i.created_at);
+
+    assert_eq!(w.schedule_due(i.created_at).await.unwrap(), 0);
+    assert_eq!(
+        w.schedule_due(i.created_at + SignedDuration::from_mins(1))
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(runs_of(&s, &i).await.is_empty(), "no backfill");
+
+    let tomorrow = today + SignedDuration::from_hours(24);
+    assert_eq!(w.schedule_due(tomorrow).await.unwrap(), 1);
+    assert_eq!(runs_of(&s, &i).await[0].scheduled_for, Some(tomorrow));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Concurrency, leases and shutdown
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_execute_each_of_20_runs_exactly_once() {
+    let (s, inst) = setup().await;
+    let ids = Arc::new(Mutex::new(Vec::new()));
+    let recorder = TestConnector::new("test_record", Behaviour::Record(ids.clone()));
+    let mut expected = Vec::new();
+    for _ in 0..20 {
+        expected.push(queued_without_secrets(&s, inst, "test_record").await);
+    }
+    // The second worker has its own connections, as a second process would (its master key
+    // differs, hence integrations without secrets).
+    let other_store = Store::connect(&s.url, SecretBox::new(MasterKey::generate()))
+        .await
+        .unwrap();
+    let a = Worker::new(s.store.clone(), registry(&[&recorder]), config("w-a"));
+    let b = Worker::new(other_store.clone(), registry(&[&recorder]), config("w-b"));
+    let (tx_a, handle_a) = start(a);
+    let (tx_b, handle_b) = start(b);
+
+    for run in &expected {
+        let done = wait_for(&s, run, "every run to end", |r| r.status.is_final()).await;
+        assert_eq!(
+            (done.status, done.attempt),
+            (RunStatus::Success, 1),
+            "{done:?}"
+        );
+    }
+    shut_down(tx_a, handle_a).await;
+    shut_down(tx_b, handle_b).await;
+    let mut got = ids.lock().unwrap().clone();
+    got.sort_unstable();
+    let expected: Vec<i64> = expected.iter().map(|r| r.id).collect();
+    assert_eq!(got, expected, "each run executed exactly once");
+    other_store.close().await;
+}
+
+#[tokio::test]
+async fn a_worker_that_lost_its_lease_stops_and_records_nothing() {
+    let (s, inst) = setup().await;
+    let slow = TestConnector::new("test_slow", Behaviour::WaitForCancel(OnCancel::Report));
+    let w = worker(&s, &[&slow]);
+    let run = queued(&s, inst, "test_slow").await;
+    let running = tokio::spawn({
+        let w = w.clone();
+        async move { w.run_once().await }
+    });
+    wait_until("the connector to start", || {
+        slow.started.load(Ordering::SeqCst)
+    })
+    .await;
+
+    // The run looks stale to another worker, which re-queues and claims it.
+    let (requeued, failed) = s
+        .requeue_stale_runs(Timestamp::now() + SignedDuration::from_hours(1), 10)
+        .await
+        .unwrap();
+    assert_eq!((requeued, failed), (1, 0));
+    let stolen = s.claim_run("thief").await.unwrap().unwrap();
+    assert_eq!((stolen.id, stolen.attempt), (run.id, 2));
+
+    let ran = tokio::time::timeout(DEADLINE, running)
+        .await
+        .expect("the first worker stops")
+        .unwrap()
+        .unwrap();
+    assert_eq!(ran, Some(run.id));
+    assert!(
+        slow.saw_cancel.load(Ordering::SeqCst),
+        "the connector was asked to stop"
+    );
+    let now = s.run(inst, run.id).await.unwrap();
+    assert_eq!(
+        (now.status, now.rows, now.finished_at, now.attempt),
+        (RunStatus::Running, 0, None, 2),
+        "the first worker's report (7 rows) was not recorded"
+    );
+    let outcome = RunOutcome {
+        status: RunStatus::Success,
+        rows: 1,
+        error: None,
+        detail: json!({}),
+    };
+    assert!(
+        s.finish_run(run.id, "thief", &outcome).await.unwrap(),
+        "the new holder still holds the lease"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_releases_a_run_whose_connector_ignores_cancellation() {
+    let (s, inst) = setup().await;
+    let stubborn = TestConnector::new("test_stubborn", Behaviour::WaitForCancel(OnCancel::Ignore));
+    let run = queued(&s, inst, "test_stubborn").await;
+    let (tx, handle) = start(worker(&s, &[&stubborn]));
+    wait_until("the connector to start", || {
+        stubborn.started.load(Ordering::SeqCst)
+    })
+    .await;
+    assert_eq!(
+        s.run(inst, run.id).await.unwrap().status,
+        RunStatus::Running
+    );
+
+    shut_down(tx, handle).await;
+    assert!(
+        stubborn.saw_cancel.load(Ordering::SeqCst),
+        "the connector was asked to stop"
+    );
+    let now = s.run(inst, run.id).await.unwrap();
+    assert_eq!(
+        (now.status, now.finished_at, now.error),
+        (RunStatus::Queued, None, None)
+    );
+    let again = s.claim_run("another-worker").await.unwrap().unwrap();
+    assert_eq!(
+        (again.id, again.attempt),
+        (run.id, 2),
+        "another worker can take it"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_records_the_report_of_a_connector_that_stops_in_time() {
+    let (s, inst) = setup().await;
+    let polite = TestConnector::new("test_polite", Behaviour::WaitForCancel(OnCancel::Report));
+    let run = queued(&s, inst, "test_polite").await;
+    let (tx, handle) = start(worker(&s, &[&polite]));
+    wait_until("the connector to start", || {
+        polite.started.load(Ordering::SeqCst)
+    })
+    .await;
+    let claimed = s.run(inst, run.id).await.unwrap();
+    let first_beat = claimed.heartbeat_at.unwrap();
+    wait_for(&s, &run, "a heartbeat during the run", |r| {
+        r.heartbeat_at.is_some_and(|t| t > first_beat)
+    })
+    .await;
+
+    shut_down(tx, handle).await;
+    let done = s.run(inst, run.id).await.unwrap();
+    assert_eq!(
+        (done.status, done.rows, done.detail),
+        (RunStatus::Success, 7, json!({"stopped_early": true}))
+    );
+    assert!(polite.saw_cancel.load(Ordering::SeqCst));
+}
+
+#[tokio::test]
+async fn shutdown_requeues_a_run_whose_connector_gives_up() {
+    let (s, inst) = setup().await;
+    let quitter = TestConnector::new("test_quitter", Behaviour::WaitForCancel(OnCancel::GiveUp));
+    let run = queued(&s, inst, "test_quitter").await;
+    let (tx, handle) = start(worker(&s, &[&quitter]));
+    wait_until("the connector to start", || {
+        quitter.started.load(Ordering::SeqCst)
+    })
+    .await;
+
+    shut_down(tx, handle).await;
+    assert!(quitter.saw_cancel.load(Ordering::SeqCst));
+    let now = s.run(inst, run.id).await.unwrap();
+    assert_eq!((now.status, now.error), (RunStatus::Queued, None));
+    assert_eq!(quitter.calls(), 1, "a stopped run is not retried in place");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Metrics
+
+#[derive(Default)]
+struct Captured {
+    counters: Mutex<BTreeMap<String, u64>>,
+    histograms: Mutex<BTreeMap<String, usize>>,
+}
+
+fn captured() -> &'static Captured {
+    static CAPTURED: OnceLock<&'static Captured> = OnceLock::new();
+    CAPTURED.get_or_init(|| {
+        let captured: &'static Captured = Box::leak(Box::default());
+        metrics::set_global_recorder(Capture(captured)).expect("no other recorder");
+        captured
+    })
+}
+
+struct Capture(&'static Captured);
+struct Handle(&'static Captured, String);
+
+fn key_text(key: &metrics::Key) -> String {
+    let mut labels: Vec<String> = key
+        .labels()
+        .map(|l| format!("{}={}", l.key(), l.value()))
+        .collect();
+    labels.sort();
+    format!("{}{{{}}}", key.name(), labels.join(","))
+}
+
+impl metrics::CounterFn for Handle {
+    fn increment(&self, value: u64) {
+        *self
+            .0
+            .counters
+            .lock()
+            .unwrap()
+            .entry(self.1.clone())
+            .or_default() += value;
+    }
+    fn absolute(&self, value: u64) {
+        self.0
+            .counters
+            .lock()
+            .unwrap()
+            .insert(self.1.clone(), value);
+    }
+}
+
+impl metrics::HistogramFn for Handle {
+    fn record(&self, value: f64) {
+        assert!(value >= 0.0);
+        *self
+            .0
+            .histograms
+            .lock()
+            .unwrap()
+            .entry(self.1.clone())
+            .or_default() += 1;
+    }
+}
+
+impl metrics::Recorder for Capture {
+    fn describe_counter(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        metrics::Counter::from_arc(Arc::new(Handle(self.0, key_text(key))))
+    }
+    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        metrics::Gauge::noop()
+    }
+    fn register_histogram(
+        &self,
+        key: &metrics::Key,
+        _: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
+        metrics::Histogram::from_arc(Arc::new(Handle(self.0, key_text(key))))
+    }
+}
+
+#[tokio::test]
+async fn finished_runs_are_counted_and_timed_by_kind_and_status() {
+    let captured = captured();
+    let (s, inst) = setup().await;
+    let w = worker(
+        &s,
+        &[
+            &TestConnector::new("metrics_ok", Behaviour::Export),
+            &TestConnector::new("metrics_fail", Behaviour::Fail),
+        ],
+    );
+    queued(&s, inst, "metrics_ok").await;
+    queued(&s, inst, "metrics_fail").await;
+    queued(&s, inst, "metrics_ok").await;
+    while w.run_once().await.unwrap().is_some() {}
+
+    let counters = captured.counters.lock().unwrap().clone();
+    assert_eq!(
+        counters.get("ferry_runs_finished_total{kind=metrics_ok,status=success}"),
+        Some(&2),
+        "{counters:?}"
+    );
+    assert_eq!(
+        counters.get("ferry_runs_finished_total{kind=metrics_fail,status=failed}"),
+        Some(&1),
+        "{counters:?}"
+    );
+    let histograms = captured.histograms.lock().unwrap().clone();
+    assert_eq!(
+        histograms.get("ferry_run_duration_seconds{kind=metrics_ok}"),
+        Some(&2),
+        "{histograms:?}"
+    );
+}
