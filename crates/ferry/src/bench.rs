@@ -1,0 +1,275 @@
+//! `ferry bench import`: Ferry's CSV contact import against the sqlite3 shell's `.import` of the
+//! same file, measured in the same run. Run with `cargo run --release -p ferry -- bench import`.
+
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use ferry_store::{MasterKey, SecretBox, Store};
+
+use crate::fake;
+use crate::prng::Rng;
+
+/// The ratio Ferry/raw we aim for.
+const GOAL: f64 = 0.5;
+
+pub async fn import(rows: u64, keep: bool) -> Result<()> {
+    if rows == 0 {
+        bail!("--rows must be at least 1");
+    }
+    let sqlite3_version = sqlite3_version()?;
+    let dir = tempfile::Builder::new()
+        .prefix("ferry-bench-")
+        .tempdir()
+        .context("cannot create a temporary directory")?;
+    let csv = dir.path().join("contacts.csv");
+
+    eprintln!("Generating {} contact rows...", thousands(rows));
+    let t = Instant::now();
+    let bytes = {
+        let csv = csv.clone();
+        tokio::task::spawn_blocking(move || write_csv(&csv, rows)).await??
+    };
+    eprintln!(
+        "  {} ({:.1} MB) in {:.1} s",
+        csv.display(),
+        bytes as f64 / 1e6,
+        t.elapsed().as_secs_f64()
+    );
+
+    eprintln!("Baseline: sqlite3 {sqlite3_version} .import into a bare table...");
+    let raw_db = dir.path().join("raw.db");
+    let raw_time = sqlite3_import(&raw_db, &csv)?;
+    let raw_count = sqlite3_count(&raw_db)?;
+    if raw_count != rows {
+        bail!("sqlite3 imported {raw_count} rows, expected {rows}");
+    }
+
+    eprintln!("Ferry: import with validation and matching into a fresh store...");
+    let ferry_dir = dir.path().join("ferry");
+    crate::settings::create_private_dir(&ferry_dir)?;
+    let store = Store::connect(
+        &ferry_store::default_sqlite_url(&ferry_dir),
+        SecretBox::new(MasterKey::generate()),
+    )
+    .await?;
+    store.migrate().await?;
+    let inst = store
+        .create_institution("bench", "Bench University", None)
+        .await?;
+    let bar = crate::commands::progress_bar(rows);
+    let t = Instant::now();
+    let data = tokio::fs::read(&csv).await?;
+    let report = store
+        .import_contacts_csv(inst.id, data, {
+            let bar = bar.clone();
+            move |done| bar.set_position(done)
+        })
+        .await;
+    let ferry_time = t.elapsed();
+    bar.finish_and_clear();
+    let report = report.map_err(|e| anyhow::anyhow!("Ferry's import failed: {e}"))?;
+    if let Some(e) = report.errors.first() {
+        bail!(
+            "Ferry skipped {} rows; the first, row {}: {} [{}]",
+            report.skipped,
+            e.row,
+            e.message,
+            e.code
+        );
+    }
+    let ferry_count = store.count_contacts(inst.id).await?;
+    store.close().await;
+    if ferry_count != rows as i64 || report.created != rows {
+        bail!(
+            "Ferry holds {ferry_count} contacts (created {}), expected {rows}",
+            report.created
+        );
+    }
+
+    let raw_rate = rows as f64 / raw_time.as_secs_f64();
+    let ferry_rate = rows as f64 / ferry_time.as_secs_f64();
+    let ratio = ferry_rate / raw_rate;
+    println!();
+    println!(
+        "CSV import of {} contacts ({:.1} MB)",
+        thousands(rows),
+        bytes as f64 / 1e6
+    );
+    println!();
+    println!("  {:<42} {:>9} {:>12}", "importer", "seconds", "rows/s");
+    println!(
+        "  {:<42} {:>9.2} {:>12}",
+        "sqlite3 .import (raw, no checks)",
+        raw_time.as_secs_f64(),
+        thousands(raw_rate as u64)
+    );
+    println!(
+        "  {:<42} {:>9.2} {:>12}",
+        "ferry import (validation, matching, seq)",
+        ferry_time.as_secs_f64(),
+        thousands(ferry_rate as u64)
+    );
+    println!();
+    println!(
+        "  ferry/raw = {ratio:.2}  (goal >= {GOAL:.2}: {})",
+        if ratio >= GOAL { "met" } else { "not met" }
+    );
+    if keep {
+        let path = dir.keep();
+        println!();
+        println!("kept {}", path.display());
+    }
+    Ok(())
+}
+
+fn sqlite3_version() -> Result<String> {
+    match Command::new("sqlite3").arg("-version").output() {
+        Ok(out) if out.status.success() => Ok(String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_string()),
+        Ok(out) => bail!(
+            "`sqlite3 -version` failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+            "the `sqlite3` command-line shell is not installed (or not on PATH); this benchmark \
+             uses it as its baseline. Install it (Debian/Ubuntu: `apt-get install sqlite3`, \
+             macOS: `brew install sqlite`) and run again"
+        ),
+        Err(e) => bail!("cannot run sqlite3: {e}"),
+    }
+}
+
+/// Times `sqlite3 DB` reading `.mode csv` / `.import FILE contacts` from stdin (the table is
+/// created from the header row).
+fn sqlite3_import(db: &Path, csv: &Path) -> Result<Duration> {
+    let script = format!(
+        ".bail on\n.mode csv\n.import \"{}\" contacts\n",
+        csv.display()
+            .to_string()
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+    );
+    let t = Instant::now();
+    let mut child = Command::new("sqlite3")
+        .arg(db)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("cannot start sqlite3")?;
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(script.as_bytes())?;
+    let out = child.wait_with_output()?;
+    let took = t.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() || !stderr.trim().is_empty() {
+        bail!("sqlite3 .import failed ({}): {}", out.status, stderr.trim());
+    }
+    Ok(took)
+}
+
+fn sqlite3_count(db: &Path) -> Result<u64> {
+    let out = Command::new("sqlite3")
+        .arg(db)
+        .arg("SELECT count(*) FROM contacts")
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim()
+        .parse()
+        .with_context(|| format!("unexpected sqlite3 output {text:?}"))
+}
+
+/// Exchanges 200-999 without the N11 service codes.
+fn exchanges() -> Vec<u16> {
+    (200..1000).filter(|e| e % 100 != 11).collect()
+}
+
+/// Writes `rows` contacts with unique valid US phones and unique CRM IDs; returns the size.
+pub fn write_csv(path: &Path, rows: u64) -> Result<u64> {
+    let exch = exchanges();
+    let areas = fake::AREA_CODES;
+    let capacity = (areas.len() * exch.len() * 10_000) as u64;
+    if rows > capacity {
+        bail!("at most {capacity} rows can have unique phone numbers");
+    }
+    let file =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut w = BufWriter::with_capacity(1 << 20, file);
+    writeln!(w, "first_name,last_name,phone,email,enrollment_id,crm_id")?;
+    let mut rng = Rng::new(0xBE7C_4000);
+    for i in 0..rows {
+        let first = *rng.pick(fake::FIRST_NAMES);
+        let last = *rng.pick(fake::LAST_NAMES);
+        let area = areas[(i % areas.len() as u64) as usize];
+        let j = i / areas.len() as u64;
+        let line = (j % 10_000) as u16;
+        let exchange = exch[(j / 10_000) as usize % exch.len()];
+        let phone = fake::format_phone(area, exchange, line, rng.next_u64());
+        writeln!(
+            w,
+            "{first},{last},{phone},{}.{}.{i}@example.edu,E{i:08},0035e{:013X}",
+            fake::email_part(first),
+            fake::email_part(last),
+            // XOR with a constant is a bijection: unique, but not in row order.
+            i ^ 0x5_DEEC_E66D
+        )?;
+    }
+    w.flush()?;
+    Ok(w.get_ref().metadata()?.len())
+}
+
+/// 1234567 → "1,234,567".
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_core::phone::Phone;
+
+    #[test]
+    fn generated_rows_are_valid_and_unique() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.csv");
+        write_csv(&path, 3_000).unwrap();
+        let mut rdr = csv::Reader::from_path(&path).unwrap();
+        let mut phones = std::collections::HashSet::new();
+        let mut crm = std::collections::HashSet::new();
+        let mut n = 0;
+        for r in rdr.records() {
+            let r = r.unwrap();
+            assert_eq!(r.len(), 6);
+            let p = Phone::parse(&r[2]).unwrap_or_else(|e| panic!("{e}"));
+            assert!(phones.insert(p));
+            assert!(crm.insert(r[5].to_string()));
+            n += 1;
+        }
+        assert_eq!(n, 3_000);
+    }
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_000), "1,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
+}

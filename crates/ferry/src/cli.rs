@@ -1,0 +1,353 @@
+//! The command line: every flag, its environment variable and its help text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ferry_core::tenancy::Role;
+
+const ABOUT: &str = "Ferry: an integration hub for engagement platforms";
+
+const LONG_ABOUT: &str = "\
+Ferry: an integration hub for engagement platforms.
+
+Ferry holds each institution's contacts and message history and keeps them in sync with the \
+institution's CRMs and student information systems (REST APIs and SFTP file drops). One binary \
+runs the web UI, the REST API and the worker that runs integrations.
+
+Every setting is a flag with an environment variable as fallback (the flag wins). Data lives in \
+an embedded SQLite database in the data directory unless --database-url names a PostgreSQL \
+database.";
+
+const ENVIRONMENT: &str = "\
+Environment:
+  FERRY_MASTER_KEY    The 32-byte master key that encrypts secrets at rest, as base64 or 64 hex
+                      digits. Environment only (never a flag, so it does not show in `ps`).
+                      Without it Ferry uses DATA_DIR/master.key, created (mode 0600) on first use.
+  FERRY_DATA_DIR, FERRY_DATABASE_URL, FERRY_LISTEN, FERRY_PUBLIC_URL, FERRY_LOG_FORMAT, FERRY_LOG
+                      Fallbacks for the flags of the same name.
+
+Examples:
+  ferry demo                                      Try Ferry with sample data on 127.0.0.1:8080
+  ferry migrate && ferry serve                    Run Ferry on the embedded SQLite database
+  FERRY_DATABASE_URL=postgres://ferry@db/ferry ferry worker
+                                                  An extra worker against a shared PostgreSQL
+  ferry institution create --slug state-u --name \"State University\"
+  ferry user create --institution state-u --email ana@state.edu --role admin
+  ferry token create --institution state-u --role viewer --name reporting
+  ferry import contacts students.csv --institution state-u";
+
+/// The `ferry` command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "ferry",
+    version,
+    about = ABOUT,
+    long_about = LONG_ABOUT,
+    after_help = ENVIRONMENT,
+    propagate_version = true,
+    subcommand_required = true,
+    arg_required_else_help = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Settings every command shares.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
+pub struct GlobalArgs {
+    /// Directory for Ferry's own files: the SQLite database and the master key file. Created
+    /// (mode 0700) when needed.
+    #[arg(
+        long,
+        env = "FERRY_DATA_DIR",
+        default_value = "./ferry-data",
+        value_name = "DIR",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+
+    /// Database to use: sqlite://PATH or postgres://USER:PASSWORD@HOST/DB [default: the SQLite
+    /// file DATA_DIR/ferry.db].
+    #[arg(
+        long,
+        env = "FERRY_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true,
+        global = true
+    )]
+    pub database_url: Option<String>,
+
+    /// Address the web server listens on (host:port). Port 0 picks a free port.
+    #[arg(
+        long,
+        env = "FERRY_LISTEN",
+        default_value = "127.0.0.1:8080",
+        value_name = "ADDR",
+        global = true
+    )]
+    pub listen: String,
+
+    /// The address people reach Ferry at, e.g. https://ferry.example.edu. Links use it, and an
+    /// https:// address makes the session cookie Secure.
+    #[arg(long, env = "FERRY_PUBLIC_URL", value_name = "URL", global = true)]
+    pub public_url: Option<String>,
+
+    /// Log format on stderr.
+    #[arg(
+        long,
+        env = "FERRY_LOG_FORMAT",
+        value_enum,
+        value_name = "FORMAT",
+        default_value_t = LogFormat::Text,
+        global = true
+    )]
+    pub log_format: LogFormat,
+
+    /// Which logs to show, as a RUST_LOG-style filter (e.g. `info`, `warn,ferry_worker=debug`).
+    #[arg(
+        long = "log",
+        env = "FERRY_LOG",
+        default_value = "info",
+        value_name = "FILTER",
+        global = true
+    )]
+    pub log_filter: String,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// A role in an institution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    /// Everything, including settings and integrations.
+    Admin,
+    /// Read contacts, messages, runs and logs; change nothing.
+    Viewer,
+}
+
+impl From<RoleArg> for Role {
+    fn from(r: RoleArg) -> Role {
+        match r {
+            RoleArg::Admin => Role::Admin,
+            RoleArg::Viewer => Role::Viewer,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the web UI, the REST API and the worker in one process.
+    #[command(
+        long_about = "Run the web UI, the REST API and the worker in one process.\n\n\
+Applies pending database migrations first. Ctrl-C or SIGTERM stops taking new requests and runs, \
+lets open requests and the current run finish, and exits.",
+        after_help = "Examples:\n  ferry serve\n  ferry serve --listen 0.0.0.0:8080 --public-url https://ferry.example.edu\n  \
+FERRY_DATABASE_URL=postgres://ferry:secret@db/ferry ferry serve"
+    )]
+    Serve,
+
+    /// Run only the worker: claim queued integration runs and execute them.
+    #[command(
+        long_about = "Run only the worker: claim queued integration runs and execute them.\n\n\
+Applies pending migrations first. Start several workers against one PostgreSQL database to \
+share the load; each run is claimed by exactly one worker. Ctrl-C or SIGTERM lets the current \
+run finish, then exits.",
+        after_help = "Examples:\n  ferry worker\n  ferry worker --once    # e.g. from cron: at most one run, then exit"
+    )]
+    Worker(WorkerArgs),
+
+    /// Apply pending database migrations and list them.
+    #[command(
+        long_about = "Apply pending database migrations and list them, or say the database is up \
+to date. Safe to run at any time and from several machines at once.",
+        after_help = "Examples:\n  ferry migrate\n  ferry migrate --database-url postgres://ferry:secret@db/ferry"
+    )]
+    Migrate,
+
+    /// Manage institutions (tenants).
+    #[command(subcommand)]
+    Institution(InstitutionCommand),
+
+    /// Manage users who sign in to the web UI.
+    #[command(subcommand)]
+    User(UserCommand),
+
+    /// Manage API tokens for the REST API.
+    #[command(subcommand)]
+    Token(TokenCommand),
+
+    /// Import data from files.
+    #[command(subcommand)]
+    Import(ImportCommand),
+
+    /// Try Ferry: create a demo institution with sample data, then serve it.
+    #[command(
+        long_about = "Try Ferry: create a demo institution with sample data, then serve it.\n\n\
+Creates the data directory and database if needed, the institution \"Demo University\" (slug \
+`demo`), an admin user admin@demo.ferry.test, custom fields, about 1,000 contacts and 20,000 \
+messages (sample data only once: re-running keeps the data). The admin's password is reset and \
+printed on every run. Then serves exactly like `ferry serve`.",
+        after_help = "Examples:\n  ferry demo\n  ferry demo --listen 127.0.0.1:9000\n  \
+ferry demo --data-dir /tmp/ferry-demo --contacts 5000 --messages 100000"
+    )]
+    Demo(DemoArgs),
+
+    /// Measure Ferry's performance against a baseline.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Queue the scheduled runs that are due, then execute at most one queued run and exit
+    /// (prints its id, or "no queued run").
+    #[arg(long)]
+    pub once: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InstitutionCommand {
+    /// Create an institution; prints its id and slug.
+    #[command(
+        after_help = "Examples:\n  ferry institution create --slug state-u --name \"State University\"\n  \
+ferry institution create --slug west-cc --name \"West Community College\" --time-zone America/Los_Angeles"
+    )]
+    Create {
+        /// Short name used in URLs and commands: 2-63 lower-case letters, digits and single hyphens.
+        #[arg(long)]
+        slug: String,
+        /// Display name, e.g. "State University".
+        #[arg(long)]
+        name: String,
+        /// IANA time zone that times are shown in [default: America/New_York].
+        #[arg(long, value_name = "TZ")]
+        time_zone: Option<String>,
+    },
+    /// List institutions.
+    #[command(after_help = "Example:\n  ferry institution list")]
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user with a role in an institution, or give an existing user that role.
+    #[command(
+        long_about = "Create a user with a role in an institution, or give an existing user that role.\n\n\
+The password is read from the first line of standard input when it is not a terminal (at least 10 \
+characters). Otherwise a random password is generated and printed once. If the user exists, the \
+role is granted (replacing any role in that institution) and the password is left unchanged.",
+        after_help = "Examples:\n  ferry user create --institution state-u --email ana@state.edu --role admin\n  \
+printf '%s\\n' \"$PASSWORD\" | ferry user create --institution state-u --email bo@state.edu --role viewer"
+    )]
+    Create {
+        /// Slug of the institution.
+        #[arg(long, value_name = "SLUG")]
+        institution: String,
+        /// Email address the user signs in with.
+        #[arg(long)]
+        email: String,
+        /// Role in the institution.
+        #[arg(long, value_enum)]
+        role: RoleArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token; prints only the token on stdout.
+    #[command(
+        long_about = "Create an API token; prints only the token on stdout (details go to stderr).\n\n\
+The token is shown once: Ferry stores only a hash. Send it as `Authorization: Bearer <token>`.",
+        after_help = "Examples:\n  ferry token create --institution state-u --role admin --name crm-sync\n  \
+TOKEN=$(ferry token create --institution state-u --role viewer)\n  \
+curl -H \"Authorization: Bearer $TOKEN\" http://127.0.0.1:8080/api/v1/contacts"
+    )]
+    Create {
+        /// Slug of the institution the token acts in.
+        #[arg(long, value_name = "SLUG")]
+        institution: String,
+        /// What the token may do.
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// A name to recognise the token by in lists.
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Import contacts from a CSV file, with matching by platform ID, CRM ID and phone.
+    #[command(
+        long_about = "Import contacts from a CSV file, with matching by platform ID, CRM ID and phone.\n\n\
+The header row names the columns: id, first_name, last_name, preferred_name, phone, email, \
+enrollment_id, crm_id, opt_in, test_user and the institution's custom fields. A blank cell leaves a \
+field as it is; UNSET clears it. Each row applies whole or not at all; rows with problems are \
+listed. A file that cannot be read (not UTF-8, unknown or repeated columns) is refused before \
+anything is written, and the command exits with status 1.",
+        after_help = "Examples:\n  ferry import contacts students.csv --institution state-u\n\n\
+A minimal file:\n  first_name,last_name,phone,email,crm_id\n  Ana,Lopez,(617) 555-0101,ana@example.edu,0035e00000A1b2C"
+    )]
+    Contacts {
+        /// The CSV file (UTF-8, comma-separated, with a header row).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Slug of the institution to import into.
+        #[arg(long, value_name = "SLUG")]
+        institution: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// How many contacts to create the first time.
+    #[arg(long, default_value_t = 1_000, value_name = "N")]
+    pub contacts: usize,
+    /// How many messages to create the first time.
+    #[arg(long, default_value_t = 20_000, value_name = "N")]
+    pub messages: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Time a CSV contact import against the sqlite3 shell's raw `.import` of the same file.
+    #[command(
+        long_about = "Time a CSV contact import against the sqlite3 shell's raw `.import` of the same file.\n\n\
+Generates an N-row contacts CSV in a temporary directory, then in the same run times (1) the \
+`sqlite3` command-line shell importing it into a bare table of a fresh database and (2) Ferry \
+importing it, with validation and matching, into a fresh SQLite store, and prints rows per second \
+for both and the ratio Ferry/raw. Needs the `sqlite3` command. Build with --release for \
+meaningful figures. Ignores --database-url: both sides use fresh SQLite files.",
+        after_help = "Examples:\n  cargo run --release -p ferry -- bench import\n  \
+cargo run --release -p ferry -- bench import --rows 200000 --keep"
+    )]
+    Import {
+        /// Number of contact rows to generate.
+        #[arg(long, default_value_t = 1_000_000, value_name = "N")]
+        rows: u64,
+        /// Keep the temporary directory (CSV file and both databases) and print its path.
+        #[arg(long)]
+        keep: bool,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        <Cli as clap::CommandFactory>::command().debug_assert();
+    }
+}

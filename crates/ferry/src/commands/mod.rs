@@ -1,0 +1,123 @@
+//! One module per command; this one sets up logging and the runtime and dispatches.
+
+mod admin;
+mod import;
+mod migrate;
+mod serve;
+pub mod worker;
+
+pub use admin::generate_password;
+pub use import::progress_bar;
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use ferry_store::{Institution, Store};
+
+use crate::cli::{
+    BenchCommand, Cli, Command, ImportCommand, InstitutionCommand, TokenCommand, UserCommand,
+};
+use crate::settings::Settings;
+
+pub fn main(cli: Cli) -> ExitCode {
+    if let Err(e) = crate::logging::init(cli.global.log_format, &cli.global.log_filter) {
+        eprintln!("error: {e:#}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", error_chain(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and its causes, without repeating a cause that the message above already shows
+/// (store errors include their source in their message).
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+    }
+    out
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    if let Command::Bench(BenchCommand::Import { rows, keep }) = cli.command {
+        return crate::bench::import(rows, keep).await;
+    }
+    let settings = Settings::resolve(&cli.global)?;
+    match cli.command {
+        Command::Serve => serve::serve(&settings).await,
+        Command::Worker(args) => worker::run(&settings, args.once).await,
+        Command::Migrate => migrate::run(&settings).await,
+        Command::Institution(InstitutionCommand::Create {
+            slug,
+            name,
+            time_zone,
+        }) => admin::institution_create(&settings, &slug, &name, time_zone.as_deref()).await,
+        Command::Institution(InstitutionCommand::List) => admin::institution_list(&settings).await,
+        Command::User(UserCommand::Create {
+            institution,
+            email,
+            role,
+        }) => admin::user_create(&settings, &institution, &email, role.into()).await,
+        Command::Token(TokenCommand::Create {
+            institution,
+            role,
+            name,
+        }) => admin::token_create(&settings, &institution, role.into(), &name).await,
+        Command::Import(ImportCommand::Contacts { file, institution }) => {
+            import::contacts(&settings, &file, &institution).await
+        }
+        Command::Demo(args) => crate::demo::run(&settings, &args).await,
+        Command::Bench(_) => unreachable!("handled above"),
+    }
+}
+
+/// The institution with `slug`, or an error that says how to create one.
+pub async fn institution(store: &Store, slug: &str) -> Result<Institution> {
+    match store
+        .institution_by_slug(slug)
+        .await
+        .context("looking up the institution")?
+    {
+        Some(i) => Ok(i),
+        None => bail!(
+            "no institution with slug {slug:?}; see `ferry institution list`, or create it with \
+             `ferry institution create --slug {slug} --name NAME`"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn error_chains_do_not_repeat_themselves() {
+        let inner = anyhow::anyhow!("unable to open database file");
+        let e = inner
+            .context("database error: unable to open database file")
+            .context("cannot open the database");
+        assert_eq!(
+            super::error_chain(&e),
+            "cannot open the database: database error: unable to open database file"
+        );
+    }
+}

@@ -1,0 +1,59 @@
+//! `ferry worker`, and the worker half of `ferry serve`.
+
+use std::future::Future;
+
+use anyhow::{Context, Result};
+use ferry_connectors::Registry;
+use ferry_store::Store;
+use ferry_worker::{Worker, WorkerConfig};
+use tokio::task::JoinHandle;
+
+use crate::settings::Settings;
+
+pub async fn run(settings: &Settings, once: bool) -> Result<()> {
+    let store = settings.connect_and_migrate().await?;
+    let result = if once {
+        run_once(&store).await
+    } else {
+        spawn(store.clone(), crate::server::signal())
+            .await
+            .context("the worker panicked")?
+    };
+    store.close().await;
+    result
+}
+
+fn worker(store: Store) -> Worker {
+    Worker::new(store, Registry::builtin(), WorkerConfig::default())
+}
+
+/// Queues the scheduled runs that are due, re-queues abandoned ones, then executes at most one
+/// queued run, so that `ferry worker --once` from cron makes progress on its own.
+async fn run_once(store: &Store) -> Result<()> {
+    let w = worker(store.clone());
+    let now = jiff::Timestamp::now();
+    w.schedule_due(now)
+        .await
+        .context("queueing scheduled runs")?;
+    w.requeue_stale(now)
+        .await
+        .context("re-queueing abandoned runs")?;
+    match w.run_once().await.context("running a queued run")? {
+        Some(id) => println!("ran run {id}"),
+        None => println!("no queued run"),
+    }
+    Ok(())
+}
+
+/// Starts the worker on its own task; it finishes its current run and stops when `shutdown`
+/// resolves.
+pub fn spawn(
+    store: Store,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> JoinHandle<Result<()>> {
+    let w = worker(store);
+    tokio::spawn(async move {
+        w.run(shutdown).await;
+        Ok(())
+    })
+}

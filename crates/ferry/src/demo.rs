@@ -1,0 +1,457 @@
+//! `ferry demo`: a demo institution with an admin, custom fields, contacts and messages, then
+//! the server. The sample data is made once (while the institution has no contacts); the admin's
+//! password is reset on every run so that it can be printed.
+
+use std::collections::HashSet;
+
+use anyhow::{Context, Result, bail};
+use ferry_core::contact::{ContactId, ContactWrite, CustomFieldDef, FieldKind, Raw};
+use ferry_core::message::{Channel, Direction, MessageType};
+use ferry_core::tenancy::Role;
+use ferry_store::{NewMessage, Store, WriteKind};
+use jiff::Timestamp;
+
+use crate::bench::thousands;
+use crate::cli::DemoArgs;
+use crate::commands::generate_password;
+use crate::fake::{self, Topic};
+use crate::prng::Rng;
+use crate::settings::Settings;
+
+pub const DEMO_SLUG: &str = "demo";
+pub const DEMO_NAME: &str = "Demo University";
+pub const DEMO_EMAIL: &str = "admin@demo.ferry.test";
+const SEED: u64 = 0x00F3_4A11_2026;
+
+pub async fn run(settings: &Settings, args: &DemoArgs) -> Result<()> {
+    settings.ensure_data_dir()?;
+    let store = settings.connect_and_migrate().await?;
+    let password = prepare(&store, args).await?;
+    crate::server::run(settings, store, |url| print_box(url, &password)).await
+}
+
+/// Creates what is missing and returns the admin's new password.
+pub async fn prepare(store: &Store, args: &DemoArgs) -> Result<String> {
+    let inst = match store.institution_by_slug(DEMO_SLUG).await? {
+        Some(i) => i,
+        None => store
+            .create_institution(DEMO_SLUG, DEMO_NAME, None)
+            .await
+            .context("creating the demo institution")?,
+    };
+
+    let password = generate_password();
+    let user = match store.user_by_email(DEMO_EMAIL).await? {
+        Some(u) => {
+            store.set_password(u.id, &password).await?;
+            u
+        }
+        None => store.create_user(DEMO_EMAIL, &password).await?,
+    };
+    store.grant_role(user.id, inst.id, Role::Admin).await?;
+
+    let existing: HashSet<String> = store
+        .custom_fields(inst.id)
+        .await?
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    for (name, label, kind) in CUSTOM_FIELDS {
+        if !existing.contains(*name) {
+            let def = CustomFieldDef {
+                name: name.to_string(),
+                label: label.to_string(),
+                kind: *kind,
+            };
+            store.create_custom_field(inst.id, &def).await?;
+        }
+    }
+
+    if store.count_contacts(inst.id).await? == 0 {
+        eprintln!(
+            "Creating {} sample contacts and {} messages in {DEMO_NAME}...",
+            thousands(args.contacts as u64),
+            thousands(args.messages as u64)
+        );
+        let mut rng = Rng::new(SEED);
+        let people = contacts(&mut rng, args.contacts);
+        let ids = write_contacts(store, inst.id, &people).await?;
+        for (p, id) in people.iter().zip(&ids) {
+            if p.archived {
+                store.set_archived(inst.id, *id, true).await?;
+            }
+        }
+        let talkers: Vec<(ContactId, &str)> = people
+            .iter()
+            .zip(&ids)
+            .filter(|(p, _)| !p.test_user)
+            .map(|(p, id)| (*id, p.call_name()))
+            .collect();
+        let msgs = messages(&mut rng, &talkers, args.messages, Timestamp::now());
+        for chunk in msgs.chunks(2_000) {
+            store.insert_messages(inst.id, chunk).await?;
+        }
+        tracing::info!(
+            contacts = ids.len(),
+            messages = msgs.len(),
+            "demo data created"
+        );
+    } else {
+        tracing::info!("the demo institution has contacts already; keeping its data");
+    }
+    Ok(password)
+}
+
+const CUSTOM_FIELDS: &[(&str, &str, FieldKind)] = &[
+    ("graduation_year", "Graduation year", FieldKind::Number),
+    ("major", "Major", FieldKind::Text),
+    ("first_gen", "First-generation student", FieldKind::Boolean),
+    ("advisor_email", "Advisor email", FieldKind::Email),
+];
+
+/// One sample contact, as the text a CSV row would hold.
+#[derive(Debug, Clone)]
+pub struct Person {
+    pub first_name: String,
+    pub last_name: String,
+    pub preferred_name: Option<String>,
+    pub phone: String,
+    pub email: Option<String>,
+    pub enrollment_id: Option<String>,
+    pub crm_id: Option<String>,
+    pub opt_in: bool,
+    pub test_user: bool,
+    pub archived: bool,
+    pub graduation_year: Option<u16>,
+    pub major: Option<&'static str>,
+    pub first_gen: Option<bool>,
+    pub advisor_email: Option<String>,
+}
+
+impl Person {
+    /// What a message calls the person.
+    fn call_name(&self) -> &str {
+        self.preferred_name.as_deref().unwrap_or(&self.first_name)
+    }
+
+    fn fields(&self) -> Vec<(&'static str, String)> {
+        let mut f = vec![
+            ("first_name", self.first_name.clone()),
+            ("last_name", self.last_name.clone()),
+            ("phone", self.phone.clone()),
+            ("opt_in", self.opt_in.to_string()),
+            ("test_user", self.test_user.to_string()),
+        ];
+        let mut opt = |name: &'static str, v: Option<String>| {
+            if let Some(v) = v {
+                f.push((name, v));
+            }
+        };
+        opt("preferred_name", self.preferred_name.clone());
+        opt("email", self.email.clone());
+        opt("enrollment_id", self.enrollment_id.clone());
+        opt("crm_id", self.crm_id.clone());
+        opt(
+            "graduation_year",
+            self.graduation_year.map(|y| y.to_string()),
+        );
+        opt("major", self.major.map(str::to_string));
+        opt(
+            "first_gen",
+            self.first_gen
+                .map(|b| if b { "yes" } else { "no" }.to_string()),
+        );
+        opt("advisor_email", self.advisor_email.clone());
+        f
+    }
+}
+
+const NICKNAMES: &[(&str, &str)] = &[
+    ("Alejandro", "Alex"),
+    ("Benjamin", "Ben"),
+    ("Daniel", "Danny"),
+    ("Gabriel", "Gabe"),
+    ("Isabella", "Bella"),
+    ("Joshua", "Josh"),
+    ("Mohammed", "Mo"),
+    ("Oluwaseun", "Seun"),
+    ("Samantha", "Sam"),
+    ("Sebastián", "Seba"),
+    ("Valentina", "Vale"),
+    ("Victoria", "Tori"),
+];
+
+/// `n` sample people with unique fictional phone numbers (555-0100 to 555-0199 in many area
+/// codes), a few test users and a few to archive.
+pub fn contacts(rng: &mut Rng, n: usize) -> Vec<Person> {
+    let mut phones = HashSet::new();
+    let mut emails = HashSet::new();
+    let capacity = fake::AREA_CODES.len() * 100;
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n.min(capacity) {
+        let test_user = i % 250 == 7;
+        let (first, last) = if test_user {
+            ("Test".to_string(), format!("Student {}", i / 250 + 1))
+        } else {
+            (
+                rng.pick(fake::FIRST_NAMES).to_string(),
+                rng.pick(fake::LAST_NAMES).to_string(),
+            )
+        };
+        let phone = loop {
+            let area = *rng.pick(fake::AREA_CODES);
+            let line = 100 + rng.below(100) as u16;
+            if phones.insert((area, line)) {
+                break fake::format_phone(area, 555, line, rng.next_u64());
+            }
+        };
+        let preferred_name = NICKNAMES
+            .iter()
+            .find(|(full, _)| *full == first)
+            .filter(|_| rng.chance(0.6))
+            .map(|(_, nick)| nick.to_string());
+        let email = if test_user {
+            Some(format!("ferry.test{}@example.edu", i / 250 + 1))
+        } else if rng.chance(0.92) {
+            let base = format!("{}.{}", fake::email_part(&first), fake::email_part(&last));
+            let mut candidate = format!("{base}@example.edu");
+            let mut k = 2;
+            while !emails.insert(candidate.clone()) {
+                candidate = format!("{base}{k}@example.edu");
+                k += 1;
+            }
+            Some(candidate)
+        } else {
+            None
+        };
+        let student = !test_user;
+        out.push(Person {
+            preferred_name,
+            phone,
+            email,
+            enrollment_id: (student && rng.chance(0.85)).then(|| format!("S{:07}", 2_410_000 + i)),
+            // About 5% have no CRM ID yet (not synced to the CRM).
+            crm_id: (student && rng.chance(0.95)).then(|| fake::crm_id(rng)),
+            opt_in: test_user || rng.chance(0.93),
+            test_user,
+            archived: student && rng.chance(0.015),
+            graduation_year: student.then(|| 2025 + rng.below(6) as u16),
+            major: (student && rng.chance(0.85)).then(|| *rng.pick(fake::MAJORS)),
+            first_gen: student.then(|| rng.chance(0.35)),
+            advisor_email: (student && rng.chance(0.7))
+                .then(|| format!("{}@example.edu", rng.pick(fake::ADVISORS))),
+            first_name: first,
+            last_name: last,
+        });
+    }
+    out
+}
+
+/// Writes the people through the same path as a CSV import; returns their platform IDs.
+async fn write_contacts(
+    store: &Store,
+    institution_id: i64,
+    people: &[Person],
+) -> Result<Vec<ContactId>> {
+    let schema = store.field_schema(institution_id).await?;
+    let mut writes = Vec::with_capacity(people.len());
+    for p in people {
+        let fields = p.fields();
+        let w = ContactWrite::parse(&schema, fields.iter().map(|(k, v)| (*k, Raw::Str(v))))
+            .map_err(|errs| anyhow::anyhow!("sample contact {p:?} is invalid: {errs:?}"))?;
+        writes.push(w);
+    }
+    let outcomes = store
+        .apply_contact_writes(institution_id, &writes, WriteKind::Import)
+        .await?;
+    let mut ids = Vec::with_capacity(outcomes.len());
+    for (p, o) in people.iter().zip(outcomes) {
+        match o {
+            Ok(a) => ids.push(a.contact_id),
+            Err(e) => bail!(
+                "sample contact {} {} was refused: {}",
+                p.first_name,
+                p.last_name,
+                e.message
+            ),
+        }
+    }
+    Ok(ids)
+}
+
+fn fill(template: &str, first: &str) -> String {
+    template.replace("{first}", first)
+}
+
+const MINUTE: i64 = 60_000_000;
+
+/// About `target` messages in conversations spread over the 90 days before `now`, in
+/// chronological order.
+pub fn messages(
+    rng: &mut Rng,
+    contacts: &[(ContactId, &str)],
+    target: usize,
+    now: Timestamp,
+) -> Vec<NewMessage> {
+    if contacts.is_empty() {
+        return Vec::new();
+    }
+    let end = now.as_microsecond();
+    let start = end - 90 * 24 * 60 * MINUTE;
+    let mut all: Vec<(i64, NewMessage)> = Vec::with_capacity(target + 8);
+    while all.len() < target {
+        let (contact_id, first) = *rng.pick(contacts);
+        let channel = *rng.weighted(&[
+            (60, Channel::Sms),
+            (20, Channel::WebChat),
+            (8, Channel::Email),
+            (12, Channel::Whatsapp),
+        ]);
+        let topic: &Topic = rng.pick(fake::TOPICS);
+        let mut t = start + rng.below((end - start - 6 * 60 * MINUTE) as u64) as i64;
+        let mut push = |t: i64, kind: MessageType, dir: Direction, body: String| {
+            all.push((
+                t,
+                NewMessage {
+                    contact_id,
+                    channel,
+                    message_type: kind,
+                    direction: dir,
+                    body,
+                    sent_at: Timestamp::from_microsecond(t.min(end)).expect("in range"),
+                },
+            ));
+        };
+        let campaign = rng.chance(0.55);
+        let kind = if campaign {
+            MessageType::Campaign
+        } else {
+            MessageType::AiAgent
+        };
+        let q = rng.below(topic.questions.len() as u64) as usize;
+        if campaign {
+            push(
+                t,
+                kind,
+                Direction::Outgoing,
+                fill(rng.pick::<&str>(topic.campaign), first),
+            );
+            if !rng.chance(0.5) {
+                continue;
+            }
+            t += rng.range(1, 240) as i64 * MINUTE;
+        }
+        push(t, kind, Direction::Incoming, topic.questions[q].to_string());
+        t += rng.range(5, 40) as i64 * 1_000_000;
+        push(
+            t,
+            MessageType::AiAgent,
+            Direction::Outgoing,
+            fill(topic.answers[q], first),
+        );
+        if rng.chance(0.35) {
+            t += rng.range(1, 90) as i64 * MINUTE;
+            let follow = *rng.pick(fake::INCOMING_FOLLOW_UPS);
+            push(
+                t,
+                MessageType::AiAgent,
+                Direction::Incoming,
+                follow.to_string(),
+            );
+            if follow.contains("person") || rng.chance(0.2) {
+                t += rng.range(2, 20) as i64 * MINUTE;
+                push(
+                    t,
+                    MessageType::LiveChat,
+                    Direction::Outgoing,
+                    fill(rng.pick::<&str>(fake::LIVE_AGENT_LINES), first),
+                );
+                if rng.chance(0.5) {
+                    t += rng.range(1, 30) as i64 * MINUTE;
+                    push(
+                        t,
+                        MessageType::LiveChat,
+                        Direction::Incoming,
+                        "Thank you so much!".to_string(),
+                    );
+                }
+            }
+        }
+    }
+    all.sort_by_key(|(t, _)| *t);
+    all.truncate(target);
+    all.into_iter().map(|(_, m)| m).collect()
+}
+
+fn print_box(url: &str, password: &str) {
+    let lines = [
+        "Ferry demo is running".to_string(),
+        String::new(),
+        format!("  URL:      {url}"),
+        format!("  Email:    {DEMO_EMAIL}"),
+        format!("  Password: {password}"),
+        String::new(),
+        "The password is reset every time you run `ferry demo`.".to_string(),
+        "Press Ctrl-C to stop.".to_string(),
+    ];
+    let width = lines.iter().map(|l| l.chars().count()).max().unwrap_or(0) + 2;
+    let mut out = format!("╭{}╮\n", "─".repeat(width));
+    for l in &lines {
+        out.push_str(&format!(
+            "│ {l}{} │\n",
+            " ".repeat(width - 2 - l.chars().count())
+        ));
+    }
+    out.push_str(&format!("╰{}╯", "─".repeat(width)));
+    println!("{out}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_core::phone::Phone;
+
+    #[test]
+    fn sample_contacts_are_valid_and_unique() {
+        let mut rng = Rng::new(SEED);
+        let people = contacts(&mut rng, 1_000);
+        assert_eq!(people.len(), 1_000);
+        let mut phones = HashSet::new();
+        for p in &people {
+            let phone = Phone::parse(&p.phone).unwrap_or_else(|e| panic!("{e}"));
+            assert!(phone.as_str().contains("55501"), "{phone}");
+            assert!(phones.insert(phone), "duplicate phone {}", p.phone);
+        }
+        let no_crm = people.iter().filter(|p| p.crm_id.is_none()).count();
+        assert!((20..=100).contains(&no_crm), "{no_crm} without CRM ID");
+        assert!(people.iter().filter(|p| p.test_user).count() >= 3);
+        assert!(people.iter().any(|p| p.archived));
+    }
+
+    #[test]
+    fn messages_are_chronological_and_recent() {
+        let mut rng = Rng::new(SEED);
+        let now = Timestamp::now();
+        let contacts = [(1, "Ana"), (2, "Bo")];
+        let msgs = messages(&mut rng, &contacts, 500, now);
+        assert_eq!(msgs.len(), 500);
+        assert!(msgs.windows(2).all(|w| w[0].sent_at <= w[1].sent_at));
+        assert!(msgs.iter().all(|m| m.sent_at <= now));
+        let ninety_days_ago = now - jiff::SignedDuration::from_hours(90 * 24);
+        assert!(msgs.iter().all(|m| m.sent_at >= ninety_days_ago));
+        assert!(msgs.iter().any(|m| m.direction == Direction::Incoming));
+        assert!(msgs.iter().any(|m| m.message_type == MessageType::LiveChat));
+        assert!(msgs.iter().all(|m| !m.body.contains("{first}")));
+    }
+
+    #[test]
+    fn every_area_code_and_format_parses() {
+        for (i, area) in fake::AREA_CODES.iter().enumerate() {
+            for style in 0..6 {
+                let s = fake::format_phone(*area, 555, 100 + i as u16, style);
+                let p = Phone::parse(&s).unwrap_or_else(|e| panic!("{e}"));
+                assert_eq!(p.as_str(), format!("+1{area}555{:04}", 100 + i));
+            }
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! Settings resolved from flags and the environment: where data lives, which database, which
+//! master key. The store is chosen here, once, from the URL's scheme.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use ferry_store::{MasterKey, SecretBox, Store};
+
+use crate::cli::GlobalArgs;
+
+/// The environment variable that holds the master key. Never a flag: flags show in `ps`.
+pub const MASTER_KEY_ENV: &str = "FERRY_MASTER_KEY";
+
+/// Which database a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbKind {
+    Sqlite,
+    Postgres,
+}
+
+impl DbKind {
+    pub fn of(url: &str) -> Result<DbKind> {
+        if url.starts_with("sqlite:") {
+            Ok(DbKind::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Ok(DbKind::Postgres)
+        } else {
+            bail!(
+                "unsupported database URL {:?}: use sqlite://PATH or postgres://USER:PASSWORD@HOST/DB",
+                ferry_store::redact_url(url)
+            )
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Absolute, so that the SQLite URL and messages do not depend on the working directory.
+    pub data_dir: PathBuf,
+    database_url: String,
+    /// Whether the URL is the default SQLite file in the data directory.
+    database_url_is_default: bool,
+    pub db_kind: DbKind,
+    pub listen: String,
+    pub public_url: Option<String>,
+}
+
+impl Settings {
+    pub fn resolve(args: &GlobalArgs) -> Result<Settings> {
+        let data_dir = std::path::absolute(&args.data_dir)
+            .with_context(|| format!("data directory {}", args.data_dir.display()))?;
+        let explicit = args
+            .database_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty());
+        let (database_url, database_url_is_default) = match explicit {
+            Some(u) => (u.to_string(), false),
+            None => (ferry_store::default_sqlite_url(&data_dir), true),
+        };
+        let db_kind = DbKind::of(&database_url)?;
+        let public_url = args
+            .public_url
+            .as_deref()
+            .map(|u| u.trim().trim_end_matches('/').to_string())
+            .filter(|u| !u.is_empty());
+        if let Some(u) = public_url
+            .as_ref()
+            .filter(|u| !(u.starts_with("http://") || u.starts_with("https://")))
+        {
+            bail!("--public-url must start with http:// or https:// (got {u:?})");
+        }
+        Ok(Settings {
+            data_dir,
+            database_url,
+            database_url_is_default,
+            db_kind,
+            listen: args.listen.clone(),
+            public_url,
+        })
+    }
+
+    /// The database URL with any password hidden, for messages and logs.
+    pub fn database_url_redacted(&self) -> String {
+        ferry_store::redact_url(&self.database_url)
+    }
+
+    /// Creates the data directory (mode 0700) if it does not exist.
+    pub fn ensure_data_dir(&self) -> Result<()> {
+        create_private_dir(&self.data_dir)
+    }
+
+    /// The master key from `FERRY_MASTER_KEY`, else the key file in the data directory.
+    pub fn secrets(&self) -> Result<SecretBox> {
+        let key = match std::env::var(MASTER_KEY_ENV) {
+            Ok(v) if !v.trim().is_empty() => MasterKey::parse(&v)
+                .map_err(|e| anyhow::anyhow!("{MASTER_KEY_ENV} is not a valid key: {e}"))?,
+            _ => {
+                self.ensure_data_dir()?;
+                let path = self.data_dir.join("master.key");
+                MasterKey::load_or_create(&path).map_err(anyhow::Error::msg)?
+            }
+        };
+        Ok(SecretBox::new(key))
+    }
+
+    /// Connects to the database (creating the data directory for the default SQLite file).
+    /// Does not migrate.
+    pub async fn connect(&self) -> Result<Store> {
+        if self.database_url_is_default {
+            self.ensure_data_dir()?;
+        }
+        let secrets = self.secrets()?;
+        let store = Store::connect(&self.database_url, secrets)
+            .await
+            .with_context(|| {
+                format!("cannot open the database {}", self.database_url_redacted())
+            })?;
+        tracing::debug!(backend = ?self.db_kind, database = %self.database_url_redacted(), "connected");
+        Ok(store)
+    }
+
+    /// Connects and applies pending migrations, logging what was applied.
+    pub async fn connect_and_migrate(&self) -> Result<Store> {
+        let store = self.connect().await?;
+        let applied = store
+            .migrate()
+            .await
+            .context("applying database migrations")?;
+        for name in &applied {
+            tracing::info!(migration = name, "applied migration");
+        }
+        Ok(store)
+    }
+}
+
+/// Creates a directory and its parents; the last one gets mode 0700 on Unix.
+pub fn create_private_dir(path: &Path) -> Result<()> {
+    if path.is_dir() {
+        return Ok(());
+    }
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(path)
+        .with_context(|| format!("cannot create the data directory {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scheme_picks_the_store() {
+        assert_eq!(DbKind::of("sqlite:///tmp/x.db").unwrap(), DbKind::Sqlite);
+        assert_eq!(DbKind::of("postgres://u:p@h/db").unwrap(), DbKind::Postgres);
+        assert_eq!(DbKind::of("postgresql://h/db").unwrap(), DbKind::Postgres);
+        let err = DbKind::of("mysql://u:hunter2@h/db")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+}

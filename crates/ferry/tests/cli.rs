@@ -1,0 +1,847 @@
+//! The `ferry` binary, run as a user would: in a fresh data directory per test.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use ferry_core::tenancy::Role;
+use ferry_store::{MasterKey, SecretBox, Store};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ferry");
+
+/// A data directory of its own, and commands that use it.
+struct Ferry {
+    _tmp: tempfile::TempDir,
+    data: PathBuf,
+}
+
+impl Ferry {
+    fn new() -> Ferry {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let data = tmp.path().join("data");
+        Ferry { _tmp: tmp, data }
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::new(BIN);
+        for var in [
+            "FERRY_DATABASE_URL",
+            "FERRY_MASTER_KEY",
+            "FERRY_LISTEN",
+            "FERRY_PUBLIC_URL",
+            "FERRY_LOG_FORMAT",
+            "RUST_LOG",
+        ] {
+            c.env_remove(var);
+        }
+        c.env("FERRY_DATA_DIR", &self.data)
+            .env("FERRY_LOG", "warn")
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs `ferry ARGS` with `stdin`; returns the output.
+    fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        let mut child = self
+            .cmd()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ferry");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().expect("run ferry")
+    }
+
+    /// Runs and expects success; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_success(&out, args);
+        stdout(&out)
+    }
+
+    /// Opens the store the commands wrote (any master key reads contacts and users).
+    async fn store(&self) -> Store {
+        Store::connect(
+            &ferry_store::default_sqlite_url(&self.data),
+            SecretBox::new(MasterKey::generate()),
+        )
+        .await
+        .expect("open the store")
+    }
+
+    fn write(&self, name: &str, content: &str) -> PathBuf {
+        let p = self._tmp.path().join(name);
+        std::fs::write(&p, content).unwrap();
+        p
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn assert_success(out: &Output, args: &[&str]) {
+    assert!(
+        out.status.success(),
+        "ferry {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        stdout(out),
+        stderr(out)
+    );
+}
+
+#[test]
+fn help_of_every_command_is_complete() {
+    let f = Ferry::new();
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &[],
+            &[
+                "--data-dir",
+                "FERRY_DATA_DIR",
+                "--database-url",
+                "FERRY_DATABASE_URL",
+                "--listen",
+                "FERRY_LISTEN",
+                "--public-url",
+                "FERRY_PUBLIC_URL",
+                "--log-format",
+                "FERRY_LOG_FORMAT",
+                "--log",
+                "FERRY_LOG",
+                "FERRY_MASTER_KEY",
+                "serve",
+                "worker",
+                "migrate",
+                "institution",
+                "user",
+                "token",
+                "import",
+                "demo",
+                "bench",
+                "Examples",
+            ],
+        ),
+        (
+            &["serve"],
+            &["--listen", "--public-url", "SIGTERM", "Examples"],
+        ),
+        (&["worker"], &["--once", "Examples"]),
+        (&["migrate"], &["--database-url", "up to date", "Examples"]),
+        (&["institution"], &["create", "list"]),
+        (
+            &["institution", "create"],
+            &["--slug", "--name", "--time-zone", "Examples"],
+        ),
+        (&["institution", "list"], &["Example"]),
+        (&["user"], &["create"]),
+        (
+            &["user", "create"],
+            &[
+                "--institution",
+                "--email",
+                "--role",
+                "admin",
+                "viewer",
+                "standard input",
+                "Examples",
+            ],
+        ),
+        (&["token"], &["create"]),
+        (
+            &["token", "create"],
+            &["--institution", "--role", "--name", "Bearer", "Examples"],
+        ),
+        (&["import"], &["contacts"]),
+        (
+            &["import", "contacts"],
+            &["<FILE>", "--institution", "UNSET", "refused", "Examples"],
+        ),
+        (
+            &["demo"],
+            &[
+                "Demo University",
+                "admin@demo.ferry.test",
+                "--contacts",
+                "--messages",
+                "Examples",
+            ],
+        ),
+        (&["bench"], &["import"]),
+        (
+            &["bench", "import"],
+            &["--rows", "--keep", "sqlite3", "--release", "Examples"],
+        ),
+    ];
+    for (cmd, needles) in cases {
+        let mut args = cmd.to_vec();
+        args.push("--help");
+        let out = f.run(&args);
+        assert_success(&out, &args);
+        let text = stdout(&out);
+        for n in *needles {
+            assert!(
+                text.contains(n),
+                "`ferry {}` does not mention {n:?}:\n{text}",
+                args.join(" ")
+            );
+        }
+        // The master key is never a flag (flags show in `ps`).
+        assert!(!text.contains("--master-key"), "{text}");
+    }
+    assert!(
+        !f.data.exists(),
+        "--help must not create the data directory"
+    );
+}
+
+#[test]
+fn migrate_twice_creates_a_private_data_dir_and_logs_json() {
+    let f = Ferry::new();
+    let out = f
+        .cmd()
+        .args(["migrate"])
+        .env("FERRY_LOG", "info")
+        .env("FERRY_LOG_FORMAT", "json")
+        .output()
+        .unwrap();
+    assert_success(&out, &["migrate"]);
+    assert!(
+        stdout(&out).contains("applied 0001_init"),
+        "{}",
+        stdout(&out)
+    );
+    let logs = stderr(&out);
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["message"] == "applied migration"),
+        "{logs}"
+    );
+    assert_eq!(f.ok(&["migrate"]).trim(), "database is up to date");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&f.data), 0o700);
+        assert_eq!(mode(&f.data.join("master.key")), 0o600);
+    }
+    assert!(f.data.join("ferry.db").exists());
+}
+
+#[test]
+fn bad_settings_are_refused_without_leaking_passwords() {
+    let f = Ferry::new();
+    let out = f.run(&[
+        "migrate",
+        "--database-url",
+        "mysql://root:hunter2@localhost/ferry",
+    ]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("unsupported database URL"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+
+    let out = f
+        .cmd()
+        .args(["migrate"])
+        .env("FERRY_MASTER_KEY", "not-a-key")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("FERRY_MASTER_KEY"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("not-a-key"), "{}", stderr(&out));
+
+    let out = f.run(&["migrate", "--log", "info,[[["]);
+    assert!(!out.status.success());
+}
+
+#[tokio::test]
+async fn institution_then_token_prints_only_the_token() {
+    let f = Ferry::new();
+    let out = f.ok(&[
+        "institution",
+        "create",
+        "--slug",
+        "acme",
+        "--name",
+        "Acme College",
+        "--time-zone",
+        "America/Chicago",
+    ]);
+    assert!(out.contains("id=1") && out.contains("slug=acme"), "{out}");
+
+    let dup = f.run(&["institution", "create", "--slug", "acme", "--name", "Again"]);
+    assert!(!dup.status.success());
+    assert!(stderr(&dup).contains("exists"), "{}", stderr(&dup));
+
+    let out = f.run(&[
+        "token",
+        "create",
+        "--institution",
+        "acme",
+        "--role",
+        "admin",
+        "--name",
+        "crm",
+    ]);
+    assert_success(&out, &["token", "create"]);
+    let text = stdout(&out);
+    let token = text.trim_end_matches('\n');
+    assert!(token.starts_with("fry_"), "{text:?}");
+    assert!(
+        !token.contains(char::is_whitespace),
+        "only the token on stdout: {text:?}"
+    );
+    assert_eq!(text, format!("{token}\n"));
+
+    let store = f.store().await;
+    let p = store
+        .authenticate_token(token)
+        .await
+        .unwrap()
+        .expect("the printed token authenticates");
+    assert_eq!(p.institution.slug, "acme");
+    assert_eq!(p.role, Role::Admin);
+    store.close().await;
+
+    let missing = f.run(&[
+        "token",
+        "create",
+        "--institution",
+        "nope",
+        "--role",
+        "viewer",
+    ]);
+    assert!(!missing.status.success());
+    assert!(stdout(&missing).is_empty());
+    assert!(
+        stderr(&missing).contains("institution create"),
+        "{}",
+        stderr(&missing)
+    );
+
+    let listed = f.ok(&["institution", "list"]);
+    assert!(
+        listed.contains("acme") && listed.contains("Acme College"),
+        "{listed}"
+    );
+}
+
+#[tokio::test]
+async fn user_create_reads_the_password_from_stdin_or_generates_one() {
+    let f = Ferry::new();
+    f.ok(&["institution", "create", "--slug", "acme", "--name", "Acme"]);
+    f.ok(&["institution", "create", "--slug", "beta", "--name", "Beta"]);
+
+    let args = [
+        "user",
+        "create",
+        "--institution",
+        "acme",
+        "--email",
+        "Ana@Example.EDU",
+        "--role",
+        "admin",
+    ];
+    let out = f.run_with_stdin(&args, "correct horse battery\nignored second line\n");
+    assert_success(&out, &args);
+    let text = stdout(&out);
+    assert!(
+        text.contains("created user") && text.contains("admin"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("correct horse"),
+        "the password is not echoed: {text}"
+    );
+
+    // An existing user gets the role instead.
+    let args = [
+        "user",
+        "create",
+        "--institution",
+        "beta",
+        "--email",
+        "ana@example.edu",
+        "--role",
+        "viewer",
+    ];
+    let out = f.run_with_stdin(&args, "another password\n");
+    assert_success(&out, &args);
+    assert!(stdout(&out).contains("already exists"), "{}", stdout(&out));
+
+    // No stdin: a password is generated and printed once.
+    let out = f.ok(&[
+        "user",
+        "create",
+        "--institution",
+        "acme",
+        "--email",
+        "bo@example.edu",
+        "--role",
+        "viewer",
+    ]);
+    let generated = out
+        .lines()
+        .find_map(|l| l.strip_prefix("password (shown once, store it now): "))
+        .unwrap_or_else(|| panic!("no generated password in {out}"))
+        .to_string();
+    assert!(generated.len() >= 20);
+
+    let short = f.run_with_stdin(
+        &[
+            "user",
+            "create",
+            "--institution",
+            "acme",
+            "--email",
+            "cy@example.edu",
+            "--role",
+            "admin",
+        ],
+        "short\n",
+    );
+    assert!(!short.status.success());
+    assert!(stderr(&short).contains("at least"), "{}", stderr(&short));
+
+    let store = f.store().await;
+    let ana = store
+        .verify_login("ana@example.edu", "correct horse battery")
+        .await
+        .unwrap()
+        .expect("the password from stdin works");
+    let roles: Vec<(String, Role)> = store
+        .memberships(ana.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.institution.slug, m.role))
+        .collect();
+    assert_eq!(
+        roles,
+        vec![
+            ("acme".to_string(), Role::Admin),
+            ("beta".to_string(), Role::Viewer)
+        ]
+    );
+    assert!(
+        store
+            .verify_login("ana@example.edu", "another password")
+            .await
+            .unwrap()
+            .is_none(),
+        "granting a role leaves the password alone"
+    );
+    assert!(
+        store
+            .verify_login("bo@example.edu", &generated)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .user_by_email("cy@example.edu")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    store.close().await;
+}
+
+#[tokio::test]
+async fn import_contacts_reports_row_errors_and_refuses_bad_files() {
+    let f = Ferry::new();
+    f.ok(&["institution", "create", "--slug", "acme", "--name", "Acme"]);
+    let csv = f.write(
+        "contacts.csv",
+        "first_name,last_name,phone,email,crm_id\n\
+         Ana,Lopez,(617) 555-0101,ana@example.edu,0035e00000A1\n\
+         Bo,Chen,not a phone,bo@example.edu,0035e00000A2\n\
+         Cy,Diaz,212-555-0102,,0035e00000A3\n",
+    );
+    let path = csv.to_str().unwrap();
+    let out = f.ok(&["import", "contacts", path, "--institution", "acme"]);
+    assert!(out.contains("created:   2"), "{out}");
+    assert!(out.contains("skipped:   1"), "{out}");
+    assert!(
+        out.contains("row 3:") && out.contains("invalid_phone"),
+        "{out}"
+    );
+
+    // Again: the same rows match and change nothing.
+    let again = f.ok(&["import", "contacts", path, "--institution", "acme"]);
+    assert!(
+        again.contains("unchanged: 2") && again.contains("created:   0"),
+        "{again}"
+    );
+
+    let bad = f.write(
+        "bad.csv",
+        "first_name,last_name,phone,favorite_color\nDee,Evans,(617) 555-0103,teal\n",
+    );
+    let out = f.run(&[
+        "import",
+        "contacts",
+        bad.to_str().unwrap(),
+        "--institution",
+        "acme",
+    ]);
+    assert!(!out.status.success(), "a refused file fails");
+    let err = stderr(&out);
+    assert!(
+        err.contains("refused") && err.contains("favorite_color"),
+        "{err}"
+    );
+
+    let missing = f.run(&[
+        "import",
+        "contacts",
+        "/nonexistent/x.csv",
+        "--institution",
+        "acme",
+    ]);
+    assert!(!missing.status.success());
+
+    let store = f.store().await;
+    let inst = store.institution_by_slug("acme").await.unwrap().unwrap();
+    assert_eq!(store.count_contacts(inst.id).await.unwrap(), 2);
+    store.close().await;
+}
+
+#[test]
+fn migrate_against_postgres_when_configured() {
+    let Some(base) = std::env::var("FERRY_TEST_DATABASE_URL")
+        .ok()
+        .filter(|s| s.starts_with("postgres"))
+    else {
+        eprintln!(
+            "note: FERRY_TEST_DATABASE_URL is not a postgres:// URL; skipping the PostgreSQL migrate test"
+        );
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let schema = format!(
+        "ferry_cli_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let exec = |sql: String| {
+        rt.block_on(async {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&base).await.expect("connect");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await
+                .expect("execute");
+            conn.close().await.ok();
+        })
+    };
+    exec(format!("CREATE SCHEMA {schema}"));
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+    let f = Ferry::new();
+    let migrate = || {
+        f.cmd()
+            .arg("migrate")
+            .env("FERRY_DATABASE_URL", &url)
+            .env("FERRY_MASTER_KEY", MasterKey::generate().to_base64())
+            .output()
+            .unwrap()
+    };
+    let first = migrate();
+    let second = migrate();
+    exec(format!("DROP SCHEMA {schema} CASCADE"));
+    assert_success(&first, &["migrate"]);
+    assert!(
+        stdout(&first).contains("applied 0001_init"),
+        "{}",
+        stdout(&first)
+    );
+    assert_success(&second, &["migrate"]);
+    assert_eq!(stdout(&second).trim(), "database is up to date");
+    assert!(
+        !f.data.exists(),
+        "with PostgreSQL and FERRY_MASTER_KEY no data directory is needed"
+    );
+}
+
+#[tokio::test]
+async fn worker_once_runs_at_most_one_queued_run() {
+    let f = Ferry::new();
+    f.ok(&["institution", "create", "--slug", "acme", "--name", "Acme"]);
+    assert_eq!(f.ok(&["worker", "--once"]).trim(), "no queued run");
+
+    // A run of a kind this build has no connector for: the worker claims it and fails it.
+    let store = f.store().await;
+    let inst = store.institution_by_slug("acme").await.unwrap().unwrap();
+    let integration = store
+        .create_integration(
+            inst.id,
+            ferry_store::NewIntegration {
+                kind: "retired_kind".into(),
+                name: "Old export".into(),
+                description: String::new(),
+                enabled: false,
+                config: serde_json::json!({}),
+                secrets: None,
+            },
+        )
+        .await
+        .unwrap();
+    let new_run = ferry_store::NewRun {
+        institution_id: inst.id,
+        integration_id: integration.id,
+        kind: "retired_kind".into(),
+        trigger: ferry_core::run::Trigger::Manual,
+        scheduled_for: None,
+    };
+    let run = store.enqueue_run(&new_run).await.unwrap().expect("queued");
+    store.close().await;
+
+    assert_eq!(
+        f.ok(&["worker", "--once"]).trim(),
+        format!("ran run {}", run.id)
+    );
+    assert_eq!(f.ok(&["worker", "--once"]).trim(), "no queued run");
+
+    let store = f.store().await;
+    let done = store.run(inst.id, run.id).await.unwrap();
+    assert_eq!(done.status, ferry_core::run::RunStatus::Failed);
+    assert!(done.error.unwrap_or_default().contains("no connector"));
+    store.close().await;
+}
+
+/// A port that was free a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Demo {
+    child: tokio::process::Child,
+    url: String,
+    email: String,
+    password: String,
+}
+
+/// Starts `ferry demo` and reads the URL and credentials from its box.
+async fn start_demo(f: &Ferry, port: u16) -> Demo {
+    use tokio::io::AsyncBufReadExt;
+    let mut cmd = tokio::process::Command::from(f.cmd());
+    cmd.arg("demo")
+        .env("FERRY_LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().expect("spawn ferry demo");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut url, mut email, mut password) = (None, None, None);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
+    while password.is_none() {
+        let line = tokio::time::timeout_at(deadline, lines.next_line())
+            .await
+            .expect("the demo prints its credentials in time")
+            .unwrap()
+            .expect("the demo exited before printing its credentials");
+        let value = |key: &str| {
+            line.split_once(key).map(|(_, rest)| {
+                rest.trim_matches(|c: char| c.is_whitespace() || c == '│')
+                    .to_string()
+            })
+        };
+        url = url.or(value("URL:"));
+        email = email.or(value("Email:"));
+        password = password.or(value("Password:"));
+    }
+    // Keep draining stdout so the demo never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Demo {
+        child,
+        url: url.expect("URL in the box"),
+        email: email.expect("email in the box"),
+        password: password.unwrap(),
+    }
+}
+
+async fn wait_healthy(client: &reqwest::Client, base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = client.get(format!("{base}healthz")).send().await;
+        if r.is_ok_and(|r| r.status().is_success()) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "/healthz did not answer in time");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Signs in through the login form; returns the session cookie (`name=value`).
+async fn login(client: &reqwest::Client, base: &str, email: &str, password: &str) -> String {
+    let r = client
+        .post(format!("{base}login"))
+        .form(&[("email", email), ("password", password)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        reqwest::StatusCode::SEE_OTHER,
+        "login with the printed credentials"
+    );
+    r.headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("ferry_session="))
+        .and_then(|c| c.split(';').next())
+        .expect("a ferry_session cookie")
+        .to_string()
+}
+
+async fn count_contacts(client: &reqwest::Client, base: &str, cookie: &str) -> usize {
+    let mut total = 0;
+    let mut cursor: Option<i64> = None;
+    loop {
+        let mut url = format!("{base}api/v1/contacts?limit=500");
+        if let Some(c) = cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let page: serde_json::Value = client
+            .get(url)
+            .header(reqwest::header::COOKIE, cookie)
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        total += page["contacts"].as_array().expect("contacts").len();
+        match page["next_cursor"].as_i64() {
+            Some(c) => cursor = Some(c),
+            None => return total,
+        }
+    }
+}
+
+/// SIGTERM, then waits for a clean exit.
+async fn stop(mut child: tokio::process::Child) {
+    let pid = child.id().expect("running").to_string();
+    let sent = Command::new("kill").args(["-TERM", &pid]).status();
+    if sent.is_ok_and(|s| s.success()) {
+        let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+            .await
+            .expect("the demo stops after SIGTERM")
+            .unwrap();
+        assert!(status.success(), "graceful shutdown exits 0: {status}");
+    } else {
+        child.kill().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn demo_serves_sample_data_and_its_printed_credentials_work() {
+    let f = Ferry::new();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    let port = free_port();
+    let demo = start_demo(&f, port).await;
+    assert_eq!(demo.url, format!("http://127.0.0.1:{port}/"));
+    assert_eq!(demo.email, "admin@demo.ferry.test");
+    assert!(demo.password.len() >= 20, "{:?}", demo.password);
+    wait_healthy(&client, &demo.url).await;
+    let cookie = login(&client, &demo.url, &demo.email, &demo.password).await;
+    assert_eq!(count_contacts(&client, &demo.url, &cookie).await, 1_000);
+    let msgs: serde_json::Value = client
+        .get(format!("{}api/v1/messages?limit=5", demo.url))
+        .header(reqwest::header::COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        !msgs["messages"].as_array().expect("messages").is_empty(),
+        "{msgs}"
+    );
+    stop(demo.child).await;
+
+    // Again: the data stays as it was, and the password is new.
+    let port = free_port();
+    let again = start_demo(&f, port).await;
+    assert_ne!(
+        again.password, demo.password,
+        "the password is reset on every run"
+    );
+    wait_healthy(&client, &again.url).await;
+    let cookie = login(&client, &again.url, &again.email, &again.password).await;
+    assert_eq!(count_contacts(&client, &again.url, &cookie).await, 1_000);
+    stop(again.child).await;
+
+    let store = f.store().await;
+    let inst = store.institution_by_slug("demo").await.unwrap().unwrap();
+    assert_eq!(inst.name, "Demo University");
+    assert_eq!(store.current_message_seq(inst.id).await.unwrap(), 20_000);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn serve_answers_and_stops_on_sigterm() {
+    let f = Ferry::new();
+    let port = free_port();
+    let mut cmd = tokio::process::Command::from(f.cmd());
+    cmd.arg("serve")
+        .env("FERRY_LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    let child = cmd.spawn().expect("spawn ferry serve");
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}/");
+    wait_healthy(&client, &base).await;
+    let r = client
+        .get(format!("{base}api/v1/contacts"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::UNAUTHORIZED);
+    stop(child).await;
+    // serve migrated the fresh database before listening.
+    assert_eq!(f.ok(&["migrate"]).trim(), "database is up to date");
+}
