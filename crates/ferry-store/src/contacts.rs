@@ -14,11 +14,11 @@ use ferry_core::email::Email;
 use ferry_core::matching::{self, Candidate, Decision, Found, MatchKeys};
 use ferry_core::phone::Phone;
 use jiff::Timestamp;
-use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::any::AnyRow;
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
-use crate::util::{Filter, get_bool, get_ts, like_pattern, micros, now, placeholders};
-use crate::{Result, Store, StoreError};
+use crate::util::{Filter, Params, get_bool, get_ts, like_pattern, micros, now};
+use crate::{Backend, Result, Store, StoreError};
 
 /// Rows per transaction in a batch write.
 pub(crate) const CHUNK: usize = 500;
@@ -325,7 +325,7 @@ impl Store {
     ) -> Result<Vec<WriteOutcome>> {
         let mut tx = self.begin_write().await?;
         let mut chunk = Chunk::default();
-        for c in fetch_by_keys(&mut tx, institution_id, writes).await? {
+        for c in fetch_by_keys(&mut tx, self.backend, institution_id, writes).await? {
             chunk.add_existing(c);
         }
         let mut landed = Vec::with_capacity(writes.len());
@@ -363,7 +363,9 @@ impl Store {
                     creates.push((*key, &slot.data, seq));
                 }
             }
-            for (key, id) in insert_contacts(&mut tx, institution_id, &creates, ts).await? {
+            for (key, id) in
+                insert_contacts(&mut tx, self.backend, institution_id, &creates, ts).await?
+            {
                 ids.insert(key, id);
             }
         }
@@ -547,10 +549,10 @@ pub(crate) async fn allocate_change_seq(
 
 async fn fetch_by_keys(
     tx: &mut Transaction<'static, Any>,
+    backend: Backend,
     institution_id: i64,
     writes: &[ContactWrite],
 ) -> Result<Vec<Contact>> {
-    use sqlx::Arguments;
     let mut ids: Vec<i64> = writes.iter().filter_map(|w| w.platform_id).collect();
     let mut crms: Vec<&str> = writes
         .iter()
@@ -566,41 +568,62 @@ async fn fetch_by_keys(
     crms.dedup();
     phones.sort_unstable();
     phones.dedup();
-    if ids.is_empty() && crms.is_empty() && phones.is_empty() {
+    // One SELECT per kind of key, so each uses its own index (an OR of the three made SQLite
+    // scan every contact of the institution).
+    let mut p = Params::new(backend);
+    let mut sql = String::new();
+    fn part<T: for<'t> sqlx::Encode<'t, Any> + sqlx::Type<Any>>(
+        sql: &mut String,
+        p: &mut Params,
+        institution_id: i64,
+        col: &str,
+        values: Vec<T>,
+    ) -> Result<()> {
+        if values.is_empty() {
+            return Ok(());
+        }
+        if !sql.is_empty() {
+            sql.push_str(" UNION ALL ");
+        }
+        sql.push_str(&format!(
+            "SELECT {CONTACT_COLS} FROM contacts WHERE institution_id = "
+        ));
+        p.bind(sql, institution_id)?;
+        sql.push_str(&format!(" AND {col} IN ("));
+        p.bind_list(sql, values)?;
+        sql.push(')');
+        Ok(())
+    }
+    part(&mut sql, &mut p, institution_id, "id", ids)?;
+    part(
+        &mut sql,
+        &mut p,
+        institution_id,
+        "crm_id",
+        crms.iter().map(|s| s.to_string()).collect(),
+    )?;
+    part(
+        &mut sql,
+        &mut p,
+        institution_id,
+        "phone",
+        phones.iter().map(|s| s.to_string()).collect(),
+    )?;
+    if sql.is_empty() {
         return Ok(Vec::new());
     }
-    let mut args = AnyArguments::default();
-    args.add(institution_id).map_err(sqlx::Error::Encode)?;
-    let mut ors = Vec::new();
-    let mut next = 2;
-    if !ids.is_empty() {
-        ors.push(format!("id IN ({})", placeholders(next, ids.len())));
-        next += ids.len();
-        for id in &ids {
-            args.add(*id).map_err(sqlx::Error::Encode)?;
-        }
-    }
-    if !crms.is_empty() {
-        ors.push(format!("crm_id IN ({})", placeholders(next, crms.len())));
-        next += crms.len();
-        for c in &crms {
-            args.add(c.to_string()).map_err(sqlx::Error::Encode)?;
-        }
-    }
-    if !phones.is_empty() {
-        ors.push(format!("phone IN ({})", placeholders(next, phones.len())));
-        for p in &phones {
-            args.add(p.to_string()).map_err(sqlx::Error::Encode)?;
-        }
-    }
-    let sql = format!(
-        "SELECT {CONTACT_COLS} FROM contacts WHERE institution_id = $1 AND ({})",
-        ors.join(" OR ")
-    );
-    let rows = sqlx::query_with(AssertSqlSafe(sql), args)
+    let rows = sqlx::query_with(AssertSqlSafe(sql), p.args)
         .fetch_all(&mut **tx)
         .await?;
-    Ok(rows.iter().map(contact_from).collect::<Result<_, _>>()?)
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let c = contact_from(row)?;
+        if seen.insert(c.id) {
+            out.push(c);
+        }
+    }
+    Ok(out)
 }
 
 async fn update_contact(
@@ -638,46 +661,49 @@ async fn update_contact(
 /// Inserts new contacts with one multi-row statement; returns (slot key, new id) pairs.
 async fn insert_contacts(
     tx: &mut Transaction<'static, Any>,
+    backend: Backend,
     institution_id: i64,
     creates: &[(i64, &ContactData, i64)],
     ts: i64,
 ) -> Result<Vec<(i64, ContactId)>> {
-    use sqlx::Arguments;
-    const COLS: usize = 15;
     if creates.is_empty() {
         return Ok(Vec::new());
     }
-    let mut sql = String::with_capacity(creates.len() * 100 + 200);
+    let mut sql = String::with_capacity(creates.len() * 64 + 200);
     sql.push_str("INSERT INTO contacts (institution_id, first_name, last_name, preferred_name, phone, email, enrollment_id, crm_id, opt_in, test_user, archived, custom, change_seq, created_at, updated_at) VALUES ");
-    let mut args = AnyArguments::default();
-    let enc = sqlx::Error::Encode;
+    let mut p = Params::new(backend);
     for (i, (_, d, seq)) in creates.iter().enumerate() {
         if i > 0 {
             sql.push_str(", ");
         }
         sql.push('(');
-        sql.push_str(&placeholders(i * COLS + 1, COLS));
+        p.bind(&mut sql, institution_id)?;
+        for text in [&d.first_name, &d.last_name, &d.preferred_name] {
+            sql.push_str(", ");
+            p.bind(&mut sql, text.clone())?;
+        }
+        sql.push_str(", ");
+        p.bind(&mut sql, d.phone.as_ref().map(|p| p.as_str().to_string()))?;
+        sql.push_str(", ");
+        p.bind(&mut sql, d.email.as_ref().map(|e| e.as_str().to_string()))?;
+        for text in [&d.enrollment_id, &d.crm_id] {
+            sql.push_str(", ");
+            p.bind(&mut sql, text.clone())?;
+        }
+        for flag in [d.opt_in, d.test_user, d.archived] {
+            sql.push_str(", ");
+            p.bind(&mut sql, flag)?;
+        }
+        sql.push_str(", ");
+        p.bind(&mut sql, custom_json(d))?;
+        for n in [*seq, ts, ts] {
+            sql.push_str(", ");
+            p.bind(&mut sql, n)?;
+        }
         sql.push(')');
-        args.add(institution_id).map_err(enc)?;
-        args.add(d.first_name.clone()).map_err(enc)?;
-        args.add(d.last_name.clone()).map_err(enc)?;
-        args.add(d.preferred_name.clone()).map_err(enc)?;
-        args.add(d.phone.as_ref().map(|p| p.as_str().to_string()))
-            .map_err(enc)?;
-        args.add(d.email.as_ref().map(|e| e.as_str().to_string()))
-            .map_err(enc)?;
-        args.add(d.enrollment_id.clone()).map_err(enc)?;
-        args.add(d.crm_id.clone()).map_err(enc)?;
-        args.add(d.opt_in).map_err(enc)?;
-        args.add(d.test_user).map_err(enc)?;
-        args.add(d.archived).map_err(enc)?;
-        args.add(custom_json(d)).map_err(enc)?;
-        args.add(*seq).map_err(enc)?;
-        args.add(ts).map_err(enc)?;
-        args.add(ts).map_err(enc)?;
     }
     sql.push_str(" RETURNING id, phone");
-    let rows = sqlx::query_with(AssertSqlSafe(sql), args)
+    let rows = sqlx::query_with(AssertSqlSafe(sql), p.args)
         .fetch_all(&mut **tx)
         .await?;
     // New contacts always have a phone, unique within the institution: map ids back by phone.

@@ -4,10 +4,10 @@
 use ferry_core::contact::ContactId;
 use ferry_core::message::{Channel, Direction, MessageType};
 use jiff::Timestamp;
-use sqlx::any::{AnyArguments, AnyRow};
-use sqlx::{Arguments, AssertSqlSafe, Row};
+use sqlx::any::AnyRow;
+use sqlx::{AssertSqlSafe, Row};
 
-use crate::util::{Filter, get_ts, micros, now, placeholders};
+use crate::util::{Filter, Params, get_ts, micros, now};
 use crate::{Result, Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -89,16 +89,13 @@ impl Store {
         contact_ids.dedup();
         let mut known = std::collections::HashSet::new();
         for ids in contact_ids.chunks(500) {
-            let mut args = AnyArguments::default();
-            args.add(institution_id).map_err(sqlx::Error::Encode)?;
-            for id in ids {
-                args.add(*id).map_err(sqlx::Error::Encode)?;
-            }
-            let sql = format!(
-                "SELECT id FROM contacts WHERE institution_id = $1 AND id IN ({})",
-                placeholders(2, ids.len())
-            );
-            for row in sqlx::query_with(AssertSqlSafe(sql), args)
+            let mut p = Params::new(self.backend);
+            let mut sql = String::from("SELECT id FROM contacts WHERE institution_id = ");
+            p.bind(&mut sql, institution_id)?;
+            sql.push_str(" AND id IN (");
+            p.bind_list(&mut sql, ids.iter().copied())?;
+            sql.push(')');
+            for row in sqlx::query_with(AssertSqlSafe(sql), p.args)
                 .fetch_all(&mut *tx)
                 .await?
             {
@@ -120,33 +117,35 @@ impl Store {
         let last: i64 = row.try_get(0)?;
         let mut seq = last - messages.len() as i64;
         let created = now();
-        const COLS: usize = 9;
         for batch in messages.chunks(500) {
             let mut sql = String::from(
                 "INSERT INTO messages (institution_id, contact_id, channel, type, direction, body, sent_at, seq, created_at) VALUES ",
             );
-            let mut args = AnyArguments::default();
-            let enc = sqlx::Error::Encode;
+            let mut p = Params::new(self.backend);
             for (i, m) in batch.iter().enumerate() {
                 seq += 1;
                 if i > 0 {
                     sql.push_str(", ");
                 }
                 sql.push('(');
-                sql.push_str(&placeholders(i * COLS + 1, COLS));
+                p.bind_list(&mut sql, [institution_id, m.contact_id])?;
+                sql.push_str(", ");
+                p.bind_list(
+                    &mut sql,
+                    [
+                        m.channel.as_str(),
+                        m.message_type.as_str(),
+                        m.direction.as_str(),
+                    ],
+                )?;
+                sql.push_str(", ");
+                p.bind(&mut sql, m.body.clone())?;
+                sql.push_str(", ");
+                p.bind_list(&mut sql, [micros(m.sent_at), seq, created])?;
                 sql.push(')');
-                args.add(institution_id).map_err(enc)?;
-                args.add(m.contact_id).map_err(enc)?;
-                args.add(m.channel.as_str()).map_err(enc)?;
-                args.add(m.message_type.as_str()).map_err(enc)?;
-                args.add(m.direction.as_str()).map_err(enc)?;
-                args.add(m.body.clone()).map_err(enc)?;
-                args.add(micros(m.sent_at)).map_err(enc)?;
-                args.add(seq).map_err(enc)?;
-                args.add(created).map_err(enc)?;
             }
             sql.push_str(&format!(" RETURNING {MESSAGE_COLS}"));
-            let rows = sqlx::query_with(AssertSqlSafe(sql), args)
+            let rows = sqlx::query_with(AssertSqlSafe(sql), p.args)
                 .fetch_all(&mut *tx)
                 .await?;
             let mut inserted = rows

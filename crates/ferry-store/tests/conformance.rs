@@ -1023,12 +1023,29 @@ async fn sqlite_runs_in_wal_mode_with_foreign_keys() {
         return;
     }
     let pool = sqlx::AnyPool::connect(&s.url).await.unwrap();
-    let mode: String = sqlx::query_scalar::<sqlx::Any, String>("PRAGMA journal_mode").fetch_one(&pool).await.unwrap();
+    let mode: String = sqlx::query_scalar::<sqlx::Any, String>("PRAGMA journal_mode")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(mode, "wal", "the store switched the file to WAL");
     // The store's own connections enforce foreign keys: deleting an integration cascades to its runs.
     let inst = s.create_institution("fk-u", "FK", None).await.unwrap();
     let i = integration(&s, inst.id, "A").await;
-    s.enqueue_run(&new_run(&i, Trigger::Manual, None)).await.unwrap().unwrap();
+    s.enqueue_run(&new_run(&i, Trigger::Manual, None))
+        .await
+        .unwrap()
+        .unwrap();
     s.delete_integration(inst.id, i.id).await.unwrap();
-    assert!(s.list_runs(inst.id, &RunQuery { limit: 10, ..Default::default() }).await.unwrap().is_empty());
+    assert!(
+        s.list_runs(
+            inst.id,
+            &RunQuery {
+                limit: 10,
+                ..Default::default()
+            }
+        )
+        .await
+        .unwrap()
+        .is_empty()
+    );
 }
