@@ -242,9 +242,18 @@ mod properties {
     use super::*;
     use proptest::prelude::*;
 
-    fn candidate(id: Option<i64>, crm: Option<u8>, phone: Option<u8>, phones: &'static [Phone]) -> Option<Candidate<'static>> {
+    fn candidate(
+        id: Option<i64>,
+        crm: Option<u8>,
+        phone: Option<u8>,
+        phones: &'static [Phone],
+    ) -> Option<Candidate<'static>> {
         let crm_ids: &'static [&'static str] = &["C0", "C1", "C2", "C3"];
-        id.map(|id| Candidate { id, crm_id: crm.map(|c| crm_ids[c as usize % 4]), phone: phone.map(|p| &phones[p as usize % 4]) })
+        id.map(|id| Candidate {
+            id,
+            crm_id: crm.map(|c| crm_ids[c as usize % 4]),
+            phone: phone.map(|p| &phones[p as usize % 4]),
+        })
     }
 
     proptest! {

@@ -1049,3 +1049,38 @@ async fn sqlite_runs_in_wal_mode_with_foreign_keys() {
         .is_empty()
     );
 }
+
+#[tokio::test]
+async fn a_batch_of_creates_reports_each_new_contacts_own_id() {
+    let (s, inst) = setup().await;
+    create(&s, inst.id, "Before", "6175550100", None).await;
+    let mut writes = Vec::new();
+    for i in 1..=40 {
+        writes.push(
+            write(
+                &s,
+                inst.id,
+                &[
+                    ("first_name", &format!("N{i}")),
+                    ("last_name", "B"),
+                    ("phone", &format!("61755501{i:02}")),
+                ],
+            )
+            .await,
+        );
+    }
+    let out = s
+        .apply_contact_writes(inst.id, &writes, WriteKind::Import)
+        .await
+        .unwrap();
+    for (i, o) in out.iter().enumerate() {
+        let c = s
+            .contact(inst.id, o.as_ref().unwrap().contact_id)
+            .await
+            .unwrap();
+        assert_eq!(
+            c.data.first_name.as_deref(),
+            Some(format!("N{}", i + 1).as_str())
+        );
+    }
+}
