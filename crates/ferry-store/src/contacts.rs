@@ -132,7 +132,7 @@ struct Slot {
 }
 
 #[derive(Default)]
-struct Chunk {
+pub(crate) struct Chunk {
     slots: HashMap<i64, Slot>,
     by_crm: HashMap<String, i64>,
     by_phone: HashMap<Phone, i64>,
@@ -171,7 +171,7 @@ impl Chunk {
         }
     }
 
-    fn add_existing(&mut self, c: Contact) {
+    pub(crate) fn add_existing(&mut self, c: Contact) {
         let id = c.id;
         self.slots.insert(
             id,
@@ -185,7 +185,7 @@ impl Chunk {
     }
 
     /// Matches and applies one write in memory; returns the slot key it landed in.
-    fn apply(
+    pub(crate) fn apply(
         &mut self,
         w: &ContactWrite,
         kind: WriteKind,
@@ -282,7 +282,52 @@ impl Chunk {
     }
 }
 
-fn custom_json(data: &ContactData) -> String {
+impl Chunk {
+    /// The contacts to write: existing ones by id, then new ones in the order the batch
+    /// created them (which is the order they take change sequences in).
+    pub(crate) fn dirty_in_write_order(&self) -> Vec<i64> {
+        let mut d: Vec<i64> = self
+            .slots
+            .iter()
+            .filter(|(_, s)| s.dirty)
+            .map(|(k, _)| *k)
+            .collect();
+        d.sort_unstable_by_key(|k| if *k < 0 { i64::MAX / 2 - *k } else { *k });
+        d
+    }
+
+    /// Slot key to contact id for the contacts that exist already.
+    pub(crate) fn existing_ids(&self) -> HashMap<i64, ContactId> {
+        self.slots
+            .keys()
+            .filter(|k| **k > 0)
+            .map(|k| (*k, *k))
+            .collect()
+    }
+
+    pub(crate) fn slot(&self, key: i64) -> (&ContactData, bool) {
+        let s = &self.slots[&key];
+        (&s.data, s.exists)
+    }
+}
+
+/// Turns each write's landing slot into its outcome, with the ids new contacts received.
+pub(crate) fn outcomes(
+    landed: Vec<std::result::Result<(i64, AppliedAction), RowError>>,
+    ids: &HashMap<i64, ContactId>,
+) -> Vec<WriteOutcome> {
+    landed
+        .into_iter()
+        .map(|r| {
+            r.map(|(key, action)| Applied {
+                contact_id: ids[&key],
+                action,
+            })
+        })
+        .collect()
+}
+
+pub(crate) fn custom_json(data: &ContactData) -> String {
     serde_json::to_string(&data.custom).expect("a map of JSON values serialises")
 }
 
@@ -296,18 +341,20 @@ impl Store {
     ) -> Result<Vec<WriteOutcome>> {
         let mut out = Vec::with_capacity(writes.len());
         for chunk in writes.chunks(CHUNK) {
-            match self.apply_chunk(institution_id, chunk, kind).await {
+            match self.apply_chunk_any(institution_id, chunk, kind).await {
                 Ok(outcomes) => out.extend(outcomes),
                 // Two writes of one chunk that swap a phone or CRM ID, or a concurrent writer on
                 // PostgreSQL, can break a unique index mid-chunk: redo the chunk a row at a time.
-                Err(StoreError::Db(e)) if StoreError::is_unique_violation(&e) => {
+                Err(e) if e.is_unique() => {
                     for w in chunk {
-                        let one = std::slice::from_ref(w);
-                        let outcome = match self.apply_chunk(institution_id, one, kind).await {
+                        let outcome = match self.apply_chunk_any(institution_id, std::slice::from_ref(w), kind).await {
                             Ok(mut o) => o.remove(0),
-                            Err(StoreError::Db(e)) if StoreError::is_unique_violation(&e) => {
-                                Err(RowError { code: "conflict", field: None, message: "another change to the same phone or CRM ID happened at the same time; retry".into(), contact_id: w.platform_id })
-                            }
+                            Err(e) if e.is_unique() => Err(RowError {
+                                code: "conflict",
+                                field: None,
+                                message: "another change to the same phone or CRM ID happened at the same time; retry".into(),
+                                contact_id: w.platform_id,
+                            }),
                             Err(e) => return Err(e),
                         };
                         out.push(outcome);
@@ -317,6 +364,28 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// One chunk in one transaction, through the SQLite bulk connection when there is one.
+    async fn apply_chunk_any(
+        &self,
+        institution_id: i64,
+        writes: &[ContactWrite],
+        kind: WriteKind,
+    ) -> Result<Vec<WriteOutcome>> {
+        match &self.bulk {
+            Some(bulk) => {
+                let (bulk, writes) = (bulk.clone(), writes.to_vec());
+                tokio::task::spawn_blocking(move || bulk.apply_chunk(institution_id, &writes, kind))
+                    .await
+                    .map_err(|e| {
+                        StoreError::Db(sqlx::Error::Protocol(format!(
+                            "contact write task failed: {e}"
+                        )))
+                    })?
+            }
+            None => self.apply_chunk(institution_id, writes, kind).await,
+        }
     }
 
     async fn apply_chunk(
@@ -330,27 +399,9 @@ impl Store {
         for c in fetch_by_keys(&mut tx, self.backend, institution_id, writes).await? {
             chunk.add_existing(c);
         }
-        let mut landed = Vec::with_capacity(writes.len());
-        for w in writes {
-            landed.push(chunk.apply(w, kind));
-        }
-        let dirty: Vec<i64> = {
-            let mut d: Vec<i64> = chunk
-                .slots
-                .iter()
-                .filter(|(_, s)| s.dirty)
-                .map(|(k, _)| *k)
-                .collect();
-            // Existing contacts by id, then new ones in the order the batch created them.
-            d.sort_unstable_by_key(|k| if *k < 0 { i64::MAX / 2 - *k } else { *k });
-            d
-        };
-        let mut ids: HashMap<i64, ContactId> = chunk
-            .slots
-            .keys()
-            .filter(|k| **k > 0)
-            .map(|k| (*k, *k))
-            .collect();
+        let landed: Vec<_> = writes.iter().map(|w| chunk.apply(w, kind)).collect();
+        let dirty = chunk.dirty_in_write_order();
+        let mut ids = chunk.existing_ids();
         if !dirty.is_empty() {
             let last = allocate_change_seq(&mut tx, institution_id, dirty.len() as i64).await?;
             let mut seq = last - dirty.len() as i64;
@@ -372,15 +423,7 @@ impl Store {
             }
         }
         tx.commit().await?;
-        Ok(landed
-            .into_iter()
-            .map(|r| {
-                r.map(|(key, action)| Applied {
-                    contact_id: ids[&key],
-                    action,
-                })
-            })
-            .collect())
+        Ok(outcomes(landed, &ids))
     }
 
     /// One contact of an institution.
@@ -628,6 +671,14 @@ async fn fetch_by_keys(
     Ok(out)
 }
 
+/// Writes every field of a contact (both drivers use it).
+pub(crate) const UPDATE_CONTACT: &str = "UPDATE contacts SET first_name = $1, last_name = $2, preferred_name = $3, phone = $4, email = $5, enrollment_id = $6, crm_id = $7, \
+     opt_in = $8, test_user = $9, archived = $10, custom = $11, change_seq = $12, updated_at = $13 WHERE id = $14 AND institution_id = $15";
+
+/// Takes `n` values of an institution's change sequence; `$1` = n, `$2` = institution.
+pub(crate) const ALLOCATE_CHANGE_SEQ: &str =
+    "UPDATE institutions SET change_seq = change_seq + $1 WHERE id = $2 RETURNING change_seq";
+
 async fn update_contact(
     tx: &mut Transaction<'static, Any>,
     institution_id: i64,
@@ -636,27 +687,24 @@ async fn update_contact(
     seq: i64,
     ts: i64,
 ) -> Result<()> {
-    sqlx::query(
-        "UPDATE contacts SET first_name = $1, last_name = $2, preferred_name = $3, phone = $4, email = $5, enrollment_id = $6, crm_id = $7, \
-         opt_in = $8, test_user = $9, archived = $10, custom = $11, change_seq = $12, updated_at = $13 WHERE id = $14 AND institution_id = $15",
-    )
-    .bind(d.first_name.clone())
-    .bind(d.last_name.clone())
-    .bind(d.preferred_name.clone())
-    .bind(d.phone.as_ref().map(|p| p.as_str().to_string()))
-    .bind(d.email.as_ref().map(|e| e.as_str().to_string()))
-    .bind(d.enrollment_id.clone())
-    .bind(d.crm_id.clone())
-    .bind(d.opt_in)
-    .bind(d.test_user)
-    .bind(d.archived)
-    .bind(custom_json(d))
-    .bind(seq)
-    .bind(ts)
-    .bind(id)
-    .bind(institution_id)
-    .execute(&mut **tx)
-    .await?;
+    sqlx::query(UPDATE_CONTACT)
+        .bind(d.first_name.clone())
+        .bind(d.last_name.clone())
+        .bind(d.preferred_name.clone())
+        .bind(d.phone.as_ref().map(|p| p.as_str().to_string()))
+        .bind(d.email.as_ref().map(|e| e.as_str().to_string()))
+        .bind(d.enrollment_id.clone())
+        .bind(d.crm_id.clone())
+        .bind(d.opt_in)
+        .bind(d.test_user)
+        .bind(d.archived)
+        .bind(custom_json(d))
+        .bind(seq)
+        .bind(ts)
+        .bind(id)
+        .bind(institution_id)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 

@@ -14,6 +14,7 @@ mod integrations;
 mod messages;
 mod migrate;
 mod runs;
+mod sqlite_bulk;
 mod synclog;
 mod util;
 
@@ -63,6 +64,8 @@ pub enum StoreError {
     Crypto(String),
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    #[error("database error: {0}")]
+    Sqlite(rusqlite::Error),
 }
 
 impl StoreError {
@@ -71,6 +74,17 @@ impl StoreError {
             field: field.to_string(),
             code,
             message: message.into(),
+        }
+    }
+
+    /// Whether this is a unique-constraint violation, from either driver.
+    pub(crate) fn is_unique(&self) -> bool {
+        match self {
+            StoreError::Db(e) => Self::is_unique_violation(e),
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) => {
+                f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+            }
+            _ => false,
         }
     }
 
@@ -92,6 +106,8 @@ pub struct Store {
     /// failing with SQLITE_BUSY; on PostgreSQL the same pool as `read`.
     write: AnyPool,
     secrets: SecretBox,
+    /// SQLite only: the connection contact batch writes go through (see `sqlite_bulk`).
+    bulk: Option<std::sync::Arc<sqlite_bulk::SqliteBulk>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -161,11 +177,18 @@ impl Store {
                 (pool.clone(), pool)
             }
         };
+        let bulk = match (backend, sqlite_bulk::sqlite_path(url)) {
+            (Backend::Sqlite, Some(path)) => {
+                Some(std::sync::Arc::new(sqlite_bulk::SqliteBulk::open(&path)?))
+            }
+            _ => None,
+        };
         Ok(Store {
             backend,
             read,
             write,
             secrets,
+            bulk,
         })
     }
 

@@ -1084,3 +1084,41 @@ async fn a_batch_of_creates_reports_each_new_contacts_own_id() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_chain_of_phone_moves_that_trips_the_index_is_redone_row_by_row() {
+    let (s, inst) = setup().await;
+    let b = create(&s, inst.id, "Ben", "6175550102", None).await;
+    let a = create(&s, inst.id, "Ana", "6175550101", None).await;
+    // A leaves 0101 for 0103, then B takes 0101. Written in id order, B's update would come
+    // first and collide with A's old phone; the store redoes the chunk one write at a time.
+    let mut a_moves = write(&s, inst.id, &[("phone", "6175550103")]).await;
+    a_moves.platform_id = Some(a);
+    let mut b_moves = write(&s, inst.id, &[("phone", "6175550101")]).await;
+    b_moves.platform_id = Some(b);
+    let out = s
+        .apply_contact_writes(inst.id, &[a_moves, b_moves], WriteKind::Edit)
+        .await
+        .unwrap();
+    assert!(out.iter().all(|o| o.is_ok()), "{out:?}");
+    assert_eq!(
+        s.contact(inst.id, a)
+            .await
+            .unwrap()
+            .data
+            .phone
+            .unwrap()
+            .as_str(),
+        "+16175550103"
+    );
+    assert_eq!(
+        s.contact(inst.id, b)
+            .await
+            .unwrap()
+            .data
+            .phone
+            .unwrap()
+            .as_str(),
+        "+16175550101"
+    );
+}
