@@ -446,6 +446,10 @@ pub fn parse_typed(
                 })?,
                 _ => return Err(FieldError::new(name, "invalid_number", "not a number")),
             };
+            // Whole numbers stay integers (a graduation year is 2027, not 2027.0).
+            if n.fract() == 0.0 && n.abs() < 9.0e15 {
+                return Ok(Value::Number((n as i64).into()));
+            }
             serde_json::Number::from_f64(n)
                 .map(Value::Number)
                 .ok_or_else(|| FieldError::new(name, "invalid_number", "not a finite number"))
@@ -786,6 +790,12 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(w.patch.custom["gpa"], Patch::Set(serde_json::json!(3.75)));
+        let whole = parse(&[("gpa", "4")]).unwrap();
+        assert_eq!(
+            whole.patch.custom["gpa"],
+            Patch::Set(serde_json::json!(4)),
+            "whole numbers stay integers"
+        );
         assert_eq!(
             w.patch.custom["start_date"],
             Patch::Set(serde_json::json!("2026-09-01"))

@@ -41,6 +41,16 @@ impl Nav {
     }
 }
 
+/// A phone as people read it: `(617) 555-0101` for US numbers, E.164 otherwise.
+pub fn fmt_phone(e164: &str) -> String {
+    match e164.strip_prefix("+1") {
+        Some(d) if d.len() == 10 && d.bytes().all(|b| b.is_ascii_digit()) => {
+            format!("({}) {}-{}", &d[..3], &d[3..6], &d[6..])
+        }
+        _ => e164.to_string(),
+    }
+}
+
 /// A time in the institution's zone, as people read it.
 pub fn fmt_time(t: jiff::Timestamp, tz: &str) -> String {
     let zone = jiff::tz::TimeZone::get(tz).unwrap_or(jiff::tz::TimeZone::UTC);
@@ -324,7 +334,11 @@ pub async fn contacts_page(
         .map(|c| ContactRow {
             id: c.id,
             name: c.data.display_name(),
-            phone: c.data.phone.map(|p| p.into_string()).unwrap_or_default(),
+            phone: c
+                .data
+                .phone
+                .map(|p| fmt_phone(p.as_str()))
+                .unwrap_or_default(),
             email: c
                 .data
                 .email
@@ -434,7 +448,7 @@ pub async fn contact_page(
             DefaultField::Phone.label().to_string(),
             d.phone
                 .as_ref()
-                .map(|p| p.to_string())
+                .map(|p| fmt_phone(p.as_str()))
                 .unwrap_or_else(|| "—".into()),
         ),
         (

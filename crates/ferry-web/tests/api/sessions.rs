@@ -52,6 +52,10 @@ async fn ui_pages_render_for_a_session() {
     };
     let list = page("/contacts?q=zora".into()).await;
     assert!(list.contains("Zora Student"));
+    assert!(
+        list.contains("(617) 555-0177"),
+        "US phones are shown as people write them"
+    );
     let detail = page(format!("/contacts/{id}?message={mid}")).await;
     assert!(
         detail.contains("Is housing &#60;open&#62;?") && !detail.contains("<open>"),
