@@ -120,7 +120,18 @@ impl std::fmt::Debug for Store {
 
 /// The SQLite database file inside a data directory.
 pub fn default_sqlite_url(data_dir: &Path) -> String {
-    format!("sqlite://{}", data_dir.join("ferry.db").display())
+    // The path becomes part of a URL: escape what a URL would read as syntax.
+    let path = data_dir.join("ferry.db").display().to_string();
+    let escaped: String = path
+        .chars()
+        .map(|c| match c {
+            '%' => "%25".to_string(),
+            '?' => "%3F".to_string(),
+            '#' => "%23".to_string(),
+            c => c.to_string(),
+        })
+        .collect();
+    format!("sqlite://{escaped}")
 }
 
 impl Store {

@@ -1122,3 +1122,24 @@ async fn a_chain_of_phone_moves_that_trips_the_index_is_redone_row_by_row() {
         "+16175550101"
     );
 }
+
+#[tokio::test]
+async fn a_data_dir_with_url_characters_in_its_name_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let odd = dir.path().join("a%41 b?c#d");
+    std::fs::create_dir_all(&odd).unwrap();
+    let s = Store::connect(
+        &default_sqlite_url(&odd),
+        SecretBox::new(MasterKey::generate()),
+    )
+    .await
+    .unwrap();
+    s.migrate().await.unwrap();
+    let inst = s.create_institution("odd-u", "Odd", None).await.unwrap();
+    create(&s, inst.id, "Ana", "6175550101", None).await;
+    assert!(
+        odd.join("ferry.db").exists(),
+        "the database is in the named directory"
+    );
+    assert_eq!(s.count_contacts(inst.id).await.unwrap(), 1);
+}
