@@ -374,6 +374,14 @@ impl Store {
         kind: WriteKind,
     ) -> Result<Vec<WriteOutcome>> {
         match &self.bulk {
+            // Blocking work: on a multi-threaded runtime in place (no copy of the batch), else
+            // on the blocking pool.
+            Some(bulk)
+                if tokio::runtime::Handle::current().runtime_flavor()
+                    == tokio::runtime::RuntimeFlavor::MultiThread =>
+            {
+                tokio::task::block_in_place(|| bulk.apply_chunk(institution_id, writes, kind))
+            }
             Some(bulk) => {
                 let (bulk, writes) = (bulk.clone(), writes.to_vec());
                 tokio::task::spawn_blocking(move || bulk.apply_chunk(institution_id, &writes, kind))

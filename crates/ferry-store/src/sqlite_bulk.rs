@@ -126,35 +126,35 @@ impl SqliteBulk {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut chunk = Chunk::default();
         {
-            let by_id = format!(
+            let mut by_id = tx.prepare(&format!(
                 "SELECT {CONTACT_COLS} FROM contacts WHERE institution_id = ?1 AND id = ?2"
-            );
-            let by_crm = format!(
+            ))?;
+            let mut by_crm = tx.prepare(&format!(
                 "SELECT {CONTACT_COLS} FROM contacts WHERE institution_id = ?1 AND crm_id = ?2"
-            );
-            let by_phone = format!(
+            ))?;
+            let mut by_phone = tx.prepare(&format!(
                 "SELECT {CONTACT_COLS} FROM contacts WHERE institution_id = ?1 AND phone = ?2"
-            );
+            ))?;
             let mut seen = std::collections::HashSet::new();
             let mut found = Vec::new();
             for w in writes {
                 if let Some(id) = w.platform_id {
                     found.push(
-                        tx.prepare_cached(&by_id)?
+                        by_id
                             .query_row(params![institution_id, id], contact_from)
                             .optional()?,
                     );
                 }
                 if let Some(crm) = w.patch.crm_id.as_set() {
                     found.push(
-                        tx.prepare_cached(&by_crm)?
+                        by_crm
                             .query_row(params![institution_id, crm], contact_from)
                             .optional()?,
                     );
                 }
                 if let Some(phone) = w.patch.phone.as_set() {
                     found.push(
-                        tx.prepare_cached(&by_phone)?
+                        by_phone
                             .query_row(params![institution_id, phone.as_str()], contact_from)
                             .optional()?,
                     );
