@@ -104,7 +104,7 @@ impl SqliteBulk {
     pub(crate) fn open(path: &std::path::Path) -> Result<SqliteBulk> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(10))?;
-        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;")?;
+        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY; PRAGMA mmap_size = 268435456; PRAGMA wal_autocheckpoint = 8192;")?;
         conn.set_prepared_statement_cache_capacity(32);
         Ok(SqliteBulk {
             conn: Mutex::new(conn),
