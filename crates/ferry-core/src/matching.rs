@@ -177,7 +177,7 @@ mod tests {
             Some(Candidate {
                 id,
                 crm_id: crm,
-                phone: ph.map(|p| leak(p)),
+                phone: ph.map(leak),
             })
         };
         let keys = |pid, crm, ph: Option<&Phone>| MatchKeys {
@@ -281,11 +281,10 @@ mod properties {
                     let ids: Vec<i64> = [found.by_platform_id, found.by_crm_id, found.by_phone].iter().flatten().map(|c| c.id).collect();
                     prop_assert!(ids.contains(&id));
                     prop_assert_eq!(protected.keys, by != MatchedBy::PlatformId);
-                    if let (Some(a), Some(b)) = (found.by_crm_id, found.by_phone) {
-                        if by != MatchedBy::PlatformId {
+                    if let (Some(a), Some(b)) = (found.by_crm_id, found.by_phone)
+                        && by != MatchedBy::PlatformId {
                             prop_assert_eq!(a.id, b.id, "never merges two contacts");
                         }
-                    }
                 }
                 Ok(Decision::Create) => {
                     prop_assert!(pid.is_none(), "a platform ID never creates");

@@ -152,15 +152,15 @@ impl Chunk {
         let slot = &self.slots[&key];
         let (crm, phone) = (slot.data.crm_id.clone(), slot.data.phone.clone());
         if let Some(b) = before {
-            if let Some(old) = &b.crm_id {
-                if self.by_crm.get(old) == Some(&key) {
-                    self.by_crm.remove(old);
-                }
+            if let Some(old) = &b.crm_id
+                && self.by_crm.get(old) == Some(&key)
+            {
+                self.by_crm.remove(old);
             }
-            if let Some(old) = &b.phone {
-                if self.by_phone.get(old) == Some(&key) {
-                    self.by_phone.remove(old);
-                }
+            if let Some(old) = &b.phone
+                && self.by_phone.get(old) == Some(&key)
+            {
+                self.by_phone.remove(old);
             }
         }
         if let Some(c) = crm {

@@ -241,10 +241,10 @@ pub async fn login_submit(
 }
 
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(c) = auth::session_cookie_of(&headers) {
-        if let Err(e) = state.store.delete_session(&c).await {
-            return ui_error(e.into());
-        }
+    if let Some(c) = auth::session_cookie_of(&headers)
+        && let Err(e) = state.store.delete_session(&c).await
+    {
+        return ui_error(e.into());
     }
     (
         [(

@@ -2,7 +2,6 @@
 //! contact. Without Chromium the test says it was skipped, except under `CI=true`, where it fails.
 
 #[path = "../support/webdriver.rs"]
-#[allow(dead_code)]
 mod webdriver;
 
 use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, spawn_app};
