@@ -182,33 +182,14 @@ fn sqlite3_version() -> Result<String> {
 /// Times `sqlite3 DB` reading `.mode csv` / `.import FILE contacts` from stdin (the table is
 /// created from the header row).
 fn sqlite3_import(db: &Path, csv: &Path) -> Result<Duration> {
-    let script = format!(
-        ".bail on\n.mode csv\n.import \"{}\" contacts\n",
-        csv.display()
-            .to_string()
-            .replace('\\', "\\\\")
-            .replace('"', "\\\"")
-    );
-    let t = Instant::now();
-    let mut child = Command::new("sqlite3")
-        .arg(db)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("cannot start sqlite3")?;
-    child
-        .stdin
-        .take()
-        .expect("stdin is piped")
-        .write_all(script.as_bytes())?;
-    let out = child.wait_with_output()?;
-    let took = t.elapsed();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() || !stderr.trim().is_empty() {
-        bail!("sqlite3 .import failed ({}): {}", out.status, stderr.trim());
-    }
-    Ok(took)
+    run_sqlite3(
+        db,
+        &format!(
+            ".bail on\n.mode csv\n.import \"{}\" contacts\n",
+            shell_quote(csv)
+        ),
+        ".import",
+    )
 }
 
 /// Times the sqlite3 shell loading the CSV into a temporary table and then, in one
@@ -221,11 +202,21 @@ fn sqlite3_into_ferry_schema(db: &Path, csv: &Path, institution_id: i64) -> Resu
          .import --skip 1 \"{}\" t\n\
          INSERT INTO contacts (institution_id, first_name, last_name, phone, email, enrollment_id, crm_id, change_seq, created_at, updated_at) \
          SELECT {institution_id}, first_name, last_name, phone, email, enrollment_id, crm_id, rowid, 0, 0 FROM t;\n",
-        csv.display()
-            .to_string()
-            .replace('\\', "\\\\")
-            .replace('"', "\\\"")
+        shell_quote(csv)
     );
+    run_sqlite3(db, &script, "load into Ferry's schema")
+}
+
+/// A path inside a double-quoted sqlite3 shell argument.
+fn shell_quote(path: &Path) -> String {
+    path.display()
+        .to_string()
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+}
+
+/// Runs a script through `sqlite3 DB` on stdin and times it; any error output fails it.
+fn run_sqlite3(db: &Path, script: &str, what: &str) -> Result<Duration> {
     let t = Instant::now();
     let mut child = Command::new("sqlite3")
         .arg(db)
@@ -243,11 +234,7 @@ fn sqlite3_into_ferry_schema(db: &Path, csv: &Path, institution_id: i64) -> Resu
     let took = t.elapsed();
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() || !stderr.trim().is_empty() {
-        bail!(
-            "sqlite3 load into Ferry's schema failed ({}): {}",
-            out.status,
-            stderr.trim()
-        );
+        bail!("sqlite3 {what} failed ({}): {}", out.status, stderr.trim());
     }
     Ok(took)
 }
