@@ -79,11 +79,31 @@ fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         })
 }
 
-fn denied(path: &str, status: StatusCode, api: ApiError) -> Response {
+/// For an htmx request (`HX-Request`), the page it was made from: where to come back to after
+/// signing in. A redirect would make htmx swap the sign-in page into a fragment; htmx follows
+/// `HX-Redirect` with a full navigation instead.
+fn htmx_page(headers: &HeaderMap) -> Option<String> {
+    headers.get("hx-request")?;
+    let current = headers
+        .get("hx-current-url")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("/");
+    let path = match current.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
+        None => current,
+    };
+    Some(path.to_string())
+}
+
+fn denied(path: &str, htmx: Option<&str>, status: StatusCode, api: ApiError) -> Response {
     if is_api(path) {
         return api.into_response();
     }
     if status == StatusCode::UNAUTHORIZED {
+        if let Some(page) = htmx {
+            let to = format!("/login?next={}", urlencode(page));
+            return (StatusCode::UNAUTHORIZED, [("hx-redirect", to)]).into_response();
+        }
         let next = urlencode(path);
         return Redirect::to(&format!("/login?next={next}")).into_response();
     }
@@ -109,6 +129,7 @@ pub async fn require(
     next: Next,
 ) -> Response {
     let path = req.uri().path().to_string();
+    let htmx = htmx_page(req.headers());
     let bearer = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -116,7 +137,12 @@ pub async fn require(
         .map(str::to_string);
     let (auth, from_cookie) = if let Some(h) = bearer {
         let Some(token) = h.strip_prefix("Bearer ").map(str::trim) else {
-            return denied(&path, StatusCode::UNAUTHORIZED, ApiError::unauthorized());
+            return denied(
+                &path,
+                htmx.as_deref(),
+                StatusCode::UNAUTHORIZED,
+                ApiError::unauthorized(),
+            );
         };
         match state.store.authenticate_token(token).await {
             Ok(Some(p)) => (
@@ -145,14 +171,31 @@ pub async fn require(
                 },
                 true,
             ),
-            Ok(None) => return denied(&path, StatusCode::UNAUTHORIZED, ApiError::unauthorized()),
+            Ok(None) => {
+                return denied(
+                    &path,
+                    htmx.as_deref(),
+                    StatusCode::UNAUTHORIZED,
+                    ApiError::unauthorized(),
+                );
+            }
             Err(e) => return ApiError::from(e).into_response(),
         }
     } else {
-        return denied(&path, StatusCode::UNAUTHORIZED, ApiError::unauthorized());
+        return denied(
+            &path,
+            htmx.as_deref(),
+            StatusCode::UNAUTHORIZED,
+            ApiError::unauthorized(),
+        );
     };
     if access == Access::Admin && !auth.principal.role.allows(Role::Admin) {
-        return denied(&path, StatusCode::FORBIDDEN, ApiError::forbidden());
+        return denied(
+            &path,
+            htmx.as_deref(),
+            StatusCode::FORBIDDEN,
+            ApiError::forbidden(),
+        );
     }
     let mut req = req;
     if from_cookie && !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
@@ -167,6 +210,7 @@ pub async fn require(
             Err(()) => {
                 return denied(
                     &path,
+                    htmx.as_deref(),
                     StatusCode::FORBIDDEN,
                     ApiError::new(
                         StatusCode::FORBIDDEN,

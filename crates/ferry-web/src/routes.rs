@@ -69,11 +69,15 @@ pub fn table(state: &AppState) -> Vec<RouteSpec> {
         route!(POST "/api/v1/fields" Admin => api::fields::create),
         route!(GET "/api/v1/messages" Viewer => api::messages::list),
         route!(POST "/api/v1/messages" Admin => api::messages::create),
+        route!(GET "/api/v1/runs" Viewer => api::runs::list),
+        route!(GET "/api/v1/runs/{id}" Viewer => api::runs::get),
         // UI.
         route!(GET "/" Viewer => ui::home),
         route!(POST "/logout" Viewer => ui::logout),
         route!(GET "/contacts" Viewer => ui::contacts_page),
         route!(GET "/contacts/{id}" Viewer => ui::contact_page),
+        route!(GET "/runs" Viewer => ui::runs::runs_page),
+        route!(GET "/runs/table" Viewer => ui::runs::runs_table),
         route!(GET "/settings/fields" Admin => ui::fields_page),
         route!(POST "/settings/fields" Admin => ui::fields_create),
     ]

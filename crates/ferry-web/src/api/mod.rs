@@ -3,6 +3,7 @@
 pub mod contacts;
 pub mod fields;
 pub mod messages;
+pub mod runs;
 
 use axum::Json;
 use axum::response::IntoResponse;
@@ -14,12 +15,13 @@ use crate::auth::Auth;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Ferry API", version = "1", description = "Contacts, messages and custom fields of one institution. Authenticate with `Authorization: Bearer <token>` (create one with `ferry token create`). Every error answers `{\"error\":{\"code\",\"message\",\"field\"?}}`; the codes are listed at `/api/v1/errors`."),
+    info(title = "Ferry API", version = "1", description = "Contacts, messages, custom fields and integration runs of one institution. Authenticate with `Authorization: Bearer <token>` (create one with `ferry token create`). Every error answers `{\"error\":{\"code\",\"message\",\"field\"?}}`; the codes are listed at `/api/v1/errors`."),
     paths(
         me, error_dictionary,
         contacts::list, contacts::create, contacts::get, contacts::patch, contacts::archive, contacts::unarchive, contacts::import,
         fields::list, fields::create,
         messages::list, messages::create,
+        runs::list, runs::get,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

@@ -1,6 +1,8 @@
 //! The server-rendered UI (askama templates, vendored htmx). Pages that are not built yet are
 //! not in the navigation.
 
+pub mod runs;
+
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Form;

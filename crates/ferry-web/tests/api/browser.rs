@@ -1,10 +1,8 @@
 //! A real browser (headless Chromium through chromedriver) signs in, searches and opens a
 //! contact. Without Chromium the test says it was skipped, except under `CI=true`, where it fails.
 
-#[path = "../support/webdriver.rs"]
-mod webdriver;
-
 use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, spawn_app};
+use crate::webdriver;
 
 #[tokio::test]
 async fn sign_in_search_and_open_a_contact() {

@@ -6,4 +6,7 @@ mod contacts;
 mod helpers;
 mod messages_fields;
 mod routes;
+mod runs;
 mod sessions;
+#[path = "../support/webdriver.rs"]
+mod webdriver;

@@ -1,0 +1,296 @@
+//! `/api/v1/runs`: Recent Runs, the read side of the runs queue.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use ferry_core::run::{RunStatus, Trigger};
+use ferry_store::{Integration, Run, RunQuery, Store};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::AppState;
+use crate::auth::Auth;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::QueryArgs;
+
+/// The Recent Runs "Type" of an integration kind. Kinds without a label of their own show as
+/// the kind itself.
+pub fn type_label(kind: &str) -> &str {
+    match kind {
+        "contacts_export" => "Contacts",
+        "conversations_export" => "Conversations",
+        "eab_notes_export" => "EAB Notes",
+        "hubspot_incoming" => "HubSpot incoming",
+        "hubspot_outgoing" => "HubSpot outgoing",
+        other => other,
+    }
+}
+
+/// The name of the file a run uploaded (`detail.file`), when it uploaded one.
+pub fn file_name(detail: &Value) -> Option<String> {
+    detail
+        .get("file")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+/// One run of an integration.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RunView {
+    pub id: i64,
+    pub integration_id: i64,
+    /// The integration's name.
+    pub integration_name: String,
+    /// The integration's kind when the run was made, e.g. `eab_notes_export`.
+    pub kind: String,
+    /// The Recent Runs "Type": `Contacts`, `Conversations`, `EAB Notes`, … (the kind when it
+    /// has no label).
+    pub type_label: String,
+    /// `scheduled`, `manual` or `change`.
+    #[schema(value_type = String)]
+    pub trigger: Trigger,
+    /// The schedule slot, for scheduled runs.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub scheduled_for: Option<Timestamp>,
+    /// `queued`, `running`, `success`, `skipped` (nothing to send) or `failed`.
+    #[schema(value_type = String)]
+    pub status: RunStatus,
+    /// The status as Recent Runs shows it: `Queued`, `Running`, `Success`, `Skipped`, `Fail`.
+    pub status_label: &'static str,
+    /// Rows in the exported file (contacts synced, for syncs).
+    pub rows: i64,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub started_at: Option<Timestamp>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub finished_at: Option<Timestamp>,
+    /// Why the run failed.
+    pub error: Option<String>,
+    /// The uploaded file's name (`detail.file`), when the run uploaded one.
+    pub file: Option<String>,
+    /// Connector-specific facts about the run.
+    #[schema(value_type = Object)]
+    pub detail: Value,
+    /// How many times a worker took the run up (a run whose worker stopped is retried).
+    pub attempt: i64,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+}
+
+impl RunView {
+    pub fn new(r: Run, integration_name: String) -> RunView {
+        RunView {
+            id: r.id,
+            integration_id: r.integration_id,
+            integration_name,
+            type_label: type_label(&r.kind).to_string(),
+            kind: r.kind,
+            trigger: r.trigger,
+            scheduled_for: r.scheduled_for,
+            status: r.status,
+            status_label: r.status.label(),
+            rows: r.rows,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            error: r.error,
+            file: file_name(&r.detail),
+            detail: r.detail,
+            attempt: r.attempt,
+            created_at: r.created_at,
+        }
+    }
+}
+
+#[derive(Deserialize, utoipa::IntoParams, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    /// Only runs of this integration.
+    #[param(value_type = Option<i64>)]
+    pub integration_id: Option<String>,
+    /// `queued`, `running`, `success`, `skipped` or `failed`.
+    pub status: Option<String>,
+    /// RFC 3339 time; only runs that started at or after it.
+    pub started_from: Option<String>,
+    /// RFC 3339 time; only runs that started at or before it.
+    pub started_to: Option<String>,
+    /// The cursor from the previous page's `next_cursor`.
+    #[param(value_type = Option<i64>)]
+    pub cursor: Option<String>,
+    /// Page size, 1-500 (default 50).
+    #[param(value_type = Option<u32>)]
+    pub limit: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RunList {
+    /// Newest first.
+    pub runs: Vec<RunView>,
+    /// Pass as `cursor` for the next (older) page; absent on the last page.
+    pub next_cursor: Option<i64>,
+}
+
+fn bad(field: &str, message: impl Into<String>) -> ApiError {
+    ApiError::bad_request("bad_request", message).field(field)
+}
+
+fn present(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+pub(crate) fn parse_status(field: &str, s: &str) -> ApiResult<RunStatus> {
+    s.parse::<RunStatus>().map_err(|_| {
+        bad(
+            field,
+            format!(
+                "{field} must be one of {}",
+                RunStatus::ALL
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+    })
+}
+
+pub(crate) fn parse_positive_id(field: &str, s: &str) -> ApiResult<i64> {
+    s.parse::<i64>()
+        .ok()
+        .filter(|i| *i > 0)
+        .ok_or_else(|| bad(field, format!("{field} must be a positive integer")))
+}
+
+fn parse_time(field: &str, s: &str) -> ApiResult<Timestamp> {
+    s.parse::<Timestamp>().map_err(|_| {
+        bad(
+            field,
+            format!("{field} must be an RFC 3339 time such as 2026-09-01T00:00:00Z"),
+        )
+    })
+}
+
+/// Checks that the time range is not reversed.
+pub(crate) fn check_range(q: &RunQuery) -> ApiResult<()> {
+    match (q.started_from, q.started_to) {
+        (Some(from), Some(to)) if from > to => Err(bad(
+            "started_to",
+            "started_to must not be before started_from",
+        )),
+        _ => Ok(()),
+    }
+}
+
+impl ListParams {
+    fn query(&self) -> ApiResult<RunQuery> {
+        let limit = match present(&self.limit) {
+            None => 50,
+            Some(s) => s
+                .parse::<u32>()
+                .ok()
+                .filter(|l| (1..=500).contains(l))
+                .ok_or_else(|| bad("limit", "limit must be between 1 and 500"))?,
+        };
+        let q = RunQuery {
+            integration_id: present(&self.integration_id)
+                .map(|s| parse_positive_id("integration_id", s))
+                .transpose()?,
+            status: present(&self.status)
+                .map(|s| parse_status("status", s))
+                .transpose()?,
+            started_from: present(&self.started_from)
+                .map(|s| parse_time("started_from", s))
+                .transpose()?,
+            started_to: present(&self.started_to)
+                .map(|s| parse_time("started_to", s))
+                .transpose()?,
+            before: present(&self.cursor)
+                .map(|s| parse_positive_id("cursor", s))
+                .transpose()?,
+            limit,
+        };
+        check_range(&q)?;
+        Ok(q)
+    }
+}
+
+/// One page of runs (newest first) and the cursor of the next page, if there is one.
+pub(crate) async fn page(
+    store: &Store,
+    institution_id: i64,
+    q: &RunQuery,
+) -> ferry_store::Result<(Vec<Run>, Option<i64>)> {
+    let runs = store.list_runs(institution_id, q).await?;
+    let next = match runs.last() {
+        Some(last) if runs.len() >= q.limit as usize => {
+            // A full page: there is a next one only if an older run passes the filters.
+            let probe = RunQuery {
+                before: Some(last.id),
+                limit: 1,
+                ..q.clone()
+            };
+            let more = !store.list_runs(institution_id, &probe).await?.is_empty();
+            more.then_some(last.id)
+        }
+        _ => None,
+    };
+    Ok((runs, next))
+}
+
+/// The institution's integrations by id.
+pub(crate) async fn integrations_by_id(
+    store: &Store,
+    institution_id: i64,
+) -> ferry_store::Result<HashMap<i64, Integration>> {
+    Ok(store
+        .list_integrations(institution_id)
+        .await?
+        .into_iter()
+        .map(|i| (i.id, i))
+        .collect())
+}
+
+/// List runs, newest first, with cursor paging.
+#[utoipa::path(get, path = "/api/v1/runs", params(ListParams), responses(
+    (status = 200, body = RunList), (status = 400, description = "a parameter is not valid; `field` names it", body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Auth,
+    QueryArgs(p): QueryArgs<ListParams>,
+) -> ApiResult<Json<RunList>> {
+    let inst = auth.institution_id();
+    let q = p.query()?;
+    let ((runs, next_cursor), integrations) = tokio::try_join!(
+        page(&state.store, inst, &q),
+        integrations_by_id(&state.store, inst)
+    )?;
+    Ok(Json(RunList {
+        runs: runs
+            .into_iter()
+            .map(|r| {
+                let name = integrations
+                    .get(&r.integration_id)
+                    .map(|i| i.name.clone())
+                    .unwrap_or_default();
+                RunView::new(r, name)
+            })
+            .collect(),
+        next_cursor,
+    }))
+}
+
+/// One run, with the uploaded file's name.
+#[utoipa::path(get, path = "/api/v1/runs/{id}", params(("id" = i64, Path, description = "run id")), responses(
+    (status = 200, body = RunView), (status = 404, body = ErrorBody)))]
+pub async fn get(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<RunView>> {
+    let inst = auth.institution_id();
+    let id = crate::api::contacts::parse_id(&id)?;
+    let run = state.store.run(inst, id).await?;
+    let integration = state.store.integration(inst, run.integration_id).await?;
+    Ok(Json(RunView::new(run, integration.name)))
+}
