@@ -2,16 +2,10 @@
 //! contact. Without Chromium the test says it was skipped, except under `CI=true`, where it fails.
 
 use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, spawn_app};
-use crate::webdriver;
 
 #[tokio::test]
 async fn sign_in_search_and_open_a_contact() {
-    let Some(browser) = webdriver::Browser::start().await.unwrap() else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI must run the browser test: install chromium and chromium-driver"
-        );
-        eprintln!("SKIPPED: chromium or chromedriver not found");
+    let Some(browser) = crate::helpers::browser_or_skip().await else {
         return;
     };
     let app = spawn_app().await;

@@ -166,3 +166,17 @@ impl TestApp {
         (cookie, csrf)
     }
 }
+
+/// A headless Chromium, or `None` (the caller returns) when Chromium or chromedriver is missing
+/// and this is not CI. Under `CI=true` a missing browser fails the test.
+pub async fn browser_or_skip() -> Option<crate::webdriver::Browser> {
+    let browser = crate::webdriver::Browser::start().await.unwrap();
+    if browser.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI must run the browser tests: install chromium and chromium-driver"
+        );
+        eprintln!("SKIPPED: chromium or chromedriver not found");
+    }
+    browser
+}

@@ -9,7 +9,6 @@ use ferry_store::{Integration, NewIntegration, NewRun, Run, RunOutcome};
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, spawn_app};
-use crate::webdriver;
 
 const WORKER: &str = "test-worker";
 const REASON: &str = "SFTP authentication failed: the server refused the password for \"ferry\"";
@@ -844,12 +843,7 @@ async fn an_expired_session_sends_htmx_to_sign_in() {
 /// when the running run finishes. Saves a screenshot under `$FERRY_SCREENSHOT_DIR` when set.
 #[tokio::test]
 async fn in_a_browser_the_reason_opens_by_keyboard_and_the_table_updates() {
-    let Some(browser) = webdriver::Browser::start().await.unwrap() else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI must run the browser test: install chromium and chromium-driver"
-        );
-        eprintln!("SKIPPED: chromium or chromedriver not found");
+    let Some(browser) = crate::helpers::browser_or_skip().await else {
         return;
     };
     let app = spawn_app().await;
