@@ -717,6 +717,7 @@ async fn update_contact(
 }
 
 /// Inserts new contacts with one multi-row statement; returns (slot key, new id) pairs.
+/// (PostgreSQL: SQLite contact writes go through `sqlite_bulk`.)
 async fn insert_contacts(
     tx: &mut Transaction<'static, Any>,
     backend: Backend,
@@ -759,25 +760,6 @@ async fn insert_contacts(
             p.bind(&mut sql, n)?;
         }
         sql.push(')');
-    }
-    if backend == Backend::Sqlite {
-        // One statement inside a write transaction: SQLite gives the rows consecutive rowids
-        // in VALUES order (AUTOINCREMENT, and no other writer can interleave), so the ids follow
-        // from the last one without sending every row back.
-        // (sqlx's Any driver drops the rowid from the result, so ask the connection for it.)
-        sqlx::query_with(AssertSqlSafe(sql), p.args)
-            .execute(&mut **tx)
-            .await?;
-        let last: i64 = sqlx::query("SELECT last_insert_rowid()")
-            .fetch_one(&mut **tx)
-            .await?
-            .try_get(0)?;
-        let first = last - creates.len() as i64 + 1;
-        return Ok(creates
-            .iter()
-            .enumerate()
-            .map(|(i, (key, _, _))| (*key, first + i as i64))
-            .collect());
     }
     sql.push_str(" RETURNING id, phone");
     let rows = sqlx::query_with(AssertSqlSafe(sql), p.args)

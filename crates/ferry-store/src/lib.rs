@@ -145,6 +145,18 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl(redact_url(url)));
         };
+        // Contact writes on SQLite go through a connection of their own to the database file
+        // (see `sqlite_bulk`), so an in-memory database, which each connection would see empty,
+        // cannot work.
+        let bulk_path = match backend {
+            Backend::Sqlite => Some(sqlite_bulk::sqlite_path(url).ok_or_else(|| {
+                StoreError::UnsupportedUrl(format!(
+                    "{} (in-memory SQLite is not supported; name a file)",
+                    redact_url(url)
+                ))
+            })?),
+            Backend::Postgres => None,
+        };
         let opts = match backend {
             Backend::Sqlite => {
                 let sep = if url.contains('?') { '&' } else { '?' };
@@ -188,11 +200,9 @@ impl Store {
                 (pool.clone(), pool)
             }
         };
-        let bulk = match (backend, sqlite_bulk::sqlite_path(url)) {
-            (Backend::Sqlite, Some(path)) => {
-                Some(std::sync::Arc::new(sqlite_bulk::SqliteBulk::open(&path)?))
-            }
-            _ => None,
+        let bulk = match &bulk_path {
+            Some(path) => Some(std::sync::Arc::new(sqlite_bulk::SqliteBulk::open(path)?)),
+            None => None,
         };
         Ok(Store {
             backend,

@@ -1143,3 +1143,18 @@ async fn a_data_dir_with_url_characters_in_its_name_works() {
     );
     assert_eq!(s.count_contacts(inst.id).await.unwrap(), 1);
 }
+
+#[tokio::test]
+async fn in_memory_sqlite_is_refused_with_a_reason() {
+    let err = Store::connect("sqlite::memory:", SecretBox::new(MasterKey::generate()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::UnsupportedUrl(ref m) if m.contains("in-memory")),
+        "{err}"
+    );
+    let err = Store::connect("mysql://x", SecretBox::new(MasterKey::generate()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::UnsupportedUrl(_)));
+}
