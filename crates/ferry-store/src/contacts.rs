@@ -457,7 +457,8 @@ impl Store {
     ) -> Result<ContactPage> {
         let limit = q.limit.clamp(1, 500);
         let mut f = Filter::new(
-            format!("SELECT {CONTACT_COLS} FROM contacts WHERE institution_id = $1"),
+            self.backend,
+            &format!("SELECT {CONTACT_COLS} FROM contacts WHERE institution_id ="),
             institution_id,
         )?;
         if let Some(text) = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty()) {

@@ -2,8 +2,10 @@
 //!
 //! The queries are shared: both backends take `$N` placeholders, `RETURNING`, `ON CONFLICT`
 //! and partial unique indexes, so one set of SQL gives one behaviour. Where the dialects differ
-//! (the DDL, how a write transaction starts, `FOR UPDATE SKIP LOCKED`) the code branches on
-//! [`Backend`] in one visible place. The conformance tests in `tests/` run against both.
+//! (the DDL, how a write transaction starts, `FOR UPDATE SKIP LOCKED`, and generated statements,
+//! which take anonymous `?` on SQLite through `util::Params`) the code branches on [`Backend`]
+//! in one visible place. Contact batch writes on SQLite go through `sqlite_bulk`. The
+//! conformance tests in `tests/` run against both.
 
 mod auth;
 mod contacts;

@@ -166,7 +166,8 @@ impl Store {
         q: &MessageQuery,
     ) -> Result<Vec<Message>> {
         let mut f = Filter::new(
-            format!("SELECT {MESSAGE_COLS} FROM messages WHERE institution_id = $1"),
+            self.backend,
+            &format!("SELECT {MESSAGE_COLS} FROM messages WHERE institution_id ="),
             institution_id,
         )?;
         f.and_in("channel", q.channels.iter().map(|c| c.as_str()))?;

@@ -224,7 +224,8 @@ impl Store {
     /// Runs of an institution, newest first.
     pub async fn list_runs(&self, institution_id: i64, q: &RunQuery) -> Result<Vec<Run>> {
         let mut f = Filter::new(
-            format!("SELECT {COLS} FROM runs WHERE institution_id = $1"),
+            self.backend,
+            &format!("SELECT {COLS} FROM runs WHERE institution_id ="),
             institution_id,
         )?;
         if let Some(i) = q.integration_id {

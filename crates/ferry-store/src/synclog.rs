@@ -88,7 +88,11 @@ impl Store {
         institution_id: i64,
         q: &SyncLogQuery,
     ) -> Result<Vec<SyncLogEntry>> {
-        let mut f = Filter::new("SELECT id, created_at, integration_id, run_id, direction, contact_id, code, message FROM sync_log WHERE institution_id = $1".to_string(), institution_id)?;
+        let mut f = Filter::new(
+            self.backend,
+            "SELECT id, created_at, integration_id, run_id, direction, contact_id, code, message FROM sync_log WHERE institution_id =",
+            institution_id,
+        )?;
         if let Some(t) = q.from {
             f.and(" AND created_at >= $?", micros(t))?;
         }

@@ -86,19 +86,6 @@ impl Params {
     }
 }
 
-/// `$first, $first+1, …` for `n` values: an `IN (…)` list or a `VALUES` tuple.
-pub(crate) fn placeholders(first: usize, n: usize) -> String {
-    let mut s = String::with_capacity(n * 5);
-    for i in 0..n {
-        if i > 0 {
-            s.push_str(", ");
-        }
-        s.push('$');
-        s.push_str(&(first + i).to_string());
-    }
-    s
-}
-
 /// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
 pub(crate) fn like_pattern(q: &str) -> String {
     let mut s = String::with_capacity(q.len() + 2);
@@ -113,46 +100,38 @@ pub(crate) fn like_pattern(q: &str) -> String {
     s
 }
 
-/// Builds `SELECT … WHERE …` statements with numbered placeholders and their arguments.
+/// Builds `SELECT … WHERE …` statements from optional conditions, on [`Params`].
 pub(crate) struct Filter {
     sql: String,
-    args: sqlx::any::AnyArguments,
-    n: usize,
+    p: Params,
 }
 
 impl Filter {
-    /// `base` ends in a `WHERE` clause using `$1`, bound to `first`.
+    /// `base` ends in `… WHERE col =`; its value is `first`.
     pub(crate) fn new<'t, T: sqlx::Encode<'t, sqlx::Any> + sqlx::Type<sqlx::Any>>(
-        base: String,
+        backend: crate::Backend,
+        base: &str,
         first: T,
     ) -> Result<Filter, sqlx::Error> {
         let mut f = Filter {
-            sql: base,
-            args: Default::default(),
-            n: 0,
+            sql: format!("{base} "),
+            p: Params::new(backend),
         };
-        f.bind(first)?;
+        f.p.bind(&mut f.sql, first)?;
         Ok(f)
     }
 
-    fn bind<'t, T: sqlx::Encode<'t, sqlx::Any> + sqlx::Type<sqlx::Any>>(
-        &mut self,
-        v: T,
-    ) -> Result<(), sqlx::Error> {
-        use sqlx::Arguments;
-        self.n += 1;
-        self.args.add(v).map_err(sqlx::Error::Encode)
-    }
-
-    /// Appends `clause`, whose `$?` stands for the next placeholder, bound to `v`.
+    /// Appends `clause`, whose one `$?` stands for the placeholder of `v`.
     pub(crate) fn and<'t, T: sqlx::Encode<'t, sqlx::Any> + sqlx::Type<sqlx::Any>>(
         &mut self,
         clause: &str,
         v: T,
     ) -> Result<(), sqlx::Error> {
-        self.sql
-            .push_str(&clause.replace("$?", &format!("${}", self.n + 1)));
-        self.bind(v)
+        let (before, after) = clause.split_once("$?").expect("a filter clause has one $?");
+        self.sql.push_str(before);
+        self.p.bind(&mut self.sql, v)?;
+        self.sql.push_str(after);
+        Ok(())
     }
 
     /// Appends `AND col IN (…)` for a non-empty list.
@@ -164,13 +143,9 @@ impl Filter {
         if values.len() == 0 {
             return Ok(());
         }
-        self.sql.push_str(&format!(
-            " AND {col} IN ({})",
-            placeholders(self.n + 1, values.len())
-        ));
-        for v in values {
-            self.bind(v)?;
-        }
+        self.sql.push_str(&format!(" AND {col} IN ("));
+        self.p.bind_list(&mut self.sql, values)?;
+        self.sql.push(')');
         Ok(())
     }
 
@@ -183,7 +158,7 @@ impl Filter {
         self,
         ex: E,
     ) -> Result<Vec<AnyRow>, sqlx::Error> {
-        sqlx::query_with(sqlx::AssertSqlSafe(self.sql), self.args)
+        sqlx::query_with(sqlx::AssertSqlSafe(self.sql), self.p.args)
             .fetch_all(ex)
             .await
     }
