@@ -68,6 +68,15 @@ async fn sign_in_search_and_open_a_contact() {
         .click()
         .await
         .unwrap();
+    // Dmitri is on the unfiltered page too: wait for the search's page, not just his name.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !browser.current_url().await.unwrap().contains("q=dmitri") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the search did not load its page"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     browser
         .wait_for_text("#contacts", "Dmitri Student")
         .await
