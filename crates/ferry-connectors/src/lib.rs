@@ -32,6 +32,7 @@
 mod connector;
 mod context;
 mod registry;
+pub mod sftp_export;
 
 pub use connector::{
     ConfigError, ConnectionReport, Connector, ReportStatus, RunError, RunReport, parse_config,

@@ -63,10 +63,16 @@ impl Registry {
         Registry::default()
     }
 
-    /// Every connector that ships with Ferry. None yet: the SFTP exports and HubSpot are added
-    /// here as they are built (see the crate docs for how to add one).
-    pub fn builtin() -> Self {
-        Registry::empty()
+    /// Every connector that ships with Ferry. `public_url` is where people reach Ferry's UI
+    /// (`FERRY_PUBLIC_URL`); exports link to messages under it.
+    pub fn builtin(public_url: &str) -> Self {
+        let mut registry = Registry::empty();
+        for kind in crate::sftp_export::ExportKind::ALL {
+            registry
+                .register(Arc::new(crate::sftp_export::SftpExport::new(kind, public_url)))
+                .expect("built-in kinds are valid and distinct");
+        }
+        registry
     }
 
     /// Adds a connector under its kind.

@@ -52,6 +52,11 @@ impl<W: Write> CsvWriter<W> {
         self.rows
     }
 
+    /// The output written so far (to hand a buffer's contents on and clear it).
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
     pub fn into_inner(self) -> W {
         self.out
     }

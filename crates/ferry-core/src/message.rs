@@ -17,3 +17,36 @@ crate::string_enum! {
 
 /// The longest message body Ferry stores, in bytes.
 pub const MAX_BODY_BYTES: usize = 20_000;
+
+impl Channel {
+    /// The name people see.
+    pub fn label(self) -> &'static str {
+        match self {
+            Channel::Sms => "SMS",
+            Channel::WebChat => "Web chat",
+            Channel::Email => "Email",
+            Channel::Whatsapp => "WhatsApp",
+        }
+    }
+}
+
+impl MessageType {
+    /// The name people see.
+    pub fn label(self) -> &'static str {
+        match self {
+            MessageType::AiAgent => "AI agent",
+            MessageType::LiveChat => "Live chat",
+            MessageType::Campaign => "Campaign",
+        }
+    }
+}
+
+impl Direction {
+    /// The name people see.
+    pub fn label(self) -> &'static str {
+        match self {
+            Direction::Incoming => "Incoming",
+            Direction::Outgoing => "Outgoing",
+        }
+    }
+}

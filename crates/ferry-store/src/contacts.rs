@@ -525,6 +525,23 @@ impl Store {
         Ok(rows.iter().map(contact_from).collect::<Result<_, _>>()?)
     }
 
+    /// A page of every contact but test users, by platform ID (stable while contacts change),
+    /// for full exports: contacts with an ID above `after_id`, at most `limit`.
+    pub async fn contacts_for_export(
+        &self,
+        institution_id: i64,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<Contact>> {
+        let rows = sqlx::query(AssertSqlSafe(format!("SELECT {CONTACT_COLS} FROM contacts WHERE institution_id = $1 AND id > $2 AND test_user = FALSE ORDER BY id LIMIT $3")))
+            .bind(institution_id)
+            .bind(after_id)
+            .bind(i64::from(limit))
+            .fetch_all(&self.read)
+            .await?;
+        Ok(rows.iter().map(contact_from).collect::<Result<_, _>>()?)
+    }
+
     /// The highest change sequence of an institution (0 before the first change).
     pub async fn current_change_seq(&self, institution_id: i64) -> Result<i64> {
         let row = sqlx::query("SELECT change_seq FROM institutions WHERE id = $1")

@@ -10,6 +10,7 @@
 mod auth;
 mod contacts;
 pub mod crypto;
+mod export;
 mod fields;
 mod import;
 mod integrations;
@@ -32,6 +33,7 @@ pub use contacts::{
     Applied, AppliedAction, ContactPage, ContactQuery, RowError, WriteKind, WriteOutcome,
 };
 pub use crypto::{MasterKey, SecretBox};
+pub use export::{EXPORT_BATCH, ExportMessage, ExportStream, MessageWindow};
 pub use import::{CsvImport, ImportError, ImportReport, ImportRowError};
 pub use integrations::{Integration, IntegrationUpdate, NewIntegration};
 pub use messages::{Message, MessageQuery, NewMessage};

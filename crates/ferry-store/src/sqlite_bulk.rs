@@ -25,6 +25,7 @@ use crate::{Result, StoreError};
 /// The write connection for contact batches.
 pub(crate) struct SqliteBulk {
     conn: Mutex<Connection>,
+    path: PathBuf,
 }
 
 /// The database file of a `sqlite:` URL, if it names one (not `:memory:`).
@@ -112,7 +113,20 @@ impl SqliteBulk {
         conn.set_prepared_statement_cache_capacity(32);
         Ok(SqliteBulk {
             conn: Mutex::new(conn),
+            path: path.to_path_buf(),
         })
+    }
+
+    /// A read-only connection of its own to the same file, for long streaming reads (exports)
+    /// that should not hold one of the pool's connections. Blocking.
+    pub(crate) fn open_reader(&self) -> Result<Connection> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.execute_batch("PRAGMA cache_size = -65536; PRAGMA mmap_size = 1073741824;")?;
+        Ok(conn)
     }
 
     /// Matches and writes one chunk in one `BEGIN IMMEDIATE` transaction. Blocking.

@@ -12,6 +12,7 @@ pub mod ui;
 use std::future::Future;
 use std::sync::Arc;
 
+use ferry_connectors::Registry;
 use ferry_store::Store;
 
 /// Settings of the web server.
@@ -24,6 +25,9 @@ pub struct WebConfig {
     pub max_body_bytes: usize,
     /// The largest CSV import body, in bytes.
     pub max_import_bytes: usize,
+    /// The addresses Ferry's SFTP uploads come from (`FERRY_EGRESS_IPS`), shown on the SFTP
+    /// screens for customers' allow lists.
+    pub egress_ips: Vec<String>,
 }
 
 impl Default for WebConfig {
@@ -32,6 +36,7 @@ impl Default for WebConfig {
             public_url: None,
             max_body_bytes: 1024 * 1024,
             max_import_bytes: 64 * 1024 * 1024,
+            egress_ips: Vec::new(),
         }
     }
 }
@@ -49,15 +54,18 @@ impl WebConfig {
 pub struct AppState {
     pub store: Store,
     pub config: Arc<WebConfig>,
+    /// The connectors: integration kinds, config validation, Test Connection.
+    pub registry: Registry,
     pub(crate) login_guard: Arc<auth::LoginGuard>,
     pub(crate) metrics: observe::MetricsHandle,
 }
 
 impl AppState {
-    pub fn new(store: Store, config: WebConfig) -> AppState {
+    pub fn new(store: Store, config: WebConfig, registry: Registry) -> AppState {
         AppState {
             store,
             config: Arc::new(config),
+            registry,
             login_guard: Arc::default(),
             metrics: observe::metrics_handle(),
         }

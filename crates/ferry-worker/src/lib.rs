@@ -11,7 +11,7 @@
 //! use ferry_connectors::Registry;
 //! use ferry_worker::{Worker, WorkerConfig};
 //!
-//! let worker = Worker::new(store, Registry::builtin(), WorkerConfig::default());
+//! let worker = Worker::new(store, Registry::builtin("http://127.0.0.1:8080"), WorkerConfig::default());
 //! worker.run(async { tokio::signal::ctrl_c().await.ok(); }).await;
 //! # }
 //! ```

@@ -23,7 +23,8 @@ Environment:
   FERRY_MASTER_KEY    The 32-byte master key that encrypts secrets at rest, as base64 or 64 hex
                       digits. Environment only (never a flag, so it does not show in `ps`).
                       Without it Ferry uses DATA_DIR/master.key, created (mode 0600) on first use.
-  FERRY_DATA_DIR, FERRY_DATABASE_URL, FERRY_LISTEN, FERRY_PUBLIC_URL, FERRY_LOG_FORMAT, FERRY_LOG
+  FERRY_DATA_DIR, FERRY_DATABASE_URL, FERRY_LISTEN, FERRY_PUBLIC_URL, FERRY_EGRESS_IPS,
+  FERRY_LOG_FORMAT, FERRY_LOG
                       Fallbacks for the flags of the same name.
 
 Examples:
@@ -95,6 +96,17 @@ pub struct GlobalArgs {
     /// https:// address makes the session cookie Secure.
     #[arg(long, env = "FERRY_PUBLIC_URL", value_name = "URL", global = true)]
     pub public_url: Option<String>,
+
+    /// The IP addresses Ferry's SFTP uploads come from, comma-separated, shown to admins to add
+    /// to their server's allow list (e.g. 34.197.84.241,3.233.244.171).
+    #[arg(
+        long,
+        env = "FERRY_EGRESS_IPS",
+        value_name = "IPS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub egress_ips: Vec<String>,
 
     /// Log format on stderr.
     #[arg(

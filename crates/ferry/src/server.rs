@@ -102,13 +102,15 @@ pub async fn run(settings: &Settings, store: Store, ready: impl FnOnce(&str)) ->
 
     let config = WebConfig {
         public_url: settings.public_url.clone(),
+        egress_ips: settings.egress_ips.clone(),
         ..WebConfig::default()
     };
-    let state = AppState::new(store.clone(), config);
+    let registry = settings.registry();
+    let state = AppState::new(store.clone(), config, registry.clone());
     // The web state installed the metrics recorder; the worker's metrics describe themselves to it.
     ferry_worker::describe_metrics();
     let mut web = tokio::spawn(ferry_web::serve(listener, state, shutdown.wait()));
-    let mut worker = crate::commands::worker::spawn(store.clone(), shutdown.wait());
+    let mut worker = crate::commands::worker::spawn(store.clone(), registry, shutdown.wait());
     tracing::info!(
         address = %addr,
         public_url = ?settings.public_url,

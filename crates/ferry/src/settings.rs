@@ -43,6 +43,8 @@ pub struct Settings {
     pub db_kind: DbKind,
     pub listen: String,
     pub public_url: Option<String>,
+    /// Where Ferry's SFTP uploads come from, for customers' allow lists.
+    pub egress_ips: Vec<String>,
 }
 
 impl Settings {
@@ -77,7 +79,30 @@ impl Settings {
             db_kind,
             listen: args.listen.clone(),
             public_url,
+            egress_ips: args
+                .egress_ips
+                .iter()
+                .map(|ip| ip.trim().to_string())
+                .filter(|ip| !ip.is_empty())
+                .collect(),
         })
+    }
+
+    /// The start of links to Ferry's pages (exports link to messages): the public URL, else the
+    /// listen address.
+    pub fn link_base(&self) -> String {
+        match &self.public_url {
+            Some(u) => u.clone(),
+            None => {
+                let listen = self.listen.replace("0.0.0.0", "127.0.0.1");
+                format!("http://{listen}")
+            }
+        }
+    }
+
+    /// The connectors, with links under [`Settings::link_base`].
+    pub fn registry(&self) -> ferry_connectors::Registry {
+        ferry_connectors::Registry::builtin(&self.link_base())
     }
 
     /// The database URL with any password hidden, for messages and logs.

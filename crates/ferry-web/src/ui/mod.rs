@@ -492,8 +492,8 @@ pub async fn contact_page(
             id: m.id,
             direction: m.direction.as_str(),
             body: m.body.clone(),
-            channel: channel_label(m.channel),
-            kind: type_label(m.message_type),
+            channel: m.channel.label(),
+            kind: m.message_type.label(),
             sent: fmt_time(m.sent_at, &inst.time_zone),
             highlight: p.message == Some(m.id),
         })
@@ -508,25 +508,6 @@ pub async fn contact_page(
         truncated,
     }
     .into_response()
-}
-
-fn channel_label(c: ferry_core::message::Channel) -> &'static str {
-    use ferry_core::message::Channel::*;
-    match c {
-        Sms => "SMS",
-        WebChat => "Web chat",
-        Email => "Email",
-        Whatsapp => "WhatsApp",
-    }
-}
-
-fn type_label(t: ferry_core::message::MessageType) -> &'static str {
-    use ferry_core::message::MessageType::*;
-    match t {
-        AiAgent => "AI agent",
-        LiveChat => "Live chat",
-        Campaign => "Campaign",
-    }
 }
 
 // ---- Custom fields ----------------------------------------------------------------------

@@ -15,7 +15,11 @@ fn concrete(path: &str, id: i64) -> String {
 async fn every_route_enforces_its_access_rule() {
     let app = spawn_app().await;
     let id = app.contact("Marker", "6175550150").await;
-    let state = ferry_web::AppState::new(app.store.store.clone(), Default::default());
+    let state = ferry_web::AppState::new(
+        app.store.store.clone(),
+        Default::default(),
+        ferry_connectors::Registry::builtin(&app.base),
+    );
     let table = ferry_web::routes::table(&state);
     assert!(table.len() >= 20, "the table lists every route");
     let (cookie, _csrf) = app.login().await;

@@ -13,9 +13,9 @@ use crate::settings::Settings;
 pub async fn run(settings: &Settings, once: bool) -> Result<()> {
     let store = settings.connect_and_migrate().await?;
     let result = if once {
-        run_once(&store).await
+        run_once(&store, settings.registry()).await
     } else {
-        spawn(store.clone(), crate::server::signal())
+        spawn(store.clone(), settings.registry(), crate::server::signal())
             .await
             .context("the worker panicked")?
     };
@@ -23,14 +23,14 @@ pub async fn run(settings: &Settings, once: bool) -> Result<()> {
     result
 }
 
-fn worker(store: Store) -> Worker {
-    Worker::new(store, Registry::builtin(), WorkerConfig::default())
+fn worker(store: Store, registry: Registry) -> Worker {
+    Worker::new(store, registry, WorkerConfig::default())
 }
 
 /// Queues the scheduled runs that are due, re-queues abandoned ones, then executes at most one
 /// queued run, so that `ferry worker --once` from cron makes progress on its own.
-async fn run_once(store: &Store) -> Result<()> {
-    let w = worker(store.clone());
+async fn run_once(store: &Store, registry: Registry) -> Result<()> {
+    let w = worker(store.clone(), registry);
     let now = jiff::Timestamp::now();
     w.schedule_due(now)
         .await
@@ -49,9 +49,10 @@ async fn run_once(store: &Store) -> Result<()> {
 /// resolves.
 pub fn spawn(
     store: Store,
+    registry: Registry,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> JoinHandle<Result<()>> {
-    let w = worker(store);
+    let w = worker(store, registry);
     tokio::spawn(async move {
         w.run(shutdown).await;
         Ok(())

@@ -1,0 +1,162 @@
+//! The outbound SFTP exports (seed 000): Contacts, Conversations and EAB Notes files uploaded to
+//! the customer's server on a schedule. Conversations and EAB Notes are incremental on the
+//! message sequence; the watermark advances only after the server confirmed the renamed file.
+
+mod client;
+pub mod config;
+pub mod run;
+
+use async_trait::async_trait;
+use ferry_core::schedule::Schedule;
+use ferry_sftp::ClientOptions;
+use serde_json::{Value, json};
+
+pub use client::{SECRET_NAMES, pin_host_key};
+pub use config::ExportConfig;
+pub use run::{CONVERSATION_COLUMNS, MISSING_CRM_ID, file_name, message_url};
+
+use crate::connector::{ConfigError, ConnectionReport, Connector, RunError, RunReport};
+use crate::context::{ConnectorContext, RunContext};
+
+/// The three kinds of SFTP export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportKind {
+    /// Every contact with the chosen fields.
+    Contacts,
+    /// New messages with their contacts.
+    Conversations,
+    /// New messages as EAB notes.
+    EabNotes,
+}
+
+impl ExportKind {
+    /// All of them.
+    pub const ALL: [ExportKind; 3] = [ExportKind::Contacts, ExportKind::Conversations, ExportKind::EabNotes];
+
+    /// The integration kind stored with each instance.
+    pub fn kind(self) -> &'static str {
+        match self {
+            ExportKind::Contacts => "contacts_export",
+            ExportKind::Conversations => "conversations_export",
+            ExportKind::EabNotes => "eab_notes_export",
+        }
+    }
+
+    /// The Recent Runs "Type".
+    pub fn label(self) -> &'static str {
+        match self {
+            ExportKind::Contacts => "Contacts",
+            ExportKind::Conversations => "Conversations",
+            ExportKind::EabNotes => "EAB Notes",
+        }
+    }
+
+    /// The file prefix when none is set.
+    pub fn default_prefix(self) -> &'static str {
+        match self {
+            ExportKind::Contacts => "contacts_",
+            ExportKind::Conversations => "conversations_",
+            ExportKind::EabNotes => "eab_notes_",
+        }
+    }
+
+    /// The kind of an integration kind string.
+    pub fn from_kind(kind: &str) -> Option<ExportKind> {
+        ExportKind::ALL.into_iter().find(|k| k.kind() == kind)
+    }
+}
+
+/// One SFTP export connector (one per [`ExportKind`]).
+#[derive(Debug, Clone)]
+pub struct SftpExport {
+    kind: ExportKind,
+    public_url: String,
+    client: ClientOptions,
+}
+
+impl SftpExport {
+    /// The connector for `kind`; message links start with `public_url` (`FERRY_PUBLIC_URL`).
+    pub fn new(kind: ExportKind, public_url: impl Into<String>) -> Self {
+        SftpExport {
+            kind,
+            public_url: public_url.into(),
+            client: ClientOptions::default(),
+        }
+    }
+
+    /// The same connector with other SFTP client settings (tests shorten the timeouts).
+    pub fn with_client_options(mut self, client: ClientOptions) -> Self {
+        self.client = client;
+        self
+    }
+
+    fn config(&self, config: &Value) -> Result<ExportConfig, RunError> {
+        ExportConfig::parse(self.kind, config)
+            .map_err(|e| RunError::fatal(format!("the integration's settings are invalid: {e}")))
+    }
+}
+
+#[async_trait]
+impl Connector for SftpExport {
+    fn kind(&self) -> &'static str {
+        self.kind.kind()
+    }
+
+    fn label(&self) -> &'static str {
+        self.kind.label()
+    }
+
+    fn validate_config(&self, config: &Value) -> Result<(), ConfigError> {
+        ExportConfig::parse(self.kind, config).map(|_| ())
+    }
+
+    fn schedule(&self, config: &Value) -> Option<Schedule> {
+        ExportConfig::parse(self.kind, config)
+            .ok()
+            .map(|c| c.schedule())
+    }
+
+    fn secret_names(&self) -> &'static [&'static str] {
+        SECRET_NAMES
+    }
+
+    async fn test_connection(&self, ctx: &ConnectorContext) -> Result<ConnectionReport, RunError> {
+        let config = self.config(&ctx.config)?;
+        let session = client::connect(&config, &ctx.secrets, &self.client)
+            .await
+            .map_err(|e| client::run_error(&e))?;
+        let fingerprint = session.host_key_fingerprint().to_string();
+        session
+            .test(config.directory())
+            .await
+            .map_err(|e| client::run_error(&e))?;
+        let _ = session.close().await;
+        let place = match config.directory() {
+            Some(d) => format!("the directory \"{d}\""),
+            None => "the login directory".to_string(),
+        };
+        Ok(ConnectionReport {
+            message: format!(
+                "Connected to {}:{} as {}; {place} is writable.",
+                config.sftp.host.trim(),
+                config.sftp.port,
+                config.sftp.username
+            ),
+            detail: json!({ "host_key": fingerprint }),
+        })
+    }
+
+    async fn run(&self, ctx: &RunContext) -> Result<RunReport, RunError> {
+        let config = self.config(ctx.config())?;
+        run::run(
+            self.kind,
+            &config,
+            ctx,
+            &run::RunSettings {
+                public_url: &self.public_url,
+                client: &self.client,
+            },
+        )
+        .await
+    }
+}

@@ -1,0 +1,572 @@
+//! One export run: read the rows, write the CSV, stream it to the SFTP server, and advance the
+//! watermark once the server confirmed the renamed file.
+//!
+//! The file is never held whole in memory: rows come from the store in batches, are rendered
+//! into chunks of [`CHUNK`] bytes, and flow to the upload through a small bounded channel.
+
+use std::collections::HashSet;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use ferry_core::contact::{Contact, DefaultField, FieldSchema, PLATFORM_ID_FIELD};
+use ferry_core::export::{CsvWriter, EabFile, NoteTemplate, NoteValues, us_date};
+use ferry_core::run::SyncDirection;
+use ferry_sftp::ClientOptions;
+use ferry_store::{ExportMessage, ExportStream, MessageWindow};
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use serde_json::{Value, json};
+use tokio::io::{AsyncRead, ReadBuf};
+use tokio::sync::mpsc;
+
+use super::ExportKind;
+use super::client::{connect, pin_host_key, run_error};
+use super::config::{ContactsConfig, EabConfig, ExportConfig};
+use crate::connector::{RunError, RunReport};
+use crate::context::RunContext;
+
+/// Bytes rendered before they are handed to the upload.
+pub const CHUNK: usize = 256 * 1024;
+
+/// Contacts read per page by a Contacts export.
+const CONTACT_PAGE: u32 = 2000;
+
+/// The Sync Log code for a note left out because its contact has no CRM ID.
+pub const MISSING_CRM_ID: &str = "missing_crm_id";
+
+/// The header of a Conversations export.
+pub const CONVERSATION_COLUMNS: [&str; 12] = [
+    "message_id",
+    "platform_id",
+    "crm_id",
+    "first_name",
+    "last_name",
+    "phone",
+    "channel",
+    "type",
+    "direction",
+    "body",
+    "sent_at",
+    "url",
+];
+
+/// The integration state an export keeps.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct ExportState {
+    /// The highest message sequence a confirmed file (or a run with nothing to send) covered.
+    #[serde(default)]
+    watermark: i64,
+}
+
+/// The file name: prefix, a sortable UTC timestamp to the millisecond, `.csv`.
+pub fn file_name(prefix: &str, at: Timestamp) -> String {
+    format!("{prefix}{}.csv", at.strftime("%Y%m%dT%H%M%S%3fZ"))
+}
+
+/// A link to a message in Ferry's conversation view.
+pub fn message_url(public_url: &str, contact_id: i64, message_id: i64) -> String {
+    format!(
+        "{}/contacts/{contact_id}?message={message_id}#m{message_id}",
+        public_url.trim_end_matches('/')
+    )
+}
+
+/// Where rows come from.
+enum Source {
+    Messages {
+        stream: ExportStream,
+        format: MessageFormat,
+        /// Contacts already logged as missing a CRM ID in this run.
+        missing_logged: HashSet<i64>,
+    },
+    Contacts {
+        columns: Vec<Column>,
+        filters: Vec<(Column, Vec<String>)>,
+        after_id: i64,
+        done: bool,
+    },
+}
+
+enum MessageFormat {
+    Conversations {
+        public_url: String,
+    },
+    Eab {
+        file: EabFile,
+        template: NoteTemplate,
+        tz: TimeZone,
+        public_url: String,
+    },
+}
+
+/// A column of a Contacts export.
+#[derive(Debug, Clone)]
+enum Column {
+    PlatformId,
+    Default(DefaultField),
+    Archived,
+    Custom(String),
+}
+
+impl Column {
+    fn resolve(name: &str, schema: &FieldSchema) -> Result<Column, RunError> {
+        if name == PLATFORM_ID_FIELD {
+            return Ok(Column::PlatformId);
+        }
+        if name == "archived" {
+            return Ok(Column::Archived);
+        }
+        if let Ok(d) = name.parse::<DefaultField>() {
+            return Ok(Column::Default(d));
+        }
+        if schema.custom(name).is_some() {
+            return Ok(Column::Custom(name.to_string()));
+        }
+        Err(RunError::fatal(format!(
+            "the contact field \"{name}\" no longer exists; edit the export's fields"
+        )))
+    }
+
+    fn value(&self, c: &Contact) -> String {
+        let d = &c.data;
+        let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+        match self {
+            Column::PlatformId => c.id.to_string(),
+            Column::Archived => d.archived.to_string(),
+            Column::Default(f) => match f {
+                DefaultField::FirstName => opt(&d.first_name),
+                DefaultField::LastName => opt(&d.last_name),
+                DefaultField::PreferredName => opt(&d.preferred_name),
+                DefaultField::Phone => d.phone.as_ref().map(|p| p.as_str().to_string()).unwrap_or_default(),
+                DefaultField::Email => d.email.as_ref().map(|e| e.as_str().to_string()).unwrap_or_default(),
+                DefaultField::EnrollmentId => opt(&d.enrollment_id),
+                DefaultField::CrmId => opt(&d.crm_id),
+                DefaultField::OptIn => d.opt_in.to_string(),
+                DefaultField::TestUser => d.test_user.to_string(),
+            },
+            Column::Custom(name) => match d.custom.get(name) {
+                None | Some(Value::Null) => String::new(),
+                Some(Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+            },
+        }
+    }
+}
+
+/// Renders rows into a buffer, batch by batch.
+struct Producer<'a> {
+    ctx: &'a RunContext,
+    source: Source,
+    out: CsvWriter<Vec<u8>>,
+    rows: u64,
+}
+
+impl Producer<'_> {
+    /// Renders the next batch; `false` when the source is exhausted.
+    async fn fill(&mut self) -> Result<bool, RunError> {
+        match &mut self.source {
+            Source::Messages {
+                stream,
+                format,
+                missing_logged,
+            } => {
+                let batch = match stream.next_batch().await {
+                    None => return Ok(false),
+                    Some(batch) => batch?,
+                };
+                for m in &batch {
+                    match format {
+                        MessageFormat::Conversations { public_url } => {
+                            write(&mut self.out, &conversation_row(m, public_url))?;
+                            self.rows += 1;
+                        }
+                        MessageFormat::Eab {
+                            file,
+                            template,
+                            tz,
+                            public_url,
+                        } => {
+                            let crm_id = m.crm_id.as_deref().map(str::trim).unwrap_or("");
+                            if crm_id.is_empty() {
+                                if missing_logged.insert(m.contact_id) {
+                                    self.ctx
+                                        .log(
+                                            Some(m.contact_id),
+                                            SyncDirection::Outgoing,
+                                            MISSING_CRM_ID,
+                                            "the contact has no CRM ID, so EAB cannot attach a note to a student; its messages were left out of the file",
+                                        )
+                                        .await?;
+                                }
+                                continue;
+                            }
+                            write(&mut self.out, &eab_row(m, crm_id, file, template, tz, public_url))?;
+                            self.rows += 1;
+                        }
+                    }
+                }
+                Ok(true)
+            }
+            Source::Contacts {
+                columns,
+                filters,
+                after_id,
+                done,
+            } => {
+                if *done {
+                    return Ok(false);
+                }
+                let page = self
+                    .ctx
+                    .store()
+                    .contacts_for_export(self.ctx.institution_id(), *after_id, CONTACT_PAGE)
+                    .await?;
+                if page.len() < CONTACT_PAGE as usize {
+                    *done = true;
+                }
+                let Some(last) = page.last() else {
+                    return Ok(false);
+                };
+                *after_id = last.id;
+                for c in &page {
+                    let passes = filters.iter().all(|(col, values)| {
+                        let v = col.value(c);
+                        values.iter().any(|want| want.trim().eq_ignore_ascii_case(v.trim()))
+                    });
+                    if passes {
+                        let cells: Vec<String> = columns.iter().map(|col| col.value(c)).collect();
+                        write(&mut self.out, &cells)?;
+                        self.rows += 1;
+                    }
+                }
+                Ok(true)
+            }
+        }
+    }
+
+    fn take(&mut self) -> Vec<u8> {
+        std::mem::replace(self.out.get_mut(), Vec::with_capacity(CHUNK + 64 * 1024))
+    }
+
+    fn buffered(&mut self) -> usize {
+        self.out.get_mut().len()
+    }
+}
+
+fn write<S: AsRef<str>>(out: &mut CsvWriter<Vec<u8>>, cells: &[S]) -> Result<(), RunError> {
+    out.write_row(cells)
+        .map_err(|e| RunError::fatal(format!("could not write the CSV: {e}")))
+}
+
+fn iso(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+fn conversation_row(m: &ExportMessage, public_url: &str) -> [String; 12] {
+    let o = |v: &Option<String>| v.clone().unwrap_or_default();
+    [
+        m.id.to_string(),
+        m.contact_id.to_string(),
+        o(&m.crm_id),
+        o(&m.first_name),
+        o(&m.last_name),
+        o(&m.phone),
+        m.channel.as_str().to_string(),
+        m.message_type.as_str().to_string(),
+        m.direction.as_str().to_string(),
+        m.body.clone(),
+        iso(m.sent_at),
+        message_url(public_url, m.contact_id, m.id),
+    ]
+}
+
+fn eab_row(
+    m: &ExportMessage,
+    crm_id: &str,
+    file: &EabFile,
+    template: &NoteTemplate,
+    tz: &TimeZone,
+    public_url: &str,
+) -> [String; 12] {
+    let date = us_date(m.sent_at, tz);
+    let url = message_url(public_url, m.contact_id, m.id);
+    let o = |v: &Option<String>| v.as_deref().unwrap_or("").to_string();
+    let (first, last, preferred) = (o(&m.first_name), o(&m.last_name), o(&m.preferred_name));
+    let body = template.render(&NoteValues {
+        date: &date,
+        url: &url,
+        first_name: &first,
+        last_name: &last,
+        preferred_name: &preferred,
+        message: &m.body,
+        channel: m.channel.label(),
+        message_type: m.message_type.label(),
+        direction: m.direction.label(),
+        count: m.count.max(1) as u64,
+    });
+    file.note_row(crm_id, &date, &body, &url)
+}
+
+fn eab_file(e: &EabConfig) -> EabFile {
+    EabFile {
+        import_version: e.import_version.trim().to_string(),
+        institution_id: e.institution_id.trim().to_string(),
+        group_id: e.group_id.clone(),
+        is_private: e.is_private,
+        student_viewable: e.student_viewable,
+        show_on_student_report: e.show_on_student_report,
+        created_by: e.created_by.clone(),
+        note_reasons: e.note_reasons.clone(),
+    }
+}
+
+/// An `AsyncRead` over chunks sent through a channel; an `Err` chunk fails the read (and so
+/// the upload, which then removes its `.part` file instead of publishing a short file).
+struct ChunkReader {
+    rx: mpsc::Receiver<io::Result<Vec<u8>>>,
+    current: Vec<u8>,
+    pos: usize,
+}
+
+impl AsyncRead for ChunkReader {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            if self.pos < self.current.len() {
+                let n = buf.remaining().min(self.current.len() - self.pos);
+                let start = self.pos;
+                buf.put_slice(&self.current[start..start + n]);
+                self.pos += n;
+                return Poll::Ready(Ok(()));
+            }
+            match self.rx.poll_recv(cx) {
+                Poll::Ready(Some(Ok(chunk))) => {
+                    self.current = chunk;
+                    self.pos = 0;
+                }
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e)),
+                Poll::Ready(None) => return Poll::Ready(Ok(())),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+/// What an export run needs besides its context.
+pub struct RunSettings<'a> {
+    /// `FERRY_PUBLIC_URL`, the start of message links.
+    pub public_url: &'a str,
+    /// SFTP client settings.
+    pub client: &'a ClientOptions,
+}
+
+/// Runs one export of `kind`.
+pub async fn run(
+    kind: ExportKind,
+    config: &ExportConfig,
+    ctx: &RunContext,
+    settings: &RunSettings<'_>,
+) -> Result<RunReport, RunError> {
+    tokio::select! {
+        biased;
+        _ = ctx.cancel().cancelled() => Err(RunError::cancelled()),
+        result = export(kind, config, ctx, settings) => result,
+    }
+}
+
+async fn export(
+    kind: ExportKind,
+    config: &ExportConfig,
+    ctx: &RunContext,
+    settings: &RunSettings<'_>,
+) -> Result<RunReport, RunError> {
+    let store = ctx.store();
+    let institution_id = ctx.institution_id();
+    let state: ExportState = serde_json::from_value(ctx.integration().state.clone()).unwrap_or_default();
+    let mut window_top = None;
+    let mut out = CsvWriter::new(Vec::with_capacity(CHUNK + 64 * 1024), config.neutralize(kind));
+
+    let source = match kind {
+        ExportKind::Contacts => {
+            let contacts: &ContactsConfig = config.contacts.as_ref().ok_or_else(|| RunError::fatal("the export has no contact fields"))?;
+            let schema = store.field_schema(institution_id).await?;
+            let columns = contacts
+                .fields
+                .iter()
+                .map(|f| Column::resolve(f, &schema))
+                .collect::<Result<Vec<_>, _>>()?;
+            let filters = contacts
+                .filters
+                .iter()
+                .map(|f| Ok((Column::resolve(&f.field, &schema)?, f.values.clone())))
+                .collect::<Result<Vec<_>, RunError>>()?;
+            write(&mut out, &contacts.fields)?;
+            Source::Contacts {
+                columns,
+                filters,
+                after_id: 0,
+                done: false,
+            }
+        }
+        ExportKind::Conversations | ExportKind::EabNotes => {
+            let filters = config.filters.as_ref().ok_or_else(|| RunError::fatal("the export has no message filters"))?;
+            let top = store.current_message_seq(institution_id).await?;
+            window_top = Some(top);
+            let dedupe = config.eab.as_ref().is_some_and(|e| e.dedupe_contacts);
+            let window = MessageWindow {
+                after_seq: state.watermark,
+                up_to_seq: top,
+                channels: filters.channels.clone(),
+                types: filters.types.clone(),
+                directions: filters.directions.clone(),
+                dedupe_contacts: dedupe && kind == ExportKind::EabNotes,
+            };
+            let public_url = settings.public_url.to_string();
+            let format = match (kind, &config.eab) {
+                (ExportKind::EabNotes, Some(e)) => {
+                    let institution = store.institution(institution_id).await?;
+                    let tz = TimeZone::get(&institution.time_zone).map_err(|_| {
+                        RunError::fatal(format!("the institution's time zone {:?} is unknown", institution.time_zone))
+                    })?;
+                    let file = eab_file(e);
+                    write(&mut out, &file.first_row())?;
+                    MessageFormat::Eab {
+                        template: NoteTemplate::parse(&e.note_body)
+                            .map_err(|t| RunError::fatal(format!("the Note Body is invalid: {t}")))?,
+                        file,
+                        tz,
+                        public_url,
+                    }
+                }
+                (ExportKind::EabNotes, None) => return Err(RunError::fatal("the export has no EAB fields")),
+                _ => {
+                    write(&mut out, &CONVERSATION_COLUMNS)?;
+                    MessageFormat::Conversations { public_url }
+                }
+            };
+            Source::Messages {
+                stream: store.export_messages(institution_id, &window),
+                format,
+                missing_logged: HashSet::new(),
+            }
+        }
+    };
+
+    let mut producer = Producer {
+        ctx,
+        source,
+        out,
+        rows: 0,
+    };
+    // Read until the first row, so that a run with nothing to send connects to nothing.
+    let mut more = true;
+    while producer.rows == 0 && more {
+        more = producer.fill().await?;
+    }
+    if producer.rows == 0 {
+        if let Some(top) = window_top.filter(|top| *top > state.watermark) {
+            // Every message in the window was considered (and, without a CRM ID, logged).
+            save_watermark(ctx, top).await?;
+        }
+        return Ok(RunReport::skipped().with_detail(json!({ "window": window_detail(state.watermark, window_top) })));
+    }
+
+    let session = connect(config, ctx.secrets(), settings.client)
+        .await
+        .map_err(|e| run_error(&e))?;
+    if config.host_key().is_none() {
+        pin_host_key(store, institution_id, ctx.integration().id, session.host_key_fingerprint()).await?;
+    }
+    let name = file_name(config.file_prefix(kind), Timestamp::now());
+
+    let (tx, rx) = mpsc::channel::<io::Result<Vec<u8>>>(8);
+    let reader = ChunkReader {
+        rx,
+        current: Vec::new(),
+        pos: 0,
+    };
+    // Owns the producer and the sender: when it ends, the upload sees the end of the data.
+    let feed = async move {
+        let mut more = more;
+        loop {
+            if producer.buffered() >= CHUNK || !more {
+                let chunk = producer.take();
+                if !chunk.is_empty() && tx.send(Ok(chunk)).await.is_err() {
+                    return Ok(producer.rows); // the upload stopped; its error is the one to report
+                }
+            }
+            if !more {
+                return Ok(producer.rows);
+            }
+            match producer.fill().await {
+                Ok(m) => more = m,
+                Err(e) => {
+                    let _ = tx
+                        .send(Err(io::Error::other(e.reason.clone())))
+                        .await;
+                    return Err(e);
+                }
+            }
+        }
+    };
+    let (uploaded, fed) = tokio::join!(session.upload(config.directory(), &name, reader), feed);
+    let rows = fed?;
+    let report = uploaded.map_err(|e| run_error(&e))?;
+    if let Err(e) = session.close().await {
+        tracing::debug!(error = %e, "closing the SFTP session");
+    }
+    // The server confirmed the renamed file: only now does the window count as sent.
+    if let Some(top) = window_top {
+        save_watermark(ctx, top).await?;
+    }
+    Ok(RunReport::success(rows as i64).with_detail(json!({
+        "file": name,
+        "remote_path": report.remote_path,
+        "bytes": report.bytes,
+        "window": window_detail(state.watermark, window_top),
+    })))
+}
+
+fn window_detail(after: i64, top: Option<i64>) -> Value {
+    match top {
+        Some(top) => json!({ "after_sequence": after, "up_to_sequence": top }),
+        None => Value::Null,
+    }
+}
+
+async fn save_watermark(ctx: &RunContext, top: i64) -> Result<(), RunError> {
+    let mut state = ctx.integration().state.clone();
+    if !state.is_object() {
+        state = json!({});
+    }
+    state["watermark"] = json!(top);
+    ctx.store()
+        .set_integration_state(ctx.institution_id(), ctx.integration().id, &state)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_sort_by_time_and_differ_per_millisecond() {
+        let a: Timestamp = "2026-07-01T03:04:05.006Z".parse().unwrap();
+        let b: Timestamp = "2026-07-01T03:04:05.007Z".parse().unwrap();
+        assert_eq!(file_name("eab_", a), "eab_20260701T030405006Z.csv");
+        assert!(file_name("eab_", a) < file_name("eab_", b));
+    }
+
+    #[test]
+    fn message_links_open_the_conversation_at_the_message() {
+        assert_eq!(
+            message_url("https://ferry.example.edu/", 7, 42),
+            "https://ferry.example.edu/contacts/7?message=42#m42"
+        );
+    }
+}
