@@ -25,6 +25,8 @@ mod key;
 #[cfg(feature = "test-server")]
 pub mod server;
 mod target;
+#[cfg(feature = "test-server")]
+pub mod testing;
 
 pub use client::{PART_SUFFIX, Session, UploadReport, connect, connect_with};
 pub use error::{AuthMethod, SftpError};

@@ -3,11 +3,8 @@
 //! Each test starts its own sshd with a generated host key and config. Without
 //! `/usr/sbin/sshd` the tests print SKIPPED and pass, except under `CI=true`, where they fail.
 //!
-//! Password *success* is not tested here: that needs a system account with a known password,
-//! which a test must not create. The in-crate server covers it; here, a wrong password is
-//! refused and reported as such.
-
-mod common;
+//! Password login needs a known password, which no system account may be given for a test:
+//! [`Sshd::start_with_password`] runs sshd with a private `/etc/shadow` instead (root only).
 
 use std::fs;
 use std::io;
@@ -16,7 +13,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use common::{PASSPHRASE, Sshd, keys, listing, test_data, wait_until};
+use ferry_sftp::testing::{PASSPHRASE, SSHD_PASSWORD, Sshd, keys, listing, test_data, wait_until};
 use ferry_sftp::{Auth, HostKeyPolicy, SftpError, connect};
 use secrecy::SecretString;
 use tokio::io::{AsyncRead, ReadBuf};
@@ -81,6 +78,27 @@ async fn key_login_with_rsa_ecdsa_and_passphrase_keys() {
     assert!(log.contains("Accepted publickey"), "{log}");
     assert!(log.contains("RSA SHA256:"), "{log}");
     assert!(log.contains("ECDSA SHA256:"), "{log}");
+}
+
+#[tokio::test]
+async fn password_login_uploads() {
+    let Some(sshd) = Sshd::start_with_password() else {
+        return;
+    };
+    let session = connect(
+        &sshd.target(Auth::Password(SecretString::from(SSHD_PASSWORD))),
+        &HostKeyPolicy::AcceptNew,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", sshd.log()));
+    assert_eq!(session.host_key_fingerprint(), sshd.host_fingerprint);
+    let dir = sshd.upload_path();
+    session
+        .upload(Some(&dir), "a.csv", &b"a,b\r\n"[..])
+        .await
+        .expect("upload");
+    assert_eq!(fs::read(sshd.upload_dir.join("a.csv")).unwrap(), b"a,b\r\n");
+    assert!(sshd.log().contains("Accepted password"), "{}", sshd.log());
 }
 
 #[tokio::test]

@@ -1,7 +1,5 @@
 //! The client against the in-crate test server (runs everywhere, no system sshd needed).
 
-mod common;
-
 use std::fs;
 use std::io;
 use std::pin::Pin;
@@ -9,8 +7,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use common::{PASSPHRASE, closed_port, keys, listing, test_data, wait_until};
 use ferry_sftp::server::TestServer;
+use ferry_sftp::testing::{PASSPHRASE, closed_port, keys, listing, test_data, wait_until};
 use ferry_sftp::{Auth, HostKeyPolicy, SftpError, SftpTarget, connect};
 use secrecy::SecretString;
 use tempfile::TempDir;

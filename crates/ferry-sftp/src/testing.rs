@@ -1,6 +1,10 @@
-//! Shared test helpers: keys made with `ssh-keygen` at test time, a loopback OpenSSH `sshd`,
-//! test data and polling. Nothing here is committed key material.
-#![allow(dead_code)]
+//! Test helpers shared by every crate that tests SFTP (feature `test-server`): client keys made
+//! with `ssh-keygen` at test time, an OpenSSH `sshd` on loopback, test data and polling.
+//! Nothing here is committed key material.
+//!
+//! A test that needs sshd starts it with [`Sshd::start`] (or [`Sshd::start_with_password`]) and
+//! returns early on `None`: without `/usr/sbin/sshd` (or `FERRY_TEST_SSHD`) such a test prints
+//! SKIPPED and passes, except under `CI=true`, where it fails.
 
 use std::fs;
 use std::io::Read;
@@ -11,12 +15,19 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use ferry_sftp::{Auth, SftpTarget};
 use secrecy::SecretString;
 use tempfile::TempDir;
 
+use crate::{Auth, SftpTarget};
+
 /// The passphrase of the protected test keys.
 pub const PASSPHRASE: &str = "correct horse battery staple";
+
+/// The password [`Sshd::start_with_password`] accepts for [`Sshd::user`].
+pub const SSHD_PASSWORD: &str = "ferry-sftp-password-test";
+
+/// `openssl passwd -6 -salt ferrysftptest` of [`SSHD_PASSWORD`].
+const SSHD_PASSWORD_HASH: &str = "$6$ferrysftptest$GCxYWSg2YWjJ8Dp3GXTifl9k/frjsLu.1F7rolwyaNnaxTiKXBS.4atrfFucIv8qQSWEoJ2Z1EVmpkbqJUVU..";
 
 /// A key pair as text, made by `ssh-keygen`.
 #[derive(Debug, Clone)]
@@ -34,10 +45,7 @@ pub struct KeyPair {
 impl KeyPair {
     /// Key auth with this key (and its passphrase, if any).
     pub fn auth(&self) -> Auth {
-        Auth::PrivateKey {
-            pem: SecretString::from(self.private.clone()),
-            passphrase: self.passphrase.map(SecretString::from),
-        }
+        self.auth_with(self.passphrase)
     }
 
     /// Key auth with this key and the given passphrase.
@@ -100,7 +108,8 @@ pub fn have_ssh_keygen() -> bool {
         .is_ok()
 }
 
-/// Test keys, generated once per test binary into a temporary directory that is then removed.
+/// Test keys, generated once per process (in parallel) into a temporary directory that is then
+/// removed.
 pub fn keys() -> &'static TestKeys {
     static KEYS: OnceLock<TestKeys> = OnceLock::new();
     KEYS.get_or_init(|| {
@@ -109,32 +118,41 @@ pub fn keys() -> &'static TestKeys {
             "ssh-keygen (openssh-client) is needed to generate test keys"
         );
         let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
         let p = Some(PASSPHRASE);
-        TestKeys {
-            ed25519: keygen(dir.path(), "ed25519", &["-t", "ed25519"], None),
-            rsa_pkcs8: keygen(
-                dir.path(),
+        // RSA generation dominates: run ssh-keygen for every key at once.
+        std::thread::scope(|s| {
+            let spawn = |name: &'static str, args: &'static [&'static str], pass| {
+                s.spawn(move || keygen(d, name, args, pass))
+            };
+            let ed25519 = spawn("ed25519", &["-t", "ed25519"], None);
+            let rsa_pkcs8 = spawn(
                 "rsa_pkcs8",
                 &["-t", "rsa", "-b", "3072", "-m", "PKCS8"],
                 None,
-            ),
-            rsa_openssh: keygen(dir.path(), "rsa", &["-t", "rsa", "-b", "2048"], None),
-            ecdsa: keygen(dir.path(), "ecdsa", &["-t", "ecdsa", "-b", "256"], None),
-            ed25519_protected: keygen(dir.path(), "ed25519_p", &["-t", "ed25519"], p),
-            ecdsa_pkcs8_protected: keygen(
-                dir.path(),
-                "ecdsa_p8",
-                &["-t", "ecdsa", "-b", "384", "-m", "PKCS8"],
-                p,
-            ),
-            ecdsa_legacy_pem_protected: keygen(
-                dir.path(),
-                "ecdsa_pem",
-                &["-t", "ecdsa", "-b", "256", "-m", "PEM"],
-                p,
-            ),
-            stranger: keygen(dir.path(), "stranger", &["-t", "ed25519"], None),
-        }
+            );
+            let rsa_openssh = spawn("rsa", &["-t", "rsa", "-b", "2048"], None);
+            let ecdsa = spawn("ecdsa", &["-t", "ecdsa", "-b", "256"], None);
+            let ed25519_protected = spawn("ed25519_p", &["-t", "ed25519"], p);
+            let ecdsa_pkcs8_protected =
+                spawn("ecdsa_p8", &["-t", "ecdsa", "-b", "384", "-m", "PKCS8"], p);
+            let ecdsa_legacy_pem_protected =
+                spawn("ecdsa_pem", &["-t", "ecdsa", "-b", "256", "-m", "PEM"], p);
+            let stranger = spawn("stranger", &["-t", "ed25519"], None);
+            let join = |h: std::thread::ScopedJoinHandle<'_, KeyPair>| {
+                h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
+            };
+            TestKeys {
+                ed25519: join(ed25519),
+                rsa_pkcs8: join(rsa_pkcs8),
+                rsa_openssh: join(rsa_openssh),
+                ecdsa: join(ecdsa),
+                ed25519_protected: join(ed25519_protected),
+                ecdsa_pkcs8_protected: join(ecdsa_pkcs8_protected),
+                ecdsa_legacy_pem_protected: join(ecdsa_legacy_pem_protected),
+                stranger: join(stranger),
+            }
+        })
     })
 }
 
@@ -233,6 +251,17 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// Whether this process may run a command in a private mount namespace.
+fn can_unshare_mounts() -> bool {
+    Command::new("unshare")
+        .args(["-m", "--propagation", "private", "true"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// The sshd binary: `/usr/sbin/sshd`, or `FERRY_TEST_SSHD` if set.
 fn sshd_path() -> PathBuf {
     std::env::var_os("FERRY_TEST_SSHD")
@@ -240,10 +269,21 @@ fn sshd_path() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/usr/sbin/sshd"))
 }
 
+/// A test that cannot run here: fails under `CI=true`, else prints SKIPPED.
+fn unavailable(what: &str) -> Option<Sshd> {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{what}, and CI=true");
+    }
+    eprintln!("SKIPPED: {what}");
+    None
+}
+
 /// An OpenSSH `sshd` on 127.0.0.1, with its own host key and config in a temporary directory,
 /// accepting every key in [`TestKeys::authorized`] for [`current_user`]. Killed on drop.
 pub struct Sshd {
     child: Option<Child>,
+    /// Whether it runs with a private `/etc/shadow` that gives [`Sshd::user`] [`SSHD_PASSWORD`].
+    password: bool,
     /// Its port.
     pub port: u16,
     /// Its temporary directory (config, keys, log, uploads).
@@ -256,23 +296,45 @@ pub struct Sshd {
     pub user: String,
 }
 
+impl std::fmt::Debug for Sshd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sshd")
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("host_fingerprint", &self.host_fingerprint)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Sshd {
-    /// Starts sshd, or returns `None` after printing SKIPPED when it is not installed.
-    /// Under `CI=true` a missing sshd fails the test instead.
+    /// Starts sshd (key logins only), or returns `None` after printing SKIPPED when it is not
+    /// installed. Under `CI=true` a missing sshd fails the test instead.
     pub fn start() -> Option<Sshd> {
+        Sshd::start_inner(false)
+    }
+
+    /// Starts sshd accepting [`SSHD_PASSWORD`] for [`Sshd::user`] as well as the keys.
+    ///
+    /// No account is created or changed: sshd runs in a private mount namespace
+    /// (`unshare -m`) in which a file of ours is bind-mounted over `/etc/shadow`, so the
+    /// password exists only for this sshd. That needs root; elsewhere the test is skipped
+    /// (and fails under `CI=true`), like a missing sshd.
+    pub fn start_with_password() -> Option<Sshd> {
+        Sshd::start_inner(true)
+    }
+
+    fn start_inner(password: bool) -> Option<Sshd> {
         let sshd = sshd_path();
         if !sshd.exists() || !have_ssh_keygen() {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!(
-                    "{} or ssh-keygen is missing, and CI=true: install openssh-server",
-                    sshd.display()
-                );
-            }
-            eprintln!(
-                "SKIPPED: {} not found; install openssh-server to run the sshd tests",
+            return unavailable(&format!(
+                "{} or ssh-keygen not found; install openssh-server to run the sshd tests",
                 sshd.display()
+            ));
+        }
+        if password && !(is_root() && can_unshare_mounts()) {
+            return unavailable(
+                "password login to sshd needs root and `unshare -m` (a private /etc/shadow)",
             );
-            return None;
         }
         if is_root() && !Path::new("/run/sshd").exists() {
             // The privilege separation directory; normally made by the service unit.
@@ -292,11 +354,22 @@ impl Sshd {
             authorized.join("\n") + "\n",
         )
         .expect("write authorized_keys");
+        let user = current_user();
+        if password {
+            let shadow = dir.path().join("shadow");
+            fs::write(
+                &shadow,
+                format!("{user}:{SSHD_PASSWORD_HASH}:19000:0:99999:7:::\n"),
+            )
+            .expect("write shadow");
+            fs::set_permissions(&shadow, fs::Permissions::from_mode(0o600)).expect("chmod");
+        }
         let mut sshd = Sshd {
             child: None,
+            password,
             port: 0,
             host_fingerprint: String::new(),
-            user: current_user(),
+            user,
             upload_dir,
             dir,
         };
@@ -358,6 +431,12 @@ impl Sshd {
     /// Starts sshd on `self.port`; false if it exited (e.g. the port was taken).
     fn spawn(&mut self) -> bool {
         let d = self.dir.path().display();
+        // Root may log in with a password only where the password is ours (see above).
+        let root_login = if self.password {
+            "yes"
+        } else {
+            "prohibit-password"
+        };
         let config = format!(
             "Port {port}\n\
              ListenAddress 127.0.0.1\n\
@@ -369,7 +448,7 @@ impl Sshd {
              PubkeyAcceptedAlgorithms ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,rsa-sha2-512,rsa-sha2-256\n\
              PasswordAuthentication yes\n\
              KbdInteractiveAuthentication no\n\
-             PermitRootLogin prohibit-password\n\
+             PermitRootLogin {root_login}\n\
              UsePAM no\n\
              MaxAuthTries 20\n\
              Subsystem sftp internal-sftp\n\
@@ -380,9 +459,21 @@ impl Sshd {
         fs::write(&config_path, config).expect("write sshd_config");
         let log = fs::File::create(self.dir.path().join("sshd.log")).expect("create log");
         // sshd re-executes itself and insists on an absolute path.
-        let mut child = Command::new(sshd_path())
-            .args(["-D", "-e", "-f"])
-            .arg(&config_path)
+        let mut command = if self.password {
+            let mut c = Command::new("unshare");
+            c.args(["-m", "--propagation", "private", "sh", "-c"])
+                .arg(r#"mount --bind "$1" /etc/shadow && exec "$2" -D -e -f "$3""#)
+                .arg("sh")
+                .arg(self.dir.path().join("shadow"))
+                .arg(sshd_path())
+                .arg(&config_path);
+            c
+        } else {
+            let mut c = Command::new(sshd_path());
+            c.args(["-D", "-e", "-f"]).arg(&config_path);
+            c
+        };
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
