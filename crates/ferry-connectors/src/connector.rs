@@ -36,6 +36,16 @@ pub trait Connector: Send + Sync {
         &[]
     }
 
+    /// Adjusts a changed config before it is validated and saved, e.g. forgetting a pinned host
+    /// key when the host changes. `old` is the saved config.
+    fn on_config_change(&self, _old: &Value, _new: &mut Value) {}
+
+    /// Checks which secrets are set, once the change being saved is applied (e.g. "a password
+    /// or a private key"). `set` holds the names of the secrets that will be set.
+    fn validate_secrets(&self, _set: &[&str]) -> Result<(), ConfigError> {
+        Ok(())
+    }
+
     /// Checks that the remote can be reached and the credentials work, without changing
     /// anything (the Test Connection button).
     async fn test_connection(&self, ctx: &ConnectorContext) -> Result<ConnectionReport, RunError>;

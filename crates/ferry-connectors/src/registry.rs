@@ -143,6 +143,11 @@ impl Registry {
         Ok(())
     }
 
+    /// Checks the secrets that will be set after a save (see [`Connector::validate_secrets`]).
+    pub fn validate_secrets_set(&self, kind: &str, set: &[&str]) -> Result<(), ValidateError> {
+        Ok(self.connector(kind)?.validate_secrets(set)?)
+    }
+
     /// Checks that every secret name is one the connector of `kind` accepts (field
     /// `secrets.<name>`).
     pub fn validate_secret_names<'a>(

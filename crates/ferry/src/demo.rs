@@ -27,7 +27,100 @@ pub async fn run(settings: &Settings, args: &DemoArgs) -> Result<()> {
     settings.ensure_data_dir()?;
     let store = settings.connect_and_migrate().await?;
     let password = prepare(&store, args).await?;
-    crate::server::run(settings, store, |url| print_box(url, &password)).await
+    let sftp = start_sftp(settings, &store).await?;
+    let outbox = sftp.root().join(SFTP_DIR);
+    let port = sftp.port();
+    let result = crate::server::run(settings, store, |url| {
+        print_box(url, &password, port, &outbox)
+    })
+    .await;
+    sftp.shutdown().await;
+    result
+}
+
+/// The demo SFTP server's account, and the directory the demo export writes to.
+const SFTP_USER: &str = "demo";
+const SFTP_DIR: &str = "outbox";
+/// The demo EAB Notes export's name (it is found again by this name on the next run).
+pub const DEMO_EXPORT: &str = "EAB Notes (demo SFTP server)";
+
+/// Starts Ferry's own SFTP server on loopback as the demo's export target (files land in
+/// DATA_DIR/sftp-demo/outbox), and points the demo EAB Notes export at it, creating the export
+/// the first time. The server has a new port, password and host key on every run, so the export
+/// is updated to match (and re-pins the key at its first connection).
+pub async fn start_sftp(settings: &Settings, store: &Store) -> Result<ferry_sftp::server::TestServer> {
+    let root = settings.data_dir.join("sftp-demo");
+    std::fs::create_dir_all(root.join(SFTP_DIR))
+        .with_context(|| format!("creating {}", root.display()))?;
+    let password = generate_password();
+    let server = ferry_sftp::server::TestServer::builder(&root)
+        .password(SFTP_USER, &password)
+        .start()
+        .await
+        .context("starting the demo SFTP server")?;
+    let inst = store
+        .institution_by_slug(DEMO_SLUG)
+        .await?
+        .context("the demo institution is missing")?;
+    let sftp = serde_json::json!({
+        "host": "127.0.0.1", "port": server.port(), "username": SFTP_USER,
+        "directory": SFTP_DIR, "file_prefix": "eab_notes_",
+    });
+    let mut secrets = serde_json::Map::new();
+    secrets.insert("password".into(), password.into());
+    let existing = store
+        .list_integrations(inst.id)
+        .await?
+        .into_iter()
+        .find(|i| i.kind == "eab_notes_export" && i.name == DEMO_EXPORT);
+    match existing {
+        Some(i) => {
+            let mut config = i.config.clone();
+            config["sftp"] = sftp;
+            store
+                .update_integration(
+                    inst.id,
+                    i.id,
+                    ferry_store::IntegrationUpdate {
+                        config: Some(config),
+                        secrets: Some(secrets),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+        }
+        None => {
+            let config = serde_json::json!({
+                "sftp": sftp,
+                "schedule": {"blocks": [0]},
+                "filters": {"channels": ["sms", "web_chat", "email", "whatsapp"], "types": ["ai_agent", "live_chat", "campaign"], "directions": ["incoming", "outgoing"]},
+                "eab": {
+                    "import_version": "2", "institution_id": "1234", "group_id": "group_id",
+                    "dedupe_contacts": false, "is_private": false, "student_viewable": false,
+                    "show_on_student_report": true, "created_by": "Mainstay", "note_reasons": "Mainstay conversation",
+                    "note_body": "{channel} {direction} message on {date}: {message} {url}"
+                }
+            });
+            settings
+                .registry()
+                .validate("eab_notes_export", &config)
+                .context("the demo export's config")?;
+            store
+                .create_integration(
+                    inst.id,
+                    ferry_store::NewIntegration {
+                        kind: "eab_notes_export".into(),
+                        name: DEMO_EXPORT.into(),
+                        description: "Notes for EAB, uploaded to Ferry's own SFTP server on loopback. Use Run now, then look in the outbox folder.".into(),
+                        enabled: true,
+                        config,
+                        secrets: Some(secrets),
+                    },
+                )
+                .await?;
+        }
+    }
+    Ok(server)
 }
 
 /// Creates what is missing and returns the admin's new password.
@@ -383,13 +476,17 @@ pub fn messages(
     all.into_iter().map(|(_, m)| m).collect()
 }
 
-fn print_box(url: &str, password: &str) {
+fn print_box(url: &str, password: &str, sftp_port: u16, outbox: &std::path::Path) {
     let lines = [
         "Ferry demo is running".to_string(),
         String::new(),
         format!("  URL:      {url}"),
         format!("  Email:    {DEMO_EMAIL}"),
         format!("  Password: {password}"),
+        String::new(),
+        format!("  SFTP target: 127.0.0.1:{sftp_port}; files arrive in"),
+        format!("  {}", outbox.display()),
+        format!("  (Settings > SFTP Outbound > \"{DEMO_EXPORT}\" > Run now)"),
         String::new(),
         "The password is reset every time you run `ferry demo`.".to_string(),
         "Press Ctrl-C to stop.".to_string(),

@@ -120,6 +120,31 @@ impl Connector for SftpExport {
         SECRET_NAMES
     }
 
+    /// A new host or port is a new server: its key is pinned afresh at the next connection,
+    /// unless the change pins one itself.
+    fn on_config_change(&self, old: &Value, new: &mut Value) {
+        let at = |v: &Value, p: &str| v.pointer(p).cloned();
+        let moved = at(old, "/sftp/host") != at(new, "/sftp/host")
+            || at(old, "/sftp/port").unwrap_or(json!(22)) != at(new, "/sftp/port").unwrap_or(json!(22));
+        if moved
+            && at(old, "/sftp/host_key") == at(new, "/sftp/host_key")
+            && let Some(sftp) = new.get_mut("sftp").and_then(Value::as_object_mut)
+        {
+            sftp.remove("host_key");
+        }
+    }
+
+    fn validate_secrets(&self, set: &[&str]) -> Result<(), ConfigError> {
+        if set.contains(&"password") || set.contains(&"private_key") {
+            Ok(())
+        } else {
+            Err(ConfigError::new(
+                "secrets",
+                "enter a password or a private key (with its passphrase, if it has one)",
+            ))
+        }
+    }
+
     async fn test_connection(&self, ctx: &ConnectorContext) -> Result<ConnectionReport, RunError> {
         let config = self.config(&ctx.config)?;
         let session = client::connect(&config, &ctx.secrets, &self.client)

@@ -2,6 +2,7 @@
 
 pub mod contacts;
 pub mod fields;
+pub mod integrations;
 pub mod messages;
 pub mod runs;
 
@@ -15,13 +16,15 @@ use crate::auth::Auth;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Ferry API", version = "1", description = "Contacts, messages, custom fields and integration runs of one institution. Authenticate with `Authorization: Bearer <token>` (create one with `ferry token create`). Every error answers `{\"error\":{\"code\",\"message\",\"field\"?}}`; the codes are listed at `/api/v1/errors`."),
+    info(title = "Ferry API", version = "1", description = "Contacts, messages, custom fields, integrations and their runs of one institution. Authenticate with `Authorization: Bearer <token>` (create one with `ferry token create`). Every error answers `{\"error\":{\"code\",\"message\",\"field\"?}}`; the codes are listed at `/api/v1/errors`."),
     paths(
         me, error_dictionary,
         contacts::list, contacts::create, contacts::get, contacts::patch, contacts::archive, contacts::unarchive, contacts::import,
         fields::list, fields::create,
         messages::list, messages::create,
         runs::list, runs::get,
+        integrations::list, integrations::create, integrations::get, integrations::patch, integrations::delete,
+        integrations::test_saved, integrations::test_new, integrations::run,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

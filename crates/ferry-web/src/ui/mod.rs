@@ -2,6 +2,7 @@
 //! not in the navigation.
 
 pub mod runs;
+pub mod sftp;
 
 use askama::Template;
 use askama_web::WebTemplate;
