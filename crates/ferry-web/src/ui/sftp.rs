@@ -6,7 +6,7 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{Path, Query, RawForm, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use ferry_connectors::Secrets;
@@ -736,7 +736,7 @@ fn form_error(e: ApiError) -> Result<ApiError, Response> {
     }
 }
 
-pub async fn create(State(state): State<AppState>, auth: Auth, RawForm(body): RawForm) -> Response {
+pub async fn create(State(state): State<AppState>, auth: Auth, body: axum::body::Bytes) -> Response {
     let form = SftpForm::parse(&body);
     let Some(kind) = form.export_kind() else {
         return ui_error(ApiError::bad_request("invalid_value", "unknown integration type"));
@@ -762,7 +762,7 @@ pub async fn save(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-    RawForm(body): RawForm,
+    body: axum::body::Bytes,
 ) -> Response {
     let id = match id_of(&id) {
         Ok(id) => id,
@@ -805,7 +805,7 @@ struct TestResult {
 
 /// Test Connection on the configuration screen, with the values in the form (saved secrets
 /// stand in for the ones left empty). An htmx fragment.
-pub async fn test(State(state): State<AppState>, auth: Auth, RawForm(body): RawForm) -> Response {
+pub async fn test(State(state): State<AppState>, auth: Auth, body: axum::body::Bytes) -> Response {
     let mut form = SftpForm::parse(&body);
     let inst = auth.institution_id();
     let id = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body)

@@ -4,6 +4,7 @@
 mod browser;
 mod contacts;
 mod helpers;
+mod integrations;
 mod messages_fields;
 mod routes;
 mod runs;
