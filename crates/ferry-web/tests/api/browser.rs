@@ -1,7 +1,27 @@
 //! A real browser (headless Chromium through chromedriver) signs in, searches and opens a
 //! contact. Without Chromium the test says it was skipped, except under `CI=true`, where it fails.
 
+use std::time::Duration;
+
+use ferry_sftp::server::TestServer;
+use serde_json::json;
+
 use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, spawn_app};
+use crate::webdriver::Browser;
+
+/// Fills in and submits the sign-in form the browser is on.
+async fn sign_in(browser: &Browser) {
+    browser.find("#email").await.unwrap().send_keys(ADMIN_EMAIL).await.unwrap();
+    browser.find("#password").await.unwrap().send_keys(ADMIN_PASSWORD).await.unwrap();
+    browser.find("button[type=submit]").await.unwrap().click().await.unwrap();
+}
+
+/// Types into the input `css`, replacing what it holds.
+async fn fill(browser: &Browser, css: &str, text: &str) {
+    let input = browser.find(css).await.unwrap();
+    input.clear().await.unwrap();
+    input.send_keys(text).await.unwrap();
+}
 
 #[tokio::test]
 async fn sign_in_search_and_open_a_contact() {
@@ -27,27 +47,7 @@ async fn sign_in_search_and_open_a_contact() {
         browser.current_url().await.unwrap().contains("/login"),
         "signed-out visitors land on the sign-in page"
     );
-    browser
-        .find("#email")
-        .await
-        .unwrap()
-        .send_keys(ADMIN_EMAIL)
-        .await
-        .unwrap();
-    browser
-        .find("#password")
-        .await
-        .unwrap()
-        .send_keys(ADMIN_PASSWORD)
-        .await
-        .unwrap();
-    browser
-        .find("button[type=submit]")
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    sign_in(&browser).await;
     browser.wait_for_text("h1", "Contacts").await.unwrap();
     browser
         .wait_for_text("#contacts", "Amara Student")
@@ -108,4 +108,142 @@ async fn sign_in_search_and_open_a_contact() {
             .ends_with(&format!("/contacts/{id}"))
     );
     browser.quit().await.unwrap();
+}
+
+/// Seed 000's setup, through the screens: Settings > SFTP Outbound > + New Integration > New EAB
+/// Notes Export, the SFTP credentials, Test Connection, the EAB fields, Save; then Run now from
+/// the list's menu, and the run in Recent Runs. The file arrives on a real SFTP server.
+#[tokio::test]
+async fn create_test_save_and_run_an_eab_export_through_the_screens() {
+    let Some(browser) = crate::helpers::browser_or_skip().await else {
+        return;
+    };
+    let app = spawn_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("inbox")).unwrap();
+    let server = TestServer::builder(dir.path())
+        .password("eab", "sftp-pass-1")
+        .start()
+        .await
+        .unwrap();
+    let contact = app.contact("Rosa", "6175550371").await;
+    app.call(
+        reqwest::Method::PATCH,
+        &format!("/api/v1/contacts/{contact}"),
+        &app.admin_token,
+        Some(json!({"crm_id": "EAB-77"})),
+    )
+    .await;
+    app.post("/api/v1/messages", json!({"messages": [
+        {"contact_id": contact, "channel": "sms", "type": "ai_agent", "direction": "incoming", "body": "Where is the FAFSA form?", "sent_at": "2026-09-01T14:00:00Z"}
+    ]})).await;
+    // A worker beside the web app, as `ferry serve` runs one.
+    let worker = ferry_worker::Worker::new(
+        app.store.store.clone(),
+        ferry_connectors::Registry::builtin(&app.base),
+        ferry_worker::WorkerConfig {
+            poll_interval: Duration::from_millis(100),
+            ..Default::default()
+        },
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(worker.run(async {
+        let _ = stopped.await;
+    }));
+
+    browser.goto(&app.url("/settings/sftp")).await.unwrap();
+    sign_in(&browser).await;
+    browser.wait_for_text("h1", "SFTP Outbound").await.unwrap();
+    browser.find("#new-integration > summary").await.unwrap().click().await.unwrap();
+    browser
+        .wait_for_text("#new-integration a", "New EAB Notes Export")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser.wait_for_text("h1", "New EAB Notes Export").await.unwrap();
+    fill(&browser, "#name", "EAB nightly notes").await;
+    fill(&browser, "#description", "Advising notes for EAB").await;
+    fill(&browser, "#username", "eab").await;
+    fill(&browser, "#host", "127.0.0.1").await;
+    fill(&browser, "#port", &server.port().to_string()).await;
+    fill(&browser, "#password", "sftp-pass-1").await;
+    fill(&browser, "#directory", "inbox").await;
+    fill(&browser, "#eab_import_version", "4").await;
+    fill(&browser, "#eab_institution_id", "1234").await;
+    fill(&browser, "#eab_created_by", "Mainstay").await;
+    fill(&browser, "#eab_note_body", "{first_name} asked: {message}").await;
+
+    browser.find("#test-connection").await.unwrap().click().await.unwrap();
+    browser
+        .wait_for_text("#test-result", "Connection succeeded")
+        .await
+        .unwrap();
+    browser
+        .wait_for_text("#test-result", &server.host_key_fingerprint())
+        .await
+        .unwrap();
+
+    browser.find("#save").await.unwrap().click().await.unwrap();
+    browser
+        .wait_for_text(".alert-ok", "The integration was created")
+        .await
+        .unwrap();
+    let row = browser
+        .wait_for_text("#integrations tbody tr", "EAB nightly notes")
+        .await
+        .unwrap();
+    assert!(row.text().await.unwrap().contains("EAB Notes"));
+    let (_, all) = app.get("/api/v1/integrations").await;
+    assert_eq!(all[0]["config"]["sftp"]["host_key"], server.host_key_fingerprint(), "Save pinned the key Test Connection saw");
+    assert_eq!(all[0]["secrets"]["password"], true);
+
+    browser
+        .find("#integrations tbody tr details > summary")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_for_text("#integrations tbody tr details button", "Run now")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_for_text(".alert-ok", "A run was queued")
+        .await
+        .unwrap();
+
+    // Recent Runs refreshes itself while the run is queued or running.
+    browser.goto(&app.url("/runs")).await.unwrap();
+    browser.wait_for_text("#runs tbody tr", "EAB nightly notes").await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = browser.find("#runs tbody tr").await.unwrap().text().await.unwrap();
+        if text.contains("Success") {
+            assert!(text.contains("EAB Notes"), "{text}");
+            break;
+        }
+        assert!(!text.contains("Fail"), "the run failed: {text}");
+        assert!(std::time::Instant::now() < deadline, "the run did not finish: {text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let files: Vec<_> = std::fs::read_dir(dir.path().join("inbox"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0].starts_with("eab_notes_") && files[0].ends_with(".csv"));
+    let bytes = std::fs::read_to_string(dir.path().join("inbox").join(&files[0])).unwrap();
+    assert!(
+        bytes.starts_with("GradesFirst Import Version=4,Institution ID=1234\r\nnote,add,EAB-77,group_id,N,N,N,09/01/2026,Mainstay,Rosa asked: Where is the FAFSA form?,"),
+        "{bytes}"
+    );
+    browser.quit().await.unwrap();
+    let _ = stop.send(());
+    worker.await.unwrap();
 }
