@@ -62,6 +62,26 @@ async fn ui_pages_render_for_a_session() {
         "message bodies are escaped"
     );
     assert!(detail.contains(&format!("id=\"m{mid}\"")) && detail.contains("highlight"));
+    // An export's link opens the message after signing in: the query survives the detour.
+    let link = format!("/contacts/{id}?message={mid}");
+    let anon = app.http.get(app.url(&link)).send().await.unwrap();
+    assert_eq!(anon.status(), 303);
+    let to = anon.headers()["location"].to_str().unwrap().to_string();
+    let next = reqwest::Url::parse(&format!("http://x{to}"))
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "next")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    assert_eq!(next, link);
+    let signed_in = app
+        .http
+        .post(app.url("/login"))
+        .form(&[("email", crate::helpers::ADMIN_EMAIL), ("password", crate::helpers::ADMIN_PASSWORD), ("next", next.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.headers()["location"].to_str().unwrap(), link);
     assert!(
         detail.contains("Sep 1, 2026 10:00 AM EDT"),
         "times show in the institution's zone"
