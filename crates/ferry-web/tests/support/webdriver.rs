@@ -561,7 +561,20 @@ impl Element {
         json!({ ELEMENT_KEY: self.id })
     }
 
+    /// Scrolls the element to the middle of the viewport (clear of the sticky top bar, as a
+    /// person would), then clicks it.
     pub async fn click(&self) -> Result<()> {
+        self.session
+            .cmd(
+                Method::POST,
+                "/execute/sync",
+                Some(json!({
+                    "script": "arguments[0].scrollIntoView({block: 'center', inline: 'nearest'});",
+                    "args": [self.to_arg()],
+                })),
+            )
+            .await
+            .context("scrolling to the element")?;
         self.cmd(Method::POST, "/click", Some(json!({})))
             .await
             .context("click")?;
