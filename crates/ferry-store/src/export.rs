@@ -98,10 +98,43 @@ fn window_sql(w: &MessageWindow) -> String {
     }
 }
 
+/// Reads one row of [`window_sql`]'s columns with `$get` (rusqlite's `get` or sqlx's `try_get`),
+/// `$err` turning a bad enum value into the backend's error.
+macro_rules! export_row {
+    ($row:ident . $get:ident, $err:expr) => {
+        ExportMessage {
+            id: $row.$get(0)?,
+            seq: $row.$get(1)?,
+            contact_id: $row.$get(2)?,
+            crm_id: $row.$get(3)?,
+            first_name: $row.$get(4)?,
+            last_name: $row.$get(5)?,
+            preferred_name: $row.$get(6)?,
+            phone: $row.$get(7)?,
+            channel: {
+                let v: String = $row.$get(8)?;
+                enum_value(&v).map_err($err)?
+            },
+            message_type: {
+                let v: String = $row.$get(9)?;
+                enum_value(&v).map_err($err)?
+            },
+            direction: {
+                let v: String = $row.$get(10)?;
+                enum_value(&v).map_err($err)?
+            },
+            body: $row.$get(11)?,
+            sent_at: from_micros($row.$get(12)?),
+            count: $row.$get(13)?,
+        }
+    };
+}
+
 fn enum_value<T: std::str::FromStr<Err = ferry_core::UnknownValue>>(
     s: &str,
 ) -> std::result::Result<T, String> {
-    s.parse().map_err(|e: ferry_core::UnknownValue| e.to_string())
+    s.parse()
+        .map_err(|e: ferry_core::UnknownValue| e.to_string())
 }
 
 impl Store {
@@ -117,29 +150,21 @@ impl Store {
                     let result = (|| -> Result<()> {
                         let conn = bulk.open_reader()?;
                         let mut stmt = conn.prepare(&sql)?;
-                        let mut rows = stmt.query(rusqlite::params![institution_id, after, up_to])?;
+                        let mut rows =
+                            stmt.query(rusqlite::params![institution_id, after, up_to])?;
                         let mut batch = Vec::with_capacity(EXPORT_BATCH);
                         while let Some(row) = rows.next()? {
-                            let text = |i: usize| -> rusqlite::Result<String> { row.get(i) };
-                            let bad = |e: String| StoreError::Sqlite(rusqlite::Error::InvalidColumnType(0, e, rusqlite::types::Type::Text));
-                            batch.push(ExportMessage {
-                                id: row.get(0)?,
-                                seq: row.get(1)?,
-                                contact_id: row.get(2)?,
-                                crm_id: row.get(3)?,
-                                first_name: row.get(4)?,
-                                last_name: row.get(5)?,
-                                preferred_name: row.get(6)?,
-                                phone: row.get(7)?,
-                                channel: enum_value(&text(8)?).map_err(bad)?,
-                                message_type: enum_value(&text(9)?).map_err(bad)?,
-                                direction: enum_value(&text(10)?).map_err(bad)?,
-                                body: row.get(11)?,
-                                sent_at: from_micros(row.get(12)?),
-                                count: row.get(13)?,
-                            });
+                            let bad = |e: String| {
+                                StoreError::Sqlite(rusqlite::Error::InvalidColumnType(
+                                    0,
+                                    e,
+                                    rusqlite::types::Type::Text,
+                                ))
+                            };
+                            batch.push(export_row!(row.get, bad));
                             if batch.len() == EXPORT_BATCH {
-                                let full = std::mem::replace(&mut batch, Vec::with_capacity(EXPORT_BATCH));
+                                let full =
+                                    std::mem::replace(&mut batch, Vec::with_capacity(EXPORT_BATCH));
                                 if tx.blocking_send(Ok(full)).is_err() {
                                     return Ok(()); // the consumer went away
                                 }
@@ -166,26 +191,11 @@ impl Store {
                             .fetch(&pool);
                         let mut batch = Vec::with_capacity(EXPORT_BATCH);
                         while let Some(row) = rows.try_next().await? {
-                            let text = |i: usize| row.try_get::<String, _>(i);
                             let bad = |e: String| StoreError::Db(sqlx::Error::Decode(e.into()));
-                            batch.push(ExportMessage {
-                                id: row.try_get(0)?,
-                                seq: row.try_get(1)?,
-                                contact_id: row.try_get(2)?,
-                                crm_id: row.try_get(3)?,
-                                first_name: row.try_get(4)?,
-                                last_name: row.try_get(5)?,
-                                preferred_name: row.try_get(6)?,
-                                phone: row.try_get(7)?,
-                                channel: enum_value(&text(8)?).map_err(bad)?,
-                                message_type: enum_value(&text(9)?).map_err(bad)?,
-                                direction: enum_value(&text(10)?).map_err(bad)?,
-                                body: row.try_get(11)?,
-                                sent_at: from_micros(row.try_get(12)?),
-                                count: row.try_get(13)?,
-                            });
+                            batch.push(export_row!(row.try_get, bad));
                             if batch.len() == EXPORT_BATCH {
-                                let full = std::mem::replace(&mut batch, Vec::with_capacity(EXPORT_BATCH));
+                                let full =
+                                    std::mem::replace(&mut batch, Vec::with_capacity(EXPORT_BATCH));
                                 if tx.send(Ok(full)).await.is_err() {
                                     return Ok(());
                                 }
