@@ -66,6 +66,7 @@ dictionary! {
     "sftp_timeout" => "The SFTP server did not answer in time.", "Check that the server's allow list has Ferry's IP addresses; retry later.";
     "sftp_write_failed" => "Writing the file on the SFTP server failed (for example a full disk or a quota).", "Nothing was published; ask the server's owner about free space, then retry.";
     "too_many_requests" => "Too many failed sign-in attempts.", "Wait a minute and try again.";
+    "too_many_rows" => "The download would hold more rows than Ferry sends at once.", "Choose a shorter time range and download it in parts.";
     "unauthorized" => "No valid session or API token was given.", "Sign in, or send Authorization: Bearer <token>.";
     "unknown_field" => "A field or column name is not a contact field of this institution.", "Check the spelling, or define the custom field first under Settings > Custom fields.";
     "unset_not_allowed" => "UNSET was used on a field it cannot clear.", "UNSET clears custom fields, first name, last name, preferred name, phone, enrollment ID and CRM ID only.";

@@ -542,6 +542,32 @@ impl Store {
         Ok(rows.iter().map(contact_from).collect::<Result<_, _>>()?)
     }
 
+    /// The contacts with these IDs (those that exist in the institution), by ID: for pages that
+    /// name the contacts of a list of rows.
+    pub async fn contacts_by_ids(
+        &self,
+        institution_id: i64,
+        ids: &[i64],
+    ) -> Result<std::collections::HashMap<i64, Contact>> {
+        let mut out = std::collections::HashMap::new();
+        let mut ids: Vec<i64> = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        for chunk in ids.chunks(500) {
+            let mut f = crate::util::Filter::new(
+                self.backend,
+                &format!("SELECT {CONTACT_COLS} FROM contacts WHERE institution_id ="),
+                institution_id,
+            )?;
+            f.and_in("id", chunk.iter().copied())?;
+            for row in f.fetch_all(&self.read).await? {
+                let c = contact_from(&row)?;
+                out.insert(c.id, c);
+            }
+        }
+        Ok(out)
+    }
+
     /// The highest change sequence of an institution (0 before the first change).
     pub async fn current_change_seq(&self, institution_id: i64) -> Result<i64> {
         let row = sqlx::query("SELECT change_seq FROM institutions WHERE id = $1")

@@ -5,6 +5,7 @@ pub mod fields;
 pub mod integrations;
 pub mod messages;
 pub mod runs;
+pub mod synclog;
 
 use axum::Json;
 use axum::response::IntoResponse;
@@ -23,6 +24,7 @@ use crate::auth::Auth;
         fields::list, fields::create,
         messages::list, messages::create,
         runs::list, runs::get,
+        synclog::list, synclog::download,
         integrations::list, integrations::create, integrations::get, integrations::patch, integrations::delete,
         integrations::test_saved, integrations::test_new, integrations::run,
     ),

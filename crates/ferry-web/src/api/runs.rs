@@ -131,11 +131,11 @@ pub struct RunList {
     pub next_cursor: Option<i64>,
 }
 
-fn bad(field: &str, message: impl Into<String>) -> ApiError {
+pub(crate) fn bad(field: &str, message: impl Into<String>) -> ApiError {
     ApiError::bad_request("bad_request", message).field(field)
 }
 
-fn present(v: &Option<String>) -> Option<&str> {
+pub(crate) fn present(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
@@ -162,7 +162,7 @@ pub(crate) fn parse_positive_id(field: &str, s: &str) -> ApiResult<i64> {
         .ok_or_else(|| bad(field, format!("{field} must be a positive integer")))
 }
 
-fn parse_time(field: &str, s: &str) -> ApiResult<Timestamp> {
+pub(crate) fn parse_time(field: &str, s: &str) -> ApiResult<Timestamp> {
     s.parse::<Timestamp>().map_err(|_| {
         bad(
             field,

@@ -3,6 +3,7 @@
 
 pub mod runs;
 pub mod sftp;
+pub mod synclog;
 
 use askama::Template;
 use askama_web::WebTemplate;

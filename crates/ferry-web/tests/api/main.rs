@@ -9,5 +9,6 @@ mod messages_fields;
 mod routes;
 mod runs;
 mod sessions;
+mod synclog;
 #[path = "../support/webdriver.rs"]
 mod webdriver;
