@@ -50,6 +50,11 @@ struct Hub {
 
 impl Hub {
     async fn new() -> Hub {
+        Hub::with_retries(0).await
+    }
+
+    /// A worker that tries a run `retries` more times at once after a retryable failure.
+    async fn with_retries(retries: u32) -> Hub {
         let store = fresh_store().await;
         let inst = store
             .create_institution("state-u", "State University", Some(TIME_ZONE))
@@ -69,7 +74,8 @@ impl Hub {
         }
         let config = WorkerConfig {
             worker_id: "export-tests".into(),
-            retries: 0,
+            retries,
+            retry_backoff: Duration::from_millis(1),
             poll_interval: Duration::from_millis(10),
             ..WorkerConfig::default()
         };
@@ -499,33 +505,53 @@ fn sshd_remote(sshd: &Sshd) -> Remote {
     }
 }
 
-/// A loopback relay to `upstream` that passes everything from the server but only the first
-/// `limit` bytes from the client, then holds the rest: an upload through it stalls part-way,
-/// as over a link that died. Dropping it closes every connection.
-struct StallingRelay {
+/// What [`relay`] does to a connection once the client has sent its `limit` of bytes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Cut {
+    /// Holds everything more the client sends, as over a link that died: the upload stalls.
+    Stall,
+    /// Closes the connection, as a dropped link: the upload fails at once.
+    Close,
+}
+
+/// A loopback relay to `upstream`. Its first `cut_connections` connections pass everything
+/// from the server but only the first `limit` bytes from the client, then are cut as `cut`
+/// says; later connections pass everything. Dropping it closes every connection.
+struct Relay {
     port: u16,
     task: JoinHandle<()>,
 }
 
-impl Drop for StallingRelay {
+impl Drop for Relay {
     fn drop(&mut self) {
         self.task.abort();
     }
 }
 
-async fn stalling_relay(upstream: u16, limit: usize) -> StallingRelay {
+async fn relay(upstream: u16, limit: usize, cut: Cut, cut_connections: usize) -> Relay {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let task = tokio::spawn(async move {
         let mut pipes = JoinSet::new();
+        let mut accepted = 0;
         while let Ok((client, _)) = listener.accept().await {
+            accepted += 1;
+            let limit = if accepted <= cut_connections {
+                limit
+            } else {
+                usize::MAX
+            };
             let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)).await else {
                 continue;
             };
             let (mut from_client, mut to_client) = client.into_split();
             let (mut from_server, mut to_server) = server.into_split();
+            let (close, closed) = tokio::sync::oneshot::channel::<()>();
             pipes.spawn(async move {
-                let _ = tokio::io::copy(&mut from_server, &mut to_client).await;
+                tokio::select! {
+                    _ = tokio::io::copy(&mut from_server, &mut to_client) => {}
+                    _ = closed => {}
+                }
             });
             pipes.spawn(async move {
                 let mut left = limit;
@@ -542,11 +568,14 @@ async fn stalling_relay(upstream: u16, limit: usize) -> StallingRelay {
                         }
                     }
                 }
-                std::future::pending::<()>().await;
+                match cut {
+                    Cut::Stall => std::future::pending::<()>().await,
+                    Cut::Close => drop(close),
+                }
             });
         }
     });
-    StallingRelay { port, task }
+    Relay { port, task }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -763,6 +792,59 @@ async fn missing_crm_id_is_logged_once_per_contact_per_run() {
     );
 }
 
+#[tokio::test]
+async fn a_run_retried_by_the_worker_logs_each_contact_once() {
+    // A worker that tries again at once after a retryable failure.
+    let hub = Hub::with_retries(1).await;
+    let f = fixture(&hub).await;
+    let sftp = test_sftp(|b| b).await;
+    // The first attempt's connection drops mid-upload; the retry's goes through.
+    let relay = relay(sftp.remote.port, 64 * 1024, Cut::Close, 1).await;
+    let mut via_relay = sftp.remote.sftp();
+    via_relay["port"] = json!(relay.port);
+    let big = "x".repeat(15_000);
+    let news: Vec<NewMessage> = (0..30)
+        .map(|i| {
+            msg(
+                f.ben,
+                "sms/ai_agent/incoming",
+                &format!("{i} {big}"),
+                "2026-03-12T10:00:00Z",
+            )
+        })
+        .collect();
+    hub.messages(&news).await;
+    let id = hub
+        .integration(
+            ExportKind::EabNotes,
+            eab_config(via_relay, false),
+            password(),
+        )
+        .await;
+    let run = hub.run(id).await;
+    assert_eq!((run.status, run.rows), (RunStatus::Success, 33), "{run:?}");
+    // The first attempt's upload was cut off: its .part file is left beside the real file.
+    let files = sftp.remote.files();
+    let file = run.detail["file"].as_str().unwrap();
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert!(files.contains(&file.to_string()), "{files:?}");
+    assert!(
+        files
+            .iter()
+            .any(|f| f.ends_with(".csv.part") && !f.starts_with(file)),
+        "{files:?}"
+    );
+    let log = hub.sync_log(id).await;
+    assert_eq!(
+        log.iter()
+            .map(|r| (r.run_id, r.contact_id, r.code.as_str()))
+            .collect::<Vec<_>>(),
+        [(Some(run.id), Some(f.cara), MISSING_CRM_ID)],
+        "one row for Cara although two attempts read her messages"
+    );
+    drop(relay);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Conversations
 
@@ -787,15 +869,16 @@ async fn conversations_file_has_the_header_columns_and_neutralised_cells() {
     let row = |i: usize, contact: i64, rest: &str| {
         format!("{},{contact},{rest},{}\r\n", m[i], url(contact, m[i]))
     };
+    // Neutralising applies to every cell that starts with = + - or @, E.164 phones included.
     let expected = [
         CONVERSATIONS_HEADER.to_string(),
-        row(0, a, "S-001,Ana,Diaz,+16175550101,sms,ai_agent,incoming,\"Hi, I need help with \"\"FAFSA\"\"\",2026-03-10T04:30:00Z"),
+        row(0, a, "S-001,Ana,Diaz,'+16175550101,sms,ai_agent,incoming,\"Hi, I need help with \"\"FAFSA\"\"\",2026-03-10T04:30:00Z"),
         // A formula-like body gets an apostrophe (neutralising is on by default here).
-        row(1, b, "S002,Ben,Okafor,+16175550102,web_chat,live_chat,outgoing,\"'=SUM(A1)\nline two\",2026-03-10T15:00:00Z"),
+        row(1, b, "S002,Ben,Okafor,'+16175550102,web_chat,live_chat,outgoing,\"'=SUM(A1)\nline two\",2026-03-10T15:00:00Z"),
         // No CRM ID is no problem for Conversations; the test user's message 4 is left out.
-        row(2, c, ",Cara,Nguyen,+16175550103,sms,campaign,outgoing,Reminder: deadline Friday,2026-03-10T16:00:00Z"),
-        row(4, a, "S-001,Ana,Diaz,+16175550101,email,ai_agent,outgoing,Sure.,2026-03-11T05:59:00Z"),
-        row(5, c, ",Cara,Nguyen,+16175550103,whatsapp,live_chat,incoming,ok,2026-03-11T06:00:00Z"),
+        row(2, c, ",Cara,Nguyen,'+16175550103,sms,campaign,outgoing,Reminder: deadline Friday,2026-03-10T16:00:00Z"),
+        row(4, a, "S-001,Ana,Diaz,'+16175550101,email,ai_agent,outgoing,Sure.,2026-03-11T05:59:00Z"),
+        row(5, c, ",Cara,Nguyen,'+16175550103,whatsapp,live_chat,incoming,ok,2026-03-11T06:00:00Z"),
     ]
     .concat();
     assert_eq!(sftp.remote.read(&file), expected);
@@ -880,13 +963,14 @@ async fn contacts_file_has_the_chosen_fields_passes_the_filters_and_no_test_user
     let before = Timestamp::now();
     let run = hub.run(id).await;
     let after = Timestamp::now();
-    // Ben lives off campus; Dev is a test user.
+    // Ben lives off campus; Dev is a test user. Neutralising is on: the formula-like note and
+    // the phones (they start with +) get an apostrophe.
     let file = check_success(&run, 2, &sftp.remote, &[]);
     check_file_name(&file, "contacts_", before, after);
     let expected = format!(
         "id,first_name,last_name,phone,crm_id,gpa,housing,note,test_user\r\n\
-         {},Ana,Diaz,+16175550101,S-001,3.5,On campus,\"'=HYPERLINK(\"\"http://x\"\")\",false\r\n\
-         {},Cara,Nguyen,+16175550103,,,On campus,,false\r\n",
+         {},Ana,Diaz,'+16175550101,S-001,3.5,On campus,\"'=HYPERLINK(\"\"http://x\"\")\",false\r\n\
+         {},Cara,Nguyen,'+16175550103,,,On campus,,false\r\n",
         f.ana, f.cara
     );
     assert_eq!(sftp.remote.read(&file), expected);
@@ -1070,7 +1154,7 @@ async fn a_worker_stopped_mid_upload_leaves_a_part_file_and_the_run_resends_the_
         })
         .collect();
     let ids = hub.messages(&new).await;
-    let relay = stalling_relay(sftp.remote.port, 128 * 1024).await;
+    let relay = relay(sftp.remote.port, 128 * 1024, Cut::Stall, usize::MAX).await;
     let mut via_relay = sftp.remote.sftp();
     via_relay["port"] = json!(relay.port);
     let id = hub
@@ -1136,8 +1220,24 @@ async fn a_full_disk_fails_the_run_without_a_file_and_keeps_the_watermark() {
     check_failed(&run, &["(sftp_write_failed)"]);
     assert!(sftp.remote.files().is_empty(), "{:?}", sftp.remote.files());
     assert_eq!(hub.watermark(id).await, None);
-    // The Sync Log rows of the failed run are kept: they were real problems.
-    assert_eq!(hub.sync_log(id).await[0].contact_id, Some(f.cara));
+    // Cara's missing CRM ID is logged by the run that sends the window, not by failed ones.
+    assert!(hub.sync_log(id).await.is_empty());
+    // Moved to a server with room (a new server: its key is pinned afresh).
+    let sftp = test_sftp(|b| b).await;
+    hub.edit(id, |c| {
+        c["sftp"]["port"] = json!(sftp.remote.port);
+        c["sftp"]["host_key"] = json!("");
+    })
+    .await;
+    let run = hub.run(id).await;
+    check_success(&run, 3, &sftp.remote, &[]);
+    let log = hub.sync_log(id).await;
+    assert_eq!(
+        log.iter()
+            .map(|r| (r.run_id, r.contact_id))
+            .collect::<Vec<_>>(),
+        [(Some(run.id), Some(f.cara))]
+    );
 }
 
 #[tokio::test]
@@ -1197,7 +1297,7 @@ async fn wrong_password_closed_port_and_missing_directory_fail_with_a_reason() {
     check_failed(
         &hub.run(id).await,
         &[
-            "authentication failed for user \"ferry\" with password",
+            "authentication failed for user \"ferry\" with a password",
             "(sftp_auth_failed)",
         ],
     );

@@ -188,18 +188,17 @@ impl ExportConfig {
         {
             return Err(err("sftp.directory", "must not contain control characters"));
         }
-        if let Some(prefix) = &s.file_prefix {
-            if prefix.len() > MAX_PREFIX
+        if let Some(prefix) = &s.file_prefix
+            && (prefix.len() > MAX_PREFIX
                 || !prefix
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-                || prefix.starts_with('.')
-            {
-                return Err(err(
-                    "sftp.file_prefix",
-                    format!("use letters, digits, '-', '_' and '.' (not first), at most {MAX_PREFIX} characters"),
-                ));
-            }
+                || prefix.starts_with('.'))
+        {
+            return Err(err(
+                "sftp.file_prefix",
+                format!("use letters, digits, '-', '_' and '.' (not first), at most {MAX_PREFIX} characters"),
+            ));
         }
         if let Some(key) = &s.host_key
             && !key.is_empty()

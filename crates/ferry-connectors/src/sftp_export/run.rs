@@ -77,8 +77,9 @@ enum Source {
     Messages {
         stream: ExportStream,
         format: MessageFormat,
-        /// Contacts already logged as missing a CRM ID in this run.
-        missing_logged: HashSet<i64>,
+        /// Contacts whose notes were left out for want of a CRM ID; logged once the run's
+        /// outcome is known (see [`log_missing_crm_ids`]).
+        missing_crm: HashSet<i64>,
     },
     Contacts {
         columns: Vec<Column>,
@@ -169,7 +170,7 @@ impl Producer<'_> {
             Source::Messages {
                 stream,
                 format,
-                missing_logged,
+                missing_crm,
             } => {
                 let batch = match stream.next_batch().await {
                     None => return Ok(false),
@@ -189,16 +190,7 @@ impl Producer<'_> {
                         } => {
                             let crm_id = m.crm_id.as_deref().map(str::trim).unwrap_or("");
                             if crm_id.is_empty() {
-                                if missing_logged.insert(m.contact_id) {
-                                    self.ctx
-                                        .log(
-                                            Some(m.contact_id),
-                                            SyncDirection::Outgoing,
-                                            MISSING_CRM_ID,
-                                            "the contact has no CRM ID, so EAB cannot attach a note to a student; its messages were left out of the file",
-                                        )
-                                        .await?;
-                                }
+                                missing_crm.insert(m.contact_id);
                                 continue;
                             }
                             write(&mut self.out, &eab_row(m, crm_id, file, template, tz, public_url))?;
@@ -243,6 +235,16 @@ impl Producer<'_> {
                 Ok(true)
             }
         }
+    }
+
+    /// The contacts left out for want of a CRM ID, by platform ID.
+    fn missing_crm_ids(&self) -> Vec<i64> {
+        let mut ids: Vec<i64> = match &self.source {
+            Source::Messages { missing_crm, .. } => missing_crm.iter().copied().collect(),
+            Source::Contacts { .. } => Vec::new(),
+        };
+        ids.sort_unstable();
+        ids
     }
 
     fn take(&mut self) -> Vec<u8> {
@@ -451,7 +453,7 @@ async fn export(
             Source::Messages {
                 stream: store.export_messages(institution_id, &window),
                 format,
-                missing_logged: HashSet::new(),
+                missing_crm: HashSet::new(),
             }
         }
     };
@@ -469,9 +471,10 @@ async fn export(
     }
     if producer.rows == 0 {
         if let Some(top) = window_top.filter(|top| *top > state.watermark) {
-            // Every message in the window was considered (and, without a CRM ID, logged).
+            // Every message in the window was considered.
             save_watermark(ctx, top).await?;
         }
+        log_missing_crm_ids(ctx, &producer.missing_crm_ids()).await;
         return Ok(RunReport::skipped().with_detail(json!({ "window": window_detail(state.watermark, window_top) })));
     }
 
@@ -496,11 +499,11 @@ async fn export(
             if producer.buffered() >= CHUNK || !more {
                 let chunk = producer.take();
                 if !chunk.is_empty() && tx.send(Ok(chunk)).await.is_err() {
-                    return Ok(producer.rows); // the upload stopped; its error is the one to report
+                    return Ok(producer); // the upload stopped; its error is the one to report
                 }
             }
             if !more {
-                return Ok(producer.rows);
+                return Ok(producer);
             }
             match producer.fill().await {
                 Ok(m) => more = m,
@@ -514,7 +517,8 @@ async fn export(
         }
     };
     let (uploaded, fed) = tokio::join!(session.upload(config.directory(), &name, reader), feed);
-    let rows = fed?;
+    let producer = fed?;
+    let rows = producer.rows;
     let report = uploaded.map_err(|e| run_error(&e))?;
     if let Err(e) = session.close().await {
         tracing::debug!(error = %e, "closing the SFTP session");
@@ -523,6 +527,7 @@ async fn export(
     if let Some(top) = window_top {
         save_watermark(ctx, top).await?;
     }
+    log_missing_crm_ids(ctx, &producer.missing_crm_ids()).await;
     Ok(RunReport::success(rows as i64).with_detail(json!({
         "file": name,
         "remote_path": report.remote_path,
@@ -535,6 +540,27 @@ fn window_detail(after: i64, top: Option<i64>) -> Value {
     match top {
         Some(top) => json!({ "after_sequence": after, "up_to_sequence": top }),
         None => Value::Null,
+    }
+}
+
+/// Records in the Sync Log the contacts whose notes were left out for want of a CRM ID: once
+/// per contact, and only when the run succeeded or was skipped. A failed attempt logs nothing,
+/// so a contact is not logged twice when the worker retries the run, nor when a failed run's
+/// window is sent by the next one. Rows that cannot be written yet stay buffered for the
+/// worker's final flush.
+async fn log_missing_crm_ids(ctx: &RunContext, contacts: &[i64]) {
+    for &contact_id in contacts {
+        if let Err(e) = ctx
+            .log(
+                Some(contact_id),
+                SyncDirection::Outgoing,
+                MISSING_CRM_ID,
+                "the contact has no CRM ID, so EAB cannot attach a note to a student; its messages were left out of the file",
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "could not write Sync Log rows yet; the worker writes them at the end of the run");
+        }
     }
 }
 
