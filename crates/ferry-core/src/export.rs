@@ -80,11 +80,23 @@ fn push_field(line: &mut String, cell: &str) {
 /// Makes a cell safe to open in a spreadsheet: a cell starting with `=`, `+`, `-` or `@` (or a
 /// tab or carriage return, which some spreadsheets skip before such a character) gets a leading
 /// apostrophe, so it is shown as text instead of run as a formula (OWASP "CSV injection").
+///
+/// A plain signed number (`+16175550101`, an E.164 phone; `-2.5`) is left alone: a spreadsheet
+/// reads it as a number, never as a formula, and importers would keep the apostrophe.
 pub fn neutralize(cell: &str) -> std::borrow::Cow<'_, str> {
     match cell.chars().next() {
+        Some('+' | '-') if is_signed_number(cell) => std::borrow::Cow::Borrowed(cell),
         Some('=' | '+' | '-' | '@' | '\t' | '\r') => std::borrow::Cow::Owned(format!("'{cell}")),
         _ => std::borrow::Cow::Borrowed(cell),
     }
+}
+
+/// `+` or `-`, digits, and at most one decimal point between digits.
+fn is_signed_number(cell: &str) -> bool {
+    let digits = &cell[1..];
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, "1"));
+    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    all_digits(int) && all_digits(frac)
 }
 
 crate::string_enum! {
@@ -342,9 +354,11 @@ mod tests {
         let mut w = CsvWriter::new(Vec::new(), true);
         w.write_row(&["=1+1", "+1 617", "-2", "@SUM(1)", "ok", "a=b", "\t=x"])
             .unwrap();
+        w.write_row(&["+16175550101", "-2.5", "+1.", "-.5", "-1+1", "+", "-"])
+            .unwrap();
         assert_eq!(
             String::from_utf8(w.into_inner()).unwrap(),
-            "'=1+1,'+1 617,'-2,'@SUM(1),ok,a=b,'\t=x\r\n"
+            "'=1+1,'+1 617,-2,'@SUM(1),ok,a=b,'\t=x\r\n+16175550101,-2.5,'+1.,'-.5,'-1+1,'+,'-\r\n"
         );
     }
 
