@@ -9,6 +9,7 @@ pub mod errors;
 pub mod export;
 pub mod matching;
 pub mod message;
+pub mod outgoing;
 pub mod phone;
 pub mod run;
 pub mod schedule;
