@@ -7,6 +7,7 @@ pub mod contact;
 pub mod email;
 pub mod errors;
 pub mod export;
+pub mod mapping;
 pub mod matching;
 pub mod message;
 pub mod outgoing;

@@ -1,0 +1,370 @@
+//! Field mapping between Ferry's contact fields and a CRM's properties (seed 002, "Data
+//! Mapping"), and the conversion of values by type in both directions.
+//!
+//! Rules checked when a mapping is saved:
+//! - CRM ID ↔ the CRM's record ID property is always mapped and cannot be changed or removed;
+//! - first name, last name and phone must be mapped (every Ferry contact has them);
+//! - the CRM's `email` must be mapped to an email-type Ferry field (HubSpot requires it);
+//! - every Ferry field and CRM property exists, each appears once, and their types fit;
+//! - an outgoing mapping never writes a read-only CRM property.
+//!
+//! CRMs such as HubSpot send every value as a string (dates as epoch milliseconds); values go
+//! out the same way. A blank value is never sent or written.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use crate::contact::{DefaultField, FieldKind, FieldRef, FieldSchema, PLATFORM_ID_FIELD};
+use crate::run::SyncDirection;
+
+crate::string_enum! {
+    /// A CRM property's type (HubSpot's `type`).
+    pub enum RemoteKind {
+        String = "string",
+        Number = "number",
+        Date = "date",
+        DateTime = "datetime",
+        Bool = "bool",
+        Enumeration = "enumeration",
+        PhoneNumber = "phone_number",
+        Other = "other",
+    }
+}
+
+/// A CRM property, as its properties API describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteProperty {
+    pub name: String,
+    pub label: String,
+    pub kind: RemoteKind,
+    /// The CRM computes it; it cannot be written.
+    pub read_only: bool,
+}
+
+/// One pair of a mapping, as saved.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldMapping {
+    /// A Ferry field: a default field's name or a custom field's name.
+    pub local: String,
+    /// A CRM property's name.
+    pub remote: String,
+}
+
+/// A checked pair.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedMapping {
+    pub local: FieldRef,
+    pub local_name: String,
+    pub local_kind: FieldKind,
+    pub remote: RemoteProperty,
+}
+
+/// Why a mapping was refused; `index` is the pair at fault, if one is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct MappingError {
+    pub index: Option<usize>,
+    pub message: String,
+}
+
+impl MappingError {
+    fn at(index: usize, message: impl Into<String>) -> Self {
+        MappingError {
+            index: Some(index),
+            message: message.into(),
+        }
+    }
+    fn whole(message: impl Into<String>) -> Self {
+        MappingError {
+            index: None,
+            message: message.into(),
+        }
+    }
+}
+
+/// The Ferry field that always maps to the CRM's record ID.
+pub const CRM_ID_FIELD: &str = "crm_id";
+
+/// Which CRM property types a Ferry field type can exchange values with.
+fn fits(local: FieldKind, remote: RemoteKind) -> bool {
+    use RemoteKind as R;
+    match local {
+        FieldKind::Text => matches!(remote, R::String | R::Enumeration | R::PhoneNumber | R::Number),
+        FieldKind::Number => matches!(remote, R::Number | R::String),
+        FieldKind::Date => matches!(remote, R::Date | R::DateTime | R::String),
+        FieldKind::Boolean => matches!(remote, R::Bool | R::Enumeration | R::String),
+        FieldKind::Email => matches!(remote, R::String),
+        FieldKind::Phone => matches!(remote, R::PhoneNumber | R::String),
+    }
+}
+
+/// The mapping with the fixed CRM ID pair first, checked against the institution's fields and
+/// the CRM's properties. `id_property` is the CRM's record ID (HubSpot: `hs_object_id`).
+pub fn resolve(
+    mappings: &[FieldMapping],
+    schema: &FieldSchema,
+    remote: &[RemoteProperty],
+    id_property: &str,
+    direction: SyncDirection,
+) -> Result<Vec<ResolvedMapping>, MappingError> {
+    let mut out = Vec::with_capacity(mappings.len() + 1);
+    let mut locals = BTreeSet::new();
+    let mut remotes = BTreeSet::new();
+    let id_remote = remote
+        .iter()
+        .find(|p| p.name == id_property)
+        .cloned()
+        .unwrap_or(RemoteProperty {
+            name: id_property.to_string(),
+            label: "Record ID".to_string(),
+            kind: RemoteKind::Number,
+            read_only: true,
+        });
+    out.push(ResolvedMapping {
+        local: FieldRef::Default(DefaultField::CrmId),
+        local_name: CRM_ID_FIELD.to_string(),
+        local_kind: FieldKind::Text,
+        remote: id_remote,
+    });
+    locals.insert(CRM_ID_FIELD.to_string());
+    remotes.insert(id_property.to_string());
+
+    for (i, m) in mappings.iter().enumerate() {
+        let (local, remote_name) = (m.local.trim(), m.remote.trim());
+        if local == CRM_ID_FIELD && remote_name == id_property {
+            continue; // the fixed pair, restated
+        }
+        if local == CRM_ID_FIELD || remote_name == id_property {
+            return Err(MappingError::at(
+                i,
+                format!("CRM ID is always mapped to {id_property} (the CRM's record ID); that pair cannot be changed"),
+            ));
+        }
+        let (field, kind) = match schema.resolve(local) {
+            Some(FieldRef::PlatformId) | None if local == PLATFORM_ID_FIELD => {
+                return Err(MappingError::at(i, "the platform ID is Ferry's own and cannot be mapped"));
+            }
+            Some(FieldRef::Default(DefaultField::TestUser)) => {
+                return Err(MappingError::at(i, "test users never sync, so test_user cannot be mapped"));
+            }
+            Some(FieldRef::Default(d)) => (FieldRef::Default(d), d.kind()),
+            Some(FieldRef::Custom(name, kind)) => (FieldRef::Custom(name, kind), kind),
+            Some(FieldRef::PlatformId) | None => {
+                return Err(MappingError::at(i, format!("{local:?} is not a field of this institution")));
+            }
+        };
+        let Some(prop) = remote.iter().find(|p| p.name == remote_name) else {
+            return Err(MappingError::at(i, format!("the CRM has no property {remote_name:?}")));
+        };
+        if !locals.insert(local.to_string()) {
+            return Err(MappingError::at(i, format!("{local} is mapped twice")));
+        }
+        if !remotes.insert(remote_name.to_string()) {
+            return Err(MappingError::at(i, format!("{remote_name} is mapped twice")));
+        }
+        if !fits(kind, prop.kind) {
+            return Err(MappingError::at(
+                i,
+                format!("{local} ({kind}) cannot hold the values of {remote_name} ({})", prop.kind),
+            ));
+        }
+        if direction == SyncDirection::Outgoing && prop.read_only {
+            return Err(MappingError::at(i, format!("{remote_name} is read-only in the CRM; Ferry cannot write it")));
+        }
+        out.push(ResolvedMapping {
+            local: field,
+            local_name: local.to_string(),
+            local_kind: kind,
+            remote: prop.clone(),
+        });
+    }
+    for required in [DefaultField::FirstName, DefaultField::LastName, DefaultField::Phone] {
+        if !locals.contains(required.as_str()) {
+            return Err(MappingError::whole(format!(
+                "{} must be mapped: every Ferry contact has first name, last name and phone",
+                required.as_str()
+            )));
+        }
+    }
+    match out.iter().find(|m| m.remote.name == "email") {
+        Some(m) if m.local_kind == FieldKind::Email => {}
+        Some(m) => {
+            return Err(MappingError::whole(format!(
+                "email must be mapped to an email-type field, not {} ({})",
+                m.local_name, m.local_kind
+            )));
+        }
+        None if remote.iter().any(|p| p.name == "email") => {
+            return Err(MappingError::whole(
+                "the CRM requires email: map it to an email-type field (the built-in email or a custom one)",
+            ));
+        }
+        None => {}
+    }
+    Ok(out)
+}
+
+/// A Ferry value as the CRM takes it; `None` for a blank (never sent).
+pub fn to_remote(local: FieldKind, remote: RemoteKind, value: &Value) -> Option<String> {
+    let s = match value {
+        Value::Null => return None,
+        Value::String(s) if s.trim().is_empty() => return None,
+        Value::String(s) => s.clone(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        other => other.to_string(),
+    };
+    if local == FieldKind::Date && matches!(remote, RemoteKind::Date | RemoteKind::DateTime) {
+        // HubSpot takes dates as midnight UTC in epoch milliseconds.
+        let date: jiff::civil::Date = s.parse().ok()?;
+        let ms = date.to_zoned(jiff::tz::TimeZone::UTC).ok()?.timestamp().as_millisecond();
+        return Some(ms.to_string());
+    }
+    Some(s)
+}
+
+/// A CRM value as the text a Ferry write takes (parsed by the field's type like any import);
+/// `None` for a blank (never written).
+pub fn from_remote(local: FieldKind, remote: RemoteKind, value: Option<&str>) -> Option<String> {
+    let s = value.map(str::trim).filter(|s| !s.is_empty())?;
+    if local == FieldKind::Date && matches!(remote, RemoteKind::Date | RemoteKind::DateTime) {
+        if let Ok(ms) = s.parse::<i64>() {
+            let t = jiff::Timestamp::from_millisecond(ms).ok()?;
+            return Some(t.to_zoned(jiff::tz::TimeZone::UTC).date().to_string());
+        }
+        if let Ok(t) = s.parse::<jiff::Timestamp>() {
+            return Some(t.to_zoned(jiff::tz::TimeZone::UTC).date().to_string());
+        }
+    }
+    Some(s.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contact::CustomFieldDef;
+    use serde_json::json;
+
+    fn prop(name: &str, kind: RemoteKind) -> RemoteProperty {
+        RemoteProperty {
+            name: name.into(),
+            label: name.into(),
+            kind,
+            read_only: false,
+        }
+    }
+
+    fn remote() -> Vec<RemoteProperty> {
+        let mut v = vec![
+            prop("firstname", RemoteKind::String),
+            prop("lastname", RemoteKind::String),
+            prop("phone", RemoteKind::PhoneNumber),
+            prop("email", RemoteKind::String),
+            prop("grad_year", RemoteKind::Number),
+            prop("enrolled_on", RemoteKind::Date),
+            prop("first_gen", RemoteKind::Bool),
+        ];
+        v.push(RemoteProperty {
+            read_only: true,
+            ..prop("hs_object_id", RemoteKind::Number)
+        });
+        v.push(RemoteProperty {
+            read_only: true,
+            ..prop("lastmodifieddate", RemoteKind::DateTime)
+        });
+        v
+    }
+
+    fn schema() -> FieldSchema {
+        FieldSchema::new([
+            CustomFieldDef { name: "graduation_year".into(), label: "Graduation year".into(), kind: FieldKind::Number },
+            CustomFieldDef { name: "enrolled".into(), label: "Enrolled".into(), kind: FieldKind::Date },
+            CustomFieldDef { name: "advisor".into(), label: "Advisor".into(), kind: FieldKind::Email },
+            CustomFieldDef { name: "first_gen".into(), label: "First gen".into(), kind: FieldKind::Boolean },
+        ])
+    }
+
+    fn pairs(p: &[(&str, &str)]) -> Vec<FieldMapping> {
+        p.iter()
+            .map(|(l, r)| FieldMapping { local: l.to_string(), remote: r.to_string() })
+            .collect()
+    }
+
+    const BASE: [(&str, &str); 4] = [
+        ("first_name", "firstname"),
+        ("last_name", "lastname"),
+        ("phone", "phone"),
+        ("email", "email"),
+    ];
+
+    fn check(extra: &[(&str, &str)], dir: SyncDirection) -> Result<Vec<ResolvedMapping>, MappingError> {
+        let mut p = BASE.to_vec();
+        p.extend_from_slice(extra);
+        resolve(&pairs(&p), &schema(), &remote(), "hs_object_id", dir)
+    }
+
+    #[test]
+    fn a_valid_mapping_starts_with_the_fixed_crm_id_pair() {
+        let m = check(&[("graduation_year", "grad_year"), ("enrolled", "enrolled_on"), ("first_gen", "first_gen")], SyncDirection::Outgoing).unwrap();
+        assert_eq!(m[0].local_name, "crm_id");
+        assert_eq!(m[0].remote.name, "hs_object_id");
+        assert_eq!(m.len(), 8);
+        // Restating the fixed pair is harmless.
+        assert!(check(&[("crm_id", "hs_object_id")], SyncDirection::Incoming).is_ok());
+        // Reading a read-only property in is fine.
+        assert!(check(&[("enrolled", "lastmodifieddate")], SyncDirection::Incoming).is_ok());
+    }
+
+    #[test]
+    fn invalid_mappings_are_refused_with_the_reason() {
+        let refused = |p: Vec<(&str, &str)>, dir, needle: &str, index: Option<usize>| {
+            let e = resolve(&pairs(&p), &schema(), &remote(), "hs_object_id", dir).unwrap_err();
+            assert!(e.message.contains(needle), "{p:?}: {e}");
+            assert_eq!(e.index, index, "{p:?}: {e}");
+        };
+        use SyncDirection::*;
+        let with = |extra: (&'static str, &'static str)| {
+            let mut p = BASE.to_vec();
+            p.push(extra);
+            p
+        };
+        refused(BASE[1..].to_vec(), Outgoing, "first_name must be mapped", None);
+        refused(vec![BASE[0], BASE[1], BASE[3]], Incoming, "phone must be mapped", None);
+        refused(BASE[..3].to_vec(), Outgoing, "requires email", None);
+        refused(vec![BASE[0], BASE[1], BASE[2], ("last_name", "email")], Outgoing, "last_name is mapped twice", Some(3));
+        refused(vec![BASE[0], BASE[1], BASE[2], ("enrollment_id", "email")], Outgoing, "email-type field", None);
+        assert!(check(&[], Outgoing).is_ok());
+        let advisor = vec![BASE[0], BASE[1], BASE[2], ("advisor", "email")];
+        assert!(resolve(&pairs(&advisor), &schema(), &remote(), "hs_object_id", Outgoing).is_ok(), "a custom email field may carry email");
+        refused(with(("crm_id", "email")), Outgoing, "always mapped to hs_object_id", Some(4));
+        refused(with(("enrollment_id", "hs_object_id")), Outgoing, "always mapped", Some(4));
+        refused(with(("gpa", "grad_year")), Outgoing, "not a field", Some(4));
+        refused(with(("graduation_year", "gradyear")), Outgoing, "no property", Some(4));
+        refused(with(("graduation_year", "firstname")), Outgoing, "firstname is mapped twice", Some(4));
+        refused(with(("first_gen", "grad_year")), Outgoing, "cannot hold", Some(4));
+        refused(with(("enrolled", "lastmodifieddate")), Outgoing, "read-only", Some(4));
+        refused(with(("test_user", "first_gen")), Outgoing, "test users never sync", Some(4));
+        refused(with(("id", "grad_year")), Outgoing, "platform ID", Some(4));
+    }
+
+    #[test]
+    fn values_convert_by_type_both_ways() {
+        use FieldKind as F;
+        use RemoteKind as R;
+        assert_eq!(to_remote(F::Date, R::Date, &json!("2026-09-01")).as_deref(), Some("1788220800000"));
+        assert_eq!(from_remote(F::Date, R::Date, Some("1788220800000")).as_deref(), Some("2026-09-01"));
+        assert_eq!(from_remote(F::Date, R::DateTime, Some("2026-09-01T23:30:00Z")).as_deref(), Some("2026-09-01"));
+        assert_eq!(to_remote(F::Number, R::Number, &json!(2027)).as_deref(), Some("2027"));
+        assert_eq!(to_remote(F::Number, R::Number, &json!(3.75)).as_deref(), Some("3.75"));
+        assert_eq!(to_remote(F::Boolean, R::Bool, &json!(true)).as_deref(), Some("true"));
+        assert_eq!(to_remote(F::Phone, R::PhoneNumber, &json!("+16175550101")).as_deref(), Some("+16175550101"));
+        assert_eq!(to_remote(F::Text, R::String, &json!("  ")), None, "blanks are not sent");
+        assert_eq!(to_remote(F::Text, R::String, &Value::Null), None);
+        assert_eq!(from_remote(F::Text, R::String, Some("")), None, "blanks are not written");
+        assert_eq!(from_remote(F::Text, R::String, None), None);
+        assert_eq!(from_remote(F::Text, R::String, Some("UNSET")).as_deref(), Some("UNSET"), "UNSET passes through to the contact rules");
+        assert_eq!(from_remote(F::Boolean, R::Bool, Some("false")).as_deref(), Some("false"));
+    }
+}
