@@ -214,7 +214,8 @@ mod tests {
         };
         use Lookup::*;
         use OutgoingMatch::*;
-        let cases: Vec<(&str, OutgoingKeys<'_>, Lookups, Vec<Lookup>, Result<OutgoingDecision, OutgoingError>)> = vec![
+        type Case<'a> = (&'a str, OutgoingKeys<'a>, Lookups, Vec<Lookup>, Result<OutgoingDecision, OutgoingError>);
+        let cases: Vec<Case<'_>> = vec![
             (
                 "CRM ID present: a guaranteed match, all fields updated, nothing else asked",
                 with_crm,
