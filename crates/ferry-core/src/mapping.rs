@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use crate::contact::{DefaultField, FieldKind, FieldRef, FieldSchema, PLATFORM_ID_FIELD};
+use crate::contact::{DefaultField, FieldKind, FieldRef, FieldSchema};
 use crate::run::SyncDirection;
 
 crate::string_enum! {
@@ -143,15 +143,15 @@ pub fn resolve(
             ));
         }
         let (field, kind) = match schema.resolve(local) {
-            Some(FieldRef::PlatformId) | None if local == PLATFORM_ID_FIELD => {
-                return Err(MappingError::at(i, "the platform ID is Ferry's own and cannot be mapped"));
-            }
+            // Ferry's own ID in a CRM property (seed 002's `admithub_id`): sent out, and read
+            // back in as a guaranteed match.
+            Some(FieldRef::PlatformId) => (FieldRef::PlatformId, FieldKind::Number),
             Some(FieldRef::Default(DefaultField::TestUser)) => {
                 return Err(MappingError::at(i, "test users never sync, so test_user cannot be mapped"));
             }
             Some(FieldRef::Default(d)) => (FieldRef::Default(d), d.kind()),
             Some(FieldRef::Custom(name, kind)) => (FieldRef::Custom(name, kind), kind),
-            Some(FieldRef::PlatformId) | None => {
+            None => {
                 return Err(MappingError::at(i, format!("{local:?} is not a field of this institution")));
             }
         };
@@ -346,7 +346,8 @@ mod tests {
         refused(with(("first_gen", "grad_year")), Outgoing, "cannot hold", Some(4));
         refused(with(("enrolled", "lastmodifieddate")), Outgoing, "read-only", Some(4));
         refused(with(("test_user", "first_gen")), Outgoing, "test users never sync", Some(4));
-        refused(with(("id", "grad_year")), Outgoing, "platform ID", Some(4));
+        refused(with(("id", "first_gen")), Outgoing, "cannot hold", Some(4));
+        assert!(check(&[("id", "grad_year")], Incoming).is_ok(), "the platform ID may travel in a CRM property");
     }
 
     #[test]
