@@ -31,6 +31,13 @@ pub trait Connector: Send + Sync {
         None
     }
 
+    /// Whether an enabled instance runs soon after contacts change (the worker queues a run with
+    /// trigger `change` when the institution's change sequence passes the instance's
+    /// `state.watermark`).
+    fn runs_on_change(&self) -> bool {
+        false
+    }
+
     /// The secret keys this kind accepts (e.g. `password`, `private_key`, `access_token`).
     fn secret_names(&self) -> &'static [&'static str] {
         &[]
@@ -43,6 +50,16 @@ pub trait Connector: Send + Sync {
     /// Checks which secrets are set, once the change being saved is applied (e.g. "a password
     /// or a private key"). `set` holds the names of the secrets that will be set.
     fn validate_secrets(&self, _set: &[&str]) -> Result<(), ConfigError> {
+        Ok(())
+    }
+
+    /// Checks a config against the remote and the institution's fields before it is saved (e.g.
+    /// a data mapping against the CRM's properties). `schema` holds the institution's fields.
+    async fn check_with_remote(
+        &self,
+        _ctx: &ConnectorContext,
+        _schema: &ferry_core::contact::FieldSchema,
+    ) -> Result<(), ConfigError> {
         Ok(())
     }
 

@@ -66,7 +66,17 @@ impl Registry {
     /// Every connector that ships with Ferry. `public_url` is where people reach Ferry's UI
     /// (`FERRY_PUBLIC_URL`); exports link to messages under it.
     pub fn builtin(public_url: &str) -> Self {
+        Registry::builtin_with(public_url, &crate::hubspot::HubSpotSettings::default())
+    }
+
+    /// [`Registry::builtin`] with HubSpot's address and limits (`FERRY_HUBSPOT_API_URL`).
+    pub fn builtin_with(public_url: &str, hubspot: &crate::hubspot::HubSpotSettings) -> Self {
         let mut registry = Registry::empty();
+        for way in [crate::hubspot::Way::Incoming, crate::hubspot::Way::Outgoing] {
+            registry
+                .register(Arc::new(crate::hubspot::HubSpot::new(way, hubspot.clone())))
+                .expect("built-in kinds are valid and distinct");
+        }
         for kind in crate::sftp_export::ExportKind::ALL {
             registry
                 .register(Arc::new(crate::sftp_export::SftpExport::new(kind, public_url)))

@@ -622,6 +622,40 @@ pub struct Contact {
     pub updated_at: jiff::Timestamp,
 }
 
+impl Contact {
+    /// A field's value as JSON: text and E.164 phones as strings, booleans, custom values as
+    /// stored; `Null` when empty.
+    pub fn value_of(&self, field: &FieldRef) -> Value {
+        let d = &self.data;
+        let text = |v: &Option<String>| v.clone().map_or(Value::Null, Value::String);
+        match field {
+            FieldRef::PlatformId => Value::from(self.id),
+            FieldRef::Custom(name, _) => d.custom.get(name).cloned().unwrap_or(Value::Null),
+            FieldRef::Default(f) => match f {
+                DefaultField::FirstName => text(&d.first_name),
+                DefaultField::LastName => text(&d.last_name),
+                DefaultField::PreferredName => text(&d.preferred_name),
+                DefaultField::Phone => d.phone.as_ref().map_or(Value::Null, |p| p.as_str().into()),
+                DefaultField::Email => d.email.as_ref().map_or(Value::Null, |e| e.as_str().into()),
+                DefaultField::EnrollmentId => text(&d.enrollment_id),
+                DefaultField::CrmId => text(&d.crm_id),
+                DefaultField::OptIn => Value::Bool(d.opt_in),
+                DefaultField::TestUser => Value::Bool(d.test_user),
+            },
+        }
+    }
+}
+
+/// A value as the text a file or a filter compares: strings as they are, other JSON as written,
+/// `Null` as empty.
+pub fn value_text(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// A write to one contact, addressed by platform ID or found by matching.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ContactWrite {

@@ -21,6 +21,7 @@ dictionary! {
     "conflict" => "The change clashes with existing data (for example a slug or field name that is taken).", "Choose another value, or change the existing record.";
     "crm_id_in_use" => "The CRM ID being written already belongs to another contact.", "Find the other contact by CRM ID, and correct or clear (UNSET) one of them.";
     "crm_id_not_found" => "The contact's CRM ID names no contact in the CRM (it was deleted or merged there, or the ID is wrong).", "Correct or clear (UNSET) the contact's CRM ID; with it cleared, the next sync matches by email or name and phone, or creates the contact.";
+    "crm_rejected" => "The CRM refused to create or update the contact (a value it does not accept, such as an invalid email or an option its property does not have).", "Read the CRM's reason in the log message, correct the value in Ferry or the property in the CRM; the contact is retried on the next runs.";
     "csrf_failed" => "The form was not sent from a Ferry page of this session.", "Reload the page and submit again.";
     "duplicate_column" => "A CSV file names the same column twice.", "Remove the repeated column from the header row.";
     "forbidden" => "Your role does not allow this (settings and integrations are admin-only).", "Ask an admin of the institution.";

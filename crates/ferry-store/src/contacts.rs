@@ -568,6 +568,42 @@ impl Store {
         Ok(out)
     }
 
+    /// Records CRM IDs a sync learned (seed 002: "set the CRM ID on Mainstay for next time").
+    /// Bookkeeping, not a change people made: no change sequence is taken, so the outgoing sync
+    /// that wrote the contact is not triggered again. Returns, per pair, whether it was written:
+    /// `false` when the contact is gone, has another CRM ID, or the ID belongs to another contact.
+    pub async fn set_crm_ids(
+        &self,
+        institution_id: i64,
+        pairs: &[(i64, String)],
+    ) -> Result<Vec<bool>> {
+        let mut out = Vec::with_capacity(pairs.len());
+        for (id, crm_id) in pairs {
+            let taken = sqlx::query("SELECT id FROM contacts WHERE institution_id = $1 AND crm_id = $2 AND id <> $3")
+                .bind(institution_id)
+                .bind(crm_id)
+                .bind(id)
+                .fetch_optional(&self.read)
+                .await?;
+            if taken.is_some() {
+                out.push(false);
+                continue;
+            }
+            let done = sqlx::query("UPDATE contacts SET crm_id = $1 WHERE institution_id = $2 AND id = $3 AND (crm_id IS NULL OR crm_id = '' OR crm_id = $1)")
+                .bind(crm_id)
+                .bind(institution_id)
+                .bind(id)
+                .execute(&self.write)
+                .await;
+            match done {
+                Ok(d) => out.push(d.rows_affected() == 1),
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => out.push(false),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(out)
+    }
+
     /// The highest change sequence of an institution (0 before the first change).
     pub async fn current_change_seq(&self, institution_id: i64) -> Result<i64> {
         let row = sqlx::query("SELECT change_seq FROM institutions WHERE id = $1")

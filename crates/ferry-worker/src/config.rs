@@ -25,6 +25,12 @@ pub struct WorkerConfig {
     pub shutdown_grace: Duration,
     /// How often due scheduled runs are queued. Default 30 s.
     pub scheduler_interval: Duration,
+    /// How often the worker looks for contacts changed since an on-change instance's
+    /// watermark; changes within one interval go out in one run. Default 2 s.
+    pub change_interval: Duration,
+    /// After an on-change instance's run failed, how long before a change queues another.
+    /// Default 5 min.
+    pub change_backoff: Duration,
     /// How many times a run is tried again, within the same claim, after the connector reported
     /// a retryable error. Default 2.
     pub retries: u32,
@@ -43,6 +49,8 @@ impl Default for WorkerConfig {
             max_attempts: 3,
             shutdown_grace: Duration::from_secs(30),
             scheduler_interval: Duration::from_secs(30),
+            change_interval: Duration::from_secs(2),
+            change_backoff: Duration::from_secs(300),
             retries: 2,
             retry_backoff: Duration::from_secs(10),
         }

@@ -108,12 +108,19 @@ impl Worker {
         let at_least = |d: Duration| d.max(Duration::from_millis(1));
         let mut next_schedule = Instant::now();
         let mut next_requeue = Instant::now();
+        let mut next_change = Instant::now();
         while !stop.is_cancelled() {
             let now = Instant::now();
             if now >= next_schedule {
                 next_schedule = now + at_least(self.config.scheduler_interval);
                 if let Err(e) = self.schedule_due(Timestamp::now()).await {
                     warn!(error = %e, "could not queue scheduled runs");
+                }
+            }
+            if now >= next_change {
+                next_change = now + at_least(self.config.change_interval);
+                if let Err(e) = self.queue_changed(Timestamp::now()).await {
+                    warn!(error = %e, "could not queue change runs");
                 }
             }
             if now >= next_requeue {
@@ -133,7 +140,9 @@ impl Worker {
                 Ok(None) => {}
                 Err(e) => warn!(error = %e, "could not claim a run"),
             }
-            let wake = (Instant::now() + at_least(self.config.poll_interval)).min(next_schedule);
+            let wake = (Instant::now() + at_least(self.config.poll_interval))
+                .min(next_schedule)
+                .min(next_change);
             tokio::select! {
                 () = tokio::time::sleep_until(wake) => {}
                 () = stop.cancelled() => {}
@@ -187,6 +196,62 @@ impl Worker {
             if let Some(run) = self.store.enqueue_run(&new).await? {
                 queued += 1;
                 info!(run_id = run.id, integration_id = integration.id, kind = %integration.kind, %slot, "scheduled run queued");
+            }
+        }
+        Ok(queued)
+    }
+
+    /// Queues a `change` run for every enabled instance of a kind that runs on change whose
+    /// `state.watermark` is behind its institution's change sequence (unless one is queued, or
+    /// its last run failed within `change_backoff`). Returns how many were queued.
+    pub async fn queue_changed(&self, now: Timestamp) -> Result<usize, WorkerError> {
+        let mut queued = 0;
+        let mut seqs: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
+        for integration in self.store.enabled_integrations().await? {
+            if !self.registry.get(&integration.kind).is_some_and(|c| c.runs_on_change()) {
+                continue;
+            }
+            let current = match seqs.get(&integration.institution_id) {
+                Some(s) => *s,
+                None => {
+                    let s = self.store.current_change_seq(integration.institution_id).await?;
+                    seqs.insert(integration.institution_id, s);
+                    s
+                }
+            };
+            let watermark = integration.state.get("watermark").and_then(|w| w.as_i64()).unwrap_or(0);
+            if current <= watermark {
+                continue;
+            }
+            let last = self
+                .store
+                .list_runs(
+                    integration.institution_id,
+                    &ferry_store::RunQuery {
+                        integration_id: Some(integration.id),
+                        limit: 1,
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            let backoff = SignedDuration::try_from(self.config.change_backoff).unwrap_or(SignedDuration::MAX);
+            let failed_recently = last.first().is_some_and(|r| {
+                r.status == ferry_core::run::RunStatus::Failed
+                    && r.finished_at.is_some_and(|f| f.checked_add(backoff).is_ok_and(|until| until > now))
+            });
+            if failed_recently {
+                continue;
+            }
+            let new = NewRun {
+                institution_id: integration.institution_id,
+                integration_id: integration.id,
+                kind: integration.kind.clone(),
+                trigger: Trigger::Change,
+                scheduled_for: None,
+            };
+            if let Some(run) = self.store.enqueue_run(&new).await? {
+                queued += 1;
+                info!(run_id = run.id, integration_id = integration.id, kind = %integration.kind, "change run queued");
             }
         }
         Ok(queued)

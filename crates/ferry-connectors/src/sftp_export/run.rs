@@ -9,7 +9,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use ferry_core::contact::{Contact, DefaultField, FieldSchema, PLATFORM_ID_FIELD};
+use ferry_core::contact::{Contact, FieldRef, FieldSchema, value_text};
 use ferry_core::export::{CsvWriter, EabFile, NoteTemplate, NoteValues, us_date};
 use ferry_core::run::SyncDirection;
 use ferry_sftp::ClientOptions;
@@ -104,25 +104,17 @@ enum MessageFormat {
 /// A column of a Contacts export.
 #[derive(Debug, Clone)]
 enum Column {
-    PlatformId,
-    Default(DefaultField),
+    Field(FieldRef),
     Archived,
-    Custom(String),
 }
 
 impl Column {
     fn resolve(name: &str, schema: &FieldSchema) -> Result<Column, RunError> {
-        if name == PLATFORM_ID_FIELD {
-            return Ok(Column::PlatformId);
-        }
         if name == "archived" {
             return Ok(Column::Archived);
         }
-        if let Ok(d) = name.parse::<DefaultField>() {
-            return Ok(Column::Default(d));
-        }
-        if schema.custom(name).is_some() {
-            return Ok(Column::Custom(name.to_string()));
+        if let Some(f) = schema.resolve(name) {
+            return Ok(Column::Field(f));
         }
         Err(RunError::fatal(format!(
             "the contact field \"{name}\" no longer exists; edit the export's fields"
@@ -130,27 +122,9 @@ impl Column {
     }
 
     fn value(&self, c: &Contact) -> String {
-        let d = &c.data;
-        let opt = |v: &Option<String>| v.clone().unwrap_or_default();
         match self {
-            Column::PlatformId => c.id.to_string(),
-            Column::Archived => d.archived.to_string(),
-            Column::Default(f) => match f {
-                DefaultField::FirstName => opt(&d.first_name),
-                DefaultField::LastName => opt(&d.last_name),
-                DefaultField::PreferredName => opt(&d.preferred_name),
-                DefaultField::Phone => d.phone.as_ref().map(|p| p.as_str().to_string()).unwrap_or_default(),
-                DefaultField::Email => d.email.as_ref().map(|e| e.as_str().to_string()).unwrap_or_default(),
-                DefaultField::EnrollmentId => opt(&d.enrollment_id),
-                DefaultField::CrmId => opt(&d.crm_id),
-                DefaultField::OptIn => d.opt_in.to_string(),
-                DefaultField::TestUser => d.test_user.to_string(),
-            },
-            Column::Custom(name) => match d.custom.get(name) {
-                None | Some(Value::Null) => String::new(),
-                Some(Value::String(s)) => s.clone(),
-                Some(other) => other.to_string(),
-            },
+            Column::Archived => c.data.archived.to_string(),
+            Column::Field(f) => value_text(&c.value_of(f)),
         }
     }
 }

@@ -265,6 +265,27 @@ fn drop_empty(secrets: Option<Map<String, Value>>) -> Option<Map<String, Value>>
     })
 }
 
+/// The connector's checks against the remote (a CRM's properties for a data mapping), with the
+/// config and secrets about to be saved.
+async fn check_remote(
+    state: &AppState,
+    institution_id: i64,
+    kind: &str,
+    integration_id: Option<i64>,
+    config: &Value,
+    secrets: Map<String, Value>,
+) -> ApiResult<()> {
+    let Some(connector) = state.registry.get(kind).cloned() else {
+        return Ok(());
+    };
+    let schema = state.store.field_schema(institution_id).await?;
+    let ctx = ConnectorContext::new(institution_id, integration_id, config.clone(), Secrets::from_json(secrets));
+    connector
+        .check_with_remote(&ctx, &schema)
+        .await
+        .map_err(config_error)
+}
+
 /// Validates and stores a new integration.
 pub(crate) async fn create_integration(
     state: &AppState,
@@ -289,6 +310,7 @@ pub(crate) async fn create_integration(
         .validate_secrets_set(&input.kind, &set)
         .map_err(validate_error)?;
     let secrets: Map<String, Value> = secrets.into_iter().filter(|(_, v)| !v.is_null()).collect();
+    check_remote(state, institution_id, &input.kind, None, &input.config, secrets.clone()).await?;
     Ok(state
         .store
         .create_integration(
@@ -348,6 +370,18 @@ pub(crate) async fn patch_integration(
             .registry
             .validate_secrets_set(&current.kind, &set)
             .map_err(validate_error)?;
+    }
+    if config.is_some() || secrets.is_some() {
+        let mut all = state.store.integration_secrets(institution_id, id).await?;
+        for (k, v) in secrets.clone().unwrap_or_default() {
+            if v.is_null() {
+                all.remove(&k);
+            } else {
+                all.insert(k, v);
+            }
+        }
+        let effective = config.clone().unwrap_or_else(|| current.config.clone());
+        check_remote(state, institution_id, &current.kind, Some(id), &effective, all).await?;
     }
     Ok(state
         .store

@@ -1,0 +1,171 @@
+//! Two-way HubSpot sync (seed 002): `hubspot_outgoing` pushes contacts changed in Ferry (on
+//! change, and a full backfill at first), `hubspot_incoming` pulls contacts modified in HubSpot
+//! every N minutes. Authentication is a private-app access token (the `access_token` secret).
+
+// The client's wire types carry HubSpot's documented field names; see its OpenAPI documents.
+#[allow(missing_docs)]
+pub mod client;
+pub mod config;
+mod sync;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use ferry_core::schedule::Schedule;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+pub use client::{Client, HubSpotError, Limits};
+pub use config::HubSpotConfig;
+pub use sync::{MAX_ATTEMPTS, OVERLAP_MS};
+
+use crate::connector::{ConfigError, ConnectionReport, Connector, RunError, RunReport};
+use crate::context::{ConnectorContext, RunContext, Secrets};
+
+/// Where HubSpot is and how hard to use it.
+#[derive(Debug, Clone)]
+pub struct HubSpotSettings {
+    /// The API's base URL (`FERRY_HUBSPOT_API_URL`, default `https://api.hubapi.com`).
+    pub api_url: String,
+    /// Client-side limits per account.
+    pub limits: Limits,
+}
+
+impl Default for HubSpotSettings {
+    fn default() -> Self {
+        HubSpotSettings {
+            api_url: "https://api.hubapi.com".to_string(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// The secrets a HubSpot instance accepts: a private-app token, and the legacy keys seed 002
+/// keeps for an older API version (stored, never used).
+pub const SECRET_NAMES: &[&str] = &["access_token", "developer_api_key", "api_key"];
+
+/// Which way an instance syncs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Way {
+    /// HubSpot → Ferry.
+    Incoming,
+    /// Ferry → HubSpot.
+    Outgoing,
+}
+
+/// A HubSpot connector for one direction.
+#[derive(Debug, Clone)]
+pub struct HubSpot {
+    way: Way,
+    settings: HubSpotSettings,
+}
+
+impl HubSpot {
+    /// The connector for `way`, talking to HubSpot as `settings` say.
+    pub fn new(way: Way, settings: HubSpotSettings) -> HubSpot {
+        HubSpot { way, settings }
+    }
+
+    fn client(&self, secrets: &Secrets) -> Result<Client, RunError> {
+        let token = secrets.expose("access_token").filter(|t| !t.trim().is_empty()).ok_or_else(|| {
+            RunError::fatal("no HubSpot access token is set; enter a private-app access token in the instance's Authentication step")
+        })?;
+        Ok(Client::new(
+            &self.settings.api_url,
+            Arc::new(client::StaticToken(SecretString::from(token.trim().to_string()))),
+            self.settings.limits.clone(),
+        ))
+    }
+
+    fn config(config: &Value) -> Result<HubSpotConfig, RunError> {
+        HubSpotConfig::parse(config).map_err(|e| RunError::fatal(format!("the instance's settings are invalid: {e}")))
+    }
+}
+
+#[async_trait]
+impl Connector for HubSpot {
+    fn kind(&self) -> &'static str {
+        match self.way {
+            Way::Incoming => "hubspot_incoming",
+            Way::Outgoing => "hubspot_outgoing",
+        }
+    }
+
+    fn label(&self) -> &'static str {
+        match self.way {
+            Way::Incoming => "HubSpot incoming",
+            Way::Outgoing => "HubSpot outgoing",
+        }
+    }
+
+    fn validate_config(&self, config: &Value) -> Result<(), ConfigError> {
+        HubSpotConfig::parse(config).map(|_| ())
+    }
+
+    fn schedule(&self, config: &Value) -> Option<Schedule> {
+        let c = HubSpotConfig::parse(config).ok()?;
+        match self.way {
+            Way::Incoming => Some(Schedule::EveryMinutes(c.schedule.map_or(config::DEFAULT_EVERY_MINUTES, |s| s.every_minutes))),
+            Way::Outgoing => c.schedule.map(|s| Schedule::EveryMinutes(s.every_minutes)),
+        }
+    }
+
+    fn runs_on_change(&self) -> bool {
+        self.way == Way::Outgoing
+    }
+
+    fn secret_names(&self) -> &'static [&'static str] {
+        SECRET_NAMES
+    }
+
+    fn validate_secrets(&self, set: &[&str]) -> Result<(), ConfigError> {
+        if set.contains(&"access_token") {
+            Ok(())
+        } else {
+            Err(ConfigError::new("secrets.access_token", "enter the HubSpot private-app access token"))
+        }
+    }
+
+    async fn check_with_remote(
+        &self,
+        ctx: &ConnectorContext,
+        schema: &ferry_core::contact::FieldSchema,
+    ) -> Result<(), ConfigError> {
+        let cfg = HubSpotConfig::parse(&ctx.config)?;
+        let client = self
+            .client(&ctx.secrets)
+            .map_err(|e| ConfigError::new("secrets.access_token", e.reason))?;
+        let props = client.properties().await.map_err(|e| match e.status() {
+            Some(401 | 403) => ConfigError::new("secrets.access_token", format!("HubSpot refused the token: {e}")),
+            _ => ConfigError::new("config", format!("HubSpot's properties could not be read to check the mapping: {e}")),
+        })?;
+        let dir = match self.way {
+            Way::Incoming => ferry_core::run::SyncDirection::Incoming,
+            Way::Outgoing => ferry_core::run::SyncDirection::Outgoing,
+        };
+        ferry_core::mapping::resolve(&cfg.mappings, schema, &props, config::ID_PROPERTY, dir)
+            .map(|_| ())
+            .map_err(|e| match e.index {
+                Some(i) => ConfigError::new(format!("mappings[{i}]"), e.message),
+                None => ConfigError::new("mappings", e.message),
+            })
+    }
+
+    async fn test_connection(&self, ctx: &ConnectorContext) -> Result<ConnectionReport, RunError> {
+        let client = self.client(&ctx.secrets)?;
+        let props = client.properties().await.map_err(|e| RunError::fatal(e.to_string()))?;
+        Ok(ConnectionReport {
+            message: format!("Connected to HubSpot; the account has {} contact properties.", props.len()),
+            detail: json!({ "properties": props.len() }),
+        })
+    }
+
+    async fn run(&self, ctx: &RunContext) -> Result<RunReport, RunError> {
+        let cfg = Self::config(ctx.config())?;
+        let client = self.client(ctx.secrets())?;
+        match self.way {
+            Way::Outgoing => sync::run_outgoing(ctx, &client, &cfg).await,
+            Way::Incoming => sync::run_incoming(ctx, &client, &cfg).await,
+        }
+    }
+}
