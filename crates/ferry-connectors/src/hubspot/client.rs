@@ -27,6 +27,8 @@ pub struct Limits {
     /// Requests per rolling 10-second window (100 for Free/Starter and OAuth apps, 190 for
     /// Pro/Enterprise private apps).
     pub per_ten_seconds: usize,
+    /// The rolling window (HubSpot: 10 s; tests shorten it).
+    pub window: Duration,
     /// Search requests per second.
     pub searches_per_second: usize,
     /// Retries of one request after a 429, a 5xx or a timeout.
@@ -41,6 +43,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             per_ten_seconds: 100,
+            window: Duration::from_secs(10),
             searches_per_second: 4,
             retries: 6,
             backoff: Duration::from_millis(500),
@@ -209,7 +212,7 @@ impl Client {
                 .expect("the HTTP client builds"),
             base: base.trim_end_matches('/').to_string(),
             token,
-            ten_seconds: Window::new(limits.per_ten_seconds, Duration::from_secs(10)),
+            ten_seconds: Window::new(limits.per_ten_seconds, limits.window),
             search: Window::new(limits.searches_per_second, Duration::from_secs(1)),
             limits,
             calls: Default::default(),
@@ -225,8 +228,14 @@ impl Client {
         f(&mut self.calls.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
     }
 
-    /// Sends a request within the limits, retrying 429s, 5xx and timeouts with backoff.
+    /// Sends a request within the limits, retrying 429s (never applied) with backoff, and 5xx
+    /// and timeouts too when the request is `idempotent` (a create that timed out may have
+    /// happened: the caller looks before it tries again).
     async fn send(&self, method: reqwest::Method, path: &str, body: Option<&Value>, search: bool) -> Result<Value, HubSpotError> {
+        self.send_with(method, path, body, search, true).await
+    }
+
+    async fn send_with(&self, method: reqwest::Method, path: &str, body: Option<&Value>, search: bool, idempotent: bool) -> Result<Value, HubSpotError> {
         let mut attempt = 0u32;
         let mut refreshed = false;
         loop {
@@ -265,7 +274,8 @@ impl Client {
                 self.token.invalidate().await;
                 continue;
             }
-            if !err.is_transient() || attempt >= self.limits.retries {
+            let retry = err.status() == Some(429) || (idempotent && err.is_transient());
+            if !retry || attempt >= self.limits.retries {
                 return Err(err);
             }
             if err.status() == Some(429) {
@@ -334,7 +344,9 @@ impl Client {
         let body = json!({
             "inputs": inputs.iter().map(|p| json!({"properties": p, "associations": []})).collect::<Vec<_>>(),
         });
-        let v = self.send(reqwest::Method::POST, "/crm/v3/objects/contacts/batch/create", Some(&body), false).await?;
+        let v = self
+            .send_with(reqwest::Method::POST, "/crm/v3/objects/contacts/batch/create", Some(&body), false, false)
+            .await?;
         Ok(Self::records(&v))
     }
 

@@ -291,12 +291,22 @@ async fn push_batch(
         let props: Vec<BTreeMap<String, String>> = group.iter().map(|(_, p)| p.clone()).collect();
         match client.batch_create(&props).await {
             Ok(records) => {
-                for ((i, p), r) in group.iter().zip(&records) {
-                    let _ = p;
-                    tally.created += 1;
-                    write_back.push((outs[*i].contact.id, r.id.clone()));
+                // HubSpot does not promise the input order: pair records with inputs by value.
+                let mut unclaimed: Vec<&(usize, BTreeMap<String, String>)> = group.iter().collect();
+                let mut created: Vec<(i64, String)> = Vec::new();
+                for r in &records {
+                    let same = |p: &BTreeMap<String, String>| p.iter().all(|(k, v)| r.get(k).is_none_or(|got| got.eq_ignore_ascii_case(v)));
+                    if let Some(pos) = unclaimed.iter().position(|(_, p)| same(p)) {
+                        let (i, _) = unclaimed.remove(pos);
+                        created.push((outs[*i].contact.id, r.id.clone()));
+                    }
                 }
+                tally.created += created.len() as i64;
+                // At once, so that a failure further on cannot lose the new IDs.
+                write_back_ids(ctx, &created).await?;
             }
+            // The create may have happened: the run is retried, and the retry finds the new
+            // contacts by email or by name and phone instead of creating them twice.
             Err(e) if e.is_transient() => return Err(hub_error(e)),
             Err(e) if group.len() > 1 => {
                 // One bad record fails its whole batch: halve until it stands alone.
@@ -347,9 +357,13 @@ async fn push_batch(
         }
     }
 
-    // "Set the CRM ID on Mainstay for next time."
-    let written = ctx.store().set_crm_ids(ctx.institution_id(), &write_back).await?;
-    for ((contact, id), ok) in write_back.iter().zip(written) {
+    write_back_ids(ctx, &write_back).await
+}
+
+/// "Set the CRM ID on Mainstay for next time."
+async fn write_back_ids(ctx: &RunContext, pairs: &[(i64, String)]) -> Result<(), RunError> {
+    let written = ctx.store().set_crm_ids(ctx.institution_id(), pairs).await?;
+    for ((contact, id), ok) in pairs.iter().zip(written) {
         if !ok {
             log(ctx, SyncDirection::Outgoing, Some(*contact), "crm_id_in_use", format!("HubSpot contact {id} is this contact, but another Ferry contact already has that CRM ID")).await?;
         }

@@ -1,0 +1,308 @@
+//! The HubSpot connectors against the in-repo HubSpot emulator on loopback, run by the real
+//! worker: each branch of seed 002's outgoing matching, the incoming pull and its watermark, no
+//! echo of Ferry's own writes, the 409 path, test users, filters, rate limits and faults.
+
+use std::time::Duration;
+
+use ferry_connectors::Registry;
+use ferry_connectors::hubspot::{HubSpotSettings, Limits};
+use ferry_core::contact::{ContactWrite, Raw};
+use ferry_core::run::RunStatus;
+use ferry_emulators::hubspot::{EmulatorConfig, Faults, RunningEmulator, SeedContact};
+use ferry_store::testing::{TestStore, fresh_store};
+use ferry_store::{Integration, NewIntegration, NewRun, Run, SyncLogQuery, WriteKind};
+use ferry_worker::{Worker, WorkerConfig};
+use serde_json::{Value, json};
+
+const TOKEN: &str = "pat-na1-test-token";
+
+async fn emulator(config: EmulatorConfig) -> RunningEmulator {
+    ferry_emulators::hubspot::start(EmulatorConfig {
+        private_app_tokens: vec![TOKEN.into()],
+        ..config
+    })
+    .await
+    .unwrap()
+}
+
+struct Setup {
+    store: TestStore,
+    inst: i64,
+    hub: RunningEmulator,
+}
+
+async fn setup(config: EmulatorConfig) -> Setup {
+    let store = fresh_store().await;
+    let inst = store.create_institution("state-u", "State University", None).await.unwrap().id;
+    Setup { store, inst, hub: emulator(config).await }
+}
+
+fn mappings() -> Value {
+    json!([
+        {"local": "first_name", "remote": "firstname"},
+        {"local": "last_name", "remote": "lastname"},
+        {"local": "phone", "remote": "phone"},
+        {"local": "email", "remote": "email"}
+    ])
+}
+
+impl Setup {
+    async fn instance(&self, kind: &str, config: Value) -> Integration {
+        let mut secrets = serde_json::Map::new();
+        secrets.insert("access_token".into(), json!(TOKEN));
+        self.store
+            .create_integration(
+                self.inst,
+                NewIntegration {
+                    kind: kind.into(),
+                    name: kind.into(),
+                    description: String::new(),
+                    enabled: true,
+                    config,
+                    secrets: Some(secrets),
+                },
+            )
+            .await
+            .unwrap()
+    }
+
+    fn worker(&self) -> Worker {
+        let settings = HubSpotSettings {
+            api_url: self.hub.base_url().to_string(),
+            limits: Limits {
+                backoff: Duration::from_millis(20),
+                ..Limits::default()
+            },
+        };
+        Worker::new(
+            self.store.store.clone(),
+            Registry::builtin_with("http://ferry.test", &settings),
+            WorkerConfig {
+                retry_backoff: Duration::from_millis(20),
+                ..WorkerConfig::default()
+            },
+        )
+    }
+
+    /// Queues a manual run of `i` and runs it; returns the finished run.
+    async fn run(&self, i: &Integration) -> Run {
+        let run = self
+            .store
+            .enqueue_run(&NewRun {
+                institution_id: self.inst,
+                integration_id: i.id,
+                kind: i.kind.clone(),
+                trigger: ferry_core::run::Trigger::Manual,
+                scheduled_for: None,
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(self.worker().run_once().await.unwrap(), Some(run.id));
+        self.store.run(self.inst, run.id).await.unwrap()
+    }
+
+    async fn contact(&self, fields: &[(&str, &str)]) -> i64 {
+        let schema = self.store.field_schema(self.inst).await.unwrap();
+        let w = ContactWrite::parse(&schema, fields.iter().map(|(k, v)| (*k, Raw::Str(v)))).unwrap();
+        let out = self.store.apply_contact_writes(self.inst, &[w], WriteKind::Import).await.unwrap();
+        out[0].as_ref().unwrap().contact_id
+    }
+
+    async fn crm_id(&self, id: i64) -> Option<String> {
+        self.store.contact(self.inst, id).await.unwrap().data.crm_id
+    }
+
+    async fn log_codes(&self) -> Vec<(Option<i64>, String)> {
+        let rows = self.store.list_sync_log(self.inst, &SyncLogQuery { limit: 100, ..Default::default() }).await.unwrap();
+        rows.into_iter().map(|r| (r.contact_id, r.code)).collect()
+    }
+}
+
+fn seed(props: &[(&str, &str)]) -> SeedContact {
+    SeedContact::new(props.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+}
+
+#[tokio::test]
+async fn outgoing_follows_each_branch_of_the_seed() {
+    let s = setup(EmulatorConfig::default()).await;
+    let ids = s
+        .hub
+        .state()
+        .seed_contacts([
+            seed(&[("firstname", "Old"), ("lastname", "Name"), ("email", "ana@state.edu")]),
+            seed(&[("firstname", "Cleo"), ("lastname", "Park"), ("email", "cleo@state.edu")]),
+            seed(&[("firstname", "Dan"), ("lastname", "Lee"), ("phone", "(617) 555-0104")]),
+            seed(&[("firstname", "Eve"), ("lastname", "Moss"), ("phone", "617-555-0199")]),
+        ])
+        .unwrap();
+    let (x, y, z, w) = (&ids[0], &ids[1], &ids[2], &ids[3]);
+    // A: CRM ID that exists; B: CRM ID that does not; C: email; D: name + phone; E: name, other phone.
+    let a = s.contact(&[("first_name", "Ana"), ("last_name", "Diaz"), ("phone", "6175550101"), ("crm_id", x)]).await;
+    let b = s.contact(&[("first_name", "Ben"), ("last_name", "Okafor"), ("phone", "6175550102"), ("crm_id", "123")]).await;
+    let c = s.contact(&[("first_name", "Cleo"), ("last_name", "Park"), ("phone", "6175550103"), ("email", "Cleo@State.edu")]).await;
+    let d = s.contact(&[("first_name", "Dan"), ("last_name", "Lee"), ("phone", "6175550104")]).await;
+    let e = s.contact(&[("first_name", "Eve"), ("last_name", "Moss"), ("phone", "6175550105"), ("preferred_name", "")]).await;
+    let t = s.contact(&[("first_name", "Tess"), ("last_name", "Tester"), ("phone", "6175550106"), ("test_user", "true")]).await;
+
+    let out = s.instance("hubspot_outgoing", json!({"mappings": mappings()})).await;
+    let run = s.run(&out).await;
+    assert_eq!(run.status, RunStatus::Success, "{run:?}");
+    assert_eq!(run.rows, 4, "A, C, D updated and E created: {run:?}");
+    assert_eq!(run.detail["created"], 1);
+    assert_eq!(run.detail["updated"], 3);
+
+    let hub = s.hub.state();
+    assert_eq!(hub.contact(x).unwrap().get("firstname"), Some("Ana"), "a CRM ID match updates every mapped field");
+    assert_eq!(s.crm_id(a).await.as_deref(), Some(x.as_str()));
+    assert_eq!(s.crm_id(b).await.as_deref(), Some("123"), "not found: an error, never another branch");
+    assert!(s.log_codes().await.contains(&(Some(b), "crm_id_not_found".to_string())));
+    assert_eq!(s.crm_id(c).await.as_deref(), Some(y.as_str()), "the email match's ID is written back");
+    assert_eq!(s.crm_id(d).await.as_deref(), Some(z.as_str()), "name + matching phone");
+    let e_id = s.crm_id(e).await.expect("the created contact's ID is written back");
+    assert_ne!(&e_id, w, "same name but another phone is another person");
+    assert_eq!(hub.contact(&e_id).unwrap().get("phone"), Some("+16175550105"));
+    assert_eq!(hub.contacts().len(), 5, "one contact created, no duplicates");
+    assert!(hub.contacts().iter().all(|r| r.get("firstname") != Some("Tess")), "test users never sync");
+    assert_eq!(s.crm_id(t).await, None);
+    assert!(hub.contact(&e_id).unwrap().get("email").is_none(), "blank values are not sent");
+
+    // Nothing changed: the next run only tries B again (failed contacts are retried), and the
+    // write-backs did not count as changes.
+    let again = s.run(&out).await;
+    assert_eq!((again.rows, again.detail["failed"].as_i64()), (0, Some(1)), "{again:?}");
+    assert_eq!(hub.contacts().len(), 5);
+
+    // A change in Ferry goes out on the next (change) run.
+    s.contact(&[("id", &c.to_string()), ("first_name", "Cleopatra")]).await;
+    let w = s.worker();
+    assert_eq!(w.queue_changed(jiff::Timestamp::now()).await.unwrap(), 1);
+    w.run_once().await.unwrap();
+    assert_eq!(hub.contact(y).unwrap().get("firstname"), Some("Cleopatra"));
+}
+
+#[tokio::test]
+async fn incoming_pulls_changes_without_echoing_ferrys_writes() {
+    let s = setup(EmulatorConfig::default()).await;
+    let hub = s.hub.state();
+    let ids = hub
+        .seed_contacts([
+            seed(&[("firstname", "Ines"), ("lastname", "Ruiz"), ("phone", "(617) 555-0121"), ("email", "ines@state.edu")]),
+            seed(&[("firstname", "Jo"), ("lastname", "Kim"), ("phone", "617.555.0122"), ("email", "jo@state.edu")]),
+            seed(&[("firstname", "No"), ("lastname", "Phone"), ("email", "nophone@state.edu")]),
+        ])
+        .unwrap();
+    let incoming = s.instance("hubspot_incoming", json!({"mappings": mappings(), "schedule": {"every_minutes": 5}})).await;
+    let run = s.run(&incoming).await;
+    assert_eq!(run.status, RunStatus::Success, "{run:?}");
+    assert_eq!(run.rows, 2, "{run:?}");
+    let contacts = s.store.list_contacts(s.inst, &ferry_store::ContactQuery { limit: 100, ..Default::default() }).await.unwrap();
+    let ines = contacts.contacts.iter().find(|c| c.data.first_name.as_deref() == Some("Ines")).expect("Ines came in");
+    assert_eq!(ines.data.crm_id.as_deref(), Some(ids[0].as_str()));
+    assert_eq!(ines.data.phone.as_ref().unwrap().as_str(), "+16175550121");
+    assert!(
+        s.log_codes().await.iter().any(|(_, code)| code == "missing_required_field"),
+        "a HubSpot contact without a phone cannot become a Ferry contact: {:?}",
+        s.log_codes().await
+    );
+
+    // Ferry pushes a change out; the pull that follows sees HubSpot's copy of it and changes nothing.
+    s.contact(&[("id", &ines.id.to_string()), ("last_name", "Ruiz-Soto")]).await;
+    let out = s.instance("hubspot_outgoing", json!({"mappings": mappings()})).await;
+    // The outgoing instance starts with a backfill of every contact.
+    let pushed = s.run(&out).await;
+    assert_eq!(pushed.status, RunStatus::Success, "{pushed:?}");
+    assert_eq!(hub.contact(&ids[0]).unwrap().get("lastname"), Some("Ruiz-Soto"));
+    let seq = s.store.current_change_seq(s.inst).await.unwrap();
+    let pulled = s.run(&incoming).await;
+    assert_eq!(s.store.current_change_seq(s.inst).await.unwrap(), seq, "no echo: {pulled:?}");
+    assert_eq!(pulled.rows, 0);
+}
+
+#[tokio::test]
+async fn a_create_conflict_becomes_an_update_and_no_duplicate() {
+    let s = setup(EmulatorConfig::default()).await;
+    // Two Ferry contacts share an email HubSpot does not have yet: one create succeeds, the
+    // other meets "Contact already exists" and becomes an update of that contact.
+    let a = s.contact(&[("first_name", "Lia"), ("last_name", "Ng"), ("phone", "6175550131"), ("email", "twin@state.edu")]).await;
+    let b = s.contact(&[("first_name", "Lia"), ("last_name", "Ng"), ("phone", "6175550132"), ("email", "twin@state.edu")]).await;
+    let out = s.instance("hubspot_outgoing", json!({"mappings": mappings()})).await;
+    let run = s.run(&out).await;
+    assert_eq!(run.status, RunStatus::Success, "{run:?}");
+    let hub = s.hub.state();
+    assert_eq!(hub.contacts().len(), 1, "one HubSpot contact for the email");
+    let ids = [s.crm_id(a).await, s.crm_id(b).await];
+    assert_eq!(ids.iter().flatten().count(), 1, "one Ferry contact holds the CRM ID: {ids:?}");
+    assert!(s.log_codes().await.iter().any(|(_, c)| c == "crm_id_in_use"), "{:?}", s.log_codes().await);
+}
+
+#[tokio::test]
+async fn filters_hold_contacts_back_and_count_them() {
+    let s = setup(EmulatorConfig::default()).await;
+    s.contact(&[("first_name", "In"), ("last_name", "Sync"), ("phone", "6175550141"), ("opt_in", "true")]).await;
+    s.contact(&[("first_name", "Out"), ("last_name", "Side"), ("phone", "6175550142"), ("opt_in", "false")]).await;
+    let out = s
+        .instance("hubspot_outgoing", json!({"mappings": mappings(), "filters": [{"field": "opt_in", "values": ["true"]}]}))
+        .await;
+    let run = s.run(&out).await;
+    assert_eq!(run.rows, 1, "{run:?}");
+    assert_eq!(run.detail["filtered"], 1);
+    assert_eq!(run.detail["failed"], 0, "filtered is not an error");
+    let names: Vec<String> = s.hub.state().contacts().iter().filter_map(|r| r.get("firstname").map(str::to_string)).collect();
+    assert_eq!(names, ["In"]);
+}
+
+#[tokio::test]
+async fn faults_and_rate_limits_converge_without_duplicates_or_lost_updates() {
+    let s = setup(EmulatorConfig::default()).await;
+    let mut expected = Vec::new();
+    for i in 0..60 {
+        let email = format!("student{i}@state.edu");
+        let phone = format!("617555{:04}", 2000 + i);
+        let first = format!("First{i}");
+        let with_email = i % 3 != 0;
+        let mut fields = vec![("first_name", first.as_str()), ("last_name", "Faulty"), ("phone", phone.as_str())];
+        if with_email {
+            fields.push(("email", email.as_str()));
+        }
+        expected.push((s.contact(&fields).await, first.clone()));
+    }
+    s.hub.state().set_faults(Faults {
+        seed: 7,
+        error_rate: 0.2,
+        after_effect_rate: 0.5,
+        burst_429_rate: 0.05,
+        burst_429_len: 2,
+        latency: Duration::from_millis(2),
+        latency_jitter: Duration::from_millis(5),
+        ..Faults::default()
+    });
+    let out = s.instance("hubspot_outgoing", json!({"mappings": mappings()})).await;
+    let mut runs = Vec::new();
+    for _ in 0..10 {
+        let run = s.run(&out).await;
+        runs.push((run.status, run.error.clone()));
+        let state = s.store.integration(s.inst, out.id).await.unwrap().state;
+        let caught_up = state["watermark"].as_i64() == Some(s.store.current_change_seq(s.inst).await.unwrap())
+            && state["retry"].as_object().is_none_or(|r| r.is_empty());
+        if caught_up {
+            break;
+        }
+    }
+    let hub = s.hub.state();
+    let all = hub.contacts();
+    assert_eq!(all.len(), 60, "every contact once, no duplicates; runs: {runs:?}");
+    for (id, first) in &expected {
+        let crm = s.crm_id(*id).await.unwrap_or_else(|| panic!("{first} has no CRM ID; runs: {runs:?}"));
+        assert_eq!(hub.contact(&crm).unwrap().get("firstname"), Some(first.as_str()));
+    }
+    s.hub.state().set_faults(Faults::default());
+    let before = s.hub.state().counters().total_429();
+    // A normal run under the real limits: the client-side limiter keeps it clear of 429s.
+    for (id, _) in expected.iter().take(30) {
+        s.contact(&[("id", &id.to_string()), ("last_name", "Calm")]).await;
+    }
+    let run = s.run(&out).await;
+    assert_eq!(run.status, RunStatus::Success, "{run:?}");
+    assert_eq!(s.hub.state().counters().total_429(), before, "no 429 in a normal run");
+}
