@@ -155,6 +155,18 @@ pub(crate) fn parse_status(field: &str, s: &str) -> ApiResult<RunStatus> {
     })
 }
 
+/// A page size: 1 to 500, 50 when absent.
+pub(crate) fn parse_limit(v: &Option<String>) -> ApiResult<u32> {
+    match present(v) {
+        None => Ok(50),
+        Some(s) => s
+            .parse::<u32>()
+            .ok()
+            .filter(|l| (1..=500).contains(l))
+            .ok_or_else(|| bad("limit", "limit must be between 1 and 500")),
+    }
+}
+
 pub(crate) fn parse_positive_id(field: &str, s: &str) -> ApiResult<i64> {
     s.parse::<i64>()
         .ok()
@@ -184,14 +196,7 @@ pub(crate) fn check_range(q: &RunQuery) -> ApiResult<()> {
 
 impl ListParams {
     fn query(&self) -> ApiResult<RunQuery> {
-        let limit = match present(&self.limit) {
-            None => 50,
-            Some(s) => s
-                .parse::<u32>()
-                .ok()
-                .filter(|l| (1..=500).contains(l))
-                .ok_or_else(|| bad("limit", "limit must be between 1 and 500"))?,
-        };
+        let limit = parse_limit(&self.limit)?;
         let q = RunQuery {
             integration_id: present(&self.integration_id)
                 .map(|s| parse_positive_id("integration_id", s))

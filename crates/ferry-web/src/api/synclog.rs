@@ -14,7 +14,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
-use crate::api::runs::{bad, integrations_by_id, parse_positive_id, parse_time, present};
+use crate::api::runs::{bad, integrations_by_id, parse_limit, parse_positive_id, parse_time, present};
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::QueryArgs;
@@ -72,14 +72,7 @@ pub struct SyncLogParams {
 
 impl SyncLogParams {
     pub(crate) fn query(&self) -> ApiResult<SyncLogQuery> {
-        let limit = match present(&self.limit) {
-            None => 50,
-            Some(s) => s
-                .parse::<u32>()
-                .ok()
-                .filter(|l| (1..=500).contains(l))
-                .ok_or_else(|| bad("limit", "limit must be between 1 and 500"))?,
-        };
+        let limit = parse_limit(&self.limit)?;
         let q = SyncLogQuery {
             from: present(&self.from).map(|s| parse_time("from", s)).transpose()?,
             to: present(&self.to).map(|s| parse_time("to", s)).transpose()?,
