@@ -330,11 +330,11 @@ async fn injected(shared: &Shared, fault: Injected) -> Response {
     }
 }
 
-/// A 5xx as HubSpot (500, 503: JSON) or its gateway (502, 504: HTML) sends it.
+/// An error as HubSpot (500, 503: JSON) or its gateway (414, 502, 504: HTML) sends it.
 fn error_page(status: u16) -> Response {
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     match status {
-        502 | 504 => {
+        414 | 502 | 504 => {
             let reason = code.canonical_reason().unwrap_or("Error");
             let html = format!(
                 "<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n<center><h1>{status} {reason}</h1></center>\r\n<hr><center>cloudflare</center>\r\n</body>\r\n</html>\r\n"
@@ -417,6 +417,11 @@ pub(crate) async fn gate(
         return next.run(req).await;
     }
     let method = req.method().clone();
+    let uri_len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    if uri_len > super::MAX_URI_LENGTH {
+        *shared.lock().counters.statuses.entry(414).or_default() += 1;
+        return error_page(414);
+    }
     let family = if path.starts_with("/crm/") {
         Family::Crm
     } else if path.starts_with("/oauth/v1/") {

@@ -26,6 +26,49 @@
 //! `POST /__emulator/clock/advance` (`{"ms":…}`), `POST /__emulator/oauth/expire` (expire every
 //! access token now) and `POST /__emulator/oauth/tokens` (`{"scopes"?:[…]}` → a token grant
 //! without the consent page). The same operations are methods of [`HubSpotEmulator`].
+//!
+//! # Behaviour where the documents leave room
+//!
+//! Sources: HubSpot's OpenAPI documents (`specs/hubspot/`) and `../shared/notes/external-apis.md`.
+//! Where neither says, the emulator chooses the stricter reading, so a client that works here
+//! does not rely on leniency HubSpot may not have.
+//!
+//! - **Values**: every value is a string; a requested property without a value is `null` (the
+//!   notes; the schemas omit `nullable`). `createdate`, `lastmodifieddate` and custom `datetime`
+//!   values come back as ISO 8601 UTC with milliseconds, custom `date` values as `YYYY-MM-DD`;
+//!   both accept epoch milliseconds or ISO 8601 on input and in search filters. Emails are stored
+//!   trimmed and lowercased. JSON numbers and booleans are accepted as values; `null` is refused.
+//!   `""` clears. Ids are above `i32::MAX` and not contiguous.
+//! - **Writes**: unknown, read-only and ill-typed values fail the whole request with HubSpot's
+//!   `Property values were not valid: [...]` 400. Batch create is all or nothing (409 for the first
+//!   existing email, 400 for two inputs with one email); batch update fails whole on validation
+//!   errors, duplicate ids and conflicts but answers 207 for unknown ids and updates the rest;
+//!   `idProperty=email` is refused by batch update (the notes' "non-unique property" trap) and
+//!   required (or a custom unique property) by batch upsert. Batch results come back in a fixed
+//!   scrambled order (HubSpot does not promise input order); `objectWriteTraceId` is echoed.
+//!   Archiving an unknown id is a 204.
+//! - **Search**: up to 6 filter groups (the spec), 6 filters per group and 18 in all, one sort
+//!   (objects `{propertyName, direction}` or the spec's strings, `-name` descending), `limit`
+//!   1–200, `after` ≥ 10,000 is a 400 while `paging.next` is still offered up to 10,000 (so a
+//!   client meets the cap as it would at HubSpot); `total` counts every match. Comparisons of
+//!   strings are case-insensitive; `NEQ`, `NOT_IN`, `NOT_HAS_PROPERTY` and `NOT_CONTAINS_TOKEN`
+//!   match contacts without a value; tokens split on spaces and punctuation, `*` is a wildcard.
+//!   Writes may be made visible to search late ([`EmulatorConfig::search_visibility_delay`]).
+//! - **Errors** carry `status`, `message`, `correlationId` (a UUID) and `category`. The 429 body
+//!   is the documented one plus `category: "RATE_LIMITS"` and a `groupName`; token-endpoint errors
+//!   use HubSpot's `status` codes (`BAD_AUTH_CODE`, `BAD_REFRESH_TOKEN`, `BAD_CLIENT_ID`,
+//!   `BAD_CLIENT_SECRET`, `BAD_REDIRECT_URI`, `BAD_GRANT_TYPE`) plus `category`, which the
+//!   published `Error` schema requires. A 404 always has an `Error` body. Messages the sources
+//!   do not give (more than 100 inputs, the 10,000 cap, search limits) are the emulator's own.
+//!   URLs over [`MAX_URI_LENGTH`] get the edge's 414 HTML page.
+//! - **Limits and headers**: see [`RateLimits`]. Every authenticated CRM answer carries
+//!   `X-HubSpot-RateLimit-Max`, `-Remaining` and `-Interval-Milliseconds`; private apps also get
+//!   `-Daily` and `-Daily-Remaining` (HubSpot leaves them out for OAuth). The deprecated
+//!   `-Secondly` headers and `Retry-After` are not sent. The day is the UTC day.
+//!
+//! Not emulated: associations (accepted, ignored), `propertiesWithHistory`, merge, GDPR delete,
+//! property groups and property update/archive/batch endpoints, other object types, the
+//! `client_credentials` grant, legacy API keys (`hapikey`), webhooks.
 
 mod admin;
 mod api;
@@ -71,6 +114,9 @@ pub const MAX_LIST_LIMIT: i64 = 100;
 pub const MAX_SEARCH_LIMIT: i64 = 200;
 /// A search query pages through at most this many results; `after` beyond is a 400.
 pub const SEARCH_RESULT_CAP: usize = 10_000;
+/// Longest path and query HubSpot's edge accepts (its CDN's 16 KB URL limit); longer is a 414
+/// with an HTML body. Asking for ~900 properties in a GET overflows it.
+pub const MAX_URI_LENGTH: usize = 16 * 1024;
 
 /// A handle on one emulated HubSpot account. Clones share the account.
 #[derive(Clone)]

@@ -67,14 +67,14 @@ pub async fn env_with(config: EmulatorConfig) -> Env {
     }
 }
 
-/// Validates an answer if its operation is documented; gateway HTML (injected 502/504) is not
-/// a HubSpot answer and is skipped.
+/// Validates an answer if its operation is documented; the edge's HTML pages (414, injected
+/// 502/504) are not HubSpot API answers and are skipped.
 pub fn validate(method: &str, path: &str, status: u16, headers: &HeaderMap, raw: &[u8]) {
     let html = headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|c| c.starts_with("text/html"));
-    if html && (status == 502 || status == 504) {
+    if html && matches!(status, 414 | 502 | 504) {
         return;
     }
     let specs = Specs::hubspot();

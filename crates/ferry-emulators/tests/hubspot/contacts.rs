@@ -311,3 +311,24 @@ async fn requests_need_a_valid_bearer_token() {
         .unwrap();
     assert_eq!(res.status(), 401);
 }
+
+#[tokio::test]
+async fn too_many_properties_in_a_url_overflow_it() {
+    let env = env().await;
+    let names: Vec<String> = (0..900)
+        .map(|i| format!("custom_property_number_{i:03}"))
+        .collect();
+    let r = env
+        .get(&format!("{CONTACTS}?properties={}", names.join(",")))
+        .await;
+    assert_eq!(r.status, 414);
+    assert!(r.text.contains("414"), "{}", r.text);
+    // The same properties in a POST body are fine.
+    let r = env
+        .post(
+            "/crm/v3/objects/contacts/search",
+            json!({"properties": names, "limit": 1}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+}
