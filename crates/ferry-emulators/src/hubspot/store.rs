@@ -215,6 +215,17 @@ impl Store {
 
     /// Creates a contact (conflicts must have been checked).
     pub fn insert(&mut self, changes: Changes, now_ms: i64, search_delay_ms: i64) -> u64 {
+        self.insert_with(changes, now_ms, search_delay_ms, true)
+    }
+
+    /// `index: false` for contacts created archived: their unique values are not taken.
+    fn insert_with(
+        &mut self,
+        changes: Changes,
+        now_ms: i64,
+        search_delay_ms: i64,
+        index: bool,
+    ) -> u64 {
         let id = self.allocate_id();
         let mut c = Contact {
             id,
@@ -229,7 +240,9 @@ impl Store {
                 if name == "createdate" {
                     c.created_ms = super::properties::parse_date_ms(&v).unwrap_or(now_ms);
                 } else {
-                    self.index(&name, &v, id);
+                    if index {
+                        self.index(&name, &v, id);
+                    }
                     c.props.insert(name, v);
                 }
             }
@@ -307,7 +320,7 @@ impl Store {
         if !archived && let Some(existing) = self.conflict(&changes, None) {
             return Err(ApiError::contact_exists(existing));
         }
-        let id = self.insert(changes, now_ms, 0);
+        let id = self.insert_with(changes, now_ms, 0, !archived);
         let c = self.contacts.get_mut(&id).expect("just inserted");
         if let Some(ms) = created_ms {
             c.created_ms = ms;
@@ -319,15 +332,7 @@ impl Store {
             c.created_ms = c.updated_ms;
         }
         if archived {
-            let props: Vec<(String, String)> = c
-                .props
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
             c.archived_ms = Some(c.updated_ms);
-            for (k, v) in props {
-                self.unindex(&k, &v, id);
-            }
         }
         Ok(id)
     }
@@ -413,6 +418,26 @@ mod tests {
         assert_eq!(s.conflict(&again, None), None);
         assert_eq!(s.resolve(&id.to_string(), None, false).unwrap(), None);
         assert_eq!(s.resolve(&id.to_string(), None, true).unwrap(), Some(id));
+    }
+
+    #[test]
+    fn an_archived_seed_does_not_take_a_live_contacts_email() {
+        let mut s = Store::new(100, 1, 0);
+        let live = s
+            .seed(&input(json!({"email": "a@x.org"})), None, None, false, 0)
+            .unwrap();
+        let gone = s
+            .seed(&input(json!({"email": "a@x.org"})), None, None, true, 0)
+            .unwrap();
+        assert_ne!(live, gone);
+        assert_eq!(
+            s.resolve("a@x.org", Some("email"), false).unwrap(),
+            Some(live)
+        );
+        assert_eq!(
+            s.resolve("a@x.org", Some("email"), true).unwrap(),
+            Some(gone)
+        );
     }
 
     #[test]
