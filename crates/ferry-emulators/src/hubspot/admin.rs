@@ -93,6 +93,7 @@ async fn state(State(shared): State<Arc<Shared>>) -> Response {
         "counters": emu.counters(),
         "faults": emu.faults(),
         "limits": emu.limits(),
+        "schema_violations": emu.schema_violations(),
     }))
     .into_response()
 }

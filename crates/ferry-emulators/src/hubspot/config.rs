@@ -33,6 +33,11 @@ pub struct EmulatorConfig {
     /// How long a write takes to become visible to search (HubSpot: "moments"). Zero makes
     /// writes searchable at once; reads by id are always immediate.
     pub search_visibility_delay: Duration,
+    /// Check every answer to a documented operation against HubSpot's published schemas
+    /// ([`crate::schema::Specs::hubspot`]) as it is sent, and record violations
+    /// ([`super::HubSpotEmulator::schema_violations`]): a connector's tests then know that every
+    /// answer their client received conforms, without instrumenting the client.
+    pub validate_responses: bool,
     /// Id of the first contact; later ids grow by pseudo-random steps (from `id_seed`), so ids
     /// are neither contiguous nor small, like HubSpot's. The default is above `i32::MAX`.
     pub first_contact_id: u64,
@@ -52,6 +57,7 @@ impl Default for EmulatorConfig {
             limits: RateLimits::default(),
             faults: Faults::default(),
             search_visibility_delay: Duration::ZERO,
+            validate_responses: true,
             first_contact_id: 37_765_128_953,
             id_seed: 1,
         }

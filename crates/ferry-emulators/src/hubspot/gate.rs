@@ -5,6 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
@@ -15,6 +16,7 @@ use super::config::RateLimits;
 use super::error::{ApiError, json_response};
 use super::{Shared, State as EmuState};
 use crate::rng::uuid_v4;
+use crate::schema::Specs;
 
 /// Endpoint templates, as the OpenAPI documents write them.
 const TEMPLATES: [&str; 14] = [
@@ -506,7 +508,50 @@ pub(crate) async fn gate(
         .statuses
         .entry(response.status().as_u16())
         .or_default() += 1;
-    response
+    if shared.config.validate_responses {
+        check_schema(&shared, &method, &path, response).await
+    } else {
+        response
+    }
+}
+
+/// Most violations kept.
+const MAX_VIOLATIONS: usize = 100;
+
+/// Validates an answer against the published schemas (the edge's HTML pages excepted) and
+/// records any violation; the answer goes out unchanged.
+async fn check_schema(
+    shared: &Shared,
+    method: &Method,
+    path: &str,
+    response: Response,
+) -> Response {
+    let html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("text/html"));
+    let status = response.status().as_u16();
+    let specs = Specs::hubspot();
+    if html
+        || specs
+            .response_schema(method.as_str(), path, status)
+            .is_err()
+    {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    if let Err(e) = specs.validate_response(method.as_str(), path, status, &bytes) {
+        let mut st = shared.lock();
+        if st.schema_violations.len() < MAX_VIOLATIONS {
+            st.schema_violations
+                .push(format!("{method} {path} {status}: {e}"));
+        }
+    }
+    Response::from_parts(parts, Body::from(bytes))
 }
 
 #[cfg(test)]

@@ -140,6 +140,7 @@ pub(crate) struct State {
     fault_rng: Rng,
     burst_left: u32,
     counters: Counters,
+    schema_violations: Vec<String>,
 }
 
 impl Shared {
@@ -392,15 +393,17 @@ impl HubSpotEmulator {
     }
 
     /// Forgets contacts and custom properties, zeroes counters and rate-limit windows, re-seeds
-    /// the fault RNG and restarts ids. Tokens and the clock are kept.
+    /// the fault RNG and restarts ids. Tokens, the clock and recorded schema violations are kept.
     pub fn reset(&self) {
         let now = self.shared.clock.now_ms();
         let mut st = self.shared.lock();
         let tokens = std::mem::take(&mut st.tokens);
+        let violations = std::mem::take(&mut st.schema_violations);
         let limits = st.limits;
         let faults = st.faults;
         *st = State::new(&self.shared.config, now);
         st.tokens = tokens;
+        st.schema_violations = violations;
         st.limits = limits;
         st.faults = faults;
         st.fault_rng = Rng::new(faults.seed);
@@ -427,6 +430,13 @@ impl HubSpotEmulator {
     /// Replaces the rate limits (windows already counted are kept).
     pub fn set_limits(&self, limits: RateLimits) {
         self.shared.lock().limits = limits;
+    }
+
+    /// Answers that did not conform to HubSpot's published schemas, as
+    /// `"METHOD /path STATUS: violations"` (at most 100 kept). Empty unless the emulator has a
+    /// bug; connector tests assert it stays empty. Needs [`EmulatorConfig::validate_responses`].
+    pub fn schema_violations(&self) -> Vec<String> {
+        self.shared.lock().schema_violations.clone()
     }
 
     /// A snapshot of the counters.
@@ -491,6 +501,7 @@ impl State {
             fault_rng: Rng::new(config.faults.seed),
             burst_left: 0,
             counters: Counters::default(),
+            schema_violations: Vec::new(),
         }
     }
 }

@@ -44,6 +44,7 @@ async fn faults_are_reproducible_with_a_seed() {
         2 * first.iter().filter(|s| **s == 429).count()
     );
 
+    assert!(env.state().schema_violations().is_empty());
     env.state().set_faults(Faults { seed: 43, ..faults });
     assert_ne!(
         statuses(&env, 60).await,

@@ -192,6 +192,39 @@ async fn every_emulated_operation_answers_per_the_published_schemas() {
         missing.is_empty(),
         "not exercised (or not valid): {missing:?}\nseen: {seen:?}"
     );
+    assert_eq!(env.state().schema_violations(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn the_emulator_records_answers_that_break_the_schemas() {
+    // HubSpot documents hub_id as an int32: an account id beyond it makes the token answer
+    // non-conforming, which the emulator's own check must notice.
+    let env = env_with(EmulatorConfig {
+        hub_id: 3_000_000_000,
+        ..common::config()
+    })
+    .await;
+    assert!(env.state().config().validate_responses, "on by default");
+    let grant = env.state().issue_tokens(&[]);
+    let res = env
+        .http
+        .get(env.url(&format!("/oauth/v1/access-tokens/{}", grant.access_token)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "the answer still goes out");
+    let violations = env.state().schema_violations();
+    assert_eq!(violations.len(), 1, "{violations:?}");
+    assert!(
+        violations[0].contains("/hub_id") && violations[0].contains("int32"),
+        "{violations:?}"
+    );
+    env.state().reset();
+    assert_eq!(
+        env.state().schema_violations().len(),
+        1,
+        "a reset does not hide them"
+    );
 }
 
 #[tokio::test]
