@@ -31,6 +31,16 @@ struct Setup {
     hub: RunningEmulator,
 }
 
+impl Drop for Setup {
+    /// Every answer the connector received matched HubSpot's published OpenAPI schemas.
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let violations = self.hub.state().schema_violations();
+            assert!(violations.is_empty(), "responses outside HubSpot's schemas: {violations:?}");
+        }
+    }
+}
+
 async fn setup(config: EmulatorConfig) -> Setup {
     let store = fresh_store().await;
     let inst = store.create_institution("state-u", "State University", None).await.unwrap().id;

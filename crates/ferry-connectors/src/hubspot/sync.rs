@@ -335,8 +335,15 @@ async fn push_batch(
         }
         let inputs: Vec<(String, BTreeMap<String, String>)> = group.iter().map(|(i, id, _)| (id.clone(), outs[*i].properties.clone())).collect();
         match client.batch_update(&inputs).await {
-            Ok(_) => {
+            Ok(records) => {
+                // A 207 leaves out the IDs HubSpot did not find (merged or deleted meanwhile).
+                let done: std::collections::HashSet<&str> = records.iter().map(|r| r.id.as_str()).collect();
                 for (i, id, wb) in &group {
+                    if !done.contains(id.as_str()) {
+                        let c = &outs[*i].contact;
+                        failed(ctx, SyncDirection::Outgoing, c.id.to_string(), Some(c.id), "crm_id_not_found", format!("HubSpot contact {id} was not found when it was updated"), before, next, tally).await?;
+                        continue;
+                    }
                     tally.updated += 1;
                     if *wb {
                         write_back.push((outs[*i].contact.id, id.clone()));
