@@ -7,6 +7,7 @@
 //! in one visible place. Contact batch writes on SQLite go through `sqlite_bulk`. The
 //! conformance tests in `tests/` run against both.
 
+mod accounts;
 mod auth;
 mod contacts;
 pub mod crypto;
@@ -28,6 +29,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Executor, Transaction};
 
+pub use accounts::{CrmAccount, OAUTH_STATE_TTL_SECS};
 pub use auth::{ApiToken, Institution, Membership, Principal, Session, User};
 pub use contacts::{
     Applied, AppliedAction, ContactPage, ContactQuery, RowError, WriteKind, WriteOutcome,

@@ -11,12 +11,20 @@ struct Migration {
     postgres: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "0001_init",
-    sqlite: include_str!("../migrations/sqlite/0001_init.sql"),
-    postgres: include_str!("../migrations/postgres/0001_init.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_init",
+        sqlite: include_str!("../migrations/sqlite/0001_init.sql"),
+        postgres: include_str!("../migrations/postgres/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "0002_crm_accounts",
+        sqlite: include_str!("../migrations/sqlite/0002_crm_accounts.sql"),
+        postgres: include_str!("../migrations/postgres/0002_crm_accounts.sql"),
+    },
+];
 
 /// Applies what is missing; returns the names applied.
 pub(crate) async fn run(store: &Store) -> Result<Vec<&'static str>> {
