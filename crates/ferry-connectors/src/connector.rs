@@ -49,7 +49,7 @@ pub trait Connector: Send + Sync {
 
     /// Checks which secrets are set, once the change being saved is applied (e.g. "a password
     /// or a private key"). `set` holds the names of the secrets that will be set.
-    fn validate_secrets(&self, _set: &[&str]) -> Result<(), ConfigError> {
+    fn validate_secrets(&self, _config: &Value, _set: &[&str]) -> Result<(), ConfigError> {
         Ok(())
     }
 

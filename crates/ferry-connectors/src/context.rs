@@ -154,6 +154,8 @@ pub struct ConnectorContext {
     pub secrets: Secrets,
     /// Raised when the caller gives up (a request timeout, a shutdown).
     pub cancel: CancelSignal,
+    /// The store, for connectors whose credentials live there (OAuth accounts).
+    pub store: Option<Store>,
 }
 
 impl ConnectorContext {
@@ -170,7 +172,14 @@ impl ConnectorContext {
             config,
             secrets,
             cancel: CancelSignal::never(),
+            store: None,
         }
+    }
+
+    /// The same context with access to the store.
+    pub fn with_store(mut self, store: Store) -> Self {
+        self.store = Some(store);
+        self
     }
 }
 
@@ -269,6 +278,7 @@ impl RunContext {
             config: self.integration.config.clone(),
             secrets: self.secrets.clone(),
             cancel: self.cancel.clone(),
+            store: Some(self.store.clone()),
         }
     }
 

@@ -154,8 +154,8 @@ impl Registry {
     }
 
     /// Checks the secrets that will be set after a save (see [`Connector::validate_secrets`]).
-    pub fn validate_secrets_set(&self, kind: &str, set: &[&str]) -> Result<(), ValidateError> {
-        Ok(self.connector(kind)?.validate_secrets(set)?)
+    pub fn validate_secrets_set(&self, kind: &str, config: &Value, set: &[&str]) -> Result<(), ValidateError> {
+        Ok(self.connector(kind)?.validate_secrets(config, set)?)
     }
 
     /// Checks that every secret name is one the connector of `kind` accepts (field

@@ -83,6 +83,7 @@ impl Setup {
                 backoff: Duration::from_millis(20),
                 ..Limits::default()
             },
+            ..HubSpotSettings::default()
         };
         Worker::new(
             self.store.store.clone(),

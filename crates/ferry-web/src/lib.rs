@@ -28,6 +28,8 @@ pub struct WebConfig {
     /// The addresses Ferry's SFTP uploads come from (`FERRY_EGRESS_IPS`), shown on the SFTP
     /// screens for customers' allow lists.
     pub egress_ips: Vec<String>,
+    /// HubSpot's addresses and the OAuth app (`FERRY_HUBSPOT_*`).
+    pub hubspot: ferry_connectors::hubspot::HubSpotSettings,
 }
 
 impl Default for WebConfig {
@@ -37,6 +39,7 @@ impl Default for WebConfig {
             max_body_bytes: 1024 * 1024,
             max_import_bytes: 64 * 1024 * 1024,
             egress_ips: Vec::new(),
+            hubspot: Default::default(),
         }
     }
 }

@@ -18,6 +18,10 @@ pub const DEFAULT_EVERY_MINUTES: u32 = 15;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HubSpotConfig {
+    /// A HubSpot account connected through OAuth (`GET /api/v1/hubspot/accounts`); without it
+    /// the instance uses its `access_token` secret (a private-app token).
+    #[serde(default)]
+    pub account_id: Option<i64>,
     /// Ferry field ↔ HubSpot property pairs. CRM ID ↔ `hs_object_id` is always included.
     pub mappings: Vec<FieldMapping>,
     /// A contact syncs only if, for every filter, its field has one of the values.
@@ -100,6 +104,9 @@ impl HubSpotConfig {
             if f.values.iter().all(|v| v.trim().is_empty()) {
                 return Err(err(format!("filters[{i}].values"), "give at least one value"));
             }
+        }
+        if c.account_id.is_some_and(|a| a <= 0) {
+            return Err(err("account_id", "an account ID from GET /api/v1/hubspot/accounts"));
         }
         if let Some(s) = &c.schedule
             && !(1..=1440).contains(&s.every_minutes)

@@ -6,6 +6,8 @@
 #[allow(missing_docs)]
 pub mod client;
 pub mod config;
+#[allow(missing_docs)]
+pub mod oauth;
 mod sync;
 
 use std::sync::Arc;
@@ -27,6 +29,10 @@ use crate::context::{ConnectorContext, RunContext, Secrets};
 pub struct HubSpotSettings {
     /// The API's base URL (`FERRY_HUBSPOT_API_URL`, default `https://api.hubapi.com`).
     pub api_url: String,
+    /// The consent page (`FERRY_HUBSPOT_AUTH_URL`, default `https://app.hubspot.com/oauth/authorize`).
+    pub auth_url: String,
+    /// The OAuth app, when one is configured (`FERRY_HUBSPOT_CLIENT_ID`/`_SECRET`).
+    pub app: Option<oauth::OAuthApp>,
     /// Client-side limits per account.
     pub limits: Limits,
 }
@@ -35,6 +41,8 @@ impl Default for HubSpotSettings {
     fn default() -> Self {
         HubSpotSettings {
             api_url: "https://api.hubapi.com".to_string(),
+            auth_url: "https://app.hubspot.com/oauth/authorize".to_string(),
+            app: None,
             limits: Limits::default(),
         }
     }
@@ -64,6 +72,22 @@ impl HubSpot {
     /// The connector for `way`, talking to HubSpot as `settings` say.
     pub fn new(way: Way, settings: HubSpotSettings) -> HubSpot {
         HubSpot { way, settings }
+    }
+
+    /// A client for the instance: its OAuth account's refreshed token, or its private-app token.
+    fn client_for(&self, store: Option<&ferry_store::Store>, institution_id: i64, cfg: &HubSpotConfig, secrets: &Secrets) -> Result<Client, RunError> {
+        let Some(account) = cfg.account_id else {
+            return self.client(secrets);
+        };
+        let app = self.settings.app.clone().ok_or_else(|| {
+            RunError::fatal("the instance uses a HubSpot account connected through OAuth, but FERRY_HUBSPOT_CLIENT_ID and FERRY_HUBSPOT_CLIENT_SECRET are not set")
+        })?;
+        let store = store.ok_or_else(|| RunError::fatal("the HubSpot account's tokens are not available here"))?.clone();
+        Ok(Client::new(
+            &self.settings.api_url,
+            oauth::AccountTokens::new(store, institution_id, account, self.settings.clone(), app),
+            self.settings.limits.clone(),
+        ))
     }
 
     fn client(&self, secrets: &Secrets) -> Result<Client, RunError> {
@@ -118,11 +142,12 @@ impl Connector for HubSpot {
         SECRET_NAMES
     }
 
-    fn validate_secrets(&self, set: &[&str]) -> Result<(), ConfigError> {
-        if set.contains(&"access_token") {
+    fn validate_secrets(&self, config: &Value, set: &[&str]) -> Result<(), ConfigError> {
+        let has_account = config.get("account_id").is_some_and(|a| !a.is_null());
+        if has_account || set.contains(&"access_token") {
             Ok(())
         } else {
-            Err(ConfigError::new("secrets.access_token", "enter the HubSpot private-app access token"))
+            Err(ConfigError::new("secrets.access_token", "choose a connected HubSpot account, or enter a private-app access token"))
         }
     }
 
@@ -133,7 +158,7 @@ impl Connector for HubSpot {
     ) -> Result<(), ConfigError> {
         let cfg = HubSpotConfig::parse(&ctx.config)?;
         let client = self
-            .client(&ctx.secrets)
+            .client_for(ctx.store.as_ref(), ctx.institution_id, &cfg, &ctx.secrets)
             .map_err(|e| ConfigError::new("secrets.access_token", e.reason))?;
         let props = client.properties().await.map_err(|e| match e.status() {
             Some(401 | 403) => ConfigError::new("secrets.access_token", format!("HubSpot refused the token: {e}")),
@@ -152,7 +177,8 @@ impl Connector for HubSpot {
     }
 
     async fn test_connection(&self, ctx: &ConnectorContext) -> Result<ConnectionReport, RunError> {
-        let client = self.client(&ctx.secrets)?;
+        let cfg = Self::config(&ctx.config)?;
+        let client = self.client_for(ctx.store.as_ref(), ctx.institution_id, &cfg, &ctx.secrets)?;
         let props = client.properties().await.map_err(|e| RunError::fatal(e.to_string()))?;
         Ok(ConnectionReport {
             message: format!("Connected to HubSpot; the account has {} contact properties.", props.len()),
@@ -162,7 +188,7 @@ impl Connector for HubSpot {
 
     async fn run(&self, ctx: &RunContext) -> Result<RunReport, RunError> {
         let cfg = Self::config(ctx.config())?;
-        let client = self.client(ctx.secrets())?;
+        let client = self.client_for(Some(ctx.store()), ctx.institution_id(), &cfg, ctx.secrets())?;
         match self.way {
             Way::Outgoing => sync::run_outgoing(ctx, &client, &cfg).await,
             Way::Incoming => sync::run_incoming(ctx, &client, &cfg).await,

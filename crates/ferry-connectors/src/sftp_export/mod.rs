@@ -134,7 +134,7 @@ impl Connector for SftpExport {
         }
     }
 
-    fn validate_secrets(&self, set: &[&str]) -> Result<(), ConfigError> {
+    fn validate_secrets(&self, _config: &Value, set: &[&str]) -> Result<(), ConfigError> {
         if set.contains(&"password") || set.contains(&"private_key") {
             Ok(())
         } else {

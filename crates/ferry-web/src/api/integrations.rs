@@ -279,7 +279,8 @@ async fn check_remote(
         return Ok(());
     };
     let schema = state.store.field_schema(institution_id).await?;
-    let ctx = ConnectorContext::new(institution_id, integration_id, config.clone(), Secrets::from_json(secrets));
+    let ctx = ConnectorContext::new(institution_id, integration_id, config.clone(), Secrets::from_json(secrets))
+        .with_store(state.store.clone());
     connector
         .check_with_remote(&ctx, &schema)
         .await
@@ -307,7 +308,7 @@ pub(crate) async fn create_integration(
         .collect();
     state
         .registry
-        .validate_secrets_set(&input.kind, &set)
+        .validate_secrets_set(&input.kind, &input.config, &set)
         .map_err(validate_error)?;
     let secrets: Map<String, Value> = secrets.into_iter().filter(|(_, v)| !v.is_null()).collect();
     check_remote(state, institution_id, &input.kind, None, &input.config, secrets.clone()).await?;
@@ -368,7 +369,7 @@ pub(crate) async fn patch_integration(
         set.extend(s.iter().filter(|(_, v)| !v.is_null()).map(|(k, _)| k.as_str()));
         state
             .registry
-            .validate_secrets_set(&current.kind, &set)
+            .validate_secrets_set(&current.kind, config.as_ref().unwrap_or(&current.config), &set)
             .map_err(validate_error)?;
     }
     if config.is_some() || secrets.is_some() {
@@ -419,7 +420,7 @@ pub(crate) async fn test_connection(
         .get(kind)
         .ok_or_else(|| ApiError::unprocessable("invalid_value", "type", "unknown kind"))?
         .clone();
-    let ctx = ConnectorContext::new(institution_id, integration_id, config, secrets);
+    let ctx = ConnectorContext::new(institution_id, integration_id, config, secrets).with_store(state.store.clone());
     Ok(match connector.test_connection(&ctx).await {
         Ok(report) => {
             let host_key = report

@@ -25,6 +25,7 @@ use crate::auth::Auth;
         messages::list, messages::create,
         runs::list, runs::get,
         synclog::list, synclog::download,
+        crate::ui::oauth::accounts,
         integrations::list, integrations::create, integrations::get, integrations::patch, integrations::delete,
         integrations::test_saved, integrations::test_new, integrations::run,
     ),

@@ -2,6 +2,7 @@
 //! not in the navigation.
 
 pub mod runs;
+pub mod oauth;
 pub mod sftp;
 pub mod synclog;
 
@@ -108,11 +109,13 @@ pub async fn not_found(uri: axum::http::Uri) -> Response {
 
 const CSS: &str = include_str!("../../assets/ferry.css");
 const HTMX: &str = include_str!("../../assets/htmx.min.js");
+const OAUTH_JS: &str = include_str!("../../assets/oauth.js");
 
 pub async fn asset(Path(file): Path<String>) -> Response {
     let (body, ct) = match file.as_str() {
         "ferry.css" => (CSS, "text/css; charset=utf-8"),
         "htmx.min.js" => (HTMX, "text/javascript; charset=utf-8"),
+        "oauth.js" => (OAUTH_JS, "text/javascript; charset=utf-8"),
         _ => return error_page(StatusCode::NOT_FOUND, "No such file."),
     };
     (

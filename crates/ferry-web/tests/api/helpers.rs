@@ -54,11 +54,8 @@ pub async fn spawn_app_with(config: WebConfig) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let state = AppState::new(
-        store.store.clone(),
-        config,
-        ferry_connectors::Registry::builtin(&base),
-    );
+    let registry = ferry_connectors::Registry::builtin_with(&base, &config.hubspot);
+    let state = AppState::new(store.store.clone(), config, registry);
     tokio::spawn(async move {
         ferry_web::serve(listener, state, async {
             let _ = rx.await;

@@ -4,6 +4,7 @@
 mod browser;
 mod contacts;
 mod helpers;
+mod hubspot;
 mod integrations;
 mod messages_fields;
 mod routes;

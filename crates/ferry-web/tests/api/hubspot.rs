@@ -1,0 +1,120 @@
+//! Connecting HubSpot through OAuth against the HubSpot emulator: start, consent page,
+//! callback, the stored account, its use by an instance, and the refresh of an expired token.
+
+use ferry_connectors::hubspot::HubSpotSettings;
+use ferry_connectors::hubspot::oauth::OAuthApp;
+use ferry_emulators::hubspot::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorConfig, RunningEmulator};
+use serde_json::json;
+
+use crate::helpers::{TestApp, spawn_app_with};
+
+async fn app_with_hubspot() -> (TestApp, RunningEmulator) {
+    let hub = ferry_emulators::hubspot::start(EmulatorConfig::default()).await.unwrap();
+    let config = ferry_web::WebConfig {
+        hubspot: HubSpotSettings {
+            api_url: hub.base_url().to_string(),
+            auth_url: format!("{}/oauth/authorize", hub.base_url()),
+            app: Some(OAuthApp {
+                client_id: DEFAULT_CLIENT_ID.into(),
+                client_secret: DEFAULT_CLIENT_SECRET.to_string().into(),
+            }),
+            ..HubSpotSettings::default()
+        },
+        ..Default::default()
+    };
+    (spawn_app_with(config).await, hub)
+}
+
+fn hidden(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let rest = page.split(&marker).nth(1).unwrap_or_else(|| panic!("no {name} in {page}"));
+    rest.split('"').next().unwrap().replace("&amp;", "&")
+}
+
+/// Goes through the consent page as a person would; returns the callback URL HubSpot sends
+/// the browser back to.
+async fn consent(app: &TestApp, cookie: &str, decision: &str) -> String {
+    let start = app.http.get(app.url("/oauth/hubspot/start")).header("cookie", cookie).send().await.unwrap();
+    assert_eq!(start.status(), 303);
+    let authorize = start.headers()["location"].to_str().unwrap().to_string();
+    let page = app.http.get(&authorize).send().await.unwrap().text().await.unwrap();
+    let base = authorize.split("/oauth/authorize").next().unwrap();
+    let form = [
+        ("client_id", hidden(&page, "client_id")),
+        ("redirect_uri", hidden(&page, "redirect_uri")),
+        ("scope", hidden(&page, "scope")),
+        ("state", hidden(&page, "state")),
+        ("decision", decision.to_string()),
+    ];
+    assert!(form[1].1.ends_with("/oauth/hubspot/callback"), "{form:?}");
+    let back = app.http.post(format!("{base}/oauth/authorize")).form(&form).send().await.unwrap();
+    assert_eq!(back.status(), 302);
+    back.headers()["location"].to_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn an_account_connects_through_oauth_and_refreshes_its_token() {
+    let (app, hub) = app_with_hubspot().await;
+    let (cookie, _) = app.login().await;
+    let callback = consent(&app, &cookie, "approve").await;
+    let done = app.http.get(&callback).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(done.status(), 200);
+    let page = done.text().await.unwrap();
+    assert!(page.contains("data-oauth-done=\""), "{page}");
+    assert!(page.contains("ferry-emulator.hubspot.com"), "{page}");
+
+    let (status, accounts) = app.get("/api/v1/hubspot/accounts").await;
+    assert_eq!(status, 200);
+    assert_eq!(accounts.as_array().unwrap().len(), 1, "{accounts}");
+    assert_eq!(accounts[0]["hub_id"], "24681357");
+    assert!(!accounts.to_string().contains("access_token"));
+    let account = accounts[0]["id"].as_i64().unwrap();
+
+    // The state works once.
+    let replay = app.http.get(&callback).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(replay.status(), 400);
+    assert!(replay.text().await.unwrap().contains("expired or was already used"));
+
+    // An instance uses the account: saving checks its mapping against HubSpot with the token.
+    let (status, created) = app
+        .post(
+            "/api/v1/integrations",
+            json!({"type": "hubspot_outgoing", "name": "To HubSpot", "enabled": true, "config": {"account_id": account, "mappings": [
+                {"local": "first_name", "remote": "firstname"}, {"local": "last_name", "remote": "lastname"},
+                {"local": "phone", "remote": "phone"}, {"local": "email", "remote": "email"}]}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let (status, err) = app
+        .post(
+            "/api/v1/integrations",
+            json!({"type": "hubspot_incoming", "name": "Bad", "config": {"account_id": account, "mappings": [
+                {"local": "first_name", "remote": "firstname"}, {"local": "last_name", "remote": "no_such_property"},
+                {"local": "phone", "remote": "phone"}, {"local": "email", "remote": "email"}]}}),
+        )
+        .await;
+    assert_eq!(status, 422, "{err}");
+    assert_eq!(err["error"]["field"], "config.mappings[1]");
+
+    // The access token expires: the next use refreshes it and stores the new one.
+    let inst = app.store.institution_by_slug("state-u").await.unwrap().unwrap();
+    let before = app.store.crm_account_tokens(inst.id, account).await.unwrap();
+    hub.state().expire_access_tokens();
+    let (status, tested) = app.post(&format!("/api/v1/integrations/{}/test-connection", created["id"]), json!({})).await;
+    assert_eq!(status, 200);
+    assert_eq!(tested["ok"], true, "{tested}");
+    let after = app.store.crm_account_tokens(inst.id, account).await.unwrap();
+    assert_ne!(before["access_token"], after["access_token"], "a new access token was stored");
+}
+
+#[tokio::test]
+async fn a_denied_consent_changes_nothing() {
+    let (app, _hub) = app_with_hubspot().await;
+    let (cookie, _) = app.login().await;
+    let callback = consent(&app, &cookie, "deny").await;
+    let res = app.http.get(&callback).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    assert!(res.text().await.unwrap().contains("did not grant access"));
+    let (_, accounts) = app.get("/api/v1/hubspot/accounts").await;
+    assert_eq!(accounts, json!([]));
+}
