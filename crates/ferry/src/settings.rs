@@ -102,7 +102,28 @@ impl Settings {
 
     /// The connectors, with links under [`Settings::link_base`].
     pub fn registry(&self) -> ferry_connectors::Registry {
-        ferry_connectors::Registry::builtin(&self.link_base())
+        ferry_connectors::Registry::builtin_with(&self.link_base(), &self.hubspot())
+    }
+
+    /// HubSpot's addresses and OAuth app, from `FERRY_HUBSPOT_API_URL`, `FERRY_HUBSPOT_AUTH_URL`,
+    /// `FERRY_HUBSPOT_CLIENT_ID` and `FERRY_HUBSPOT_CLIENT_SECRET` (environment only: the secret
+    /// must not show in `ps`).
+    pub fn hubspot(&self) -> ferry_connectors::hubspot::HubSpotSettings {
+        let var = |k: &str| std::env::var(k).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let mut h = ferry_connectors::hubspot::HubSpotSettings::default();
+        if let Some(u) = var("FERRY_HUBSPOT_API_URL") {
+            h.api_url = u.trim_end_matches('/').to_string();
+        }
+        if let Some(u) = var("FERRY_HUBSPOT_AUTH_URL") {
+            h.auth_url = u;
+        }
+        if let (Some(id), Some(secret)) = (var("FERRY_HUBSPOT_CLIENT_ID"), var("FERRY_HUBSPOT_CLIENT_SECRET")) {
+            h.app = Some(ferry_connectors::hubspot::oauth::OAuthApp {
+                client_id: id,
+                client_secret: secret.into(),
+            });
+        }
+        h
     }
 
     /// The database URL with any password hidden, for messages and logs.
