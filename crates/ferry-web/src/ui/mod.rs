@@ -2,6 +2,7 @@
 //! not in the navigation.
 
 pub mod runs;
+pub mod hubspot;
 pub mod oauth;
 pub mod sftp;
 pub mod synclog;

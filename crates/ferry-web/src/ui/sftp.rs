@@ -866,13 +866,16 @@ pub async fn test(State(state): State<AppState>, auth: Auth, body: axum::body::B
     page.into_response()
 }
 
+/// Asks before an integration is deleted (SFTP exports and HubSpot instances).
 #[derive(Template, WebTemplate)]
-#[template(path = "sftp_delete.html")]
-struct DeletePage {
-    nav: Nav,
-    id: i64,
-    name: String,
-    type_label: &'static str,
+#[template(path = "confirm_delete.html")]
+pub(crate) struct DeletePage {
+    pub nav: Nav,
+    pub name: String,
+    pub type_label: &'static str,
+    pub action: String,
+    pub cancel: &'static str,
+    pub consequence: &'static str,
 }
 
 /// Asks before deleting.
@@ -885,9 +888,11 @@ pub async fn delete_page(State(state): State<AppState>, auth: Auth, Path(id): Pa
         Ok(i) => match ExportKind::from_kind(&i.kind) {
             Some(kind) => DeletePage {
                 nav: Nav::new(&auth, "sftp"),
-                id,
                 name: i.name,
                 type_label: kind.label(),
+                action: format!("/settings/sftp/{id}/delete"),
+                cancel: "/settings/sftp",
+                consequence: "Files already on the server stay there.",
             }
             .into_response(),
             None => ui_error(ApiError::not_found()),

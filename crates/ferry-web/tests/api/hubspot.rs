@@ -118,3 +118,85 @@ async fn a_denied_consent_changes_nothing() {
     let (_, accounts) = app.get("/api/v1/hubspot/accounts").await;
     assert_eq!(accounts, json!([]));
 }
+
+/// The wizard through its screens: Finish with a private-app token creates the instance with
+/// the fixed CRM ID pair; a mapping HubSpot cannot take is refused on the page with the reason,
+/// keeping what was entered but not the token.
+#[tokio::test]
+async fn the_wizard_creates_an_instance_and_refuses_a_bad_mapping() {
+    let hub = ferry_emulators::hubspot::start(EmulatorConfig { private_app_tokens: vec!["pat-wizard".into()], ..Default::default() }).await.unwrap();
+    let config = ferry_web::WebConfig {
+        hubspot: HubSpotSettings { api_url: hub.base_url().to_string(), ..HubSpotSettings::default() },
+        ..Default::default()
+    };
+    let app = spawn_app_with(config).await;
+    let (cookie, csrf) = app.login().await;
+    let page = |path: &str| {
+        let req = app.http.get(app.url(path)).header("cookie", &cookie);
+        async move {
+            let res = req.send().await.unwrap();
+            (res.status().as_u16(), res.text().await.unwrap())
+        }
+    };
+    let (status, browse) = page("/settings/integrations").await;
+    assert_eq!(status, 200);
+    assert!(browse.contains("href=\"/settings/integrations/hubspot\">Learn More"));
+    let (_, hubspot) = page("/settings/integrations/hubspot").await;
+    assert!(hubspot.contains("/settings/integrations/hubspot/new?type=hubspot_incoming") && hubspot.contains("Add New"));
+    let (status, wizard) = page("/settings/integrations/hubspot/new?type=hubspot_outgoing").await;
+    assert_eq!(status, 200);
+    for step in ["Instance Details", "Authentication", "Data Mapping", "Finish", "Developer API Key (legacy)"] {
+        assert!(wizard.contains(step), "the wizard shows {step}");
+    }
+
+    // The mapping step lists HubSpot's properties once a token is given.
+    let fragment = app
+        .http
+        .post(app.url("/settings/integrations/hubspot/mapping"))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .form(&[("type", "hubspot_outgoing"), ("access_token", "pat-wizard"), ("local", "first_name"), ("remote", "firstname")])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(fragment.contains("value=\"lastmodifieddate\""), "HubSpot's properties are offered: {fragment}");
+    assert!(fragment.contains("always mapped"));
+
+    let finish = |mapping: Vec<(&'static str, &'static str)>| {
+        let mut form: Vec<(&str, &str)> = vec![
+            ("_csrf", csrf.as_str()),
+            ("type", "hubspot_outgoing"),
+            ("name", "Ferry to HubSpot"),
+            ("enabled", "on"),
+            ("access_token", "pat-wizard"),
+        ];
+        for (l, r) in mapping {
+            form.push(("local", l));
+            form.push(("remote", r));
+        }
+        let req = app.http.post(app.url("/settings/integrations/hubspot/finish")).header("cookie", &cookie).form(&form);
+        async move {
+            let res = req.send().await.unwrap();
+            let location = res.headers().get("location").map(|l| l.to_str().unwrap().to_string());
+            (res.status().as_u16(), location, res.text().await.unwrap())
+        }
+    };
+    let (status, _, refused) = finish(vec![("first_name", "firstname"), ("last_name", "lastname"), ("phone", "phone"), ("email", "email"), ("opt_in", "firstname")]).await;
+    assert_eq!(status, 422);
+    assert!(refused.contains("firstname is mapped twice"), "{refused}");
+    assert!(refused.contains("value=\"Ferry to HubSpot\""), "what was entered is kept");
+    assert!(!refused.contains("pat-wizard"), "the token is not sent back");
+
+    let (status, location, _) = finish(vec![("first_name", "firstname"), ("last_name", "lastname"), ("phone", "phone"), ("email", "email")]).await;
+    assert_eq!(status, 303);
+    assert_eq!(location.as_deref(), Some("/settings/integrations/hubspot?notice=created"));
+    let (_, all) = app.get("/api/v1/integrations").await;
+    assert_eq!(all[0]["type"], "hubspot_outgoing");
+    assert_eq!(all[0]["config"]["mappings"][0], json!({"local": "crm_id", "remote": "hs_object_id"}));
+    assert_eq!(all[0]["secrets"]["access_token"], true);
+    let (_, listed) = page("/settings/integrations/hubspot").await;
+    assert!(listed.contains("Ferry to HubSpot") && listed.contains("Private-app token"));
+}
