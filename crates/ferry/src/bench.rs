@@ -1,5 +1,11 @@
-//! `ferry bench import`: Ferry's CSV contact import against the sqlite3 shell's `.import` of the
-//! same file, measured in the same run. Run with `cargo run --release -p ferry -- bench import`.
+//! `ferry bench …`: each benchmark prints a ratio against a baseline measured in the same run.
+//!
+//! - `bench import`: Ferry's CSV contact import against the sqlite3 shell's `.import` of the
+//!   same file.
+//! - `bench export` (in `bench_export.rs`): an EAB Notes export over SFTP against `sqlite3 -csv`.
+//! - `bench sftp-upload`: Ferry's SFTP client against OpenSSH's `sftp`, to the same sshd.
+//!
+//! Run with `cargo run --release -p ferry -- bench COMMAND`.
 
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -9,11 +15,38 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use ferry_store::{MasterKey, SecretBox, Store};
 
+use crate::cli::BenchCommand;
 use crate::fake;
 use crate::prng::Rng;
 
+#[path = "bench_export.rs"]
+mod export;
+
 /// The ratio Ferry/raw we aim for.
 const GOAL: f64 = 0.5;
+
+/// Runs one `ferry bench` command.
+pub async fn run(command: BenchCommand) -> Result<()> {
+    match command {
+        BenchCommand::Import { rows, keep } => import(rows, keep).await,
+        BenchCommand::Export {
+            messages,
+            server,
+            keep,
+        } => export::export(messages, server, keep).await,
+        BenchCommand::ExportRun {
+            store_dir,
+            institution_id,
+            integration_id,
+            public_url,
+        } => export::export_run(&store_dir, institution_id, integration_id, &public_url).await,
+        BenchCommand::SftpUpload {
+            size_mb,
+            runs,
+            no_fsync,
+        } => sftp_upload(size_mb, runs, !no_fsync).await,
+    }
+}
 
 pub async fn import(rows: u64, keep: bool) -> Result<()> {
     if rows == 0 {
@@ -287,6 +320,257 @@ pub fn write_csv(path: &Path, rows: u64) -> Result<u64> {
     }
     w.flush()?;
     Ok(w.get_ref().metadata()?.len())
+}
+
+/// The throughput ratio Ferry/OpenSSH we aim for (at least).
+const UPLOAD_GOAL: f64 = 1.5;
+
+/// `ferry bench sftp-upload`: one sshd, one file, uploaded alternately by Ferry's client and by
+/// OpenSSH's `sftp`, `runs` times each.
+pub async fn sftp_upload(size_mb: u64, runs: u32, fsync: bool) -> Result<()> {
+    use ferry_sftp::testing::{Sshd, keys};
+    use ferry_sftp::{ClientOptions, HostKeyPolicy};
+
+    if size_mb == 0 || runs == 0 {
+        bail!("--size-mb and --runs must be at least 1");
+    }
+    let ssh_version = openssh_version()?;
+    let load = load_note();
+    eprintln!("Starting OpenSSH sshd on 127.0.0.1...");
+    let sshd = match tokio::task::spawn_blocking(Sshd::start).await {
+        Ok(Some(sshd)) => sshd,
+        Ok(None) => bail!(
+            "OpenSSH's sshd is not available, so there is nothing to upload to; install \
+             openssh-server (Debian/Ubuntu: `apt-get install openssh-server`) and run again"
+        ),
+        Err(e) => bail!("OpenSSH's sshd did not start: {e}"),
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("ferry-bench-upload-")
+        .tempdir()
+        .context("cannot create a temporary directory")?;
+    let size = size_mb * (1 << 20);
+    let src = dir.path().join("upload.bin");
+    eprintln!("Generating {size_mb} MiB of incompressible data...");
+    {
+        let src = src.clone();
+        tokio::task::spawn_blocking(move || write_random(&src, size)).await??;
+    }
+    let key = dir.path().join("id_ed25519");
+    keys().ed25519.write_private(&key);
+    let mut options = ClientOptions::default();
+    options.fsync = fsync;
+    let policy = HostKeyPolicy::Pinned(sshd.host_fingerprint.clone());
+    let target = sshd.target(keys().ed25519.auth());
+    let remote_dir = sshd.upload_path();
+
+    let ferry = async |name: &str| -> Result<Duration> {
+        let t = Instant::now();
+        let session = ferry_sftp::connect_with(&target, &policy, &options).await?;
+        let file = tokio::fs::File::open(&src).await?;
+        let report = session.upload(Some(&remote_dir), name, file).await?;
+        session.close().await?;
+        let took = t.elapsed();
+        if report.bytes != size {
+            bail!("Ferry uploaded {} bytes of {size}", report.bytes);
+        }
+        Ok(took)
+    };
+    // `cipher`: None for OpenSSH's own choice (chacha20-poly1305 between OpenSSH peers).
+    let openssh = |name: &str, cipher: Option<&str>| -> Result<Duration> {
+        let batch = dir.path().join("batch");
+        std::fs::write(
+            &batch,
+            format!(
+                "put {}\"{}\" \"{}/{name}\"\n",
+                if fsync { "-f " } else { "" },
+                src.display(),
+                remote_dir
+            ),
+        )?;
+        let mut command = Command::new("sftp");
+        command
+            .args(["-q", "-F", "/dev/null", "-b"])
+            .arg(&batch)
+            .arg("-i")
+            .arg(&key)
+            .args(["-P", &sshd.port.to_string()])
+            .args([
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "IdentitiesOnly=yes",
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "LogLevel=ERROR",
+            ]);
+        if let Some(cipher) = cipher {
+            command.args(["-c", cipher]);
+        }
+        let t = Instant::now();
+        let out = command
+            .arg(format!("{}@127.0.0.1", sshd.user))
+            .stdin(Stdio::null())
+            .output()
+            .context("cannot run OpenSSH's sftp")?;
+        let took = t.elapsed();
+        if !out.status.success() {
+            bail!(
+                "sftp failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(took)
+    };
+    let landed = |name: &str| -> Result<()> {
+        let path = sshd.upload_dir.join(name);
+        let got = std::fs::metadata(&path)
+            .with_context(|| format!("{} was not uploaded", path.display()))?
+            .len();
+        if got != size {
+            bail!("{} has {got} bytes, expected {size}", path.display());
+        }
+        // Free the space (and the page cache) before the next upload.
+        std::fs::remove_file(&path)?;
+        Ok(())
+    };
+
+    const CLIENTS: [(&str, Option<&str>); 3] = [
+        ("ferry (russh, aes256-gcm, 64 x 32 KiB in flight)", None),
+        ("OpenSSH sftp (its defaults: chacha20-poly1305)", None),
+        (
+            "OpenSSH sftp -c aes256-gcm@openssh.com",
+            Some("aes256-gcm@openssh.com"),
+        ),
+    ];
+    let rate = |d: Duration| size as f64 / 1e6 / d.as_secs_f64();
+    let mut best = [Duration::MAX; 3];
+    let mut lines = Vec::new();
+    for i in 0..runs as usize {
+        // Rotate who goes first, so that no client always meets the same machine state.
+        for k in 0..CLIENTS.len() {
+            let c = (i + k) % CLIENTS.len();
+            // Nothing from the previous upload left to write back while this one runs.
+            let _ = Command::new("sync").status();
+            let name = format!("upload-{i}-{c}.bin");
+            eprintln!("  run {}: {}...", i + 1, CLIENTS[c].0);
+            let took = if c == 0 {
+                ferry(&name)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("Ferry's upload failed: {e:#}"))?
+            } else {
+                openssh(&name, CLIENTS[c].1)?
+            };
+            landed(&name)?;
+            best[c] = best[c].min(took);
+            lines.push((c, i, took));
+        }
+    }
+    drop(sshd);
+
+    let ratio = rate(best[0]) / rate(best[1]);
+    let same_cipher = rate(best[0]) / rate(best[2]);
+    println!();
+    println!(
+        "SFTP upload of {} bytes ({size_mb} MiB, incompressible) to OpenSSH sshd on 127.0.0.1 ({ssh_version}){}",
+        thousands(size),
+        if fsync {
+            "; every client asks for fsync before it finishes"
+        } else {
+            "; no fsync"
+        }
+    );
+    println!("  ({load})");
+    println!();
+    println!(
+        "  {:<50} {:>4} {:>9} {:>9}",
+        "client", "run", "seconds", "MB/s"
+    );
+    lines.sort_by_key(|(c, i, _)| (*c, *i));
+    for (c, i, took) in &lines {
+        println!(
+            "  {:<50} {:>4} {:>9.2} {:>9.1}",
+            CLIENTS[*c].0,
+            i + 1,
+            took.as_secs_f64(),
+            rate(*took)
+        );
+    }
+    println!();
+    println!(
+        "  best: ferry {:.1} MB/s, OpenSSH sftp {:.1} MB/s, OpenSSH sftp with aes256-gcm {:.1} MB/s",
+        rate(best[0]),
+        rate(best[1]),
+        rate(best[2])
+    );
+    println!(
+        "  ferry/OpenSSH sftp throughput = {ratio:.2}  (goal >= {UPLOAD_GOAL:.1}: {})",
+        if ratio >= UPLOAD_GOAL {
+            "met"
+        } else {
+            "not met"
+        }
+    );
+    println!(
+        "  ferry/(OpenSSH sftp with Ferry's cipher) = {same_cipher:.2}  (the client alone, cipher aside)"
+    );
+    Ok(())
+}
+
+/// `ssh -V`'s version (it prints to stderr), which is also the `sftp` client's.
+fn openssh_version() -> Result<String> {
+    match Command::new("ssh").arg("-V").output() {
+        Ok(out) => {
+            let text = String::from_utf8_lossy(&out.stderr);
+            let version = text
+                .split([',', ' '])
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string();
+            if Command::new("sftp").arg("-h").output().is_err() {
+                bail!("OpenSSH's `sftp` client is not installed (apt-get install openssh-client)");
+            }
+            Ok(version)
+        }
+        Err(_) => bail!(
+            "OpenSSH's client is not installed; this benchmark uses its `sftp` as the baseline \
+             (apt-get install openssh-client)"
+        ),
+    }
+}
+
+/// Writes `size` bytes of pseudo-random (incompressible) data.
+fn write_random(path: &Path, size: u64) -> Result<()> {
+    let file =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut w = BufWriter::with_capacity(1 << 20, file);
+    let mut rng = Rng::new(0x5F7B_0A7D);
+    let mut block = vec![0u8; 1 << 16];
+    let mut left = size;
+    while left > 0 {
+        for c in block.chunks_exact_mut(8) {
+            c.copy_from_slice(&rng.next_u64().to_le_bytes());
+        }
+        let n = left.min(block.len() as u64) as usize;
+        w.write_all(&block[..n])?;
+        left -= n as u64;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+/// The machine's 1-minute load average, printed with the figures: on a small machine another
+/// busy process shows in every timing.
+pub fn load_note() -> String {
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let one = load.split_whitespace().next().unwrap_or("?");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    format!("load average {one} on {cores} cores when it started")
 }
 
 /// 1234567 → "1,234,567".

@@ -352,6 +352,84 @@ cargo run --release -p ferry -- bench import --rows 200000 --keep"
         #[arg(long)]
         keep: bool,
     },
+
+    /// Time an EAB Notes export to an SFTP server on loopback against `sqlite3 -csv` of the same rows.
+    #[command(
+        long_about = "Time an EAB Notes export to an SFTP server on loopback against `sqlite3 -csv` of \
+the same rows.\n\n\
+Creates a fresh SQLite store in a temporary directory with one institution, N/20 contacts with CRM \
+IDs and N messages, and an EAB Notes export pointing at an OpenSSH sshd on 127.0.0.1 (Ferry's own \
+test SFTP server if sshd is not installed; the output says which). Then, in the same run, times \
+(1) the export, run once by a worker in a child process whose peak memory (VmHWM) is read at the \
+end, and (2) the `sqlite3` shell writing the same messages joined with their contacts, in \
+sequence order, as CSV to a file. Prints both times, the ratio Ferry/sqlite3 (goal <= 1.3), rows, \
+bytes and Ferry's peak RSS (goal <= 64 MB). Needs the `sqlite3` command. Build with --release.",
+        after_help = "Examples:\n  cargo run --release -p ferry -- bench export\n  \
+cargo run --release -p ferry -- bench export --messages 5000000"
+    )]
+    Export {
+        /// Number of messages to generate (and export).
+        #[arg(long, default_value_t = 1_000_000, value_name = "N")]
+        messages: u64,
+        /// Which SFTP server receives the file.
+        #[arg(long, value_enum, default_value_t = BenchServer::Auto)]
+        server: BenchServer,
+        /// Keep the temporary directory (database, both files) and print its path.
+        #[arg(long)]
+        keep: bool,
+    },
+
+    /// Time uploading a file with Ferry's SFTP client against OpenSSH's `sftp`, to the same sshd.
+    #[command(
+        name = "sftp-upload",
+        long_about = "Time uploading a file with Ferry's SFTP client against OpenSSH's `sftp`, to the same sshd.\n\n\
+Starts one OpenSSH sshd on 127.0.0.1 (fails if sshd is not installed), writes a file of \
+incompressible data in a temporary directory, and uploads it, taking turns, with Ferry's client, \
+with `sftp` in batch mode and with `sftp -c aes256-gcm@openssh.com` (Ferry's preferred cipher), \
+--runs times each. `put -f` makes `sftp` ask the server to fsync before it finishes, as Ferry \
+does by default. Prints every upload's MB/s, the best of each and the ratio Ferry/OpenSSH \
+(goal >= 1.5), and the ratio against `sftp` with the same cipher. Needs openssh-server and \
+openssh-client. Build with --release.",
+        after_help = "Examples:\n  cargo run --release -p ferry -- bench sftp-upload\n  \
+cargo run --release -p ferry -- bench sftp-upload --size-mb 256 --runs 3"
+    )]
+    SftpUpload {
+        /// Size of the file in MiB.
+        #[arg(long, default_value_t = 1024, value_name = "MIB")]
+        size_mb: u64,
+        /// Uploads per client (alternating); the best of each is compared.
+        #[arg(long, default_value_t = 2, value_name = "N")]
+        runs: u32,
+        /// Do not ask the server to fsync (Ferry's `fsync` option off, plain `put`).
+        #[arg(long)]
+        no_fsync: bool,
+    },
+
+    /// Internal: the export half of `bench export`, run in a child process so that its memory
+    /// is measured alone.
+    #[command(name = "export-run", hide = true)]
+    ExportRun {
+        /// The store's directory (holding ferry.db).
+        #[arg(long, value_name = "DIR")]
+        store_dir: PathBuf,
+        #[arg(long)]
+        institution_id: i64,
+        #[arg(long)]
+        integration_id: i64,
+        #[arg(long)]
+        public_url: String,
+    },
+}
+
+/// The SFTP server `bench export` uploads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchServer {
+    /// OpenSSH's sshd if installed, else Ferry's test server.
+    Auto,
+    /// OpenSSH's sshd (fail if it is not installed).
+    Openssh,
+    /// Ferry's own test SFTP server, in the benchmark's process.
+    Ferry,
 }
 
 #[cfg(test)]

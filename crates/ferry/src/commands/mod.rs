@@ -14,9 +14,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use ferry_store::{Institution, Store};
 
-use crate::cli::{
-    BenchCommand, Cli, Command, ImportCommand, InstitutionCommand, TokenCommand, UserCommand,
-};
+use crate::cli::{Cli, Command, ImportCommand, InstitutionCommand, TokenCommand, UserCommand};
 use crate::settings::Settings;
 
 pub fn main(cli: Cli) -> ExitCode {
@@ -60,8 +58,8 @@ fn error_chain(e: &anyhow::Error) -> String {
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    if let Command::Bench(BenchCommand::Import { rows, keep }) = cli.command {
-        return crate::bench::import(rows, keep).await;
+    if let Command::Bench(bench) = cli.command {
+        return crate::bench::run(bench).await;
     }
     let settings = Settings::resolve(&cli.global)?;
     match cli.command {
