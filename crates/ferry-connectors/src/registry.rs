@@ -72,9 +72,9 @@ impl Registry {
     /// [`Registry::builtin`] with HubSpot's address and limits (`FERRY_HUBSPOT_API_URL`).
     pub fn builtin_with(public_url: &str, hubspot: &crate::hubspot::HubSpotSettings) -> Self {
         let mut registry = Registry::empty();
-        for way in [crate::hubspot::Way::Incoming, crate::hubspot::Way::Outgoing] {
+        for connector in crate::hubspot::HubSpot::both(hubspot.clone()) {
             registry
-                .register(Arc::new(crate::hubspot::HubSpot::new(way, hubspot.clone())))
+                .register(Arc::new(connector))
                 .expect("built-in kinds are valid and distinct");
         }
         for kind in crate::sftp_export::ExportKind::ALL {

@@ -30,12 +30,145 @@ pub async fn run(settings: &Settings, args: &DemoArgs) -> Result<()> {
     let sftp = start_sftp(settings, &store).await?;
     let outbox = sftp.root().join(SFTP_DIR);
     let port = sftp.port();
-    let result = crate::server::run(settings, store, |url| {
-        print_box(url, &password, port, &outbox)
+    let hub = start_hubspot(&store, args.contacts).await?;
+    let hub_url = hub.base_url().to_string();
+    let mut settings = settings.clone();
+    settings.hubspot_override = Some(ferry_connectors::hubspot::HubSpotSettings {
+        api_url: hub_url.clone(),
+        auth_url: format!("{hub_url}/oauth/authorize"),
+        app: Some(ferry_connectors::hubspot::oauth::OAuthApp {
+            client_id: ferry_emulators::hubspot::DEFAULT_CLIENT_ID.into(),
+            client_secret: ferry_emulators::hubspot::DEFAULT_CLIENT_SECRET.to_string().into(),
+        }),
+        ..Default::default()
+    });
+    let result = crate::server::run(&settings, store, |url| {
+        print_box(url, &password, port, &outbox, &hub_url)
     })
     .await;
     sftp.shutdown().await;
+    hub.shutdown().await;
     result
+}
+
+/// The demo's private-app token for its HubSpot emulator.
+const HUBSPOT_TOKEN: &str = "pat-demo-ferry";
+/// The demo HubSpot instances' names (found again by name on the next run).
+pub const DEMO_HUBSPOT_IN: &str = "HubSpot → Ferry (demo emulator)";
+pub const DEMO_HUBSPOT_OUT: &str = "Ferry → HubSpot (demo emulator)";
+
+/// Starts the HubSpot emulator on loopback with a few hundred contacts, half of them the demo's
+/// own students (same email, or same name and phone), and points an incoming and an outgoing
+/// instance at it. The emulator keeps nothing between runs, so both instances start over (a
+/// fresh backfill) each time.
+pub async fn start_hubspot(store: &Store, demo_contacts: usize) -> Result<ferry_emulators::hubspot::RunningEmulator> {
+    use ferry_emulators::hubspot::{EmulatorConfig, SeedContact};
+    let hub = ferry_emulators::hubspot::start(EmulatorConfig {
+        private_app_tokens: vec![HUBSPOT_TOKEN.into()],
+        ..EmulatorConfig::default()
+    })
+    .await
+    .context("starting the HubSpot emulator")?;
+    let inst = store
+        .institution_by_slug(DEMO_SLUG)
+        .await?
+        .context("the demo institution is missing")?;
+    // The same people `prepare` made (same seed, same count): those meant for HubSpot are in it
+    // already, half with their email, all with their phone, so both directions match them.
+    let people = contacts(&mut Rng::new(SEED), demo_contacts);
+    let mut seeds: Vec<SeedContact> = Vec::new();
+    for (i, p) in people.iter().filter(|p| p.crm_id.is_none() && !p.test_user).enumerate() {
+        let mut props = vec![
+            ("firstname", p.first_name.clone()),
+            ("lastname", p.last_name.clone()),
+            ("phone", p.phone.clone()),
+        ];
+        if let Some(e) = p.email.as_ref().filter(|_| i % 2 == 0) {
+            props.push(("email", e.clone()));
+        }
+        seeds.push(SeedContact::new(props));
+    }
+    let mut other = Rng::new(SEED ^ 0x5eed);
+    for (i, p) in contacts(&mut other, 250).iter().enumerate() {
+        seeds.push(SeedContact::new([
+            ("firstname", p.first_name.clone()),
+            ("lastname", format!("{} (HubSpot)", p.last_name)),
+            // Numbers of their own, so that no HubSpot-only person shares a demo student's phone.
+            ("phone", format!("(212) 555-{:04}", 2000 + i)),
+            ("email", format!("hubspot.only.{i}@example.org")),
+        ]));
+    }
+    hub.state()
+        .seed_contacts(seeds)
+        .map_err(|e| anyhow::anyhow!("seeding the HubSpot emulator: {e:?}"))?;
+
+    let mappings = serde_json::json!([
+        {"local": "first_name", "remote": "firstname"},
+        {"local": "last_name", "remote": "lastname"},
+        {"local": "phone", "remote": "phone"},
+        {"local": "email", "remote": "email"}
+    ]);
+    let mut secrets = serde_json::Map::new();
+    secrets.insert("access_token".into(), HUBSPOT_TOKEN.into());
+    let existing = store.list_integrations(inst.id).await?;
+    for (kind, name, config) in [
+        ("hubspot_incoming", DEMO_HUBSPOT_IN, serde_json::json!({"mappings": mappings, "schedule": {"every_minutes": 5}})),
+        (
+            "hubspot_outgoing",
+            DEMO_HUBSPOT_OUT,
+            serde_json::json!({"mappings": mappings, "filters": [{"field": "hubspot_sync", "values": ["true"]}]}),
+        ),
+    ] {
+        match existing.iter().find(|i| i.kind == kind && i.name == name) {
+            Some(i) => {
+                store
+                    .update_integration(
+                        inst.id,
+                        i.id,
+                        ferry_store::IntegrationUpdate {
+                            config: Some(config),
+                            secrets: Some(secrets.clone()),
+                            ..Default::default()
+                        },
+                    )
+                    .await?;
+                store.set_integration_state(inst.id, i.id, &serde_json::json!({})).await?;
+            }
+            None => {
+                store
+                    .create_integration(
+                        inst.id,
+                        ferry_store::NewIntegration {
+                            kind: kind.into(),
+                            name: name.into(),
+                            description: "Syncs with the HubSpot emulator `ferry demo` starts on loopback.".into(),
+                            enabled: true,
+                            config,
+                            secrets: Some(secrets.clone()),
+                        },
+                    )
+                    .await?;
+            }
+        }
+    }
+    // The incoming instance pulls every 5 minutes; the demo starts with a pull at once.
+    if let Some(i) = store
+        .list_integrations(inst.id)
+        .await?
+        .into_iter()
+        .find(|i| i.kind == "hubspot_incoming" && i.name == DEMO_HUBSPOT_IN)
+    {
+        store
+            .enqueue_run(&ferry_store::NewRun {
+                institution_id: inst.id,
+                integration_id: i.id,
+                kind: i.kind.clone(),
+                trigger: ferry_core::run::Trigger::Manual,
+                scheduled_for: None,
+            })
+            .await?;
+    }
+    Ok(hub)
 }
 
 /// The demo SFTP server's account, and the directory the demo export writes to.
@@ -200,6 +333,7 @@ const CUSTOM_FIELDS: &[(&str, &str, FieldKind)] = &[
     ("major", "Major", FieldKind::Text),
     ("first_gen", "First-generation student", FieldKind::Boolean),
     ("advisor_email", "Advisor email", FieldKind::Email),
+    ("hubspot_sync", "Sync with HubSpot", FieldKind::Boolean),
 ];
 
 /// One sample contact, as the text a CSV row would hold.
@@ -255,6 +389,10 @@ impl Person {
                 .map(|b| if b { "yes" } else { "no" }.to_string()),
         );
         opt("advisor_email", self.advisor_email.clone());
+        // The students not yet in the SIS (no CRM ID) are the ones the demo keeps in HubSpot.
+        if self.crm_id.is_none() && !self.test_user {
+            f.push(("hubspot_sync", "yes".to_string()));
+        }
         f
     }
 }
@@ -476,7 +614,7 @@ pub fn messages(
     all.into_iter().map(|(_, m)| m).collect()
 }
 
-fn print_box(url: &str, password: &str, sftp_port: u16, outbox: &std::path::Path) {
+fn print_box(url: &str, password: &str, sftp_port: u16, outbox: &std::path::Path, hubspot: &str) {
     let lines = [
         "Ferry demo is running".to_string(),
         String::new(),
@@ -487,6 +625,9 @@ fn print_box(url: &str, password: &str, sftp_port: u16, outbox: &std::path::Path
         format!("  SFTP target: 127.0.0.1:{sftp_port}; files arrive in"),
         format!("  {}", outbox.display()),
         format!("  (Settings > SFTP Outbound > \"{DEMO_EXPORT}\" > Run now)"),
+        String::new(),
+        format!("  HubSpot emulator: {hubspot}"),
+        "  (Settings > Integrations > HubSpot: both directions sync by themselves)".to_string(),
         String::new(),
         "The password is reset every time you run `ferry demo`.".to_string(),
         "Press Ctrl-C to stop.".to_string(),

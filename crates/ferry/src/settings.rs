@@ -45,6 +45,9 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// Where Ferry's SFTP uploads come from, for customers' allow lists.
     pub egress_ips: Vec<String>,
+    /// HubSpot settings that replace the environment's (`ferry demo` points them at its
+    /// emulator).
+    pub hubspot_override: Option<ferry_connectors::hubspot::HubSpotSettings>,
 }
 
 impl Settings {
@@ -85,6 +88,7 @@ impl Settings {
                 .map(|ip| ip.trim().to_string())
                 .filter(|ip| !ip.is_empty())
                 .collect(),
+            hubspot_override: None,
         })
     }
 
@@ -109,6 +113,9 @@ impl Settings {
     /// `FERRY_HUBSPOT_CLIENT_ID` and `FERRY_HUBSPOT_CLIENT_SECRET` (environment only: the secret
     /// must not show in `ps`).
     pub fn hubspot(&self) -> ferry_connectors::hubspot::HubSpotSettings {
+        if let Some(h) = &self.hubspot_override {
+            return h.clone();
+        }
         let var = |k: &str| std::env::var(k).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
         let mut h = ferry_connectors::hubspot::HubSpotSettings::default();
         if let Some(u) = var("FERRY_HUBSPOT_API_URL") {

@@ -89,6 +89,23 @@ impl Window {
     }
 }
 
+/// The rate limits of one HubSpot account, shared by every client (and run) that uses it, so
+/// that consecutive runs do not each start with a full budget.
+#[derive(Debug)]
+pub struct AccountLimiter {
+    ten_seconds: Window,
+    search: Window,
+}
+
+impl AccountLimiter {
+    pub fn new(limits: &Limits) -> Arc<AccountLimiter> {
+        Arc::new(AccountLimiter {
+            ten_seconds: Window::new(limits.per_ten_seconds, limits.window),
+            search: Window::new(limits.searches_per_second, Duration::from_secs(1)),
+        })
+    }
+}
+
 /// A HubSpot contact record.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -184,8 +201,7 @@ pub struct Client {
     base: String,
     token: Arc<dyn TokenSource>,
     limits: Limits,
-    ten_seconds: Window,
-    search: Window,
+    limiter: Arc<AccountLimiter>,
     calls: std::sync::Mutex<Calls>,
 }
 
@@ -203,8 +219,14 @@ fn jitter(d: Duration) -> Duration {
 }
 
 impl Client {
-    /// A client for the API at `base` (e.g. `https://api.hubapi.com`).
+    /// A client for the API at `base` (e.g. `https://api.hubapi.com`) with a limiter of its own.
     pub fn new(base: &str, token: Arc<dyn TokenSource>, limits: Limits) -> Client {
+        let limiter = AccountLimiter::new(&limits);
+        Client::with_limiter(base, token, limits, limiter)
+    }
+
+    /// A client that shares `limiter` with the other clients of the same account.
+    pub fn with_limiter(base: &str, token: Arc<dyn TokenSource>, limits: Limits, limiter: Arc<AccountLimiter>) -> Client {
         Client {
             http: reqwest::Client::builder()
                 .timeout(limits.timeout)
@@ -212,8 +234,7 @@ impl Client {
                 .expect("the HTTP client builds"),
             base: base.trim_end_matches('/').to_string(),
             token,
-            ten_seconds: Window::new(limits.per_ten_seconds, limits.window),
-            search: Window::new(limits.searches_per_second, Duration::from_secs(1)),
+            limiter,
             limits,
             calls: Default::default(),
         }
@@ -239,9 +260,11 @@ impl Client {
         let mut attempt = 0u32;
         let mut refreshed = false;
         loop {
-            self.ten_seconds.acquire().await;
             if search {
-                self.search.acquire().await;
+                // HubSpot exempts search from the 10-second limit; it has its own.
+                self.limiter.search.acquire().await;
+            } else {
+                self.limiter.ten_seconds.acquire().await;
             }
             let token = self.token.token().await?;
             let mut req = self

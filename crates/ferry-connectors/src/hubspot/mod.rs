@@ -66,12 +66,37 @@ pub enum Way {
 pub struct HubSpot {
     way: Way,
     settings: HubSpotSettings,
+    /// One limiter per account (OAuth account ID or private-app token), shared across runs.
+    limiters: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<client::AccountLimiter>>>>,
 }
 
 impl HubSpot {
+    /// Both directions, sharing one rate limiter per account (an account's incoming and
+    /// outgoing runs draw on the same HubSpot budget).
+    pub fn both(settings: HubSpotSettings) -> [HubSpot; 2] {
+        let incoming = HubSpot::new(Way::Incoming, settings);
+        let outgoing = HubSpot {
+            way: Way::Outgoing,
+            settings: incoming.settings.clone(),
+            limiters: incoming.limiters.clone(),
+        };
+        [incoming, outgoing]
+    }
+
     /// The connector for `way`, talking to HubSpot as `settings` say.
     pub fn new(way: Way, settings: HubSpotSettings) -> HubSpot {
-        HubSpot { way, settings }
+        HubSpot {
+            way,
+            settings,
+            limiters: Arc::default(),
+        }
+    }
+
+    fn limiter(&self, key: String) -> Arc<client::AccountLimiter> {
+        let mut all = self.limiters.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        all.entry(key)
+            .or_insert_with(|| client::AccountLimiter::new(&self.settings.limits))
+            .clone()
     }
 
     /// A client for the instance: its OAuth account's refreshed token, or its private-app token.
@@ -83,10 +108,11 @@ impl HubSpot {
             RunError::fatal("the instance uses a HubSpot account connected through OAuth, but FERRY_HUBSPOT_CLIENT_ID and FERRY_HUBSPOT_CLIENT_SECRET are not set")
         })?;
         let store = store.ok_or_else(|| RunError::fatal("the HubSpot account's tokens are not available here"))?.clone();
-        Ok(Client::new(
+        Ok(Client::with_limiter(
             &self.settings.api_url,
             oauth::AccountTokens::new(store, institution_id, account, self.settings.clone(), app),
             self.settings.limits.clone(),
+            self.limiter(format!("account:{account}")),
         ))
     }
 
@@ -94,10 +120,18 @@ impl HubSpot {
         let token = secrets.expose("access_token").filter(|t| !t.trim().is_empty()).ok_or_else(|| {
             RunError::fatal("no HubSpot access token is set; enter a private-app access token in the instance's Authentication step")
         })?;
-        Ok(Client::new(
+        // Keyed by a hash of the token (in memory only), never the token itself.
+        let key = {
+            use std::hash::Hasher;
+            let mut h = std::hash::DefaultHasher::new();
+            h.write(token.trim().as_bytes());
+            format!("token:{:016x}", h.finish())
+        };
+        Ok(Client::with_limiter(
             &self.settings.api_url,
             Arc::new(client::StaticToken(SecretString::from(token.trim().to_string()))),
             self.settings.limits.clone(),
+            self.limiter(key),
         ))
     }
 
