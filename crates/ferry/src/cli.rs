@@ -23,6 +23,11 @@ Environment:
   FERRY_MASTER_KEY    The 32-byte master key that encrypts secrets at rest, as base64 or 64 hex
                       digits. Environment only (never a flag, so it does not show in `ps`).
                       Without it Ferry uses DATA_DIR/master.key, created (mode 0600) on first use.
+  FERRY_HUBSPOT_CLIENT_ID, FERRY_HUBSPOT_CLIENT_SECRET
+                      The HubSpot OAuth app that connects HubSpot accounts (environment only).
+  FERRY_HUBSPOT_API_URL, FERRY_HUBSPOT_AUTH_URL
+                      HubSpot's API and consent page (default https://api.hubapi.com and
+                      https://app.hubspot.com/oauth/authorize); `ferry emulate hubspot` can stand in.
   FERRY_DATA_DIR, FERRY_DATABASE_URL, FERRY_LISTEN, FERRY_PUBLIC_URL, FERRY_EGRESS_IPS,
   FERRY_LOG_FORMAT, FERRY_LOG
                       Fallbacks for the flags of the same name.
@@ -209,7 +214,7 @@ to date. Safe to run at any time and from several machines at once.",
 Creates the data directory and database if needed, the institution \"Demo University\" (slug \
 `demo`), an admin user admin@demo.ferry.test, custom fields, about 1,000 contacts and 20,000 \
 messages (sample data only once: re-running keeps the data). The admin's password is reset and \
-printed on every run. Then serves exactly like `ferry serve`.",
+printed on every run. Then serves exactly like `ferry serve`, with two local stand-ins on loopback: an SFTP server receiving the demo EAB Notes export, and a HubSpot emulator with an incoming and an outgoing HubSpot instance.",
         after_help = "Examples:\n  ferry demo\n  ferry demo --listen 127.0.0.1:9000\n  \
 ferry demo --data-dir /tmp/ferry-demo --contacts 5000 --messages 100000"
     )]
@@ -218,6 +223,29 @@ ferry demo --data-dir /tmp/ferry-demo --contacts 5000 --messages 100000"
     /// Measure Ferry's performance against a baseline.
     #[command(subcommand)]
     Bench(BenchCommand),
+
+    /// Run a local stand-in for an external API (for trying Ferry and for tests).
+    #[command(subcommand)]
+    Emulate(EmulateCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EmulateCommand {
+    /// Serve HubSpot's CRM contacts, properties and OAuth APIs from memory.
+    #[command(
+        long_about = "Serve HubSpot's CRM contacts, properties and OAuth APIs from memory, at the root of ADDR (`/crm/v3/…`, `/oauth/…`), following HubSpot's published OpenAPI documents: batch and search limits, rate limits with their 429 answers, unique emails (409), and OAuth with the client id `ferry-emulator-client-id` and secret `ferry-emulator-client-secret`. Nothing is kept after it stops. Test-only administration lives under `/__emulator/` (seed, dump, faults, limits). Point Ferry at it with FERRY_HUBSPOT_API_URL=http://ADDR and FERRY_HUBSPOT_AUTH_URL=http://ADDR/oauth/authorize.",
+        after_help = "Examples:
+  ferry emulate hubspot --listen 127.0.0.1:9100 --token pat-local-test
+  curl -H 'Authorization: Bearer pat-local-test' http://127.0.0.1:9100/crm/v3/objects/contacts"
+    )]
+    Hubspot {
+        /// The address to serve on.
+        #[arg(long, default_value = "127.0.0.1:9100", value_name = "ADDR")]
+        listen: String,
+        /// A private-app access token the emulator accepts.
+        #[arg(long, value_name = "T")]
+        token: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]

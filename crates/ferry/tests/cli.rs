@@ -786,7 +786,27 @@ async fn demo_serves_sample_data_and_its_printed_credentials_work() {
     assert!(demo.password.len() >= 20, "{:?}", demo.password);
     wait_healthy(&client, &demo.url).await;
     let cookie = login(&client, &demo.url, &demo.email, &demo.password).await;
-    assert_eq!(count_contacts(&client, &demo.url, &cookie).await, 1_000);
+    // The demo's HubSpot emulator has 250 people of its own: the incoming instance's first pull
+    // (queued at start) brings them in. Wait for it, then count 1,000 + 250.
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let runs: serde_json::Value = client
+            .get(format!("{}api/v1/runs?status=success", demo.url))
+            .header(reqwest::header::COOKIE, &cookie)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let pulled = runs["runs"].as_array().expect("runs").iter().any(|r| r["kind"] == "hubspot_incoming");
+        if pulled {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the demo's HubSpot pull did not succeed: {runs}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(count_contacts(&client, &demo.url, &cookie).await, 1_250);
     let msgs: serde_json::Value = client
         .get(format!("{}api/v1/messages?limit=5", demo.url))
         .header(reqwest::header::COOKIE, &cookie)
@@ -811,7 +831,7 @@ async fn demo_serves_sample_data_and_its_printed_credentials_work() {
     );
     wait_healthy(&client, &again.url).await;
     let cookie = login(&client, &again.url, &again.email, &again.password).await;
-    assert_eq!(count_contacts(&client, &again.url, &cookie).await, 1_000);
+    assert_eq!(count_contacts(&client, &again.url, &cookie).await, 1_250, "nothing is added twice");
     stop(again.child).await;
 
     let store = f.store().await;

@@ -1,6 +1,7 @@
 //! One module per command; this one sets up logging and the runtime and dispatches.
 
 mod admin;
+mod emulate;
 mod import;
 mod migrate;
 mod serve;
@@ -61,6 +62,9 @@ async fn run(cli: Cli) -> Result<()> {
     if let Command::Bench(bench) = cli.command {
         return crate::bench::run(bench).await;
     }
+    if let Command::Emulate(crate::cli::EmulateCommand::Hubspot { listen, token }) = cli.command {
+        return emulate::hubspot(&listen, token).await;
+    }
     let settings = Settings::resolve(&cli.global)?;
     match cli.command {
         Command::Serve => serve::serve(&settings).await,
@@ -86,7 +90,7 @@ async fn run(cli: Cli) -> Result<()> {
             import::contacts(&settings, &file, &institution).await
         }
         Command::Demo(args) => crate::demo::run(&settings, &args).await,
-        Command::Bench(_) => unreachable!("handled above"),
+        Command::Bench(_) | Command::Emulate(_) => unreachable!("handled above"),
     }
 }
 
