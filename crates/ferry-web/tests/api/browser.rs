@@ -247,3 +247,115 @@ async fn create_test_save_and_run_an_eab_export_through_the_screens() {
     let _ = stop.send(());
     worker.await.unwrap();
 }
+
+/// Seed 002 through the screens: Browse Available → HubSpot → Add New (incoming) → the wizard,
+/// connecting a HubSpot account in the OAuth pop-up, the mapping from HubSpot's properties,
+/// Finish; Run now; the run in Recent Runs; the Sync Log row of a contact with a conflict; and
+/// Download Logs.
+#[tokio::test]
+async fn a_hubspot_instance_through_the_wizard_with_the_oauth_popup() {
+    use ferry_connectors::hubspot::HubSpotSettings;
+    use ferry_connectors::hubspot::oauth::OAuthApp;
+    use ferry_emulators::hubspot::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorConfig, SeedContact};
+
+    let Some(browser) = crate::helpers::browser_or_skip().await else {
+        return;
+    };
+    let hub = ferry_emulators::hubspot::start(EmulatorConfig::default()).await.unwrap();
+    let settings = HubSpotSettings {
+        api_url: hub.base_url().to_string(),
+        auth_url: format!("{}/oauth/authorize", hub.base_url()),
+        app: Some(OAuthApp { client_id: DEFAULT_CLIENT_ID.into(), client_secret: DEFAULT_CLIENT_SECRET.to_string().into() }),
+        ..HubSpotSettings::default()
+    };
+    let app = crate::helpers::spawn_app_with(ferry_web::WebConfig { hubspot: settings.clone(), ..Default::default() }).await;
+    // In Ferry: Quinn, with CRM ID 999. In HubSpot: a contact with Quinn's phone under another
+    // ID (a conflict), and a new person.
+    let quinn = app.contact("Quinn", "6175550381").await;
+    app.call(reqwest::Method::PATCH, &format!("/api/v1/contacts/{quinn}"), &app.admin_token, Some(json!({"crm_id": "999"}))).await;
+    hub.state()
+        .seed_contacts([
+            SeedContact::new([("firstname", "Quinn"), ("lastname", "Student"), ("phone", "(617) 555-0381"), ("email", "quinn@state.edu")]),
+            SeedContact::new([("firstname", "Rhea"), ("lastname", "Nwosu"), ("phone", "(617) 555-0382"), ("email", "rhea@state.edu")]),
+        ])
+        .unwrap();
+    let worker = ferry_worker::Worker::new(
+        app.store.store.clone(),
+        ferry_connectors::Registry::builtin_with(&app.base, &settings),
+        ferry_worker::WorkerConfig { poll_interval: Duration::from_millis(100), ..Default::default() },
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(worker.run(async {
+        let _ = stopped.await;
+    }));
+
+    browser.goto(&app.url("/settings/integrations")).await.unwrap();
+    sign_in(&browser).await;
+    browser.wait_for_text("h1", "Integrations").await.unwrap();
+    browser.wait_for_text("a", "Learn More").await.unwrap().click().await.unwrap();
+    browser.wait_for_text("h1", "HubSpot").await.unwrap();
+    browser.find("a[href='/settings/integrations/hubspot/new?type=hubspot_incoming']").await.unwrap().click().await.unwrap();
+    browser.wait_for_text("h1", "New HubSpot → Ferry").await.unwrap();
+    fill(&browser, "#name", "From HubSpot").await;
+
+    // Authentication: add a new account in the pop-up.
+    let main = browser.window_handle().await.unwrap();
+    browser.find("#connect-account").await.unwrap().click().await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let popup = loop {
+        let handles = browser.window_handles().await.unwrap();
+        if let Some(h) = handles.into_iter().find(|h| *h != main) {
+            break h;
+        }
+        assert!(std::time::Instant::now() < deadline, "no pop-up opened");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    browser.switch_to_window(&popup).await.unwrap();
+    browser.wait_for_text("#account", "ferry-emulator.hubspot.com").await.unwrap();
+    browser.find("#connect").await.unwrap().click().await.unwrap();
+    // The callback page tells the wizard and closes itself.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while browser.window_handles().await.unwrap().len() > 1 {
+        assert!(std::time::Instant::now() < deadline, "the pop-up did not close");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    browser.switch_to_window(&main).await.unwrap();
+    browser.wait_for_text("#oauth-status", "Connected ferry-emulator.hubspot.com").await.unwrap();
+    browser.wait_for_text("#account_id option:checked", "ferry-emulator.hubspot.com").await.unwrap();
+    // The mapping's dropdowns now list HubSpot's properties.
+    browser.wait_for_text("#remote_1", "Last Modified Date").await.unwrap();
+    browser.find("#finish").await.unwrap().click().await.unwrap();
+    browser.wait_for_text(".alert-ok", "The instance was created").await.unwrap();
+    browser.wait_for_text("#instances", "From HubSpot").await.unwrap();
+    browser.wait_for_text("#instances", "ferry-emulator.hubspot.com").await.unwrap();
+
+    browser.wait_for_text("#instances button", "Run now").await.unwrap().click().await.unwrap();
+    browser.wait_for_text(".alert-ok", "A run was queued").await.unwrap();
+    browser.goto(&app.url("/runs")).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = browser.find("#runs tbody tr").await.unwrap().text().await.unwrap();
+        if text.contains("Success") {
+            assert!(text.contains("HubSpot incoming"), "{text}");
+            break;
+        }
+        assert!(!text.contains("Fail"), "the run failed: {text}");
+        assert!(std::time::Instant::now() < deadline, "the run did not finish: {text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    browser.goto(&app.url("/sync-log")).await.unwrap();
+    let row = browser.wait_for_text("#sync-log tbody tr", "match_conflict").await.unwrap();
+    assert!(row.text().await.unwrap().contains("From HubSpot"));
+    let href = browser.find("#download-logs").await.unwrap().attr("href").await.unwrap().unwrap();
+    let csv = browser
+        .execute("var x = new XMLHttpRequest(); x.open('GET', arguments[0], false); x.send(); return x.responseText;", vec![json!(href)])
+        .await
+        .unwrap();
+    let csv = csv.as_str().unwrap();
+    assert!(csv.starts_with("timestamp,id,integration,direction,contact_id,contact,code,message"), "{csv}");
+    assert!(csv.contains("match_conflict"), "{csv}");
+    browser.quit().await.unwrap();
+    let _ = stop.send(());
+    worker.await.unwrap();
+}

@@ -382,6 +382,27 @@ impl Browser {
         Ok(())
     }
 
+    /// The handles of the open windows (tabs and pop-ups).
+    pub async fn window_handles(&self) -> Result<Vec<String>> {
+        let v = self.cmd(Method::GET, "/window/handles", None).await?;
+        Ok(v.as_array()
+            .map(|a| a.iter().filter_map(|h| h.as_str().map(str::to_string)).collect())
+            .unwrap_or_default())
+    }
+
+    /// The handle of the window commands go to.
+    pub async fn window_handle(&self) -> Result<String> {
+        as_string(self.cmd(Method::GET, "/window", None).await?)
+    }
+
+    /// Sends commands to the window `handle` from now on.
+    pub async fn switch_to_window(&self, handle: &str) -> Result<()> {
+        self.cmd(Method::POST, "/window", Some(json!({ "handle": handle })))
+            .await
+            .context("switching windows")?;
+        Ok(())
+    }
+
     pub async fn current_url(&self) -> Result<String> {
         as_string(self.cmd(Method::GET, "/url", None).await?)
     }
