@@ -63,13 +63,15 @@ impl<W: Write> CsvWriter<W> {
 }
 
 fn push_field(line: &mut String, cell: &str) {
-    if cell.contains([',', '"', '\r', '\n']) {
+    if cell.bytes().any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n')) {
         line.push('"');
-        for c in cell.chars() {
-            if c == '"' {
-                line.push('"');
-            }
-            line.push(c);
+        let mut parts = cell.split('"');
+        if let Some(first) = parts.next() {
+            line.push_str(first);
+        }
+        for part in parts {
+            line.push_str("\"\"");
+            line.push_str(part);
         }
         line.push('"');
     } else {
@@ -283,6 +285,29 @@ impl EabFile {
     }
 
     /// One note, the 12 columns in EAB's order (no header row).
+    pub fn note_cells<'a>(
+        &'a self,
+        crm_id: &'a str,
+        created_on: &'a str,
+        note_body: &'a str,
+        url: &'a str,
+    ) -> [&'a str; 12] {
+        [
+            "note",
+            "add",
+            crm_id,
+            &self.group_id,
+            yn(self.is_private),
+            yn(self.student_viewable),
+            yn(self.show_on_student_report),
+            created_on,
+            &self.created_by,
+            note_body,
+            url,
+            &self.note_reasons,
+        ]
+    }
+
     pub fn note_row(
         &self,
         crm_id: &str,

@@ -98,7 +98,33 @@ enum MessageFormat {
         template: NoteTemplate,
         tz: TimeZone,
         public_url: String,
+        dates: DateCache,
     },
+}
+
+/// The last "Created on" date and the UTC span of that local day: rows come in time order,
+/// so most rows reuse it.
+#[derive(Default)]
+struct DateCache {
+    from: i64,
+    until: i64,
+    text: String,
+}
+
+impl DateCache {
+    fn get(&mut self, t: Timestamp, tz: &TimeZone) -> &str {
+        let us = t.as_microsecond();
+        if us < self.from || us >= self.until || self.text.is_empty() {
+            let z = t.to_zoned(tz.clone());
+            self.text = us_date(t, tz);
+            let span = z.start_of_day().ok().zip(z.tomorrow().ok().and_then(|d| d.start_of_day().ok()));
+            (self.from, self.until) = match span {
+                Some((a, b)) => (a.timestamp().as_microsecond(), b.timestamp().as_microsecond()),
+                None => (us, us + 1),
+            };
+        }
+        &self.text
+    }
 }
 
 /// A column of a Contacts export.
@@ -161,13 +187,14 @@ impl Producer<'_> {
                             template,
                             tz,
                             public_url,
+                            dates,
                         } => {
                             let crm_id = m.crm_id.as_deref().map(str::trim).unwrap_or("");
                             if crm_id.is_empty() {
                                 missing_crm.insert(m.contact_id);
                                 continue;
                             }
-                            write(&mut self.out, &eab_row(m, crm_id, file, template, tz, public_url))?;
+                            write_eab_row(&mut self.out, m, crm_id, file, template, dates, tz, public_url)?;
                             self.rows += 1;
                         }
                     }
@@ -257,31 +284,35 @@ fn conversation_row(m: &ExportMessage, public_url: &str) -> [String; 12] {
     ]
 }
 
-fn eab_row(
+#[allow(clippy::too_many_arguments)]
+fn write_eab_row(
+    out: &mut CsvWriter<Vec<u8>>,
     m: &ExportMessage,
     crm_id: &str,
     file: &EabFile,
     template: &NoteTemplate,
+    dates: &mut DateCache,
     tz: &TimeZone,
     public_url: &str,
-) -> [String; 12] {
-    let date = us_date(m.sent_at, tz);
+) -> Result<(), RunError> {
+    let date = dates.get(m.sent_at, tz);
     let url = message_url(public_url, m.contact_id, m.id);
-    let o = |v: &Option<String>| v.as_deref().unwrap_or("").to_string();
-    let (first, last, preferred) = (o(&m.first_name), o(&m.last_name), o(&m.preferred_name));
+    fn o(v: &Option<String>) -> &str {
+        v.as_deref().unwrap_or("")
+    }
     let body = template.render(&NoteValues {
-        date: &date,
+        date,
         url: &url,
-        first_name: &first,
-        last_name: &last,
-        preferred_name: &preferred,
+        first_name: o(&m.first_name),
+        last_name: o(&m.last_name),
+        preferred_name: o(&m.preferred_name),
         message: &m.body,
         channel: m.channel.label(),
         message_type: m.message_type.label(),
         direction: m.direction.label(),
         count: m.count.max(1) as u64,
     });
-    file.note_row(crm_id, &date, &body, &url)
+    write(out, &file.note_cells(crm_id, date, &body, &url))
 }
 
 fn eab_file(e: &EabConfig) -> EabFile {
@@ -416,6 +447,7 @@ async fn export(
                         file,
                         tz,
                         public_url,
+                        dates: DateCache::default(),
                     }
                 }
                 (ExportKind::EabNotes, None) => return Err(RunError::fatal("the export has no EAB fields")),
