@@ -317,3 +317,147 @@ async fn faults_and_rate_limits_converge_without_duplicates_or_lost_updates() {
     assert_eq!(run.status, RunStatus::Success, "{run:?}");
     assert_eq!(s.hub.state().counters().total_429(), before, "no 429 in a normal run");
 }
+
+#[tokio::test]
+async fn the_name_branch_asks_for_many_names_in_few_searches() {
+    let s = setup(EmulatorConfig::default()).await;
+    let firsts = ["Ana", "Luis", "Maria", "John", "Mei", "Omar"];
+    let lasts = ["Diaz", "Smith", "Nguyen", "Okafor", "Lee"];
+    // 150 contacts without email (straight to the name search): every first and last name
+    // pair five times, each with its own phone.
+    let n = 150;
+    let people: Vec<(String, String, String)> = (0..n)
+        .map(|i| (firsts[i % 6].to_string(), lasts[(i / 6) % 5].to_string(), format!("617555{:04}", 3000 + i)))
+        .collect();
+    let mut ids = Vec::new();
+    for (first, last, phone) in &people {
+        ids.push(s.contact(&[("first_name", first), ("last_name", last), ("phone", phone)]).await);
+    }
+    // HubSpot: what each contact should match, seeded in an order that makes the oldest record
+    // (lowest ID) the first one seeded.
+    let hub = s.hub.state();
+    let mut expected: Vec<Option<String>> = vec![None; n];
+    let pretty = |p: &str| format!("({}) {}-{}", &p[0..3], &p[3..6], &p[6..]);
+    for (i, (first, last, phone)) in people.iter().enumerate() {
+        let one = |props: &[(&str, &str)]| hub.seed_contacts([seed(props)]).unwrap().remove(0);
+        match i % 6 {
+            // The same person, the phone typed another way, the name in other letter case.
+            0 => expected[i] = Some(one(&[("firstname", &first.to_uppercase()), ("lastname", last), ("phone", &pretty(phone))])),
+            // Two records of the same person: the oldest wins; a namesake with another phone too.
+            1 => {
+                one(&[("firstname", first), ("lastname", last), ("phone", "+1 617 555 9999")]);
+                expected[i] = Some(one(&[("firstname", first), ("lastname", last), ("phone", phone)]));
+                one(&[("firstname", first), ("lastname", last), ("phone", &format!("+1{phone}"))]);
+            }
+            // Found by the mobile phone.
+            2 => expected[i] = Some(one(&[("firstname", first), ("lastname", last), ("phone", "617-555-8888"), ("mobilephone", phone)])),
+            // Namesakes only: another person, to be created.
+            3 => {
+                one(&[("firstname", first), ("lastname", last), ("phone", &format!("617555{:04}", 7000 + i))]);
+            }
+            // The phone is this contact's but the name another (asked-for) pair's: not a match.
+            4 => {
+                one(&[("firstname", firsts[(i + 1) % 6]), ("lastname", lasts[(i / 6 + 1) % 5]), ("phone", phone)]);
+            }
+            _ => {}
+        }
+    }
+    let seeded: std::collections::HashSet<String> = hub.contacts().into_iter().map(|r| r.id).collect();
+
+    let before = hub.counters().requests_to("POST /crm/v3/objects/contacts/search");
+    let out = s.instance("hubspot_outgoing", json!({"mappings": mappings()})).await;
+    let run = s.run(&out).await;
+    assert_eq!(run.status, RunStatus::Success, "{run:?}");
+    let searches = hub.counters().requests_to("POST /crm/v3/objects/contacts/search") - before;
+    eprintln!("{searches} searches for {n} name lookups");
+    assert!(searches * 10 <= n as u64, "{searches} searches for {n} name lookups");
+    let matched = expected.iter().flatten().count() as i64;
+    assert_eq!((run.detail["updated"].as_i64(), run.detail["created"].as_i64()), (Some(matched), Some(n as i64 - matched)), "{run:?}");
+
+    for (i, (first, last, phone)) in people.iter().enumerate() {
+        let crm = s.crm_id(ids[i]).await.unwrap_or_else(|| panic!("contact {i} has no CRM ID"));
+        match &expected[i] {
+            Some(want) => assert_eq!(&crm, want, "contact {i} ({first} {last}, case {})", i % 6),
+            None => {
+                assert!(!seeded.contains(&crm), "contact {i} ({first} {last}, case {}) matched {crm}, another person", i % 6);
+                let r = hub.contact(&crm).unwrap();
+                assert_eq!((r.get("firstname"), r.get("lastname")), (Some(first.as_str()), Some(last.as_str())));
+                assert_eq!(r.get("phone"), Some(format!("+1{phone}").as_str()));
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_name_search_goes_past_the_10000_result_cap() {
+    use ferry_emulators::hubspot::RateLimits;
+    let s = setup(EmulatorConfig { limits: RateLimits::unlimited(), validate_responses: false, ..EmulatorConfig::default() }).await;
+    // 10,050 John Smiths; the one with the contact's phone is the newest, past the first 10,000.
+    let hub = s.hub.state();
+    hub.seed_contacts((0..10_050).map(|i| seed(&[("firstname", "John"), ("lastname", "Smith"), ("phone", &format!("+1212555{:04}", i))])))
+        .unwrap();
+    let want = hub.seed_contacts([seed(&[("firstname", "John"), ("lastname", "Smith"), ("phone", "(617) 555-0150")])]).unwrap().remove(0);
+    let id = s.contact(&[("first_name", "John"), ("last_name", "Smith"), ("phone", "6175550150")]).await;
+    let out = s.instance("hubspot_outgoing", json!({"mappings": mappings()})).await;
+    let settings = HubSpotSettings {
+        api_url: s.hub.base_url().to_string(),
+        limits: Limits { searches_per_second: 1_000, per_ten_seconds: 10_000, ..Limits::default() },
+        ..HubSpotSettings::default()
+    };
+    let run = s
+        .store
+        .enqueue_run(&NewRun { institution_id: s.inst, integration_id: out.id, kind: out.kind.clone(), trigger: ferry_core::run::Trigger::Manual, scheduled_for: None })
+        .await
+        .unwrap()
+        .unwrap();
+    let worker = Worker::new(s.store.store.clone(), Registry::builtin_with("http://ferry.test", &settings), WorkerConfig::default());
+    assert_eq!(worker.run_once().await.unwrap(), Some(run.id));
+    let run = s.store.run(s.inst, run.id).await.unwrap();
+    assert_eq!(run.status, RunStatus::Success, "{run:?}");
+    assert_eq!(s.crm_id(id).await, Some(want), "{run:?}");
+    assert_eq!(hub.counters().statuses.get(&400), None, "no page past the cap was asked for");
+}
+
+#[tokio::test]
+async fn lone_names_are_asked_together_and_narrowed_when_hubspot_has_many_namesakes() {
+    let s = setup(EmulatorConfig::default()).await;
+    // 40 contacts whose names nobody else in the run shares: the search asks for them together
+    // (first names IN [...] and last names IN [...]) and drops the other combinations.
+    let n = 40;
+    let name = |i: usize| (format!("First{i}"), format!("Last{i}"), format!("617555{:04}", 4000 + i));
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let (first, last, phone) = name(i);
+        ids.push(s.contact(&[("first_name", &first), ("last_name", &last), ("phone", &phone)]).await);
+    }
+    let hub = s.hub.state();
+    let mut expected: Vec<Option<String>> = vec![None; n];
+    for (i, want) in expected.iter_mut().enumerate() {
+        let (first, last, phone) = name(i);
+        if i % 2 == 0 {
+            *want = Some(hub.seed_contacts([seed(&[("firstname", &first), ("lastname", &last), ("phone", &format!("+1 {phone}"))])]).unwrap().remove(0));
+        }
+        // Ten people each whose names cross other contacts' names, one of them with this
+        // contact's phone: many results for a wide search, none of them a match.
+        for k in 1..=10 {
+            let (_, other_last, _) = name((i + k) % n);
+            let phone = if k == 1 { phone.clone() } else { format!("212555{:04}", i * 10 + k) };
+            hub.seed_contacts([seed(&[("firstname", &first), ("lastname", &other_last), ("phone", &phone)])]).unwrap();
+        }
+    }
+    let before = hub.counters().requests_to("POST /crm/v3/objects/contacts/search");
+    let out = s.instance("hubspot_outgoing", json!({"mappings": mappings()})).await;
+    let run = s.run(&out).await;
+    assert_eq!(run.status, RunStatus::Success, "{run:?}");
+    let searches = hub.counters().requests_to("POST /crm/v3/objects/contacts/search") - before;
+    eprintln!("{searches} searches for {n} lone names");
+    assert!(searches * 3 <= n as u64, "{searches} searches for {n} name lookups");
+    for (i, want) in expected.iter().enumerate() {
+        let crm = s.crm_id(ids[i]).await.unwrap();
+        match want {
+            Some(want) => assert_eq!(&crm, want, "contact {i}"),
+            None => assert_eq!(hub.contact(&crm).unwrap().get("lastname"), Some(name(i).1.as_str()), "contact {i} created"),
+        }
+    }
+    assert_eq!(hub.contacts().len(), n / 2 + n * 10 + n / 2, "the odd ones created, nothing else");
+}

@@ -12,7 +12,6 @@ use ferry_core::mapping::{RemoteKind, RemoteProperty};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::sync::Mutex;
 
 /// HubSpot's batch limit.
 pub const BATCH: usize = 100;
@@ -20,6 +19,13 @@ pub const BATCH: usize = 100;
 pub const SEARCH_PAGE: usize = 100;
 /// HubSpot's limit on results per search query.
 pub const SEARCH_CAP: u64 = 10_000;
+/// Filter groups per search (the spec: "up to 6 groups of filters").
+pub const MAX_FILTER_GROUPS: usize = 6;
+/// Filters per search, all groups together (HubSpot's guide: 18).
+pub const MAX_FILTERS: usize = 18;
+/// Values of one `IN` filter we send at most. HubSpot documents no limit; 100, its batch size,
+/// keeps a request's body small.
+pub const MAX_IN_VALUES: usize = 100;
 
 /// The limits to respect, per account.
 #[derive(Debug, Clone)]
@@ -52,12 +58,38 @@ impl Default for Limits {
     }
 }
 
-/// A rolling-window limiter: at most `max` acquisitions in any `window`.
+/// A rolling-window limiter: at most `max` requests in any `window`, as HubSpot counts them.
+///
+/// HubSpot counts a request when it arrives, which the client cannot see: a request that took
+/// long to arrive (a slow connection, a busy server) and a later one that arrived fast could
+/// fall within one window at HubSpot while they did not at the client. So a request holds its
+/// place from when it is sent until its answer has come back, and only then starts its
+/// `window`: by then HubSpot has certainly counted it.
 #[derive(Debug)]
 pub struct Window {
     max: usize,
     window: Duration,
-    sent: Mutex<VecDeque<Instant>>,
+    state: std::sync::Mutex<WindowState>,
+}
+
+#[derive(Debug, Default)]
+struct WindowState {
+    /// Requests sent and not answered yet.
+    in_flight: usize,
+    /// When the answered requests of the last `window` were answered, oldest first.
+    answered: VecDeque<Instant>,
+}
+
+/// A place in a [`Window`], held while a request is out; dropping it starts its window.
+#[derive(Debug)]
+pub struct Permit<'a>(&'a Window);
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        let mut st = self.0.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        st.in_flight -= 1;
+        st.answered.push_back(Instant::now());
+    }
 }
 
 impl Window {
@@ -65,24 +97,29 @@ impl Window {
         Window {
             max: max.max(1),
             window,
-            sent: Mutex::new(VecDeque::new()),
+            state: Default::default(),
         }
     }
 
-    /// Waits until one more request fits in the window, and records it.
-    pub async fn acquire(&self) {
+    /// Waits until one more request fits in the window; the request holds the permit until
+    /// its answer is in.
+    pub async fn acquire(&self) -> Permit<'_> {
         loop {
             let wait = {
-                let mut sent = self.sent.lock().await;
+                let mut st = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 let now = Instant::now();
-                while sent.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
-                    sent.pop_front();
+                while st.answered.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
+                    st.answered.pop_front();
                 }
-                if sent.len() < self.max {
-                    sent.push_back(now);
-                    return;
+                if st.in_flight + st.answered.len() < self.max {
+                    st.in_flight += 1;
+                    return Permit(self);
                 }
-                self.window - now.duration_since(*sent.front().expect("the window is full"))
+                match st.answered.front() {
+                    Some(oldest) => self.window - now.duration_since(*oldest),
+                    // Every place is taken by a request still out: look again shortly.
+                    None => Duration::from_millis(10),
+                }
             };
             tokio::time::sleep(wait + Duration::from_millis(5)).await;
         }
@@ -260,12 +297,8 @@ impl Client {
         let mut attempt = 0u32;
         let mut refreshed = false;
         loop {
-            if search {
-                // HubSpot exempts search from the 10-second limit; it has its own.
-                self.limiter.search.acquire().await;
-            } else {
-                self.limiter.ten_seconds.acquire().await;
-            }
+            // HubSpot exempts search from the 10-second limit; it has its own.
+            let permit = if search { self.limiter.search.acquire().await } else { self.limiter.ten_seconds.acquire().await };
             let token = self.token.token().await?;
             let mut req = self
                 .http
@@ -291,6 +324,7 @@ impl Client {
                 }
                 Err(e) => Err(HubSpotError::Transport(e.to_string())),
             };
+            drop(permit); // answered: its window starts now
             let err = outcome.expect_err("success returned above");
             if err.status() == Some(401) && !refreshed {
                 refreshed = true;
@@ -390,8 +424,22 @@ impl Client {
         properties: &[String],
         after: Option<&str>,
     ) -> Result<SearchPage, HubSpotError> {
+        let group: Vec<Filter> = filters.iter().map(|(p, op, v)| Filter::value(p, op, v.clone())).collect();
+        self.search_groups(&[group], sort, properties, after).await
+    }
+
+    /// One page of a search with several filter groups: a record matches when it passes every
+    /// filter of at least one group (HubSpot: at most [`MAX_FILTER_GROUPS`] groups and
+    /// [`MAX_FILTERS`] filters in all).
+    pub async fn search_groups(
+        &self,
+        groups: &[Vec<Filter>],
+        sort: Option<(&str, &str)>,
+        properties: &[String],
+        after: Option<&str>,
+    ) -> Result<SearchPage, HubSpotError> {
         let body = json!({
-            "filterGroups": [{"filters": filters.iter().map(|(p, op, v)| json!({"propertyName": p, "operator": op, "value": v})).collect::<Vec<_>>()}],
+            "filterGroups": groups.iter().map(|g| json!({"filters": g.iter().map(|f| &f.0).collect::<Vec<_>>()})).collect::<Vec<_>>(),
             "sorts": sort.map(|(p, d)| vec![json!({"propertyName": p, "direction": d})]).unwrap_or_default(),
             "properties": properties,
             "limit": SEARCH_PAGE,
@@ -403,6 +451,29 @@ impl Client {
             records: Self::records(&v),
             after: v["paging"]["next"]["after"].as_str().map(str::to_string),
         })
+    }
+}
+
+/// One filter of a search's filter group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filter(Value);
+
+impl Filter {
+    /// `property OPERATOR value` (`EQ`, `GT`, `GTE`, …).
+    pub fn value(property: &str, operator: &str, value: impl Into<String>) -> Filter {
+        Filter(json!({"propertyName": property, "operator": operator, "value": value.into()}))
+    }
+
+    /// `property IN values`. HubSpot compares string properties with `IN` only in lower case,
+    /// so the values are sent lower-cased (matching is case-insensitive anyway).
+    pub fn one_of(property: &str, values: impl IntoIterator<Item = impl AsRef<str>>) -> Filter {
+        let values: Vec<String> = values.into_iter().map(|v| v.as_ref().to_lowercase()).collect();
+        Filter(json!({"propertyName": property, "operator": "IN", "values": values}))
+    }
+
+    /// The filter as it is sent.
+    pub fn json(&self) -> &Value {
+        &self.0
     }
 }
 
@@ -425,10 +496,27 @@ mod tests {
         let w = Window::new(3, window);
         let start = Instant::now();
         for _ in 0..3 {
-            w.acquire().await;
+            drop(w.acquire().await);
         }
-        w.acquire().await;
+        drop(w.acquire().await);
         assert!(start.elapsed() >= window, "the fourth waits until the first leaves the window");
+    }
+
+    #[tokio::test]
+    async fn a_request_holds_its_place_until_answered_and_its_window_starts_then() {
+        let window = Duration::from_millis(200);
+        let w = Window::new(2, window);
+        let start = Instant::now();
+        let slow = w.acquire().await;
+        drop(w.acquire().await);
+        // The slow request is answered after 150 ms: a third request waits for the first
+        // answered one's window (200 ms), and the fourth for the slow one's (150 + 200 ms).
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        drop(slow);
+        drop(w.acquire().await);
+        assert!(start.elapsed() >= window);
+        drop(w.acquire().await);
+        assert!(start.elapsed() >= Duration::from_millis(350), "{:?}", start.elapsed());
     }
 
     #[test]
