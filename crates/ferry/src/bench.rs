@@ -4,6 +4,8 @@
 //!   same file.
 //! - `bench export` (in `bench_export.rs`): an EAB Notes export over SFTP against `sqlite3 -csv`.
 //! - `bench sftp-upload`: Ferry's SFTP client against OpenSSH's `sftp`, to the same sshd.
+//! - `bench hubspot` (in `bench_hubspot.rs`): the initial outgoing HubSpot sync of N contacts to
+//!   the emulator limited to 100 requests per 10 s, against the floor those limits set.
 //!
 //! Run with `cargo run --release -p ferry -- bench COMMAND`.
 
@@ -21,6 +23,8 @@ use crate::prng::Rng;
 
 #[path = "bench_export.rs"]
 mod export;
+#[path = "bench_hubspot.rs"]
+mod hubspot;
 
 /// The ratio Ferry/raw we aim for.
 const GOAL: f64 = 0.5;
@@ -45,6 +49,7 @@ pub async fn run(command: BenchCommand) -> Result<()> {
             runs,
             no_fsync,
         } => sftp_upload(size_mb, runs, !no_fsync).await,
+        BenchCommand::Hubspot { contacts } => hubspot::hubspot(contacts).await,
     }
 }
 

@@ -433,6 +433,30 @@ cargo run --release -p ferry -- bench sftp-upload --size-mb 256 --runs 3"
         no_fsync: bool,
     },
 
+    /// Time the initial outgoing HubSpot sync of N contacts against the floor HubSpot's rate limits set.
+    #[command(
+        long_about = "Time the initial outgoing HubSpot sync of N contacts against the floor HubSpot's rate limits set.\n\n\
+Creates a fresh SQLite store in a temporary directory with N contacts (names, phones, emails) and \
+starts the HubSpot emulator in this process on loopback, limited to 100 requests per rolling 10 s \
+(a Free/Starter private app) and 5 searches per second, holding a third of the contacts with \
+their email and a tenth with only their name and phone. Then a worker runs a new outgoing \
+instance's first run (the backfill of every contact) with Ferry's default client limits. Prints \
+the API calls by endpoint and per contact (goal <= 0.03), the wall time from queueing the run \
+to its end, the floor the limits set for that many calls (the 10-second limit: the first 100 \
+calls at once, each further 100 one window later, i.e. ceil(C/100 - 1) x 10 s; searches, which \
+HubSpot exempts from it, ceil(S/5 - 1) x 1 s; the larger binds), the ratio wall/floor (goal <= \
+1.1) and the 429s received (0), then checks that HubSpot has no duplicates and every contact \
+holds the CRM ID of its HubSpot record. Also runs the same sync once without limits first, to \
+show Ferry's own share of the time. Ignores --database-url: it uses a fresh SQLite store. Build with --release.",
+        after_help = "Examples:\n  cargo run --release -p ferry -- bench hubspot\n  \
+cargo run --release -p ferry -- bench hubspot --contacts 2000"
+    )]
+    Hubspot {
+        /// Number of contacts to sync.
+        #[arg(long, default_value_t = 10_000, value_name = "N")]
+        contacts: u64,
+    },
+
     /// Internal: the export half of `bench export`, run in a child process so that its memory
     /// is measured alone.
     #[command(name = "export-run", hide = true)]
