@@ -203,6 +203,9 @@ async fn incoming_pulls_changes_without_echoing_ferrys_writes() {
             seed(&[("firstname", "No"), ("lastname", "Phone"), ("email", "nophone@state.edu")]),
         ])
         .unwrap();
+    // A Ferry test user whose phone HubSpot also has: the pull leaves it alone.
+    let tess = s.contact(&[("first_name", "Tess"), ("last_name", "Tester"), ("phone", "6175550129"), ("test_user", "true")]).await;
+    hub.seed_contacts([seed(&[("firstname", "Changed"), ("lastname", "ByHubSpot"), ("phone", "617-555-0129"), ("email", "tess@state.edu")])]).unwrap();
     let incoming = s.instance("hubspot_incoming", json!({"mappings": mappings(), "schedule": {"every_minutes": 5}})).await;
     let run = s.run(&incoming).await;
     assert_eq!(run.status, RunStatus::Success, "{run:?}");
@@ -211,6 +214,9 @@ async fn incoming_pulls_changes_without_echoing_ferrys_writes() {
     let ines = contacts.contacts.iter().find(|c| c.data.first_name.as_deref() == Some("Ines")).expect("Ines came in");
     assert_eq!(ines.data.crm_id.as_deref(), Some(ids[0].as_str()));
     assert_eq!(ines.data.phone.as_ref().unwrap().as_str(), "+16175550121");
+    let tess = s.store.contact(s.inst, tess).await.unwrap();
+    assert_eq!(tess.data.first_name.as_deref(), Some("Tess"), "test users never sync, in either direction");
+    assert_eq!(run.detail["filtered"], 1);
     assert!(
         s.log_codes().await.iter().any(|(_, code)| code == "missing_required_field"),
         "a HubSpot contact without a phone cannot become a Ferry contact: {:?}",

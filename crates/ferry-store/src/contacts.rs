@@ -38,6 +38,15 @@ pub enum WriteKind {
     Import,
 }
 
+/// The keys of an institution's test users ([`Store::test_user_keys`]).
+#[derive(Debug, Clone, Default)]
+pub struct TestUserKeys {
+    pub ids: std::collections::HashSet<i64>,
+    pub crm_ids: std::collections::HashSet<String>,
+    /// E.164.
+    pub phones: std::collections::HashSet<String>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AppliedAction {
@@ -602,6 +611,26 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// The keys of the institution's test users (platform IDs, CRM IDs, phones): incoming syncs
+    /// leave records that match one of them alone, as test users never sync.
+    pub async fn test_user_keys(&self, institution_id: i64) -> Result<TestUserKeys> {
+        let rows = sqlx::query("SELECT id, crm_id, phone FROM contacts WHERE institution_id = $1 AND test_user = TRUE")
+            .bind(institution_id)
+            .fetch_all(&self.read)
+            .await?;
+        let mut keys = TestUserKeys::default();
+        for r in rows {
+            keys.ids.insert(r.try_get("id")?);
+            if let Some(c) = r.try_get::<Option<String>, _>("crm_id")? {
+                keys.crm_ids.insert(c);
+            }
+            if let Some(p) = r.try_get::<Option<String>, _>("phone")? {
+                keys.phones.insert(p);
+            }
+        }
+        Ok(keys)
     }
 
     /// The highest change sequence of an institution (0 before the first change).

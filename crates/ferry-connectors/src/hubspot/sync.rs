@@ -792,11 +792,12 @@ pub(super) async fn run_incoming(ctx: &RunContext, client: &Client, cfg: &HubSpo
     let mut tally = Tally { created: 0, updated: 0, filtered: 0, failed: 0 };
     let properties = cfg.remote_names();
     let mut retry_next = BTreeMap::new();
+    let test_users = ctx.store().test_user_keys(ctx.institution_id()).await?;
 
     let retry_ids: Vec<String> = state.retry.keys().cloned().collect();
     for chunk in retry_ids.chunks(BATCH) {
         let records = client.batch_read(chunk, None, &properties).await.map_err(hub_error)?;
-        apply(ctx, &schema, &resolved, &filters, &records, &mut tally, &state.retry, &mut retry_next).await?;
+        apply(ctx, &schema, &resolved, &filters, &records, &mut tally, &state.retry, &mut retry_next, &test_users).await?;
     }
 
     let mut since = (state.watermark - OVERLAP_MS).max(0);
@@ -814,7 +815,7 @@ pub(super) async fn run_incoming(ctx: &RunContext, client: &Client, cfg: &HubSpo
                 .map_err(hub_error)?;
             seen += page.records.len() as u64;
             let records: Vec<Record> = page.records.into_iter().filter(|r| !state.retry.contains_key(&r.id)).collect();
-            apply(ctx, &schema, &resolved, &filters, &records, &mut tally, &state.retry, &mut retry_next).await?;
+            apply(ctx, &schema, &resolved, &filters, &records, &mut tally, &state.retry, &mut retry_next, &test_users).await?;
             if let Some(m) = records.iter().filter_map(modified_ms).max() {
                 newest = newest.max(m);
             }
@@ -850,6 +851,7 @@ async fn apply(
     tally: &mut Tally,
     before: &BTreeMap<String, u32>,
     next: &mut BTreeMap<String, u32>,
+    test_users: &ferry_store::TestUserKeys,
 ) -> Result<(), RunError> {
     let dir = SyncDirection::Incoming;
     let mut writes = Vec::new();
@@ -863,6 +865,17 @@ async fn apply(
             })
             .collect();
         let by_name: HashMap<&str, &str> = values.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        // Test users never sync: a record that matches one is left alone (counted as filtered).
+        let is_test_user = test_users.crm_ids.contains(&r.id)
+            || by_name.get("id").and_then(|v| v.parse::<i64>().ok()).is_some_and(|id| test_users.ids.contains(&id))
+            || by_name
+                .get("phone")
+                .and_then(|p| ferry_core::phone::Phone::parse(p).ok())
+                .is_some_and(|p| test_users.phones.contains(p.as_str()));
+        if is_test_user {
+            tally.filtered += 1;
+            continue;
+        }
         let pass = passes(filters, |f| {
             let name = match f {
                 FieldRef::PlatformId => "id".to_string(),
