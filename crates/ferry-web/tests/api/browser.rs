@@ -16,6 +16,15 @@ async fn sign_in(browser: &Browser) {
     browser.find("button[type=submit]").await.unwrap().click().await.unwrap();
 }
 
+/// The text of the newest row of Recent Runs (empty while there is none).
+async fn first_run_row(browser: &Browser) -> String {
+    let v = browser
+        .execute("var r = document.querySelector('#runs tbody tr'); return r ? r.innerText : '';", vec![])
+        .await
+        .unwrap();
+    v.as_str().unwrap_or_default().to_string()
+}
+
 /// Types into the input `css`, replacing what it holds.
 async fn fill(browser: &Browser, css: &str, text: &str) {
     let input = browser.find(css).await.unwrap();
@@ -223,7 +232,8 @@ async fn create_test_save_and_run_an_eab_export_through_the_screens() {
     browser.wait_for_text("#runs tbody tr", "EAB nightly notes").await.unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let text = browser.find("#runs tbody tr").await.unwrap().text().await.unwrap();
+        // Read in the page: the table refreshes itself, so an element found a moment ago may be gone.
+        let text = first_run_row(&browser).await;
         if text.contains("Success") {
             assert!(text.contains("EAB Notes"), "{text}");
             break;
@@ -334,7 +344,8 @@ async fn a_hubspot_instance_through_the_wizard_with_the_oauth_popup() {
     browser.goto(&app.url("/runs")).await.unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let text = browser.find("#runs tbody tr").await.unwrap().text().await.unwrap();
+        // Read in the page: the table refreshes itself, so an element found a moment ago may be gone.
+        let text = first_run_row(&browser).await;
         if text.contains("Success") {
             assert!(text.contains("HubSpot incoming"), "{text}");
             break;
