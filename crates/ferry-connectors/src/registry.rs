@@ -79,7 +79,9 @@ impl Registry {
         }
         for kind in crate::sftp_export::ExportKind::ALL {
             registry
-                .register(Arc::new(crate::sftp_export::SftpExport::new(kind, public_url)))
+                .register(Arc::new(crate::sftp_export::SftpExport::new(
+                    kind, public_url,
+                )))
                 .expect("built-in kinds are valid and distinct");
         }
         registry
@@ -154,7 +156,12 @@ impl Registry {
     }
 
     /// Checks the secrets that will be set after a save (see [`Connector::validate_secrets`]).
-    pub fn validate_secrets_set(&self, kind: &str, config: &Value, set: &[&str]) -> Result<(), ValidateError> {
+    pub fn validate_secrets_set(
+        &self,
+        kind: &str,
+        config: &Value,
+        set: &[&str],
+    ) -> Result<(), ValidateError> {
         Ok(self.connector(kind)?.validate_secrets(config, set)?)
     }
 

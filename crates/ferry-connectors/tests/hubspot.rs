@@ -36,15 +36,26 @@ impl Drop for Setup {
     fn drop(&mut self) {
         if !std::thread::panicking() {
             let violations = self.hub.state().schema_violations();
-            assert!(violations.is_empty(), "responses outside HubSpot's schemas: {violations:?}");
+            assert!(
+                violations.is_empty(),
+                "responses outside HubSpot's schemas: {violations:?}"
+            );
         }
     }
 }
 
 async fn setup(config: EmulatorConfig) -> Setup {
     let store = fresh_store().await;
-    let inst = store.create_institution("state-u", "State University", None).await.unwrap().id;
-    Setup { store, inst, hub: emulator(config).await }
+    let inst = store
+        .create_institution("state-u", "State University", None)
+        .await
+        .unwrap()
+        .id;
+    Setup {
+        store,
+        inst,
+        hub: emulator(config).await,
+    }
 }
 
 fn mappings() -> Value {
@@ -115,8 +126,13 @@ impl Setup {
 
     async fn contact(&self, fields: &[(&str, &str)]) -> i64 {
         let schema = self.store.field_schema(self.inst).await.unwrap();
-        let w = ContactWrite::parse(&schema, fields.iter().map(|(k, v)| (*k, Raw::Str(v)))).unwrap();
-        let out = self.store.apply_contact_writes(self.inst, &[w], WriteKind::Import).await.unwrap();
+        let w =
+            ContactWrite::parse(&schema, fields.iter().map(|(k, v)| (*k, Raw::Str(v)))).unwrap();
+        let out = self
+            .store
+            .apply_contact_writes(self.inst, &[w], WriteKind::Import)
+            .await
+            .unwrap();
         out[0].as_ref().unwrap().contact_id
     }
 
@@ -125,7 +141,17 @@ impl Setup {
     }
 
     async fn log_codes(&self) -> Vec<(Option<i64>, String)> {
-        let rows = self.store.list_sync_log(self.inst, &SyncLogQuery { limit: 100, ..Default::default() }).await.unwrap();
+        let rows = self
+            .store
+            .list_sync_log(
+                self.inst,
+                &SyncLogQuery {
+                    limit: 100,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
         rows.into_iter().map(|r| (r.contact_id, r.code)).collect()
     }
 }
@@ -141,22 +167,81 @@ async fn outgoing_follows_each_branch_of_the_seed() {
         .hub
         .state()
         .seed_contacts([
-            seed(&[("firstname", "Old"), ("lastname", "Name"), ("email", "ana@state.edu")]),
-            seed(&[("firstname", "Cleo"), ("lastname", "Park"), ("email", "cleo@state.edu")]),
-            seed(&[("firstname", "Dan"), ("lastname", "Lee"), ("phone", "(617) 555-0104")]),
-            seed(&[("firstname", "Eve"), ("lastname", "Moss"), ("phone", "617-555-0199")]),
+            seed(&[
+                ("firstname", "Old"),
+                ("lastname", "Name"),
+                ("email", "ana@state.edu"),
+            ]),
+            seed(&[
+                ("firstname", "Cleo"),
+                ("lastname", "Park"),
+                ("email", "cleo@state.edu"),
+            ]),
+            seed(&[
+                ("firstname", "Dan"),
+                ("lastname", "Lee"),
+                ("phone", "(617) 555-0104"),
+            ]),
+            seed(&[
+                ("firstname", "Eve"),
+                ("lastname", "Moss"),
+                ("phone", "617-555-0199"),
+            ]),
         ])
         .unwrap();
     let (x, y, z, w) = (&ids[0], &ids[1], &ids[2], &ids[3]);
     // A: CRM ID that exists; B: CRM ID that does not; C: email; D: name + phone; E: name, other phone.
-    let a = s.contact(&[("first_name", "Ana"), ("last_name", "Diaz"), ("phone", "6175550101"), ("crm_id", x)]).await;
-    let b = s.contact(&[("first_name", "Ben"), ("last_name", "Okafor"), ("phone", "6175550102"), ("crm_id", "123")]).await;
-    let c = s.contact(&[("first_name", "Cleo"), ("last_name", "Park"), ("phone", "6175550103"), ("email", "Cleo@State.edu")]).await;
-    let d = s.contact(&[("first_name", "Dan"), ("last_name", "Lee"), ("phone", "6175550104")]).await;
-    let e = s.contact(&[("first_name", "Eve"), ("last_name", "Moss"), ("phone", "6175550105"), ("preferred_name", "")]).await;
-    let t = s.contact(&[("first_name", "Tess"), ("last_name", "Tester"), ("phone", "6175550106"), ("test_user", "true")]).await;
+    let a = s
+        .contact(&[
+            ("first_name", "Ana"),
+            ("last_name", "Diaz"),
+            ("phone", "6175550101"),
+            ("crm_id", x),
+        ])
+        .await;
+    let b = s
+        .contact(&[
+            ("first_name", "Ben"),
+            ("last_name", "Okafor"),
+            ("phone", "6175550102"),
+            ("crm_id", "123"),
+        ])
+        .await;
+    let c = s
+        .contact(&[
+            ("first_name", "Cleo"),
+            ("last_name", "Park"),
+            ("phone", "6175550103"),
+            ("email", "Cleo@State.edu"),
+        ])
+        .await;
+    let d = s
+        .contact(&[
+            ("first_name", "Dan"),
+            ("last_name", "Lee"),
+            ("phone", "6175550104"),
+        ])
+        .await;
+    let e = s
+        .contact(&[
+            ("first_name", "Eve"),
+            ("last_name", "Moss"),
+            ("phone", "6175550105"),
+            ("preferred_name", ""),
+        ])
+        .await;
+    let t = s
+        .contact(&[
+            ("first_name", "Tess"),
+            ("last_name", "Tester"),
+            ("phone", "6175550106"),
+            ("test_user", "true"),
+        ])
+        .await;
 
-    let out = s.instance("hubspot_outgoing", json!({"mappings": mappings()})).await;
+    let out = s
+        .instance("hubspot_outgoing", json!({"mappings": mappings()}))
+        .await;
     let run = s.run(&out).await;
     assert_eq!(run.status, RunStatus::Success, "{run:?}");
     assert_eq!(run.rows, 4, "A, C, D updated and E created: {run:?}");
@@ -164,28 +249,71 @@ async fn outgoing_follows_each_branch_of_the_seed() {
     assert_eq!(run.detail["updated"], 3);
 
     let hub = s.hub.state();
-    assert_eq!(hub.contact(x).unwrap().get("firstname"), Some("Ana"), "a CRM ID match updates every mapped field");
+    assert_eq!(
+        hub.contact(x).unwrap().get("firstname"),
+        Some("Ana"),
+        "a CRM ID match updates every mapped field"
+    );
     assert_eq!(s.crm_id(a).await.as_deref(), Some(x.as_str()));
-    assert_eq!(s.crm_id(b).await.as_deref(), Some("123"), "not found: an error, never another branch");
-    assert!(s.log_codes().await.contains(&(Some(b), "crm_id_not_found".to_string())));
-    assert_eq!(s.crm_id(c).await.as_deref(), Some(y.as_str()), "the email match's ID is written back");
-    assert_eq!(s.crm_id(d).await.as_deref(), Some(z.as_str()), "name + matching phone");
-    let e_id = s.crm_id(e).await.expect("the created contact's ID is written back");
+    assert_eq!(
+        s.crm_id(b).await.as_deref(),
+        Some("123"),
+        "not found: an error, never another branch"
+    );
+    assert!(
+        s.log_codes()
+            .await
+            .contains(&(Some(b), "crm_id_not_found".to_string()))
+    );
+    assert_eq!(
+        s.crm_id(c).await.as_deref(),
+        Some(y.as_str()),
+        "the email match's ID is written back"
+    );
+    assert_eq!(
+        s.crm_id(d).await.as_deref(),
+        Some(z.as_str()),
+        "name + matching phone"
+    );
+    let e_id = s
+        .crm_id(e)
+        .await
+        .expect("the created contact's ID is written back");
     assert_ne!(&e_id, w, "same name but another phone is another person");
-    assert_eq!(hub.contact(&e_id).unwrap().get("phone"), Some("+16175550105"));
-    assert_eq!(hub.contacts().len(), 5, "one contact created, no duplicates");
-    assert!(hub.contacts().iter().all(|r| r.get("firstname") != Some("Tess")), "test users never sync");
+    assert_eq!(
+        hub.contact(&e_id).unwrap().get("phone"),
+        Some("+16175550105")
+    );
+    assert_eq!(
+        hub.contacts().len(),
+        5,
+        "one contact created, no duplicates"
+    );
+    assert!(
+        hub.contacts()
+            .iter()
+            .all(|r| r.get("firstname") != Some("Tess")),
+        "test users never sync"
+    );
     assert_eq!(s.crm_id(t).await, None);
-    assert!(hub.contact(&e_id).unwrap().get("email").is_none(), "blank values are not sent");
+    assert!(
+        hub.contact(&e_id).unwrap().get("email").is_none(),
+        "blank values are not sent"
+    );
 
     // Nothing changed: the next run only tries B again (failed contacts are retried), and the
     // write-backs did not count as changes.
     let again = s.run(&out).await;
-    assert_eq!((again.rows, again.detail["failed"].as_i64()), (0, Some(1)), "{again:?}");
+    assert_eq!(
+        (again.rows, again.detail["failed"].as_i64()),
+        (0, Some(1)),
+        "{again:?}"
+    );
     assert_eq!(hub.contacts().len(), 5);
 
     // A change in Ferry goes out on the next (change) run.
-    s.contact(&[("id", &c.to_string()), ("first_name", "Cleopatra")]).await;
+    s.contact(&[("id", &c.to_string()), ("first_name", "Cleopatra")])
+        .await;
     let w = s.worker();
     assert_eq!(w.queue_changed(jiff::Timestamp::now()).await.unwrap(), 1);
     w.run_once().await.unwrap();
@@ -198,41 +326,104 @@ async fn incoming_pulls_changes_without_echoing_ferrys_writes() {
     let hub = s.hub.state();
     let ids = hub
         .seed_contacts([
-            seed(&[("firstname", "Ines"), ("lastname", "Ruiz"), ("phone", "(617) 555-0121"), ("email", "ines@state.edu")]),
-            seed(&[("firstname", "Jo"), ("lastname", "Kim"), ("phone", "617.555.0122"), ("email", "jo@state.edu")]),
-            seed(&[("firstname", "No"), ("lastname", "Phone"), ("email", "nophone@state.edu")]),
+            seed(&[
+                ("firstname", "Ines"),
+                ("lastname", "Ruiz"),
+                ("phone", "(617) 555-0121"),
+                ("email", "ines@state.edu"),
+            ]),
+            seed(&[
+                ("firstname", "Jo"),
+                ("lastname", "Kim"),
+                ("phone", "617.555.0122"),
+                ("email", "jo@state.edu"),
+            ]),
+            seed(&[
+                ("firstname", "No"),
+                ("lastname", "Phone"),
+                ("email", "nophone@state.edu"),
+            ]),
         ])
         .unwrap();
     // A Ferry test user whose phone HubSpot also has: the pull leaves it alone.
-    let tess = s.contact(&[("first_name", "Tess"), ("last_name", "Tester"), ("phone", "6175550129"), ("test_user", "true")]).await;
-    hub.seed_contacts([seed(&[("firstname", "Changed"), ("lastname", "ByHubSpot"), ("phone", "617-555-0129"), ("email", "tess@state.edu")])]).unwrap();
-    let incoming = s.instance("hubspot_incoming", json!({"mappings": mappings(), "schedule": {"every_minutes": 5}})).await;
+    let tess = s
+        .contact(&[
+            ("first_name", "Tess"),
+            ("last_name", "Tester"),
+            ("phone", "6175550129"),
+            ("test_user", "true"),
+        ])
+        .await;
+    hub.seed_contacts([seed(&[
+        ("firstname", "Changed"),
+        ("lastname", "ByHubSpot"),
+        ("phone", "617-555-0129"),
+        ("email", "tess@state.edu"),
+    ])])
+    .unwrap();
+    let incoming = s
+        .instance(
+            "hubspot_incoming",
+            json!({"mappings": mappings(), "schedule": {"every_minutes": 5}}),
+        )
+        .await;
     let run = s.run(&incoming).await;
     assert_eq!(run.status, RunStatus::Success, "{run:?}");
     assert_eq!(run.rows, 2, "{run:?}");
-    let contacts = s.store.list_contacts(s.inst, &ferry_store::ContactQuery { limit: 100, ..Default::default() }).await.unwrap();
-    let ines = contacts.contacts.iter().find(|c| c.data.first_name.as_deref() == Some("Ines")).expect("Ines came in");
+    let contacts = s
+        .store
+        .list_contacts(
+            s.inst,
+            &ferry_store::ContactQuery {
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let ines = contacts
+        .contacts
+        .iter()
+        .find(|c| c.data.first_name.as_deref() == Some("Ines"))
+        .expect("Ines came in");
     assert_eq!(ines.data.crm_id.as_deref(), Some(ids[0].as_str()));
     assert_eq!(ines.data.phone.as_ref().unwrap().as_str(), "+16175550121");
     let tess = s.store.contact(s.inst, tess).await.unwrap();
-    assert_eq!(tess.data.first_name.as_deref(), Some("Tess"), "test users never sync, in either direction");
+    assert_eq!(
+        tess.data.first_name.as_deref(),
+        Some("Tess"),
+        "test users never sync, in either direction"
+    );
     assert_eq!(run.detail["filtered"], 1);
     assert!(
-        s.log_codes().await.iter().any(|(_, code)| code == "missing_required_field"),
+        s.log_codes()
+            .await
+            .iter()
+            .any(|(_, code)| code == "missing_required_field"),
         "a HubSpot contact without a phone cannot become a Ferry contact: {:?}",
         s.log_codes().await
     );
 
     // Ferry pushes a change out; the pull that follows sees HubSpot's copy of it and changes nothing.
-    s.contact(&[("id", &ines.id.to_string()), ("last_name", "Ruiz-Soto")]).await;
-    let out = s.instance("hubspot_outgoing", json!({"mappings": mappings()})).await;
+    s.contact(&[("id", &ines.id.to_string()), ("last_name", "Ruiz-Soto")])
+        .await;
+    let out = s
+        .instance("hubspot_outgoing", json!({"mappings": mappings()}))
+        .await;
     // The outgoing instance starts with a backfill of every contact.
     let pushed = s.run(&out).await;
     assert_eq!(pushed.status, RunStatus::Success, "{pushed:?}");
-    assert_eq!(hub.contact(&ids[0]).unwrap().get("lastname"), Some("Ruiz-Soto"));
+    assert_eq!(
+        hub.contact(&ids[0]).unwrap().get("lastname"),
+        Some("Ruiz-Soto")
+    );
     let seq = s.store.current_change_seq(s.inst).await.unwrap();
     let pulled = s.run(&incoming).await;
-    assert_eq!(s.store.current_change_seq(s.inst).await.unwrap(), seq, "no echo: {pulled:?}");
+    assert_eq!(
+        s.store.current_change_seq(s.inst).await.unwrap(),
+        seq,
+        "no echo: {pulled:?}"
+    );
     assert_eq!(pulled.rows, 0);
 }
 
@@ -241,31 +432,79 @@ async fn a_create_conflict_becomes_an_update_and_no_duplicate() {
     let s = setup(EmulatorConfig::default()).await;
     // Two Ferry contacts share an email HubSpot does not have yet: one create succeeds, the
     // other meets "Contact already exists" and becomes an update of that contact.
-    let a = s.contact(&[("first_name", "Lia"), ("last_name", "Ng"), ("phone", "6175550131"), ("email", "twin@state.edu")]).await;
-    let b = s.contact(&[("first_name", "Lia"), ("last_name", "Ng"), ("phone", "6175550132"), ("email", "twin@state.edu")]).await;
-    let out = s.instance("hubspot_outgoing", json!({"mappings": mappings()})).await;
+    let a = s
+        .contact(&[
+            ("first_name", "Lia"),
+            ("last_name", "Ng"),
+            ("phone", "6175550131"),
+            ("email", "twin@state.edu"),
+        ])
+        .await;
+    let b = s
+        .contact(&[
+            ("first_name", "Lia"),
+            ("last_name", "Ng"),
+            ("phone", "6175550132"),
+            ("email", "twin@state.edu"),
+        ])
+        .await;
+    let out = s
+        .instance("hubspot_outgoing", json!({"mappings": mappings()}))
+        .await;
     let run = s.run(&out).await;
     assert_eq!(run.status, RunStatus::Success, "{run:?}");
     let hub = s.hub.state();
     assert_eq!(hub.contacts().len(), 1, "one HubSpot contact for the email");
     let ids = [s.crm_id(a).await, s.crm_id(b).await];
-    assert_eq!(ids.iter().flatten().count(), 1, "one Ferry contact holds the CRM ID: {ids:?}");
-    assert!(s.log_codes().await.iter().any(|(_, c)| c == "crm_id_in_use"), "{:?}", s.log_codes().await);
+    assert_eq!(
+        ids.iter().flatten().count(),
+        1,
+        "one Ferry contact holds the CRM ID: {ids:?}"
+    );
+    assert!(
+        s.log_codes()
+            .await
+            .iter()
+            .any(|(_, c)| c == "crm_id_in_use"),
+        "{:?}",
+        s.log_codes().await
+    );
 }
 
 #[tokio::test]
 async fn filters_hold_contacts_back_and_count_them() {
     let s = setup(EmulatorConfig::default()).await;
-    s.contact(&[("first_name", "In"), ("last_name", "Sync"), ("phone", "6175550141"), ("opt_in", "true")]).await;
-    s.contact(&[("first_name", "Out"), ("last_name", "Side"), ("phone", "6175550142"), ("opt_in", "false")]).await;
+    s.contact(&[
+        ("first_name", "In"),
+        ("last_name", "Sync"),
+        ("phone", "6175550141"),
+        ("opt_in", "true"),
+    ])
+    .await;
+    s.contact(&[
+        ("first_name", "Out"),
+        ("last_name", "Side"),
+        ("phone", "6175550142"),
+        ("opt_in", "false"),
+    ])
+    .await;
     let out = s
-        .instance("hubspot_outgoing", json!({"mappings": mappings(), "filters": [{"field": "opt_in", "values": ["true"]}]}))
+        .instance(
+            "hubspot_outgoing",
+            json!({"mappings": mappings(), "filters": [{"field": "opt_in", "values": ["true"]}]}),
+        )
         .await;
     let run = s.run(&out).await;
     assert_eq!(run.rows, 1, "{run:?}");
     assert_eq!(run.detail["filtered"], 1);
     assert_eq!(run.detail["failed"], 0, "filtered is not an error");
-    let names: Vec<String> = s.hub.state().contacts().iter().filter_map(|r| r.get("firstname").map(str::to_string)).collect();
+    let names: Vec<String> = s
+        .hub
+        .state()
+        .contacts()
+        .iter()
+        .filter_map(|r| r.get("firstname").map(str::to_string))
+        .collect();
     assert_eq!(names, ["In"]);
 }
 
@@ -278,7 +517,11 @@ async fn faults_and_rate_limits_converge_without_duplicates_or_lost_updates() {
         let phone = format!("617555{:04}", 2000 + i);
         let first = format!("First{i}");
         let with_email = i % 3 != 0;
-        let mut fields = vec![("first_name", first.as_str()), ("last_name", "Faulty"), ("phone", phone.as_str())];
+        let mut fields = vec![
+            ("first_name", first.as_str()),
+            ("last_name", "Faulty"),
+            ("phone", phone.as_str()),
+        ];
         if with_email {
             fields.push(("email", email.as_str()));
         }
@@ -294,13 +537,16 @@ async fn faults_and_rate_limits_converge_without_duplicates_or_lost_updates() {
         latency_jitter: Duration::from_millis(5),
         ..Faults::default()
     });
-    let out = s.instance("hubspot_outgoing", json!({"mappings": mappings()})).await;
+    let out = s
+        .instance("hubspot_outgoing", json!({"mappings": mappings()}))
+        .await;
     let mut runs = Vec::new();
     for _ in 0..10 {
         let run = s.run(&out).await;
         runs.push((run.status, run.error.clone()));
         let state = s.store.integration(s.inst, out.id).await.unwrap().state;
-        let caught_up = state["watermark"].as_i64() == Some(s.store.current_change_seq(s.inst).await.unwrap())
+        let caught_up = state["watermark"].as_i64()
+            == Some(s.store.current_change_seq(s.inst).await.unwrap())
             && state["retry"].as_object().is_none_or(|r| r.is_empty());
         if caught_up {
             break;
@@ -308,20 +554,35 @@ async fn faults_and_rate_limits_converge_without_duplicates_or_lost_updates() {
     }
     let hub = s.hub.state();
     let all = hub.contacts();
-    assert_eq!(all.len(), 60, "every contact once, no duplicates; runs: {runs:?}");
+    assert_eq!(
+        all.len(),
+        60,
+        "every contact once, no duplicates; runs: {runs:?}"
+    );
     for (id, first) in &expected {
-        let crm = s.crm_id(*id).await.unwrap_or_else(|| panic!("{first} has no CRM ID; runs: {runs:?}"));
-        assert_eq!(hub.contact(&crm).unwrap().get("firstname"), Some(first.as_str()));
+        let crm = s
+            .crm_id(*id)
+            .await
+            .unwrap_or_else(|| panic!("{first} has no CRM ID; runs: {runs:?}"));
+        assert_eq!(
+            hub.contact(&crm).unwrap().get("firstname"),
+            Some(first.as_str())
+        );
     }
     s.hub.state().set_faults(Faults::default());
     let before = s.hub.state().counters().total_429();
     // A normal run under the real limits: the client-side limiter keeps it clear of 429s.
     for (id, _) in expected.iter().take(30) {
-        s.contact(&[("id", &id.to_string()), ("last_name", "Calm")]).await;
+        s.contact(&[("id", &id.to_string()), ("last_name", "Calm")])
+            .await;
     }
     let run = s.run(&out).await;
     assert_eq!(run.status, RunStatus::Success, "{run:?}");
-    assert_eq!(s.hub.state().counters().total_429(), before, "no 429 in a normal run");
+    assert_eq!(
+        s.hub.state().counters().total_429(),
+        before,
+        "no 429 in a normal run"
+    );
 }
 
 #[tokio::test]
@@ -333,11 +594,20 @@ async fn the_name_branch_asks_for_many_names_in_few_searches() {
     // pair five times, each with its own phone.
     let n = 150;
     let people: Vec<(String, String, String)> = (0..n)
-        .map(|i| (firsts[i % 6].to_string(), lasts[(i / 6) % 5].to_string(), format!("617555{:04}", 3000 + i)))
+        .map(|i| {
+            (
+                firsts[i % 6].to_string(),
+                lasts[(i / 6) % 5].to_string(),
+                format!("617555{:04}", 3000 + i),
+            )
+        })
         .collect();
     let mut ids = Vec::new();
     for (first, last, phone) in &people {
-        ids.push(s.contact(&[("first_name", first), ("last_name", last), ("phone", phone)]).await);
+        ids.push(
+            s.contact(&[("first_name", first), ("last_name", last), ("phone", phone)])
+                .await,
+        );
     }
     // HubSpot: what each contact should match, seeded in an order that makes the oldest record
     // (lowest ID) the first one seeded.
@@ -348,46 +618,107 @@ async fn the_name_branch_asks_for_many_names_in_few_searches() {
         let one = |props: &[(&str, &str)]| hub.seed_contacts([seed(props)]).unwrap().remove(0);
         match i % 6 {
             // The same person, the phone typed another way, the name in other letter case.
-            0 => expected[i] = Some(one(&[("firstname", &first.to_uppercase()), ("lastname", last), ("phone", &pretty(phone))])),
+            0 => {
+                expected[i] = Some(one(&[
+                    ("firstname", &first.to_uppercase()),
+                    ("lastname", last),
+                    ("phone", &pretty(phone)),
+                ]))
+            }
             // Two records of the same person: the oldest wins; a namesake with another phone too.
             1 => {
-                one(&[("firstname", first), ("lastname", last), ("phone", "+1 617 555 9999")]);
-                expected[i] = Some(one(&[("firstname", first), ("lastname", last), ("phone", phone)]));
-                one(&[("firstname", first), ("lastname", last), ("phone", &format!("+1{phone}"))]);
+                one(&[
+                    ("firstname", first),
+                    ("lastname", last),
+                    ("phone", "+1 617 555 9999"),
+                ]);
+                expected[i] = Some(one(&[
+                    ("firstname", first),
+                    ("lastname", last),
+                    ("phone", phone),
+                ]));
+                one(&[
+                    ("firstname", first),
+                    ("lastname", last),
+                    ("phone", &format!("+1{phone}")),
+                ]);
             }
             // Found by the mobile phone.
-            2 => expected[i] = Some(one(&[("firstname", first), ("lastname", last), ("phone", "617-555-8888"), ("mobilephone", phone)])),
+            2 => {
+                expected[i] = Some(one(&[
+                    ("firstname", first),
+                    ("lastname", last),
+                    ("phone", "617-555-8888"),
+                    ("mobilephone", phone),
+                ]))
+            }
             // Namesakes only: another person, to be created.
             3 => {
-                one(&[("firstname", first), ("lastname", last), ("phone", &format!("617555{:04}", 7000 + i))]);
+                one(&[
+                    ("firstname", first),
+                    ("lastname", last),
+                    ("phone", &format!("617555{:04}", 7000 + i)),
+                ]);
             }
             // The phone is this contact's but the name another (asked-for) pair's: not a match.
             4 => {
-                one(&[("firstname", firsts[(i + 1) % 6]), ("lastname", lasts[(i / 6 + 1) % 5]), ("phone", phone)]);
+                one(&[
+                    ("firstname", firsts[(i + 1) % 6]),
+                    ("lastname", lasts[(i / 6 + 1) % 5]),
+                    ("phone", phone),
+                ]);
             }
             _ => {}
         }
     }
-    let seeded: std::collections::HashSet<String> = hub.contacts().into_iter().map(|r| r.id).collect();
+    let seeded: std::collections::HashSet<String> =
+        hub.contacts().into_iter().map(|r| r.id).collect();
 
-    let before = hub.counters().requests_to("POST /crm/v3/objects/contacts/search");
-    let out = s.instance("hubspot_outgoing", json!({"mappings": mappings()})).await;
+    let before = hub
+        .counters()
+        .requests_to("POST /crm/v3/objects/contacts/search");
+    let out = s
+        .instance("hubspot_outgoing", json!({"mappings": mappings()}))
+        .await;
     let run = s.run(&out).await;
     assert_eq!(run.status, RunStatus::Success, "{run:?}");
-    let searches = hub.counters().requests_to("POST /crm/v3/objects/contacts/search") - before;
+    let searches = hub
+        .counters()
+        .requests_to("POST /crm/v3/objects/contacts/search")
+        - before;
     eprintln!("{searches} searches for {n} name lookups");
-    assert!(searches * 10 <= n as u64, "{searches} searches for {n} name lookups");
+    assert!(
+        searches * 10 <= n as u64,
+        "{searches} searches for {n} name lookups"
+    );
     let matched = expected.iter().flatten().count() as i64;
-    assert_eq!((run.detail["updated"].as_i64(), run.detail["created"].as_i64()), (Some(matched), Some(n as i64 - matched)), "{run:?}");
+    assert_eq!(
+        (
+            run.detail["updated"].as_i64(),
+            run.detail["created"].as_i64()
+        ),
+        (Some(matched), Some(n as i64 - matched)),
+        "{run:?}"
+    );
 
     for (i, (first, last, phone)) in people.iter().enumerate() {
-        let crm = s.crm_id(ids[i]).await.unwrap_or_else(|| panic!("contact {i} has no CRM ID"));
+        let crm = s
+            .crm_id(ids[i])
+            .await
+            .unwrap_or_else(|| panic!("contact {i} has no CRM ID"));
         match &expected[i] {
             Some(want) => assert_eq!(&crm, want, "contact {i} ({first} {last}, case {})", i % 6),
             None => {
-                assert!(!seeded.contains(&crm), "contact {i} ({first} {last}, case {}) matched {crm}, another person", i % 6);
+                assert!(
+                    !seeded.contains(&crm),
+                    "contact {i} ({first} {last}, case {}) matched {crm}, another person",
+                    i % 6
+                );
                 let r = hub.contact(&crm).unwrap();
-                assert_eq!((r.get("firstname"), r.get("lastname")), (Some(first.as_str()), Some(last.as_str())));
+                assert_eq!(
+                    (r.get("firstname"), r.get("lastname")),
+                    (Some(first.as_str()), Some(last.as_str()))
+                );
                 assert_eq!(r.get("phone"), Some(format!("+1{phone}").as_str()));
             }
         }
@@ -397,31 +728,75 @@ async fn the_name_branch_asks_for_many_names_in_few_searches() {
 #[tokio::test]
 async fn a_name_search_goes_past_the_10000_result_cap() {
     use ferry_emulators::hubspot::RateLimits;
-    let s = setup(EmulatorConfig { limits: RateLimits::unlimited(), validate_responses: false, ..EmulatorConfig::default() }).await;
+    let s = setup(EmulatorConfig {
+        limits: RateLimits::unlimited(),
+        validate_responses: false,
+        ..EmulatorConfig::default()
+    })
+    .await;
     // 10,050 John Smiths; the one with the contact's phone is the newest, past the first 10,000.
     let hub = s.hub.state();
-    hub.seed_contacts((0..10_050).map(|i| seed(&[("firstname", "John"), ("lastname", "Smith"), ("phone", &format!("+1212555{:04}", i))])))
-        .unwrap();
-    let want = hub.seed_contacts([seed(&[("firstname", "John"), ("lastname", "Smith"), ("phone", "(617) 555-0150")])]).unwrap().remove(0);
-    let id = s.contact(&[("first_name", "John"), ("last_name", "Smith"), ("phone", "6175550150")]).await;
-    let out = s.instance("hubspot_outgoing", json!({"mappings": mappings()})).await;
+    hub.seed_contacts((0..10_050).map(|i| {
+        seed(&[
+            ("firstname", "John"),
+            ("lastname", "Smith"),
+            ("phone", &format!("+1212555{:04}", i)),
+        ])
+    }))
+    .unwrap();
+    let want = hub
+        .seed_contacts([seed(&[
+            ("firstname", "John"),
+            ("lastname", "Smith"),
+            ("phone", "(617) 555-0150"),
+        ])])
+        .unwrap()
+        .remove(0);
+    let id = s
+        .contact(&[
+            ("first_name", "John"),
+            ("last_name", "Smith"),
+            ("phone", "6175550150"),
+        ])
+        .await;
+    let out = s
+        .instance("hubspot_outgoing", json!({"mappings": mappings()}))
+        .await;
     let settings = HubSpotSettings {
         api_url: s.hub.base_url().to_string(),
-        limits: Limits { searches_per_second: 1_000, per_ten_seconds: 10_000, ..Limits::default() },
+        limits: Limits {
+            searches_per_second: 1_000,
+            per_ten_seconds: 10_000,
+            ..Limits::default()
+        },
         ..HubSpotSettings::default()
     };
     let run = s
         .store
-        .enqueue_run(&NewRun { institution_id: s.inst, integration_id: out.id, kind: out.kind.clone(), trigger: ferry_core::run::Trigger::Manual, scheduled_for: None })
+        .enqueue_run(&NewRun {
+            institution_id: s.inst,
+            integration_id: out.id,
+            kind: out.kind.clone(),
+            trigger: ferry_core::run::Trigger::Manual,
+            scheduled_for: None,
+        })
         .await
         .unwrap()
         .unwrap();
-    let worker = Worker::new(s.store.store.clone(), Registry::builtin_with("http://ferry.test", &settings), WorkerConfig::default());
+    let worker = Worker::new(
+        s.store.store.clone(),
+        Registry::builtin_with("http://ferry.test", &settings),
+        WorkerConfig::default(),
+    );
     assert_eq!(worker.run_once().await.unwrap(), Some(run.id));
     let run = s.store.run(s.inst, run.id).await.unwrap();
     assert_eq!(run.status, RunStatus::Success, "{run:?}");
     assert_eq!(s.crm_id(id).await, Some(want), "{run:?}");
-    assert_eq!(hub.counters().statuses.get(&400), None, "no page past the cap was asked for");
+    assert_eq!(
+        hub.counters().statuses.get(&400),
+        None,
+        "no page past the cap was asked for"
+    );
 }
 
 #[tokio::test]
@@ -430,40 +805,88 @@ async fn lone_names_are_asked_together_and_narrowed_when_hubspot_has_many_namesa
     // 40 contacts whose names nobody else in the run shares: the search asks for them together
     // (first names IN [...] and last names IN [...]) and drops the other combinations.
     let n = 40;
-    let name = |i: usize| (format!("First{i}"), format!("Last{i}"), format!("617555{:04}", 4000 + i));
+    let name = |i: usize| {
+        (
+            format!("First{i}"),
+            format!("Last{i}"),
+            format!("617555{:04}", 4000 + i),
+        )
+    };
     let mut ids = Vec::new();
     for i in 0..n {
         let (first, last, phone) = name(i);
-        ids.push(s.contact(&[("first_name", &first), ("last_name", &last), ("phone", &phone)]).await);
+        ids.push(
+            s.contact(&[
+                ("first_name", &first),
+                ("last_name", &last),
+                ("phone", &phone),
+            ])
+            .await,
+        );
     }
     let hub = s.hub.state();
     let mut expected: Vec<Option<String>> = vec![None; n];
     for (i, want) in expected.iter_mut().enumerate() {
         let (first, last, phone) = name(i);
         if i % 2 == 0 {
-            *want = Some(hub.seed_contacts([seed(&[("firstname", &first), ("lastname", &last), ("phone", &format!("+1 {phone}"))])]).unwrap().remove(0));
+            *want = Some(
+                hub.seed_contacts([seed(&[
+                    ("firstname", &first),
+                    ("lastname", &last),
+                    ("phone", &format!("+1 {phone}")),
+                ])])
+                .unwrap()
+                .remove(0),
+            );
         }
         // Ten people each whose names cross other contacts' names, one of them with this
         // contact's phone: many results for a wide search, none of them a match.
         for k in 1..=10 {
             let (_, other_last, _) = name((i + k) % n);
-            let phone = if k == 1 { phone.clone() } else { format!("212555{:04}", i * 10 + k) };
-            hub.seed_contacts([seed(&[("firstname", &first), ("lastname", &other_last), ("phone", &phone)])]).unwrap();
+            let phone = if k == 1 {
+                phone.clone()
+            } else {
+                format!("212555{:04}", i * 10 + k)
+            };
+            hub.seed_contacts([seed(&[
+                ("firstname", &first),
+                ("lastname", &other_last),
+                ("phone", &phone),
+            ])])
+            .unwrap();
         }
     }
-    let before = hub.counters().requests_to("POST /crm/v3/objects/contacts/search");
-    let out = s.instance("hubspot_outgoing", json!({"mappings": mappings()})).await;
+    let before = hub
+        .counters()
+        .requests_to("POST /crm/v3/objects/contacts/search");
+    let out = s
+        .instance("hubspot_outgoing", json!({"mappings": mappings()}))
+        .await;
     let run = s.run(&out).await;
     assert_eq!(run.status, RunStatus::Success, "{run:?}");
-    let searches = hub.counters().requests_to("POST /crm/v3/objects/contacts/search") - before;
+    let searches = hub
+        .counters()
+        .requests_to("POST /crm/v3/objects/contacts/search")
+        - before;
     eprintln!("{searches} searches for {n} lone names");
-    assert!(searches * 3 <= n as u64, "{searches} searches for {n} name lookups");
+    assert!(
+        searches * 3 <= n as u64,
+        "{searches} searches for {n} name lookups"
+    );
     for (i, want) in expected.iter().enumerate() {
         let crm = s.crm_id(ids[i]).await.unwrap();
         match want {
             Some(want) => assert_eq!(&crm, want, "contact {i}"),
-            None => assert_eq!(hub.contact(&crm).unwrap().get("lastname"), Some(name(i).1.as_str()), "contact {i} created"),
+            None => assert_eq!(
+                hub.contact(&crm).unwrap().get("lastname"),
+                Some(name(i).1.as_str()),
+                "contact {i} created"
+            ),
         }
     }
-    assert_eq!(hub.contacts().len(), n / 2 + n * 10 + n / 2, "the odd ones created, nothing else");
+    assert_eq!(
+        hub.contacts().len(),
+        n / 2 + n * 10 + n / 2,
+        "the odd ones created, nothing else"
+    );
 }

@@ -63,7 +63,10 @@ impl<W: Write> CsvWriter<W> {
 }
 
 fn push_field(line: &mut String, cell: &str) {
-    if cell.bytes().any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n')) {
+    if cell
+        .bytes()
+        .any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n'))
+    {
         line.push('"');
         let mut parts = cell.split('"');
         if let Some(first) = parts.next() {

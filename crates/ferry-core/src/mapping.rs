@@ -91,7 +91,10 @@ pub const CRM_ID_FIELD: &str = "crm_id";
 fn fits(local: FieldKind, remote: RemoteKind) -> bool {
     use RemoteKind as R;
     match local {
-        FieldKind::Text => matches!(remote, R::String | R::Enumeration | R::PhoneNumber | R::Number),
+        FieldKind::Text => matches!(
+            remote,
+            R::String | R::Enumeration | R::PhoneNumber | R::Number
+        ),
         FieldKind::Number => matches!(remote, R::Number | R::String),
         FieldKind::Date => matches!(remote, R::Date | R::DateTime | R::String),
         FieldKind::Boolean => matches!(remote, R::Bool | R::Enumeration | R::String),
@@ -139,7 +142,9 @@ pub fn resolve(
         if local == CRM_ID_FIELD || remote_name == id_property {
             return Err(MappingError::at(
                 i,
-                format!("CRM ID is always mapped to {id_property} (the CRM's record ID); that pair cannot be changed"),
+                format!(
+                    "CRM ID is always mapped to {id_property} (the CRM's record ID); that pair cannot be changed"
+                ),
             ));
         }
         let (field, kind) = match schema.resolve(local) {
@@ -147,31 +152,49 @@ pub fn resolve(
             // back in as a guaranteed match.
             Some(FieldRef::PlatformId) => (FieldRef::PlatformId, FieldKind::Number),
             Some(FieldRef::Default(DefaultField::TestUser)) => {
-                return Err(MappingError::at(i, "test users never sync, so test_user cannot be mapped"));
+                return Err(MappingError::at(
+                    i,
+                    "test users never sync, so test_user cannot be mapped",
+                ));
             }
             Some(FieldRef::Default(d)) => (FieldRef::Default(d), d.kind()),
             Some(FieldRef::Custom(name, kind)) => (FieldRef::Custom(name, kind), kind),
             None => {
-                return Err(MappingError::at(i, format!("{local:?} is not a field of this institution")));
+                return Err(MappingError::at(
+                    i,
+                    format!("{local:?} is not a field of this institution"),
+                ));
             }
         };
         let Some(prop) = remote.iter().find(|p| p.name == remote_name) else {
-            return Err(MappingError::at(i, format!("the CRM has no property {remote_name:?}")));
+            return Err(MappingError::at(
+                i,
+                format!("the CRM has no property {remote_name:?}"),
+            ));
         };
         if !locals.insert(local.to_string()) {
             return Err(MappingError::at(i, format!("{local} is mapped twice")));
         }
         if !remotes.insert(remote_name.to_string()) {
-            return Err(MappingError::at(i, format!("{remote_name} is mapped twice")));
+            return Err(MappingError::at(
+                i,
+                format!("{remote_name} is mapped twice"),
+            ));
         }
         if !fits(kind, prop.kind) {
             return Err(MappingError::at(
                 i,
-                format!("{local} ({kind}) cannot hold the values of {remote_name} ({})", prop.kind),
+                format!(
+                    "{local} ({kind}) cannot hold the values of {remote_name} ({})",
+                    prop.kind
+                ),
             ));
         }
         if direction == SyncDirection::Outgoing && prop.read_only {
-            return Err(MappingError::at(i, format!("{remote_name} is read-only in the CRM; Ferry cannot write it")));
+            return Err(MappingError::at(
+                i,
+                format!("{remote_name} is read-only in the CRM; Ferry cannot write it"),
+            ));
         }
         out.push(ResolvedMapping {
             local: field,
@@ -180,7 +203,11 @@ pub fn resolve(
             remote: prop.clone(),
         });
     }
-    for required in [DefaultField::FirstName, DefaultField::LastName, DefaultField::Phone] {
+    for required in [
+        DefaultField::FirstName,
+        DefaultField::LastName,
+        DefaultField::Phone,
+    ] {
         if !locals.contains(required.as_str()) {
             return Err(MappingError::whole(format!(
                 "{} must be mapped: every Ferry contact has first name, last name and phone",
@@ -219,7 +246,11 @@ pub fn to_remote(local: FieldKind, remote: RemoteKind, value: &Value) -> Option<
     if local == FieldKind::Date && matches!(remote, RemoteKind::Date | RemoteKind::DateTime) {
         // HubSpot takes dates as midnight UTC in epoch milliseconds.
         let date: jiff::civil::Date = s.parse().ok()?;
-        let ms = date.to_zoned(jiff::tz::TimeZone::UTC).ok()?.timestamp().as_millisecond();
+        let ms = date
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .ok()?
+            .timestamp()
+            .as_millisecond();
         return Some(ms.to_string());
     }
     Some(s)
@@ -279,16 +310,35 @@ mod tests {
 
     fn schema() -> FieldSchema {
         FieldSchema::new([
-            CustomFieldDef { name: "graduation_year".into(), label: "Graduation year".into(), kind: FieldKind::Number },
-            CustomFieldDef { name: "enrolled".into(), label: "Enrolled".into(), kind: FieldKind::Date },
-            CustomFieldDef { name: "advisor".into(), label: "Advisor".into(), kind: FieldKind::Email },
-            CustomFieldDef { name: "first_gen".into(), label: "First gen".into(), kind: FieldKind::Boolean },
+            CustomFieldDef {
+                name: "graduation_year".into(),
+                label: "Graduation year".into(),
+                kind: FieldKind::Number,
+            },
+            CustomFieldDef {
+                name: "enrolled".into(),
+                label: "Enrolled".into(),
+                kind: FieldKind::Date,
+            },
+            CustomFieldDef {
+                name: "advisor".into(),
+                label: "Advisor".into(),
+                kind: FieldKind::Email,
+            },
+            CustomFieldDef {
+                name: "first_gen".into(),
+                label: "First gen".into(),
+                kind: FieldKind::Boolean,
+            },
         ])
     }
 
     fn pairs(p: &[(&str, &str)]) -> Vec<FieldMapping> {
         p.iter()
-            .map(|(l, r)| FieldMapping { local: l.to_string(), remote: r.to_string() })
+            .map(|(l, r)| FieldMapping {
+                local: l.to_string(),
+                remote: r.to_string(),
+            })
             .collect()
     }
 
@@ -299,7 +349,10 @@ mod tests {
         ("email", "email"),
     ];
 
-    fn check(extra: &[(&str, &str)], dir: SyncDirection) -> Result<Vec<ResolvedMapping>, MappingError> {
+    fn check(
+        extra: &[(&str, &str)],
+        dir: SyncDirection,
+    ) -> Result<Vec<ResolvedMapping>, MappingError> {
         let mut p = BASE.to_vec();
         p.extend_from_slice(extra);
         resolve(&pairs(&p), &schema(), &remote(), "hs_object_id", dir)
@@ -307,7 +360,15 @@ mod tests {
 
     #[test]
     fn a_valid_mapping_starts_with_the_fixed_crm_id_pair() {
-        let m = check(&[("graduation_year", "grad_year"), ("enrolled", "enrolled_on"), ("first_gen", "first_gen")], SyncDirection::Outgoing).unwrap();
+        let m = check(
+            &[
+                ("graduation_year", "grad_year"),
+                ("enrolled", "enrolled_on"),
+                ("first_gen", "first_gen"),
+            ],
+            SyncDirection::Outgoing,
+        )
+        .unwrap();
         assert_eq!(m[0].local_name, "crm_id");
         assert_eq!(m[0].remote.name, "hs_object_id");
         assert_eq!(m.len(), 8);
@@ -330,42 +391,146 @@ mod tests {
             p.push(extra);
             p
         };
-        refused(BASE[1..].to_vec(), Outgoing, "first_name must be mapped", None);
-        refused(vec![BASE[0], BASE[1], BASE[3]], Incoming, "phone must be mapped", None);
+        refused(
+            BASE[1..].to_vec(),
+            Outgoing,
+            "first_name must be mapped",
+            None,
+        );
+        refused(
+            vec![BASE[0], BASE[1], BASE[3]],
+            Incoming,
+            "phone must be mapped",
+            None,
+        );
         refused(BASE[..3].to_vec(), Outgoing, "requires email", None);
-        refused(vec![BASE[0], BASE[1], BASE[2], ("last_name", "email")], Outgoing, "last_name is mapped twice", Some(3));
-        refused(vec![BASE[0], BASE[1], BASE[2], ("enrollment_id", "email")], Outgoing, "email-type field", None);
+        refused(
+            vec![BASE[0], BASE[1], BASE[2], ("last_name", "email")],
+            Outgoing,
+            "last_name is mapped twice",
+            Some(3),
+        );
+        refused(
+            vec![BASE[0], BASE[1], BASE[2], ("enrollment_id", "email")],
+            Outgoing,
+            "email-type field",
+            None,
+        );
         assert!(check(&[], Outgoing).is_ok());
         let advisor = vec![BASE[0], BASE[1], BASE[2], ("advisor", "email")];
-        assert!(resolve(&pairs(&advisor), &schema(), &remote(), "hs_object_id", Outgoing).is_ok(), "a custom email field may carry email");
-        refused(with(("crm_id", "email")), Outgoing, "always mapped to hs_object_id", Some(4));
-        refused(with(("enrollment_id", "hs_object_id")), Outgoing, "always mapped", Some(4));
+        assert!(
+            resolve(
+                &pairs(&advisor),
+                &schema(),
+                &remote(),
+                "hs_object_id",
+                Outgoing
+            )
+            .is_ok(),
+            "a custom email field may carry email"
+        );
+        refused(
+            with(("crm_id", "email")),
+            Outgoing,
+            "always mapped to hs_object_id",
+            Some(4),
+        );
+        refused(
+            with(("enrollment_id", "hs_object_id")),
+            Outgoing,
+            "always mapped",
+            Some(4),
+        );
         refused(with(("gpa", "grad_year")), Outgoing, "not a field", Some(4));
-        refused(with(("graduation_year", "gradyear")), Outgoing, "no property", Some(4));
-        refused(with(("graduation_year", "firstname")), Outgoing, "firstname is mapped twice", Some(4));
-        refused(with(("first_gen", "grad_year")), Outgoing, "cannot hold", Some(4));
-        refused(with(("enrolled", "lastmodifieddate")), Outgoing, "read-only", Some(4));
-        refused(with(("test_user", "first_gen")), Outgoing, "test users never sync", Some(4));
+        refused(
+            with(("graduation_year", "gradyear")),
+            Outgoing,
+            "no property",
+            Some(4),
+        );
+        refused(
+            with(("graduation_year", "firstname")),
+            Outgoing,
+            "firstname is mapped twice",
+            Some(4),
+        );
+        refused(
+            with(("first_gen", "grad_year")),
+            Outgoing,
+            "cannot hold",
+            Some(4),
+        );
+        refused(
+            with(("enrolled", "lastmodifieddate")),
+            Outgoing,
+            "read-only",
+            Some(4),
+        );
+        refused(
+            with(("test_user", "first_gen")),
+            Outgoing,
+            "test users never sync",
+            Some(4),
+        );
         refused(with(("id", "first_gen")), Outgoing, "cannot hold", Some(4));
-        assert!(check(&[("id", "grad_year")], Incoming).is_ok(), "the platform ID may travel in a CRM property");
+        assert!(
+            check(&[("id", "grad_year")], Incoming).is_ok(),
+            "the platform ID may travel in a CRM property"
+        );
     }
 
     #[test]
     fn values_convert_by_type_both_ways() {
         use FieldKind as F;
         use RemoteKind as R;
-        assert_eq!(to_remote(F::Date, R::Date, &json!("2026-09-01")).as_deref(), Some("1788220800000"));
-        assert_eq!(from_remote(F::Date, R::Date, Some("1788220800000")).as_deref(), Some("2026-09-01"));
-        assert_eq!(from_remote(F::Date, R::DateTime, Some("2026-09-01T23:30:00Z")).as_deref(), Some("2026-09-01"));
-        assert_eq!(to_remote(F::Number, R::Number, &json!(2027)).as_deref(), Some("2027"));
-        assert_eq!(to_remote(F::Number, R::Number, &json!(3.75)).as_deref(), Some("3.75"));
-        assert_eq!(to_remote(F::Boolean, R::Bool, &json!(true)).as_deref(), Some("true"));
-        assert_eq!(to_remote(F::Phone, R::PhoneNumber, &json!("+16175550101")).as_deref(), Some("+16175550101"));
-        assert_eq!(to_remote(F::Text, R::String, &json!("  ")), None, "blanks are not sent");
+        assert_eq!(
+            to_remote(F::Date, R::Date, &json!("2026-09-01")).as_deref(),
+            Some("1788220800000")
+        );
+        assert_eq!(
+            from_remote(F::Date, R::Date, Some("1788220800000")).as_deref(),
+            Some("2026-09-01")
+        );
+        assert_eq!(
+            from_remote(F::Date, R::DateTime, Some("2026-09-01T23:30:00Z")).as_deref(),
+            Some("2026-09-01")
+        );
+        assert_eq!(
+            to_remote(F::Number, R::Number, &json!(2027)).as_deref(),
+            Some("2027")
+        );
+        assert_eq!(
+            to_remote(F::Number, R::Number, &json!(3.75)).as_deref(),
+            Some("3.75")
+        );
+        assert_eq!(
+            to_remote(F::Boolean, R::Bool, &json!(true)).as_deref(),
+            Some("true")
+        );
+        assert_eq!(
+            to_remote(F::Phone, R::PhoneNumber, &json!("+16175550101")).as_deref(),
+            Some("+16175550101")
+        );
+        assert_eq!(
+            to_remote(F::Text, R::String, &json!("  ")),
+            None,
+            "blanks are not sent"
+        );
         assert_eq!(to_remote(F::Text, R::String, &Value::Null), None);
-        assert_eq!(from_remote(F::Text, R::String, Some("")), None, "blanks are not written");
+        assert_eq!(
+            from_remote(F::Text, R::String, Some("")),
+            None,
+            "blanks are not written"
+        );
         assert_eq!(from_remote(F::Text, R::String, None), None);
-        assert_eq!(from_remote(F::Text, R::String, Some("UNSET")).as_deref(), Some("UNSET"), "UNSET passes through to the contact rules");
-        assert_eq!(from_remote(F::Boolean, R::Bool, Some("false")).as_deref(), Some("false"));
+        assert_eq!(
+            from_remote(F::Text, R::String, Some("UNSET")).as_deref(),
+            Some("UNSET"),
+            "UNSET passes through to the contact rules"
+        );
+        assert_eq!(
+            from_remote(F::Boolean, R::Bool, Some("false")).as_deref(),
+            Some("false")
+        );
     }
 }

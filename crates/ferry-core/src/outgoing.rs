@@ -175,7 +175,10 @@ mod tests {
     }
 
     /// Runs the loop as a connector does, answering each lookup from `answers`.
-    fn run(keys: OutgoingKeys<'_>, answers: &Lookups) -> (Vec<Lookup>, Result<OutgoingDecision, OutgoingError>) {
+    fn run(
+        keys: OutgoingKeys<'_>,
+        answers: &Lookups,
+    ) -> (Vec<Lookup>, Result<OutgoingDecision, OutgoingError>) {
         let mut known = Lookups::default();
         let mut asked = Vec::new();
         while let Some(l) = next_lookup(&keys, &known) {
@@ -204,7 +207,10 @@ mod tests {
             crm_id: Some("901"),
             ..full
         };
-        let no_email = OutgoingKeys { email: None, ..full };
+        let no_email = OutgoingKeys {
+            email: None,
+            ..full
+        };
         let update = |id: &str, by, write_back| {
             Ok(OutgoingDecision::Update {
                 id: id.into(),
@@ -214,26 +220,43 @@ mod tests {
         };
         use Lookup::*;
         use OutgoingMatch::*;
-        type Case<'a> = (&'a str, OutgoingKeys<'a>, Lookups, Vec<Lookup>, Result<OutgoingDecision, OutgoingError>);
+        type Case<'a> = (
+            &'a str,
+            OutgoingKeys<'a>,
+            Lookups,
+            Vec<Lookup>,
+            Result<OutgoingDecision, OutgoingError>,
+        );
         let cases: Vec<Case<'_>> = vec![
             (
                 "CRM ID present: a guaranteed match, all fields updated, nothing else asked",
                 with_crm,
-                Lookups { by_id_exists: Some(true), by_email: Some(Some("7".into())), ..Default::default() },
+                Lookups {
+                    by_id_exists: Some(true),
+                    by_email: Some(Some("7".into())),
+                    ..Default::default()
+                },
                 vec![ById],
                 update("901", CrmId, false),
             ),
             (
                 "CRM ID present but not found: an error, no fallback to email or name",
                 with_crm,
-                Lookups { by_id_exists: Some(false), by_email: Some(Some("7".into())), ..Default::default() },
+                Lookups {
+                    by_id_exists: Some(false),
+                    by_email: Some(Some("7".into())),
+                    ..Default::default()
+                },
                 vec![ById],
                 Err(OutgoingError::CrmIdNotFound("901".into())),
             ),
             (
                 "no CRM ID, email found: match by email and write the ID back",
                 full,
-                Lookups { by_email: Some(Some("7".into())), ..Default::default() },
+                Lookups {
+                    by_email: Some(Some("7".into())),
+                    ..Default::default()
+                },
                 vec![ByEmail],
                 update("7", Email, true),
             ),
@@ -242,7 +265,10 @@ mod tests {
                 full,
                 Lookups {
                     by_email: Some(None),
-                    by_name: Some(vec![name_result("11", Some("+1 617 555 0199")), name_result("12", Some("(617) 555-0101"))]),
+                    by_name: Some(vec![
+                        name_result("11", Some("+1 617 555 0199")),
+                        name_result("12", Some("(617) 555-0101")),
+                    ]),
                     ..Default::default()
                 },
                 vec![ByEmail, ByName],
@@ -251,42 +277,71 @@ mod tests {
             (
                 "no email: name search straight away",
                 no_email,
-                Lookups { by_name: Some(vec![name_result("12", Some("617-555-0101"))]), ..Default::default() },
+                Lookups {
+                    by_name: Some(vec![name_result("12", Some("617-555-0101"))]),
+                    ..Default::default()
+                },
                 vec![ByName],
                 update("12", NameAndPhone, true),
             ),
             (
                 "many John Smiths, none with this phone: create",
                 no_email,
-                Lookups { by_name: Some(vec![name_result("11", Some("6175550199")), name_result("13", None)]), ..Default::default() },
+                Lookups {
+                    by_name: Some(vec![
+                        name_result("11", Some("6175550199")),
+                        name_result("13", None),
+                    ]),
+                    ..Default::default()
+                },
                 vec![ByName],
                 Ok(OutgoingDecision::Create),
             ),
             (
                 "duplicates in the CRM with the same name and phone: the oldest record, every time",
                 no_email,
-                Lookups { by_name: Some(vec![name_result("120", Some("6175550101")), name_result("13", Some("+16175550101"))]), ..Default::default() },
+                Lookups {
+                    by_name: Some(vec![
+                        name_result("120", Some("6175550101")),
+                        name_result("13", Some("+16175550101")),
+                    ]),
+                    ..Default::default()
+                },
                 vec![ByName],
                 update("13", NameAndPhone, true),
             ),
             (
                 "nothing found anywhere: create in the CRM (the new ID is written back)",
                 full,
-                Lookups { by_email: Some(None), by_name: Some(vec![]), ..Default::default() },
+                Lookups {
+                    by_email: Some(None),
+                    by_name: Some(vec![]),
+                    ..Default::default()
+                },
                 vec![ByEmail, ByName],
                 Ok(OutgoingDecision::Create),
             ),
             (
                 "no email and no last name: nothing to search by, create",
-                OutgoingKeys { email: None, last_name: Some("  "), ..full },
+                OutgoingKeys {
+                    email: None,
+                    last_name: Some("  "),
+                    ..full
+                },
                 Lookups::default(),
                 vec![],
                 Ok(OutgoingDecision::Create),
             ),
             (
                 "a blank CRM ID counts as none",
-                OutgoingKeys { crm_id: Some(" "), ..full },
-                Lookups { by_email: Some(Some("7".into())), ..Default::default() },
+                OutgoingKeys {
+                    crm_id: Some(" "),
+                    ..full
+                },
+                Lookups {
+                    by_email: Some(Some("7".into())),
+                    ..Default::default()
+                },
                 vec![ByEmail],
                 update("7", Email, true),
             ),
@@ -296,6 +351,9 @@ mod tests {
             assert_eq!(got_asked, asked, "{name}: lookups");
             assert_eq!(got, expected, "{name}: decision");
         }
-        assert_eq!(OutgoingError::CrmIdNotFound("1".into()).code(), "crm_id_not_found");
+        assert_eq!(
+            OutgoingError::CrmIdNotFound("1".into()).code(),
+            "crm_id_not_found"
+        );
     }
 }

@@ -78,14 +78,18 @@ impl Store {
                 .await?
                 .try_get(0)?,
         };
-        let sealed = self.secrets.seal(&context(id), tokens.to_string().as_bytes());
-        sqlx::query("UPDATE crm_accounts SET label = $1, tokens = $2, updated_at = $3 WHERE id = $4")
-            .bind(label)
-            .bind(sealed)
-            .bind(ts)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        let sealed = self
+            .secrets
+            .seal(&context(id), tokens.to_string().as_bytes());
+        sqlx::query(
+            "UPDATE crm_accounts SET label = $1, tokens = $2, updated_at = $3 WHERE id = $4",
+        )
+        .bind(label)
+        .bind(sealed)
+        .bind(ts)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         self.crm_account(institution_id, id).await
     }
@@ -101,7 +105,11 @@ impl Store {
     }
 
     /// The institution's accounts of `provider`, oldest first.
-    pub async fn crm_accounts(&self, institution_id: i64, provider: &str) -> Result<Vec<CrmAccount>> {
+    pub async fn crm_accounts(
+        &self,
+        institution_id: i64,
+        provider: &str,
+    ) -> Result<Vec<CrmAccount>> {
         let rows = sqlx::query("SELECT id, provider, external_id, label, created_at, updated_at FROM crm_accounts WHERE institution_id = $1 AND provider = $2 ORDER BY id")
             .bind(institution_id)
             .bind(provider)
@@ -112,19 +120,27 @@ impl Store {
 
     /// The decrypted tokens of an account. Never log the result.
     pub async fn crm_account_tokens(&self, institution_id: i64, id: i64) -> Result<Value> {
-        let row = sqlx::query("SELECT tokens FROM crm_accounts WHERE institution_id = $1 AND id = $2")
-            .bind(institution_id)
-            .bind(id)
-            .fetch_optional(&self.read)
-            .await?;
+        let row =
+            sqlx::query("SELECT tokens FROM crm_accounts WHERE institution_id = $1 AND id = $2")
+                .bind(institution_id)
+                .bind(id)
+                .fetch_optional(&self.read)
+                .await?;
         let sealed: Vec<u8> = row.ok_or(StoreError::NotFound)?.try_get(0)?;
         serde_json::from_slice(&self.secrets.open(&context(id), &sealed)?)
             .map_err(|e| StoreError::Crypto(e.to_string()))
     }
 
     /// Replaces an account's tokens (after a refresh).
-    pub async fn set_crm_account_tokens(&self, institution_id: i64, id: i64, tokens: &Value) -> Result<()> {
-        let sealed = self.secrets.seal(&context(id), tokens.to_string().as_bytes());
+    pub async fn set_crm_account_tokens(
+        &self,
+        institution_id: i64,
+        id: i64,
+        tokens: &Value,
+    ) -> Result<()> {
+        let sealed = self
+            .secrets
+            .seal(&context(id), tokens.to_string().as_bytes());
         crate::util::found(
             sqlx::query("UPDATE crm_accounts SET tokens = $1, updated_at = $2 WHERE institution_id = $3 AND id = $4")
                 .bind(sealed)
@@ -137,7 +153,12 @@ impl Store {
     }
 
     /// Remembers the `state` of an OAuth flow an admin of the institution started.
-    pub async fn create_oauth_state(&self, institution_id: i64, provider: &str, state: &str) -> Result<()> {
+    pub async fn create_oauth_state(
+        &self,
+        institution_id: i64,
+        provider: &str,
+        state: &str,
+    ) -> Result<()> {
         sqlx::query("INSERT INTO oauth_states (state_hash, institution_id, provider, created_at) VALUES ($1, $2, $3, $4)")
             .bind(state_hash(state))
             .bind(institution_id)
@@ -150,7 +171,12 @@ impl Store {
 
     /// Uses up an OAuth `state`: `true` if the institution started it for `provider` within
     /// [`OAUTH_STATE_TTL_SECS`]. A state works once.
-    pub async fn take_oauth_state(&self, institution_id: i64, provider: &str, state: &str) -> Result<bool> {
+    pub async fn take_oauth_state(
+        &self,
+        institution_id: i64,
+        provider: &str,
+        state: &str,
+    ) -> Result<bool> {
         let oldest = now() - OAUTH_STATE_TTL_SECS * 1_000_000;
         let done = sqlx::query("DELETE FROM oauth_states WHERE state_hash = $1 AND institution_id = $2 AND provider = $3 AND created_at >= $4")
             .bind(state_hash(state))

@@ -588,12 +588,14 @@ impl Store {
     ) -> Result<Vec<bool>> {
         let mut out = Vec::with_capacity(pairs.len());
         for (id, crm_id) in pairs {
-            let taken = sqlx::query("SELECT id FROM contacts WHERE institution_id = $1 AND crm_id = $2 AND id <> $3")
-                .bind(institution_id)
-                .bind(crm_id)
-                .bind(id)
-                .fetch_optional(&self.read)
-                .await?;
+            let taken = sqlx::query(
+                "SELECT id FROM contacts WHERE institution_id = $1 AND crm_id = $2 AND id <> $3",
+            )
+            .bind(institution_id)
+            .bind(crm_id)
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?;
             if taken.is_some() {
                 out.push(false);
                 continue;
@@ -616,10 +618,12 @@ impl Store {
     /// The keys of the institution's test users (platform IDs, CRM IDs, phones): incoming syncs
     /// leave records that match one of them alone, as test users never sync.
     pub async fn test_user_keys(&self, institution_id: i64) -> Result<TestUserKeys> {
-        let rows = sqlx::query("SELECT id, crm_id, phone FROM contacts WHERE institution_id = $1 AND test_user = TRUE")
-            .bind(institution_id)
-            .fetch_all(&self.read)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT id, crm_id, phone FROM contacts WHERE institution_id = $1 AND test_user = TRUE",
+        )
+        .bind(institution_id)
+        .fetch_all(&self.read)
+        .await?;
         let mut keys = TestUserKeys::default();
         for r in rows {
             keys.ids.insert(r.try_get("id")?);

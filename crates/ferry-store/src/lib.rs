@@ -32,7 +32,9 @@ use sqlx::{Any, AnyPool, Executor, Transaction};
 pub use accounts::{CrmAccount, OAUTH_STATE_TTL_SECS};
 pub use auth::{ApiToken, Institution, Membership, Principal, Session, User};
 pub use contacts::{
-    Applied, AppliedAction, ContactPage, ContactQuery, RowError, WriteKind, WriteOutcome, TestUserKeys};
+    Applied, AppliedAction, ContactPage, ContactQuery, RowError, TestUserKeys, WriteKind,
+    WriteOutcome,
+};
 pub use crypto::{MasterKey, SecretBox};
 pub use export::{EXPORT_BATCH, ExportMessage, ExportStream, MessageWindow};
 pub use import::{CsvImport, ImportError, ImportReport, ImportRowError};

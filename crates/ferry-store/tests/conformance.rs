@@ -1162,25 +1162,73 @@ async fn in_memory_sqlite_is_refused_with_a_reason() {
 #[tokio::test]
 async fn crm_accounts_keep_sealed_tokens_and_oauth_states_work_once() {
     let s = fresh_store().await;
-    let inst = s.create_institution("state-u", "State University", None).await.unwrap();
-    let other = s.create_institution("other-u", "Other College", None).await.unwrap();
-    let tokens = serde_json::json!({"access_token": "at-1", "refresh_token": "rt-1", "expires_at": 1});
-    let a = s.upsert_crm_account(inst.id, "hubspot", "24681357", "demo.hubspot.com", &tokens).await.unwrap();
+    let inst = s
+        .create_institution("state-u", "State University", None)
+        .await
+        .unwrap();
+    let other = s
+        .create_institution("other-u", "Other College", None)
+        .await
+        .unwrap();
+    let tokens =
+        serde_json::json!({"access_token": "at-1", "refresh_token": "rt-1", "expires_at": 1});
+    let a = s
+        .upsert_crm_account(inst.id, "hubspot", "24681357", "demo.hubspot.com", &tokens)
+        .await
+        .unwrap();
     assert_eq!(s.crm_account_tokens(inst.id, a.id).await.unwrap(), tokens);
     // Connected again: the same account, new tokens.
-    let newer = serde_json::json!({"access_token": "at-2", "refresh_token": "rt-2", "expires_at": 2});
-    let again = s.upsert_crm_account(inst.id, "hubspot", "24681357", "demo2.hubspot.com", &newer).await.unwrap();
-    assert_eq!((again.id, again.label.as_str()), (a.id, "demo2.hubspot.com"));
+    let newer =
+        serde_json::json!({"access_token": "at-2", "refresh_token": "rt-2", "expires_at": 2});
+    let again = s
+        .upsert_crm_account(inst.id, "hubspot", "24681357", "demo2.hubspot.com", &newer)
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.id, again.label.as_str()),
+        (a.id, "demo2.hubspot.com")
+    );
     assert_eq!(s.crm_accounts(inst.id, "hubspot").await.unwrap().len(), 1);
     assert_eq!(s.crm_account_tokens(inst.id, a.id).await.unwrap(), newer);
-    s.set_crm_account_tokens(inst.id, a.id, &tokens).await.unwrap();
+    s.set_crm_account_tokens(inst.id, a.id, &tokens)
+        .await
+        .unwrap();
     assert_eq!(s.crm_account_tokens(inst.id, a.id).await.unwrap(), tokens);
-    assert!(s.crm_accounts(other.id, "hubspot").await.unwrap().is_empty(), "accounts stay in their institution");
-    assert!(matches!(s.crm_account_tokens(other.id, a.id).await, Err(ferry_store::StoreError::NotFound)));
+    assert!(
+        s.crm_accounts(other.id, "hubspot")
+            .await
+            .unwrap()
+            .is_empty(),
+        "accounts stay in their institution"
+    );
+    assert!(matches!(
+        s.crm_account_tokens(other.id, a.id).await,
+        Err(ferry_store::StoreError::NotFound)
+    ));
 
-    s.create_oauth_state(inst.id, "hubspot", "st-123").await.unwrap();
-    assert!(!s.take_oauth_state(other.id, "hubspot", "st-123").await.unwrap(), "another institution's state");
-    assert!(!s.take_oauth_state(inst.id, "hubspot", "st-999").await.unwrap());
-    assert!(s.take_oauth_state(inst.id, "hubspot", "st-123").await.unwrap());
-    assert!(!s.take_oauth_state(inst.id, "hubspot", "st-123").await.unwrap(), "a state works once");
+    s.create_oauth_state(inst.id, "hubspot", "st-123")
+        .await
+        .unwrap();
+    assert!(
+        !s.take_oauth_state(other.id, "hubspot", "st-123")
+            .await
+            .unwrap(),
+        "another institution's state"
+    );
+    assert!(
+        !s.take_oauth_state(inst.id, "hubspot", "st-999")
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.take_oauth_state(inst.id, "hubspot", "st-123")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.take_oauth_state(inst.id, "hubspot", "st-123")
+            .await
+            .unwrap(),
+        "a state works once"
+    );
 }

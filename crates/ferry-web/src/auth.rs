@@ -130,10 +130,10 @@ pub async fn require(
 ) -> Response {
     // With the query, so that a link such as an export's `/contacts/7?message=42` opens where
     // it points after signing in.
-    let path = req
-        .uri()
-        .path_and_query()
-        .map_or_else(|| req.uri().path().to_string(), |pq| pq.as_str().to_string());
+    let path = req.uri().path_and_query().map_or_else(
+        || req.uri().path().to_string(),
+        |pq| pq.as_str().to_string(),
+    );
     let htmx = htmx_page(req.headers());
     let bearer = req
         .headers()

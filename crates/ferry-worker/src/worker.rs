@@ -208,18 +208,29 @@ impl Worker {
         let mut queued = 0;
         let mut seqs: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
         for integration in self.store.enabled_integrations().await? {
-            if !self.registry.get(&integration.kind).is_some_and(|c| c.runs_on_change()) {
+            if !self
+                .registry
+                .get(&integration.kind)
+                .is_some_and(|c| c.runs_on_change())
+            {
                 continue;
             }
             let current = match seqs.get(&integration.institution_id) {
                 Some(s) => *s,
                 None => {
-                    let s = self.store.current_change_seq(integration.institution_id).await?;
+                    let s = self
+                        .store
+                        .current_change_seq(integration.institution_id)
+                        .await?;
                     seqs.insert(integration.institution_id, s);
                     s
                 }
             };
-            let watermark = integration.state.get("watermark").and_then(|w| w.as_i64()).unwrap_or(0);
+            let watermark = integration
+                .state
+                .get("watermark")
+                .and_then(|w| w.as_i64())
+                .unwrap_or(0);
             if current <= watermark {
                 continue;
             }
@@ -234,10 +245,12 @@ impl Worker {
                     },
                 )
                 .await?;
-            let backoff = SignedDuration::try_from(self.config.change_backoff).unwrap_or(SignedDuration::MAX);
+            let backoff =
+                SignedDuration::try_from(self.config.change_backoff).unwrap_or(SignedDuration::MAX);
             let failed_recently = last.first().is_some_and(|r| {
                 r.status == ferry_core::run::RunStatus::Failed
-                    && r.finished_at.is_some_and(|f| f.checked_add(backoff).is_ok_and(|until| until > now))
+                    && r.finished_at
+                        .is_some_and(|f| f.checked_add(backoff).is_ok_and(|until| until > now))
             });
             if failed_recently {
                 continue;

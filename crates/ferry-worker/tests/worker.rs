@@ -11,8 +11,8 @@ use ferry_connectors::{
     ConfigError, ConnectionReport, Connector, ConnectorContext, Registry, RunContext, RunError,
     RunReport,
 };
-use ferry_core::run::{RunStatus, SyncDirection, Trigger};
 use ferry_core::contact::Raw;
+use ferry_core::run::{RunStatus, SyncDirection, Trigger};
 use ferry_core::schedule::Schedule;
 use ferry_store::testing::{TestStore, fresh_store};
 use ferry_store::{
@@ -988,31 +988,91 @@ async fn contact_changes_queue_one_change_run_for_on_change_kinds() {
     let _plain = integration(&s, inst, "export", json!({}), true).await;
     let w = worker(&s, &[&pusher, &other]);
     let now = jiff::Timestamp::now();
-    assert_eq!(w.queue_changed(now).await.unwrap(), 0, "nothing changed yet");
+    assert_eq!(
+        w.queue_changed(now).await.unwrap(),
+        0,
+        "nothing changed yet"
+    );
 
     let schema = s.field_schema(inst).await.unwrap();
     let write = ferry_core::contact::ContactWrite::parse(
         &schema,
-        [("first_name", Raw::Str("Ana")), ("last_name", Raw::Str("Diaz")), ("phone", Raw::Str("6175550101"))],
+        [
+            ("first_name", Raw::Str("Ana")),
+            ("last_name", Raw::Str("Diaz")),
+            ("phone", Raw::Str("6175550101")),
+        ],
     )
     .unwrap();
-    s.apply_contact_writes(inst, &[write], ferry_store::WriteKind::Import).await.unwrap();
-    assert_eq!(w.queue_changed(now).await.unwrap(), 1, "one run for the enabled on-change instance");
-    assert_eq!(w.queue_changed(now).await.unwrap(), 0, "a queued change run is enough");
-    let runs = s.list_runs(inst, &RunQuery { limit: 10, ..Default::default() }).await.unwrap();
+    s.apply_contact_writes(inst, &[write], ferry_store::WriteKind::Import)
+        .await
+        .unwrap();
+    assert_eq!(
+        w.queue_changed(now).await.unwrap(),
+        1,
+        "one run for the enabled on-change instance"
+    );
+    assert_eq!(
+        w.queue_changed(now).await.unwrap(),
+        0,
+        "a queued change run is enough"
+    );
+    let runs = s
+        .list_runs(
+            inst,
+            &RunQuery {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(runs.len(), 1);
-    assert_eq!((runs[0].integration_id, runs[0].trigger), (on.id, Trigger::Change));
+    assert_eq!(
+        (runs[0].integration_id, runs[0].trigger),
+        (on.id, Trigger::Change)
+    );
 
     // The run fails: no new change run until the backoff has passed.
     assert_eq!(w.run_once().await.unwrap(), Some(runs[0].id));
-    assert_eq!(w.queue_changed(now).await.unwrap(), 0, "its last run failed a moment ago");
-    let later = now.checked_add(jiff::SignedDuration::from_secs(301)).unwrap();
-    assert_eq!(w.queue_changed(later).await.unwrap(), 1, "after the backoff it is tried again");
+    assert_eq!(
+        w.queue_changed(now).await.unwrap(),
+        0,
+        "its last run failed a moment ago"
+    );
+    let later = now
+        .checked_add(jiff::SignedDuration::from_secs(301))
+        .unwrap();
+    assert_eq!(
+        w.queue_changed(later).await.unwrap(),
+        1,
+        "after the backoff it is tried again"
+    );
 
     // Once the watermark has caught up, nothing is queued.
-    s.set_integration_state(inst, on.id, &json!({"watermark": s.current_change_seq(inst).await.unwrap()})).await.unwrap();
-    let queued = s.list_runs(inst, &RunQuery { status: Some(RunStatus::Queued), limit: 10, ..Default::default() }).await.unwrap();
+    s.set_integration_state(
+        inst,
+        on.id,
+        &json!({"watermark": s.current_change_seq(inst).await.unwrap()}),
+    )
+    .await
+    .unwrap();
+    let queued = s
+        .list_runs(
+            inst,
+            &RunQuery {
+                status: Some(RunStatus::Queued),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(queued.len(), 1);
     assert_eq!(w.run_once().await.unwrap(), Some(queued[0].id));
-    assert_eq!(w.queue_changed(later).await.unwrap(), 0, "the watermark is current");
+    assert_eq!(
+        w.queue_changed(later).await.unwrap(),
+        0,
+        "the watermark is current"
+    );
 }

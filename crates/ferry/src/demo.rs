@@ -38,7 +38,9 @@ pub async fn run(settings: &Settings, args: &DemoArgs) -> Result<()> {
         auth_url: format!("{hub_url}/oauth/authorize"),
         app: Some(ferry_connectors::hubspot::oauth::OAuthApp {
             client_id: ferry_emulators::hubspot::DEFAULT_CLIENT_ID.into(),
-            client_secret: ferry_emulators::hubspot::DEFAULT_CLIENT_SECRET.to_string().into(),
+            client_secret: ferry_emulators::hubspot::DEFAULT_CLIENT_SECRET
+                .to_string()
+                .into(),
         }),
         ..Default::default()
     });
@@ -61,7 +63,10 @@ pub const DEMO_HUBSPOT_OUT: &str = "Ferry → HubSpot (demo emulator)";
 /// own students (same email, or same name and phone), and points an incoming and an outgoing
 /// instance at it. The emulator keeps nothing between runs, so both instances start over (a
 /// fresh backfill) each time.
-pub async fn start_hubspot(store: &Store, demo_contacts: usize) -> Result<ferry_emulators::hubspot::RunningEmulator> {
+pub async fn start_hubspot(
+    store: &Store,
+    demo_contacts: usize,
+) -> Result<ferry_emulators::hubspot::RunningEmulator> {
     use ferry_emulators::hubspot::{EmulatorConfig, SeedContact};
     let hub = ferry_emulators::hubspot::start(EmulatorConfig {
         private_app_tokens: vec![HUBSPOT_TOKEN.into()],
@@ -77,7 +82,11 @@ pub async fn start_hubspot(store: &Store, demo_contacts: usize) -> Result<ferry_
     // already, half with their email, all with their phone, so both directions match them.
     let people = contacts(&mut Rng::new(SEED), demo_contacts);
     let mut seeds: Vec<SeedContact> = Vec::new();
-    for (i, p) in people.iter().filter(|p| p.crm_id.is_none() && !p.test_user).enumerate() {
+    for (i, p) in people
+        .iter()
+        .filter(|p| p.crm_id.is_none() && !p.test_user)
+        .enumerate()
+    {
         let mut props = vec![
             ("firstname", p.first_name.clone()),
             ("lastname", p.last_name.clone()),
@@ -112,7 +121,11 @@ pub async fn start_hubspot(store: &Store, demo_contacts: usize) -> Result<ferry_
     secrets.insert("access_token".into(), HUBSPOT_TOKEN.into());
     let existing = store.list_integrations(inst.id).await?;
     for (kind, name, config) in [
-        ("hubspot_incoming", DEMO_HUBSPOT_IN, serde_json::json!({"mappings": mappings, "schedule": {"every_minutes": 5}})),
+        (
+            "hubspot_incoming",
+            DEMO_HUBSPOT_IN,
+            serde_json::json!({"mappings": mappings, "schedule": {"every_minutes": 5}}),
+        ),
         (
             "hubspot_outgoing",
             DEMO_HUBSPOT_OUT,
@@ -132,7 +145,9 @@ pub async fn start_hubspot(store: &Store, demo_contacts: usize) -> Result<ferry_
                         },
                     )
                     .await?;
-                store.set_integration_state(inst.id, i.id, &serde_json::json!({})).await?;
+                store
+                    .set_integration_state(inst.id, i.id, &serde_json::json!({}))
+                    .await?;
             }
             None => {
                 store
@@ -141,7 +156,9 @@ pub async fn start_hubspot(store: &Store, demo_contacts: usize) -> Result<ferry_
                         ferry_store::NewIntegration {
                             kind: kind.into(),
                             name: name.into(),
-                            description: "Syncs with the HubSpot emulator `ferry demo` starts on loopback.".into(),
+                            description:
+                                "Syncs with the HubSpot emulator `ferry demo` starts on loopback."
+                                    .into(),
                             enabled: true,
                             config,
                             secrets: Some(secrets.clone()),
@@ -181,7 +198,10 @@ pub const DEMO_EXPORT: &str = "EAB Notes (demo SFTP server)";
 /// DATA_DIR/sftp-demo/outbox), and points the demo EAB Notes export at it, creating the export
 /// the first time. The server has a new port, password and host key on every run, so the export
 /// is updated to match (and re-pins the key at its first connection).
-pub async fn start_sftp(settings: &Settings, store: &Store) -> Result<ferry_sftp::server::TestServer> {
+pub async fn start_sftp(
+    settings: &Settings,
+    store: &Store,
+) -> Result<ferry_sftp::server::TestServer> {
     let root = settings.data_dir.join("sftp-demo");
     std::fs::create_dir_all(root.join(SFTP_DIR))
         .with_context(|| format!("creating {}", root.display()))?;

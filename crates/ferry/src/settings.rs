@@ -116,7 +116,12 @@ impl Settings {
         if let Some(h) = &self.hubspot_override {
             return h.clone();
         }
-        let var = |k: &str| std::env::var(k).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let var = |k: &str| {
+            std::env::var(k)
+                .ok()
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
         let mut h = ferry_connectors::hubspot::HubSpotSettings::default();
         if let Some(u) = var("FERRY_HUBSPOT_API_URL") {
             h.api_url = u.trim_end_matches('/').to_string();
@@ -124,7 +129,10 @@ impl Settings {
         if let Some(u) = var("FERRY_HUBSPOT_AUTH_URL") {
             h.auth_url = u;
         }
-        if let (Some(id), Some(secret)) = (var("FERRY_HUBSPOT_CLIENT_ID"), var("FERRY_HUBSPOT_CLIENT_SECRET")) {
+        if let (Some(id), Some(secret)) = (
+            var("FERRY_HUBSPOT_CLIENT_ID"),
+            var("FERRY_HUBSPOT_CLIENT_SECRET"),
+        ) {
             h.app = Some(ferry_connectors::hubspot::oauth::OAuthApp {
                 client_id: id,
                 client_secret: secret.into(),

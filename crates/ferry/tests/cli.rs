@@ -799,11 +799,18 @@ async fn demo_serves_sample_data_and_its_printed_credentials_work() {
             .json()
             .await
             .unwrap();
-        let pulled = runs["runs"].as_array().expect("runs").iter().any(|r| r["kind"] == "hubspot_incoming");
+        let pulled = runs["runs"]
+            .as_array()
+            .expect("runs")
+            .iter()
+            .any(|r| r["kind"] == "hubspot_incoming");
         if pulled {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the demo's HubSpot pull did not succeed: {runs}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the demo's HubSpot pull did not succeed: {runs}"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     assert_eq!(count_contacts(&client, &demo.url, &cookie).await, 1_250);
@@ -831,7 +838,11 @@ async fn demo_serves_sample_data_and_its_printed_credentials_work() {
     );
     wait_healthy(&client, &again.url).await;
     let cookie = login(&client, &again.url, &again.email, &again.password).await;
-    assert_eq!(count_contacts(&client, &again.url, &cookie).await, 1_250, "nothing is added twice");
+    assert_eq!(
+        count_contacts(&client, &again.url, &cookie).await,
+        1_250,
+        "nothing is added twice"
+    );
     stop(again.child).await;
 
     let store = f.store().await;

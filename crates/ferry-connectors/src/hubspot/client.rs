@@ -86,7 +86,11 @@ pub struct Permit<'a>(&'a Window);
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        let mut st = self.0.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut st = self
+            .0
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         st.in_flight -= 1;
         st.answered.push_back(Instant::now());
     }
@@ -106,9 +110,16 @@ impl Window {
     pub async fn acquire(&self) -> Permit<'_> {
         loop {
             let wait = {
-                let mut st = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut st = self
+                    .state
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 let now = Instant::now();
-                while st.answered.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
+                while st
+                    .answered
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) >= self.window)
+                {
                     st.answered.pop_front();
                 }
                 if st.in_flight + st.answered.len() < self.max {
@@ -195,7 +206,11 @@ impl HubSpotError {
     /// For a 409 "Contact already exists. Existing ID: 123", the existing ID.
     pub fn existing_id(&self) -> Option<String> {
         match self {
-            HubSpotError::Api { status: 409, message, .. } => message
+            HubSpotError::Api {
+                status: 409,
+                message,
+                ..
+            } => message
                 .rsplit("Existing ID: ")
                 .next()
                 .filter(|_| message.contains("Existing ID: "))
@@ -244,7 +259,9 @@ pub struct Client {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client").field("base", &self.base).finish_non_exhaustive()
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
     }
 }
 
@@ -263,7 +280,12 @@ impl Client {
     }
 
     /// A client that shares `limiter` with the other clients of the same account.
-    pub fn with_limiter(base: &str, token: Arc<dyn TokenSource>, limits: Limits, limiter: Arc<AccountLimiter>) -> Client {
+    pub fn with_limiter(
+        base: &str,
+        token: Arc<dyn TokenSource>,
+        limits: Limits,
+        limiter: Arc<AccountLimiter>,
+    ) -> Client {
         Client {
             http: reqwest::Client::builder()
                 .timeout(limits.timeout)
@@ -279,26 +301,49 @@ impl Client {
 
     /// What the client did so far.
     pub fn calls(&self) -> Calls {
-        *self.calls.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        *self
+            .calls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn count(&self, f: impl FnOnce(&mut Calls)) {
-        f(&mut self.calls.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        f(&mut self
+            .calls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner));
     }
 
     /// Sends a request within the limits, retrying 429s (never applied) with backoff, and 5xx
     /// and timeouts too when the request is `idempotent` (a create that timed out may have
     /// happened: the caller looks before it tries again).
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<&Value>, search: bool) -> Result<Value, HubSpotError> {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        search: bool,
+    ) -> Result<Value, HubSpotError> {
         self.send_with(method, path, body, search, true).await
     }
 
-    async fn send_with(&self, method: reqwest::Method, path: &str, body: Option<&Value>, search: bool, idempotent: bool) -> Result<Value, HubSpotError> {
+    async fn send_with(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        search: bool,
+        idempotent: bool,
+    ) -> Result<Value, HubSpotError> {
         let mut attempt = 0u32;
         let mut refreshed = false;
         loop {
             // HubSpot exempts search from the 10-second limit; it has its own.
-            let permit = if search { self.limiter.search.acquire().await } else { self.limiter.ten_seconds.acquire().await };
+            let permit = if search {
+                self.limiter.search.acquire().await
+            } else {
+                self.limiter.ten_seconds.acquire().await
+            };
             let token = self.token.token().await?;
             let mut req = self
                 .http
@@ -318,8 +363,15 @@ impl Client {
                     let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
                     Err(HubSpotError::Api {
                         status,
-                        category: v["category"].as_str().or(v["errorType"].as_str()).unwrap_or("").to_string(),
-                        message: v["message"].as_str().map(str::to_string).unwrap_or_else(|| text.chars().take(300).collect()),
+                        category: v["category"]
+                            .as_str()
+                            .or(v["errorType"].as_str())
+                            .unwrap_or("")
+                            .to_string(),
+                        message: v["message"]
+                            .as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| text.chars().take(300).collect()),
                     })
                 }
                 Err(e) => Err(HubSpotError::Transport(e.to_string())),
@@ -339,7 +391,8 @@ impl Client {
                 self.count(|c| c.rate_limited += 1);
             }
             self.count(|c| c.retries += 1);
-            let wait = jitter(self.limits.backoff * 2u32.saturating_pow(attempt)).min(Duration::from_secs(30));
+            let wait = jitter(self.limits.backoff * 2u32.saturating_pow(attempt))
+                .min(Duration::from_secs(30));
             attempt += 1;
             tracing::debug!(%err, ?wait, attempt, "retrying a HubSpot request");
             tokio::time::sleep(wait).await;
@@ -348,17 +401,29 @@ impl Client {
 
     /// Every contact property.
     pub async fn properties(&self) -> Result<Vec<RemoteProperty>, HubSpotError> {
-        let v = self.send(reqwest::Method::GET, "/crm/v3/properties/contacts", None, false).await?;
+        let v = self
+            .send(
+                reqwest::Method::GET,
+                "/crm/v3/properties/contacts",
+                None,
+                false,
+            )
+            .await?;
         Ok(v["results"]
             .as_array()
             .map(|a| {
                 a.iter()
                     .filter_map(|p| {
                         let name = p["name"].as_str()?.to_string();
-                        let kind = p["type"].as_str().and_then(|t| t.parse().ok()).unwrap_or(RemoteKind::Other);
+                        let kind = p["type"]
+                            .as_str()
+                            .and_then(|t| t.parse().ok())
+                            .unwrap_or(RemoteKind::Other);
                         Some(RemoteProperty {
                             label: p["label"].as_str().unwrap_or(&name).to_string(),
-                            read_only: p["modificationMetadata"]["readOnlyValue"].as_bool().unwrap_or(false)
+                            read_only: p["modificationMetadata"]["readOnlyValue"]
+                                .as_bool()
+                                .unwrap_or(false)
                                 || p["calculated"].as_bool().unwrap_or(false),
                             name,
                             kind,
@@ -372,13 +437,22 @@ impl Client {
     fn records(v: &Value) -> Vec<Record> {
         v["results"]
             .as_array()
-            .map(|a| a.iter().filter_map(|r| serde_json::from_value(r.clone()).ok()).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|r| serde_json::from_value(r.clone()).ok())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
     /// Reads up to [`BATCH`] contacts by ID, or by `id_property` (e.g. `email`). Missing ones are
     /// left out of the answer.
-    pub async fn batch_read(&self, ids: &[String], id_property: Option<&str>, properties: &[String]) -> Result<Vec<Record>, HubSpotError> {
+    pub async fn batch_read(
+        &self,
+        ids: &[String],
+        id_property: Option<&str>,
+        properties: &[String],
+    ) -> Result<Vec<Record>, HubSpotError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -391,28 +465,52 @@ impl Client {
             body["idProperty"] = json!(p);
         }
         let v = self
-            .send(reqwest::Method::POST, "/crm/v3/objects/contacts/batch/read?archived=false", Some(&body), false)
+            .send(
+                reqwest::Method::POST,
+                "/crm/v3/objects/contacts/batch/read?archived=false",
+                Some(&body),
+                false,
+            )
             .await?;
         Ok(Self::records(&v))
     }
 
     /// Creates up to [`BATCH`] contacts; the records come back in input order.
-    pub async fn batch_create(&self, inputs: &[BTreeMap<String, String>]) -> Result<Vec<Record>, HubSpotError> {
+    pub async fn batch_create(
+        &self,
+        inputs: &[BTreeMap<String, String>],
+    ) -> Result<Vec<Record>, HubSpotError> {
         let body = json!({
             "inputs": inputs.iter().map(|p| json!({"properties": p, "associations": []})).collect::<Vec<_>>(),
         });
         let v = self
-            .send_with(reqwest::Method::POST, "/crm/v3/objects/contacts/batch/create", Some(&body), false, false)
+            .send_with(
+                reqwest::Method::POST,
+                "/crm/v3/objects/contacts/batch/create",
+                Some(&body),
+                false,
+                false,
+            )
             .await?;
         Ok(Self::records(&v))
     }
 
     /// Updates up to [`BATCH`] contacts by ID.
-    pub async fn batch_update(&self, inputs: &[(String, BTreeMap<String, String>)]) -> Result<Vec<Record>, HubSpotError> {
+    pub async fn batch_update(
+        &self,
+        inputs: &[(String, BTreeMap<String, String>)],
+    ) -> Result<Vec<Record>, HubSpotError> {
         let body = json!({
             "inputs": inputs.iter().map(|(id, p)| json!({"id": id, "properties": p})).collect::<Vec<_>>(),
         });
-        let v = self.send(reqwest::Method::POST, "/crm/v3/objects/contacts/batch/update", Some(&body), false).await?;
+        let v = self
+            .send(
+                reqwest::Method::POST,
+                "/crm/v3/objects/contacts/batch/update",
+                Some(&body),
+                false,
+            )
+            .await?;
         Ok(Self::records(&v))
     }
 
@@ -424,7 +522,10 @@ impl Client {
         properties: &[String],
         after: Option<&str>,
     ) -> Result<SearchPage, HubSpotError> {
-        let group: Vec<Filter> = filters.iter().map(|(p, op, v)| Filter::value(p, op, v.clone())).collect();
+        let group: Vec<Filter> = filters
+            .iter()
+            .map(|(p, op, v)| Filter::value(p, op, v.clone()))
+            .collect();
         self.search_groups(&[group], sort, properties, after).await
     }
 
@@ -445,7 +546,14 @@ impl Client {
             "limit": SEARCH_PAGE,
             "after": after.unwrap_or("0"),
         });
-        let v = self.send(reqwest::Method::POST, "/crm/v3/objects/contacts/search", Some(&body), true).await?;
+        let v = self
+            .send(
+                reqwest::Method::POST,
+                "/crm/v3/objects/contacts/search",
+                Some(&body),
+                true,
+            )
+            .await?;
         Ok(SearchPage {
             total: v["total"].as_u64().unwrap_or(0),
             records: Self::records(&v),
@@ -467,7 +575,10 @@ impl Filter {
     /// `property IN values`. HubSpot compares string properties with `IN` only in lower case,
     /// so the values are sent lower-cased (matching is case-insensitive anyway).
     pub fn one_of(property: &str, values: impl IntoIterator<Item = impl AsRef<str>>) -> Filter {
-        let values: Vec<String> = values.into_iter().map(|v| v.as_ref().to_lowercase()).collect();
+        let values: Vec<String> = values
+            .into_iter()
+            .map(|v| v.as_ref().to_lowercase())
+            .collect();
         Filter(json!({"propertyName": property, "operator": "IN", "values": values}))
     }
 
@@ -499,7 +610,10 @@ mod tests {
             drop(w.acquire().await);
         }
         drop(w.acquire().await);
-        assert!(start.elapsed() >= window, "the fourth waits until the first leaves the window");
+        assert!(
+            start.elapsed() >= window,
+            "the fourth waits until the first leaves the window"
+        );
     }
 
     #[tokio::test]
@@ -516,7 +630,11 @@ mod tests {
         drop(w.acquire().await);
         assert!(start.elapsed() >= window);
         drop(w.acquire().await);
-        assert!(start.elapsed() >= Duration::from_millis(350), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() >= Duration::from_millis(350),
+            "{:?}",
+            start.elapsed()
+        );
     }
 
     #[test]
@@ -528,7 +646,11 @@ mod tests {
         };
         assert_eq!(e.existing_id().as_deref(), Some("37765128953"));
         assert!(!e.is_transient());
-        let e = HubSpotError::Api { status: 429, category: "RATE_LIMIT".into(), message: String::new() };
+        let e = HubSpotError::Api {
+            status: 429,
+            category: "RATE_LIMIT".into(),
+            message: String::new(),
+        };
         assert!(e.is_transient() && e.existing_id().is_none());
     }
 }

@@ -71,15 +71,29 @@ impl HubSpotConfig {
                 return Err(err(format!("mappings[{i}].local"), "choose a Ferry field"));
             }
             if m.remote.trim().is_empty() {
-                return Err(err(format!("mappings[{i}].remote"), "choose a HubSpot property"));
+                return Err(err(
+                    format!("mappings[{i}].remote"),
+                    "choose a HubSpot property",
+                ));
             }
             check_local(&format!("mappings[{i}].local"), m.local.trim())?;
         }
-        for required in [DefaultField::FirstName, DefaultField::LastName, DefaultField::Phone] {
-            if !c.mappings.iter().any(|m| m.local.trim() == required.as_str()) {
+        for required in [
+            DefaultField::FirstName,
+            DefaultField::LastName,
+            DefaultField::Phone,
+        ] {
+            if !c
+                .mappings
+                .iter()
+                .any(|m| m.local.trim() == required.as_str())
+            {
                 return Err(err(
                     "mappings",
-                    format!("{} must be mapped: every Ferry contact has first name, last name and phone", required.as_str()),
+                    format!(
+                        "{} must be mapped: every Ferry contact has first name, last name and phone",
+                        required.as_str()
+                    ),
                 ));
             }
         }
@@ -96,17 +110,25 @@ impl HubSpotConfig {
         {
             return Err(err(
                 format!("mappings[{m}]"),
-                format!("CRM ID is always mapped to {ID_PROPERTY} (the HubSpot Record ID); that pair cannot be changed"),
+                format!(
+                    "CRM ID is always mapped to {ID_PROPERTY} (the HubSpot Record ID); that pair cannot be changed"
+                ),
             ));
         }
         for (i, f) in c.filters.iter().enumerate() {
             check_local(&format!("filters[{i}].field"), f.field.trim())?;
             if f.values.iter().all(|v| v.trim().is_empty()) {
-                return Err(err(format!("filters[{i}].values"), "give at least one value"));
+                return Err(err(
+                    format!("filters[{i}].values"),
+                    "give at least one value",
+                ));
             }
         }
         if c.account_id.is_some_and(|a| a <= 0) {
-            return Err(err("account_id", "an account ID from GET /api/v1/hubspot/accounts"));
+            return Err(err(
+                "account_id",
+                "an account ID from GET /api/v1/hubspot/accounts",
+            ));
         }
         if let Some(s) = &c.schedule
             && !(1..=1440).contains(&s.every_minutes)
@@ -118,7 +140,11 @@ impl HubSpotConfig {
 
     /// Every HubSpot property the instance reads.
     pub fn remote_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.mappings.iter().map(|m| m.remote.trim().to_string()).collect();
+        let mut names: Vec<String> = self
+            .mappings
+            .iter()
+            .map(|m| m.remote.trim().to_string())
+            .collect();
         for extra in [ID_PROPERTY, "lastmodifieddate"] {
             if !names.iter().any(|n| n == extra) {
                 names.push(extra.to_string());
@@ -153,10 +179,16 @@ mod tests {
         v["mappings"].as_array_mut().unwrap().remove(3);
         assert_eq!(field(v), "mappings");
         let mut v = base();
-        v["mappings"].as_array_mut().unwrap().push(json!({"local": "crm_id", "remote": "email2"}));
+        v["mappings"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"local": "crm_id", "remote": "email2"}));
         assert_eq!(field(v), "mappings[4]");
         let mut v = base();
-        v["mappings"].as_array_mut().unwrap().push(json!({"local": "Bad Name", "remote": "x"}));
+        v["mappings"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"local": "Bad Name", "remote": "x"}));
         assert_eq!(field(v), "mappings[4].local");
         let mut v = base();
         v["filters"] = json!([{"field": "opt_in", "values": [" "]}]);

@@ -93,21 +93,32 @@ impl HubSpot {
     }
 
     fn limiter(&self, key: String) -> Arc<client::AccountLimiter> {
-        let mut all = self.limiters.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut all = self
+            .limiters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         all.entry(key)
             .or_insert_with(|| client::AccountLimiter::new(&self.settings.limits))
             .clone()
     }
 
     /// A client for the instance: its OAuth account's refreshed token, or its private-app token.
-    fn client_for(&self, store: Option<&ferry_store::Store>, institution_id: i64, cfg: &HubSpotConfig, secrets: &Secrets) -> Result<Client, RunError> {
+    fn client_for(
+        &self,
+        store: Option<&ferry_store::Store>,
+        institution_id: i64,
+        cfg: &HubSpotConfig,
+        secrets: &Secrets,
+    ) -> Result<Client, RunError> {
         let Some(account) = cfg.account_id else {
             return self.client(secrets);
         };
         let app = self.settings.app.clone().ok_or_else(|| {
             RunError::fatal("the instance uses a HubSpot account connected through OAuth, but FERRY_HUBSPOT_CLIENT_ID and FERRY_HUBSPOT_CLIENT_SECRET are not set")
         })?;
-        let store = store.ok_or_else(|| RunError::fatal("the HubSpot account's tokens are not available here"))?.clone();
+        let store = store
+            .ok_or_else(|| RunError::fatal("the HubSpot account's tokens are not available here"))?
+            .clone();
         Ok(Client::with_limiter(
             &self.settings.api_url,
             oauth::AccountTokens::new(store, institution_id, account, self.settings.clone(), app),
@@ -129,14 +140,17 @@ impl HubSpot {
         };
         Ok(Client::with_limiter(
             &self.settings.api_url,
-            Arc::new(client::StaticToken(SecretString::from(token.trim().to_string()))),
+            Arc::new(client::StaticToken(SecretString::from(
+                token.trim().to_string(),
+            ))),
             self.settings.limits.clone(),
             self.limiter(key),
         ))
     }
 
     fn config(config: &Value) -> Result<HubSpotConfig, RunError> {
-        HubSpotConfig::parse(config).map_err(|e| RunError::fatal(format!("the instance's settings are invalid: {e}")))
+        HubSpotConfig::parse(config)
+            .map_err(|e| RunError::fatal(format!("the instance's settings are invalid: {e}")))
     }
 }
 
@@ -163,7 +177,10 @@ impl Connector for HubSpot {
     fn schedule(&self, config: &Value) -> Option<Schedule> {
         let c = HubSpotConfig::parse(config).ok()?;
         match self.way {
-            Way::Incoming => Some(Schedule::EveryMinutes(c.schedule.map_or(config::DEFAULT_EVERY_MINUTES, |s| s.every_minutes))),
+            Way::Incoming => Some(Schedule::EveryMinutes(
+                c.schedule
+                    .map_or(config::DEFAULT_EVERY_MINUTES, |s| s.every_minutes),
+            )),
             Way::Outgoing => c.schedule.map(|s| Schedule::EveryMinutes(s.every_minutes)),
         }
     }
@@ -181,7 +198,10 @@ impl Connector for HubSpot {
         if has_account || set.contains(&"access_token") {
             Ok(())
         } else {
-            Err(ConfigError::new("secrets.access_token", "choose a connected HubSpot account, or enter a private-app access token"))
+            Err(ConfigError::new(
+                "secrets.access_token",
+                "choose a connected HubSpot account, or enter a private-app access token",
+            ))
         }
     }
 
@@ -195,8 +215,14 @@ impl Connector for HubSpot {
             .client_for(ctx.store.as_ref(), ctx.institution_id, &cfg, &ctx.secrets)
             .map_err(|e| ConfigError::new("secrets.access_token", e.reason))?;
         let props = client.properties().await.map_err(|e| match e.status() {
-            Some(401 | 403) => ConfigError::new("secrets.access_token", format!("HubSpot refused the token: {e}")),
-            _ => ConfigError::new("config", format!("HubSpot's properties could not be read to check the mapping: {e}")),
+            Some(401 | 403) => ConfigError::new(
+                "secrets.access_token",
+                format!("HubSpot refused the token: {e}"),
+            ),
+            _ => ConfigError::new(
+                "config",
+                format!("HubSpot's properties could not be read to check the mapping: {e}"),
+            ),
         })?;
         let dir = match self.way {
             Way::Incoming => ferry_core::run::SyncDirection::Incoming,
@@ -213,16 +239,23 @@ impl Connector for HubSpot {
     async fn test_connection(&self, ctx: &ConnectorContext) -> Result<ConnectionReport, RunError> {
         let cfg = Self::config(&ctx.config)?;
         let client = self.client_for(ctx.store.as_ref(), ctx.institution_id, &cfg, &ctx.secrets)?;
-        let props = client.properties().await.map_err(|e| RunError::fatal(e.to_string()))?;
+        let props = client
+            .properties()
+            .await
+            .map_err(|e| RunError::fatal(e.to_string()))?;
         Ok(ConnectionReport {
-            message: format!("Connected to HubSpot; the account has {} contact properties.", props.len()),
+            message: format!(
+                "Connected to HubSpot; the account has {} contact properties.",
+                props.len()
+            ),
             detail: json!({ "properties": props.len() }),
         })
     }
 
     async fn run(&self, ctx: &RunContext) -> Result<RunReport, RunError> {
         let cfg = Self::config(ctx.config())?;
-        let client = self.client_for(Some(ctx.store()), ctx.institution_id(), &cfg, ctx.secrets())?;
+        let client =
+            self.client_for(Some(ctx.store()), ctx.institution_id(), &cfg, ctx.secrets())?;
         match self.way {
             Way::Outgoing => sync::run_outgoing(ctx, &client, &cfg).await,
             Way::Incoming => sync::run_incoming(ctx, &client, &cfg).await,

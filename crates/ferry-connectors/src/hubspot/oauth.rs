@@ -13,7 +13,8 @@ use super::HubSpotSettings;
 use super::client::{HubSpotError, TokenSource};
 
 /// The scopes Ferry asks for.
-pub const SCOPES: &str = "oauth crm.objects.contacts.read crm.objects.contacts.write crm.schemas.contacts.read";
+pub const SCOPES: &str =
+    "oauth crm.objects.contacts.read crm.objects.contacts.write crm.schemas.contacts.read";
 
 /// Refresh this long before the access token expires.
 const REFRESH_MARGIN_MS: i64 = 5 * 60 * 1000;
@@ -27,7 +28,9 @@ pub struct OAuthApp {
 
 impl std::fmt::Debug for OAuthApp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OAuthApp").field("client_id", &self.client_id).finish_non_exhaustive()
+        f.debug_struct("OAuthApp")
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -72,11 +75,18 @@ fn now_ms() -> i64 {
 }
 
 /// The URL of HubSpot's consent page for `state`, returning to `redirect_uri`.
-pub fn authorize_url(settings: &HubSpotSettings, app: &OAuthApp, redirect_uri: &str, state: &str) -> String {
+pub fn authorize_url(
+    settings: &HubSpotSettings,
+    app: &OAuthApp,
+    redirect_uri: &str,
+    state: &str,
+) -> String {
     let q = |s: &str| -> String {
         s.bytes()
             .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
                 _ => format!("%{b:02X}"),
             })
             .collect()
@@ -91,13 +101,19 @@ pub fn authorize_url(settings: &HubSpotSettings, app: &OAuthApp, redirect_uri: &
     )
 }
 
-async fn token_request(settings: &HubSpotSettings, form: &[(&str, &str)]) -> Result<Tokens, HubSpotError> {
+async fn token_request(
+    settings: &HubSpotSettings,
+    form: &[(&str, &str)],
+) -> Result<Tokens, HubSpotError> {
     let http = reqwest::Client::builder()
         .timeout(settings.limits.timeout)
         .build()
         .map_err(|e| HubSpotError::Transport(e.to_string()))?;
     let res = http
-        .post(format!("{}/oauth/v1/token", settings.api_url.trim_end_matches('/')))
+        .post(format!(
+            "{}/oauth/v1/token",
+            settings.api_url.trim_end_matches('/')
+        ))
         .form(form)
         .send()
         .await
@@ -107,11 +123,22 @@ async fn token_request(settings: &HubSpotSettings, form: &[(&str, &str)]) -> Res
     if !(200..300).contains(&status) {
         return Err(HubSpotError::Api {
             status,
-            category: v["status"].as_str().or(v["category"].as_str()).unwrap_or("").to_string(),
-            message: v["message"].as_str().unwrap_or("the token request was refused").to_string(),
+            category: v["status"]
+                .as_str()
+                .or(v["category"].as_str())
+                .unwrap_or("")
+                .to_string(),
+            message: v["message"]
+                .as_str()
+                .unwrap_or("the token request was refused")
+                .to_string(),
         });
     }
-    let field = |k: &str| v[k].as_str().map(str::to_string).ok_or_else(|| HubSpotError::Transport(format!("the token answer has no {k}")));
+    let field = |k: &str| {
+        v[k].as_str()
+            .map(str::to_string)
+            .ok_or_else(|| HubSpotError::Transport(format!("the token answer has no {k}")))
+    };
     Ok(Tokens {
         access_token: SecretString::from(field("access_token")?),
         refresh_token: SecretString::from(field("refresh_token")?),
@@ -120,7 +147,12 @@ async fn token_request(settings: &HubSpotSettings, form: &[(&str, &str)]) -> Res
 }
 
 /// Exchanges the code from the consent page's redirect for tokens.
-pub async fn exchange_code(settings: &HubSpotSettings, app: &OAuthApp, redirect_uri: &str, code: &str) -> Result<Tokens, HubSpotError> {
+pub async fn exchange_code(
+    settings: &HubSpotSettings,
+    app: &OAuthApp,
+    redirect_uri: &str,
+    code: &str,
+) -> Result<Tokens, HubSpotError> {
     token_request(
         settings,
         &[
@@ -135,7 +167,11 @@ pub async fn exchange_code(settings: &HubSpotSettings, app: &OAuthApp, redirect_
 }
 
 /// New tokens for a refresh token.
-pub async fn refresh(settings: &HubSpotSettings, app: &OAuthApp, refresh_token: &str) -> Result<Tokens, HubSpotError> {
+pub async fn refresh(
+    settings: &HubSpotSettings,
+    app: &OAuthApp,
+    refresh_token: &str,
+) -> Result<Tokens, HubSpotError> {
     token_request(
         settings,
         &[
@@ -151,7 +187,10 @@ pub async fn refresh(settings: &HubSpotSettings, app: &OAuthApp, refresh_token: 
 /// The hub an access token belongs to (`GET /oauth/v1/access-tokens/{token}`).
 pub async fn hub_of(settings: &HubSpotSettings, access_token: &str) -> Result<Hub, HubSpotError> {
     let res = reqwest::Client::new()
-        .get(format!("{}/oauth/v1/access-tokens/{access_token}", settings.api_url.trim_end_matches('/')))
+        .get(format!(
+            "{}/oauth/v1/access-tokens/{access_token}",
+            settings.api_url.trim_end_matches('/')
+        ))
         .send()
         .await
         .map_err(|e| HubSpotError::Transport(e.to_string()))?;
@@ -161,14 +200,21 @@ pub async fn hub_of(settings: &HubSpotSettings, access_token: &str) -> Result<Hu
         return Err(HubSpotError::Api {
             status,
             category: v["category"].as_str().unwrap_or("").to_string(),
-            message: v["message"].as_str().unwrap_or("the token was not recognised").to_string(),
+            message: v["message"]
+                .as_str()
+                .unwrap_or("the token was not recognised")
+                .to_string(),
         });
     }
     Ok(Hub {
         hub_id: match &v["hub_id"] {
             Value::Number(n) => n.to_string(),
             Value::String(s) => s.clone(),
-            _ => return Err(HubSpotError::Transport("the token information has no hub_id".into())),
+            _ => {
+                return Err(HubSpotError::Transport(
+                    "the token information has no hub_id".into(),
+                ));
+            }
         },
         hub_domain: v["hub_domain"].as_str().unwrap_or("").to_string(),
     })
@@ -185,8 +231,21 @@ pub struct AccountTokens {
 }
 
 impl AccountTokens {
-    pub fn new(store: Store, institution_id: i64, account_id: i64, settings: HubSpotSettings, app: OAuthApp) -> Arc<AccountTokens> {
-        Arc::new(AccountTokens { store, institution_id, account_id, settings, app, current: Mutex::new(None) })
+    pub fn new(
+        store: Store,
+        institution_id: i64,
+        account_id: i64,
+        settings: HubSpotSettings,
+        app: OAuthApp,
+    ) -> Arc<AccountTokens> {
+        Arc::new(AccountTokens {
+            store,
+            institution_id,
+            account_id,
+            settings,
+            app,
+            current: Mutex::new(None),
+        })
     }
 }
 
@@ -206,19 +265,33 @@ impl TokenSource for AccountTokens {
     async fn token(&self) -> Result<SecretString, HubSpotError> {
         let mut current = self.current.lock().await;
         if current.is_none() {
-            let stored = self.store.crm_account_tokens(self.institution_id, self.account_id).await.map_err(store_error)?;
+            let stored = self
+                .store
+                .crm_account_tokens(self.institution_id, self.account_id)
+                .await
+                .map_err(store_error)?;
             *current = Tokens::from_json(&stored);
         }
-        let tokens = current.clone().ok_or_else(|| HubSpotError::Transport("the account's tokens are unreadable; connect it again".into()))?;
+        let tokens = current.clone().ok_or_else(|| {
+            HubSpotError::Transport("the account's tokens are unreadable; connect it again".into())
+        })?;
         if tokens.expires_at_ms - REFRESH_MARGIN_MS > now_ms() {
             return Ok(tokens.access_token);
         }
-        let fresh = refresh(&self.settings, &self.app, tokens.refresh_token.expose_secret()).await?;
+        let fresh = refresh(
+            &self.settings,
+            &self.app,
+            tokens.refresh_token.expose_secret(),
+        )
+        .await?;
         self.store
             .set_crm_account_tokens(self.institution_id, self.account_id, &fresh.to_json())
             .await
             .map_err(store_error)?;
-        tracing::info!(account_id = self.account_id, "refreshed the HubSpot access token");
+        tracing::info!(
+            account_id = self.account_id,
+            "refreshed the HubSpot access token"
+        );
         let token = fresh.access_token.clone();
         *current = Some(fresh);
         Ok(token)

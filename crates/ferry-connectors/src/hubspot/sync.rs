@@ -16,7 +16,10 @@ use ferry_store::WriteKind;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::client::{BATCH, Client, Filter, HubSpotError, MAX_FILTER_GROUPS, MAX_FILTERS, MAX_IN_VALUES, Record, SEARCH_CAP, SEARCH_PAGE};
+use super::client::{
+    BATCH, Client, Filter, HubSpotError, MAX_FILTER_GROUPS, MAX_FILTERS, MAX_IN_VALUES, Record,
+    SEARCH_CAP, SEARCH_PAGE,
+};
 use super::config::{HubSpotConfig, ID_PROPERTY};
 use crate::connector::{RunError, RunReport};
 use crate::context::RunContext;
@@ -49,18 +52,29 @@ fn hub_error(e: HubSpotError) -> RunError {
     if e.is_transient() {
         RunError::retryable(reason)
     } else if e.status() == Some(401) || e.status() == Some(403) {
-        RunError::fatal(format!("{reason}; reconnect the HubSpot account or enter a valid access token"))
+        RunError::fatal(format!(
+            "{reason}; reconnect the HubSpot account or enter a valid access token"
+        ))
     } else {
         RunError::fatal(reason)
     }
 }
 
 /// The mapping, checked against the institution's fields and HubSpot's properties.
-async fn resolve(ctx: &RunContext, client: &Client, cfg: &HubSpotConfig, dir: SyncDirection) -> Result<(FieldSchema, Vec<ResolvedMapping>), RunError> {
+async fn resolve(
+    ctx: &RunContext,
+    client: &Client,
+    cfg: &HubSpotConfig,
+    dir: SyncDirection,
+) -> Result<(FieldSchema, Vec<ResolvedMapping>), RunError> {
     let schema = ctx.store().field_schema(ctx.institution_id()).await?;
     let props = client.properties().await.map_err(hub_error)?;
-    let resolved = mapping::resolve(&cfg.mappings, &schema, &props, ID_PROPERTY, dir)
-        .map_err(|e| RunError::fatal(format!("the data mapping is invalid: {e}; edit the instance's Data Mapping")))?;
+    let resolved =
+        mapping::resolve(&cfg.mappings, &schema, &props, ID_PROPERTY, dir).map_err(|e| {
+            RunError::fatal(format!(
+                "the data mapping is invalid: {e}; edit the instance's Data Mapping"
+            ))
+        })?;
     Ok((schema, resolved))
 }
 
@@ -68,18 +82,25 @@ async fn resolve(ctx: &RunContext, client: &Client, cfg: &HubSpotConfig, dir: Sy
 fn passes(filters: &[(FieldRef, Vec<String>)], value: impl Fn(&FieldRef) -> String) -> bool {
     filters.iter().all(|(f, values)| {
         let v = value(f);
-        values.iter().any(|want| want.trim().eq_ignore_ascii_case(v.trim()))
+        values
+            .iter()
+            .any(|want| want.trim().eq_ignore_ascii_case(v.trim()))
     })
 }
 
-fn filters(cfg: &HubSpotConfig, schema: &FieldSchema) -> Result<Vec<(FieldRef, Vec<String>)>, RunError> {
+fn filters(
+    cfg: &HubSpotConfig,
+    schema: &FieldSchema,
+) -> Result<Vec<(FieldRef, Vec<String>)>, RunError> {
     cfg.filters
         .iter()
         .map(|f| {
             schema
                 .resolve(f.field.trim())
                 .map(|r| (r, f.values.clone()))
-                .ok_or_else(|| RunError::fatal(format!("the filter field \"{}\" no longer exists", f.field)))
+                .ok_or_else(|| {
+                    RunError::fatal(format!("the filter field \"{}\" no longer exists", f.field))
+                })
         })
         .collect()
 }
@@ -91,8 +112,16 @@ struct Tally {
     failed: i64,
 }
 
-async fn log(ctx: &RunContext, dir: SyncDirection, contact: Option<i64>, code: &str, message: impl Into<String>) -> Result<(), RunError> {
-    ctx.log(contact, dir, code, message).await.map_err(RunError::from)
+async fn log(
+    ctx: &RunContext,
+    dir: SyncDirection,
+    contact: Option<i64>,
+    code: &str,
+    message: impl Into<String>,
+) -> Result<(), RunError> {
+    ctx.log(contact, dir, code, message)
+        .await
+        .map_err(RunError::from)
 }
 
 // ---- Outgoing ----------------------------------------------------------------------------
@@ -117,10 +146,15 @@ impl Out {
     }
 }
 
-pub(super) async fn run_outgoing(ctx: &RunContext, client: &Client, cfg: &HubSpotConfig) -> Result<RunReport, RunError> {
+pub(super) async fn run_outgoing(
+    ctx: &RunContext,
+    client: &Client,
+    cfg: &HubSpotConfig,
+) -> Result<RunReport, RunError> {
     let (schema, resolved) = resolve(ctx, client, cfg, SyncDirection::Outgoing).await?;
     let filters = filters(cfg, &schema)?;
-    let state: SyncState = serde_json::from_value(ctx.integration().state.clone()).unwrap_or_default();
+    let state: SyncState =
+        serde_json::from_value(ctx.integration().state.clone()).unwrap_or_default();
     let top = ctx.store().current_change_seq(ctx.institution_id()).await?;
 
     // The lookups of the next window start while the writes of the last are still going out.
@@ -128,21 +162,39 @@ pub(super) async fn run_outgoing(ctx: &RunContext, client: &Client, cfg: &HubSpo
     let mut writer = Writer {
         ctx,
         client,
-        tally: Tally { created: 0, updated: 0, filtered: 0, failed: 0 },
+        tally: Tally {
+            created: 0,
+            updated: 0,
+            filtered: 0,
+            failed: 0,
+        },
         before: &state.retry,
         next: BTreeMap::new(),
         watermark: state.watermark,
         creates: Vec::new(),
         updates: Vec::new(),
     };
-    let (fed, written) = tokio::join!(feed(ctx, client, &resolved, &filters, &state, top, tx), writer.run(rx));
+    let (fed, written) = tokio::join!(
+        feed(ctx, client, &resolved, &filters, &state, top, tx),
+        writer.run(rx)
+    );
     // A failed write stops the lookups (they find nobody listening): its error is the cause.
     written?;
     let fed = fed?;
     let mut tally = writer.tally;
     tally.filtered += fed.filtered;
-    let watermark = writer.watermark.max(fed.after).max(if fed.after >= top { top } else { 0 });
-    save(ctx, &SyncState { watermark, retry: writer.next }).await?;
+    let watermark = writer
+        .watermark
+        .max(fed.after)
+        .max(if fed.after >= top { top } else { 0 });
+    save(
+        ctx,
+        &SyncState {
+            watermark,
+            retry: writer.next,
+        },
+    )
+    .await?;
     report(client, tally)
 }
 
@@ -179,11 +231,20 @@ async fn feed(
 ) -> Result<Fed, RunError> {
     let store = ctx.store();
     let inst = ctx.institution_id();
-    let mut fed = Fed { filtered: 0, after: state.watermark };
+    let mut fed = Fed {
+        filtered: 0,
+        after: state.watermark,
+    };
     let retry_ids: Vec<i64> = state.retry.keys().filter_map(|k| k.parse().ok()).collect();
-    let mut retrying: Vec<Contact> = store.contacts_by_ids(inst, &retry_ids).await?.into_values().filter(|c| !c.data.test_user).collect();
+    let mut retrying: Vec<Contact> = store
+        .contacts_by_ids(inst, &retry_ids)
+        .await?
+        .into_values()
+        .filter(|c| !c.data.test_user)
+        .collect();
     retrying.sort_by_key(|c| c.id);
-    let mut retry_windows: VecDeque<Vec<Contact>> = retrying.chunks(WINDOW).map(<[Contact]>::to_vec).collect();
+    let mut retry_windows: VecDeque<Vec<Contact>> =
+        retrying.chunks(WINDOW).map(<[Contact]>::to_vec).collect();
     // The window whose names are still to be searched, and the mark that ends it.
     let mut pending: Option<(Vec<Option<Out>>, Option<i64>)> = None;
     loop {
@@ -193,12 +254,19 @@ async fn feed(
         let next = if let Some(w) = retry_windows.pop_front() {
             Some((w, None))
         } else if fed.after < top {
-            let page = store.contacts_for_sync(inst, fed.after, WINDOW as u32).await?;
+            let page = store
+                .contacts_for_sync(inst, fed.after, WINDOW as u32)
+                .await?;
             let page: Vec<Contact> = page.into_iter().filter(|c| c.change_seq <= top).collect();
             match page.last().map(|c| c.change_seq) {
                 Some(last_seq) => {
                     fed.after = last_seq;
-                    Some((page.into_iter().filter(|c| !state.retry.contains_key(&c.id.to_string())).collect(), Some(last_seq)))
+                    Some((
+                        page.into_iter()
+                            .filter(|c| !state.retry.contains_key(&c.id.to_string()))
+                            .collect(),
+                        Some(last_seq),
+                    ))
                 }
                 None => None,
             }
@@ -208,7 +276,9 @@ async fn feed(
         let Some((contacts, mark)) = next else { break };
         let outs = prepare(resolved, filters, &contacts, &mut fed.filtered);
         let searching = async {
-            let Some((outs, mark)) = pending.take() else { return Ok::<_, RunError>(None) };
+            let Some((outs, mark)) = pending.take() else {
+                return Ok::<_, RunError>(None);
+            };
             look_up(ctx, client, outs, &tx, true).await?;
             Ok(Some(mark))
         };
@@ -244,18 +314,41 @@ fn report(client: &Client, t: Tally) -> Result<RunReport, RunError> {
 
 async fn save(ctx: &RunContext, state: &SyncState) -> Result<(), RunError> {
     ctx.store()
-        .set_integration_state(ctx.institution_id(), ctx.integration().id, &serde_json::to_value(state).expect("state serialises"))
+        .set_integration_state(
+            ctx.institution_id(),
+            ctx.integration().id,
+            &serde_json::to_value(state).expect("state serialises"),
+        )
         .await?;
     Ok(())
 }
 
 /// Records a failed contact: a Sync Log row, and a retry unless it has had its tries.
 #[allow(clippy::too_many_arguments)]
-async fn failed(ctx: &RunContext, dir: SyncDirection, key: String, contact: Option<i64>, code: &str, message: String, before: &BTreeMap<String, u32>, next: &mut BTreeMap<String, u32>, tally: &mut Tally) -> Result<(), RunError> {
+async fn failed(
+    ctx: &RunContext,
+    dir: SyncDirection,
+    key: String,
+    contact: Option<i64>,
+    code: &str,
+    message: String,
+    before: &BTreeMap<String, u32>,
+    next: &mut BTreeMap<String, u32>,
+    tally: &mut Tally,
+) -> Result<(), RunError> {
     tally.failed += 1;
     let attempts = before.get(&key).copied().unwrap_or(0) + 1;
     if attempts >= MAX_ATTEMPTS {
-        log(ctx, dir, contact, code, format!("{message} (tried {attempts} times; not retried again until the contact changes)")).await
+        log(
+            ctx,
+            dir,
+            contact,
+            code,
+            format!(
+                "{message} (tried {attempts} times; not retried again until the contact changes)"
+            ),
+        )
+        .await
     } else {
         next.insert(key, attempts);
         log(ctx, dir, contact, code, message).await
@@ -263,7 +356,12 @@ async fn failed(ctx: &RunContext, dir: SyncDirection, key: String, contact: Opti
 }
 
 /// The contacts of a window that pass the filters, with the properties they send.
-fn prepare(resolved: &[ResolvedMapping], filters: &[(FieldRef, Vec<String>)], contacts: &[Contact], filtered: &mut i64) -> Vec<Option<Out>> {
+fn prepare(
+    resolved: &[ResolvedMapping],
+    filters: &[(FieldRef, Vec<String>)],
+    contacts: &[Contact],
+    filtered: &mut i64,
+) -> Vec<Option<Out>> {
     let mut outs: Vec<Option<Out>> = Vec::new();
     for c in contacts {
         if !passes(filters, |f| value_text(&c.value_of(f))) {
@@ -273,9 +371,16 @@ fn prepare(resolved: &[ResolvedMapping], filters: &[(FieldRef, Vec<String>)], co
         let properties = resolved
             .iter()
             .filter(|m| m.remote.name != ID_PROPERTY)
-            .filter_map(|m| mapping::to_remote(m.local_kind, m.remote.kind, &c.value_of(&m.local)).map(|v| (m.remote.name.clone(), v)))
+            .filter_map(|m| {
+                mapping::to_remote(m.local_kind, m.remote.kind, &c.value_of(&m.local))
+                    .map(|v| (m.remote.name.clone(), v))
+            })
             .collect();
-        outs.push(Some(Out { contact: c.clone(), properties, known: Lookups::default() }));
+        outs.push(Some(Out {
+            contact: c.clone(),
+            properties,
+            known: Lookups::default(),
+        }));
     }
     outs
 }
@@ -299,7 +404,14 @@ fn out(outs: &[Option<Out>], i: usize) -> &Out {
 /// Decides `o` and hands it to the writer; `false` when the writer has stopped.
 fn hand_over(tx: &ToWriterTx, o: Out) -> bool {
     let decision = outgoing::decide(&o.keys(), &o.known);
-    tx.send(ToWriter::Contact(Box::new(Decided { push: Push { contact: o.contact, properties: o.properties }, decision }))).is_ok()
+    tx.send(ToWriter::Contact(Box::new(Decided {
+        push: Push {
+            contact: o.contact,
+            properties: o.properties,
+        },
+        decision,
+    })))
+    .is_ok()
 }
 
 /// Asks HubSpot what seed 002's logic needs for every contact of a window — a kind of lookup
@@ -307,7 +419,13 @@ fn hand_over(tx: &ToWriterTx, o: Out) -> bool {
 /// soon as [`outgoing::next_lookup`] has nothing more to ask about it. Without `names`, stops
 /// when only name searches are left and returns the contacts waiting for them. When the run is
 /// cancelled, stops with [`RunError::cancelled`] (the writer finishes what it was handed).
-async fn look_up(ctx: &RunContext, client: &Client, mut outs: Vec<Option<Out>>, tx: &ToWriterTx, names: bool) -> Result<Vec<Option<Out>>, RunError> {
+async fn look_up(
+    ctx: &RunContext,
+    client: &Client,
+    mut outs: Vec<Option<Out>>,
+    tx: &ToWriterTx,
+    names: bool,
+) -> Result<Vec<Option<Out>>, RunError> {
     loop {
         if tx.is_closed() {
             return Ok(Vec::new()); // the writer failed; it reports why
@@ -332,11 +450,18 @@ async fn look_up(ctx: &RunContext, client: &Client, mut outs: Vec<Option<Out>>, 
             }
         }
         if !by_id.is_empty() {
-            let ids: BTreeSet<String> = by_id.iter().filter_map(|&i| out(&outs, i).contact.data.crm_id.as_deref()).map(|id| id.trim().to_string()).collect();
+            let ids: BTreeSet<String> = by_id
+                .iter()
+                .filter_map(|&i| out(&outs, i).contact.data.crm_id.as_deref())
+                .map(|id| id.trim().to_string())
+                .collect();
             let ids: Vec<String> = ids.into_iter().collect();
             let mut exists: HashSet<String> = HashSet::new();
             for chunk in ids.chunks(BATCH) {
-                let found = client.batch_read(chunk, None, &[ID_PROPERTY.to_string()]).await.map_err(hub_error)?;
+                let found = client
+                    .batch_read(chunk, None, &[ID_PROPERTY.to_string()])
+                    .await
+                    .map_err(hub_error)?;
                 exists.extend(found.into_iter().map(|r| r.id));
             }
             for &i in &by_id {
@@ -345,12 +470,22 @@ async fn look_up(ctx: &RunContext, client: &Client, mut outs: Vec<Option<Out>>, 
                 o.known.by_id_exists = Some(exists.contains(id));
             }
         } else if !by_email.is_empty() {
-            let emails: BTreeSet<String> = by_email.iter().map(|&i| out(&outs, i).properties["email"].to_lowercase()).collect();
+            let emails: BTreeSet<String> = by_email
+                .iter()
+                .map(|&i| out(&outs, i).properties["email"].to_lowercase())
+                .collect();
             let emails: Vec<String> = emails.into_iter().collect();
             let mut index: HashMap<String, String> = HashMap::new();
             for chunk in emails.chunks(BATCH) {
-                let found = client.batch_read(chunk, Some("email"), &["email".to_string()]).await.map_err(hub_error)?;
-                index.extend(found.iter().filter_map(|r| Some((r.get("email")?.to_lowercase(), r.id.clone()))));
+                let found = client
+                    .batch_read(chunk, Some("email"), &["email".to_string()])
+                    .await
+                    .map_err(hub_error)?;
+                index.extend(
+                    found
+                        .iter()
+                        .filter_map(|r| Some((r.get("email")?.to_lowercase(), r.id.clone()))),
+                );
             }
             for &i in &by_email {
                 let o = outs[i].as_mut().expect("undecided");
@@ -359,7 +494,10 @@ async fn look_up(ctx: &RunContext, client: &Client, mut outs: Vec<Option<Out>>, 
         } else if names && !by_name.is_empty() {
             let key = |o: &Out| {
                 let d = &o.contact.data;
-                name_key(d.first_name.as_deref().unwrap_or_default(), d.last_name.as_deref().unwrap_or_default())
+                name_key(
+                    d.first_name.as_deref().unwrap_or_default(),
+                    d.last_name.as_deref().unwrap_or_default(),
+                )
             };
             let mut waiting: HashMap<NameKey, Vec<usize>> = HashMap::new();
             for &i in &by_name {
@@ -376,7 +514,9 @@ async fn look_up(ctx: &RunContext, client: &Client, mut outs: Vec<Option<Out>>, 
                 for i in waiting.remove(&k).unwrap_or_default() {
                     let Some(o) = outs[i].as_mut() else { continue };
                     o.known.by_name = Some(results.clone());
-                    if outgoing::next_lookup(&o.keys(), &o.known).is_none() && !hand_over(tx, outs[i].take().expect("present")) {
+                    if outgoing::next_lookup(&o.keys(), &o.known).is_none()
+                        && !hand_over(tx, outs[i].take().expect("present"))
+                    {
                         return false;
                     }
                 }
@@ -410,7 +550,10 @@ struct Writer<'a> {
 }
 
 impl Writer<'_> {
-    async fn run(&mut self, mut rx: tokio::sync::mpsc::UnboundedReceiver<ToWriter>) -> Result<(), RunError> {
+    async fn run(
+        &mut self,
+        mut rx: tokio::sync::mpsc::UnboundedReceiver<ToWriter>,
+    ) -> Result<(), RunError> {
         while let Some(message) = rx.recv().await {
             let d = match message {
                 ToWriter::Contact(d) => *d,
@@ -422,7 +565,14 @@ impl Writer<'_> {
                         // are in `retry`). Windows of retries move nothing: the retries are
                         // saved with the first window of changes, once all were tried.
                         self.watermark = seq;
-                        save(self.ctx, &SyncState { watermark: seq, retry: self.next.clone() }).await?;
+                        save(
+                            self.ctx,
+                            &SyncState {
+                                watermark: seq,
+                                retry: self.next.clone(),
+                            },
+                        )
+                        .await?;
                     }
                     continue;
                 }
@@ -440,7 +590,10 @@ impl Writer<'_> {
                         self.flush_creates().await?;
                     }
                 }
-                Err(e) => self.failed(&d.push.contact, e.code(), e.to_string()).await?,
+                Err(e) => {
+                    self.failed(&d.push.contact, e.code(), e.to_string())
+                        .await?
+                }
             }
         }
         self.flush_creates().await?;
@@ -448,7 +601,18 @@ impl Writer<'_> {
     }
 
     async fn failed(&mut self, c: &Contact, code: &str, message: String) -> Result<(), RunError> {
-        failed(self.ctx, SyncDirection::Outgoing, c.id.to_string(), Some(c.id), code, message, self.before, &mut self.next, &mut self.tally).await
+        failed(
+            self.ctx,
+            SyncDirection::Outgoing,
+            c.id.to_string(),
+            Some(c.id),
+            code,
+            message,
+            self.before,
+            &mut self.next,
+            &mut self.tally,
+        )
+        .await
     }
 
     /// Creates the contacts waiting; a conflict (the email exists after all: a concurrent
@@ -459,14 +623,19 @@ impl Writer<'_> {
             if group.is_empty() {
                 continue;
             }
-            let props: Vec<BTreeMap<String, String>> = group.iter().map(|p| p.properties.clone()).collect();
+            let props: Vec<BTreeMap<String, String>> =
+                group.iter().map(|p| p.properties.clone()).collect();
             match self.client.batch_create(&props).await {
                 Ok(records) => {
                     // HubSpot does not promise the input order: pair records with inputs by value.
                     let mut unclaimed: Vec<&Push> = group.iter().collect();
                     let mut created: Vec<(i64, String)> = Vec::new();
                     for r in &records {
-                        let same = |p: &Push| p.properties.iter().all(|(k, v)| r.get(k).is_none_or(|got| got.eq_ignore_ascii_case(v)));
+                        let same = |p: &Push| {
+                            p.properties.iter().all(|(k, v)| {
+                                r.get(k).is_none_or(|got| got.eq_ignore_ascii_case(v))
+                            })
+                        };
                         if let Some(pos) = unclaimed.iter().position(|p| same(p)) {
                             created.push((unclaimed.remove(pos).contact.id, r.id.clone()));
                         }
@@ -491,7 +660,12 @@ impl Writer<'_> {
                     if let Some(existing) = e.existing_id() {
                         self.updates.push((push, existing, true));
                     } else {
-                        self.failed(&push.contact, "crm_rejected", format!("HubSpot refused to create the contact: {e}")).await?;
+                        self.failed(
+                            &push.contact,
+                            "crm_rejected",
+                            format!("HubSpot refused to create the contact: {e}"),
+                        )
+                        .await?;
                     }
                 }
             }
@@ -515,7 +689,10 @@ impl Writer<'_> {
             if group.is_empty() {
                 continue;
             }
-            let inputs: Vec<(String, BTreeMap<String, String>)> = group.iter().map(|(p, id, _)| (id.clone(), p.properties.clone())).collect();
+            let inputs: Vec<(String, BTreeMap<String, String>)> = group
+                .iter()
+                .map(|(p, id, _)| (id.clone(), p.properties.clone()))
+                .collect();
             match self.client.batch_update(&inputs).await {
                 Ok(records) => {
                     // A 207 leaves out the IDs HubSpot did not find (merged or deleted meanwhile).
@@ -523,7 +700,12 @@ impl Writer<'_> {
                     let mut write_back: Vec<(i64, String)> = Vec::new();
                     for (p, id, wb) in &group {
                         if !done.contains(id.as_str()) {
-                            self.failed(&p.contact, "crm_id_not_found", format!("HubSpot contact {id} was not found when it was updated")).await?;
+                            self.failed(
+                                &p.contact,
+                                "crm_id_not_found",
+                                format!("HubSpot contact {id} was not found when it was updated"),
+                            )
+                            .await?;
                             continue;
                         }
                         self.tally.updated += 1;
@@ -542,7 +724,12 @@ impl Writer<'_> {
                 }
                 Err(e) => {
                     let (p, _, _) = &group[0];
-                    self.failed(&p.contact, "crm_rejected", format!("HubSpot refused the update: {e}")).await?;
+                    self.failed(
+                        &p.contact,
+                        "crm_rejected",
+                        format!("HubSpot refused the update: {e}"),
+                    )
+                    .await?;
                 }
             }
         }
@@ -557,7 +744,9 @@ type Update<T> = (T, String, bool);
 fn update_batches<T>(updates: Vec<Update<T>>) -> Vec<Vec<Update<T>>> {
     let mut batches: Vec<(HashSet<String>, Vec<Update<T>>)> = Vec::new();
     for u in updates {
-        let slot = batches.iter().position(|(ids, b)| b.len() < BATCH && !ids.contains(&u.1));
+        let slot = batches
+            .iter()
+            .position(|(ids, b)| b.len() < BATCH && !ids.contains(&u.1));
         let slot = slot.unwrap_or_else(|| {
             batches.push((HashSet::new(), Vec::new()));
             batches.len() - 1
@@ -643,11 +832,22 @@ fn plan_name_groups(wanted: &BTreeSet<NameKey>) -> Vec<NameGroup> {
     // Uncovered partners of each first name (side 0) and last name (side 1).
     let mut partners: [HashMap<&str, BTreeSet<&str>>; 2] = [HashMap::new(), HashMap::new()];
     for (f, l) in wanted {
-        partners[0].entry(f.as_str()).or_default().insert(l.as_str());
-        partners[1].entry(l.as_str()).or_default().insert(f.as_str());
+        partners[0]
+            .entry(f.as_str())
+            .or_default()
+            .insert(l.as_str());
+        partners[1]
+            .entry(l.as_str())
+            .or_default()
+            .insert(f.as_str());
     }
-    let mut heap: BinaryHeap<(usize, Reverse<(usize, &str)>)> =
-        (0..2).flat_map(|side| partners[side].iter().map(move |(name, p)| (p.len(), Reverse((side, *name))))).collect();
+    let mut heap: BinaryHeap<(usize, Reverse<(usize, &str)>)> = (0..2)
+        .flat_map(|side| {
+            partners[side]
+                .iter()
+                .map(move |(name, p)| (p.len(), Reverse((side, *name))))
+        })
+        .collect();
     let mut groups: Vec<NameGroup> = Vec::new();
     let mut pooled: Vec<NameKey> = Vec::new();
     while let Some((count, Reverse((side, name)))) = heap.pop() {
@@ -667,30 +867,51 @@ fn plan_name_groups(wanted: &BTreeSet<NameKey>) -> Vec<NameGroup> {
         }
         let pairs: Vec<NameKey> = taken
             .iter()
-            .map(|other| if side == 0 { (name.to_string(), other.to_string()) } else { (other.to_string(), name.to_string()) })
+            .map(|other| {
+                if side == 0 {
+                    (name.to_string(), other.to_string())
+                } else {
+                    (other.to_string(), name.to_string())
+                }
+            })
             .collect();
         if pairs.len() < MIN_STAR {
             pooled.extend(pairs);
         } else {
-            groups.extend(pairs.chunks(MAX_IN_VALUES).map(|c| NameGroup::of(c.to_vec())));
+            groups.extend(
+                pairs
+                    .chunks(MAX_IN_VALUES)
+                    .map(|c| NameGroup::of(c.to_vec())),
+            );
         }
     }
     pooled.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
-    groups.extend(pooled.chunks(MAX_IN_VALUES).map(|c| NameGroup::of(c.to_vec())));
+    groups.extend(
+        pooled
+            .chunks(MAX_IN_VALUES)
+            .map(|c| NameGroup::of(c.to_vec())),
+    );
     groups
 }
 
 /// HubSpot's contacts with each wanted first and last name, with their phones (a record with
 /// two phones gives two results), in as few searches as it takes. `done` gets each pair's
 /// results as soon as the search that asked for it is through; it returns `false` to stop.
-async fn search_names(client: &Client, wanted: &BTreeSet<NameKey>, mut done: impl FnMut(NameKey, Vec<NameResult>) -> bool) -> Result<(), HubSpotError> {
+async fn search_names(
+    client: &Client,
+    wanted: &BTreeSet<NameKey>,
+    mut done: impl FnMut(NameKey, Vec<NameResult>) -> bool,
+) -> Result<(), HubSpotError> {
     let mut queue: VecDeque<NameGroup> = plan_name_groups(wanted).into();
     while !queue.is_empty() {
         // Exact groups first (they never need halving), six a search.
         let exact = queue.iter().take(MAX_FILTER_GROUPS).all(NameGroup::exact);
-        let batch: Vec<NameGroup> = std::iter::from_fn(|| queue.pop_front()).take(MAX_FILTER_GROUPS).collect();
+        let batch: Vec<NameGroup> = std::iter::from_fn(|| queue.pop_front())
+            .take(MAX_FILTER_GROUPS)
+            .collect();
         let pairs: usize = batch.iter().map(|g| g.pairs.len()).sum();
-        let limit = (!exact).then(|| (SEARCH_PAGE as u64).max(WIDE_RESULTS_PER_PAIR * pairs as u64));
+        let limit =
+            (!exact).then(|| (SEARCH_PAGE as u64).max(WIDE_RESULTS_PER_PAIR * pairs as u64));
         match search_name_groups(client, &batch, limit).await? {
             Some(found) => {
                 for (k, results) in found {
@@ -721,9 +942,19 @@ async fn search_names(client: &Client, wanted: &BTreeSet<NameKey>, mut done: imp
 /// `limit`, gives up (`None`) when the first page reports more results than that. Past
 /// HubSpot's 10,000-result cap, the search starts again after the last record seen (results
 /// come in record ID order).
-async fn search_name_groups(client: &Client, groups: &[NameGroup], limit: Option<u64>) -> Result<Option<HashMap<NameKey, Vec<NameResult>>>, HubSpotError> {
-    let mut found: HashMap<NameKey, Vec<NameResult>> = groups.iter().flat_map(|g| g.pairs.iter().map(|k| (k.clone(), Vec::new()))).collect();
-    let properties: Vec<String> = NAME_SEARCH_PROPERTIES.iter().map(|p| p.to_string()).collect();
+async fn search_name_groups(
+    client: &Client,
+    groups: &[NameGroup],
+    limit: Option<u64>,
+) -> Result<Option<HashMap<NameKey, Vec<NameResult>>>, HubSpotError> {
+    let mut found: HashMap<NameKey, Vec<NameResult>> = groups
+        .iter()
+        .flat_map(|g| g.pairs.iter().map(|k| (k.clone(), Vec::new())))
+        .collect();
+    let properties: Vec<String> = NAME_SEARCH_PROPERTIES
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
     let mut past: Option<String> = None;
     loop {
         let filters: Vec<Vec<Filter>> = groups
@@ -736,11 +967,21 @@ async fn search_name_groups(client: &Client, groups: &[NameGroup], limit: Option
                 f
             })
             .collect();
-        debug_assert!(filters.len() <= MAX_FILTER_GROUPS && filters.iter().map(Vec::len).sum::<usize>() <= MAX_FILTERS);
+        debug_assert!(
+            filters.len() <= MAX_FILTER_GROUPS
+                && filters.iter().map(Vec::len).sum::<usize>() <= MAX_FILTERS
+        );
         let mut after: Option<String> = None;
         let mut seen: u64 = 0;
         loop {
-            let page = client.search_groups(&filters, Some((ID_PROPERTY, "ASCENDING")), &properties, after.as_deref()).await?;
+            let page = client
+                .search_groups(
+                    &filters,
+                    Some((ID_PROPERTY, "ASCENDING")),
+                    &properties,
+                    after.as_deref(),
+                )
+                .await?;
             if let Some(limit) = limit.filter(|_| past.is_none() && after.is_none())
                 && page.total > limit
             {
@@ -748,10 +989,21 @@ async fn search_name_groups(client: &Client, groups: &[NameGroup], limit: Option
             }
             seen += page.records.len() as u64;
             for r in &page.records {
-                let key = name_key(r.get("firstname").unwrap_or_default(), r.get("lastname").unwrap_or_default());
-                let Some(results) = found.get_mut(&key) else { continue };
-                for phone in ["phone", "mobilephone"].into_iter().filter_map(|p| r.get(p)) {
-                    results.push(NameResult { id: r.id.clone(), phone: Some(phone.to_string()) });
+                let key = name_key(
+                    r.get("firstname").unwrap_or_default(),
+                    r.get("lastname").unwrap_or_default(),
+                );
+                let Some(results) = found.get_mut(&key) else {
+                    continue;
+                };
+                for phone in ["phone", "mobilephone"]
+                    .into_iter()
+                    .filter_map(|p| r.get(p))
+                {
+                    results.push(NameResult {
+                        id: r.id.clone(),
+                        phone: Some(phone.to_string()),
+                    });
                 }
             }
             let last = page.records.last().map(|r| r.id.clone());
@@ -782,22 +1034,50 @@ async fn write_back_ids(ctx: &RunContext, pairs: &[(i64, String)]) -> Result<(),
 
 fn modified_ms(r: &Record) -> Option<i64> {
     let v = r.get("lastmodifieddate").or(r.updated_at.as_deref())?;
-    v.parse::<i64>().ok().or_else(|| v.parse::<jiff::Timestamp>().ok().map(|t| t.as_millisecond()))
+    v.parse::<i64>().ok().or_else(|| {
+        v.parse::<jiff::Timestamp>()
+            .ok()
+            .map(|t| t.as_millisecond())
+    })
 }
 
-pub(super) async fn run_incoming(ctx: &RunContext, client: &Client, cfg: &HubSpotConfig) -> Result<RunReport, RunError> {
+pub(super) async fn run_incoming(
+    ctx: &RunContext,
+    client: &Client,
+    cfg: &HubSpotConfig,
+) -> Result<RunReport, RunError> {
     let (schema, resolved) = resolve(ctx, client, cfg, SyncDirection::Incoming).await?;
     let filters = filters(cfg, &schema)?;
-    let mut state: SyncState = serde_json::from_value(ctx.integration().state.clone()).unwrap_or_default();
-    let mut tally = Tally { created: 0, updated: 0, filtered: 0, failed: 0 };
+    let mut state: SyncState =
+        serde_json::from_value(ctx.integration().state.clone()).unwrap_or_default();
+    let mut tally = Tally {
+        created: 0,
+        updated: 0,
+        filtered: 0,
+        failed: 0,
+    };
     let properties = cfg.remote_names();
     let mut retry_next = BTreeMap::new();
     let test_users = ctx.store().test_user_keys(ctx.institution_id()).await?;
 
     let retry_ids: Vec<String> = state.retry.keys().cloned().collect();
     for chunk in retry_ids.chunks(BATCH) {
-        let records = client.batch_read(chunk, None, &properties).await.map_err(hub_error)?;
-        apply(ctx, &schema, &resolved, &filters, &records, &mut tally, &state.retry, &mut retry_next, &test_users).await?;
+        let records = client
+            .batch_read(chunk, None, &properties)
+            .await
+            .map_err(hub_error)?;
+        apply(
+            ctx,
+            &schema,
+            &resolved,
+            &filters,
+            &records,
+            &mut tally,
+            &state.retry,
+            &mut retry_next,
+            &test_users,
+        )
+        .await?;
     }
 
     let mut since = (state.watermark - OVERLAP_MS).max(0);
@@ -810,17 +1090,44 @@ pub(super) async fn run_incoming(ctx: &RunContext, client: &Client, cfg: &HubSpo
                 return Err(RunError::cancelled());
             }
             let page = client
-                .search(&[("lastmodifieddate", "GTE", since.to_string())], Some(("lastmodifieddate", "ASCENDING")), &properties, after.as_deref())
+                .search(
+                    &[("lastmodifieddate", "GTE", since.to_string())],
+                    Some(("lastmodifieddate", "ASCENDING")),
+                    &properties,
+                    after.as_deref(),
+                )
                 .await
                 .map_err(hub_error)?;
             seen += page.records.len() as u64;
-            let records: Vec<Record> = page.records.into_iter().filter(|r| !state.retry.contains_key(&r.id)).collect();
-            apply(ctx, &schema, &resolved, &filters, &records, &mut tally, &state.retry, &mut retry_next, &test_users).await?;
+            let records: Vec<Record> = page
+                .records
+                .into_iter()
+                .filter(|r| !state.retry.contains_key(&r.id))
+                .collect();
+            apply(
+                ctx,
+                &schema,
+                &resolved,
+                &filters,
+                &records,
+                &mut tally,
+                &state.retry,
+                &mut retry_next,
+                &test_users,
+            )
+            .await?;
             if let Some(m) = records.iter().filter_map(modified_ms).max() {
                 newest = newest.max(m);
             }
             state.watermark = newest;
-            save(ctx, &SyncState { watermark: newest, retry: retry_next.clone() }).await?;
+            save(
+                ctx,
+                &SyncState {
+                    watermark: newest,
+                    retry: retry_next.clone(),
+                },
+            )
+            .await?;
             match page.after {
                 // Past HubSpot's 10,000-result cap, start a new query from the newest time seen.
                 Some(_) if seen + super::client::SEARCH_PAGE as u64 > SEARCH_CAP => {
@@ -860,14 +1167,24 @@ async fn apply(
         let values: Vec<(String, String)> = resolved
             .iter()
             .filter_map(|m| {
-                let raw = if m.remote.name == ID_PROPERTY { Some(r.id.clone()) } else { mapping::from_remote(m.local_kind, m.remote.kind, r.get(&m.remote.name)) };
+                let raw = if m.remote.name == ID_PROPERTY {
+                    Some(r.id.clone())
+                } else {
+                    mapping::from_remote(m.local_kind, m.remote.kind, r.get(&m.remote.name))
+                };
                 raw.map(|v| (m.local_name.clone(), v))
             })
             .collect();
-        let by_name: HashMap<&str, &str> = values.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let by_name: HashMap<&str, &str> = values
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         // Test users never sync: a record that matches one is left alone (counted as filtered).
         let is_test_user = test_users.crm_ids.contains(&r.id)
-            || by_name.get("id").and_then(|v| v.parse::<i64>().ok()).is_some_and(|id| test_users.ids.contains(&id))
+            || by_name
+                .get("id")
+                .and_then(|v| v.parse::<i64>().ok())
+                .is_some_and(|id| test_users.ids.contains(&id))
             || by_name
                 .get("phone")
                 .and_then(|p| ferry_core::phone::Phone::parse(p).ok())
@@ -882,28 +1199,52 @@ async fn apply(
                 FieldRef::Default(d) => d.as_str().to_string(),
                 FieldRef::Custom(n, _) => n.clone(),
             };
-            by_name.get(name.as_str()).map(|v| v.to_string()).unwrap_or_default()
+            by_name
+                .get(name.as_str())
+                .map(|v| v.to_string())
+                .unwrap_or_default()
         });
         if !pass {
             tally.filtered += 1;
             continue;
         }
-        match ContactWrite::parse(schema, values.iter().map(|(k, v)| (k.as_str(), Raw::Str(v)))) {
+        match ContactWrite::parse(
+            schema,
+            values.iter().map(|(k, v)| (k.as_str(), Raw::Str(v))),
+        ) {
             Ok(w) => {
                 writes.push(w);
                 ids.push(r.id.clone());
             }
             Err(errors) => {
                 let e = &errors[0];
-                let message = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
-                failed(ctx, dir, r.id.clone(), None, e.code, format!("HubSpot contact {}: {message}", r.id), before, next, tally).await?;
+                let message = errors
+                    .iter()
+                    .map(|e| format!("{}: {}", e.field, e.message))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                failed(
+                    ctx,
+                    dir,
+                    r.id.clone(),
+                    None,
+                    e.code,
+                    format!("HubSpot contact {}: {message}", r.id),
+                    before,
+                    next,
+                    tally,
+                )
+                .await?;
             }
         }
     }
     if writes.is_empty() {
         return Ok(());
     }
-    let outcomes = ctx.store().apply_contact_writes(ctx.institution_id(), &writes, WriteKind::Import).await?;
+    let outcomes = ctx
+        .store()
+        .apply_contact_writes(ctx.institution_id(), &writes, WriteKind::Import)
+        .await?;
     for (outcome, id) in outcomes.into_iter().zip(ids) {
         match outcome {
             Ok(a) => match a.action {
@@ -912,7 +1253,18 @@ async fn apply(
                 ferry_store::AppliedAction::Unchanged => {}
             },
             Err(e) => {
-                failed(ctx, dir, id.clone(), e.contact_id, e.code, format!("HubSpot contact {id}: {}", e.message), before, next, tally).await?;
+                failed(
+                    ctx,
+                    dir,
+                    id.clone(),
+                    e.contact_id,
+                    e.code,
+                    format!("HubSpot contact {id}: {}", e.message),
+                    before,
+                    next,
+                    tally,
+                )
+                .await?;
             }
         }
     }
@@ -933,10 +1285,16 @@ mod tests {
         let mut seen = BTreeSet::new();
         for g in groups {
             assert!(!g.pairs.is_empty());
-            assert!(g.first.len() <= MAX_IN_VALUES && g.last.len() <= MAX_IN_VALUES, "{g:?}");
+            assert!(
+                g.first.len() <= MAX_IN_VALUES && g.last.len() <= MAX_IN_VALUES,
+                "{g:?}"
+            );
             assert!(MAX_FILTER_GROUPS * (g.filters().len() + 1) <= MAX_FILTERS);
             for p in &g.pairs {
-                assert!(g.first.contains(&p.0) && g.last.contains(&p.1), "{p:?} in {g:?}");
+                assert!(
+                    g.first.contains(&p.0) && g.last.contains(&p.1),
+                    "{p:?} in {g:?}"
+                );
                 assert!(seen.insert(p.clone()), "{p:?} asked for twice");
             }
         }
@@ -946,31 +1304,58 @@ mod tests {
     #[test]
     fn names_shared_by_many_pairs_make_exact_groups() {
         // 12 first names x 9 last names, most combinations wanted (as in a big institution).
-        let w = wanted((0..12).flat_map(|f| (0..9).filter(move |l| (f + l) % 5 != 0).map(move |l| (format!("First{f}"), format!("Last{l}")))));
+        let w = wanted((0..12).flat_map(|f| {
+            (0..9)
+                .filter(move |l| (f + l) % 5 != 0)
+                .map(move |l| (format!("First{f}"), format!("Last{l}")))
+        }));
         let groups = plan_name_groups(&w);
         check(&w, &groups);
         assert!(groups.iter().all(NameGroup::exact), "{groups:?}");
-        assert!(groups.len() <= 12, "one group per name at most: {}", groups.len());
+        assert!(
+            groups.len() <= 12,
+            "one group per name at most: {}",
+            groups.len()
+        );
         // A star says its one name with EQ, its others with IN (lower-cased).
         let star = &groups[0];
         let filters = star.filters();
-        assert!(filters.iter().any(|f| f.json()["operator"] == "EQ") && filters.iter().any(|f| f.json()["operator"] == "IN"), "{filters:?}");
+        assert!(
+            filters.iter().any(|f| f.json()["operator"] == "EQ")
+                && filters.iter().any(|f| f.json()["operator"] == "IN"),
+            "{filters:?}"
+        );
     }
 
     #[test]
     fn lone_pairs_are_pooled_into_wider_groups_that_halve() {
-        let mut pairs: Vec<(String, String)> = (0..250).map(|i| (format!("Only{i}"), format!("Lone{i}"))).collect();
+        let mut pairs: Vec<(String, String)> = (0..250)
+            .map(|i| (format!("Only{i}"), format!("Lone{i}")))
+            .collect();
         // Five Diazes: one exact group.
-        pairs.extend(["Ana", "Luis", "Maria", "Jo", "Mei"].map(|f| (f.to_string(), " DIAZ ".to_string())));
+        pairs.extend(
+            ["Ana", "Luis", "Maria", "Jo", "Mei"].map(|f| (f.to_string(), " DIAZ ".to_string())),
+        );
         let w = wanted(pairs);
         let groups = plan_name_groups(&w);
         check(&w, &groups);
-        let (exact, wide): (Vec<&NameGroup>, Vec<&NameGroup>) = groups.iter().partition(|g| g.exact());
+        let (exact, wide): (Vec<&NameGroup>, Vec<&NameGroup>) =
+            groups.iter().partition(|g| g.exact());
         assert_eq!(exact.len(), 1);
-        assert_eq!(exact[0].filters()[1], Filter::value("lastname", "EQ", "diaz"));
-        assert_eq!(wide.iter().map(|g| g.pairs.len()).collect::<Vec<_>>(), [100, 100, 50], "lone pairs, 100 a group");
+        assert_eq!(
+            exact[0].filters()[1],
+            Filter::value("lastname", "EQ", "diaz")
+        );
+        assert_eq!(
+            wide.iter().map(|g| g.pairs.len()).collect::<Vec<_>>(),
+            [100, 100, 50],
+            "lone pairs, 100 a group"
+        );
         let [a, b] = wide[2].clone().halve();
-        check(&wide[2].pairs.iter().cloned().collect(), &[a.clone(), b.clone()]);
+        check(
+            &wide[2].pairs.iter().cloned().collect(),
+            &[a.clone(), b.clone()],
+        );
         assert_eq!((a.pairs.len(), b.pairs.len()), (25, 25));
     }
 
@@ -979,13 +1364,17 @@ mod tests {
         let w = wanted((0..250).map(|i| (format!("First{i}"), "Smith".to_string())));
         let groups = plan_name_groups(&w);
         check(&w, &groups);
-        assert_eq!(groups.iter().map(|g| g.pairs.len()).collect::<Vec<_>>(), [100, 100, 50]);
+        assert_eq!(
+            groups.iter().map(|g| g.pairs.len()).collect::<Vec<_>>(),
+            [100, 100, 50]
+        );
         assert!(groups.iter().all(NameGroup::exact));
     }
 
     #[test]
     fn updates_of_one_hubspot_contact_go_in_different_batches() {
-        let mut updates: Vec<(usize, String, bool)> = (0..150).map(|i| (i, format!("{i}"), true)).collect();
+        let mut updates: Vec<(usize, String, bool)> =
+            (0..150).map(|i| (i, format!("{i}"), true)).collect();
         updates.push((150, "7".into(), true));
         let batches = update_batches(updates);
         assert_eq!(batches.iter().map(Vec::len).collect::<Vec<_>>(), [100, 51]);

@@ -14,7 +14,10 @@ pub const SECRET_NAMES: &[&str] = &["password", "private_key", "passphrase"];
 
 /// The login from the secrets: the private key if one is set, else the password.
 pub fn auth(secrets: &Secrets) -> Result<Auth, RunError> {
-    if let Some(pem) = secrets.expose("private_key").filter(|k| !k.trim().is_empty()) {
+    if let Some(pem) = secrets
+        .expose("private_key")
+        .filter(|k| !k.trim().is_empty())
+    {
         return Ok(Auth::PrivateKey {
             pem: SecretString::from(pem.to_string()),
             passphrase: secrets
@@ -77,7 +80,11 @@ pub async fn pin_host_key(
                 },
             )
             .await?;
-        tracing::info!(integration_id, fingerprint, "pinned the SFTP server's host key");
+        tracing::info!(
+            integration_id,
+            fingerprint,
+            "pinned the SFTP server's host key"
+        );
     }
     Ok(())
 }

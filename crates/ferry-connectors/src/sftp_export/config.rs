@@ -197,7 +197,9 @@ impl ExportConfig {
         {
             return Err(err(
                 "sftp.file_prefix",
-                format!("use letters, digits, '-', '_' and '.' (not first), at most {MAX_PREFIX} characters"),
+                format!(
+                    "use letters, digits, '-', '_' and '.' (not first), at most {MAX_PREFIX} characters"
+                ),
             ));
         }
         if let Some(key) = &s.host_key
@@ -224,8 +226,18 @@ impl ExportConfig {
 
         let uses_messages = matches!(kind, ExportKind::Conversations | ExportKind::EabNotes);
         match (&self.filters, uses_messages) {
-            (None, true) => return Err(err("filters", "is required: choose the message channels, types and directions to export")),
-            (Some(_), false) => return Err(err("filters", "message filters apply only to Conversations and EAB Notes exports")),
+            (None, true) => {
+                return Err(err(
+                    "filters",
+                    "is required: choose the message channels, types and directions to export",
+                ));
+            }
+            (Some(_), false) => {
+                return Err(err(
+                    "filters",
+                    "message filters apply only to Conversations and EAB Notes exports",
+                ));
+            }
             (Some(f), true) => {
                 if f.channels.is_empty() {
                     return Err(err("filters.channels", "select at least one channel"));
@@ -245,7 +257,10 @@ impl ExportConfig {
                 return Err(err("contacts", "is required: choose the fields to export"));
             }
             (Some(_), ExportKind::Conversations | ExportKind::EabNotes) => {
-                return Err(err("contacts", "contact columns apply only to Contacts exports"));
+                return Err(err(
+                    "contacts",
+                    "contact columns apply only to Contacts exports",
+                ));
             }
             (Some(c), ExportKind::Contacts) => {
                 if c.fields.is_empty() {
@@ -255,13 +270,19 @@ impl ExportConfig {
                 for (i, f) in c.fields.iter().enumerate() {
                     check_field_name(&format!("contacts.fields[{i}]"), f)?;
                     if !names.insert(f.as_str()) {
-                        return Err(err(&format!("contacts.fields[{i}]"), format!("{f:?} is listed twice")));
+                        return Err(err(
+                            &format!("contacts.fields[{i}]"),
+                            format!("{f:?} is listed twice"),
+                        ));
                     }
                 }
                 for (i, f) in c.filters.iter().enumerate() {
                     check_field_name(&format!("contacts.filters[{i}].field"), &f.field)?;
                     if f.values.is_empty() {
-                        return Err(err(&format!("contacts.filters[{i}].values"), "give at least one value"));
+                        return Err(err(
+                            &format!("contacts.filters[{i}].values"),
+                            "give at least one value",
+                        ));
                     }
                 }
             }
@@ -269,7 +290,9 @@ impl ExportConfig {
         }
 
         match (&self.eab, kind) {
-            (None, ExportKind::EabNotes) => return Err(err("eab", "is required for an EAB Notes export")),
+            (None, ExportKind::EabNotes) => {
+                return Err(err("eab", "is required for an EAB Notes export"));
+            }
             (Some(_), ExportKind::Contacts | ExportKind::Conversations) => {
                 return Err(err("eab", "EAB fields apply only to EAB Notes exports"));
             }
@@ -278,7 +301,8 @@ impl ExportConfig {
                 required("eab.institution_id", &e.institution_id)?;
                 required("eab.group_id", &e.group_id)?;
                 required("eab.note_body", &e.note_body)?;
-                NoteTemplate::parse(&e.note_body).map_err(|t| err("eab.note_body", t.to_string()))?;
+                NoteTemplate::parse(&e.note_body)
+                    .map_err(|t| err("eab.note_body", t.to_string()))?;
             }
             (None, _) => {}
         }
@@ -424,16 +448,26 @@ mod tests {
         assert_eq!(field_of(v, ExportKind::Contacts), "contacts.fields[0]");
         let mut v = base.clone();
         v["contacts"]["filters"] = json!([{"field": "opt_in", "values": []}]);
-        assert_eq!(field_of(v, ExportKind::Contacts), "contacts.filters[0].values");
+        assert_eq!(
+            field_of(v, ExportKind::Contacts),
+            "contacts.filters[0].values"
+        );
         let mut v = base;
-        v["filters"] = json!({"channels": ["sms"], "types": ["campaign"], "directions": ["outgoing"]});
+        v["filters"] =
+            json!({"channels": ["sms"], "types": ["campaign"], "directions": ["outgoing"]});
         assert_eq!(field_of(v, ExportKind::Contacts), "filters");
     }
 
     #[test]
     fn fingerprints_look_like_openssh_ones() {
-        assert!(is_fingerprint("SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU"));
-        assert!(!is_fingerprint("SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuF"));
-        assert!(!is_fingerprint("47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU"));
+        assert!(is_fingerprint(
+            "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU"
+        ));
+        assert!(!is_fingerprint(
+            "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuF"
+        ));
+        assert!(!is_fingerprint(
+            "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU"
+        ));
     }
 }

@@ -31,7 +31,11 @@ pub enum ExportKind {
 
 impl ExportKind {
     /// All of them.
-    pub const ALL: [ExportKind; 3] = [ExportKind::Contacts, ExportKind::Conversations, ExportKind::EabNotes];
+    pub const ALL: [ExportKind; 3] = [
+        ExportKind::Contacts,
+        ExportKind::Conversations,
+        ExportKind::EabNotes,
+    ];
 
     /// The integration kind stored with each instance.
     pub fn kind(self) -> &'static str {
@@ -125,7 +129,8 @@ impl Connector for SftpExport {
     fn on_config_change(&self, old: &Value, new: &mut Value) {
         let at = |v: &Value, p: &str| v.pointer(p).cloned();
         let moved = at(old, "/sftp/host") != at(new, "/sftp/host")
-            || at(old, "/sftp/port").unwrap_or(json!(22)) != at(new, "/sftp/port").unwrap_or(json!(22));
+            || at(old, "/sftp/port").unwrap_or(json!(22))
+                != at(new, "/sftp/port").unwrap_or(json!(22));
         if moved
             && at(old, "/sftp/host_key") == at(new, "/sftp/host_key")
             && let Some(sftp) = new.get_mut("sftp").and_then(Value::as_object_mut)

@@ -117,9 +117,15 @@ impl DateCache {
         if us < self.from || us >= self.until || self.text.is_empty() {
             let z = t.to_zoned(tz.clone());
             self.text = us_date(t, tz);
-            let span = z.start_of_day().ok().zip(z.tomorrow().ok().and_then(|d| d.start_of_day().ok()));
+            let span = z
+                .start_of_day()
+                .ok()
+                .zip(z.tomorrow().ok().and_then(|d| d.start_of_day().ok()));
             (self.from, self.until) = match span {
-                Some((a, b)) => (a.timestamp().as_microsecond(), b.timestamp().as_microsecond()),
+                Some((a, b)) => (
+                    a.timestamp().as_microsecond(),
+                    b.timestamp().as_microsecond(),
+                ),
                 None => (us, us + 1),
             };
         }
@@ -194,7 +200,16 @@ impl Producer<'_> {
                                 missing_crm.insert(m.contact_id);
                                 continue;
                             }
-                            write_eab_row(&mut self.out, m, crm_id, file, template, dates, tz, public_url)?;
+                            write_eab_row(
+                                &mut self.out,
+                                m,
+                                crm_id,
+                                file,
+                                template,
+                                dates,
+                                tz,
+                                public_url,
+                            )?;
                             self.rows += 1;
                         }
                     }
@@ -225,7 +240,9 @@ impl Producer<'_> {
                 for c in &page {
                     let passes = filters.iter().all(|(col, values)| {
                         let v = col.value(c);
-                        values.iter().any(|want| want.trim().eq_ignore_ascii_case(v.trim()))
+                        values
+                            .iter()
+                            .any(|want| want.trim().eq_ignore_ascii_case(v.trim()))
                     });
                     if passes {
                         let cells: Vec<String> = columns.iter().map(|col| col.value(c)).collect();
@@ -393,13 +410,20 @@ async fn export(
 ) -> Result<RunReport, RunError> {
     let store = ctx.store();
     let institution_id = ctx.institution_id();
-    let state: ExportState = serde_json::from_value(ctx.integration().state.clone()).unwrap_or_default();
+    let state: ExportState =
+        serde_json::from_value(ctx.integration().state.clone()).unwrap_or_default();
     let mut window_top = None;
-    let mut out = CsvWriter::new(Vec::with_capacity(CHUNK + 64 * 1024), config.neutralize(kind));
+    let mut out = CsvWriter::new(
+        Vec::with_capacity(CHUNK + 64 * 1024),
+        config.neutralize(kind),
+    );
 
     let source = match kind {
         ExportKind::Contacts => {
-            let contacts: &ContactsConfig = config.contacts.as_ref().ok_or_else(|| RunError::fatal("the export has no contact fields"))?;
+            let contacts: &ContactsConfig = config
+                .contacts
+                .as_ref()
+                .ok_or_else(|| RunError::fatal("the export has no contact fields"))?;
             let schema = store.field_schema(institution_id).await?;
             let columns = contacts
                 .fields
@@ -420,7 +444,10 @@ async fn export(
             }
         }
         ExportKind::Conversations | ExportKind::EabNotes => {
-            let filters = config.filters.as_ref().ok_or_else(|| RunError::fatal("the export has no message filters"))?;
+            let filters = config
+                .filters
+                .as_ref()
+                .ok_or_else(|| RunError::fatal("the export has no message filters"))?;
             let top = store.current_message_seq(institution_id).await?;
             window_top = Some(top);
             let dedupe = config.eab.as_ref().is_some_and(|e| e.dedupe_contacts);
@@ -437,20 +464,26 @@ async fn export(
                 (ExportKind::EabNotes, Some(e)) => {
                     let institution = store.institution(institution_id).await?;
                     let tz = TimeZone::get(&institution.time_zone).map_err(|_| {
-                        RunError::fatal(format!("the institution's time zone {:?} is unknown", institution.time_zone))
+                        RunError::fatal(format!(
+                            "the institution's time zone {:?} is unknown",
+                            institution.time_zone
+                        ))
                     })?;
                     let file = eab_file(e);
                     write(&mut out, &file.first_row())?;
                     MessageFormat::Eab {
-                        template: NoteTemplate::parse(&e.note_body)
-                            .map_err(|t| RunError::fatal(format!("the Note Body is invalid: {t}")))?,
+                        template: NoteTemplate::parse(&e.note_body).map_err(|t| {
+                            RunError::fatal(format!("the Note Body is invalid: {t}"))
+                        })?,
                         file,
                         tz,
                         public_url,
                         dates: DateCache::default(),
                     }
                 }
-                (ExportKind::EabNotes, None) => return Err(RunError::fatal("the export has no EAB fields")),
+                (ExportKind::EabNotes, None) => {
+                    return Err(RunError::fatal("the export has no EAB fields"));
+                }
                 _ => {
                     write(&mut out, &CONVERSATION_COLUMNS)?;
                     MessageFormat::Conversations { public_url }
@@ -481,14 +514,21 @@ async fn export(
             save_watermark(ctx, top).await?;
         }
         log_missing_crm_ids(ctx, &producer.missing_crm_ids()).await;
-        return Ok(RunReport::skipped().with_detail(json!({ "window": window_detail(state.watermark, window_top) })));
+        return Ok(RunReport::skipped()
+            .with_detail(json!({ "window": window_detail(state.watermark, window_top) })));
     }
 
     let session = connect(config, ctx.secrets(), settings.client)
         .await
         .map_err(|e| run_error(&e))?;
     if config.host_key().is_none() {
-        pin_host_key(store, institution_id, ctx.integration().id, session.host_key_fingerprint()).await?;
+        pin_host_key(
+            store,
+            institution_id,
+            ctx.integration().id,
+            session.host_key_fingerprint(),
+        )
+        .await?;
     }
     let name = file_name(config.file_prefix(kind), Timestamp::now());
 
@@ -514,9 +554,7 @@ async fn export(
             match producer.fill().await {
                 Ok(m) => more = m,
                 Err(e) => {
-                    let _ = tx
-                        .send(Err(io::Error::other(e.reason.clone())))
-                        .await;
+                    let _ = tx.send(Err(io::Error::other(e.reason.clone()))).await;
                     return Err(e);
                 }
             }

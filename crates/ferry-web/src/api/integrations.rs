@@ -215,7 +215,10 @@ fn check_text(field: &str, value: &str, max: usize, required: bool) -> ApiResult
             format!("{field} is longer than {max} characters"),
         ));
     }
-    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t') {
+    if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
+    {
         return Err(ApiError::unprocessable(
             "invalid_text",
             field,
@@ -279,8 +282,13 @@ async fn check_remote(
         return Ok(());
     };
     let schema = state.store.field_schema(institution_id).await?;
-    let ctx = ConnectorContext::new(institution_id, integration_id, config.clone(), Secrets::from_json(secrets))
-        .with_store(state.store.clone());
+    let ctx = ConnectorContext::new(
+        institution_id,
+        integration_id,
+        config.clone(),
+        Secrets::from_json(secrets),
+    )
+    .with_store(state.store.clone());
     connector
         .check_with_remote(&ctx, &schema)
         .await
@@ -311,7 +319,15 @@ pub(crate) async fn create_integration(
         .validate_secrets_set(&input.kind, &input.config, &set)
         .map_err(validate_error)?;
     let secrets: Map<String, Value> = secrets.into_iter().filter(|(_, v)| !v.is_null()).collect();
-    check_remote(state, institution_id, &input.kind, None, &input.config, secrets.clone()).await?;
+    check_remote(
+        state,
+        institution_id,
+        &input.kind,
+        None,
+        &input.config,
+        secrets.clone(),
+    )
+    .await?;
     Ok(state
         .store
         .create_integration(
@@ -366,10 +382,18 @@ pub(crate) async fn patch_integration(
             .map(String::as_str)
             .filter(|n| !s.get(*n).is_some_and(Value::is_null))
             .collect();
-        set.extend(s.iter().filter(|(_, v)| !v.is_null()).map(|(k, _)| k.as_str()));
+        set.extend(
+            s.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, _)| k.as_str()),
+        );
         state
             .registry
-            .validate_secrets_set(&current.kind, config.as_ref().unwrap_or(&current.config), &set)
+            .validate_secrets_set(
+                &current.kind,
+                config.as_ref().unwrap_or(&current.config),
+                &set,
+            )
             .map_err(validate_error)?;
     }
     if config.is_some() || secrets.is_some() {
@@ -382,7 +406,15 @@ pub(crate) async fn patch_integration(
             }
         }
         let effective = config.clone().unwrap_or_else(|| current.config.clone());
-        check_remote(state, institution_id, &current.kind, Some(id), &effective, all).await?;
+        check_remote(
+            state,
+            institution_id,
+            &current.kind,
+            Some(id),
+            &effective,
+            all,
+        )
+        .await?;
     }
     Ok(state
         .store
@@ -420,7 +452,8 @@ pub(crate) async fn test_connection(
         .get(kind)
         .ok_or_else(|| ApiError::unprocessable("invalid_value", "type", "unknown kind"))?
         .clone();
-    let ctx = ConnectorContext::new(institution_id, integration_id, config, secrets).with_store(state.store.clone());
+    let ctx = ConnectorContext::new(institution_id, integration_id, config, secrets)
+        .with_store(state.store.clone());
     Ok(match connector.test_connection(&ctx).await {
         Ok(report) => {
             let host_key = report
@@ -503,7 +536,10 @@ async fn secrets_with(
 
 /// List the institution's integrations.
 #[utoipa::path(get, path = "/api/v1/integrations", responses((status = 200, body = Vec<IntegrationView>)))]
-pub async fn list(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<Vec<IntegrationView>>> {
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Auth,
+) -> ApiResult<Json<Vec<IntegrationView>>> {
     let all = state.store.list_integrations(auth.institution_id()).await?;
     Ok(Json(
         all.into_iter()
@@ -560,7 +596,10 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let id = crate::api::contacts::parse_id(&id)?;
-    state.store.delete_integration(auth.institution_id(), id).await?;
+    state
+        .store
+        .delete_integration(auth.institution_id(), id)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -590,7 +629,16 @@ pub async fn test_saved(
         merge_patch(&mut config, p);
     }
     let secrets = secrets_with(&state, inst, id, input.secrets).await?;
-    let view = test_connection(&state, inst, &saved.kind, Some(id), config, secrets, unchanged).await?;
+    let view = test_connection(
+        &state,
+        inst,
+        &saved.kind,
+        Some(id),
+        config,
+        secrets,
+        unchanged,
+    )
+    .await?;
     Ok(Json(view))
 }
 
@@ -638,7 +686,13 @@ mod tests {
     #[test]
     fn merge_patch_follows_rfc_7386() {
         let mut t = json!({"a": "b", "c": {"d": "e", "f": "g"}, "l": [1]});
-        merge_patch(&mut t, &json!({"a": "z", "c": {"f": null}, "l": [2], "n": {"x": 1}}));
-        assert_eq!(t, json!({"a": "z", "c": {"d": "e"}, "l": [2], "n": {"x": 1}}));
+        merge_patch(
+            &mut t,
+            &json!({"a": "z", "c": {"f": null}, "l": [2], "n": {"x": 1}}),
+        );
+        assert_eq!(
+            t,
+            json!({"a": "z", "c": {"d": "e"}, "l": [2], "n": {"x": 1}})
+        );
     }
 }

@@ -14,7 +14,9 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
-use crate::api::runs::{bad, integrations_by_id, parse_limit, parse_positive_id, parse_time, present};
+use crate::api::runs::{
+    bad, integrations_by_id, parse_limit, parse_positive_id, parse_time, present,
+};
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::QueryArgs;
@@ -74,7 +76,9 @@ impl SyncLogParams {
     pub(crate) fn query(&self) -> ApiResult<SyncLogQuery> {
         let limit = parse_limit(&self.limit)?;
         let q = SyncLogQuery {
-            from: present(&self.from).map(|s| parse_time("from", s)).transpose()?,
+            from: present(&self.from)
+                .map(|s| parse_time("from", s))
+                .transpose()?,
             to: present(&self.to).map(|s| parse_time("to", s)).transpose()?,
             integration_id: present(&self.integration_id)
                 .map(|s| parse_positive_id("integration_id", s))
@@ -148,7 +152,11 @@ pub(crate) async fn page(
     let mut rows = store.list_sync_log(institution_id, &probe).await?;
     let more = rows.len() > q.limit as usize;
     rows.truncate(q.limit as usize);
-    let next = if more { rows.last().map(|r| r.id) } else { None };
+    let next = if more {
+        rows.last().map(|r| r.id)
+    } else {
+        None
+    };
     Ok((views(store, institution_id, rows).await?, next))
 }
 
@@ -186,7 +194,9 @@ pub(crate) async fn csv(
         if all.len() > MAX_CSV_ROWS {
             return Err(ApiError::bad_request(
                 "too_many_rows",
-                format!("the range holds more than {MAX_CSV_ROWS} rows; download a shorter time range"),
+                format!(
+                    "the range holds more than {MAX_CSV_ROWS} rows; download a shorter time range"
+                ),
             ));
         }
         if done {
@@ -197,8 +207,17 @@ pub(crate) async fn csv(
     let rows = views(store, institution_id, all).await?;
     let mut w = CsvWriter::new(Vec::new(), true);
     let io = |e: std::io::Error| ApiError::internal(e);
-    w.write_row(&["timestamp", "id", "integration", "direction", "contact_id", "contact", "code", "message"])
-        .map_err(io)?;
+    w.write_row(&[
+        "timestamp",
+        "id",
+        "integration",
+        "direction",
+        "contact_id",
+        "contact",
+        "code",
+        "message",
+    ])
+    .map_err(io)?;
     for r in rows {
         w.write_row(&[
             r.timestamp.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),

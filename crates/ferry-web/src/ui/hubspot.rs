@@ -16,17 +16,30 @@ use serde_json::{Map, Value, json};
 
 use super::{Nav, ui_error};
 use crate::AppState;
-use crate::api::integrations::{CreateIntegration, PatchIntegration, create_integration, patch_integration, run_now};
+use crate::api::integrations::{
+    CreateIntegration, PatchIntegration, create_integration, patch_integration, run_now,
+};
 use crate::auth::Auth;
 use crate::error::ApiError;
 
 const KINDS: [(&str, &str, &str); 2] = [
-    ("hubspot_incoming", "HubSpot → Ferry", "Incoming: contacts created or changed in HubSpot come into Ferry every few minutes."),
-    ("hubspot_outgoing", "Ferry → HubSpot", "Outgoing: contacts created or changed in Ferry go to HubSpot within seconds."),
+    (
+        "hubspot_incoming",
+        "HubSpot → Ferry",
+        "Incoming: contacts created or changed in HubSpot come into Ferry every few minutes.",
+    ),
+    (
+        "hubspot_outgoing",
+        "Ferry → HubSpot",
+        "Outgoing: contacts created or changed in Ferry go to HubSpot within seconds.",
+    ),
 ];
 
 fn kind_label(kind: &str) -> &'static str {
-    KINDS.iter().find(|(k, _, _)| *k == kind).map_or("HubSpot", |(_, l, _)| l)
+    KINDS
+        .iter()
+        .find(|(k, _, _)| *k == kind)
+        .map_or("HubSpot", |(_, l, _)| l)
 }
 
 // ---- Browse Available --------------------------------------------------------------------
@@ -38,7 +51,10 @@ struct BrowsePage {
 }
 
 pub async fn browse(auth: Auth) -> Response {
-    BrowsePage { nav: Nav::new(&auth, "integrations") }.into_response()
+    BrowsePage {
+        nav: Nav::new(&auth, "integrations"),
+    }
+    .into_response()
 }
 
 // ---- The HubSpot page --------------------------------------------------------------------
@@ -81,9 +97,16 @@ fn notice_text(code: &str) -> Option<String> {
     )
 }
 
-pub async fn page(State(state): State<AppState>, auth: Auth, Query(p): Query<NoticeParams>) -> Response {
+pub async fn page(
+    State(state): State<AppState>,
+    auth: Auth,
+    Query(p): Query<NoticeParams>,
+) -> Response {
     let inst = auth.institution_id();
-    let (all, accounts) = match tokio::try_join!(state.store.list_integrations(inst), state.store.crm_accounts(inst, "hubspot")) {
+    let (all, accounts) = match tokio::try_join!(
+        state.store.list_integrations(inst),
+        state.store.crm_accounts(inst, "hubspot")
+    ) {
         Ok(r) => r,
         Err(e) => return ui_error(e.into()),
     };
@@ -92,7 +115,10 @@ pub async fn page(State(state): State<AppState>, auth: Auth, Query(p): Query<Not
         .filter(|i| i.kind.starts_with("hubspot_"))
         .map(|i| {
             let account = match i.config.get("account_id").and_then(Value::as_i64) {
-                Some(a) => accounts.iter().find(|x| x.id == a).map_or_else(|| format!("account #{a} (removed)"), |x| x.label.clone()),
+                Some(a) => accounts
+                    .iter()
+                    .find(|x| x.id == a)
+                    .map_or_else(|| format!("account #{a} (removed)"), |x| x.label.clone()),
                 None => "Private-app token".to_string(),
             };
             Row {
@@ -118,7 +144,11 @@ fn back(notice: &str) -> Response {
     Redirect::to(&format!("/settings/integrations/hubspot?notice={notice}")).into_response()
 }
 
-async fn hubspot_instance(state: &AppState, auth: &Auth, id: &str) -> Result<Integration, Response> {
+async fn hubspot_instance(
+    state: &AppState,
+    auth: &Auth,
+    id: &str,
+) -> Result<Integration, Response> {
     let id = crate::api::contacts::parse_id(id).map_err(ui_error)?;
     match state.store.integration(auth.institution_id(), id).await {
         Ok(i) if i.kind.starts_with("hubspot_") => Ok(i),
@@ -133,7 +163,17 @@ pub async fn toggle(State(state): State<AppState>, auth: Auth, Path(id): Path<St
         Err(r) => return r,
     };
     let enabled = !i.enabled;
-    match patch_integration(&state, auth.institution_id(), i.id, PatchIntegration { enabled: Some(enabled), ..Default::default() }).await {
+    match patch_integration(
+        &state,
+        auth.institution_id(),
+        i.id,
+        PatchIntegration {
+            enabled: Some(enabled),
+            ..Default::default()
+        },
+    )
+    .await
+    {
         Ok(_) => back(if enabled { "enabled" } else { "disabled" }),
         Err(e) => ui_error(e),
     }
@@ -150,7 +190,11 @@ pub async fn run(State(state): State<AppState>, auth: Auth, Path(id): Path<Strin
     }
 }
 
-pub async fn delete_page(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> Response {
+pub async fn delete_page(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Response {
     match hubspot_instance(&state, &auth, &id).await {
         Ok(i) => super::sftp::DeletePage {
             nav: Nav::new(&auth, "integrations"),
@@ -170,7 +214,11 @@ pub async fn delete(State(state): State<AppState>, auth: Auth, Path(id): Path<St
         Ok(i) => i,
         Err(r) => return r,
     };
-    match state.store.delete_integration(auth.institution_id(), i.id).await {
+    match state
+        .store
+        .delete_integration(auth.institution_id(), i.id)
+        .await
+    {
         Ok(()) => back("deleted"),
         Err(e) => ui_error(e.into()),
     }
@@ -227,15 +275,30 @@ impl WizardForm {
         let c = &i.config;
         let (local, remote) = c["mappings"]
             .as_array()
-            .map(|a| a.iter().map(|m| (m["local"].as_str().unwrap_or("").to_string(), m["remote"].as_str().unwrap_or("").to_string())).unzip())
+            .map(|a| {
+                a.iter()
+                    .map(|m| {
+                        (
+                            m["local"].as_str().unwrap_or("").to_string(),
+                            m["remote"].as_str().unwrap_or("").to_string(),
+                        )
+                    })
+                    .unzip()
+            })
             .unwrap_or_default();
         let (filter_field, filter_values) = c["filters"]
             .as_array()
             .map(|a| {
                 a.iter()
                     .map(|f| {
-                        let values: Vec<&str> = f["values"].as_array().map(|v| v.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
-                        (f["field"].as_str().unwrap_or("").to_string(), values.join(", "))
+                        let values: Vec<&str> = f["values"]
+                            .as_array()
+                            .map(|v| v.iter().filter_map(Value::as_str).collect())
+                            .unwrap_or_default();
+                        (
+                            f["field"].as_str().unwrap_or("").to_string(),
+                            values.join(", "),
+                        )
                     })
                     .unzip()
             })
@@ -246,25 +309,37 @@ impl WizardForm {
             name: i.name.clone(),
             description: i.description.clone(),
             enabled: i.enabled,
-            account_id: c["account_id"].as_i64().map(|a| a.to_string()).unwrap_or_default(),
+            account_id: c["account_id"]
+                .as_i64()
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
             local,
             remote,
             filter_field,
             filter_values,
-            every_minutes: c["schedule"]["every_minutes"].as_u64().map(|m| m.to_string()).unwrap_or_default(),
+            every_minutes: c["schedule"]["every_minutes"]
+                .as_u64()
+                .map(|m| m.to_string())
+                .unwrap_or_default(),
             ..Default::default()
         }
     }
 
     /// The mapping pairs, without empty rows (CRM ID ↔ Record ID first, always).
     fn mappings(&self) -> Vec<FieldMapping> {
-        let mut out = vec![FieldMapping { local: "crm_id".into(), remote: "hs_object_id".into() }];
+        let mut out = vec![FieldMapping {
+            local: "crm_id".into(),
+            remote: "hs_object_id".into(),
+        }];
         for (l, r) in self.local.iter().zip(&self.remote) {
             if !l.trim().is_empty() || !r.trim().is_empty() {
                 if l.trim() == "crm_id" && r.trim() == "hs_object_id" {
                     continue;
                 }
-                out.push(FieldMapping { local: l.trim().to_string(), remote: r.trim().to_string() });
+                out.push(FieldMapping {
+                    local: l.trim().to_string(),
+                    remote: r.trim().to_string(),
+                });
             }
         }
         out
@@ -293,12 +368,19 @@ impl WizardForm {
 
     fn secrets(&self) -> Map<String, Value> {
         let mut m = Map::new();
-        for (k, v) in [("access_token", &self.access_token), ("developer_api_key", &self.developer_api_key), ("api_key", &self.api_key)] {
+        for (k, v) in [
+            ("access_token", &self.access_token),
+            ("developer_api_key", &self.developer_api_key),
+            ("api_key", &self.api_key),
+        ] {
             if !v.trim().is_empty() {
                 m.insert(k.into(), json!(v.trim()));
             }
         }
-        if !self.account_id.trim().is_empty() && self.access_token.trim().is_empty() && self.id.is_some() {
+        if !self.account_id.trim().is_empty()
+            && self.access_token.trim().is_empty()
+            && self.id.is_some()
+        {
             // Switching to an account: the private-app token is no longer needed.
             m.insert("access_token".into(), Value::Null);
         }
@@ -310,9 +392,17 @@ impl WizardForm {
         WizardForm {
             kind: kind.to_string(),
             enabled: true,
-            local: ["first_name", "last_name", "phone", "email"].map(String::from).to_vec(),
-            remote: ["firstname", "lastname", "phone", "email"].map(String::from).to_vec(),
-            every_minutes: if kind == "hubspot_incoming" { "15".into() } else { String::new() },
+            local: ["first_name", "last_name", "phone", "email"]
+                .map(String::from)
+                .to_vec(),
+            remote: ["firstname", "lastname", "phone", "email"]
+                .map(String::from)
+                .to_vec(),
+            every_minutes: if kind == "hubspot_incoming" {
+                "15".into()
+            } else {
+                String::new()
+            },
             ..Default::default()
         }
     }
@@ -366,35 +456,85 @@ impl MappingFragment {
 }
 
 async fn field_options(state: &AppState, inst: i64) -> Result<Vec<(String, String)>, Response> {
-    let customs = state.store.custom_fields(inst).await.map_err(|e| ui_error(e.into()))?;
+    let customs = state
+        .store
+        .custom_fields(inst)
+        .await
+        .map_err(|e| ui_error(e.into()))?;
     let mut out: Vec<(String, String)> = vec![("id".into(), "Platform ID".into())];
-    out.extend(DefaultField::ALL.iter().filter(|d| **d != DefaultField::TestUser).map(|d| (d.as_str().to_string(), d.label().to_string())));
+    out.extend(
+        DefaultField::ALL
+            .iter()
+            .filter(|d| **d != DefaultField::TestUser)
+            .map(|d| (d.as_str().to_string(), d.label().to_string())),
+    );
     out.extend(customs.into_iter().map(|c| (c.name, c.label)));
     Ok(out)
 }
 
 /// HubSpot's properties with the account or token in the form (saved secrets stand in for an
 /// empty token field when editing).
-async fn properties(state: &AppState, inst: i64, form: &WizardForm) -> Result<Vec<RemoteProperty>, String> {
+async fn properties(
+    state: &AppState,
+    inst: i64,
+    form: &WizardForm,
+) -> Result<Vec<RemoteProperty>, String> {
     let settings = &state.config.hubspot;
-    let token: Box<dyn ferry_connectors::hubspot::client::TokenSource> = if let Ok(account) = form.account_id.trim().parse::<i64>() {
-        let app = settings.app.clone().ok_or("HubSpot OAuth is not configured on this server")?;
-        let src = ferry_connectors::hubspot::oauth::AccountTokens::new(state.store.clone(), inst, account, settings.clone(), app);
-        return ferry_connectors::hubspot::Client::new(&settings.api_url, src, settings.limits.clone()).properties().await.map_err(|e| e.to_string());
-    } else if !form.access_token.trim().is_empty() {
-        Box::new(ferry_connectors::hubspot::client::StaticToken(form.access_token.trim().to_string().into()))
-    } else if let Some(id) = form.id {
-        let saved = state.store.integration_secrets(inst, id).await.map_err(|e| e.to_string())?;
-        let t = saved.get("access_token").and_then(Value::as_str).ok_or("choose an account or enter an access token first")?;
-        Box::new(ferry_connectors::hubspot::client::StaticToken(t.to_string().into()))
-    } else {
-        return Err("choose an account or enter an access token first".into());
-    };
-    let client = ferry_connectors::hubspot::Client::new(&settings.api_url, std::sync::Arc::from(token), settings.limits.clone());
+    let token: Box<dyn ferry_connectors::hubspot::client::TokenSource> =
+        if let Ok(account) = form.account_id.trim().parse::<i64>() {
+            let app = settings
+                .app
+                .clone()
+                .ok_or("HubSpot OAuth is not configured on this server")?;
+            let src = ferry_connectors::hubspot::oauth::AccountTokens::new(
+                state.store.clone(),
+                inst,
+                account,
+                settings.clone(),
+                app,
+            );
+            return ferry_connectors::hubspot::Client::new(
+                &settings.api_url,
+                src,
+                settings.limits.clone(),
+            )
+            .properties()
+            .await
+            .map_err(|e| e.to_string());
+        } else if !form.access_token.trim().is_empty() {
+            Box::new(ferry_connectors::hubspot::client::StaticToken(
+                form.access_token.trim().to_string().into(),
+            ))
+        } else if let Some(id) = form.id {
+            let saved = state
+                .store
+                .integration_secrets(inst, id)
+                .await
+                .map_err(|e| e.to_string())?;
+            let t = saved
+                .get("access_token")
+                .and_then(Value::as_str)
+                .ok_or("choose an account or enter an access token first")?;
+            Box::new(ferry_connectors::hubspot::client::StaticToken(
+                t.to_string().into(),
+            ))
+        } else {
+            return Err("choose an account or enter an access token first".into());
+        };
+    let client = ferry_connectors::hubspot::Client::new(
+        &settings.api_url,
+        std::sync::Arc::from(token),
+        settings.limits.clone(),
+    );
     client.properties().await.map_err(|e| e.to_string())
 }
 
-async fn mapping_fragment(state: &AppState, inst: i64, form: &WizardForm, field_options: Vec<(String, String)>) -> MappingFragment {
+async fn mapping_fragment(
+    state: &AppState,
+    inst: i64,
+    form: &WizardForm,
+    field_options: Vec<(String, String)>,
+) -> MappingFragment {
     let (mut properties, properties_error) = match properties(state, inst, form).await {
         Ok(p) => (p, None),
         Err(e) => (Vec::new(), Some(e)),
@@ -403,14 +543,32 @@ async fn mapping_fragment(state: &AppState, inst: i64, form: &WizardForm, field_
     let rows = form
         .mappings()
         .into_iter()
-        .chain(std::iter::once(FieldMapping { local: String::new(), remote: String::new() }))
+        .chain(std::iter::once(FieldMapping {
+            local: String::new(),
+            remote: String::new(),
+        }))
         .enumerate()
-        .map(|(index, m)| MappingRow { index, local: m.local, remote: m.remote })
+        .map(|(index, m)| MappingRow {
+            index,
+            local: m.local,
+            remote: m.remote,
+        })
         .collect();
-    MappingFragment { rows, field_options, properties, properties_error }
+    MappingFragment {
+        rows,
+        field_options,
+        properties,
+        properties_error,
+    }
 }
 
-async fn render(state: &AppState, auth: &Auth, status: StatusCode, form: WizardForm, error: Option<String>) -> Response {
+async fn render(
+    state: &AppState,
+    auth: &Auth,
+    status: StatusCode,
+    form: WizardForm,
+    error: Option<String>,
+) -> Response {
     let inst = auth.institution_id();
     let accounts = match state.store.crm_accounts(inst, "hubspot").await {
         Ok(a) => a.into_iter().map(|a| (a.id, a.label)).collect(),
@@ -421,13 +579,22 @@ async fn render(state: &AppState, auth: &Auth, status: StatusCode, form: WizardF
         Err(r) => return r,
     };
     let token_set = match form.id {
-        Some(id) => state.store.integration(inst, id).await.map(|i| i.secrets_set.iter().any(|s| s == "access_token")).unwrap_or(false),
+        Some(id) => state
+            .store
+            .integration(inst, id)
+            .await
+            .map(|i| i.secrets_set.iter().any(|s| s == "access_token"))
+            .unwrap_or(false),
         None => false,
     };
     let mut filters: Vec<(String, String)> = form
         .filter_field
         .iter()
-        .zip(form.filter_values.iter().chain(std::iter::repeat(&String::new())))
+        .zip(
+            form.filter_values
+                .iter()
+                .chain(std::iter::repeat(&String::new())),
+        )
         .filter(|(f, _)| !f.trim().is_empty())
         .map(|(f, v)| (f.clone(), v.clone()))
         .collect();
@@ -457,14 +624,27 @@ pub struct NewParams {
     kind: Option<String>,
 }
 
-pub async fn new_page(State(state): State<AppState>, auth: Auth, Query(p): Query<NewParams>) -> Response {
+pub async fn new_page(
+    State(state): State<AppState>,
+    auth: Auth,
+    Query(p): Query<NewParams>,
+) -> Response {
     match p.kind.as_deref() {
-        Some(k @ ("hubspot_incoming" | "hubspot_outgoing")) => render(&state, &auth, StatusCode::OK, WizardForm::starter(k), None).await,
-        _ => ui_error(ApiError::bad_request("invalid_value", "choose HubSpot incoming or outgoing")),
+        Some(k @ ("hubspot_incoming" | "hubspot_outgoing")) => {
+            render(&state, &auth, StatusCode::OK, WizardForm::starter(k), None).await
+        }
+        _ => ui_error(ApiError::bad_request(
+            "invalid_value",
+            "choose HubSpot incoming or outgoing",
+        )),
     }
 }
 
-pub async fn edit_page(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> Response {
+pub async fn edit_page(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Response {
     match hubspot_instance(&state, &auth, &id).await {
         Ok(i) => render(&state, &auth, StatusCode::OK, WizardForm::of(&i), None).await,
         Err(r) => r,
@@ -473,7 +653,11 @@ pub async fn edit_page(State(state): State<AppState>, auth: Auth, Path(id): Path
 
 /// The mapping step re-rendered (after the account or token changed, or a row was added or
 /// removed): an htmx fragment.
-pub async fn mapping(State(state): State<AppState>, auth: Auth, body: axum::body::Bytes) -> Response {
+pub async fn mapping(
+    State(state): State<AppState>,
+    auth: Auth,
+    body: axum::body::Bytes,
+) -> Response {
     let mut form = WizardForm::parse(&body);
     let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     if let Some((_, i)) = pairs.iter().find(|(k, _)| k == "remove_row")
@@ -489,17 +673,26 @@ pub async fn mapping(State(state): State<AppState>, auth: Auth, body: axum::body
         Ok(f) => f,
         Err(r) => return r,
     };
-    mapping_fragment(&state, inst, &form, field_options).await.into_response()
+    mapping_fragment(&state, inst, &form, field_options)
+        .await
+        .into_response()
 }
 
 /// Finish: creates or saves the instance through the same checks as the API.
-pub async fn finish(State(state): State<AppState>, auth: Auth, body: axum::body::Bytes) -> Response {
+pub async fn finish(
+    State(state): State<AppState>,
+    auth: Auth,
+    body: axum::body::Bytes,
+) -> Response {
     let form = WizardForm::parse(&body);
     let inst = auth.institution_id();
     let result = match form.id {
         None => {
             if !matches!(form.kind.as_str(), "hubspot_incoming" | "hubspot_outgoing") {
-                return ui_error(ApiError::bad_request("invalid_value", "unknown instance type"));
+                return ui_error(ApiError::bad_request(
+                    "invalid_value",
+                    "unknown instance type",
+                ));
             }
             create_integration(
                 &state,

@@ -1,9 +1,9 @@
 //! The server-rendered UI (askama templates, vendored htmx). Pages that are not built yet are
 //! not in the navigation.
 
-pub mod runs;
 pub mod hubspot;
 pub mod oauth;
+pub mod runs;
 pub mod sftp;
 pub mod synclog;
 

@@ -44,13 +44,26 @@ pub async fn start(State(state): State<AppState>, auth: Auth, headers: HeaderMap
     };
     let mut raw = [0u8; 24];
     if getrandom::fill(&mut raw).is_err() {
-        return error_page(StatusCode::INTERNAL_SERVER_ERROR, "no randomness for the OAuth state");
+        return error_page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "no randomness for the OAuth state",
+        );
     }
     let st = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
-    if let Err(e) = state.store.create_oauth_state(auth.institution_id(), PROVIDER, &st).await {
+    if let Err(e) = state
+        .store
+        .create_oauth_state(auth.institution_id(), PROVIDER, &st)
+        .await
+    {
         return super::ui_error(e.into());
     }
-    Redirect::to(&oauth::authorize_url(&state.config.hubspot, &app, &redirect_uri(&state, &headers), &st)).into_response()
+    Redirect::to(&oauth::authorize_url(
+        &state.config.hubspot,
+        &app,
+        &redirect_uri(&state, &headers),
+        &st,
+    ))
+    .into_response()
 }
 
 #[derive(Deserialize, Default)]
@@ -92,34 +105,78 @@ pub async fn callback(
 ) -> Response {
     if let Some(e) = p.error {
         let why = p.error_description.unwrap_or(e);
-        return failed(StatusCode::BAD_REQUEST, format!("HubSpot did not grant access ({why}). Nothing was changed; start again to connect the account."));
+        return failed(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "HubSpot did not grant access ({why}). Nothing was changed; start again to connect the account."
+            ),
+        );
     }
     let (Some(code), Some(st)) = (p.code, p.state) else {
-        return failed(StatusCode::BAD_REQUEST, "The link back from HubSpot is incomplete (no code or state). Start again from the instance's Authentication step.");
+        return failed(
+            StatusCode::BAD_REQUEST,
+            "The link back from HubSpot is incomplete (no code or state). Start again from the instance's Authentication step.",
+        );
     };
-    match state.store.take_oauth_state(auth.institution_id(), PROVIDER, &st).await {
+    match state
+        .store
+        .take_oauth_state(auth.institution_id(), PROVIDER, &st)
+        .await
+    {
         Ok(true) => {}
         Ok(false) => {
-            return failed(StatusCode::BAD_REQUEST, "This sign-in link has expired or was already used (or was started by someone else). Start again from the instance's Authentication step.");
+            return failed(
+                StatusCode::BAD_REQUEST,
+                "This sign-in link has expired or was already used (or was started by someone else). Start again from the instance's Authentication step.",
+            );
         }
         Err(e) => return super::ui_error(e.into()),
     }
     let Some(app) = state.config.hubspot.app.clone() else {
-        return failed(StatusCode::SERVICE_UNAVAILABLE, "HubSpot OAuth is not configured on this server.");
+        return failed(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "HubSpot OAuth is not configured on this server.",
+        );
     };
     let settings = &state.config.hubspot;
-    let tokens = match oauth::exchange_code(settings, &app, &redirect_uri(&state, &headers), &code).await {
-        Ok(t) => t,
-        Err(e) => return failed(StatusCode::BAD_GATEWAY, format!("HubSpot refused the sign-in: {e}")),
-    };
-    let hub = match oauth::hub_of(settings, secrecy::ExposeSecret::expose_secret(&tokens.access_token)).await {
+    let tokens =
+        match oauth::exchange_code(settings, &app, &redirect_uri(&state, &headers), &code).await {
+            Ok(t) => t,
+            Err(e) => {
+                return failed(
+                    StatusCode::BAD_GATEWAY,
+                    format!("HubSpot refused the sign-in: {e}"),
+                );
+            }
+        };
+    let hub = match oauth::hub_of(
+        settings,
+        secrecy::ExposeSecret::expose_secret(&tokens.access_token),
+    )
+    .await
+    {
         Ok(h) => h,
-        Err(e) => return failed(StatusCode::BAD_GATEWAY, format!("HubSpot did not say which account this is: {e}")),
+        Err(e) => {
+            return failed(
+                StatusCode::BAD_GATEWAY,
+                format!("HubSpot did not say which account this is: {e}"),
+            );
+        }
     };
-    let label = if hub.hub_domain.is_empty() { format!("HubSpot {}", hub.hub_id) } else { format!("{} ({})", hub.hub_domain, hub.hub_id) };
+    let label = if hub.hub_domain.is_empty() {
+        format!("HubSpot {}", hub.hub_id)
+    } else {
+        format!("{} ({})", hub.hub_domain, hub.hub_id)
+    };
     match state
         .store
-        .upsert_crm_account(auth.institution_id(), PROVIDER, &hub.hub_id, &label, &tokens.to_json())
+        .upsert_crm_account(
+            auth.institution_id(),
+            PROVIDER,
+            &hub.hub_id,
+            &label,
+            &tokens.to_json(),
+        )
         .await
     {
         Ok(account) => DonePage {
@@ -146,8 +203,14 @@ pub struct AccountView {
 
 /// The HubSpot accounts connected so far (for "select a previously used account").
 #[utoipa::path(get, path = "/api/v1/hubspot/accounts", responses((status = 200, body = Vec<AccountView>)))]
-pub async fn accounts(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<Vec<AccountView>>> {
-    let all = state.store.crm_accounts(auth.institution_id(), PROVIDER).await?;
+pub async fn accounts(
+    State(state): State<AppState>,
+    auth: Auth,
+) -> ApiResult<Json<Vec<AccountView>>> {
+    let all = state
+        .store
+        .crm_accounts(auth.institution_id(), PROVIDER)
+        .await?;
     Ok(Json(
         all.into_iter()
             .map(|a| AccountView {

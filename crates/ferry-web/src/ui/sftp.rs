@@ -105,9 +105,18 @@ impl SftpForm {
             enabled: true,
             port: "22".into(),
             blocks: vec!["0".into()],
-            channels: Channel::ALL.iter().map(|c| c.as_str().to_string()).collect(),
-            types: MessageType::ALL.iter().map(|c| c.as_str().to_string()).collect(),
-            directions: Direction::ALL.iter().map(|c| c.as_str().to_string()).collect(),
+            channels: Channel::ALL
+                .iter()
+                .map(|c| c.as_str().to_string())
+                .collect(),
+            types: MessageType::ALL
+                .iter()
+                .map(|c| c.as_str().to_string())
+                .collect(),
+            directions: Direction::ALL
+                .iter()
+                .map(|c| c.as_str().to_string())
+                .collect(),
             fields: ["id", "first_name", "last_name", "phone", "email", "crm_id"]
                 .map(String::from)
                 .to_vec(),
@@ -147,7 +156,10 @@ impl SftpForm {
             directions: list(c, "/filters/directions"),
             fields: list(c, "/contacts/fields"),
             filter_fields: filters.iter().map(|f| s(f, "/field")).collect(),
-            filter_values: filters.iter().map(|f| list(f, "/values").join(", ")).collect(),
+            filter_values: filters
+                .iter()
+                .map(|f| list(f, "/values").join(", "))
+                .collect(),
             neutralize: c
                 .get("neutralize_formulas")
                 .and_then(Value::as_bool)
@@ -228,14 +240,25 @@ impl SftpForm {
         // A port that is not a number is sent as text, so that validation names the field.
         let port = match self.port.trim() {
             "" => json!(22),
-            p => p.parse::<u64>().map(|n| json!(n)).unwrap_or_else(|_| json!(p)),
+            p => p
+                .parse::<u64>()
+                .map(|n| json!(n))
+                .unwrap_or_else(|_| json!(p)),
         };
         let blocks: Vec<Value> = self
             .blocks
             .iter()
-            .map(|b| b.parse::<u64>().map(|n| json!(n)).unwrap_or_else(|_| json!(b)))
+            .map(|b| {
+                b.parse::<u64>()
+                    .map(|n| json!(n))
+                    .unwrap_or_else(|_| json!(b))
+            })
             .collect();
-        let host_key = if self.repin { Value::Null } else { opt(&self.host_key) };
+        let host_key = if self.repin {
+            Value::Null
+        } else {
+            opt(&self.host_key)
+        };
         let mut config = json!({
             "sftp": {
                 "host": self.host.trim(),
@@ -253,11 +276,18 @@ impl SftpForm {
                 let filters: Vec<Value> = self
                     .filter_fields
                     .iter()
-                    .zip(self.filter_values.iter().chain(std::iter::repeat(&String::new())))
+                    .zip(
+                        self.filter_values
+                            .iter()
+                            .chain(std::iter::repeat(&String::new())),
+                    )
                     .filter(|(f, _)| !f.trim().is_empty())
                     .map(|(f, v)| {
-                        let values: Vec<&str> =
-                            v.split(',').map(str::trim).filter(|x| !x.is_empty()).collect();
+                        let values: Vec<&str> = v
+                            .split(',')
+                            .map(str::trim)
+                            .filter(|x| !x.is_empty())
+                            .collect();
                         json!({ "field": f.trim(), "values": values })
                     })
                     .collect();
@@ -483,7 +513,11 @@ pub async fn delete(State(state): State<AppState>, auth: Auth, Path(id): Path<St
         Ok(id) => id,
         Err(r) => return r,
     };
-    match state.store.delete_integration(auth.institution_id(), id).await {
+    match state
+        .store
+        .delete_integration(auth.institution_id(), id)
+        .await
+    {
         Ok(()) => back("deleted"),
         Err(e) => ui_error(e.into()),
     }
@@ -628,7 +662,11 @@ async fn render_form(
     let mut filters: Vec<FilterRow> = form
         .filter_fields
         .iter()
-        .zip(form.filter_values.iter().chain(std::iter::repeat(&String::new())))
+        .zip(
+            form.filter_values
+                .iter()
+                .chain(std::iter::repeat(&String::new())),
+        )
         .filter(|(f, _)| !f.trim().is_empty())
         .map(|(f, v)| FilterRow {
             field: f.clone(),
@@ -712,10 +750,22 @@ pub async fn new_page(
             "choose the kind of integration: Contacts, Conversations or EAB Notes",
         ));
     };
-    render_form(&state, &auth, StatusCode::OK, None, SftpForm::new_of(kind), None).await
+    render_form(
+        &state,
+        &auth,
+        StatusCode::OK,
+        None,
+        SftpForm::new_of(kind),
+        None,
+    )
+    .await
 }
 
-pub async fn edit_page(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> Response {
+pub async fn edit_page(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Response {
     let id = match id_of(&id) {
         Ok(id) => id,
         Err(r) => return r,
@@ -725,7 +775,15 @@ pub async fn edit_page(State(state): State<AppState>, auth: Auth, Path(id): Path
         Ok(_) => return ui_error(ApiError::not_found()),
         Err(e) => return ui_error(e.into()),
     };
-    render_form(&state, &auth, StatusCode::OK, Some(id), SftpForm::of(&i), None).await
+    render_form(
+        &state,
+        &auth,
+        StatusCode::OK,
+        Some(id),
+        SftpForm::of(&i),
+        None,
+    )
+    .await
 }
 
 fn form_error(e: ApiError) -> Result<ApiError, Response> {
@@ -736,10 +794,17 @@ fn form_error(e: ApiError) -> Result<ApiError, Response> {
     }
 }
 
-pub async fn create(State(state): State<AppState>, auth: Auth, body: axum::body::Bytes) -> Response {
+pub async fn create(
+    State(state): State<AppState>,
+    auth: Auth,
+    body: axum::body::Bytes,
+) -> Response {
     let form = SftpForm::parse(&body);
     let Some(kind) = form.export_kind() else {
-        return ui_error(ApiError::bad_request("invalid_value", "unknown integration type"));
+        return ui_error(ApiError::bad_request(
+            "invalid_value",
+            "unknown integration type",
+        ));
     };
     let input = CreateIntegration {
         kind: kind.kind().to_string(),
@@ -825,7 +890,10 @@ pub async fn test(State(state): State<AppState>, auth: Auth, body: axum::body::B
         }
     }
     let Some(kind) = form.export_kind() else {
-        return ui_error(ApiError::bad_request("invalid_value", "unknown integration type"));
+        return ui_error(ApiError::bad_request(
+            "invalid_value",
+            "unknown integration type",
+        ));
     };
     for (k, v) in form.secrets() {
         if v.is_null() {
@@ -879,7 +947,11 @@ pub(crate) struct DeletePage {
 }
 
 /// Asks before deleting.
-pub async fn delete_page(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> Response {
+pub async fn delete_page(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Response {
     let id = match id_of(&id) {
         Ok(id) => id,
         Err(r) => return r,

@@ -170,7 +170,8 @@ pub async fn sync_log_page(
         to: value(&p.to),
         time_zone: inst.time_zone.clone(),
         filtered: filters.iter().any(|(_, v)| !v.is_empty()),
-        older_link: next.map(|n| format!("/sync-log?{}", query_of(Some(("before", n.to_string()))))),
+        older_link: next
+            .map(|n| format!("/sync-log?{}", query_of(Some(("before", n.to_string()))))),
         download_link: format!("/sync-log.csv?{}", query_of(None)),
     }
     .into_response()

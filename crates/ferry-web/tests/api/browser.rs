@@ -11,15 +11,36 @@ use crate::webdriver::Browser;
 
 /// Fills in and submits the sign-in form the browser is on.
 async fn sign_in(browser: &Browser) {
-    browser.find("#email").await.unwrap().send_keys(ADMIN_EMAIL).await.unwrap();
-    browser.find("#password").await.unwrap().send_keys(ADMIN_PASSWORD).await.unwrap();
-    browser.find("button[type=submit]").await.unwrap().click().await.unwrap();
+    browser
+        .find("#email")
+        .await
+        .unwrap()
+        .send_keys(ADMIN_EMAIL)
+        .await
+        .unwrap();
+    browser
+        .find("#password")
+        .await
+        .unwrap()
+        .send_keys(ADMIN_PASSWORD)
+        .await
+        .unwrap();
+    browser
+        .find("button[type=submit]")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
 }
 
 /// The text of the newest row of Recent Runs (empty while there is none).
 async fn first_run_row(browser: &Browser) -> String {
     let v = browser
-        .execute("var r = document.querySelector('#runs tbody tr'); return r ? r.innerText : '';", vec![])
+        .execute(
+            "var r = document.querySelector('#runs tbody tr'); return r ? r.innerText : '';",
+            vec![],
+        )
         .await
         .unwrap();
     v.as_str().unwrap_or_default().to_string()
@@ -163,7 +184,13 @@ async fn create_test_save_and_run_an_eab_export_through_the_screens() {
     browser.goto(&app.url("/settings/sftp")).await.unwrap();
     sign_in(&browser).await;
     browser.wait_for_text("h1", "SFTP Outbound").await.unwrap();
-    browser.find("#new-integration > summary").await.unwrap().click().await.unwrap();
+    browser
+        .find("#new-integration > summary")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     browser
         .wait_for_text("#new-integration a", "New EAB Notes Export")
         .await
@@ -171,7 +198,10 @@ async fn create_test_save_and_run_an_eab_export_through_the_screens() {
         .click()
         .await
         .unwrap();
-    browser.wait_for_text("h1", "New EAB Notes Export").await.unwrap();
+    browser
+        .wait_for_text("h1", "New EAB Notes Export")
+        .await
+        .unwrap();
     fill(&browser, "#name", "EAB nightly notes").await;
     fill(&browser, "#description", "Advising notes for EAB").await;
     fill(&browser, "#username", "eab").await;
@@ -184,7 +214,13 @@ async fn create_test_save_and_run_an_eab_export_through_the_screens() {
     fill(&browser, "#eab_created_by", "Mainstay").await;
     fill(&browser, "#eab_note_body", "{first_name} asked: {message}").await;
 
-    browser.find("#test-connection").await.unwrap().click().await.unwrap();
+    browser
+        .find("#test-connection")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     browser
         .wait_for_text("#test-result", "Connection succeeded")
         .await
@@ -205,7 +241,11 @@ async fn create_test_save_and_run_an_eab_export_through_the_screens() {
         .unwrap();
     assert!(row.text().await.unwrap().contains("EAB Notes"));
     let (_, all) = app.get("/api/v1/integrations").await;
-    assert_eq!(all[0]["config"]["sftp"]["host_key"], server.host_key_fingerprint(), "Save pinned the key Test Connection saw");
+    assert_eq!(
+        all[0]["config"]["sftp"]["host_key"],
+        server.host_key_fingerprint(),
+        "Save pinned the key Test Connection saw"
+    );
     assert_eq!(all[0]["secrets"]["password"], true);
 
     browser
@@ -229,7 +269,10 @@ async fn create_test_save_and_run_an_eab_export_through_the_screens() {
 
     // Recent Runs refreshes itself while the run is queued or running.
     browser.goto(&app.url("/runs")).await.unwrap();
-    browser.wait_for_text("#runs tbody tr", "EAB nightly notes").await.unwrap();
+    browser
+        .wait_for_text("#runs tbody tr", "EAB nightly notes")
+        .await
+        .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         // Read in the page: the table refreshes itself, so an element found a moment ago may be gone.
@@ -239,7 +282,10 @@ async fn create_test_save_and_run_an_eab_export_through_the_screens() {
             break;
         }
         assert!(!text.contains("Fail"), "the run failed: {text}");
-        assert!(std::time::Instant::now() < deadline, "the run did not finish: {text}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run did not finish: {text}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let files: Vec<_> = std::fs::read_dir(dir.path().join("inbox"))
@@ -266,51 +312,105 @@ async fn create_test_save_and_run_an_eab_export_through_the_screens() {
 async fn a_hubspot_instance_through_the_wizard_with_the_oauth_popup() {
     use ferry_connectors::hubspot::HubSpotSettings;
     use ferry_connectors::hubspot::oauth::OAuthApp;
-    use ferry_emulators::hubspot::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorConfig, SeedContact};
+    use ferry_emulators::hubspot::{
+        DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorConfig, SeedContact,
+    };
 
     let Some(browser) = crate::helpers::browser_or_skip().await else {
         return;
     };
-    let hub = ferry_emulators::hubspot::start(EmulatorConfig::default()).await.unwrap();
+    let hub = ferry_emulators::hubspot::start(EmulatorConfig::default())
+        .await
+        .unwrap();
     let settings = HubSpotSettings {
         api_url: hub.base_url().to_string(),
         auth_url: format!("{}/oauth/authorize", hub.base_url()),
-        app: Some(OAuthApp { client_id: DEFAULT_CLIENT_ID.into(), client_secret: DEFAULT_CLIENT_SECRET.to_string().into() }),
+        app: Some(OAuthApp {
+            client_id: DEFAULT_CLIENT_ID.into(),
+            client_secret: DEFAULT_CLIENT_SECRET.to_string().into(),
+        }),
         ..HubSpotSettings::default()
     };
-    let app = crate::helpers::spawn_app_with(ferry_web::WebConfig { hubspot: settings.clone(), ..Default::default() }).await;
+    let app = crate::helpers::spawn_app_with(ferry_web::WebConfig {
+        hubspot: settings.clone(),
+        ..Default::default()
+    })
+    .await;
     // In Ferry: Quinn, with CRM ID 999. In HubSpot: a contact with Quinn's phone under another
     // ID (a conflict), and a new person.
     let quinn = app.contact("Quinn", "6175550381").await;
-    app.call(reqwest::Method::PATCH, &format!("/api/v1/contacts/{quinn}"), &app.admin_token, Some(json!({"crm_id": "999"}))).await;
+    app.call(
+        reqwest::Method::PATCH,
+        &format!("/api/v1/contacts/{quinn}"),
+        &app.admin_token,
+        Some(json!({"crm_id": "999"})),
+    )
+    .await;
     hub.state()
         .seed_contacts([
-            SeedContact::new([("firstname", "Quinn"), ("lastname", "Student"), ("phone", "(617) 555-0381"), ("email", "quinn@state.edu")]),
-            SeedContact::new([("firstname", "Rhea"), ("lastname", "Nwosu"), ("phone", "(617) 555-0382"), ("email", "rhea@state.edu")]),
+            SeedContact::new([
+                ("firstname", "Quinn"),
+                ("lastname", "Student"),
+                ("phone", "(617) 555-0381"),
+                ("email", "quinn@state.edu"),
+            ]),
+            SeedContact::new([
+                ("firstname", "Rhea"),
+                ("lastname", "Nwosu"),
+                ("phone", "(617) 555-0382"),
+                ("email", "rhea@state.edu"),
+            ]),
         ])
         .unwrap();
     let worker = ferry_worker::Worker::new(
         app.store.store.clone(),
         ferry_connectors::Registry::builtin_with(&app.base, &settings),
-        ferry_worker::WorkerConfig { poll_interval: Duration::from_millis(100), ..Default::default() },
+        ferry_worker::WorkerConfig {
+            poll_interval: Duration::from_millis(100),
+            ..Default::default()
+        },
     );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let worker = tokio::spawn(worker.run(async {
         let _ = stopped.await;
     }));
 
-    browser.goto(&app.url("/settings/integrations")).await.unwrap();
+    browser
+        .goto(&app.url("/settings/integrations"))
+        .await
+        .unwrap();
     sign_in(&browser).await;
     browser.wait_for_text("h1", "Integrations").await.unwrap();
-    browser.wait_for_text("a", "Learn More").await.unwrap().click().await.unwrap();
+    browser
+        .wait_for_text("a", "Learn More")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     browser.wait_for_text("h1", "HubSpot").await.unwrap();
-    browser.find("a[href='/settings/integrations/hubspot/new?type=hubspot_incoming']").await.unwrap().click().await.unwrap();
-    browser.wait_for_text("h1", "New HubSpot → Ferry").await.unwrap();
+    browser
+        .find("a[href='/settings/integrations/hubspot/new?type=hubspot_incoming']")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_for_text("h1", "New HubSpot → Ferry")
+        .await
+        .unwrap();
     fill(&browser, "#name", "From HubSpot").await;
 
     // Authentication: add a new account in the pop-up.
     let main = browser.window_handle().await.unwrap();
-    browser.find("#connect-account").await.unwrap().click().await.unwrap();
+    browser
+        .find("#connect-account")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let popup = loop {
         let handles = browser.window_handles().await.unwrap();
@@ -321,26 +421,71 @@ async fn a_hubspot_instance_through_the_wizard_with_the_oauth_popup() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     browser.switch_to_window(&popup).await.unwrap();
-    browser.wait_for_text("#account", "ferry-emulator.hubspot.com").await.unwrap();
-    browser.find("#connect").await.unwrap().click().await.unwrap();
+    browser
+        .wait_for_text("#account", "ferry-emulator.hubspot.com")
+        .await
+        .unwrap();
+    browser
+        .find("#connect")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     // The callback page tells the wizard and closes itself.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while browser.window_handles().await.unwrap().len() > 1 {
-        assert!(std::time::Instant::now() < deadline, "the pop-up did not close");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pop-up did not close"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     browser.switch_to_window(&main).await.unwrap();
-    browser.wait_for_text("#oauth-status", "Connected ferry-emulator.hubspot.com").await.unwrap();
-    browser.wait_for_text("#account_id option:checked", "ferry-emulator.hubspot.com").await.unwrap();
+    browser
+        .wait_for_text("#oauth-status", "Connected ferry-emulator.hubspot.com")
+        .await
+        .unwrap();
+    browser
+        .wait_for_text("#account_id option:checked", "ferry-emulator.hubspot.com")
+        .await
+        .unwrap();
     // The mapping's dropdowns now list HubSpot's properties.
-    browser.wait_for_text("#remote_1", "Last Modified Date").await.unwrap();
-    browser.find("#finish").await.unwrap().click().await.unwrap();
-    browser.wait_for_text(".alert-ok", "The instance was created").await.unwrap();
-    browser.wait_for_text("#instances", "From HubSpot").await.unwrap();
-    browser.wait_for_text("#instances", "ferry-emulator.hubspot.com").await.unwrap();
+    browser
+        .wait_for_text("#remote_1", "Last Modified Date")
+        .await
+        .unwrap();
+    browser
+        .find("#finish")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_for_text(".alert-ok", "The instance was created")
+        .await
+        .unwrap();
+    browser
+        .wait_for_text("#instances", "From HubSpot")
+        .await
+        .unwrap();
+    browser
+        .wait_for_text("#instances", "ferry-emulator.hubspot.com")
+        .await
+        .unwrap();
 
-    browser.wait_for_text("#instances button", "Run now").await.unwrap().click().await.unwrap();
-    browser.wait_for_text(".alert-ok", "A run was queued").await.unwrap();
+    browser
+        .wait_for_text("#instances button", "Run now")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_for_text(".alert-ok", "A run was queued")
+        .await
+        .unwrap();
     browser.goto(&app.url("/runs")).await.unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
@@ -351,20 +496,36 @@ async fn a_hubspot_instance_through_the_wizard_with_the_oauth_popup() {
             break;
         }
         assert!(!text.contains("Fail"), "the run failed: {text}");
-        assert!(std::time::Instant::now() < deadline, "the run did not finish: {text}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run did not finish: {text}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
     browser.goto(&app.url("/sync-log")).await.unwrap();
-    let row = browser.wait_for_text("#sync-log tbody tr", "match_conflict").await.unwrap();
+    let row = browser
+        .wait_for_text("#sync-log tbody tr", "match_conflict")
+        .await
+        .unwrap();
     assert!(row.text().await.unwrap().contains("From HubSpot"));
-    let href = browser.find("#download-logs").await.unwrap().attr("href").await.unwrap().unwrap();
+    let href = browser
+        .find("#download-logs")
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
     let csv = browser
         .execute("var x = new XMLHttpRequest(); x.open('GET', arguments[0], false); x.send(); return x.responseText;", vec![json!(href)])
         .await
         .unwrap();
     let csv = csv.as_str().unwrap();
-    assert!(csv.starts_with("timestamp,id,integration,direction,contact_id,contact,code,message"), "{csv}");
+    assert!(
+        csv.starts_with("timestamp,id,integration,direction,contact_id,contact,code,message"),
+        "{csv}"
+    );
     assert!(csv.contains("match_conflict"), "{csv}");
     browser.quit().await.unwrap();
     let _ = stop.send(());

@@ -3,13 +3,17 @@
 
 use ferry_connectors::hubspot::HubSpotSettings;
 use ferry_connectors::hubspot::oauth::OAuthApp;
-use ferry_emulators::hubspot::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorConfig, RunningEmulator};
+use ferry_emulators::hubspot::{
+    DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorConfig, RunningEmulator,
+};
 use serde_json::json;
 
 use crate::helpers::{TestApp, spawn_app_with};
 
 async fn app_with_hubspot() -> (TestApp, RunningEmulator) {
-    let hub = ferry_emulators::hubspot::start(EmulatorConfig::default()).await.unwrap();
+    let hub = ferry_emulators::hubspot::start(EmulatorConfig::default())
+        .await
+        .unwrap();
     let config = ferry_web::WebConfig {
         hubspot: HubSpotSettings {
             api_url: hub.base_url().to_string(),
@@ -27,17 +31,34 @@ async fn app_with_hubspot() -> (TestApp, RunningEmulator) {
 
 fn hidden(page: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
-    let rest = page.split(&marker).nth(1).unwrap_or_else(|| panic!("no {name} in {page}"));
+    let rest = page
+        .split(&marker)
+        .nth(1)
+        .unwrap_or_else(|| panic!("no {name} in {page}"));
     rest.split('"').next().unwrap().replace("&amp;", "&")
 }
 
 /// Goes through the consent page as a person would; returns the callback URL HubSpot sends
 /// the browser back to.
 async fn consent(app: &TestApp, cookie: &str, decision: &str) -> String {
-    let start = app.http.get(app.url("/oauth/hubspot/start")).header("cookie", cookie).send().await.unwrap();
+    let start = app
+        .http
+        .get(app.url("/oauth/hubspot/start"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(start.status(), 303);
     let authorize = start.headers()["location"].to_str().unwrap().to_string();
-    let page = app.http.get(&authorize).send().await.unwrap().text().await.unwrap();
+    let page = app
+        .http
+        .get(&authorize)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let base = authorize.split("/oauth/authorize").next().unwrap();
     let form = [
         ("client_id", hidden(&page, "client_id")),
@@ -47,7 +68,13 @@ async fn consent(app: &TestApp, cookie: &str, decision: &str) -> String {
         ("decision", decision.to_string()),
     ];
     assert!(form[1].1.ends_with("/oauth/hubspot/callback"), "{form:?}");
-    let back = app.http.post(format!("{base}/oauth/authorize")).form(&form).send().await.unwrap();
+    let back = app
+        .http
+        .post(format!("{base}/oauth/authorize"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(back.status(), 302);
     back.headers()["location"].to_str().unwrap().to_string()
 }
@@ -57,7 +84,13 @@ async fn an_account_connects_through_oauth_and_refreshes_its_token() {
     let (app, hub) = app_with_hubspot().await;
     let (cookie, _) = app.login().await;
     let callback = consent(&app, &cookie, "approve").await;
-    let done = app.http.get(&callback).header("cookie", &cookie).send().await.unwrap();
+    let done = app
+        .http
+        .get(&callback)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(done.status(), 200);
     let page = done.text().await.unwrap();
     assert!(page.contains("data-oauth-done=\""), "{page}");
@@ -71,9 +104,21 @@ async fn an_account_connects_through_oauth_and_refreshes_its_token() {
     let account = accounts[0]["id"].as_i64().unwrap();
 
     // The state works once.
-    let replay = app.http.get(&callback).header("cookie", &cookie).send().await.unwrap();
+    let replay = app
+        .http
+        .get(&callback)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(replay.status(), 400);
-    assert!(replay.text().await.unwrap().contains("expired or was already used"));
+    assert!(
+        replay
+            .text()
+            .await
+            .unwrap()
+            .contains("expired or was already used")
+    );
 
     // An instance uses the account: saving checks its mapping against HubSpot with the token.
     let (status, created) = app
@@ -97,14 +142,35 @@ async fn an_account_connects_through_oauth_and_refreshes_its_token() {
     assert_eq!(err["error"]["field"], "config.mappings[1]");
 
     // The access token expires: the next use refreshes it and stores the new one.
-    let inst = app.store.institution_by_slug("state-u").await.unwrap().unwrap();
-    let before = app.store.crm_account_tokens(inst.id, account).await.unwrap();
+    let inst = app
+        .store
+        .institution_by_slug("state-u")
+        .await
+        .unwrap()
+        .unwrap();
+    let before = app
+        .store
+        .crm_account_tokens(inst.id, account)
+        .await
+        .unwrap();
     hub.state().expire_access_tokens();
-    let (status, tested) = app.post(&format!("/api/v1/integrations/{}/test-connection", created["id"]), json!({})).await;
+    let (status, tested) = app
+        .post(
+            &format!("/api/v1/integrations/{}/test-connection", created["id"]),
+            json!({}),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(tested["ok"], true, "{tested}");
-    let after = app.store.crm_account_tokens(inst.id, account).await.unwrap();
-    assert_ne!(before["access_token"], after["access_token"], "a new access token was stored");
+    let after = app
+        .store
+        .crm_account_tokens(inst.id, account)
+        .await
+        .unwrap();
+    assert_ne!(
+        before["access_token"], after["access_token"],
+        "a new access token was stored"
+    );
 }
 
 #[tokio::test]
@@ -112,7 +178,13 @@ async fn a_denied_consent_changes_nothing() {
     let (app, _hub) = app_with_hubspot().await;
     let (cookie, _) = app.login().await;
     let callback = consent(&app, &cookie, "deny").await;
-    let res = app.http.get(&callback).header("cookie", &cookie).send().await.unwrap();
+    let res = app
+        .http
+        .get(&callback)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 400);
     assert!(res.text().await.unwrap().contains("did not grant access"));
     let (_, accounts) = app.get("/api/v1/hubspot/accounts").await;
@@ -124,9 +196,17 @@ async fn a_denied_consent_changes_nothing() {
 /// keeping what was entered but not the token.
 #[tokio::test]
 async fn the_wizard_creates_an_instance_and_refuses_a_bad_mapping() {
-    let hub = ferry_emulators::hubspot::start(EmulatorConfig { private_app_tokens: vec!["pat-wizard".into()], ..Default::default() }).await.unwrap();
+    let hub = ferry_emulators::hubspot::start(EmulatorConfig {
+        private_app_tokens: vec!["pat-wizard".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     let config = ferry_web::WebConfig {
-        hubspot: HubSpotSettings { api_url: hub.base_url().to_string(), ..HubSpotSettings::default() },
+        hubspot: HubSpotSettings {
+            api_url: hub.base_url().to_string(),
+            ..HubSpotSettings::default()
+        },
         ..Default::default()
     };
     let app = spawn_app_with(config).await;
@@ -142,10 +222,19 @@ async fn the_wizard_creates_an_instance_and_refuses_a_bad_mapping() {
     assert_eq!(status, 200);
     assert!(browse.contains("href=\"/settings/integrations/hubspot\">Learn More"));
     let (_, hubspot) = page("/settings/integrations/hubspot").await;
-    assert!(hubspot.contains("/settings/integrations/hubspot/new?type=hubspot_incoming") && hubspot.contains("Add New"));
+    assert!(
+        hubspot.contains("/settings/integrations/hubspot/new?type=hubspot_incoming")
+            && hubspot.contains("Add New")
+    );
     let (status, wizard) = page("/settings/integrations/hubspot/new?type=hubspot_outgoing").await;
     assert_eq!(status, 200);
-    for step in ["Instance Details", "Authentication", "Data Mapping", "Finish", "Developer API Key (legacy)"] {
+    for step in [
+        "Instance Details",
+        "Authentication",
+        "Data Mapping",
+        "Finish",
+        "Developer API Key (legacy)",
+    ] {
         assert!(wizard.contains(step), "the wizard shows {step}");
     }
 
@@ -155,14 +244,22 @@ async fn the_wizard_creates_an_instance_and_refuses_a_bad_mapping() {
         .post(app.url("/settings/integrations/hubspot/mapping"))
         .header("cookie", &cookie)
         .header("x-csrf-token", &csrf)
-        .form(&[("type", "hubspot_outgoing"), ("access_token", "pat-wizard"), ("local", "first_name"), ("remote", "firstname")])
+        .form(&[
+            ("type", "hubspot_outgoing"),
+            ("access_token", "pat-wizard"),
+            ("local", "first_name"),
+            ("remote", "firstname"),
+        ])
         .send()
         .await
         .unwrap()
         .text()
         .await
         .unwrap();
-    assert!(fragment.contains("value=\"lastmodifieddate\""), "HubSpot's properties are offered: {fragment}");
+    assert!(
+        fragment.contains("value=\"lastmodifieddate\""),
+        "HubSpot's properties are offered: {fragment}"
+    );
     assert!(fragment.contains("always mapped"));
 
     let finish = |mapping: Vec<(&'static str, &'static str)>| {
@@ -177,25 +274,57 @@ async fn the_wizard_creates_an_instance_and_refuses_a_bad_mapping() {
             form.push(("local", l));
             form.push(("remote", r));
         }
-        let req = app.http.post(app.url("/settings/integrations/hubspot/finish")).header("cookie", &cookie).form(&form);
+        let req = app
+            .http
+            .post(app.url("/settings/integrations/hubspot/finish"))
+            .header("cookie", &cookie)
+            .form(&form);
         async move {
             let res = req.send().await.unwrap();
-            let location = res.headers().get("location").map(|l| l.to_str().unwrap().to_string());
+            let location = res
+                .headers()
+                .get("location")
+                .map(|l| l.to_str().unwrap().to_string());
             (res.status().as_u16(), location, res.text().await.unwrap())
         }
     };
-    let (status, _, refused) = finish(vec![("first_name", "firstname"), ("last_name", "lastname"), ("phone", "phone"), ("email", "email"), ("opt_in", "firstname")]).await;
+    let (status, _, refused) = finish(vec![
+        ("first_name", "firstname"),
+        ("last_name", "lastname"),
+        ("phone", "phone"),
+        ("email", "email"),
+        ("opt_in", "firstname"),
+    ])
+    .await;
     assert_eq!(status, 422);
     assert!(refused.contains("firstname is mapped twice"), "{refused}");
-    assert!(refused.contains("value=\"Ferry to HubSpot\""), "what was entered is kept");
-    assert!(!refused.contains("pat-wizard"), "the token is not sent back");
+    assert!(
+        refused.contains("value=\"Ferry to HubSpot\""),
+        "what was entered is kept"
+    );
+    assert!(
+        !refused.contains("pat-wizard"),
+        "the token is not sent back"
+    );
 
-    let (status, location, _) = finish(vec![("first_name", "firstname"), ("last_name", "lastname"), ("phone", "phone"), ("email", "email")]).await;
+    let (status, location, _) = finish(vec![
+        ("first_name", "firstname"),
+        ("last_name", "lastname"),
+        ("phone", "phone"),
+        ("email", "email"),
+    ])
+    .await;
     assert_eq!(status, 303);
-    assert_eq!(location.as_deref(), Some("/settings/integrations/hubspot?notice=created"));
+    assert_eq!(
+        location.as_deref(),
+        Some("/settings/integrations/hubspot?notice=created")
+    );
     let (_, all) = app.get("/api/v1/integrations").await;
     assert_eq!(all[0]["type"], "hubspot_outgoing");
-    assert_eq!(all[0]["config"]["mappings"][0], json!({"local": "crm_id", "remote": "hs_object_id"}));
+    assert_eq!(
+        all[0]["config"]["mappings"][0],
+        json!({"local": "crm_id", "remote": "hs_object_id"})
+    );
     assert_eq!(all[0]["secrets"]["access_token"], true);
     let (_, listed) = page("/settings/integrations/hubspot").await;
     assert!(listed.contains("Ferry to HubSpot") && listed.contains("Private-app token"));

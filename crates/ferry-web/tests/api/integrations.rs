@@ -55,8 +55,15 @@ async fn create_read_change_and_delete_with_write_only_secrets() {
         created["secrets"],
         json!({"password": true, "private_key": false, "passphrase": false})
     );
-    for body in [&created, &app.get(&format!("/api/v1/integrations/{id}")).await.1, &app.get("/api/v1/integrations").await.1] {
-        assert!(!body.to_string().contains(SFTP_PASSWORD), "a secret leaked: {body}");
+    for body in [
+        &created,
+        &app.get(&format!("/api/v1/integrations/{id}")).await.1,
+        &app.get("/api/v1/integrations").await.1,
+    ] {
+        assert!(
+            !body.to_string().contains(SFTP_PASSWORD),
+            "a secret leaked: {body}"
+        );
     }
 
     // A merge patch: change the directory, clear the prefix, swap the password for a key.
@@ -73,7 +80,10 @@ async fn create_read_change_and_delete_with_write_only_secrets() {
     assert_eq!(patched["enabled"], false);
     assert_eq!(patched["config"]["sftp"]["directory"], "other");
     assert!(patched["config"]["sftp"].get("file_prefix").is_none());
-    assert_eq!(patched["config"]["eab"]["institution_id"], "77", "untouched parts stay");
+    assert_eq!(
+        patched["config"]["eab"]["institution_id"], "77",
+        "untouched parts stay"
+    );
     assert_eq!(patched["secrets"]["password"], false);
     assert_eq!(patched["secrets"]["private_key"], true);
 
@@ -96,15 +106,27 @@ async fn create_read_change_and_delete_with_write_only_secrets() {
     let fp = "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU";
     let path = format!("/api/v1/integrations/{id}");
     let (_, pinned) = app
-        .call(Method::PATCH, &path, &app.admin_token, Some(json!({"config": {"sftp": {"host_key": fp}}})))
+        .call(
+            Method::PATCH,
+            &path,
+            &app.admin_token,
+            Some(json!({"config": {"sftp": {"host_key": fp}}})),
+        )
         .await;
     assert_eq!(pinned["config"]["sftp"]["host_key"], fp);
     let (_, moved) = app
-        .call(Method::PATCH, &path, &app.admin_token, Some(json!({"config": {"sftp": {"host": "sftp2.example.edu"}}})))
+        .call(
+            Method::PATCH,
+            &path,
+            &app.admin_token,
+            Some(json!({"config": {"sftp": {"host": "sftp2.example.edu"}}})),
+        )
         .await;
     assert!(moved["config"]["sftp"].get("host_key").is_none(), "{moved}");
 
-    let (status, _) = app.call(Method::DELETE, &path, &app.admin_token, None).await;
+    let (status, _) = app
+        .call(Method::DELETE, &path, &app.admin_token, None)
+        .await;
     assert_eq!(status, 204);
     let (status, _) = app.get(&path).await;
     assert_eq!(status, 404);
@@ -116,13 +138,41 @@ async fn invalid_requests_name_the_field_and_store_nothing() {
     let cases: Vec<(Box<dyn Fn(&mut Value)>, u16, &str)> = vec![
         (Box::new(|v| v["type"] = json!("fax_export")), 422, "type"),
         (Box::new(|v| v["name"] = json!(" ")), 422, "name"),
-        (Box::new(|v| v["config"]["eab"]["note_body"] = json!("Hi {nmae}")), 422, "config.eab.note_body"),
-        (Box::new(|v| v["config"]["filters"]["channels"] = json!([])), 422, "config.filters.channels"),
-        (Box::new(|v| v["config"]["schedule"]["blocks"] = json!([9])), 422, "config.schedule.blocks"),
-        (Box::new(|v| v["config"]["sftp"]["host"] = json!("")), 422, "config.sftp.host"),
-        (Box::new(|v| v["config"]["sftp"]["hostname"] = json!("x")), 422, "config.hostname"),
-        (Box::new(|v| v["secrets"] = json!({"token": "x"})), 422, "secrets.token"),
-        (Box::new(|v| v["secrets"] = json!({"password": 5})), 422, "secrets.password"),
+        (
+            Box::new(|v| v["config"]["eab"]["note_body"] = json!("Hi {nmae}")),
+            422,
+            "config.eab.note_body",
+        ),
+        (
+            Box::new(|v| v["config"]["filters"]["channels"] = json!([])),
+            422,
+            "config.filters.channels",
+        ),
+        (
+            Box::new(|v| v["config"]["schedule"]["blocks"] = json!([9])),
+            422,
+            "config.schedule.blocks",
+        ),
+        (
+            Box::new(|v| v["config"]["sftp"]["host"] = json!("")),
+            422,
+            "config.sftp.host",
+        ),
+        (
+            Box::new(|v| v["config"]["sftp"]["hostname"] = json!("x")),
+            422,
+            "config.hostname",
+        ),
+        (
+            Box::new(|v| v["secrets"] = json!({"token": "x"})),
+            422,
+            "secrets.token",
+        ),
+        (
+            Box::new(|v| v["secrets"] = json!({"password": 5})),
+            422,
+            "secrets.password",
+        ),
         (Box::new(|v| v["secrets"] = json!({})), 422, "secrets"),
         (Box::new(|v| v["colour"] = json!("red")), 422, "colour"),
     ];
@@ -153,7 +203,11 @@ async fn test_connection_pins_the_key_and_reports_failures() {
     assert_eq!(ok["host_key"], server.host_key_fingerprint());
     assert!(ok["message"].as_str().unwrap().contains("inbox"), "{ok}");
     let (_, saved) = app.get(&format!("/api/v1/integrations/{id}")).await;
-    assert_eq!(saved["config"]["sftp"]["host_key"], server.host_key_fingerprint(), "accept-new pinned the key");
+    assert_eq!(
+        saved["config"]["sftp"]["host_key"],
+        server.host_key_fingerprint(),
+        "accept-new pinned the key"
+    );
 
     // Unsaved values: a wrong password fails without changing what is saved.
     let (status, bad) = app
@@ -161,22 +215,39 @@ async fn test_connection_pins_the_key_and_reports_failures() {
         .await;
     assert_eq!(status, 200);
     assert_eq!(bad["ok"], false);
-    assert!(bad["message"].as_str().unwrap().contains("authentication failed"), "{bad}");
+    assert!(
+        bad["message"]
+            .as_str()
+            .unwrap()
+            .contains("authentication failed"),
+        "{bad}"
+    );
     let (_, missing) = app
         .post(&path, json!({"config": {"sftp": {"directory": "nope"}}}))
         .await;
     assert_eq!(missing["ok"], false);
-    assert!(missing["message"].as_str().unwrap().contains("\"nope\" does not exist"), "{missing}");
+    assert!(
+        missing["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"nope\" does not exist"),
+        "{missing}"
+    );
 
     // The server's key changes: the pinned key refuses it.
     server.rotate_host_key().unwrap();
     let (_, changed) = app.post(&path, json!({})).await;
     assert_eq!(changed["ok"], false);
-    assert!(changed["message"].as_str().unwrap().contains("host key"), "{changed}");
+    assert!(
+        changed["message"].as_str().unwrap().contains("host key"),
+        "{changed}"
+    );
 
     // A new integration's test, before it is saved.
     let mut new = eab_request(server.port());
-    new.as_object_mut().unwrap().retain(|k, _| ["type", "config", "secrets"].contains(&k.as_str()));
+    new.as_object_mut()
+        .unwrap()
+        .retain(|k, _| ["type", "config", "secrets"].contains(&k.as_str()));
     let (status, fresh) = app.post("/api/v1/integrations/test-connection", new).await;
     assert_eq!(status, 200, "{fresh}");
     assert_eq!(fresh["ok"], true, "{fresh}");
@@ -202,11 +273,18 @@ async fn run_now_queues_one_run_and_a_worker_uploads_the_file() {
     let (_, created) = create(&app, eab_request(server.port())).await;
     let id = created["id"].as_i64().unwrap();
 
-    let (status, queued) = app.post(&format!("/api/v1/integrations/{id}/runs"), json!({})).await;
+    let (status, queued) = app
+        .post(&format!("/api/v1/integrations/{id}/runs"), json!({}))
+        .await;
     assert_eq!(status, 202, "{queued}");
     let run_id = queued["run_id"].as_i64().unwrap();
-    let (_, again) = app.post(&format!("/api/v1/integrations/{id}/runs"), json!({})).await;
-    assert_eq!(again["run_id"], run_id, "a second Run now finds the queued run");
+    let (_, again) = app
+        .post(&format!("/api/v1/integrations/{id}/runs"), json!({}))
+        .await;
+    assert_eq!(
+        again["run_id"], run_id,
+        "a second Run now finds the queued run"
+    );
 
     let registry = ferry_connectors::Registry::builtin(&app.base);
     let worker = ferry_worker::Worker::new(app.store.store.clone(), registry, Default::default());
@@ -216,13 +294,23 @@ async fn run_now_queues_one_run_and_a_worker_uploads_the_file() {
     assert_eq!(run["status"], "success", "{run}");
     assert_eq!(run["rows"], 1);
     let file = run["file"].as_str().unwrap();
-    assert!(file.starts_with("notes_") && file.ends_with(".csv"), "{file}");
+    assert!(
+        file.starts_with("notes_") && file.ends_with(".csv"),
+        "{file}"
+    );
     let bytes = std::fs::read_to_string(dir.path().join("inbox").join(file)).unwrap();
     assert!(bytes.starts_with("GradesFirst Import Version=3,Institution ID=77\r\nnote,add,EAB-1,group_id,Y,N,Y,09/01/2026,Mainstay,Ana: Hi Ana,"), "{bytes}");
-    assert!(bytes.contains(&format!("{}/contacts/{contact}?message=", app.base)), "{bytes}");
-    let (_, listed) = app.get(&format!("/api/v1/runs?integration_id={id}&status=success")).await;
+    assert!(
+        bytes.contains(&format!("{}/contacts/{contact}?message=", app.base)),
+        "{bytes}"
+    );
+    let (_, listed) = app
+        .get(&format!("/api/v1/runs?integration_id={id}&status=success"))
+        .await;
     assert_eq!(listed["runs"][0]["id"], run_id);
 
-    let (status, _) = app.post("/api/v1/integrations/999999/runs", json!({})).await;
+    let (status, _) = app
+        .post("/api/v1/integrations/999999/runs", json!({}))
+        .await;
     assert_eq!(status, 404);
 }

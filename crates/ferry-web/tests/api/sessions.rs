@@ -77,7 +77,11 @@ async fn ui_pages_render_for_a_session() {
     let signed_in = app
         .http
         .post(app.url("/login"))
-        .form(&[("email", crate::helpers::ADMIN_EMAIL), ("password", crate::helpers::ADMIN_PASSWORD), ("next", next.as_str())])
+        .form(&[
+            ("email", crate::helpers::ADMIN_EMAIL),
+            ("password", crate::helpers::ADMIN_PASSWORD),
+            ("next", next.as_str()),
+        ])
         .send()
         .await
         .unwrap();

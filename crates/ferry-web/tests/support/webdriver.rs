@@ -386,7 +386,11 @@ impl Browser {
     pub async fn window_handles(&self) -> Result<Vec<String>> {
         let v = self.cmd(Method::GET, "/window/handles", None).await?;
         Ok(v.as_array()
-            .map(|a| a.iter().filter_map(|h| h.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|h| h.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default())
     }
 

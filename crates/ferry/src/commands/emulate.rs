@@ -15,7 +15,10 @@ pub async fn hubspot(listen: &str, token: Option<String>) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
-    println!("HubSpot emulator on http://{addr} (OAuth client id {}, Ctrl-C to stop)", config.oauth.client_id);
+    println!(
+        "HubSpot emulator on http://{addr} (OAuth client id {}, Ctrl-C to stop)",
+        config.oauth.client_id
+    );
     HubSpotEmulator::new(config)
         .serve(listener, crate::server::signal())
         .await
