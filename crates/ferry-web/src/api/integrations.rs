@@ -69,7 +69,7 @@ impl IntegrationView {
         }
         IntegrationView {
             id: i.id,
-            type_label: crate::api::runs::type_label(&i.kind).to_string(),
+            type_label: crate::api::runs::type_label(&state.registry, &i.kind),
             kind: i.kind,
             name: i.name,
             description: i.description,

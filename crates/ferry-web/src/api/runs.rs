@@ -15,17 +15,12 @@ use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::QueryArgs;
 
-/// The Recent Runs "Type" of an integration kind. Kinds without a label of their own show as
-/// the kind itself.
-pub fn type_label(kind: &str) -> &str {
-    match kind {
-        "contacts_export" => "Contacts",
-        "conversations_export" => "Conversations",
-        "eab_notes_export" => "EAB Notes",
-        "hubspot_incoming" => "HubSpot incoming",
-        "hubspot_outgoing" => "HubSpot outgoing",
-        other => other,
-    }
+/// The Recent Runs "Type" of an integration kind: its connector's label (`EAB Notes`,
+/// `HubSpot incoming`, …), or the kind itself when this build has no connector for it.
+pub fn type_label(registry: &ferry_connectors::Registry, kind: &str) -> String {
+    registry
+        .get(kind)
+        .map_or_else(|| kind.to_string(), |c| c.label().to_string())
 }
 
 /// The name of the file a run uploaded (`detail.file`), when it uploaded one.
@@ -80,12 +75,12 @@ pub struct RunView {
 }
 
 impl RunView {
-    pub fn new(r: Run, integration_name: String) -> RunView {
+    pub fn new(r: Run, integration_name: String, type_label: String) -> RunView {
         RunView {
             id: r.id,
             integration_id: r.integration_id,
             integration_name,
-            type_label: type_label(&r.kind).to_string(),
+            type_label,
             kind: r.kind,
             trigger: r.trigger,
             scheduled_for: r.scheduled_for,
@@ -278,7 +273,8 @@ pub async fn list(
                     .get(&r.integration_id)
                     .map(|i| i.name.clone())
                     .unwrap_or_default();
-                RunView::new(r, name)
+                let label = type_label(&state.registry, &r.kind);
+                RunView::new(r, name, label)
             })
             .collect(),
         next_cursor,
@@ -297,5 +293,6 @@ pub async fn get(
     let id = crate::api::contacts::parse_id(&id)?;
     let run = state.store.run(inst, id).await?;
     let integration = state.store.integration(inst, run.integration_id).await?;
-    Ok(Json(RunView::new(run, integration.name)))
+    let label = type_label(&state.registry, &run.kind);
+    Ok(Json(RunView::new(run, integration.name, label)))
 }

@@ -279,7 +279,7 @@ async fn load(
                 .get(&r.integration_id)
                 .map(|i| i.name.clone())
                 .unwrap_or_default(),
-            type_label: type_label(&r.kind).to_string(),
+            type_label: type_label(&state.registry, &r.kind),
             rows: if r.status.is_final() {
                 fmt_count(r.rows)
             } else {
@@ -334,7 +334,7 @@ pub async fn runs_page(
             .map(|i| SelectOption {
                 selected: filters.query.integration_id == Some(i.id),
                 value: i.id.to_string(),
-                label: format!("{} ({})", i.name, type_label(&i.kind)),
+                label: format!("{} ({})", i.name, type_label(&state.registry, &i.kind)),
             })
             .collect(),
         statuses: RunStatus::ALL

@@ -34,6 +34,58 @@ async fn sign_in(browser: &Browser) {
         .unwrap();
 }
 
+/// A worker beside the web app, as `ferry serve` runs one.
+struct BackgroundWorker {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl BackgroundWorker {
+    fn start(
+        app: &crate::helpers::TestApp,
+        registry: ferry_connectors::Registry,
+    ) -> BackgroundWorker {
+        let worker = ferry_worker::Worker::new(
+            app.store.store.clone(),
+            registry,
+            ferry_worker::WorkerConfig {
+                poll_interval: Duration::from_millis(100),
+                ..Default::default()
+            },
+        );
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(worker.run(async {
+            let _ = stopped.await;
+        }));
+        BackgroundWorker { stop, task }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap();
+    }
+}
+
+/// On Recent Runs (which refreshes itself while a run is queued or running), waits until the
+/// newest run is a Success of type `type_label`; fails at once on a Fail.
+async fn wait_for_newest_run_success(browser: &Browser, type_label: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        // Read in the page: the table refreshes itself, so an element found a moment ago may be gone.
+        let text = first_run_row(browser).await;
+        if text.contains("Success") {
+            assert!(text.contains(type_label), "{text}");
+            return;
+        }
+        assert!(!text.contains("Fail"), "the run failed: {text}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run did not finish: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// The text of the newest row of Recent Runs (empty while there is none).
 async fn first_run_row(browser: &Browser) -> String {
     let v = browser
@@ -168,18 +220,7 @@ async fn create_test_save_and_run_an_eab_export_through_the_screens() {
         {"contact_id": contact, "channel": "sms", "type": "ai_agent", "direction": "incoming", "body": "Where is the FAFSA form?", "sent_at": "2026-09-01T14:00:00Z"}
     ]})).await;
     // A worker beside the web app, as `ferry serve` runs one.
-    let worker = ferry_worker::Worker::new(
-        app.store.store.clone(),
-        ferry_connectors::Registry::builtin(&app.base),
-        ferry_worker::WorkerConfig {
-            poll_interval: Duration::from_millis(100),
-            ..Default::default()
-        },
-    );
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let worker = tokio::spawn(worker.run(async {
-        let _ = stopped.await;
-    }));
+    let worker = BackgroundWorker::start(&app, ferry_connectors::Registry::builtin(&app.base));
 
     browser.goto(&app.url("/settings/sftp")).await.unwrap();
     sign_in(&browser).await;
@@ -273,21 +314,7 @@ async fn create_test_save_and_run_an_eab_export_through_the_screens() {
         .wait_for_text("#runs tbody tr", "EAB nightly notes")
         .await
         .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        // Read in the page: the table refreshes itself, so an element found a moment ago may be gone.
-        let text = first_run_row(&browser).await;
-        if text.contains("Success") {
-            assert!(text.contains("EAB Notes"), "{text}");
-            break;
-        }
-        assert!(!text.contains("Fail"), "the run failed: {text}");
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the run did not finish: {text}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for_newest_run_success(&browser, "EAB Notes").await;
     let files: Vec<_> = std::fs::read_dir(dir.path().join("inbox"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -300,8 +327,7 @@ async fn create_test_save_and_run_an_eab_export_through_the_screens() {
         "{bytes}"
     );
     browser.quit().await.unwrap();
-    let _ = stop.send(());
-    worker.await.unwrap();
+    worker.stop().await;
 }
 
 /// Seed 002 through the screens: Browse Available → HubSpot → Add New (incoming) → the wizard,
@@ -362,18 +388,10 @@ async fn a_hubspot_instance_through_the_wizard_with_the_oauth_popup() {
             ]),
         ])
         .unwrap();
-    let worker = ferry_worker::Worker::new(
-        app.store.store.clone(),
+    let worker = BackgroundWorker::start(
+        &app,
         ferry_connectors::Registry::builtin_with(&app.base, &settings),
-        ferry_worker::WorkerConfig {
-            poll_interval: Duration::from_millis(100),
-            ..Default::default()
-        },
     );
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let worker = tokio::spawn(worker.run(async {
-        let _ = stopped.await;
-    }));
 
     browser
         .goto(&app.url("/settings/integrations"))
@@ -487,21 +505,7 @@ async fn a_hubspot_instance_through_the_wizard_with_the_oauth_popup() {
         .await
         .unwrap();
     browser.goto(&app.url("/runs")).await.unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        // Read in the page: the table refreshes itself, so an element found a moment ago may be gone.
-        let text = first_run_row(&browser).await;
-        if text.contains("Success") {
-            assert!(text.contains("HubSpot incoming"), "{text}");
-            break;
-        }
-        assert!(!text.contains("Fail"), "the run failed: {text}");
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the run did not finish: {text}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for_newest_run_success(&browser, "HubSpot incoming").await;
 
     browser.goto(&app.url("/sync-log")).await.unwrap();
     let row = browser
@@ -528,6 +532,5 @@ async fn a_hubspot_instance_through_the_wizard_with_the_oauth_popup() {
     );
     assert!(csv.contains("match_conflict"), "{csv}");
     browser.quit().await.unwrap();
-    let _ = stop.send(());
-    worker.await.unwrap();
+    worker.stop().await;
 }

@@ -314,3 +314,64 @@ async fn run_now_queues_one_run_and_a_worker_uploads_the_file() {
         .await;
     assert_eq!(status, 404);
 }
+
+/// The configuration screen shows the allow-list IPs from the setting and the placeholders
+/// beside Note Body; a saved password shows as set, never its value.
+#[tokio::test]
+async fn the_configuration_screen_lists_ips_and_placeholders_and_hides_secrets() {
+    let app = crate::helpers::spawn_app_with(ferry_web::WebConfig {
+        egress_ips: vec!["34.197.84.241".into(), "3.233.244.171".into()],
+        ..Default::default()
+    })
+    .await;
+    let (_, created) = create(&app, eab_request(2222)).await;
+    let (cookie, _) = app.login().await;
+    let page = |path: String| {
+        let req = app.http.get(app.url(&path)).header("cookie", &cookie);
+        async move { req.send().await.unwrap().text().await.unwrap() }
+    };
+    let new = page("/settings/sftp/new?type=eab_notes_export".into()).await;
+    assert!(
+        new.contains("<code>34.197.84.241</code> and <code>3.233.244.171</code>"),
+        "{new}"
+    );
+    for placeholder in [
+        "{date}",
+        "{url}",
+        "{first_name}",
+        "{last_name}",
+        "{preferred_name}",
+        "{message}",
+        "{channel}",
+        "{type}",
+        "{direction}",
+        "{count}",
+    ] {
+        assert!(
+            new.contains(&format!("<code>{placeholder}</code>")),
+            "{placeholder} is listed"
+        );
+    }
+    let edit = page(format!("/settings/sftp/{}", created["id"])).await;
+    assert!(
+        edit.contains("Set (leave empty to keep)"),
+        "the form says the password is set"
+    );
+    assert!(!edit.contains(SFTP_PASSWORD), "and never shows it");
+    let without = crate::helpers::spawn_app().await;
+    let (cookie, _) = without.login().await;
+    let plain = without
+        .http
+        .get(without.url("/settings/sftp/new?type=eab_notes_export"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !plain.contains("egress-ips"),
+        "no allow-list box without the setting"
+    );
+}
