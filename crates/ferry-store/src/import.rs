@@ -11,7 +11,7 @@ use std::sync::Arc;
 use ferry_core::contact::{ContactWrite, FieldSchema, Raw};
 use tokio::sync::mpsc;
 
-use crate::contacts::{AppliedAction, CHUNK, RowError, WriteKind};
+use crate::contacts::{AppliedAction, RowError, WriteKind};
 use crate::{Store, StoreError};
 
 /// The most row errors a report lists; the counts still cover every row.
@@ -153,7 +153,8 @@ impl CsvImport {
     }
 
     /// Parses rows on a blocking thread, sending chunks down `tx`.
-    fn parse_into(self, tx: mpsc::Sender<Vec<Parsed>>) {
+    /// Parses the rows and sends them in chunks of `chunk_rows`.
+    fn parse_into(self, tx: mpsc::Sender<Vec<Parsed>>, chunk_rows: usize) {
         let CsvImport {
             data,
             header,
@@ -164,7 +165,7 @@ impl CsvImport {
             .flexible(true)
             .from_reader(data.as_slice());
         let fields: Vec<&str> = header.iter().map(String::as_str).collect();
-        let mut chunk = Vec::with_capacity(CHUNK);
+        let mut chunk = Vec::with_capacity(chunk_rows);
         let mut record = csv::StringRecord::new();
         let mut row = 1u64;
         loop {
@@ -218,9 +219,12 @@ impl CsvImport {
                     ));
                 }
             }
-            if chunk.len() == CHUNK
+            if chunk.len() == chunk_rows
                 && tx
-                    .blocking_send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)))
+                    .blocking_send(std::mem::replace(
+                        &mut chunk,
+                        Vec::with_capacity(chunk_rows),
+                    ))
                     .is_err()
             {
                 return;
@@ -259,7 +263,8 @@ impl Store {
         let schema = self.field_schema(institution_id).await?;
         let prepared = CsvImport::prepare(data, schema)?;
         let (tx, mut rx) = mpsc::channel::<Vec<Parsed>>(4);
-        let parser = tokio::task::spawn_blocking(move || prepared.parse_into(tx));
+        let chunk_rows = self.chunk_rows();
+        let parser = tokio::task::spawn_blocking(move || prepared.parse_into(tx, chunk_rows));
         let mut report = ImportReport::default();
         let mut done = 0u64;
         while let Some(chunk) = rx.recv().await {

@@ -156,7 +156,7 @@ impl SqliteBulk {
             let mut by_phone = tx.prepare(&format!(
                 "SELECT {CONTACT_COLS} FROM contacts WHERE institution_id = ?1 AND phone = ?2"
             ))?;
-            let mut seen = std::collections::HashSet::new();
+            let mut seen = crate::contacts::FastSet::default();
             let mut found = Vec::new();
             for w in writes {
                 if let Some(id) = w.platform_id {
