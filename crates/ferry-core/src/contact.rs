@@ -6,7 +6,7 @@
 //! - First name, last name and phone are required for a new contact.
 //! - Re-importing an archived contact un-archives it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
@@ -512,6 +512,11 @@ pub struct ContactData {
     pub test_user: bool,
     pub archived: bool,
     pub custom: BTreeMap<String, Value>,
+    /// The fields (by name: `first_name`, a custom field's name, …) that an `UNSET` cleared and
+    /// nothing has set since. Outgoing syncs clear these in the CRM; a field that is merely
+    /// blank is never sent (seed 002's Tips).
+    #[serde(skip)]
+    pub cleared: BTreeSet<String>,
 }
 
 /// Which fields a write may not change, decided by how the contact was matched.
@@ -530,11 +535,25 @@ pub enum Unarchive {
     No,
 }
 
-fn put<T: Clone>(slot: &mut Option<T>, patch: &Patch<T>) {
+/// Applies one field's patch and keeps the record of `UNSET` fields current.
+fn put<T: Clone>(
+    slot: &mut Option<T>,
+    patch: &Patch<T>,
+    name: &str,
+    cleared: &mut BTreeSet<String>,
+) {
     match patch {
         Patch::Keep => {}
-        Patch::Clear => *slot = None,
-        Patch::Set(v) => *slot = Some(v.clone()),
+        Patch::Clear => {
+            *slot = None;
+            if !cleared.contains(name) {
+                cleared.insert(name.to_owned());
+            }
+        }
+        Patch::Set(v) => {
+            *slot = Some(v.clone());
+            cleared.remove(name);
+        }
     }
 }
 
@@ -561,14 +580,36 @@ impl ContactData {
 
     /// Applies a patch to an existing contact.
     pub fn apply(&mut self, patch: &ContactPatch, protected: Protected, unarchive: Unarchive) {
-        put(&mut self.first_name, &patch.first_name);
-        put(&mut self.last_name, &patch.last_name);
-        put(&mut self.preferred_name, &patch.preferred_name);
-        put(&mut self.email, &patch.email);
-        put(&mut self.enrollment_id, &patch.enrollment_id);
+        use DefaultField as F;
+        let cleared = &mut self.cleared;
+        put(
+            &mut self.first_name,
+            &patch.first_name,
+            F::FirstName.as_str(),
+            cleared,
+        );
+        put(
+            &mut self.last_name,
+            &patch.last_name,
+            F::LastName.as_str(),
+            cleared,
+        );
+        put(
+            &mut self.preferred_name,
+            &patch.preferred_name,
+            F::PreferredName.as_str(),
+            cleared,
+        );
+        put(&mut self.email, &patch.email, F::Email.as_str(), cleared);
+        put(
+            &mut self.enrollment_id,
+            &patch.enrollment_id,
+            F::EnrollmentId.as_str(),
+            cleared,
+        );
         if !protected.keys {
-            put(&mut self.phone, &patch.phone);
-            put(&mut self.crm_id, &patch.crm_id);
+            put(&mut self.phone, &patch.phone, F::Phone.as_str(), cleared);
+            put(&mut self.crm_id, &patch.crm_id, F::CrmId.as_str(), cleared);
         }
         if let Patch::Set(v) = patch.opt_in {
             self.opt_in = v;
@@ -577,14 +618,10 @@ impl ContactData {
             self.test_user = v;
         }
         for (name, p) in &patch.custom {
-            match p {
-                Patch::Keep => {}
-                Patch::Clear => {
-                    self.custom.remove(name);
-                }
-                Patch::Set(v) => {
-                    self.custom.insert(name.clone(), v.clone());
-                }
+            let mut slot = self.custom.remove(name);
+            put(&mut slot, p, name, &mut self.cleared);
+            if let Some(v) = slot {
+                self.custom.insert(name.clone(), v);
             }
         }
         if unarchive == Unarchive::Yes {
@@ -625,6 +662,15 @@ pub struct Contact {
 impl Contact {
     /// A field's value as JSON: text and E.164 phones as strings, booleans, custom values as
     /// stored; `Null` when empty.
+    /// Whether an `UNSET` cleared this field and nothing has set it since.
+    pub fn was_cleared(&self, field: &FieldRef) -> bool {
+        match field {
+            FieldRef::PlatformId => false,
+            FieldRef::Default(f) => self.data.cleared.contains(f.as_str()),
+            FieldRef::Custom(name, _) => self.data.cleared.contains(name),
+        }
+    }
+
     pub fn value_of(&self, field: &FieldRef) -> Value {
         let d = &self.data;
         let text = |v: &Option<String>| v.clone().map_or(Value::Null, Value::String);
@@ -795,6 +841,25 @@ mod tests {
         assert_eq!(data.phone, None);
         assert_eq!(data.crm_id, None);
         assert!(data.custom.is_empty());
+        // The clearing is remembered (outgoing syncs clear the CRM's value) until a value comes.
+        let names: Vec<&str> = data.cleared.iter().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "crm_id",
+                "enrollment_id",
+                "first_name",
+                "gpa",
+                "last_name",
+                "major",
+                "phone",
+                "preferred_name"
+            ]
+        );
+        let w = parse(&[("first_name", "B"), ("gpa", "3.9"), ("major", "")]).unwrap();
+        data.apply(&w.patch, Protected::default(), Unarchive::No);
+        assert!(!data.cleared.contains("first_name") && !data.cleared.contains("gpa"));
+        assert!(data.cleared.contains("major"), "a blank is not a value");
     }
 
     #[test]

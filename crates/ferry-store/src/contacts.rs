@@ -26,8 +26,8 @@ use crate::util::{Filter, Params, get_bool, get_ts, like_pattern, micros, now};
 use crate::{Backend, Result, Store, StoreError};
 
 /// Rows per transaction in a batch write through sqlx. Larger chunks amortise the commit and
-/// the key lookup (2,000 rows was 20% faster than 500 in the import benchmark); 2,000 rows x 15
-/// columns stays under SQLite's 32,766 bound parameters.
+/// the key lookup (2,000 rows was 20% faster than 500 in the import benchmark); 2,000 rows x 16
+/// columns stays under SQLite's 32,766 bound parameters (and PostgreSQL's 65,535).
 pub(crate) const CHUNK: usize = 2_000;
 
 /// Rows per transaction on SQLite's bulk connection, which binds row by row. A commit writes
@@ -36,7 +36,7 @@ pub(crate) const CHUNK: usize = 2_000;
 /// held for about 0.15 s per chunk.
 pub(crate) const SQLITE_CHUNK: usize = 20_000;
 
-pub(crate) const CONTACT_COLS: &str = "id, institution_id, first_name, last_name, preferred_name, phone, email, enrollment_id, crm_id, opt_in, test_user, archived, custom, change_seq, created_at, updated_at";
+pub(crate) const CONTACT_COLS: &str = "id, institution_id, first_name, last_name, preferred_name, phone, email, enrollment_id, crm_id, opt_in, test_user, archived, custom, cleared, change_seq, created_at, updated_at";
 
 /// How a batch of writes treats existing contacts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,6 +137,8 @@ pub(crate) fn contact_from(row: &AnyRow) -> Result<Contact, sqlx::Error> {
             test_user: get_bool(row, "test_user")?,
             archived: get_bool(row, "archived")?,
             custom: serde_json::from_str(&custom).map_err(|e| sqlx::Error::Decode(e.into()))?,
+            cleared: serde_json::from_str(&row.try_get::<String, _>("cleared")?)
+                .map_err(|e| sqlx::Error::Decode(e.into()))?,
         },
         change_seq: row.try_get("change_seq")?,
         created_at: get_ts(row, "created_at")?,
@@ -349,6 +351,13 @@ pub(crate) fn outcomes(
 
 pub(crate) fn custom_json(data: &ContactData) -> String {
     serde_json::to_string(&data.custom).expect("a map of JSON values serialises")
+}
+
+pub(crate) fn cleared_json(data: &ContactData) -> String {
+    if data.cleared.is_empty() {
+        return "[]".to_owned();
+    }
+    serde_json::to_string(&data.cleared).expect("a set of names serialises")
 }
 
 impl Store {
@@ -814,7 +823,7 @@ async fn fetch_by_keys(
 
 /// Writes every field of a contact (both drivers use it).
 pub(crate) const UPDATE_CONTACT: &str = "UPDATE contacts SET first_name = $1, last_name = $2, preferred_name = $3, phone = $4, email = $5, enrollment_id = $6, crm_id = $7, \
-     opt_in = $8, test_user = $9, archived = $10, custom = $11, change_seq = $12, updated_at = $13 WHERE id = $14 AND institution_id = $15";
+     opt_in = $8, test_user = $9, archived = $10, custom = $11, cleared = $12, change_seq = $13, updated_at = $14 WHERE id = $15 AND institution_id = $16";
 
 /// Takes `n` values of an institution's change sequence; `$1` = n, `$2` = institution.
 pub(crate) const ALLOCATE_CHANGE_SEQ: &str =
@@ -840,6 +849,7 @@ async fn update_contact(
         .bind(d.test_user)
         .bind(d.archived)
         .bind(custom_json(d))
+        .bind(cleared_json(d))
         .bind(seq)
         .bind(ts)
         .bind(id)
@@ -862,7 +872,7 @@ async fn insert_contacts(
         return Ok(Vec::new());
     }
     let mut sql = String::with_capacity(creates.len() * 64 + 200);
-    sql.push_str("INSERT INTO contacts (institution_id, first_name, last_name, preferred_name, phone, email, enrollment_id, crm_id, opt_in, test_user, archived, custom, change_seq, created_at, updated_at) VALUES ");
+    sql.push_str("INSERT INTO contacts (institution_id, first_name, last_name, preferred_name, phone, email, enrollment_id, crm_id, opt_in, test_user, archived, custom, cleared, change_seq, created_at, updated_at) VALUES ");
     let mut p = Params::new(backend);
     for (i, (_, d, seq)) in creates.iter().enumerate() {
         if i > 0 {
@@ -888,6 +898,8 @@ async fn insert_contacts(
         }
         sql.push_str(", ");
         p.bind(&mut sql, custom_json(d))?;
+        sql.push_str(", ");
+        p.bind(&mut sql, cleared_json(d))?;
         for n in [*seq, ts, ts] {
             sql.push_str(", ");
             p.bind(&mut sql, n)?;

@@ -24,6 +24,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0002_crm_accounts.sql"),
         postgres: include_str!("../migrations/postgres/0002_crm_accounts.sql"),
     },
+    Migration {
+        version: 3,
+        name: "0003_cleared_fields",
+        sqlite: include_str!("../migrations/sqlite/0003_cleared_fields.sql"),
+        postgres: include_str!("../migrations/postgres/0003_cleared_fields.sql"),
+    },
 ];
 
 /// Applies what is missing; returns the names applied.

@@ -16,8 +16,8 @@ use ferry_core::phone::Phone;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::contacts::{
-    ALLOCATE_CHANGE_SEQ, CONTACT_COLS, Chunk, UPDATE_CONTACT, WriteKind, WriteOutcome, custom_json,
-    outcomes,
+    ALLOCATE_CHANGE_SEQ, CONTACT_COLS, Chunk, UPDATE_CONTACT, WriteKind, WriteOutcome,
+    cleared_json, custom_json, outcomes,
 };
 use crate::util::{from_micros, now};
 use crate::{Result, StoreError};
@@ -90,6 +90,13 @@ fn contact_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<Contact> {
             custom: serde_json::from_str(&custom).map_err(|e| {
                 rusqlite::Error::FromSqlConversionFailure(
                     12,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
+            })?,
+            cleared: serde_json::from_str(&row.get::<_, String>("cleared")?).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    13,
                     rusqlite::types::Type::Text,
                     Box::new(e),
                 )
@@ -200,8 +207,8 @@ impl SqliteBulk {
             let ts = now();
             let mut update = tx.prepare_cached(UPDATE_CONTACT)?;
             let mut insert = tx.prepare_cached(
-                "INSERT INTO contacts (institution_id, first_name, last_name, preferred_name, phone, email, enrollment_id, crm_id, opt_in, test_user, archived, custom, change_seq, created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14)",
+                "INSERT INTO contacts (institution_id, first_name, last_name, preferred_name, phone, email, enrollment_id, crm_id, opt_in, test_user, archived, custom, cleared, change_seq, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)",
             )?;
             for key in dirty {
                 seq += 1;
@@ -209,6 +216,7 @@ impl SqliteBulk {
                 let phone = d.phone.as_ref().map(Phone::as_str);
                 let email = d.email.as_ref().map(Email::as_str);
                 let custom = custom_json(d);
+                let cleared = cleared_json(d);
                 if exists {
                     update.execute(params![
                         d.first_name,
@@ -222,6 +230,7 @@ impl SqliteBulk {
                         d.test_user,
                         d.archived,
                         custom,
+                        cleared,
                         seq,
                         ts,
                         key,
@@ -241,6 +250,7 @@ impl SqliteBulk {
                         d.test_user,
                         d.archived,
                         custom,
+                        cleared,
                         seq,
                         ts
                     ])?;

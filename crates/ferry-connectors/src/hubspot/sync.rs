@@ -33,8 +33,8 @@ pub const OVERLAP_MS: i64 = 5 * 60 * 1000;
 /// written at the same time, in full batches of 100, so that the writes, which draw on the
 /// 10-second limit, go on while the name searches, which HubSpot limits separately, still run;
 /// the next window's lookups start while the last writes of a window go out. The watermark
-/// moves once a window is written.
-const WINDOW: usize = 10_000;
+/// moves once a window is written. (The default of [`super::HubSpotSettings::outgoing_window`].)
+pub const WINDOW: usize = 10_000;
 
 /// The state a HubSpot instance keeps.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -150,7 +150,9 @@ pub(super) async fn run_outgoing(
     ctx: &RunContext,
     client: &Client,
     cfg: &HubSpotConfig,
+    window: usize,
 ) -> Result<RunReport, RunError> {
+    let window = window.max(1);
     let (schema, resolved) = resolve(ctx, client, cfg, SyncDirection::Outgoing).await?;
     let filters = filters(cfg, &schema)?;
     let state: SyncState =
@@ -175,7 +177,7 @@ pub(super) async fn run_outgoing(
         updates: Vec::new(),
     };
     let (fed, written) = tokio::join!(
-        feed(ctx, client, &resolved, &filters, &state, top, tx),
+        feed(ctx, client, &resolved, &filters, &state, top, window, tx),
         writer.run(rx)
     );
     // A failed write stops the lookups (they find nobody listening): its error is the cause.
@@ -227,6 +229,7 @@ async fn feed(
     filters: &[(FieldRef, Vec<String>)],
     state: &SyncState,
     top: i64,
+    window: usize,
     tx: ToWriterTx,
 ) -> Result<Fed, RunError> {
     let store = ctx.store();
@@ -244,7 +247,7 @@ async fn feed(
         .collect();
     retrying.sort_by_key(|c| c.id);
     let mut retry_windows: VecDeque<Vec<Contact>> =
-        retrying.chunks(WINDOW).map(<[Contact]>::to_vec).collect();
+        retrying.chunks(window).map(<[Contact]>::to_vec).collect();
     // The window whose names are still to be searched, and the mark that ends it.
     let mut pending: Option<(Vec<Option<Out>>, Option<i64>)> = None;
     loop {
@@ -255,7 +258,7 @@ async fn feed(
             Some((w, None))
         } else if fed.after < top {
             let page = store
-                .contacts_for_sync(inst, fed.after, WINDOW as u32)
+                .contacts_for_sync(inst, fed.after, window as u32)
                 .await?;
             let page: Vec<Contact> = page.into_iter().filter(|c| c.change_seq <= top).collect();
             match page.last().map(|c| c.change_seq) {
@@ -372,7 +375,10 @@ fn prepare(
             .iter()
             .filter(|m| m.remote.name != ID_PROPERTY)
             .filter_map(|m| {
+                // A blank is not sent; a field that an UNSET cleared is cleared in HubSpot
+                // (HubSpot clears a property set to "").
                 mapping::to_remote(m.local_kind, m.remote.kind, &c.value_of(&m.local))
+                    .or_else(|| c.was_cleared(&m.local).then(String::new))
                     .map(|v| (m.remote.name.clone(), v))
             })
             .collect();
