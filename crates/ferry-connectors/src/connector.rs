@@ -63,6 +63,17 @@ pub trait Connector: Send + Sync {
         Ok(())
     }
 
+    /// The remote's fields that a data mapping pairs with Ferry's (the mapping screen's
+    /// dropdowns), read with the credentials in `ctx` (an account in `config.account_id` or a
+    /// token in the secrets); the rest of the config need not be complete. `None` for a
+    /// connector without a data mapping.
+    async fn remote_properties(
+        &self,
+        _ctx: &ConnectorContext,
+    ) -> Result<Option<Vec<ferry_core::mapping::RemoteProperty>>, RunError> {
+        Ok(None)
+    }
+
     /// Checks that the remote can be reached and the credentials work, without changing
     /// anything (the Test Connection button).
     async fn test_connection(&self, ctx: &ConnectorContext) -> Result<ConnectionReport, RunError>;

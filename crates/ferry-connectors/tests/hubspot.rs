@@ -88,12 +88,18 @@ impl Setup {
     }
 
     fn worker(&self) -> Worker {
+        self.worker_with_window(HubSpotSettings::default().outgoing_window)
+    }
+
+    /// A worker whose outgoing runs work in windows of `window` contacts.
+    fn worker_with_window(&self, window: usize) -> Worker {
         let settings = HubSpotSettings {
             api_url: self.hub.base_url().to_string(),
             limits: Limits {
                 backoff: Duration::from_millis(20),
                 ..Limits::default()
             },
+            outgoing_window: window,
             ..HubSpotSettings::default()
         };
         Worker::new(
@@ -108,6 +114,10 @@ impl Setup {
 
     /// Queues a manual run of `i` and runs it; returns the finished run.
     async fn run(&self, i: &Integration) -> Run {
+        self.run_by(i, self.worker()).await
+    }
+
+    async fn run_by(&self, i: &Integration, worker: Worker) -> Run {
         let run = self
             .store
             .enqueue_run(&NewRun {
@@ -120,7 +130,7 @@ impl Setup {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(self.worker().run_once().await.unwrap(), Some(run.id));
+        assert_eq!(worker.run_once().await.unwrap(), Some(run.id));
         self.store.run(self.inst, run.id).await.unwrap()
     }
 
@@ -425,6 +435,246 @@ async fn incoming_pulls_changes_without_echoing_ferrys_writes() {
         "no echo: {pulled:?}"
     );
     assert_eq!(pulled.rows, 0);
+}
+
+/// Seed 002's Tips in both directions: a blank is never sent or written, `UNSET` clears.
+#[tokio::test]
+async fn unset_clears_in_both_directions_and_blanks_do_not() {
+    let s = setup(EmulatorConfig::default()).await;
+    let hub = s.hub.state();
+    let mut map = mappings();
+    map.as_array_mut()
+        .unwrap()
+        .push(json!({"local": "enrollment_id", "remote": "jobtitle"}));
+    let ids = hub
+        .seed_contacts([
+            seed(&[
+                ("firstname", "Ben"),
+                ("lastname", "Blank"),
+                ("phone", "6175550141"),
+                ("email", "ben@state.edu"),
+                ("jobtitle", "Kept by HubSpot"),
+            ]),
+            seed(&[
+                ("firstname", "Cy"),
+                ("lastname", "Cleared"),
+                ("phone", "6175550142"),
+                ("email", "cy@state.edu"),
+                ("jobtitle", "UNSET"),
+            ]),
+        ])
+        .unwrap();
+    let ana = s
+        .contact(&[
+            ("first_name", "Ana"),
+            ("last_name", "Diaz"),
+            ("phone", "6175550140"),
+            ("email", "ana@state.edu"),
+            ("enrollment_id", "E-1"),
+        ])
+        .await;
+    // Ben has no enrollment ID in Ferry: the push must not wipe HubSpot's job title.
+    let ben = s
+        .contact(&[
+            ("first_name", "Ben"),
+            ("last_name", "Blank"),
+            ("phone", "6175550141"),
+            ("email", "ben@state.edu"),
+        ])
+        .await;
+    let out = s
+        .instance("hubspot_outgoing", json!({"mappings": map.clone()}))
+        .await;
+    let run = s.run(&out).await;
+    assert_eq!(run.status, RunStatus::Success, "{run:?}");
+    let ana_hub = s.crm_id(ana).await.expect("Ana was created in HubSpot");
+    assert_eq!(hub.contact(&ana_hub).unwrap().get("jobtitle"), Some("E-1"));
+    assert_eq!(s.crm_id(ben).await.as_deref(), Some(ids[0].as_str()));
+    assert_eq!(
+        hub.contact(&ids[0]).unwrap().get("jobtitle"),
+        Some("Kept by HubSpot"),
+        "a blank Ferry value is not sent"
+    );
+
+    // UNSET in Ferry clears HubSpot's value on the next push.
+    s.contact(&[("id", &ana.to_string()), ("enrollment_id", "UNSET")])
+        .await;
+    let run = s.run(&out).await;
+    assert_eq!(run.status, RunStatus::Success, "{run:?}");
+    assert_eq!(run.rows, 1, "{run:?}");
+    assert_eq!(
+        hub.contact(&ana_hub).unwrap().get("jobtitle"),
+        None,
+        "UNSET clears the HubSpot property"
+    );
+    // Setting the field again ends the clearing: the value goes out as usual.
+    s.contact(&[("id", &ana.to_string()), ("enrollment_id", "E-2")])
+        .await;
+    assert!(
+        s.store
+            .contact(s.inst, ana)
+            .await
+            .unwrap()
+            .data
+            .cleared
+            .is_empty()
+    );
+    s.run(&out).await;
+    assert_eq!(hub.contact(&ana_hub).unwrap().get("jobtitle"), Some("E-2"));
+
+    // Incoming: HubSpot's UNSET clears the Ferry field; HubSpot's blanks leave Ferry's values.
+    let cy = s
+        .contact(&[
+            ("first_name", "Cy"),
+            ("last_name", "Cleared"),
+            ("phone", "6175550142"),
+            ("crm_id", &ids[1]),
+            ("enrollment_id", "E-3"),
+        ])
+        .await;
+    let incoming = s
+        .instance(
+            "hubspot_incoming",
+            json!({"mappings": map, "schedule": {"every_minutes": 5}}),
+        )
+        .await;
+    let run = s.run(&incoming).await;
+    assert_eq!(run.status, RunStatus::Success, "{run:?}");
+    let cy = s.store.contact(s.inst, cy).await.unwrap();
+    assert_eq!(cy.data.enrollment_id, None, "HubSpot's UNSET clears");
+    assert!(cy.data.cleared.contains("enrollment_id"));
+    assert_eq!(cy.data.first_name.as_deref(), Some("Cy"));
+    let ben = s.store.contact(s.inst, ben).await.unwrap();
+    assert_eq!(ben.data.enrollment_id.as_deref(), Some("Kept by HubSpot"));
+}
+
+/// An outgoing run over many windows: each window's lookups and writes, the watermark moving
+/// window by window, and a failed contact in a middle window retried by the next run.
+#[tokio::test]
+async fn outgoing_works_through_many_windows() {
+    let s = setup(EmulatorConfig::default()).await;
+    let hub = s.hub.state();
+    let n = 130;
+    let mut ids = Vec::new();
+    let mut expected: Vec<Option<String>> = vec![None; n];
+    for i in 0..n {
+        let (first, last) = (format!("First{i}"), format!("Last{i}"));
+        let phone = format!("617555{:04}", 4000 + i);
+        let email = format!("p{i}@state.edu");
+        match i % 4 {
+            // Already in HubSpot by email.
+            0 => {
+                expected[i] = Some(
+                    hub.seed_contacts([seed(&[
+                        ("firstname", &first),
+                        ("lastname", &last),
+                        ("email", &email),
+                    ])])
+                    .unwrap()
+                    .remove(0),
+                )
+            }
+            // Already in HubSpot by name and phone only.
+            1 => {
+                expected[i] = Some(
+                    hub.seed_contacts([seed(&[
+                        ("firstname", &first),
+                        ("lastname", &last),
+                        ("phone", &phone),
+                    ])])
+                    .unwrap()
+                    .remove(0),
+                )
+            }
+            _ => {}
+        }
+        let mut fields = vec![
+            ("first_name", first.as_str()),
+            ("last_name", last.as_str()),
+            ("phone", phone.as_str()),
+        ];
+        if i % 4 != 1 {
+            fields.push(("email", email.as_str()));
+        }
+        ids.push(s.contact(&fields).await);
+    }
+    // HubSpot refuses one contact of a middle window: its lead status is not an option.
+    s.contact(&[("id", &ids[70].to_string()), ("preferred_name", "Bogus")])
+        .await;
+    let mut map = mappings();
+    let m = map.as_array_mut().unwrap();
+    m.push(json!({"local": "enrollment_id", "remote": "jobtitle"}));
+    m.push(json!({"local": "preferred_name", "remote": "hs_lead_status"}));
+    let out = s
+        .instance("hubspot_outgoing", json!({"mappings": map}))
+        .await;
+    let run = s.run_by(&out, s.worker_with_window(25)).await;
+    assert_eq!(run.status, RunStatus::Success, "{run:?}");
+    // Contact 70 (a new one) fails; every other contact is written.
+    assert_eq!(run.rows, n as i64 - 1, "{run:?}");
+    assert_eq!(run.detail["failed"].as_i64(), Some(1), "{run:?}");
+    let seeded = (0..n).filter(|i| i % 4 < 2).count();
+    assert_eq!(
+        (
+            run.detail["updated"].as_i64(),
+            run.detail["created"].as_i64()
+        ),
+        (Some(seeded as i64), Some((n - seeded - 1) as i64)),
+        "{run:?}"
+    );
+    assert_eq!(
+        hub.contacts().len(),
+        n - 1,
+        "one HubSpot contact per Ferry contact"
+    );
+    assert_eq!(s.crm_id(ids[70]).await, None);
+    assert!(
+        s.log_codes()
+            .await
+            .contains(&(Some(ids[70]), "crm_rejected".to_string())),
+        "{:?}",
+        s.log_codes().await
+    );
+    // Fixed, it goes out on the next run, which has nothing else to push.
+    s.contact(&[("id", &ids[70].to_string()), ("preferred_name", "NEW")])
+        .await;
+    let again = s.run_by(&out, s.worker_with_window(25)).await;
+    assert_eq!(again.rows, 1, "{again:?}");
+    assert_eq!(hub.contacts().len(), n);
+    for (i, id) in ids.iter().enumerate() {
+        let crm = s
+            .crm_id(*id)
+            .await
+            .unwrap_or_else(|| panic!("contact {i} has no CRM ID"));
+        if let Some(want) = &expected[i] {
+            assert_eq!(&crm, want, "contact {i}");
+        }
+        assert_eq!(
+            hub.contact(&crm).unwrap().get("firstname"),
+            Some(format!("First{i}").as_str())
+        );
+    }
+    // Nothing changed since: the next run has nothing to push.
+    let idle = s.run_by(&out, s.worker_with_window(25)).await;
+    assert_eq!(idle.rows, 0, "{idle:?}");
+
+    // Changes in the first, a middle and the last window go out, and only they.
+    for i in [3, 64, 129] {
+        s.contact(&[
+            ("id", &ids[i].to_string()),
+            ("enrollment_id", &format!("E{i}")),
+        ])
+        .await;
+    }
+    let changed = s.run_by(&out, s.worker_with_window(25)).await;
+    assert_eq!(changed.rows, 3, "{changed:?}");
+    for i in [3, 64, 129] {
+        let crm = s.crm_id(ids[i]).await.unwrap();
+        assert_eq!(
+            hub.contact(&crm).unwrap().get("jobtitle"),
+            Some(format!("E{i}").as_str())
+        );
+    }
 }
 
 #[tokio::test]

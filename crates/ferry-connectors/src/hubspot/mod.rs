@@ -35,6 +35,9 @@ pub struct HubSpotSettings {
     pub app: Option<oauth::OAuthApp>,
     /// Client-side limits per account.
     pub limits: Limits,
+    /// Contacts an outgoing run looks up and writes together (default 10,000: one window's
+    /// names fit HubSpot's search cap). Smaller windows move the watermark more often.
+    pub outgoing_window: usize,
 }
 
 impl Default for HubSpotSettings {
@@ -44,6 +47,7 @@ impl Default for HubSpotSettings {
             auth_url: "https://app.hubspot.com/oauth/authorize".to_string(),
             app: None,
             limits: Limits::default(),
+            outgoing_window: sync::WINDOW,
         }
     }
 }
@@ -107,10 +111,10 @@ impl HubSpot {
         &self,
         store: Option<&ferry_store::Store>,
         institution_id: i64,
-        cfg: &HubSpotConfig,
+        account: Option<i64>,
         secrets: &Secrets,
     ) -> Result<Client, RunError> {
-        let Some(account) = cfg.account_id else {
+        let Some(account) = account else {
             return self.client(secrets);
         };
         let app = self.settings.app.clone().ok_or_else(|| {
@@ -212,7 +216,12 @@ impl Connector for HubSpot {
     ) -> Result<(), ConfigError> {
         let cfg = HubSpotConfig::parse(&ctx.config)?;
         let client = self
-            .client_for(ctx.store.as_ref(), ctx.institution_id, &cfg, &ctx.secrets)
+            .client_for(
+                ctx.store.as_ref(),
+                ctx.institution_id,
+                cfg.account_id,
+                &ctx.secrets,
+            )
             .map_err(|e| ConfigError::new("secrets.access_token", e.reason))?;
         let props = client.properties().await.map_err(|e| match e.status() {
             Some(401 | 403) => ConfigError::new(
@@ -236,9 +245,37 @@ impl Connector for HubSpot {
             })
     }
 
+    async fn remote_properties(
+        &self,
+        ctx: &ConnectorContext,
+    ) -> Result<Option<Vec<ferry_core::mapping::RemoteProperty>>, RunError> {
+        let account = match ctx.config.get("account_id") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(v.as_i64().ok_or_else(|| {
+                RunError::fatal("config.account_id: must be the id of a connected HubSpot account")
+            })?),
+        };
+        let client = self.client_for(
+            ctx.store.as_ref(),
+            ctx.institution_id,
+            account,
+            &ctx.secrets,
+        )?;
+        let props = client
+            .properties()
+            .await
+            .map_err(|e| RunError::fatal(e.to_string()))?;
+        Ok(Some(props))
+    }
+
     async fn test_connection(&self, ctx: &ConnectorContext) -> Result<ConnectionReport, RunError> {
         let cfg = Self::config(&ctx.config)?;
-        let client = self.client_for(ctx.store.as_ref(), ctx.institution_id, &cfg, &ctx.secrets)?;
+        let client = self.client_for(
+            ctx.store.as_ref(),
+            ctx.institution_id,
+            cfg.account_id,
+            &ctx.secrets,
+        )?;
         let props = client
             .properties()
             .await
@@ -254,10 +291,16 @@ impl Connector for HubSpot {
 
     async fn run(&self, ctx: &RunContext) -> Result<RunReport, RunError> {
         let cfg = Self::config(ctx.config())?;
-        let client =
-            self.client_for(Some(ctx.store()), ctx.institution_id(), &cfg, ctx.secrets())?;
+        let client = self.client_for(
+            Some(ctx.store()),
+            ctx.institution_id(),
+            cfg.account_id,
+            ctx.secrets(),
+        )?;
         match self.way {
-            Way::Outgoing => sync::run_outgoing(ctx, &client, &cfg).await,
+            Way::Outgoing => {
+                sync::run_outgoing(ctx, &client, &cfg, self.settings.outgoing_window).await
+            }
             Way::Incoming => sync::run_incoming(ctx, &client, &cfg).await,
         }
     }

@@ -8,6 +8,7 @@ use askama_web::WebTemplate;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use ferry_connectors::{ConnectorContext, Secrets};
 use ferry_core::contact::DefaultField;
 use ferry_core::mapping::{FieldMapping, RemoteProperty};
 use ferry_store::Integration;
@@ -474,59 +475,42 @@ async fn field_options(state: &AppState, inst: i64) -> Result<Vec<(String, Strin
 
 /// HubSpot's properties with the account or token in the form (saved secrets stand in for an
 /// empty token field when editing).
+/// HubSpot's contact properties, read through the connector with the account or token the
+/// form names (or the saved instance's token).
 async fn properties(
     state: &AppState,
     inst: i64,
     form: &WizardForm,
 ) -> Result<Vec<RemoteProperty>, String> {
-    let settings = &state.config.hubspot;
-    let token: Box<dyn ferry_connectors::hubspot::client::TokenSource> =
-        if let Ok(account) = form.account_id.trim().parse::<i64>() {
-            let app = settings
-                .app
-                .clone()
-                .ok_or("HubSpot OAuth is not configured on this server")?;
-            let src = ferry_connectors::hubspot::oauth::AccountTokens::new(
-                state.store.clone(),
-                inst,
-                account,
-                settings.clone(),
-                app,
-            );
-            return ferry_connectors::hubspot::Client::new(
-                &settings.api_url,
-                src,
-                settings.limits.clone(),
-            )
-            .properties()
-            .await
-            .map_err(|e| e.to_string());
-        } else if !form.access_token.trim().is_empty() {
-            Box::new(ferry_connectors::hubspot::client::StaticToken(
-                form.access_token.trim().to_string().into(),
-            ))
-        } else if let Some(id) = form.id {
-            let saved = state
+    let account = form.account_id.trim().parse::<i64>().ok();
+    let secrets = if account.is_some() {
+        Secrets::new()
+    } else if !form.access_token.trim().is_empty() {
+        let mut m = Map::new();
+        m.insert("access_token".into(), Value::from(form.access_token.trim()));
+        Secrets::from_json(m)
+    } else if let Some(id) = form.id {
+        Secrets::from_json(
+            state
                 .store
                 .integration_secrets(inst, id)
                 .await
-                .map_err(|e| e.to_string())?;
-            let t = saved
-                .get("access_token")
-                .and_then(Value::as_str)
-                .ok_or("choose an account or enter an access token first")?;
-            Box::new(ferry_connectors::hubspot::client::StaticToken(
-                t.to_string().into(),
-            ))
-        } else {
-            return Err("choose an account or enter an access token first".into());
-        };
-    let client = ferry_connectors::hubspot::Client::new(
-        &settings.api_url,
-        std::sync::Arc::from(token),
-        settings.limits.clone(),
-    );
-    client.properties().await.map_err(|e| e.to_string())
+                .map_err(|e| e.to_string())?,
+        )
+    } else {
+        return Err("choose an account or enter an access token first".into());
+    };
+    let connector = state
+        .registry
+        .get(&form.kind)
+        .ok_or_else(|| format!("unknown integration type {:?}", form.kind))?;
+    let ctx = ConnectorContext::new(inst, form.id, json!({ "account_id": account }), secrets)
+        .with_store(state.store.clone());
+    match connector.remote_properties(&ctx).await {
+        Ok(Some(props)) => Ok(props),
+        Ok(None) => Err(format!("{} has no data mapping", form.kind)),
+        Err(e) => Err(e.reason),
+    }
 }
 
 async fn mapping_fragment(
