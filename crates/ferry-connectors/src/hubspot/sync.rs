@@ -222,6 +222,7 @@ type ToWriterTx = tokio::sync::mpsc::UnboundedSender<ToWriter>;
 /// every contact changed since the watermark — looks each window up and hands it to the writer.
 /// A window's lookups by ID and email run while the previous window's name searches do (they
 /// draw on different HubSpot limits), so that the searches need not wait for them.
+#[allow(clippy::too_many_arguments)]
 async fn feed(
     ctx: &RunContext,
     client: &Client,

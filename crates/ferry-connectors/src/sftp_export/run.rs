@@ -76,7 +76,7 @@ pub fn message_url(public_url: &str, contact_id: i64, message_id: i64) -> String
 enum Source {
     Messages {
         stream: ExportStream,
-        format: MessageFormat,
+        format: Box<MessageFormat>,
         /// Contacts whose notes were left out for want of a CRM ID; logged once the run's
         /// outcome is known (see [`log_missing_crm_ids`]).
         missing_crm: HashSet<i64>,
@@ -183,7 +183,7 @@ impl Producer<'_> {
                     Some(batch) => batch?,
                 };
                 for m in &batch {
-                    match format {
+                    match &mut **format {
                         MessageFormat::Conversations { public_url } => {
                             write(&mut self.out, &conversation_row(m, public_url))?;
                             self.rows += 1;
@@ -491,7 +491,7 @@ async fn export(
             };
             Source::Messages {
                 stream: store.export_messages(institution_id, &window),
-                format,
+                format: Box::new(format),
                 missing_crm: HashSet::new(),
             }
         }

@@ -523,7 +523,7 @@ async fn mapping_fragment(
         Ok(p) => (p, None),
         Err(e) => (Vec::new(), Some(e)),
     };
-    properties.sort_by(|a, b| a.label.to_lowercase().cmp(&b.label.to_lowercase()));
+    properties.sort_by_cached_key(|p| p.label.to_lowercase());
     let rows = form
         .mappings()
         .into_iter()

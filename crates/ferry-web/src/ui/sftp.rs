@@ -483,14 +483,14 @@ fn back(notice: &str) -> Response {
     Redirect::to(&format!("/settings/sftp?notice={notice}")).into_response()
 }
 
-fn id_of(id: &str) -> Result<i64, Response> {
-    crate::api::contacts::parse_id(id).map_err(ui_error)
+fn id_of(id: &str) -> Result<i64, ApiError> {
+    crate::api::contacts::parse_id(id)
 }
 
 pub async fn toggle(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> Response {
     let id = match id_of(&id) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(e) => return ui_error(e),
     };
     let inst = auth.institution_id();
     let current = match state.store.integration(inst, id).await {
@@ -511,7 +511,7 @@ pub async fn toggle(State(state): State<AppState>, auth: Auth, Path(id): Path<St
 pub async fn delete(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> Response {
     let id = match id_of(&id) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(e) => return ui_error(e),
     };
     match state
         .store
@@ -526,7 +526,7 @@ pub async fn delete(State(state): State<AppState>, auth: Auth, Path(id): Path<St
 pub async fn run(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> Response {
     let id = match id_of(&id) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(e) => return ui_error(e),
     };
     match run_now(&state, auth.institution_id(), id).await {
         Ok(_) => back("queued"),
@@ -768,7 +768,7 @@ pub async fn edit_page(
 ) -> Response {
     let id = match id_of(&id) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(e) => return ui_error(e),
     };
     let i = match state.store.integration(auth.institution_id(), id).await {
         Ok(i) if ExportKind::from_kind(&i.kind).is_some() => i,
@@ -786,6 +786,8 @@ pub async fn edit_page(
     .await
 }
 
+/// A client mistake to show in the form, or (a server error) the error page.
+#[allow(clippy::result_large_err)] // the Err is a handler's early return
 fn form_error(e: ApiError) -> Result<ApiError, Response> {
     if e.status.is_server_error() {
         Err(ui_error(e))
@@ -831,7 +833,7 @@ pub async fn save(
 ) -> Response {
     let id = match id_of(&id) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(e) => return ui_error(e),
     };
     let mut form = SftpForm::parse(&body);
     let current = match state.store.integration(auth.institution_id(), id).await {
@@ -954,7 +956,7 @@ pub async fn delete_page(
 ) -> Response {
     let id = match id_of(&id) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(e) => return ui_error(e),
     };
     match state.store.integration(auth.institution_id(), id).await {
         Ok(i) => match ExportKind::from_kind(&i.kind) {

@@ -135,7 +135,8 @@ async fn create_read_change_and_delete_with_write_only_secrets() {
 #[tokio::test]
 async fn invalid_requests_name_the_field_and_store_nothing() {
     let app = spawn_app().await;
-    let cases: Vec<(Box<dyn Fn(&mut Value)>, u16, &str)> = vec![
+    type Edit = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(Edit, u16, &str)> = vec![
         (Box::new(|v| v["type"] = json!("fax_export")), 422, "type"),
         (Box::new(|v| v["name"] = json!(" ")), 422, "name"),
         (
