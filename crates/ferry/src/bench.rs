@@ -445,7 +445,7 @@ pub async fn sftp_upload(size_mb: u64, runs: u32, fsync: bool) -> Result<()> {
     };
 
     const CLIENTS: [(&str, Option<&str>); 3] = [
-        ("ferry (russh, aes256-gcm, 64 x 32 KiB in flight)", None),
+        ("ferry (russh, aes256-gcm, 64 x 32,704 B in flight)", None),
         ("OpenSSH sftp (its defaults: chacha20-poly1305)", None),
         (
             "OpenSSH sftp -c aes256-gcm@openssh.com",
