@@ -310,7 +310,13 @@ impl Sshd {
     /// Starts sshd (key logins only), or returns `None` after printing SKIPPED when it is not
     /// installed. Under `CI=true` a missing sshd fails the test instead.
     pub fn start() -> Option<Sshd> {
-        Sshd::start_inner(false)
+        Sshd::start_inner(false, None)
+    }
+
+    /// [`Sshd::start`] with its files, and the upload directory, in a directory made inside
+    /// `root` (the upload benchmark puts them on a memory file system).
+    pub fn start_in(root: &Path) -> Option<Sshd> {
+        Sshd::start_inner(false, Some(root))
     }
 
     /// Starts sshd accepting [`SSHD_PASSWORD`] for [`Sshd::user`] as well as the keys.
@@ -320,10 +326,10 @@ impl Sshd {
     /// password exists only for this sshd. That needs root; elsewhere the test is skipped
     /// (and fails under `CI=true`), like a missing sshd.
     pub fn start_with_password() -> Option<Sshd> {
-        Sshd::start_inner(true)
+        Sshd::start_inner(true, None)
     }
 
-    fn start_inner(password: bool) -> Option<Sshd> {
+    fn start_inner(password: bool, root: Option<&Path>) -> Option<Sshd> {
         let sshd = sshd_path();
         if !sshd.exists() || !have_ssh_keygen() {
             return unavailable(&format!(
@@ -341,7 +347,11 @@ impl Sshd {
             fs::create_dir_all("/run/sshd").expect("create /run/sshd");
             fs::set_permissions("/run/sshd", fs::Permissions::from_mode(0o755)).expect("chmod");
         }
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = match root {
+            Some(root) => tempfile::tempdir_in(root),
+            None => tempfile::tempdir(),
+        }
+        .expect("tempdir");
         let upload_dir = dir.path().join("upload");
         fs::create_dir(&upload_dir).expect("mkdir upload");
         let authorized: Vec<&str> = keys()

@@ -315,7 +315,7 @@ async fn throughput() {
     let mut results: Vec<(String, f64)> = Vec::new();
     // Bytes in flight matter on real links: OpenSSH's sshd grants a 2 MiB channel window, so
     // 64 x 32 KiB fills it; at a 20 ms round trip 16 x 32 KiB reaches about a third of that.
-    let variants: [(&str, usize, u32, bool); 6] = [
+    let variants: [(&str, usize, u32, bool); 8] = [
         (
             "ferry-sftp default (64 x 32,704 B, fsync)",
             64,
@@ -337,6 +337,8 @@ async fn throughput() {
             false,
         ),
         ("ferry-sftp 16 x 255 KiB, no fsync", 16, 255 * 1024, false),
+        ("ferry-sftp 8 x 255 KiB, fsync", 8, 255 * 1024, true),
+        ("ferry-sftp 16 x 128 KiB, fsync", 16, 128 * 1024, true),
     ];
     for (label, in_flight, chunk, fsync) in variants {
         let mut options = ferry_sftp::ClientOptions::default();

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use ferry_store::{MasterKey, SecretBox, Store};
 
-use crate::cli::BenchCommand;
+use crate::cli::{BenchCommand, UploadDest};
 use crate::fake;
 use crate::prng::Rng;
 
@@ -48,7 +48,8 @@ pub async fn run(command: BenchCommand) -> Result<()> {
             size_mb,
             runs,
             no_fsync,
-        } => sftp_upload(size_mb, runs, !no_fsync).await,
+            dest,
+        } => sftp_upload(size_mb, runs, !no_fsync, dest).await,
         BenchCommand::Hubspot { contacts } => hubspot::hubspot(contacts).await,
     }
 }
@@ -330,19 +331,41 @@ pub fn write_csv(path: &Path, rows: u64) -> Result<u64> {
 /// The throughput ratio Ferry/OpenSSH we aim for (at least).
 const UPLOAD_GOAL: f64 = 1.5;
 
-/// `ferry bench sftp-upload`: one sshd, one file, uploaded alternately by Ferry's client and by
-/// OpenSSH's `sftp`, `runs` times each.
-pub async fn sftp_upload(size_mb: u64, runs: u32, fsync: bool) -> Result<()> {
-    use ferry_sftp::testing::{Sshd, keys};
-    use ferry_sftp::{ClientOptions, HostKeyPolicy};
-
+/// `ferry bench sftp-upload`: for each destination, one sshd, one file, uploaded alternately by
+/// Ferry's client and by OpenSSH's `sftp`, `runs` times each.
+pub async fn sftp_upload(size_mb: u64, runs: u32, fsync: bool, dest: UploadDest) -> Result<()> {
     if size_mb == 0 || runs == 0 {
         bail!("--size-mb and --runs must be at least 1");
     }
+    let memory = Path::new("/dev/shm");
+    let disk = std::env::temp_dir();
+    let roots: Vec<(&str, &Path)> = match dest {
+        UploadDest::Disk => vec![("disk", &disk)],
+        UploadDest::Memory => vec![("memory", memory)],
+        UploadDest::Both => vec![("disk", &disk), ("memory", memory)],
+    };
+    if dest != UploadDest::Disk && !memory.is_dir() {
+        bail!("/dev/shm is not there; use --dest disk");
+    }
+    for (label, root) in roots {
+        upload_to(label, root, size_mb, runs, fsync).await?;
+    }
+    Ok(())
+}
+
+/// One round of `bench sftp-upload` with sshd and the file in a directory inside `root`.
+async fn upload_to(label: &str, root: &Path, size_mb: u64, runs: u32, fsync: bool) -> Result<()> {
+    use ferry_sftp::testing::{Sshd, keys};
+    use ferry_sftp::{ClientOptions, HostKeyPolicy};
+
     let ssh_version = openssh_version()?;
     let load = load_note();
-    eprintln!("Starting OpenSSH sshd on 127.0.0.1...");
-    let sshd = match tokio::task::spawn_blocking(Sshd::start).await {
+    eprintln!(
+        "Starting OpenSSH sshd on 127.0.0.1, writing to {}...",
+        root.display()
+    );
+    let sshd_root = root.to_path_buf();
+    let sshd = match tokio::task::spawn_blocking(move || Sshd::start_in(&sshd_root)).await {
         Ok(Some(sshd)) => sshd,
         Ok(None) => bail!(
             "OpenSSH's sshd is not available, so there is nothing to upload to; install \
@@ -352,8 +375,8 @@ pub async fn sftp_upload(size_mb: u64, runs: u32, fsync: bool) -> Result<()> {
     };
     let dir = tempfile::Builder::new()
         .prefix("ferry-bench-upload-")
-        .tempdir()
-        .context("cannot create a temporary directory")?;
+        .tempdir_in(root)
+        .with_context(|| format!("cannot create a directory in {}", root.display()))?;
     let size = size_mb * (1 << 20);
     let src = dir.path().join("upload.bin");
     eprintln!("Generating {size_mb} MiB of incompressible data...");
@@ -481,8 +504,9 @@ pub async fn sftp_upload(size_mb: u64, runs: u32, fsync: bool) -> Result<()> {
     let same_cipher = rate(best[0]) / rate(best[2]);
     println!();
     println!(
-        "SFTP upload of {} bytes ({size_mb} MiB, incompressible) to OpenSSH sshd on 127.0.0.1 ({ssh_version}){}",
+        "SFTP upload of {} bytes ({size_mb} MiB, incompressible) to OpenSSH sshd on 127.0.0.1 ({ssh_version}), writing to {label} ({}){}",
         thousands(size),
+        root.display(),
         if fsync {
             "; every client asks for fsync before it finishes"
         } else {
@@ -513,7 +537,7 @@ pub async fn sftp_upload(size_mb: u64, runs: u32, fsync: bool) -> Result<()> {
         rate(best[2])
     );
     println!(
-        "  ferry/OpenSSH sftp throughput = {ratio:.2}  (goal >= {UPLOAD_GOAL:.1}: {})",
+        "  ferry/OpenSSH sftp throughput, writing to {label} = {ratio:.2}  (goal >= {UPLOAD_GOAL:.1}: {})",
         if ratio >= UPLOAD_GOAL {
             "met"
         } else {

@@ -417,9 +417,12 @@ with `sftp` in batch mode and with `sftp -c aes256-gcm@openssh.com` (Ferry's pre
 --runs times each. `put -f` makes `sftp` ask the server to fsync before it finishes, as Ferry \
 does by default. Prints every upload's MB/s, the best of each and the ratio Ferry/OpenSSH \
 (goal >= 1.5), and the ratio against `sftp` with the same cipher. Needs openssh-server and \
-openssh-client. Build with --release.",
+openssh-client. Build with --release.\n\n\
+By default it does all this twice: with sshd writing to the disk (the temporary directory), where \
+the disk's write-back bounds every client alike and varies from run to run, and with sshd writing \
+to /dev/shm, where the clients are what is measured. --dest picks one.",
         after_help = "Examples:\n  cargo run --release -p ferry -- bench sftp-upload\n  \
-cargo run --release -p ferry -- bench sftp-upload --size-mb 256 --runs 3"
+cargo run --release -p ferry -- bench sftp-upload --size-mb 256 --runs 3 --dest memory"
     )]
     SftpUpload {
         /// Size of the file in MiB.
@@ -431,6 +434,10 @@ cargo run --release -p ferry -- bench sftp-upload --size-mb 256 --runs 3"
         /// Do not ask the server to fsync (Ferry's `fsync` option off, plain `put`).
         #[arg(long)]
         no_fsync: bool,
+        /// Where sshd writes the uploads: the disk (the temporary directory), memory
+        /// (/dev/shm, so that the server's disk does not bound both clients), or both in turn.
+        #[arg(long, value_enum, default_value_t = UploadDest::Both)]
+        dest: UploadDest,
     },
 
     /// Time the initial outgoing HubSpot sync of N contacts against the floor HubSpot's rate limits set.
@@ -492,4 +499,15 @@ mod tests {
     fn the_command_line_is_consistent() {
         <Cli as clap::CommandFactory>::command().debug_assert();
     }
+}
+
+/// Where `bench sftp-upload` has sshd write the uploads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum UploadDest {
+    /// The temporary directory (TMPDIR, usually on disk).
+    Disk,
+    /// /dev/shm, a memory file system.
+    Memory,
+    /// Disk, then memory.
+    Both,
 }
