@@ -152,8 +152,7 @@ impl CsvImport {
         })
     }
 
-    /// Parses rows on a blocking thread, sending chunks down `tx`.
-    /// Parses the rows and sends them in chunks of `chunk_rows`.
+    /// Parses rows on a blocking thread, sending them down `tx` in chunks of `chunk_rows`.
     fn parse_into(self, tx: mpsc::Sender<Vec<Parsed>>, chunk_rows: usize) {
         let CsvImport {
             data,
