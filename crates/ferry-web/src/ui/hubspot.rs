@@ -7,7 +7,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use ferry_connectors::{ConnectorContext, Secrets};
 use ferry_core::contact::DefaultField;
 use ferry_core::mapping::{FieldMapping, RemoteProperty};
@@ -15,10 +15,11 @@ use ferry_store::Integration;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use super::instances::List;
 use super::{Nav, ui_error};
 use crate::AppState;
 use crate::api::integrations::{
-    CreateIntegration, PatchIntegration, create_integration, patch_integration, run_now,
+    CreateIntegration, PatchIntegration, create_integration, patch_integration,
 };
 use crate::auth::Auth;
 use crate::error::ApiError;
@@ -36,12 +37,20 @@ const KINDS: [(&str, &str, &str); 2] = [
     ),
 ];
 
-fn kind_label(kind: &str) -> &'static str {
+fn kind_label(kind: &str) -> Option<&'static str> {
     KINDS
         .iter()
         .find(|(k, _, _)| *k == kind)
-        .map_or("HubSpot", |(_, l, _)| l)
+        .map(|(_, l, _)| *l)
 }
+
+/// The HubSpot page's instance list and its row actions.
+const LIST: List = List {
+    base: "/settings/integrations/hubspot",
+    nav: "integrations",
+    label: kind_label,
+    consequence: "Contacts already synced stay in HubSpot and in Ferry.",
+};
 
 // ---- Browse Available --------------------------------------------------------------------
 
@@ -124,7 +133,7 @@ pub async fn page(
             };
             Row {
                 id: i.id,
-                direction: kind_label(&i.kind),
+                direction: kind_label(&i.kind).unwrap_or("HubSpot"),
                 name: i.name,
                 description: i.description,
                 enabled: i.enabled,
@@ -142,53 +151,15 @@ pub async fn page(
 }
 
 fn back(notice: &str) -> Response {
-    Redirect::to(&format!("/settings/integrations/hubspot?notice={notice}")).into_response()
-}
-
-async fn hubspot_instance(
-    state: &AppState,
-    auth: &Auth,
-    id: &str,
-) -> Result<Integration, Response> {
-    let id = crate::api::contacts::parse_id(id).map_err(ui_error)?;
-    match state.store.integration(auth.institution_id(), id).await {
-        Ok(i) if i.kind.starts_with("hubspot_") => Ok(i),
-        Ok(_) => Err(ui_error(ApiError::not_found())),
-        Err(e) => Err(ui_error(e.into())),
-    }
+    LIST.back(notice)
 }
 
 pub async fn toggle(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> Response {
-    let i = match hubspot_instance(&state, &auth, &id).await {
-        Ok(i) => i,
-        Err(r) => return r,
-    };
-    let enabled = !i.enabled;
-    match patch_integration(
-        &state,
-        auth.institution_id(),
-        i.id,
-        PatchIntegration {
-            enabled: Some(enabled),
-            ..Default::default()
-        },
-    )
-    .await
-    {
-        Ok(_) => back(if enabled { "enabled" } else { "disabled" }),
-        Err(e) => ui_error(e),
-    }
+    LIST.toggle(&state, &auth, &id).await
 }
 
 pub async fn run(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> Response {
-    let i = match hubspot_instance(&state, &auth, &id).await {
-        Ok(i) => i,
-        Err(r) => return r,
-    };
-    match run_now(&state, auth.institution_id(), i.id).await {
-        Ok(_) => back("queued"),
-        Err(e) => ui_error(e),
-    }
+    LIST.run(&state, &auth, &id).await
 }
 
 pub async fn delete_page(
@@ -196,33 +167,11 @@ pub async fn delete_page(
     auth: Auth,
     Path(id): Path<String>,
 ) -> Response {
-    match hubspot_instance(&state, &auth, &id).await {
-        Ok(i) => super::sftp::DeletePage {
-            nav: Nav::new(&auth, "integrations"),
-            type_label: kind_label(&i.kind),
-            action: format!("/settings/integrations/hubspot/{}/delete", i.id),
-            name: i.name,
-            cancel: "/settings/integrations/hubspot",
-            consequence: "Contacts already synced stay in HubSpot and in Ferry.",
-        }
-        .into_response(),
-        Err(r) => r,
-    }
+    LIST.delete_page(&state, &auth, &id).await
 }
 
 pub async fn delete(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> Response {
-    let i = match hubspot_instance(&state, &auth, &id).await {
-        Ok(i) => i,
-        Err(r) => return r,
-    };
-    match state
-        .store
-        .delete_integration(auth.institution_id(), i.id)
-        .await
-    {
-        Ok(()) => back("deleted"),
-        Err(e) => ui_error(e.into()),
-    }
+    LIST.delete(&state, &auth, &id).await
 }
 
 // ---- The wizard --------------------------------------------------------------------------
@@ -588,7 +537,7 @@ async fn render(
         status,
         WizardPage {
             nav: Nav::new(auth, "integrations"),
-            kind_label: kind_label(&form.kind),
+            kind_label: kind_label(&form.kind).unwrap_or("HubSpot"),
             incoming: form.kind == "hubspot_incoming",
             accounts,
             token_set,
@@ -629,7 +578,7 @@ pub async fn edit_page(
     auth: Auth,
     Path(id): Path<String>,
 ) -> Response {
-    match hubspot_instance(&state, &auth, &id).await {
+    match LIST.instance(&state, &auth, &id).await {
         Ok(i) => render(&state, &auth, StatusCode::OK, WizardForm::of(&i), None).await,
         Err(r) => r,
     }

@@ -2,6 +2,7 @@
 //! not in the navigation.
 
 pub mod hubspot;
+mod instances;
 pub mod oauth;
 pub mod runs;
 pub mod sftp;

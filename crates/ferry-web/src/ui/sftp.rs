@@ -8,7 +8,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use ferry_connectors::Secrets;
 use ferry_connectors::sftp_export::ExportKind;
 use ferry_core::contact::DefaultField;
@@ -19,11 +19,12 @@ use ferry_store::Integration;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use super::instances::List;
 use super::{Nav, fmt_time, ui_error};
 use crate::AppState;
 use crate::api::integrations::{
     CreateIntegration, PatchIntegration, create_integration, merge_patch, patch_integration,
-    run_now, test_connection,
+    test_connection,
 };
 use crate::auth::Auth;
 use crate::error::ApiError;
@@ -479,59 +480,28 @@ pub async fn list_page(
     .into_response()
 }
 
-fn back(notice: &str) -> Response {
-    Redirect::to(&format!("/settings/sftp?notice={notice}")).into_response()
-}
+/// The SFTP Outbound list and its row actions.
+const LIST: List = List {
+    base: "/settings/sftp",
+    nav: "sftp",
+    label: |kind| ExportKind::from_kind(kind).map(ExportKind::label),
+    consequence: "Files already on the server stay there.",
+};
 
-fn id_of(id: &str) -> Result<i64, ApiError> {
-    crate::api::contacts::parse_id(id)
+fn back(notice: &str) -> Response {
+    LIST.back(notice)
 }
 
 pub async fn toggle(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> Response {
-    let id = match id_of(&id) {
-        Ok(id) => id,
-        Err(e) => return ui_error(e),
-    };
-    let inst = auth.institution_id();
-    let current = match state.store.integration(inst, id).await {
-        Ok(i) => i,
-        Err(e) => return ui_error(e.into()),
-    };
-    let enabled = !current.enabled;
-    let change = PatchIntegration {
-        enabled: Some(enabled),
-        ..Default::default()
-    };
-    match patch_integration(&state, inst, id, change).await {
-        Ok(_) => back(if enabled { "enabled" } else { "disabled" }),
-        Err(e) => ui_error(e),
-    }
+    LIST.toggle(&state, &auth, &id).await
 }
 
 pub async fn delete(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> Response {
-    let id = match id_of(&id) {
-        Ok(id) => id,
-        Err(e) => return ui_error(e),
-    };
-    match state
-        .store
-        .delete_integration(auth.institution_id(), id)
-        .await
-    {
-        Ok(()) => back("deleted"),
-        Err(e) => ui_error(e.into()),
-    }
+    LIST.delete(&state, &auth, &id).await
 }
 
 pub async fn run(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> Response {
-    let id = match id_of(&id) {
-        Ok(id) => id,
-        Err(e) => return ui_error(e),
-    };
-    match run_now(&state, auth.institution_id(), id).await {
-        Ok(_) => back("queued"),
-        Err(e) => ui_error(e),
-    }
+    LIST.run(&state, &auth, &id).await
 }
 
 // ---- Configuration screen ----------------------------------------------------------------
@@ -766,20 +736,15 @@ pub async fn edit_page(
     auth: Auth,
     Path(id): Path<String>,
 ) -> Response {
-    let id = match id_of(&id) {
-        Ok(id) => id,
-        Err(e) => return ui_error(e),
-    };
-    let i = match state.store.integration(auth.institution_id(), id).await {
-        Ok(i) if ExportKind::from_kind(&i.kind).is_some() => i,
-        Ok(_) => return ui_error(ApiError::not_found()),
-        Err(e) => return ui_error(e.into()),
+    let i = match LIST.instance(&state, &auth, &id).await {
+        Ok(i) => i,
+        Err(r) => return r,
     };
     render_form(
         &state,
         &auth,
         StatusCode::OK,
-        Some(id),
+        Some(i.id),
         SftpForm::of(&i),
         None,
     )
@@ -831,15 +796,12 @@ pub async fn save(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    let id = match id_of(&id) {
-        Ok(id) => id,
-        Err(e) => return ui_error(e),
-    };
-    let mut form = SftpForm::parse(&body);
-    let current = match state.store.integration(auth.institution_id(), id).await {
+    let current = match LIST.instance(&state, &auth, &id).await {
         Ok(i) => i,
-        Err(e) => return ui_error(e.into()),
+        Err(r) => return r,
     };
+    let id = current.id;
+    let mut form = SftpForm::parse(&body);
     form.kind = current.kind.clone();
     let Some(kind) = form.export_kind() else {
         return ui_error(ApiError::not_found());
@@ -936,41 +898,11 @@ pub async fn test(State(state): State<AppState>, auth: Auth, body: axum::body::B
     page.into_response()
 }
 
-/// Asks before an integration is deleted (SFTP exports and HubSpot instances).
-#[derive(Template, WebTemplate)]
-#[template(path = "confirm_delete.html")]
-pub(crate) struct DeletePage {
-    pub nav: Nav,
-    pub name: String,
-    pub type_label: &'static str,
-    pub action: String,
-    pub cancel: &'static str,
-    pub consequence: &'static str,
-}
-
 /// Asks before deleting.
 pub async fn delete_page(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
 ) -> Response {
-    let id = match id_of(&id) {
-        Ok(id) => id,
-        Err(e) => return ui_error(e),
-    };
-    match state.store.integration(auth.institution_id(), id).await {
-        Ok(i) => match ExportKind::from_kind(&i.kind) {
-            Some(kind) => DeletePage {
-                nav: Nav::new(&auth, "sftp"),
-                name: i.name,
-                type_label: kind.label(),
-                action: format!("/settings/sftp/{id}/delete"),
-                cancel: "/settings/sftp",
-                consequence: "Files already on the server stay there.",
-            }
-            .into_response(),
-            None => ui_error(ApiError::not_found()),
-        },
-        Err(e) => ui_error(e.into()),
-    }
+    LIST.delete_page(&state, &auth, &id).await
 }

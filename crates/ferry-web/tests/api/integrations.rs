@@ -376,3 +376,37 @@ async fn the_configuration_screen_lists_ips_and_placeholders_and_hides_secrets()
         "no allow-list box without the setting"
     );
 }
+
+/// A list's row actions act only on the types that list holds: the HubSpot page cannot switch
+/// off (or delete) an SFTP export by its id, the SFTP page can.
+#[tokio::test]
+async fn row_actions_stay_within_their_list() {
+    let app = spawn_app().await;
+    let (_, created) = create(&app, eab_request(2222)).await;
+    let id = created["id"].as_i64().unwrap();
+    let (cookie, csrf) = app.login().await;
+    let post = |path: String| {
+        let req = app
+            .http
+            .post(app.url(&path))
+            .header("cookie", &cookie)
+            .form(&[("_csrf", csrf.as_str())]);
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    let enabled = || async {
+        let (status, body) = app.get(&format!("/api/v1/integrations/{id}")).await;
+        assert_eq!(status, 200, "{body}");
+        body["enabled"].as_bool().unwrap()
+    };
+    assert!(enabled().await);
+    for action in ["enabled", "run", "delete"] {
+        assert_eq!(
+            post(format!("/settings/integrations/hubspot/{id}/{action}")).await,
+            404,
+            "{action}"
+        );
+    }
+    assert!(enabled().await, "untouched by the HubSpot page");
+    assert_eq!(post(format!("/settings/sftp/{id}/enabled")).await, 303);
+    assert!(!enabled().await, "switched off by the SFTP page");
+}
