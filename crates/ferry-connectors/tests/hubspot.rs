@@ -146,6 +146,20 @@ impl Setup {
         out[0].as_ref().unwrap().contact_id
     }
 
+    /// Runs a new outgoing instance with [`mappings`]; returns the successful run and the
+    /// searches it sent.
+    async fn push_counting_searches(&self) -> (Run, u64) {
+        const SEARCH: &str = "POST /crm/v3/objects/contacts/search";
+        let hub = self.hub.state();
+        let before = hub.counters().requests_to(SEARCH);
+        let out = self
+            .instance("hubspot_outgoing", json!({"mappings": mappings()}))
+            .await;
+        let run = self.run(&out).await;
+        assert_eq!(run.status, RunStatus::Success, "{run:?}");
+        (run, hub.counters().requests_to(SEARCH) - before)
+    }
+
     async fn crm_id(&self, id: i64) -> Option<String> {
         self.store.contact(self.inst, id).await.unwrap().data.crm_id
     }
@@ -913,18 +927,7 @@ async fn the_name_branch_asks_for_many_names_in_few_searches() {
     let seeded: std::collections::HashSet<String> =
         hub.contacts().into_iter().map(|r| r.id).collect();
 
-    let before = hub
-        .counters()
-        .requests_to("POST /crm/v3/objects/contacts/search");
-    let out = s
-        .instance("hubspot_outgoing", json!({"mappings": mappings()}))
-        .await;
-    let run = s.run(&out).await;
-    assert_eq!(run.status, RunStatus::Success, "{run:?}");
-    let searches = hub
-        .counters()
-        .requests_to("POST /crm/v3/objects/contacts/search")
-        - before;
+    let (run, searches) = s.push_counting_searches().await;
     eprintln!("{searches} searches for {n} name lookups");
     assert!(
         searches * 10 <= n as u64,
@@ -1095,18 +1098,7 @@ async fn lone_names_are_asked_together_and_narrowed_when_hubspot_has_many_namesa
             .unwrap();
         }
     }
-    let before = hub
-        .counters()
-        .requests_to("POST /crm/v3/objects/contacts/search");
-    let out = s
-        .instance("hubspot_outgoing", json!({"mappings": mappings()}))
-        .await;
-    let run = s.run(&out).await;
-    assert_eq!(run.status, RunStatus::Success, "{run:?}");
-    let searches = hub
-        .counters()
-        .requests_to("POST /crm/v3/objects/contacts/search")
-        - before;
+    let (_, searches) = s.push_counting_searches().await;
     eprintln!("{searches} searches for {n} lone names");
     assert!(
         searches * 3 <= n as u64,

@@ -617,7 +617,11 @@ impl ContactData {
         if let Patch::Set(v) = patch.test_user {
             self.test_user = v;
         }
-        for (name, p) in &patch.custom {
+        for (name, p) in patch
+            .custom
+            .iter()
+            .filter(|(_, p)| !matches!(p, Patch::Keep))
+        {
             let mut slot = self.custom.remove(name);
             put(&mut slot, p, name, &mut self.cleared);
             if let Some(v) = slot {
