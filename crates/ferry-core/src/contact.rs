@@ -261,6 +261,17 @@ pub enum FieldRef {
     Custom(String, FieldKind),
 }
 
+impl FieldRef {
+    /// The field's name as files, mappings and filters write it (`id` for the platform ID).
+    pub fn name(&self) -> &str {
+        match self {
+            FieldRef::PlatformId => "id",
+            FieldRef::Default(f) => f.as_str(),
+            FieldRef::Custom(name, _) => name,
+        }
+    }
+}
+
 impl ContactPatch {
     /// Applies one raw value to the patch, with the seed's blank and `UNSET` rules and the
     /// field's type.
@@ -668,11 +679,7 @@ impl Contact {
     /// stored; `Null` when empty.
     /// Whether an `UNSET` cleared this field and nothing has set it since.
     pub fn was_cleared(&self, field: &FieldRef) -> bool {
-        match field {
-            FieldRef::PlatformId => false,
-            FieldRef::Default(f) => self.data.cleared.contains(f.as_str()),
-            FieldRef::Custom(name, _) => self.data.cleared.contains(name),
-        }
+        *field != FieldRef::PlatformId && self.data.cleared.contains(field.name())
     }
 
     pub fn value_of(&self, field: &FieldRef) -> Value {

@@ -1201,13 +1201,8 @@ async fn apply(
             continue;
         }
         let pass = passes(filters, |f| {
-            let name = match f {
-                FieldRef::PlatformId => "id".to_string(),
-                FieldRef::Default(d) => d.as_str().to_string(),
-                FieldRef::Custom(n, _) => n.clone(),
-            };
             by_name
-                .get(name.as_str())
+                .get(f.name())
                 .map(|v| v.to_string())
                 .unwrap_or_default()
         });
