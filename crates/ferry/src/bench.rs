@@ -347,18 +347,25 @@ pub async fn sftp_upload(size_mb: u64, runs: u32, fsync: bool, dest: UploadDest)
     if dest != UploadDest::Disk && !memory.is_dir() {
         bail!("/dev/shm is not there; use --dest disk");
     }
+    let ssh_version = openssh_version()?;
     for (label, root) in roots {
-        upload_to(label, root, size_mb, runs, fsync).await?;
+        upload_to(label, root, size_mb, runs, fsync, &ssh_version).await?;
     }
     Ok(())
 }
 
 /// One round of `bench sftp-upload` with sshd and the file in a directory inside `root`.
-async fn upload_to(label: &str, root: &Path, size_mb: u64, runs: u32, fsync: bool) -> Result<()> {
+async fn upload_to(
+    label: &str,
+    root: &Path,
+    size_mb: u64,
+    runs: u32,
+    fsync: bool,
+    ssh_version: &str,
+) -> Result<()> {
     use ferry_sftp::testing::{Sshd, keys};
     use ferry_sftp::{ClientOptions, HostKeyPolicy};
 
-    let ssh_version = openssh_version()?;
     let load = load_note();
     eprintln!(
         "Starting OpenSSH sshd on 127.0.0.1, writing to {}...",
