@@ -404,6 +404,13 @@ impl Store {
         }
     }
 
+    /// An import is over: the SQLite bulk connection lets go of its key filter.
+    pub(crate) fn end_bulk_import(&self) {
+        if let Some(bulk) = &self.bulk {
+            bulk.forget_keys();
+        }
+    }
+
     /// One chunk in one transaction, through the SQLite bulk connection when there is one.
     async fn apply_chunk_any(
         &self,

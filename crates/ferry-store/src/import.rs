@@ -266,34 +266,40 @@ impl Store {
         let parser = tokio::task::spawn_blocking(move || prepared.parse_into(tx, chunk_rows));
         let mut report = ImportReport::default();
         let mut done = 0u64;
-        while let Some(chunk) = rx.recv().await {
-            let mut writes = Vec::with_capacity(chunk.len());
-            let mut rows = Vec::with_capacity(chunk.len());
-            for (row, parsed) in chunk {
-                done += 1;
-                match parsed {
-                    Ok(w) => {
-                        writes.push(w);
-                        rows.push(row);
+        let applied = async {
+            while let Some(chunk) = rx.recv().await {
+                let mut writes = Vec::with_capacity(chunk.len());
+                let mut rows = Vec::with_capacity(chunk.len());
+                for (row, parsed) in chunk {
+                    done += 1;
+                    match parsed {
+                        Ok(w) => {
+                            writes.push(w);
+                            rows.push(row);
+                        }
+                        Err(e) => report.error(row, e),
                     }
-                    Err(e) => report.error(row, e),
                 }
-            }
-            let outcomes = self
-                .apply_contact_writes(institution_id, &writes, WriteKind::Import)
-                .await?;
-            for (row, outcome) in rows.into_iter().zip(outcomes) {
-                match outcome {
-                    Ok(a) => match a.action {
-                        AppliedAction::Created => report.created += 1,
-                        AppliedAction::Updated => report.updated += 1,
-                        AppliedAction::Unchanged => report.unchanged += 1,
-                    },
-                    Err(e) => report.error(row, e),
+                let outcomes = self
+                    .apply_contact_writes(institution_id, &writes, WriteKind::Import)
+                    .await?;
+                for (row, outcome) in rows.into_iter().zip(outcomes) {
+                    match outcome {
+                        Ok(a) => match a.action {
+                            AppliedAction::Created => report.created += 1,
+                            AppliedAction::Updated => report.updated += 1,
+                            AppliedAction::Unchanged => report.unchanged += 1,
+                        },
+                        Err(e) => report.error(row, e),
+                    }
                 }
+                progress(done);
             }
-            progress(done);
+            Ok::<_, ImportError>(())
         }
+        .await;
+        self.end_bulk_import();
+        applied?;
         parser.await.map_err(|e| {
             StoreError::Db(sqlx::Error::Protocol(format!(
                 "the CSV parser stopped: {e}"

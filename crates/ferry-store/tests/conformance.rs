@@ -1085,6 +1085,72 @@ async fn a_batch_of_creates_reports_each_new_contacts_own_id() {
     }
 }
 
+/// Imports skip looking up keys they know are absent (SQLite keeps a filter of the keys it wrote).
+/// A key another connection wrote in between, or one of an institution too large to scan, is
+/// still found.
+#[tokio::test]
+async fn import_batches_find_keys_written_elsewhere_and_in_large_institutions() {
+    let (s, inst) = setup().await;
+    let import = |w: ContactWrite| {
+        let s = &s;
+        async move {
+            s.apply_contact_writes(inst.id, &[w], WriteKind::Import)
+                .await
+                .unwrap()
+                .remove(0)
+        }
+    };
+    let pairs = |first: &'static str, phone: &'static str, crm: &'static str| {
+        let mut p = vec![
+            ("first_name", first),
+            ("last_name", "Diaz"),
+            ("phone", phone),
+        ];
+        if !crm.is_empty() {
+            p.push(("crm_id", crm));
+        }
+        p
+    };
+    let ana = import(write(&s, inst.id, &pairs("Ana", "6175550101", "")).await)
+        .await
+        .unwrap();
+    assert_eq!(ana.action, AppliedAction::Created);
+    // The CRM ID write-back goes through another connection than contact batches.
+    assert_eq!(
+        s.set_crm_ids(inst.id, &[(ana.contact_id, "CRM-9".into())])
+            .await
+            .unwrap(),
+        vec![true]
+    );
+    let again = import(write(&s, inst.id, &[("first_name", "Anna"), ("crm_id", "CRM-9")]).await)
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.contact_id, again.action),
+        (ana.contact_id, AppliedAction::Updated),
+        "the CRM ID written by the other connection finds Ana"
+    );
+    // The phone this batch connection wrote is found too.
+    let by_phone = import(write(&s, inst.id, &pairs("Anabel", "6175550101", "")).await)
+        .await
+        .unwrap();
+    assert_eq!(by_phone.contact_id, ana.contact_id);
+
+    // More contacts than the batch has rows: the keys are looked up, not scanned.
+    let mut many = Vec::new();
+    for i in 2..=6 {
+        many.push(create(&s, inst.id, "Many", &format!("61755502{i:02}"), None).await);
+    }
+    s.set_crm_ids(inst.id, &[(many[0], "CRM-M".into())])
+        .await
+        .unwrap();
+    let many = import(write(&s, inst.id, &pairs("Mo", "6175550204", "")).await)
+        .await
+        .unwrap();
+    assert_eq!(many.action, AppliedAction::Updated);
+    assert_eq!(s.count_contacts(inst.id).await.unwrap(), 6);
+}
+
 #[tokio::test]
 async fn a_chain_of_phone_moves_that_trips_the_index_is_redone_row_by_row() {
     let (s, inst) = setup().await;
