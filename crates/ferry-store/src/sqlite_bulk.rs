@@ -319,17 +319,16 @@ impl SqliteBulk {
             let mut seq = last - dirty.len() as i64;
             let ts = now();
             let mut update = tx.prepare_cached(UPDATE_CONTACT)?;
+            // The parameters of UPDATE_CONTACT; the insert takes the same ones (the 15th, the ID,
+            // unused).
             let mut insert = tx.prepare_cached(
-                "INSERT INTO contacts (institution_id, first_name, last_name, preferred_name, phone, email, enrollment_id, crm_id, opt_in, test_user, archived, custom, cleared, change_seq, created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)",
+                "INSERT INTO contacts (first_name, last_name, preferred_name, phone, email, enrollment_id, crm_id, opt_in, test_user, archived, custom, cleared, change_seq, created_at, updated_at, institution_id) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?16)",
             )?;
             for key in dirty {
                 seq += 1;
                 let (d, exists) = chunk.slot(key);
                 let phone = d.phone.as_ref().map(Phone::as_str);
-                let email = d.email.as_ref().map(Email::as_str);
-                let custom = custom_json(d);
-                let cleared = cleared_json(d);
                 if let Some(f) = keys.as_mut() {
                     if let Some(crm) = &d.crm_id {
                         f.add(KeyKind::Crm, crm);
@@ -338,43 +337,28 @@ impl SqliteBulk {
                         f.add(KeyKind::Phone, phone);
                     }
                 }
+                let values = params![
+                    d.first_name,
+                    d.last_name,
+                    d.preferred_name,
+                    phone,
+                    d.email.as_ref().map(Email::as_str),
+                    d.enrollment_id,
+                    d.crm_id,
+                    d.opt_in,
+                    d.test_user,
+                    d.archived,
+                    custom_json(d),
+                    cleared_json(d),
+                    seq,
+                    ts,
+                    key,
+                    institution_id
+                ];
                 if exists {
-                    update.execute(params![
-                        d.first_name,
-                        d.last_name,
-                        d.preferred_name,
-                        phone,
-                        email,
-                        d.enrollment_id,
-                        d.crm_id,
-                        d.opt_in,
-                        d.test_user,
-                        d.archived,
-                        custom,
-                        cleared,
-                        seq,
-                        ts,
-                        key,
-                        institution_id
-                    ])?;
+                    update.execute(values)?;
                 } else {
-                    insert.execute(params![
-                        institution_id,
-                        d.first_name,
-                        d.last_name,
-                        d.preferred_name,
-                        phone,
-                        email,
-                        d.enrollment_id,
-                        d.crm_id,
-                        d.opt_in,
-                        d.test_user,
-                        d.archived,
-                        custom,
-                        cleared,
-                        seq,
-                        ts
-                    ])?;
+                    insert.execute(values)?;
                     ids.insert(key, tx.last_insert_rowid());
                 }
             }
