@@ -1057,34 +1057,31 @@ pub(super) async fn run_incoming(
     let filters = filters(cfg, &schema)?;
     let mut state: SyncState =
         serde_json::from_value(ctx.integration().state.clone()).unwrap_or_default();
-    let mut tally = Tally {
-        created: 0,
-        updated: 0,
-        filtered: 0,
-        failed: 0,
-    };
     let properties = cfg.remote_names();
-    let mut retry_next = BTreeMap::new();
-    let test_users = ctx.store().test_user_keys(ctx.institution_id()).await?;
+    let retry = std::mem::take(&mut state.retry);
+    let mut incoming = Incoming {
+        ctx,
+        schema,
+        resolved,
+        filters,
+        test_users: ctx.store().test_user_keys(ctx.institution_id()).await?,
+        before: &retry,
+        next: BTreeMap::new(),
+        tally: Tally {
+            created: 0,
+            updated: 0,
+            filtered: 0,
+            failed: 0,
+        },
+    };
 
-    let retry_ids: Vec<String> = state.retry.keys().cloned().collect();
+    let retry_ids: Vec<String> = retry.keys().cloned().collect();
     for chunk in retry_ids.chunks(BATCH) {
         let records = client
             .batch_read(chunk, None, &properties)
             .await
             .map_err(hub_error)?;
-        apply(
-            ctx,
-            &schema,
-            &resolved,
-            &filters,
-            &records,
-            &mut tally,
-            &state.retry,
-            &mut retry_next,
-            &test_users,
-        )
-        .await?;
+        incoming.apply(&records).await?;
     }
 
     let mut since = (state.watermark - OVERLAP_MS).max(0);
@@ -1109,20 +1106,9 @@ pub(super) async fn run_incoming(
             let records: Vec<Record> = page
                 .records
                 .into_iter()
-                .filter(|r| !state.retry.contains_key(&r.id))
+                .filter(|r| !retry.contains_key(&r.id))
                 .collect();
-            apply(
-                ctx,
-                &schema,
-                &resolved,
-                &filters,
-                &records,
-                &mut tally,
-                &state.retry,
-                &mut retry_next,
-                &test_users,
-            )
-            .await?;
+            incoming.apply(&records).await?;
             if let Some(m) = records.iter().filter_map(modified_ms).max() {
                 newest = newest.max(m);
             }
@@ -1131,7 +1117,7 @@ pub(super) async fn run_incoming(
                 ctx,
                 &SyncState {
                     watermark: newest,
-                    retry: retry_next.clone(),
+                    retry: incoming.next.clone(),
                 },
             )
             .await?;
@@ -1150,127 +1136,142 @@ pub(super) async fn run_incoming(
         }
     }
     state.watermark = newest;
-    state.retry = retry_next;
+    state.retry = incoming.next;
     save(ctx, &state).await?;
-    report(client, tally)
+    report(client, incoming.tally)
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn apply(
-    ctx: &RunContext,
-    schema: &FieldSchema,
-    resolved: &[ResolvedMapping],
-    filters: &[(FieldRef, Vec<String>)],
-    records: &[Record],
-    tally: &mut Tally,
-    before: &BTreeMap<String, u32>,
-    next: &mut BTreeMap<String, u32>,
-    test_users: &ferry_store::TestUserKeys,
-) -> Result<(), RunError> {
-    let dir = SyncDirection::Incoming;
-    let mut writes = Vec::new();
-    let mut ids = Vec::new();
-    for r in records {
-        let values: Vec<(String, String)> = resolved
-            .iter()
-            .filter_map(|m| {
-                let raw = if m.remote.name == ID_PROPERTY {
-                    Some(r.id.clone())
-                } else {
-                    mapping::from_remote(m.local_kind, m.remote.kind, r.get(&m.remote.name))
-                };
-                raw.map(|v| (m.local_name.clone(), v))
-            })
-            .collect();
-        let by_name: HashMap<&str, &str> = values
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        // Test users never sync: a record that matches one is left alone (counted as filtered).
-        let is_test_user = test_users.crm_ids.contains(&r.id)
-            || by_name
-                .get("id")
-                .and_then(|v| v.parse::<i64>().ok())
-                .is_some_and(|id| test_users.ids.contains(&id))
-            || by_name
-                .get("phone")
-                .and_then(|p| ferry_core::phone::Phone::parse(p).ok())
-                .is_some_and(|p| test_users.phones.contains(p.as_str()));
-        if is_test_user {
-            tally.filtered += 1;
-            continue;
-        }
-        let pass = passes(filters, |f| {
-            by_name
-                .get(f.name())
-                .map(|v| v.to_string())
-                .unwrap_or_default()
-        });
-        if !pass {
-            tally.filtered += 1;
-            continue;
-        }
-        match ContactWrite::parse(
+/// What an incoming run applies each page of HubSpot records with, and what it has counted.
+struct Incoming<'a> {
+    ctx: &'a RunContext,
+    schema: FieldSchema,
+    resolved: Vec<ResolvedMapping>,
+    filters: Vec<(FieldRef, Vec<String>)>,
+    test_users: ferry_store::TestUserKeys,
+    /// The records that failed in earlier runs (with their attempts), and in this one.
+    before: &'a BTreeMap<String, u32>,
+    next: BTreeMap<String, u32>,
+    tally: Tally,
+}
+
+impl Incoming<'_> {
+    async fn apply(&mut self, records: &[Record]) -> Result<(), RunError> {
+        let Incoming {
+            ctx,
             schema,
-            values.iter().map(|(k, v)| (k.as_str(), Raw::Str(v))),
-        ) {
-            Ok(w) => {
-                writes.push(w);
-                ids.push(r.id.clone());
+            resolved,
+            filters,
+            test_users,
+            before,
+            next,
+            tally,
+        } = self;
+        let ctx = *ctx;
+        let dir = SyncDirection::Incoming;
+        let mut writes = Vec::new();
+        let mut ids = Vec::new();
+        for r in records {
+            let values: Vec<(String, String)> = resolved
+                .iter()
+                .filter_map(|m| {
+                    let raw = if m.remote.name == ID_PROPERTY {
+                        Some(r.id.clone())
+                    } else {
+                        mapping::from_remote(m.local_kind, m.remote.kind, r.get(&m.remote.name))
+                    };
+                    raw.map(|v| (m.local_name.clone(), v))
+                })
+                .collect();
+            let by_name: HashMap<&str, &str> = values
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            // Test users never sync: a record that matches one is left alone (counted as filtered).
+            let is_test_user = test_users.crm_ids.contains(&r.id)
+                || by_name
+                    .get("id")
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .is_some_and(|id| test_users.ids.contains(&id))
+                || by_name
+                    .get("phone")
+                    .and_then(|p| ferry_core::phone::Phone::parse(p).ok())
+                    .is_some_and(|p| test_users.phones.contains(p.as_str()));
+            if is_test_user {
+                tally.filtered += 1;
+                continue;
             }
-            Err(errors) => {
-                let e = &errors[0];
-                let message = errors
-                    .iter()
-                    .map(|e| format!("{}: {}", e.field, e.message))
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                failed(
-                    ctx,
-                    dir,
-                    r.id.clone(),
-                    None,
-                    e.code,
-                    format!("HubSpot contact {}: {message}", r.id),
-                    before,
-                    next,
-                    tally,
-                )
-                .await?;
+            let pass = passes(filters, |f| {
+                by_name
+                    .get(f.name())
+                    .map(|v| v.to_string())
+                    .unwrap_or_default()
+            });
+            if !pass {
+                tally.filtered += 1;
+                continue;
+            }
+            match ContactWrite::parse(
+                schema,
+                values.iter().map(|(k, v)| (k.as_str(), Raw::Str(v))),
+            ) {
+                Ok(w) => {
+                    writes.push(w);
+                    ids.push(r.id.clone());
+                }
+                Err(errors) => {
+                    let e = &errors[0];
+                    let message = errors
+                        .iter()
+                        .map(|e| format!("{}: {}", e.field, e.message))
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    failed(
+                        ctx,
+                        dir,
+                        r.id.clone(),
+                        None,
+                        e.code,
+                        format!("HubSpot contact {}: {message}", r.id),
+                        before,
+                        next,
+                        tally,
+                    )
+                    .await?;
+                }
             }
         }
-    }
-    if writes.is_empty() {
-        return Ok(());
-    }
-    let outcomes = ctx
-        .store()
-        .apply_contact_writes(ctx.institution_id(), &writes, WriteKind::Import)
-        .await?;
-    for (outcome, id) in outcomes.into_iter().zip(ids) {
-        match outcome {
-            Ok(a) => match a.action {
-                ferry_store::AppliedAction::Created => tally.created += 1,
-                ferry_store::AppliedAction::Updated => tally.updated += 1,
-                ferry_store::AppliedAction::Unchanged => {}
-            },
-            Err(e) => {
-                failed(
-                    ctx,
-                    dir,
-                    id.clone(),
-                    e.contact_id,
-                    e.code,
-                    format!("HubSpot contact {id}: {}", e.message),
-                    before,
-                    next,
-                    tally,
-                )
-                .await?;
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let outcomes = ctx
+            .store()
+            .apply_contact_writes(ctx.institution_id(), &writes, WriteKind::Import)
+            .await?;
+        for (outcome, id) in outcomes.into_iter().zip(ids) {
+            match outcome {
+                Ok(a) => match a.action {
+                    ferry_store::AppliedAction::Created => tally.created += 1,
+                    ferry_store::AppliedAction::Updated => tally.updated += 1,
+                    ferry_store::AppliedAction::Unchanged => {}
+                },
+                Err(e) => {
+                    failed(
+                        ctx,
+                        dir,
+                        id.clone(),
+                        e.contact_id,
+                        e.code,
+                        format!("HubSpot contact {id}: {}", e.message),
+                        before,
+                        next,
+                        tally,
+                    )
+                    .await?;
+                }
             }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 #[cfg(test)]
