@@ -470,6 +470,13 @@ impl Remote {
 
 /// Ferry's own SFTP server, serving a temporary folder with an `outbox` directory; user
 /// [`USER`] logs in with [`PASSWORD`] (and whatever `configure` adds).
+/// The usual start of a test: a hub holding the fixture, and an SFTP server to export to.
+async fn setup() -> (Hub, Fixture, TestSftp) {
+    let hub = Hub::new().await;
+    let f = fixture(&hub).await;
+    (hub, f, test_sftp(|b| b).await)
+}
+
 struct TestSftp {
     server: TestServer,
     remote: Remote,
@@ -678,9 +685,7 @@ fn message_ids(file: &str) -> Vec<i64> {
 
 #[tokio::test]
 async fn eab_notes_file_is_byte_exact_in_the_institution_time_zone() {
-    let hub = Hub::new().await;
-    let f = fixture(&hub).await;
-    let sftp = test_sftp(|b| b).await;
+    let (hub, f, sftp) = setup().await;
     let id = hub
         .integration(
             ExportKind::EabNotes,
@@ -717,9 +722,7 @@ async fn eab_notes_file_is_byte_exact_in_the_institution_time_zone() {
 
 #[tokio::test]
 async fn eab_dedupe_sends_each_contact_once_with_its_latest_message_and_count() {
-    let hub = Hub::new().await;
-    let f = fixture(&hub).await;
-    let sftp = test_sftp(|b| b).await;
+    let (hub, f, sftp) = setup().await;
     let id = hub
         .integration(
             ExportKind::EabNotes,
@@ -739,9 +742,7 @@ async fn eab_dedupe_sends_each_contact_once_with_its_latest_message_and_count() 
 
 #[tokio::test]
 async fn missing_crm_id_is_logged_once_per_contact_per_run() {
-    let hub = Hub::new().await;
-    let f = fixture(&hub).await;
-    let sftp = test_sftp(|b| b).await;
+    let (hub, f, sftp) = setup().await;
     let id = hub
         .integration(
             ExportKind::EabNotes,
@@ -850,9 +851,7 @@ async fn a_run_retried_by_the_worker_logs_each_contact_once() {
 
 #[tokio::test]
 async fn conversations_file_has_the_header_columns_and_neutralised_cells() {
-    let hub = Hub::new().await;
-    let f = fixture(&hub).await;
-    let sftp = test_sftp(|b| b).await;
+    let (hub, f, sftp) = setup().await;
     let id = hub
         .integration(
             ExportKind::Conversations,
@@ -901,9 +900,7 @@ async fn conversations_file_has_the_header_columns_and_neutralised_cells() {
 
 #[tokio::test]
 async fn message_filters_choose_channels_types_and_directions() {
-    let hub = Hub::new().await;
-    let f = fixture(&hub).await;
-    let sftp = test_sftp(|b| b).await;
+    let (hub, f, sftp) = setup().await;
     let m = &f.m;
     let cases = [
         (
@@ -950,9 +947,7 @@ async fn message_filters_choose_channels_types_and_directions() {
 
 #[tokio::test]
 async fn contacts_file_has_the_chosen_fields_passes_the_filters_and_no_test_users() {
-    let hub = Hub::new().await;
-    let f = fixture(&hub).await;
-    let sftp = test_sftp(|b| b).await;
+    let (hub, f, sftp) = setup().await;
     let id = hub
         .integration(
             ExportKind::Contacts,
@@ -1045,9 +1040,7 @@ async fn a_run_with_nothing_to_send_is_skipped_without_connecting() {
 
 #[tokio::test]
 async fn the_watermark_sends_only_new_messages_and_survives_failed_runs() {
-    let hub = Hub::new().await;
-    let f = fixture(&hub).await;
-    let sftp = test_sftp(|b| b).await;
+    let (hub, f, sftp) = setup().await;
     let id = hub
         .integration(
             ExportKind::Conversations,
@@ -1242,9 +1235,7 @@ async fn a_full_disk_fails_the_run_without_a_file_and_keeps_the_watermark() {
 
 #[tokio::test]
 async fn a_changed_host_key_fails_the_run_until_the_pin_is_cleared() {
-    let hub = Hub::new().await;
-    fixture(&hub).await;
-    let sftp = test_sftp(|b| b).await;
+    let (hub, _, sftp) = setup().await;
     let id = hub
         .integration(
             ExportKind::Contacts,
@@ -1283,9 +1274,7 @@ async fn a_changed_host_key_fails_the_run_until_the_pin_is_cleared() {
 
 #[tokio::test]
 async fn wrong_password_closed_port_and_missing_directory_fail_with_a_reason() {
-    let hub = Hub::new().await;
-    fixture(&hub).await;
-    let sftp = test_sftp(|b| b).await;
+    let (hub, _, sftp) = setup().await;
 
     let id = hub
         .integration(
