@@ -25,13 +25,7 @@ async fn sign_in(browser: &Browser) {
         .send_keys(ADMIN_PASSWORD)
         .await
         .unwrap();
-    browser
-        .find("button[type=submit]")
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click_on("button[type=submit]").await.unwrap();
 }
 
 /// A worker beside the web app, as `ferry serve` runs one.
@@ -143,13 +137,7 @@ async fn sign_in_search_and_open_a_contact() {
         .send_keys("dmitri")
         .await
         .unwrap();
-    browser
-        .find("form[role=search] button")
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click_on("form[role=search] button").await.unwrap();
     // Dmitri is on the unfiltered page too: wait for the search's page, not just his name.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !browser.current_url().await.unwrap().contains("q=dmitri") {
@@ -166,13 +154,7 @@ async fn sign_in_search_and_open_a_contact() {
     let rows = browser.find_all("#contacts tbody tr").await.unwrap();
     assert_eq!(rows.len(), 1, "the search narrowed the list");
 
-    browser
-        .find("#contacts tbody a")
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click_on("#contacts tbody a").await.unwrap();
     browser.wait_for_text("h1", "Dmitri Student").await.unwrap();
     browser
         .wait_for_text(".conversation", "registration opens Monday")
@@ -226,17 +208,11 @@ async fn create_test_save_and_run_an_eab_export_through_the_screens() {
     sign_in(&browser).await;
     browser.wait_for_text("h1", "SFTP Outbound").await.unwrap();
     browser
-        .find("#new-integration > summary")
-        .await
-        .unwrap()
-        .click()
+        .click_on("#new-integration > summary")
         .await
         .unwrap();
     browser
-        .wait_for_text("#new-integration a", "New EAB Notes Export")
-        .await
-        .unwrap()
-        .click()
+        .click_text("#new-integration a", "New EAB Notes Export")
         .await
         .unwrap();
     browser
@@ -255,13 +231,7 @@ async fn create_test_save_and_run_an_eab_export_through_the_screens() {
     fill(&browser, "#eab_created_by", "Mainstay").await;
     fill(&browser, "#eab_note_body", "{first_name} asked: {message}").await;
 
-    browser
-        .find("#test-connection")
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click_on("#test-connection").await.unwrap();
     browser
         .wait_for_text("#test-result", "Connection succeeded")
         .await
@@ -290,17 +260,11 @@ async fn create_test_save_and_run_an_eab_export_through_the_screens() {
     assert_eq!(all[0]["secrets"]["password"], true);
 
     browser
-        .find("#integrations tbody tr details > summary")
-        .await
-        .unwrap()
-        .click()
+        .click_on("#integrations tbody tr details > summary")
         .await
         .unwrap();
     browser
-        .wait_for_text("#integrations tbody tr details button", "Run now")
-        .await
-        .unwrap()
-        .click()
+        .click_text("#integrations tbody tr details button", "Run now")
         .await
         .unwrap();
     browser
@@ -399,19 +363,10 @@ async fn a_hubspot_instance_through_the_wizard_with_the_oauth_popup() {
         .unwrap();
     sign_in(&browser).await;
     browser.wait_for_text("h1", "Integrations").await.unwrap();
-    browser
-        .wait_for_text("a", "Learn More")
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click_text("a", "Learn More").await.unwrap();
     browser.wait_for_text("h1", "HubSpot").await.unwrap();
     browser
-        .find("a[href='/settings/integrations/hubspot/new?type=hubspot_incoming']")
-        .await
-        .unwrap()
-        .click()
+        .click_on("a[href='/settings/integrations/hubspot/new?type=hubspot_incoming']")
         .await
         .unwrap();
     browser
@@ -422,13 +377,7 @@ async fn a_hubspot_instance_through_the_wizard_with_the_oauth_popup() {
 
     // Authentication: add a new account in the pop-up.
     let main = browser.window_handle().await.unwrap();
-    browser
-        .find("#connect-account")
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click_on("#connect-account").await.unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let popup = loop {
         let handles = browser.window_handles().await.unwrap();
@@ -443,13 +392,7 @@ async fn a_hubspot_instance_through_the_wizard_with_the_oauth_popup() {
         .wait_for_text("#account", "ferry-emulator.hubspot.com")
         .await
         .unwrap();
-    browser
-        .find("#connect")
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click_on("#connect").await.unwrap();
     // The callback page tells the wizard and closes itself.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while browser.window_handles().await.unwrap().len() > 1 {
@@ -473,13 +416,7 @@ async fn a_hubspot_instance_through_the_wizard_with_the_oauth_popup() {
         .wait_for_text("#remote_1", "Last Modified Date")
         .await
         .unwrap();
-    browser
-        .find("#finish")
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click_on("#finish").await.unwrap();
     browser
         .wait_for_text(".alert-ok", "The instance was created")
         .await
@@ -494,10 +431,7 @@ async fn a_hubspot_instance_through_the_wizard_with_the_oauth_popup() {
         .unwrap();
 
     browser
-        .wait_for_text("#instances button", "Run now")
-        .await
-        .unwrap()
-        .click()
+        .click_text("#instances button", "Run now")
         .await
         .unwrap();
     browser

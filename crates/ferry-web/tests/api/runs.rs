@@ -864,13 +864,7 @@ async fn in_a_browser_the_reason_opens_by_keyboard_and_the_table_updates() {
         .send_keys(VIEWER_PASSWORD)
         .await
         .unwrap();
-    browser
-        .find("button[type=submit]")
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click_on("button[type=submit]").await.unwrap();
     browser.wait_for_text("h1", "Recent Runs").await.unwrap();
     browser.wait_for_text("#runs", "Nightly EAB").await.unwrap();
 

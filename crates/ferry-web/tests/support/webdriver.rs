@@ -438,6 +438,17 @@ impl Browser {
         }
     }
 
+    /// Waits for an element matching `css` (as [`Browser::find`]) and clicks it.
+    pub async fn click_on(&self, css: &str) -> Result<()> {
+        self.find(css).await?.click().await
+    }
+
+    /// Waits for an element matching `css` whose text contains `text` (as
+    /// [`Browser::wait_for_text`]) and clicks it.
+    pub async fn click_text(&self, css: &str, text: &str) -> Result<()> {
+        self.wait_for_text(css, text).await?.click().await
+    }
+
     /// All elements currently matching `css` (no waiting; may be empty).
     pub async fn find_all(&self, css: &str) -> Result<Vec<Element>> {
         let body = json!({ "using": "css selector", "value": css });
