@@ -32,6 +32,8 @@ pub struct UploadReport {
     pub bytes: u64,
     /// The final path of the file on the server.
     pub remote_path: String,
+    /// Flushes to disk that ran while the upload went on ([`ClientOptions::flush_ahead`]).
+    pub flushes_ahead: u32,
 }
 
 /// Connects with [`ClientOptions::default`]. See [`connect_with`].
@@ -468,6 +470,96 @@ impl std::fmt::Debug for Session {
     }
 }
 
+/// The flushes of [`ClientOptions::flush_ahead`]: a second SFTP channel with the `.part` file
+/// open, and at most one `fsync@openssh.com` on it in flight. If the server refuses the second
+/// channel, the upload goes on with the one flush at the end.
+struct FlushAhead {
+    every: Option<u64>,
+    next_at: u64,
+    flusher: Option<(SftpSession, Arc<russh_sftp::client::fs::File>)>,
+    running: Option<tokio::task::JoinHandle<Result<(), SftpClientError>>>,
+    done: u32,
+}
+
+impl FlushAhead {
+    fn new(every: Option<u64>) -> FlushAhead {
+        FlushAhead {
+            every: every.filter(|n| *n > 0),
+            next_at: every.unwrap_or(0),
+            flusher: None,
+            running: None,
+            done: 0,
+        }
+    }
+
+    /// `bytes` of the file have been handed to the pipeline: starts a flush if one is due and
+    /// none is running.
+    async fn wrote(&mut self, s: &Session, path: &str, bytes: u64) -> Result<(), SftpError> {
+        let Some(every) = self.every else {
+            return Ok(());
+        };
+        if bytes < self.next_at || self.running.as_ref().is_some_and(|r| !r.is_finished()) {
+            return Ok(());
+        }
+        self.reap(s, path).await?;
+        if self.flusher.is_none() {
+            let opened = tokio::time::timeout(s.options.request_timeout, async {
+                let sftp = open_sftp(&s.ctx, &s.handle, &s.options).await.ok()?;
+                let file = sftp.open_with_flags(path, OpenFlags::READ).await.ok()?;
+                Some((sftp, Arc::new(file)))
+            })
+            .await
+            .ok()
+            .flatten();
+            if opened.is_none() {
+                tracing::debug!(
+                    path,
+                    "no second SFTP channel; the file is flushed once, at the end"
+                );
+                self.every = None;
+                return Ok(());
+            }
+            self.flusher = opened;
+        }
+        if let Some((_, file)) = &self.flusher {
+            let file = file.clone();
+            self.running = Some(tokio::spawn(async move { file.sync_all().await }));
+        }
+        self.next_at = bytes + every;
+        Ok(())
+    }
+
+    /// Waits for the running flush, if any; its failure fails the upload.
+    async fn reap(&mut self, s: &Session, path: &str) -> Result<(), SftpError> {
+        if let Some(running) = self.running.take() {
+            match running.await {
+                Ok(Ok(())) => self.done += 1,
+                Ok(Err(e)) => return Err(s.map(Op::Write, path, e)),
+                Err(e) => return Err(s.ctx.lost(format!("the flush task failed: {e}"))),
+            }
+        }
+        Ok(())
+    }
+
+    /// The writes are done: waits for the running flush and closes the second channel.
+    async fn finish(&mut self, s: &Session, path: &str) -> Result<(), SftpError> {
+        self.reap(s, path).await?;
+        if let Some((sftp, file)) = self.flusher.take() {
+            drop(file);
+            let _ = sftp.close().await;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for FlushAhead {
+    fn drop(&mut self) {
+        if let Some(running) = &self.running {
+            running.abort();
+        }
+    }
+}
+
 /// What an SFTP request was for, to word its error.
 #[derive(Clone, Copy)]
 enum Op {
@@ -572,6 +664,11 @@ impl Session {
 
         let mut bytes: u64 = 0;
         let mut buf = vec![0u8; 256 * 1024];
+        let mut ahead = FlushAhead::new(if self.options.fsync {
+            self.options.flush_ahead
+        } else {
+            None
+        });
         let written: Result<(), SftpError> = async {
             loop {
                 let n = reader
@@ -587,7 +684,9 @@ impl Session {
                     .await
                     .map_err(|e| self.write_failed(&part_path, e))?;
                 bytes += n as u64;
+                ahead.wrote(self, &part_path, bytes).await?;
             }
+            ahead.finish(self, &part_path).await?;
             if self.options.fsync {
                 // Drains the pipeline, then fsync@openssh.com where the server offers it.
                 file.flush()
@@ -652,6 +751,7 @@ impl Session {
         Ok(UploadReport {
             bytes,
             remote_path: final_path,
+            flushes_ahead: ahead.done,
         })
     }
 

@@ -87,6 +87,11 @@ pub struct ClientOptions {
     /// Ask the server to flush the file to disk (`fsync@openssh.com`, where offered) before
     /// closing and renaming it, so a confirmed upload survives a server crash.
     pub fsync: bool,
+    /// With `fsync`: once this many bytes are written, a second SFTP channel (on OpenSSH its own
+    /// sftp-server) asks the server to flush what it has of the file so far, while the upload
+    /// goes on, and again after each further such amount, so that the flush before the rename
+    /// waits only for the rest, not for the whole file. `None`: one flush, at the end.
+    pub flush_ahead: Option<u64>,
 }
 
 impl Default for ClientOptions {
@@ -97,6 +102,7 @@ impl Default for ClientOptions {
             max_writes_in_flight: 64,
             write_chunk_size: 32 * 1024 - 64,
             fsync: true,
+            flush_ahead: Some(64 * 1024 * 1024),
         }
     }
 }

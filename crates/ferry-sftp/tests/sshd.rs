@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use ferry_sftp::testing::{PASSPHRASE, SSHD_PASSWORD, Sshd, keys, listing, test_data, wait_until};
-use ferry_sftp::{Auth, HostKeyPolicy, SftpError, connect};
+use ferry_sftp::{Auth, ClientOptions, HostKeyPolicy, SftpError, connect, connect_with};
 use secrecy::SecretString;
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::sync::Notify;
@@ -497,4 +497,37 @@ async fn delay_proxy(upstream_port: u16, delay: Duration) -> u16 {
         }
     });
     port
+}
+
+#[tokio::test]
+async fn with_fsync_a_large_upload_is_flushed_ahead_and_arrives_whole() {
+    let Some(sshd) = Sshd::start() else { return };
+    let data = test_data(4 * 1024 * 1024, 7);
+    let dir = sshd.upload_path();
+    for (fsync, name) in [(true, "flushed.csv"), (false, "unflushed.csv")] {
+        let mut options = ClientOptions::default();
+        options.fsync = fsync;
+        options.flush_ahead = Some(256 * 1024);
+        let session = connect_with(
+            &sshd.target(keys().ed25519.auth()),
+            &HostKeyPolicy::AcceptNew,
+            &options,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", sshd.log()));
+        let report = session
+            .upload(Some(&dir), name, data.as_slice())
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", sshd.log()));
+        // At most one flush runs at a time, so how many fit depends on the disk; with fsync
+        // off there are none.
+        if fsync {
+            assert!(report.flushes_ahead >= 1, "{report:?}");
+        } else {
+            assert_eq!(report.flushes_ahead, 0, "{report:?}");
+        }
+        assert_eq!(report.bytes, data.len() as u64);
+        assert!(fs::read(sshd.upload_dir.join(name)).unwrap() == data);
+        session.close().await.unwrap();
+    }
 }
