@@ -123,6 +123,18 @@ impl TestApp {
         body["id"].as_i64().unwrap()
     }
 
+    /// A UI page fetched with a session cookie: its status and body.
+    pub async fn page(&self, cookie: &str, path: &str) -> (u16, String) {
+        let res = self
+            .http
+            .get(self.url(path))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        (res.status().as_u16(), res.text().await.unwrap())
+    }
+
     /// Signs in through the login form; returns the session cookie and the page's CSRF token.
     pub async fn login(&self) -> (String, String) {
         let res = self
@@ -148,16 +160,7 @@ impl TestApp {
             .next()
             .unwrap()
             .to_string();
-        let page = self
-            .http
-            .get(self.url("/contacts"))
-            .header("cookie", &cookie)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let (_, page) = self.page(&cookie, "/contacts").await;
         let csrf = page
             .split("name=\"_csrf\" value=\"")
             .nth(1)

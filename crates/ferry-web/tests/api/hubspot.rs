@@ -211,13 +211,7 @@ async fn the_wizard_creates_an_instance_and_refuses_a_bad_mapping() {
     };
     let app = spawn_app_with(config).await;
     let (cookie, csrf) = app.login().await;
-    let page = |path: &str| {
-        let req = app.http.get(app.url(path)).header("cookie", &cookie);
-        async move {
-            let res = req.send().await.unwrap();
-            (res.status().as_u16(), res.text().await.unwrap())
-        }
-    };
+    let page = |path: &'static str| app.page(&cookie, path);
     let (status, browse) = page("/settings/integrations").await;
     assert_eq!(status, 200);
     assert!(browse.contains("href=\"/settings/integrations/hubspot\">Learn More"));

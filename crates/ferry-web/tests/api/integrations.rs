@@ -327,10 +327,7 @@ async fn the_configuration_screen_lists_ips_and_placeholders_and_hides_secrets()
     .await;
     let (_, created) = create(&app, eab_request(2222)).await;
     let (cookie, _) = app.login().await;
-    let page = |path: String| {
-        let req = app.http.get(app.url(&path)).header("cookie", &cookie);
-        async move { req.send().await.unwrap().text().await.unwrap() }
-    };
+    let page = async |path: String| app.page(&cookie, &path).await.1;
     let new = page("/settings/sftp/new?type=eab_notes_export".into()).await;
     assert!(
         new.contains("<code>34.197.84.241</code> and <code>3.233.244.171</code>"),
@@ -361,16 +358,9 @@ async fn the_configuration_screen_lists_ips_and_placeholders_and_hides_secrets()
     assert!(!edit.contains(SFTP_PASSWORD), "and never shows it");
     let without = crate::helpers::spawn_app().await;
     let (cookie, _) = without.login().await;
-    let plain = without
-        .http
-        .get(without.url("/settings/sftp/new?type=eab_notes_export"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, plain) = without
+        .page(&cookie, "/settings/sftp/new?type=eab_notes_export")
+        .await;
     assert!(
         !plain.contains("egress-ips"),
         "no allow-list box without the setting"

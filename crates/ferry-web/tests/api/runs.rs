@@ -511,17 +511,6 @@ async fn viewer_cookie(app: &TestApp) -> String {
     format!("ferry_session={session}")
 }
 
-async fn page(app: &TestApp, cookie: &str, path: &str) -> (u16, String) {
-    let res = app
-        .http
-        .get(app.url(path))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap();
-    (res.status().as_u16(), res.text().await.unwrap())
-}
-
 /// The table body's markup.
 fn tbody(html: &str) -> &str {
     let start = html.find("<tbody>").expect("a table body");
@@ -552,7 +541,7 @@ async fn a_viewer_sees_the_recent_runs_page() {
     let app = spawn_app().await;
     let s = seed(&app).await;
     let cookie = viewer_cookie(&app).await;
-    let (status, html) = page(&app, &cookie, "/runs").await;
+    let (status, html) = app.page(&cookie, "/runs").await;
     assert_eq!(status, 200, "{html}");
     assert!(html.contains("<h1>Recent Runs</h1>"));
     assert!(
@@ -655,7 +644,7 @@ async fn a_viewer_sees_the_recent_runs_page() {
     assert!(html.contains("type=\"datetime-local\""));
 
     // The navigation link is on every page, for viewers too.
-    let (_, contacts) = page(&app, &cookie, "/contacts").await;
+    let (_, contacts) = app.page(&cookie, "/contacts").await;
     assert!(contacts.contains("<a href=\"/runs\">Recent Runs</a>"));
 }
 
@@ -666,11 +655,11 @@ async fn the_page_refreshes_only_while_a_run_is_in_progress() {
     let cookie = viewer_cookie(&app).await;
     let polls = |html: &str| html.contains("hx-trigger=\"every 5s\"");
 
-    let (_, html) = page(&app, &cookie, "/runs?status=success").await;
+    let (_, html) = app.page(&cookie, "/runs?status=success").await;
     assert!(!polls(&html), "nothing listed is in progress");
-    let (_, html) = page(&app, &cookie, "/runs?status=queued").await;
+    let (_, html) = app.page(&cookie, "/runs?status=queued").await;
     assert!(polls(&html), "a queued run is in progress");
-    let (status, frag) = page(&app, &cookie, "/runs/table?status=running").await;
+    let (status, frag) = app.page(&cookie, "/runs/table?status=running").await;
     assert_eq!(status, 200);
     assert!(
         frag.starts_with("<div id=\"runs-table\""),
@@ -682,7 +671,7 @@ async fn the_page_refreshes_only_while_a_run_is_in_progress() {
         frag.contains("hx-get=\"/runs/table?integration_id=&#38;status=running&#38;"),
         "the refresh keeps the filters: {frag}"
     );
-    let (_, frag) = page(&app, &cookie, "/runs/table?status=failed").await;
+    let (_, frag) = app.page(&cookie, "/runs/table?status=failed").await;
     assert!(!polls(&frag), "{frag}");
     assert!(frag.contains(REASON.split('"').next().unwrap()));
 
@@ -690,11 +679,11 @@ async fn the_page_refreshes_only_while_a_run_is_in_progress() {
     finish(&app, &s.d, RunStatus::Success, 3, None, json!({})).await;
     let e = app.store.claim_run(WORKER).await.unwrap().unwrap();
     assert_eq!(e.id, s.e.id);
-    let (_, frag) = page(&app, &cookie, "/runs/table").await;
+    let (_, frag) = app.page(&cookie, "/runs/table").await;
     assert!(polls(&frag), "the claimed run is Running");
     assert!(row(&frag, &s.e).contains(">Running<"));
     finish(&app, &e, RunStatus::Skipped, 0, None, json!({})).await;
-    let (_, html) = page(&app, &cookie, "/runs").await;
+    let (_, html) = app.page(&cookie, "/runs").await;
     assert!(!polls(&html), "{html}");
     assert!(!html.contains("hx-get="), "{html}");
     assert!(row(&html, &s.d).contains(">Success<"));
@@ -707,14 +696,16 @@ async fn the_page_filters_by_integration_status_and_local_start_time() {
     let cookie = viewer_cookie(&app).await;
     let listed = |html: &str| tbody(html).matches("<tr id=\"run-").count();
 
-    let (_, html) = page(&app, &cookie, &format!("/runs?integration_id={}", s.eab.id)).await;
+    let (_, html) = app
+        .page(&cookie, &format!("/runs?integration_id={}", s.eab.id))
+        .await;
     assert_eq!(listed(&html), 2);
     row(&html, &s.a);
     row(&html, &s.c);
     assert!(html.contains(&format!("<option value=\"{}\" selected>", s.eab.id)));
     assert!(html.contains("Clear filters"));
 
-    let (_, html) = page(&app, &cookie, "/runs?status=failed").await;
+    let (_, html) = app.page(&cookie, "/runs?status=failed").await;
     assert_eq!(listed(&html), 1);
     row(&html, &s.b);
     assert!(html.contains("<option value=\"failed\" selected>Fail</option>"));
@@ -729,12 +720,12 @@ async fn the_page_filters_by_integration_status_and_local_start_time() {
             .to_string()
     };
     let (from, to) = (minute(&s.a), minute(&s.d));
-    let (status, html) = page(
-        &app,
-        &cookie,
-        &format!("/runs?started_from={}&started_to={}", enc(&from), enc(&to)),
-    )
-    .await;
+    let (status, html) = app
+        .page(
+            &cookie,
+            &format!("/runs?started_from={}&started_to={}", enc(&from), enc(&to)),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(
         listed(&html),
@@ -747,20 +738,22 @@ async fn the_page_filters_by_integration_status_and_local_start_time() {
     );
     // The same wall-clock minute read as UTC would be hours away: nothing.
     let utc = |r: &Run| r.started_at.unwrap().strftime("%Y-%m-%dT%H:%M").to_string();
-    let (_, html) = page(
-        &app,
-        &cookie,
-        &format!(
-            "/runs?started_from={}&started_to={}",
-            enc(&utc(&s.a)),
-            enc(&utc(&s.d))
-        ),
-    )
-    .await;
+    let (_, html) = app
+        .page(
+            &cookie,
+            &format!(
+                "/runs?started_from={}&started_to={}",
+                enc(&utc(&s.a)),
+                enc(&utc(&s.d))
+            ),
+        )
+        .await;
     assert_eq!(listed(&html), 0, "{html}");
     assert!(html.contains("No runs match these filters."));
 
-    let (status, html) = page(&app, &cookie, "/runs?status=bogus&started_from=soon").await;
+    let (status, html) = app
+        .page(&cookie, "/runs?status=bogus&started_from=soon")
+        .await;
     assert_eq!(status, 400);
     assert!(html.contains("Choose a status from the list."));
     assert!(html.contains("Started from must be a date and time"));
@@ -785,7 +778,9 @@ async fn the_page_pages_through_older_runs() {
         runs.push(finish(&app, &r, RunStatus::Success, n, None, json!({})).await);
     }
     let cookie = viewer_cookie(&app).await;
-    let (_, html) = page(&app, &cookie, &format!("/runs?integration_id={}", i.id)).await;
+    let (_, html) = app
+        .page(&cookie, &format!("/runs?integration_id={}", i.id))
+        .await;
     assert_eq!(tbody(&html).matches("<tr id=\"run-").count(), 50);
     row(&html, &runs[51]);
     assert!(!html.contains(&format!("<tr id=\"run-{}\">", runs[1].id)));
@@ -796,12 +791,12 @@ async fn the_page_pages_through_older_runs() {
     assert!(html.contains(&next), "{html}");
     assert!(!html.contains("Newest runs"), "already on the first page");
 
-    let (_, html) = page(
-        &app,
-        &cookie,
-        &format!("/runs?integration_id={}&before={}", i.id, runs[2].id),
-    )
-    .await;
+    let (_, html) = app
+        .page(
+            &cookie,
+            &format!("/runs?integration_id={}&before={}", i.id, runs[2].id),
+        )
+        .await;
     assert_eq!(tbody(&html).matches("<tr id=\"run-").count(), 2);
     row(&html, &runs[1]);
     row(&html, &runs[0]);

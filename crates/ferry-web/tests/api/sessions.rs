@@ -45,11 +45,7 @@ async fn ui_pages_render_for_a_session() {
     let (_, msgs) = app.get("/api/v1/messages").await;
     let mid = msgs["messages"][0]["id"].as_i64().unwrap();
     let (cookie, csrf) = app.login().await;
-    let page = |path: String| {
-        let cookie = cookie.clone();
-        let req = app.http.get(app.url(&path)).header("cookie", cookie);
-        async move { req.send().await.unwrap().text().await.unwrap() }
-    };
+    let page = async |path: String| app.page(&cookie, &path).await.1;
     let list = page("/contacts?q=zora".into()).await;
     assert!(list.contains("Zora Student"));
     assert!(

@@ -175,13 +175,7 @@ async fn the_page_links_contacts_and_codes_and_downloads_its_range() {
     let app = spawn_app().await;
     let (_, contact) = seed(&app).await;
     let (cookie, _) = app.login().await;
-    let get = |path: &str| {
-        let req = app.http.get(app.url(path)).header("cookie", &cookie);
-        async move {
-            let res = req.send().await.unwrap();
-            (res.status().as_u16(), res.text().await.unwrap())
-        }
-    };
+    let get = |path: &'static str| app.page(&cookie, path);
     let (status, page) = get("/sync-log").await;
     assert_eq!(status, 200);
     assert!(
