@@ -131,6 +131,23 @@ impl HubSpot {
         ))
     }
 
+    /// The contact properties HubSpot has, through the instance's account or token.
+    async fn properties(
+        &self,
+        ctx: &ConnectorContext,
+        account: Option<i64>,
+    ) -> Result<Vec<ferry_core::mapping::RemoteProperty>, RunError> {
+        self.client_for(
+            ctx.store.as_ref(),
+            ctx.institution_id,
+            account,
+            &ctx.secrets,
+        )?
+        .properties()
+        .await
+        .map_err(|e| RunError::fatal(e.to_string()))
+    }
+
     fn client(&self, secrets: &Secrets) -> Result<Client, RunError> {
         let token = secrets.expose("access_token").filter(|t| !t.trim().is_empty()).ok_or_else(|| {
             RunError::fatal("no HubSpot access token is set; enter a private-app access token in the instance's Authentication step")
@@ -255,31 +272,12 @@ impl Connector for HubSpot {
                 RunError::fatal("config.account_id: must be the id of a connected HubSpot account")
             })?),
         };
-        let client = self.client_for(
-            ctx.store.as_ref(),
-            ctx.institution_id,
-            account,
-            &ctx.secrets,
-        )?;
-        let props = client
-            .properties()
-            .await
-            .map_err(|e| RunError::fatal(e.to_string()))?;
-        Ok(Some(props))
+        Ok(Some(self.properties(ctx, account).await?))
     }
 
     async fn test_connection(&self, ctx: &ConnectorContext) -> Result<ConnectionReport, RunError> {
         let cfg = Self::config(&ctx.config)?;
-        let client = self.client_for(
-            ctx.store.as_ref(),
-            ctx.institution_id,
-            cfg.account_id,
-            &ctx.secrets,
-        )?;
-        let props = client
-            .properties()
-            .await
-            .map_err(|e| RunError::fatal(e.to_string()))?;
+        let props = self.properties(ctx, cfg.account_id).await?;
         Ok(ConnectionReport {
             message: format!(
                 "Connected to HubSpot; the account has {} contact properties.",

@@ -1156,22 +1156,11 @@ struct Incoming<'a> {
 
 impl Incoming<'_> {
     async fn apply(&mut self, records: &[Record]) -> Result<(), RunError> {
-        let Incoming {
-            ctx,
-            schema,
-            resolved,
-            filters,
-            test_users,
-            before,
-            next,
-            tally,
-        } = self;
-        let ctx = *ctx;
-        let dir = SyncDirection::Incoming;
         let mut writes = Vec::new();
         let mut ids = Vec::new();
         for r in records {
-            let values: Vec<(String, String)> = resolved
+            let values: Vec<(String, String)> = self
+                .resolved
                 .iter()
                 .filter_map(|m| {
                     let raw = if m.remote.name == ID_PROPERTY {
@@ -1187,6 +1176,7 @@ impl Incoming<'_> {
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect();
             // Test users never sync: a record that matches one is left alone (counted as filtered).
+            let test_users = &self.test_users;
             let is_test_user = test_users.crm_ids.contains(&r.id)
                 || by_name
                     .get("id")
@@ -1197,21 +1187,21 @@ impl Incoming<'_> {
                     .and_then(|p| ferry_core::phone::Phone::parse(p).ok())
                     .is_some_and(|p| test_users.phones.contains(p.as_str()));
             if is_test_user {
-                tally.filtered += 1;
+                self.tally.filtered += 1;
                 continue;
             }
-            let pass = passes(filters, |f| {
+            let pass = passes(&self.filters, |f| {
                 by_name
                     .get(f.name())
                     .map(|v| v.to_string())
                     .unwrap_or_default()
             });
             if !pass {
-                tally.filtered += 1;
+                self.tally.filtered += 1;
                 continue;
             }
             match ContactWrite::parse(
-                schema,
+                &self.schema,
                 values.iter().map(|(k, v)| (k.as_str(), Raw::Str(v))),
             ) {
                 Ok(w) => {
@@ -1225,52 +1215,54 @@ impl Incoming<'_> {
                         .map(|e| format!("{}: {}", e.field, e.message))
                         .collect::<Vec<_>>()
                         .join("; ");
-                    failed(
-                        ctx,
-                        dir,
-                        r.id.clone(),
-                        None,
-                        e.code,
-                        format!("HubSpot contact {}: {message}", r.id),
-                        before,
-                        next,
-                        tally,
-                    )
-                    .await?;
+                    self.failed(&r.id, None, e.code, message).await?;
                 }
             }
         }
         if writes.is_empty() {
             return Ok(());
         }
-        let outcomes = ctx
+        let outcomes = self
+            .ctx
             .store()
-            .apply_contact_writes(ctx.institution_id(), &writes, WriteKind::Import)
+            .apply_contact_writes(self.ctx.institution_id(), &writes, WriteKind::Import)
             .await?;
         for (outcome, id) in outcomes.into_iter().zip(ids) {
             match outcome {
                 Ok(a) => match a.action {
-                    ferry_store::AppliedAction::Created => tally.created += 1,
-                    ferry_store::AppliedAction::Updated => tally.updated += 1,
+                    ferry_store::AppliedAction::Created => self.tally.created += 1,
+                    ferry_store::AppliedAction::Updated => self.tally.updated += 1,
                     ferry_store::AppliedAction::Unchanged => {}
                 },
                 Err(e) => {
-                    failed(
-                        ctx,
-                        dir,
-                        id.clone(),
-                        e.contact_id,
-                        e.code,
-                        format!("HubSpot contact {id}: {}", e.message),
-                        before,
-                        next,
-                        tally,
-                    )
-                    .await?;
+                    self.failed(&id, e.contact_id, e.code, e.message).await?;
                 }
             }
         }
         Ok(())
+    }
+
+    /// A HubSpot record that was not applied: logged, and retried by the next run unless it has
+    /// failed too often.
+    async fn failed(
+        &mut self,
+        id: &str,
+        contact: Option<i64>,
+        code: &str,
+        message: String,
+    ) -> Result<(), RunError> {
+        failed(
+            self.ctx,
+            SyncDirection::Incoming,
+            id.to_string(),
+            contact,
+            code,
+            format!("HubSpot contact {id}: {message}"),
+            self.before,
+            &mut self.next,
+            &mut self.tally,
+        )
+        .await
     }
 }
 
