@@ -675,13 +675,13 @@ pub struct Contact {
 }
 
 impl Contact {
-    /// A field's value as JSON: text and E.164 phones as strings, booleans, custom values as
-    /// stored; `Null` when empty.
     /// Whether an `UNSET` cleared this field and nothing has set it since.
     pub fn was_cleared(&self, field: &FieldRef) -> bool {
         *field != FieldRef::PlatformId && self.data.cleared.contains(field.name())
     }
 
+    /// A field's value as JSON: text and E.164 phones as strings, booleans, custom values as
+    /// stored; `Null` when empty.
     pub fn value_of(&self, field: &FieldRef) -> Value {
         let d = &self.data;
         let text = |v: &Option<String>| v.clone().map_or(Value::Null, Value::String);

@@ -9,11 +9,6 @@
 
 use std::collections::HashMap;
 
-/// The maps of a batch in memory: keyed by ids, phones and CRM IDs, hashed with a fast seeded
-/// hasher (SipHash was a fifth of a large import's time).
-pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-pub(crate) type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
-
 use ferry_core::contact::{Contact, ContactData, ContactId, ContactWrite, FieldError, Unarchive};
 use ferry_core::email::Email;
 use ferry_core::matching::{self, Candidate, Decision, Found, MatchKeys};
@@ -24,6 +19,11 @@ use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
 use crate::util::{Filter, Params, get_bool, get_ts, like_pattern, micros, now};
 use crate::{Backend, Result, Store, StoreError};
+
+/// The maps of a batch in memory: keyed by ids, phones and CRM IDs, hashed with a fast seeded
+/// hasher (SipHash was a fifth of a large import's time).
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+pub(crate) type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 
 /// Rows per transaction in a batch write through sqlx. Larger chunks amortise the commit and
 /// the key lookup (2,000 rows was 20% faster than 500 in the import benchmark); 2,000 rows x 16

@@ -418,9 +418,10 @@ with `sftp` in batch mode and with `sftp -c aes256-gcm@openssh.com` (Ferry's pre
 does by default. Prints every upload's MB/s, the best of each and the ratio Ferry/OpenSSH \
 (goal >= 1.5), and the ratio against `sftp` with the same cipher. Needs openssh-server and \
 openssh-client. Build with --release.\n\n\
-By default it does all this twice: with sshd writing to the disk (the temporary directory), where \
-the disk's write-back bounds every client alike and varies from run to run, and with sshd writing \
-to /dev/shm, where the clients are what is measured. --dest picks one.",
+By default it does all this twice: with sshd writing to the disk (the temporary directory), whose \
+write-back varies from run to run, and with sshd writing to /dev/shm, where the clients are what \
+is measured. --dest picks one. On a disk, `put -f` flushes the whole file at the end, while \
+Ferry's client asks for a flush every 64 MiB over a second channel as it goes.",
         after_help = "Examples:\n  cargo run --release -p ferry -- bench sftp-upload\n  \
 cargo run --release -p ferry -- bench sftp-upload --size-mb 256 --runs 3 --dest memory"
     )]
@@ -435,7 +436,7 @@ cargo run --release -p ferry -- bench sftp-upload --size-mb 256 --runs 3 --dest 
         #[arg(long)]
         no_fsync: bool,
         /// Where sshd writes the uploads: the disk (the temporary directory), memory
-        /// (/dev/shm, so that the server's disk does not bound both clients), or both in turn.
+        /// (/dev/shm, so that the server's disk is not measured), or both in turn.
         #[arg(long, value_enum, default_value_t = UploadDest::Both)]
         dest: UploadDest,
     },

@@ -150,10 +150,6 @@ pub async fn page(
     .into_response()
 }
 
-fn back(notice: &str) -> Response {
-    LIST.back(notice)
-}
-
 pub async fn toggle(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> Response {
     LIST.toggle(&state, &auth, &id).await
 }
@@ -422,10 +418,8 @@ async fn field_options(state: &AppState, inst: i64) -> Result<Vec<(String, Strin
     Ok(out)
 }
 
-/// HubSpot's properties with the account or token in the form (saved secrets stand in for an
-/// empty token field when editing).
 /// HubSpot's contact properties, read through the connector with the account or token the
-/// form names (or the saved instance's token).
+/// form names (the saved token stands in for an empty token field when editing).
 async fn properties(
     state: &AppState,
     inst: i64,
@@ -668,7 +662,7 @@ pub async fn finish(
         }
     };
     match result {
-        Ok(notice) => back(notice),
+        Ok(notice) => LIST.back(notice),
         Err(e) if e.status.is_server_error() => ui_error(e),
         Err(e) => {
             let message = match &e.field {

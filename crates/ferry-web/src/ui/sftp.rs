@@ -488,10 +488,6 @@ const LIST: List = List {
     consequence: "Files already on the server stay there.",
 };
 
-fn back(notice: &str) -> Response {
-    LIST.back(notice)
-}
-
 pub async fn toggle(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> Response {
     LIST.toggle(&state, &auth, &id).await
 }
@@ -782,7 +778,7 @@ pub async fn create(
         secrets: Some(form.secrets()),
     };
     match create_integration(&state, auth.institution_id(), input).await {
-        Ok(_) => back("created"),
+        Ok(_) => LIST.back("created"),
         Err(e) => match form_error(e) {
             Ok(e) => render_form(&state, &auth, e.status, None, form, Some(e)).await,
             Err(r) => r,
@@ -814,7 +810,7 @@ pub async fn save(
         secrets: Some(form.secrets()),
     };
     match patch_integration(&state, auth.institution_id(), id, change).await {
-        Ok(_) => back("saved"),
+        Ok(_) => LIST.back("saved"),
         Err(e) => match form_error(e) {
             Ok(e) => render_form(&state, &auth, e.status, Some(id), form, Some(e)).await,
             Err(r) => r,
