@@ -1185,14 +1185,16 @@ async fn a_worker_stopped_mid_upload_leaves_a_part_file_and_the_run_resends_the_
     assert_eq!(run.status, RunStatus::Queued, "{run:?}");
     assert_eq!(hub.watermark(id).await, None);
 
-    // The next attempt (here straight to the server) sends the whole window.
+    // The next attempt (here straight to the server) sends the whole window under the same
+    // name, replacing the .part file.
     drop(relay);
     hub.edit(id, |c| c["sftp"]["port"] = json!(sftp.remote.port))
         .await;
     assert_eq!(hub.worker.run_once().await.unwrap(), Some(run_id));
     let run = hub.store.run(hub.inst, run_id).await.unwrap();
     assert_eq!(run.attempt, 2);
-    let file = check_success(&run, 100, &sftp.remote, &left);
+    let file = check_success(&run, 100, &sftp.remote, &[]);
+    assert_eq!(format!("{file}.part"), left[0]);
     assert_eq!(message_ids(&sftp.remote.read(&file)), ids);
     assert_eq!(hub.watermark(id).await, Some(100));
 }

@@ -36,6 +36,34 @@ pub struct UploadReport {
     pub flushes_ahead: u32,
 }
 
+/// A complete `.part` file that [`Session::stage`] wrote and [`Session::publish`] renames.
+#[derive(Debug)]
+#[must_use = "a staged upload is published only by Session::publish"]
+pub struct Staged {
+    part_path: String,
+    final_path: String,
+    bytes: u64,
+    flushes_ahead: u32,
+}
+
+impl Staged {
+    /// Bytes written, as confirmed by the server's size of the `.part` file.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+}
+
+/// What a directory holds under an upload's name ([`Session::upload_state`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadState {
+    /// The file under its final name: the rename happened.
+    Finished,
+    /// Only the `.part` file: the upload did not reach its rename.
+    Partial,
+    /// Neither.
+    Absent,
+}
+
 /// Connects with [`ClientOptions::default`]. See [`connect_with`].
 pub async fn connect(target: &SftpTarget, policy: &HostKeyPolicy) -> Result<Session, SftpError> {
     connect_with(target, policy, &ClientOptions::default()).await
@@ -633,12 +661,30 @@ impl Session {
     /// server reports, then renames it to `name`. An existing `name` is never overwritten
     /// ([`SftpError::AlreadyExists`]). If the upload fails after the `.part` file was created it
     /// is removed where possible; if this future is dropped mid-way, only the `.part` file is left.
+    ///
+    /// [`stage`](Session::stage) and [`publish`](Session::publish) are the two halves, for a
+    /// caller that records something between the complete `.part` file and the rename.
     pub async fn upload<R>(
         &self,
         directory: Option<&str>,
         name: &str,
-        mut reader: R,
+        reader: R,
     ) -> Result<UploadReport, SftpError>
+    where
+        R: AsyncRead + Unpin,
+    {
+        let staged = self.stage(directory, name, reader).await?;
+        self.publish(staged).await
+    }
+
+    /// The first half of [`upload`](Session::upload): writes `<name>.part` (replacing one an
+    /// earlier attempt left) and checks that the server holds every byte, without renaming it.
+    pub async fn stage<R>(
+        &self,
+        directory: Option<&str>,
+        name: &str,
+        mut reader: R,
+    ) -> Result<Staged, SftpError>
     where
         R: AsyncRead + Unpin,
     {
@@ -652,7 +698,6 @@ impl Session {
             Err(e) if is_status(&e, StatusCode::NoSuchFile) => {}
             Err(e) => return Err(self.map(Op::Stat, &final_path, e)),
         }
-
         let mut file = self
             .sftp
             .open_with_flags(
@@ -723,6 +768,23 @@ impl Session {
             });
         }
 
+        Ok(Staged {
+            part_path,
+            final_path,
+            bytes,
+            flushes_ahead: ahead.done,
+        })
+    }
+
+    /// The second half of [`upload`](Session::upload): renames a staged `.part` file to its
+    /// final name. An existing file of that name is never overwritten.
+    pub async fn publish(&self, staged: Staged) -> Result<UploadReport, SftpError> {
+        let Staged {
+            part_path,
+            final_path,
+            bytes,
+            flushes_ahead,
+        } = staged;
         if let Err(e) = self
             .sftp
             .rename(part_path.as_str(), final_path.as_str())
@@ -751,8 +813,49 @@ impl Session {
         Ok(UploadReport {
             bytes,
             remote_path: final_path,
-            flushes_ahead: ahead.done,
+            flushes_ahead,
         })
+    }
+
+    /// What is at `name` in `directory` (the login directory if `None`): the finished file, the
+    /// `.part` file of an upload that did not finish, or neither. For a caller that resumes an
+    /// upload an earlier process started and did not see end.
+    pub async fn upload_state(
+        &self,
+        directory: Option<&str>,
+        name: &str,
+    ) -> Result<UploadState, SftpError> {
+        validate_name(name)?;
+        let dir = self.check_directory(directory).await?;
+        let final_path = join(&dir, name);
+        let part_path = format!("{final_path}{PART_SUFFIX}");
+        for (path, found) in [
+            (final_path, UploadState::Finished),
+            (part_path, UploadState::Partial),
+        ] {
+            match self.sftp.symlink_metadata(path.as_str()).await {
+                Ok(_) => return Ok(found),
+                Err(e) if is_status(&e, StatusCode::NoSuchFile) => {}
+                Err(e) => return Err(self.map(Op::Stat, &path, e)),
+            }
+        }
+        Ok(UploadState::Absent)
+    }
+
+    /// Removes the `.part` file an unfinished upload of `name` left, if there is one.
+    pub async fn discard_partial(
+        &self,
+        directory: Option<&str>,
+        name: &str,
+    ) -> Result<(), SftpError> {
+        validate_name(name)?;
+        let dir = self.check_directory(directory).await?;
+        let part_path = format!("{}{PART_SUFFIX}", join(&dir, name));
+        match self.sftp.remove_file(part_path.as_str()).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_status(&e, StatusCode::NoSuchFile) => Ok(()),
+            Err(e) => Err(self.map(Op::Remove, &part_path, e)),
+        }
     }
 
     /// Closes the SFTP channel and the connection.

@@ -28,6 +28,6 @@ mod target;
 #[cfg(feature = "test-server")]
 pub mod testing;
 
-pub use client::{PART_SUFFIX, Session, UploadReport, connect, connect_with};
+pub use client::{PART_SUFFIX, Session, Staged, UploadReport, UploadState, connect, connect_with};
 pub use error::{AuthMethod, SftpError};
 pub use target::{Auth, ClientOptions, DEFAULT_PORT, HostKeyPolicy, SftpTarget};

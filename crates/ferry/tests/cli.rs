@@ -1,110 +1,15 @@
 //! The `ferry` binary, run as a user would: in a fresh data directory per test.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ferry_core::tenancy::Role;
-use ferry_store::{MasterKey, SecretBox, Store};
+use ferry_store::MasterKey;
 
-const BIN: &str = env!("CARGO_BIN_EXE_ferry");
+mod support;
 
-/// A data directory of its own, and commands that use it.
-struct Ferry {
-    _tmp: tempfile::TempDir,
-    data: PathBuf,
-}
-
-impl Ferry {
-    fn new() -> Ferry {
-        let tmp = tempfile::tempdir().expect("temp dir");
-        let data = tmp.path().join("data");
-        Ferry { _tmp: tmp, data }
-    }
-
-    fn cmd(&self) -> Command {
-        let mut c = Command::new(BIN);
-        for var in [
-            "FERRY_DATABASE_URL",
-            "FERRY_MASTER_KEY",
-            "FERRY_LISTEN",
-            "FERRY_PUBLIC_URL",
-            "FERRY_LOG_FORMAT",
-            "RUST_LOG",
-        ] {
-            c.env_remove(var);
-        }
-        c.env("FERRY_DATA_DIR", &self.data)
-            .env("FERRY_LOG", "warn")
-            .stdin(Stdio::null());
-        c
-    }
-
-    /// Runs `ferry ARGS` with `stdin`; returns the output.
-    fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
-        let mut child = self
-            .cmd()
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn ferry");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd().args(args).output().expect("run ferry")
-    }
-
-    /// Runs and expects success; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert_success(&out, args);
-        stdout(&out)
-    }
-
-    /// Opens the store the commands wrote (any master key reads contacts and users).
-    async fn store(&self) -> Store {
-        Store::connect(
-            &ferry_store::default_sqlite_url(&self.data),
-            SecretBox::new(MasterKey::generate()),
-        )
-        .await
-        .expect("open the store")
-    }
-
-    fn write(&self, name: &str, content: &str) -> PathBuf {
-        let p = self._tmp.path().join(name);
-        std::fs::write(&p, content).unwrap();
-        p
-    }
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn assert_success(out: &Output, args: &[&str]) {
-    assert!(
-        out.status.success(),
-        "ferry {args:?} failed ({}):\nstdout: {}\nstderr: {}",
-        out.status,
-        stdout(out),
-        stderr(out)
-    );
-}
+use support::{Ferry, assert_success, stderr, stdout};
 
 #[test]
 fn help_of_every_command_is_complete() {

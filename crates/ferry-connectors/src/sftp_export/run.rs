@@ -1,6 +1,14 @@
 //! One export run: read the rows, write the CSV, stream it to the SFTP server, and advance the
 //! watermark once the server confirmed the renamed file.
 //!
+//! Delivery is exact across crashes. Before anything is uploaded the run records the file's name
+//! and its message window in the integration's state (a [`Delivery`]); once the `.part` file is
+//! complete it records that the rename comes next. A later attempt finds the record and either
+//! sends the same window under the same name again (the rename never happened: the `.part` file
+//! is replaced) or, when the record says the rename was under way and no `.part` file is left,
+//! takes the file as delivered and only moves the watermark. So a window is never sent in two
+//! finished files, whatever moment a worker dies at.
+//!
 //! The file is never held whole in memory: rows come from the store in batches, are rendered
 //! into chunks of [`CHUNK`] bytes, and flow to the upload through a small bounded channel.
 
@@ -12,7 +20,7 @@ use std::task::{Context, Poll};
 use ferry_core::contact::{Contact, FieldRef, FieldSchema, value_text};
 use ferry_core::export::{CsvWriter, EabFile, NoteTemplate, NoteValues, us_date};
 use ferry_core::run::SyncDirection;
-use ferry_sftp::ClientOptions;
+use ferry_sftp::{ClientOptions, Session, UploadState};
 use ferry_store::{ExportMessage, ExportStream, MessageWindow};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
@@ -25,6 +33,7 @@ use super::client::{connect, pin_host_key, run_error};
 use super::config::{ContactsConfig, EabConfig, ExportConfig};
 use crate::connector::{RunError, RunReport};
 use crate::context::RunContext;
+use crate::failpoint;
 
 /// Bytes rendered before they are handed to the upload.
 pub const CHUNK: usize = 256 * 1024;
@@ -52,11 +61,45 @@ pub const CONVERSATION_COLUMNS: [&str; 12] = [
 ];
 
 /// The integration state an export keeps.
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
-struct ExportState {
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ExportState {
     /// The highest message sequence a confirmed file (or a run with nothing to send) covered.
     #[serde(default)]
-    watermark: i64,
+    pub watermark: i64,
+    /// The file being delivered, while a delivery is not known to be complete.
+    #[serde(default)]
+    pub delivery: Option<Delivery>,
+}
+
+/// A file on its way to the server, recorded before its upload starts so that whoever runs the
+/// export next finishes this delivery instead of starting another.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Delivery {
+    /// The file's name on the server.
+    pub file: String,
+    /// The directory it goes to (the login directory if `None`).
+    #[serde(default)]
+    pub directory: Option<String>,
+    /// The message window it covers (`after_seq`, `up_to_seq`]; `None` for a Contacts export.
+    #[serde(default)]
+    pub window: Option<(i64, i64)>,
+    /// Set once the whole `.part` file was on the server, just before the rename: from then on
+    /// the file counts as delivered unless its `.part` file is still there.
+    #[serde(default)]
+    pub renaming: bool,
+    /// Rows in the file (known once `renaming` is set).
+    #[serde(default)]
+    pub rows: i64,
+    /// Bytes of the file (known once `renaming` is set).
+    #[serde(default)]
+    pub bytes: u64,
+}
+
+impl ExportState {
+    /// The export's state from the integration's state object (defaults for what is missing).
+    pub fn from_value(state: &Value) -> ExportState {
+        serde_json::from_value(state.clone()).unwrap_or_default()
+    }
 }
 
 /// The file name: prefix, a sortable UTC timestamp to the millisecond, `.csv`.
@@ -410,9 +453,40 @@ async fn export(
 ) -> Result<RunReport, RunError> {
     let store = ctx.store();
     let institution_id = ctx.institution_id();
-    let state: ExportState =
-        serde_json::from_value(ctx.integration().state.clone()).unwrap_or_default();
-    let mut window_top = None;
+    let mut state = ExportState::from_value(&ctx.integration().state);
+    let mut session = None;
+
+    // An attempt that died after its file was complete on the server may have renamed it.
+    if let Some(d) = state.delivery.clone().filter(|d| d.renaming) {
+        let s = open(config, ctx, settings).await?;
+        let found = s
+            .upload_state(d.directory.as_deref(), &d.file)
+            .await
+            .map_err(|e| run_error(&e))?;
+        if found == UploadState::Partial {
+            // The rename never happened: send the window again under the same name.
+            s.discard_partial(d.directory.as_deref(), &d.file)
+                .await
+                .map_err(|e| run_error(&e))?;
+            session = Some(s);
+        } else {
+            // Renamed (and perhaps already taken by the customer's import): delivered.
+            if let Some((_, top)) = d.window {
+                state.watermark = state.watermark.max(top);
+            }
+            state.delivery = None;
+            save_state(ctx, &state).await?;
+            close(s).await;
+            return Ok(RunReport::success(d.rows).with_detail(json!({
+                "file": d.file,
+                "bytes": d.bytes,
+                "window": window_detail(d.window),
+                "delivered_by_earlier_attempt": true,
+            })));
+        }
+    }
+    let resumed = state.delivery.clone();
+    let mut window = None;
     let mut out = CsvWriter::new(
         Vec::with_capacity(CHUNK + 64 * 1024),
         config.neutralize(kind),
@@ -448,11 +522,19 @@ async fn export(
                 .filters
                 .as_ref()
                 .ok_or_else(|| RunError::fatal("the export has no message filters"))?;
-            let top = store.current_message_seq(institution_id).await?;
-            window_top = Some(top);
+            let (after, top) = match &resumed {
+                Some(d) => d.window.ok_or_else(|| {
+                    RunError::fatal("the unfinished delivery recorded no message window")
+                })?,
+                None => (
+                    state.watermark,
+                    store.current_message_seq(institution_id).await?,
+                ),
+            };
+            window = Some((after, top));
             let dedupe = config.eab.as_ref().is_some_and(|e| e.dedupe_contacts);
             let window = MessageWindow {
-                after_seq: state.watermark,
+                after_seq: after,
                 up_to_seq: top,
                 channels: filters.channels.clone(),
                 types: filters.types.clone(),
@@ -509,28 +591,51 @@ async fn export(
         more = producer.fill().await?;
     }
     if producer.rows == 0 {
-        if let Some(top) = window_top.filter(|top| *top > state.watermark) {
+        if let Some(d) = &resumed {
+            // An earlier attempt of this window may have left its `.part` file.
+            let s = match session.take() {
+                Some(s) => s,
+                None => open(config, ctx, settings).await?,
+            };
+            s.discard_partial(d.directory.as_deref(), &d.file)
+                .await
+                .map_err(|e| run_error(&e))?;
+            close(s).await;
+        }
+        let before = state.watermark;
+        if let Some((_, top)) = window {
             // Every message in the window was considered.
-            save_watermark(ctx, top).await?;
+            state.watermark = state.watermark.max(top);
+        }
+        if resumed.is_some() || state.watermark != before {
+            state.delivery = None;
+            save_state(ctx, &state).await?;
         }
         log_missing_crm_ids(ctx, &producer.missing_crm_ids()).await;
-        return Ok(RunReport::skipped()
-            .with_detail(json!({ "window": window_detail(state.watermark, window_top) })));
+        return Ok(RunReport::skipped().with_detail(json!({ "window": window_detail(window) })));
     }
 
-    let session = connect(config, ctx.secrets(), settings.client)
-        .await
-        .map_err(|e| run_error(&e))?;
-    if config.host_key().is_none() {
-        pin_host_key(
-            store,
-            institution_id,
-            ctx.integration().id,
-            session.host_key_fingerprint(),
-        )
-        .await?;
-    }
-    let name = file_name(config.file_prefix(kind), Timestamp::now());
+    let delivery = match resumed {
+        Some(d) => d,
+        None => {
+            let d = Delivery {
+                file: file_name(config.file_prefix(kind), Timestamp::now()),
+                directory: config.directory().map(str::to_string),
+                window,
+                renaming: false,
+                rows: 0,
+                bytes: 0,
+            };
+            state.delivery = Some(d.clone());
+            save_state(ctx, &state).await?;
+            d
+        }
+    };
+    failpoint::hit("export.prepared");
+    let session = match session {
+        Some(s) => s,
+        None => open(config, ctx, settings).await?,
+    };
 
     let (tx, rx) = mpsc::channel::<io::Result<Vec<u8>>>(8);
     let reader = ChunkReader {
@@ -560,29 +665,83 @@ async fn export(
             }
         }
     };
-    let (uploaded, fed) = tokio::join!(session.upload(config.directory(), &name, reader), feed);
+    // The file goes where the config says now; an attempt that was cut off before its rename
+    // may have left a `.part` file where it said then.
+    let directory = config.directory();
+    if delivery.directory.as_deref() != directory
+        && let Err(e) = session
+            .discard_partial(delivery.directory.as_deref(), &delivery.file)
+            .await
+    {
+        tracing::debug!(error = %e, "could not remove an earlier attempt's partial upload");
+    }
+    let (staged, fed) = tokio::join!(session.stage(directory, &delivery.file, reader), feed);
     let producer = fed?;
-    let rows = producer.rows;
-    let report = uploaded.map_err(|e| run_error(&e))?;
-    if let Err(e) = session.close().await {
-        tracing::debug!(error = %e, "closing the SFTP session");
-    }
+    let rows = producer.rows as i64;
+    let staged = staged.map_err(|e| run_error(&e))?;
+    failpoint::hit("export.staged");
+
+    // From here on the file may be renamed at any moment: a later attempt that finds no
+    // `.part` file takes it as delivered.
+    state.delivery = Some(Delivery {
+        directory: directory.map(str::to_string),
+        renaming: true,
+        rows,
+        bytes: staged.bytes(),
+        ..delivery.clone()
+    });
+    save_state(ctx, &state).await?;
+    failpoint::hit("export.renaming");
+    let report = session.publish(staged).await.map_err(|e| run_error(&e))?;
+    failpoint::hit("export.renamed");
+    close(session).await;
+
     // The server confirmed the renamed file: only now does the window count as sent.
-    if let Some(top) = window_top {
-        save_watermark(ctx, top).await?;
+    if let Some((_, top)) = window {
+        state.watermark = state.watermark.max(top);
     }
+    state.delivery = None;
+    save_state(ctx, &state).await?;
+    failpoint::hit("export.saved");
     log_missing_crm_ids(ctx, &producer.missing_crm_ids()).await;
-    Ok(RunReport::success(rows as i64).with_detail(json!({
-        "file": name,
+    Ok(RunReport::success(rows).with_detail(json!({
+        "file": delivery.file,
         "remote_path": report.remote_path,
         "bytes": report.bytes,
-        "window": window_detail(state.watermark, window_top),
+        "window": window_detail(window),
     })))
 }
 
-fn window_detail(after: i64, top: Option<i64>) -> Value {
-    match top {
-        Some(top) => json!({ "after_sequence": after, "up_to_sequence": top }),
+/// Connects and logs in, pinning the server's host key on the first connection.
+async fn open(
+    config: &ExportConfig,
+    ctx: &RunContext,
+    settings: &RunSettings<'_>,
+) -> Result<Session, RunError> {
+    let session = connect(config, ctx.secrets(), settings.client)
+        .await
+        .map_err(|e| run_error(&e))?;
+    if config.host_key().is_none() {
+        pin_host_key(
+            ctx.store(),
+            ctx.institution_id(),
+            ctx.integration().id,
+            session.host_key_fingerprint(),
+        )
+        .await?;
+    }
+    Ok(session)
+}
+
+async fn close(session: Session) {
+    if let Err(e) = session.close().await {
+        tracing::debug!(error = %e, "closing the SFTP session");
+    }
+}
+
+fn window_detail(window: Option<(i64, i64)>) -> Value {
+    match window {
+        Some((after, top)) => json!({ "after_sequence": after, "up_to_sequence": top }),
         None => Value::Null,
     }
 }
@@ -608,12 +767,23 @@ async fn log_missing_crm_ids(ctx: &RunContext, contacts: &[i64]) {
     }
 }
 
-async fn save_watermark(ctx: &RunContext, top: i64) -> Result<(), RunError> {
+/// Writes the export's state, keeping any other keys the integration's state has.
+async fn save_state(ctx: &RunContext, export: &ExportState) -> Result<(), RunError> {
     let mut state = ctx.integration().state.clone();
     if !state.is_object() {
         state = json!({});
     }
-    state["watermark"] = json!(top);
+    if export.watermark != 0 || state.get("watermark").is_some() {
+        state["watermark"] = json!(export.watermark);
+    }
+    match &export.delivery {
+        Some(d) => state["delivery"] = json!(d),
+        None => {
+            if let Some(map) = state.as_object_mut() {
+                map.remove("delivery");
+            }
+        }
+    }
     ctx.store()
         .set_integration_state(ctx.institution_id(), ctx.integration().id, &state)
         .await?;
