@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::context::{ConnectorContext, RunContext};
+use crate::describe::Description;
 
 /// One kind of integration: how its config is checked, when it runs, and the run itself.
 ///
@@ -38,10 +39,10 @@ pub trait Connector: Send + Sync {
         false
     }
 
-    /// The secret keys this kind accepts (e.g. `password`, `private_key`, `access_token`).
-    fn secret_names(&self) -> &'static [&'static str] {
-        &[]
-    }
+    /// What this kind says about itself: label, category, platform card, config schema,
+    /// secrets, default config, error codes and OAuth provider. The registry asks once, when
+    /// the kind is registered; screens, the API's schema and the error dictionary read it.
+    fn describe(&self) -> Description;
 
     /// Adjusts a changed config before it is validated and saved, e.g. forgetting a pinned host
     /// key when the host changes. `old` is the saved config.

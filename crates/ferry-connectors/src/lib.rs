@@ -31,6 +31,7 @@
 
 mod connector;
 mod context;
+pub mod describe;
 pub mod failpoint;
 pub mod hubspot;
 mod registry;

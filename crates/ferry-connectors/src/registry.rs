@@ -7,11 +7,15 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::connector::{ConfigError, Connector};
+use crate::describe::{Category, Description, Platform};
+use ferry_core::errors::ErrorCode;
 
-/// The connectors this build knows, by [`Connector::kind`]. Cheap to clone.
+/// The connectors this build knows, by [`Connector::kind`], with their descriptions. Cheap to
+/// clone.
 #[derive(Clone, Default)]
 pub struct Registry {
     connectors: BTreeMap<&'static str, Arc<dyn Connector>>,
+    descriptions: BTreeMap<&'static str, Arc<Description>>,
 }
 
 /// Why a connector could not be registered.
@@ -23,6 +27,14 @@ pub enum RegistryError {
     /// The kind is not a lowercase identifier.
     #[error("{0:?} is not a valid connector kind: use lowercase letters, digits and underscores")]
     InvalidKind(String),
+    /// The connector's description does not fit it.
+    #[error("the connector of kind {kind:?} is described wrongly: {problem}")]
+    Described {
+        /// The connector's kind.
+        kind: String,
+        /// What is wrong.
+        problem: String,
+    },
 }
 
 /// Why an integration's kind, config or secrets were refused.
@@ -100,6 +112,14 @@ impl Registry {
         if self.connectors.contains_key(kind) {
             return Err(RegistryError::DuplicateKind(kind.to_string()));
         }
+        let description = connector.describe();
+        if description.kind != kind {
+            return Err(RegistryError::Described {
+                kind: kind.to_string(),
+                problem: format!("its description names the kind {:?}", description.kind),
+            });
+        }
+        self.descriptions.insert(kind, Arc::new(description));
         self.connectors.insert(kind, connector);
         Ok(())
     }
@@ -113,6 +133,60 @@ impl Registry {
     /// The connector of `kind`.
     pub fn get(&self, kind: &str) -> Option<&Arc<dyn Connector>> {
         self.connectors.get(kind)
+    }
+
+    /// What the connector of `kind` says about itself.
+    pub fn description(&self, kind: &str) -> Option<&Description> {
+        self.descriptions.get(kind).map(|d| &**d)
+    }
+
+    /// Every kind's description, sorted by kind.
+    pub fn descriptions(&self) -> impl Iterator<Item = &Description> {
+        self.descriptions.values().map(|d| &**d)
+    }
+
+    /// The platforms of the registered kinds with their kinds, grouped by category (in the
+    /// order of [`Category::ALL`]) and sorted by name within one: Browse Available.
+    pub fn platforms(&self) -> Vec<(Category, Platform, Vec<&Description>)> {
+        let mut out: Vec<(Category, Platform, Vec<&Description>)> = Vec::new();
+        for d in self.descriptions() {
+            match out
+                .iter_mut()
+                .find(|(c, p, _)| *c == d.category && p.id == d.platform.id)
+            {
+                Some((_, _, kinds)) => kinds.push(d),
+                None => out.push((d.category, d.platform.clone(), vec![d])),
+            }
+        }
+        out.sort_by_key(|(c, p, _)| {
+            (
+                Category::ALL.iter().position(|x| x == c),
+                p.name.to_lowercase(),
+            )
+        });
+        out
+    }
+
+    /// The label of `kind` (the Type column of Recent Runs); the kind itself for a kind this
+    /// build does not have.
+    pub fn label(&self, kind: &str) -> String {
+        self.description(kind)
+            .map_or_else(|| kind.to_string(), |d| d.label.to_string())
+    }
+
+    /// The whole error dictionary: the core's codes and every registered kind's, sorted by code,
+    /// each once.
+    pub fn dictionary(&self) -> Vec<ErrorCode> {
+        let mut all: BTreeMap<&'static str, ErrorCode> = ferry_core::errors::DICTIONARY
+            .iter()
+            .map(|e| (e.code, *e))
+            .collect();
+        for d in self.descriptions() {
+            for e in &d.error_codes {
+                all.entry(e.code).or_insert(*e);
+            }
+        }
+        all.into_values().collect()
     }
 
     /// The registered kinds, sorted.
@@ -173,7 +247,10 @@ impl Registry {
         names: impl IntoIterator<Item = &'a str>,
     ) -> Result<(), ValidateError> {
         let connector = self.connector(kind)?;
-        let accepted = connector.secret_names();
+        let accepted: Vec<&str> = self
+            .description(kind)
+            .map(|d| d.secret_names().collect())
+            .unwrap_or_default();
         if let Some(name) = names.into_iter().find(|n| !accepted.contains(n)) {
             let message = if accepted.is_empty() {
                 format!("{} integrations take no secrets", connector.label())
@@ -223,8 +300,29 @@ mod tests {
                     .collect(),
             ))
         }
-        fn secret_names(&self) -> &'static [&'static str] {
-            &["password", "private_key"]
+        fn describe(&self) -> Description {
+            let secret = |name| crate::describe::SecretField {
+                name,
+                label: "Secret",
+                kind: crate::describe::SecretKind::Password,
+                help: "",
+            };
+            Description {
+                kind: self.0,
+                label: "Test Export",
+                summary: "A test.",
+                category: Category::SftpOutbound,
+                platform: Platform {
+                    id: "test",
+                    name: "Test",
+                    summary: "A test.",
+                },
+                config_schema: json!({"type": "object"}),
+                secrets: vec![secret("password"), secret("private_key")],
+                default_config: json!({"path": "/out"}),
+                error_codes: Vec::new(),
+                oauth_provider: None,
+            }
         }
         async fn test_connection(
             &self,

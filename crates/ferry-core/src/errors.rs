@@ -2,21 +2,25 @@
 //! the Sync Log, what it means and what to do next.
 
 /// One entry of the error dictionary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct ErrorCode {
     pub code: &'static str,
     pub meaning: &'static str,
     pub next_step: &'static str,
 }
 
-macro_rules! dictionary {
+/// A list of [`ErrorCode`]s written `"code" => "meaning", "next step";`, one per line.
+#[macro_export]
+macro_rules! error_codes {
     ($($code:literal => $meaning:literal, $next:literal;)+) => {
-        /// Every user-facing error code, sorted by code.
-        pub const DICTIONARY: &[ErrorCode] = &[$(ErrorCode { code: $code, meaning: $meaning, next_step: $next }),+];
+        &[$($crate::errors::ErrorCode { code: $code, meaning: $meaning, next_step: $next }),+]
     };
 }
 
-dictionary! {
+/// The core's user-facing error codes, sorted by code: those of the API, imports, contacts
+/// and matching. Each connector adds its own in its description; the registry assembles the
+/// whole dictionary.
+pub const DICTIONARY: &[ErrorCode] = error_codes! {
     "bad_request" => "The request could not be read (malformed JSON, a wrong content type, or a bad query parameter).", "Check the request against the API's OpenAPI document at /api/openapi.json.";
     "conflict" => "The change clashes with existing data (for example a slug or field name that is taken).", "Choose another value, or change the existing record.";
     "crm_id_in_use" => "The CRM ID being written already belongs to another contact.", "Find the other contact by CRM ID, and correct or clear (UNSET) one of them.";
@@ -35,7 +39,6 @@ dictionary! {
     "invalid_text" => "A text value contains control characters.", "Remove non-printing characters from the value.";
     "invalid_value" => "A value is not one of the allowed values for its field.", "Use one of the values the message lists.";
     "match_conflict" => "The CRM ID and the phone point at different contacts, so the row was skipped.", "Decide which contact is right and correct the CRM ID or phone on the other one, then sync again.";
-    "missing_crm_id" => "The contact has no CRM ID, so an EAB Notes export left its messages out (EAB attaches notes by the student's ID).", "Set the contact's CRM ID to the student's EAB ID (import, API or a CRM sync); messages after that are exported.";
     "missing_required_field" => "A new contact needs first name, last name and phone, and one of them is missing.", "Add the missing value to the source record (or map the field), then sync again.";
     "not_found" => "The record does not exist in this institution.", "Check the id; records of other institutions are not visible.";
     "payload_too_large" => "The request body is larger than Ferry accepts.", "Send fewer records per request, or split the file.";
@@ -43,30 +46,6 @@ dictionary! {
     "platform_id_not_found" => "The row names a platform ID that no contact of this institution has.", "Check the id, or leave it blank so the row matches by CRM ID or phone.";
     "ragged_row" => "A CSV row has a different number of cells than the header row.", "Fix the row's quoting or separators so it has one cell per column.";
     "read_only_field" => "The field cannot be written this way.", "Remove the field from the request.";
-    "sftp_auth_failed" => "The SFTP server refused the username with the password or key Ferry sent.", "Check the username and the password or private key with the server's owner, then use Test Connection.";
-    "sftp_connection_lost" => "The connection to the SFTP server dropped in the middle of the work.", "Nothing was published: the next run sends the same rows again. If it keeps happening, ask the server's owner about idle or transfer limits.";
-    "sftp_connection_refused" => "Nothing accepts SSH connections at that host and port.", "Check the host and port (usually 22) with the server's owner.";
-    "sftp_directory_missing" => "The directory set for the upload does not exist on the SFTP server.", "Correct the Directory, or ask the server's owner to create it.";
-    "sftp_dns_failed" => "The SFTP host name could not be resolved.", "Check the spelling of the host.";
-    "sftp_file_exists" => "A file with the upload's name already exists, and Ferry never overwrites files.", "Remove or rename the file on the server; file names carry a timestamp, so this should not recur.";
-    "sftp_handshake_failed" => "The server at that address did not complete an SSH handshake (it may not be an SSH server).", "Check the host and port; ask the server's owner which address serves SFTP.";
-    "sftp_host_key_changed" => "The SFTP server presented a different host key from the one pinned at the first connection.", "Confirm the new key's fingerprint with the server's owner, then re-pin it in the integration's settings.";
-    "sftp_host_unreachable" => "The SFTP host could not be reached over the network.", "Check the host, and that the server's allow list has Ferry's IP addresses.";
-    "sftp_invalid_file_name" => "The file prefix makes a file name the server cannot take.", "Use letters, digits, dashes and underscores in the File Prefix.";
-    "sftp_invalid_target" => "The SFTP settings are incomplete or malformed.", "Fill in host, port and username, and a password or private key.";
-    "sftp_key_passphrase_required" => "The private key is encrypted and no passphrase was given.", "Enter the key's passphrase.";
-    "sftp_key_unreadable" => "The private key could not be read.", "Paste the whole key, from its BEGIN line to its END line.";
-    "sftp_key_unsupported" => "The private key's format or type is not supported.", "Use an ed25519, RSA or ECDSA key in OpenSSH or PKCS#8 format (ssh-keygen -p -o converts old PEM keys).";
-    "sftp_key_wrong_passphrase" => "The passphrase does not decrypt the private key.", "Enter the key's correct passphrase.";
-    "sftp_not_a_directory" => "The Directory set for the upload is a file, not a directory.", "Correct the Directory.";
-    "sftp_permission_denied" => "The SFTP user may not write in that directory.", "Ask the server's owner to give the user write access there, or choose another Directory.";
-    "sftp_remote_error" => "The SFTP server reported an error Ferry does not recognise.", "Read the message for the server's reason; retry, or ask the server's owner.";
-    "sftp_rename_failed" => "The uploaded file could not be renamed from .part to its final name.", "Nothing was published; the next run sends the rows again. Ask the server's owner whether renames are allowed there.";
-    "sftp_rsa_sha1_only" => "The SFTP server accepts RSA keys only with the obsolete SHA-1 signature, which Ferry does not use.", "Ask the server's owner to allow rsa-sha2-256/512, or use an ed25519 or ECDSA key.";
-    "sftp_source_read_failed" => "Ferry could not read the file it was about to upload.", "Retry; if it recurs, report it with the run id.";
-    "sftp_subsystem_unavailable" => "The SSH server does not offer SFTP.", "Ask the server's owner to enable the SFTP subsystem for this user.";
-    "sftp_timeout" => "The SFTP server did not answer in time.", "Check that the server's allow list has Ferry's IP addresses; retry later.";
-    "sftp_write_failed" => "Writing the file on the SFTP server failed (for example a full disk or a quota).", "Nothing was published; ask the server's owner about free space, then retry.";
     "too_many_requests" => "Too many failed sign-in attempts.", "Wait a minute and try again.";
     "too_many_rows" => "The download would hold more rows than Ferry sends at once.", "Choose a shorter time range and download it in parts.";
     "unauthorized" => "No valid session or API token was given.", "Sign in, or send Authorization: Bearer <token>.";
@@ -74,7 +53,7 @@ dictionary! {
     "unset_not_allowed" => "UNSET was used on a field it cannot clear.", "UNSET clears custom fields, first name, last name, preferred name, phone, enrollment ID and CRM ID only.";
     "unsupported_media_type" => "The request's Content-Type is not the one this endpoint takes.", "Send application/json, or text/csv for imports.";
     "value_too_long" => "A value is longer than the field allows.", "Shorten the value (names and IDs: 255 characters; custom text: 4,000).";
-}
+};
 
 /// Looks up a code.
 pub fn lookup(code: &str) -> Option<&'static ErrorCode> {

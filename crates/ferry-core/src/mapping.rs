@@ -43,7 +43,9 @@ pub struct RemoteProperty {
 }
 
 /// One pair of a mapping, as saved.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(deny_unknown_fields)]
 pub struct FieldMapping {
     /// A Ferry field: a default field's name or a custom field's name.

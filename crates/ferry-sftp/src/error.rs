@@ -401,18 +401,3 @@ mod tests {
         );
     }
 }
-
-#[cfg(test)]
-mod dictionary {
-    /// Every code an SFTP failure can carry into a run's reason or the Sync Log is explained in
-    /// the error dictionary.
-    #[test]
-    fn every_code_is_in_the_error_dictionary() {
-        for code in super::SftpError::CODES {
-            assert!(
-                ferry_core::errors::lookup(code).is_some(),
-                "{code} is missing from ferry_core::errors::DICTIONARY"
-            );
-        }
-    }
-}

@@ -74,6 +74,7 @@ pub fn table(state: &AppState) -> Vec<RouteSpec> {
         route!(GET "/api/v1/sync-log" Viewer => api::synclog::list),
         route!(GET "/api/v1/sync-log.csv" Viewer => api::synclog::download),
         route!(GET "/api/v1/hubspot/accounts" Admin => ui::oauth::accounts),
+        route!(GET "/api/v1/integration-types" Viewer => api::types::list),
         route!(GET "/api/v1/integrations" Admin => api::integrations::list),
         route!(POST "/api/v1/integrations" Admin => api::integrations::create),
         route!(POST "/api/v1/integrations/test-connection" Admin => api::integrations::test_new),

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use ferry_connectors::describe::{Category, Description, Platform, SecretField, SecretKind};
 use ferry_connectors::{
     ConfigError, ConnectionReport, Connector, ConnectorContext, Registry, RunContext, RunError,
     RunReport,
@@ -114,8 +115,25 @@ impl Connector for TestConnector {
         Some(Schedule::EveryMinutes(u32::try_from(minutes).ok()?))
     }
 
-    fn secret_names(&self) -> &'static [&'static str] {
-        &["token"]
+    fn describe(&self) -> Description {
+        Description {
+            secrets: vec![SecretField {
+                name: "token",
+                label: "Token",
+                kind: SecretKind::Token,
+                help: "",
+            }],
+            ..Description::new(
+                self.kind,
+                "Test",
+                Category::CrmSync,
+                Platform {
+                    id: "test",
+                    name: "Test",
+                    summary: "A connector for the worker's tests.",
+                },
+            )
+        }
     }
 
     async fn test_connection(&self, ctx: &ConnectorContext) -> Result<ConnectionReport, RunError> {

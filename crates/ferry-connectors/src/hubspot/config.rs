@@ -3,6 +3,7 @@
 
 use ferry_core::contact::{DefaultField, PLATFORM_ID_FIELD, validate_custom_field_name};
 use ferry_core::mapping::{CRM_ID_FIELD, FieldMapping};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -15,7 +16,7 @@ pub const ID_PROPERTY: &str = "hs_object_id";
 pub const DEFAULT_EVERY_MINUTES: u32 = 15;
 
 /// A HubSpot instance's config.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HubSpotConfig {
     /// A HubSpot account connected through OAuth (`GET /api/v1/hubspot/accounts`); without it
@@ -33,7 +34,7 @@ pub struct HubSpotConfig {
 }
 
 /// One filter: `field` (a Ferry field) must have one of `values`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Filter {
     /// The Ferry field's name.
@@ -43,7 +44,7 @@ pub struct Filter {
 }
 
 /// An interval schedule.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EveryMinutes {
     /// Minutes between runs, 1 to 1440.

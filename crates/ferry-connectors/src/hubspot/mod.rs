@@ -23,6 +23,7 @@ pub use sync::{MAX_ATTEMPTS, OVERLAP_MS};
 
 use crate::connector::{ConfigError, ConnectionReport, Connector, RunError, RunReport};
 use crate::context::{ConnectorContext, RunContext, Secrets};
+use crate::describe::{Category, Description, Platform, SecretField, SecretKind, schema_of};
 
 /// Where HubSpot is and how hard to use it.
 #[derive(Debug, Clone)]
@@ -52,9 +53,24 @@ impl Default for HubSpotSettings {
     }
 }
 
-/// The secrets a HubSpot instance accepts: a private-app token, and the legacy keys seed 002
-/// keeps for an older API version (stored, never used).
-pub const SECRET_NAMES: &[&str] = &["access_token", "developer_api_key", "api_key"];
+/// HubSpot's card on Browse Available.
+pub const PLATFORM: Platform = Platform {
+    id: "hubspot",
+    name: "HubSpot",
+    summary: "Two-way contact sync with HubSpot CRM: pull contacts modified in HubSpot on a schedule, \
+and push contacts changed in Ferry within seconds. Connect an account through OAuth or use a \
+private app's access token, map Ferry's fields to HubSpot's properties, and filter which contacts sync.",
+};
+
+/// The data mapping a new instance starts with (CRM ID ↔ Record ID is always added).
+fn default_mappings() -> Value {
+    json!([
+        {"local": "first_name", "remote": "firstname"},
+        {"local": "last_name", "remote": "lastname"},
+        {"local": "phone", "remote": "phone"},
+        {"local": "email", "remote": "email"},
+    ])
+}
 
 /// Which way an instance syncs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,8 +226,48 @@ impl Connector for HubSpot {
         self.way == Way::Outgoing
     }
 
-    fn secret_names(&self) -> &'static [&'static str] {
-        SECRET_NAMES
+    fn describe(&self) -> Description {
+        let (summary, default_config) = match self.way {
+            Way::Incoming => (
+                "Pulls contacts modified in HubSpot into Ferry every few minutes (15 by default), matching them to Ferry's contacts by platform ID, CRM ID or phone.",
+                json!({"mappings": default_mappings(), "filters": [], "schedule": {"every_minutes": config::DEFAULT_EVERY_MINUTES}}),
+            ),
+            Way::Outgoing => (
+                "Pushes contacts changed in Ferry to HubSpot within seconds (after a first full backfill), matching by CRM ID, then email, then first and last name confirmed by phone, else creating them.",
+                json!({"mappings": default_mappings(), "filters": []}),
+            ),
+        };
+        Description {
+            kind: self.kind(),
+            label: self.label(),
+            summary,
+            category: Category::CrmSync,
+            platform: PLATFORM,
+            config_schema: schema_of::<HubSpotConfig>(),
+            secrets: vec![
+                SecretField {
+                    name: "access_token",
+                    label: "Private app access token",
+                    kind: SecretKind::Token,
+                    help: "A HubSpot private app's access token with the CRM contacts scopes; not needed when you choose a connected account.",
+                },
+                SecretField {
+                    name: "developer_api_key",
+                    label: "Developer API key",
+                    kind: SecretKind::Password,
+                    help: "Kept for HubSpot's older API version; Ferry stores it and does not use it.",
+                },
+                SecretField {
+                    name: "api_key",
+                    label: "API key",
+                    kind: SecretKind::Password,
+                    help: "Kept for HubSpot's older API version; Ferry stores it and does not use it.",
+                },
+            ],
+            default_config,
+            error_codes: Vec::new(),
+            oauth_provider: Some("hubspot"),
+        }
     }
 
     fn validate_secrets(&self, config: &Value, set: &[&str]) -> Result<(), ConfigError> {

@@ -9,9 +9,6 @@ use super::config::ExportConfig;
 use crate::connector::RunError;
 use crate::context::Secrets;
 
-/// The secrets an SFTP export accepts.
-pub const SECRET_NAMES: &[&str] = &["password", "private_key", "passphrase"];
-
 /// The login from the secrets: the private key if one is set, else the password.
 pub fn auth(secrets: &Secrets) -> Result<Auth, RunError> {
     if let Some(pem) = secrets

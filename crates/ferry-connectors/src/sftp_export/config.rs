@@ -8,6 +8,7 @@ use ferry_core::contact::{DefaultField, PLATFORM_ID_FIELD, validate_custom_field
 use ferry_core::export::NoteTemplate;
 use ferry_core::message::{Channel, Direction, MessageType};
 use ferry_core::schedule::Schedule;
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -15,7 +16,7 @@ use super::ExportKind;
 use crate::connector::{ConfigError, parse_config};
 
 /// The whole config of an SFTP export.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExportConfig {
     /// Where the file goes.
@@ -40,7 +41,7 @@ pub struct ExportConfig {
 
 /// The SFTP server and where on it the file goes. The password, private key and passphrase are
 /// secrets, set apart from the config.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SftpConfig {
     /// Host name or IP address of the server.
@@ -67,7 +68,7 @@ fn default_port() -> u16 {
 }
 
 /// The 3-hour blocks (Eastern time) the export runs in; none = only when run by hand.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleConfig {
     /// 0 = 12am–3am … 7 = 9pm–12am.
@@ -76,7 +77,7 @@ pub struct ScheduleConfig {
 }
 
 /// Which messages go into the file; at least one value of each is required.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MessageFilters {
     /// Channels to include.
@@ -88,7 +89,7 @@ pub struct MessageFilters {
 }
 
 /// The Contacts export's columns and filters.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactsConfig {
     /// Columns, in order: `id` (platform ID), default fields, `archived`, custom fields by name.
@@ -99,7 +100,7 @@ pub struct ContactsConfig {
 }
 
 /// One contact filter: `field` must have one of `values` (compared as the CSV shows them).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactFilter {
     /// The field's name.
@@ -109,7 +110,7 @@ pub struct ContactFilter {
 }
 
 /// The EAB-specific fields (seed "Setup", EAB fields).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EabConfig {
     /// GradesFirst Import Version, from the institution's EAB configuration.

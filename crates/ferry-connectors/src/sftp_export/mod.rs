@@ -3,6 +3,7 @@
 //! message sequence; the watermark advances only after the server confirmed the renamed file.
 
 mod client;
+mod codes;
 pub mod config;
 pub mod run;
 
@@ -11,12 +12,13 @@ use ferry_core::schedule::Schedule;
 use ferry_sftp::ClientOptions;
 use serde_json::{Value, json};
 
-pub use client::{SECRET_NAMES, pin_host_key};
+pub use client::pin_host_key;
 pub use config::ExportConfig;
 pub use run::{CONVERSATION_COLUMNS, MISSING_CRM_ID, file_name, message_url};
 
 use crate::connector::{ConfigError, ConnectionReport, Connector, RunError, RunReport};
 use crate::context::{ConnectorContext, RunContext};
+use crate::describe::{Category, Description, Platform, SecretField, SecretKind, schema_of};
 
 /// The three kinds of SFTP export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +72,131 @@ impl ExportKind {
     }
 }
 
+/// The platform card the three exports share.
+pub const PLATFORM: Platform = Platform {
+    id: "sftp-outbound",
+    name: "SFTP Outbound",
+    summary: "Scheduled CSV files uploaded to your institution's SFTP server: every contact with the \
+fields you choose, the conversations since the last file, or the EAB Notes import file. Files are \
+written under a temporary name and renamed once the server has every byte, and each message is \
+sent in exactly one file.",
+};
+
+/// The note body a new EAB Notes export starts with.
+pub const DEFAULT_NOTE_BODY: &str = "{channel} {direction} message on {date}: {message} {url}";
+
+/// What an export of `kind` says about itself.
+fn describe(kind: ExportKind) -> Description {
+    let mut schema = schema_of::<ExportConfig>();
+    // One config struct serves the three kinds; each kind's schema keeps only its sections.
+    let (keep, required): (&[&str], &[&str]) = match kind {
+        ExportKind::Contacts => (&["contacts"], &["sftp", "contacts"]),
+        ExportKind::Conversations => (&["filters"], &["sftp", "filters"]),
+        ExportKind::EabNotes => (&["filters", "eab"], &["sftp", "filters", "eab"]),
+    };
+    if let Some(props) = schema["properties"].as_object_mut() {
+        props.retain(|name, _| {
+            !["contacts", "filters", "eab"].contains(&name.as_str())
+                || keep.contains(&name.as_str())
+        });
+        // A required section is an object, not "object or null".
+        for name in keep {
+            if let Some(section) = props.get_mut(*name) {
+                strip_null(section);
+            }
+        }
+    }
+    schema["required"] = json!(required);
+    let all_filters = json!({
+        "channels": ferry_core::message::Channel::ALL,
+        "types": ferry_core::message::MessageType::ALL,
+        "directions": ferry_core::message::Direction::ALL,
+    });
+    let sftp =
+        json!({"host": "", "port": ferry_sftp::DEFAULT_PORT, "username": "", "directory": ""});
+    let (summary, default_config) = match kind {
+        ExportKind::Contacts => (
+            "Every contact (never test users) that passes your filters, with the fields you choose, in one CSV file per run.",
+            json!({"sftp": sftp, "schedule": {"blocks": []}, "contacts": {"fields": ["id", "first_name", "last_name", "phone", "crm_id"], "filters": []}}),
+        ),
+        ExportKind::Conversations => (
+            "The messages new since the last file that pass your channel, type and direction filters, one row each with the contact's IDs and a link to the message.",
+            json!({"sftp": sftp, "schedule": {"blocks": []}, "filters": all_filters}),
+        ),
+        ExportKind::EabNotes => (
+            "The same messages in EAB's notes-import format, so each conversation appears as a note on the student in EAB.",
+            json!({"sftp": sftp, "schedule": {"blocks": []}, "filters": all_filters, "eab": {
+                "import_version": "", "institution_id": "", "group_id": "group_id",
+                "dedupe_contacts": false, "is_private": false, "student_viewable": false,
+                "show_on_student_report": false, "created_by": "Ferry", "note_reasons": "Text conversation",
+                "note_body": DEFAULT_NOTE_BODY,
+            }}),
+        ),
+    };
+    let mut error_codes = codes::SFTP_ERROR_CODES.to_vec();
+    if kind == ExportKind::EabNotes {
+        error_codes.extend_from_slice(EAB_ERROR_CODES);
+    }
+    Description {
+        kind: kind.kind(),
+        label: kind.label(),
+        summary,
+        category: Category::SftpOutbound,
+        platform: PLATFORM,
+        config_schema: schema,
+        secrets: vec![
+            SecretField {
+                name: "password",
+                label: "Password",
+                kind: SecretKind::Password,
+                help: "The SFTP account's password; leave empty when you use a private key.",
+            },
+            SecretField {
+                name: "private_key",
+                label: "Private key",
+                kind: SecretKind::PrivateKey,
+                help: "An ed25519, ECDSA or RSA private key in OpenSSH or PKCS#8 format, from its BEGIN line to its END line.",
+            },
+            SecretField {
+                name: "passphrase",
+                label: "Key passphrase",
+                kind: SecretKind::Password,
+                help: "Only if the private key is encrypted.",
+            },
+        ],
+        default_config,
+        error_codes,
+        oauth_provider: None,
+    }
+}
+
+/// The codes only an EAB Notes export writes.
+const EAB_ERROR_CODES: &[ferry_core::errors::ErrorCode] = ferry_core::error_codes! {
+    "missing_crm_id" => "The contact has no CRM ID, so an EAB Notes export left its messages out (EAB attaches notes by the student's ID).", "Set the contact's CRM ID to the student's EAB ID (import, API or a CRM sync); messages after that are exported.";
+};
+
+/// Makes an `Option<T>` section's schema that of `T` (drops the `null` alternative).
+fn strip_null(schema: &mut Value) {
+    if let Some(any) = schema.get("anyOf").and_then(Value::as_array).cloned() {
+        let rest: Vec<Value> = any
+            .into_iter()
+            .filter(|s| s.get("type") != Some(&json!("null")))
+            .collect();
+        if let [only] = rest.as_slice() {
+            let description = schema.get("description").cloned();
+            *schema = only.clone();
+            if let Some(d) = description {
+                schema["description"] = d;
+            }
+        }
+    } else if let Some(types) = schema.get("type").and_then(Value::as_array).cloned() {
+        let rest: Vec<Value> = types.into_iter().filter(|t| t != "null").collect();
+        if let [only] = rest.as_slice() {
+            schema["type"] = only.clone();
+        }
+    }
+}
+
 /// One SFTP export connector (one per [`ExportKind`]).
 #[derive(Debug, Clone)]
 pub struct SftpExport {
@@ -120,8 +247,8 @@ impl Connector for SftpExport {
             .map(|c| c.schedule())
     }
 
-    fn secret_names(&self) -> &'static [&'static str] {
-        SECRET_NAMES
+    fn describe(&self) -> Description {
+        describe(self.kind)
     }
 
     /// A new host or port is a new server: its key is pinned afresh at the next connection,

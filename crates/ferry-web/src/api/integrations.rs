@@ -57,13 +57,11 @@ pub struct IntegrationView {
 
 impl IntegrationView {
     pub(crate) fn new(state: &AppState, i: Integration) -> IntegrationView {
-        let accepted = state
+        let mut secrets: BTreeMap<String, bool> = state
             .registry
-            .get(&i.kind)
-            .map(|c| c.secret_names())
-            .unwrap_or(&[]);
-        let mut secrets: BTreeMap<String, bool> =
-            accepted.iter().map(|n| (n.to_string(), false)).collect();
+            .description(&i.kind)
+            .map(|d| d.secret_names().map(|n| (n.to_string(), false)).collect())
+            .unwrap_or_default();
         for name in &i.secrets_set {
             secrets.insert(name.clone(), true);
         }

@@ -6,13 +6,16 @@ pub mod integrations;
 pub mod messages;
 pub mod runs;
 pub mod synclog;
+pub mod types;
 
 use axum::Json;
+use axum::extract::State;
 use axum::response::IntoResponse;
 use serde::Serialize;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
+use crate::AppState;
 use crate::auth::Auth;
 
 #[derive(OpenApi)]
@@ -28,6 +31,7 @@ use crate::auth::Auth;
         crate::ui::oauth::accounts,
         integrations::list, integrations::create, integrations::get, integrations::patch, integrations::delete,
         integrations::test_saved, integrations::test_new, integrations::run,
+        types::list,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -47,8 +51,10 @@ impl utoipa::Modify for BearerAuth {
 }
 
 /// The OpenAPI document of this API.
-pub async fn openapi_json() -> impl IntoResponse {
-    Json(ApiDoc::openapi())
+pub async fn openapi_json(State(state): State<AppState>) -> impl IntoResponse {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    types::publish_config_schemas(&mut doc, &state.registry);
+    Json(doc)
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -92,10 +98,12 @@ pub struct ErrorCodeView {
 
 /// The error dictionary: every code with what it means and what to do next.
 #[utoipa::path(get, path = "/api/v1/errors", responses((status = 200, body = Vec<ErrorCodeView>)))]
-pub async fn error_dictionary() -> Json<Vec<ErrorCodeView>> {
+pub async fn error_dictionary(State(state): State<AppState>) -> Json<Vec<ErrorCodeView>> {
     Json(
-        ferry_core::errors::DICTIONARY
-            .iter()
+        state
+            .registry
+            .dictionary()
+            .into_iter()
             .map(|e| ErrorCodeView {
                 code: e.code,
                 meaning: e.meaning,

@@ -18,9 +18,7 @@ use crate::extract::QueryArgs;
 /// The Recent Runs "Type" of an integration kind: its connector's label (`EAB Notes`,
 /// `HubSpot incoming`, …), or the kind itself when this build has no connector for it.
 pub fn type_label(registry: &ferry_connectors::Registry, kind: &str) -> String {
-    registry
-        .get(kind)
-        .map_or_else(|| kind.to_string(), |c| c.label().to_string())
+    registry.label(kind)
 }
 
 /// The name of the file a run uploaded (`detail.file`), when it uploaded one.

@@ -210,11 +210,13 @@ struct ErrorsPage {
 }
 
 /// The error dictionary: every code with its meaning and the next step.
-pub async fn errors_page(auth: Auth) -> Response {
+pub async fn errors_page(State(state): State<AppState>, auth: Auth) -> Response {
     ErrorsPage {
         nav: Nav::new(&auth, "errors"),
-        codes: ferry_core::errors::DICTIONARY
-            .iter()
+        codes: state
+            .registry
+            .dictionary()
+            .into_iter()
             .map(|e| Code {
                 code: e.code,
                 meaning: e.meaning,

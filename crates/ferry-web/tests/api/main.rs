@@ -11,5 +11,6 @@ mod routes;
 mod runs;
 mod sessions;
 mod synclog;
+mod types;
 #[path = "../support/webdriver.rs"]
 mod webdriver;

@@ -1,0 +1,191 @@
+//! What a connector says about itself: the screens, the API's schema and the error dictionary
+//! are built from its [`Description`], so that adding a platform is one folder and one registry
+//! line.
+
+use ferry_core::errors::ErrorCode;
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::Value;
+
+/// Where a kind is listed on Browse Available.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    /// Two-way or one-way sync with a CRM or SIS over its API.
+    CrmSync,
+    /// Files Ferry uploads to the institution's SFTP server on a schedule.
+    SftpOutbound,
+    /// Files the institution uploads to Ferry.
+    InboundFiles,
+}
+
+impl Category {
+    /// Every category, in the order Browse Available lists them.
+    pub const ALL: [Category; 3] = [
+        Category::CrmSync,
+        Category::SftpOutbound,
+        Category::InboundFiles,
+    ];
+
+    /// The heading people see.
+    pub fn label(self) -> &'static str {
+        match self {
+            Category::CrmSync => "CRM and SIS sync",
+            Category::SftpOutbound => "SFTP outbound",
+            Category::InboundFiles => "Inbound files",
+        }
+    }
+
+    /// The wire spelling (`crm_sync`, `sftp_outbound`, `inbound_files`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::CrmSync => "crm_sync",
+            Category::SftpOutbound => "sftp_outbound",
+            Category::InboundFiles => "inbound_files",
+        }
+    }
+}
+
+/// How a secret is entered and shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretKind {
+    /// A one-line password or API key.
+    Password,
+    /// A multi-line private key (PEM or OpenSSH).
+    PrivateKey,
+    /// An access token.
+    Token,
+}
+
+/// One secret a kind accepts. Secrets are write-only: screens and answers only say whether
+/// each is set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct SecretField {
+    /// The name in the API (`secrets.password`).
+    pub name: &'static str,
+    /// The form's label.
+    pub label: &'static str,
+    /// How it is entered.
+    pub kind: SecretKind,
+    /// The help text under the field.
+    pub help: &'static str,
+}
+
+/// The platform a kind belongs to: one card on Browse Available, and one page listing the
+/// platform's instance types and configured instances.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct Platform {
+    /// Identifier in URLs, e.g. `hubspot`: lowercase letters, digits and dashes.
+    pub id: &'static str,
+    /// The platform's name, e.g. `HubSpot`.
+    pub name: &'static str,
+    /// One paragraph on what Ferry does with it.
+    pub summary: &'static str,
+}
+
+/// Everything the rest of Ferry needs to know about a connector kind besides running it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Description {
+    /// The kind, as in [`Connector::kind`](crate::Connector::kind).
+    pub kind: &'static str,
+    /// The instance type's name, e.g. `HubSpot → Ferry`, also the Type column of Recent Runs.
+    pub label: &'static str,
+    /// One sentence on what an instance of this type does (the Available list).
+    pub summary: &'static str,
+    /// Where Browse Available lists it.
+    pub category: Category,
+    /// The platform card it belongs to.
+    pub platform: Platform,
+    /// The JSON Schema of the config, generated from the config structs: their doc comments are
+    /// each field's help text.
+    pub config_schema: Value,
+    /// The secrets it accepts.
+    pub secrets: Vec<SecretField>,
+    /// A config a new instance starts from (it need not be complete: a form fills the rest).
+    pub default_config: Value,
+    /// The codes it can write to the Sync Log or a run's error, with meaning and next step.
+    pub error_codes: Vec<ErrorCode>,
+    /// The OAuth provider that connects its accounts, if it has one (e.g. `hubspot`).
+    pub oauth_provider: Option<&'static str>,
+}
+
+impl Description {
+    /// A description with an empty object schema and no secrets, default config or error codes
+    /// of its own; fill in the rest with struct update syntax.
+    pub fn new(
+        kind: &'static str,
+        label: &'static str,
+        category: Category,
+        platform: Platform,
+    ) -> Self {
+        Description {
+            kind,
+            label,
+            summary: "",
+            category,
+            platform,
+            config_schema: serde_json::json!({"type": "object"}),
+            secrets: Vec::new(),
+            default_config: serde_json::json!({}),
+            error_codes: Vec::new(),
+            oauth_provider: None,
+        }
+    }
+
+    /// The names of the secrets it accepts.
+    pub fn secret_names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.secrets.iter().map(|s| s.name)
+    }
+}
+
+/// The JSON Schema of `T`, every subschema inlined so the result stands alone (it is embedded
+/// in the OpenAPI document, where `#/$defs/…` would not resolve).
+pub fn schema_of<T: JsonSchema>() -> Value {
+    let generator = schemars::generate::SchemaSettings::draft2020_12()
+        .with(|s| s.inline_subschemas = true)
+        .into_generator();
+    let mut schema = serde_json::to_value(generator.into_root_schema_for::<T>())
+        .expect("a JSON Schema serializes");
+    if let Some(map) = schema.as_object_mut() {
+        map.remove("$schema");
+    }
+    schema
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A config.
+    #[derive(serde::Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Cfg {
+        /// Where it goes.
+        host: String,
+        /// Nested.
+        inner: Inner,
+    }
+
+    #[derive(serde::Deserialize, JsonSchema)]
+    #[allow(dead_code)]
+    struct Inner {
+        /// Port.
+        #[serde(default)]
+        port: u16,
+    }
+
+    #[test]
+    fn schemas_stand_alone_with_doc_comments_as_descriptions() {
+        let s = schema_of::<Cfg>();
+        assert_eq!(s["properties"]["host"]["description"], "Where it goes.");
+        assert_eq!(s["additionalProperties"], false);
+        assert_eq!(
+            s["properties"]["inner"]["properties"]["port"]["description"],
+            "Port."
+        );
+        let text = s.to_string();
+        assert!(!text.contains("$ref") && !text.contains("$defs"), "{text}");
+    }
+}
