@@ -32,11 +32,18 @@ pub trait Connector: Send + Sync {
         None
     }
 
-    /// Whether an enabled instance runs soon after contacts change (the worker queues a run with
-    /// trigger `change` when the institution's change sequence passes the instance's
-    /// `state.watermark`).
+    /// Whether an enabled instance runs soon after contacts change: the worker queues a run
+    /// with trigger `change` when the institution's change sequence passes the instance's
+    /// [`change_watermark`](Connector::change_watermark).
     fn runs_on_change(&self) -> bool {
         false
+    }
+
+    /// For a kind that runs on change: the contact change sequence an instance has sent, read
+    /// from its state (the connector's own state struct, see [`RunContext::state`]). `None`
+    /// when it has sent nothing yet.
+    fn change_watermark(&self, _state: &Value) -> Option<i64> {
+        None
     }
 
     /// What this kind says about itself: label, category, platform card, config schema,

@@ -254,6 +254,30 @@ impl RunContext {
         &self.run
     }
 
+    /// The connector's own state struct, as the last run saved it (`T::default()` for a new
+    /// instance; a state that no longer reads as `T` is logged and taken as new).
+    pub fn state<T: serde::de::DeserializeOwned + Default>(&self) -> T {
+        let saved = &self.integration.state;
+        if saved.is_null() || saved.as_object().is_some_and(|m| m.is_empty()) {
+            return T::default();
+        }
+        serde_json::from_value(saved.clone()).unwrap_or_else(|e| {
+            tracing::warn!(integration_id = self.integration.id, error = %e, "the integration's state does not read as this connector's; starting afresh");
+            T::default()
+        })
+    }
+
+    /// Saves the connector's state struct in place of the old one. Call it only once the remote
+    /// confirmed what the state says was done (watermarks advance only then).
+    pub async fn save_state<T: serde::Serialize>(&self, state: &T) -> Result<(), RunError> {
+        let value = serde_json::to_value(state)
+            .map_err(|e| RunError::fatal(format!("could not save the integration's state: {e}")))?;
+        self.store
+            .set_integration_state(self.integration.institution_id, self.integration.id, &value)
+            .await?;
+        Ok(())
+    }
+
     /// The integration's decrypted secrets.
     pub fn secrets(&self) -> &Secrets {
         &self.secrets

@@ -202,19 +202,20 @@ impl Worker {
     }
 
     /// Queues a `change` run for every enabled instance of a kind that runs on change whose
-    /// `state.watermark` is behind its institution's change sequence (unless one is queued, or
+    /// [`Connector::change_watermark`](ferry_connectors::Connector::change_watermark) is behind
+    /// its institution's change sequence (unless one is queued, or
     /// its last run failed within `change_backoff`). Returns how many were queued.
     pub async fn queue_changed(&self, now: Timestamp) -> Result<usize, WorkerError> {
         let mut queued = 0;
         let mut seqs: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
         for integration in self.store.enabled_integrations().await? {
-            if !self
+            let Some(connector) = self
                 .registry
                 .get(&integration.kind)
-                .is_some_and(|c| c.runs_on_change())
-            {
+                .filter(|c| c.runs_on_change())
+            else {
                 continue;
-            }
+            };
             let current = match seqs.get(&integration.institution_id) {
                 Some(s) => *s,
                 None => {
@@ -226,11 +227,7 @@ impl Worker {
                     s
                 }
             };
-            let watermark = integration
-                .state
-                .get("watermark")
-                .and_then(|w| w.as_i64())
-                .unwrap_or(0);
+            let watermark = connector.change_watermark(&integration.state).unwrap_or(0);
             if current <= watermark {
                 continue;
             }

@@ -99,6 +99,10 @@ impl Connector for TestConnector {
         self.kind.starts_with("onchange")
     }
 
+    fn change_watermark(&self, state: &Value) -> Option<i64> {
+        state.get("sent_up_to").and_then(Value::as_i64)
+    }
+
     fn validate_config(&self, config: &Value) -> Result<(), ConfigError> {
         match config.get("every_minutes") {
             None => Ok(()),
@@ -1071,7 +1075,7 @@ async fn contact_changes_queue_one_change_run_for_on_change_kinds() {
     s.set_integration_state(
         inst,
         on.id,
-        &json!({"watermark": s.current_change_seq(inst).await.unwrap()}),
+        &json!({"sent_up_to": s.current_change_seq(inst).await.unwrap()}),
     )
     .await
     .unwrap();

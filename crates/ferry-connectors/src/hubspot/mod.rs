@@ -226,6 +226,13 @@ impl Connector for HubSpot {
         self.way == Way::Outgoing
     }
 
+    fn change_watermark(&self, state: &Value) -> Option<i64> {
+        // Outgoing's watermark is the change sequence sent (incoming's is a HubSpot time).
+        (self.way == Way::Outgoing)
+            .then(|| state.get("watermark").and_then(Value::as_i64))
+            .flatten()
+    }
+
     fn describe(&self) -> Description {
         let (summary, default_config) = match self.way {
             Way::Incoming => (

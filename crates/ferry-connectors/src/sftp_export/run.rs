@@ -63,12 +63,17 @@ pub const CONVERSATION_COLUMNS: [&str; 12] = [
 /// The integration state an export keeps.
 #[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ExportState {
-    /// The highest message sequence a confirmed file (or a run with nothing to send) covered.
-    #[serde(default)]
+    /// The highest message sequence a confirmed file (or a run with nothing to send) covered;
+    /// absent until there is one.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub watermark: i64,
     /// The file being delivered, while a delivery is not known to be complete.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery: Option<Delivery>,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 /// A file on its way to the server, recorded before its upload starts so that whoever runs the
@@ -93,13 +98,6 @@ pub struct Delivery {
     /// Bytes of the file (known once `renaming` is set).
     #[serde(default)]
     pub bytes: u64,
-}
-
-impl ExportState {
-    /// The export's state from the integration's state object (defaults for what is missing).
-    pub fn from_value(state: &Value) -> ExportState {
-        serde_json::from_value(state.clone()).unwrap_or_default()
-    }
 }
 
 /// The file name: prefix, a sortable UTC timestamp to the millisecond, `.csv`.
@@ -453,7 +451,7 @@ async fn export(
 ) -> Result<RunReport, RunError> {
     let store = ctx.store();
     let institution_id = ctx.institution_id();
-    let mut state = ExportState::from_value(&ctx.integration().state);
+    let mut state: ExportState = ctx.state();
     let mut session = None;
 
     // An attempt that died after its file was complete on the server may have renamed it.
@@ -475,7 +473,7 @@ async fn export(
                 state.watermark = state.watermark.max(top);
             }
             state.delivery = None;
-            save_state(ctx, &state).await?;
+            ctx.save_state(&state).await?;
             close(s).await;
             return Ok(RunReport::success(d.rows).with_detail(json!({
                 "file": d.file,
@@ -609,7 +607,7 @@ async fn export(
         }
         if resumed.is_some() || state.watermark != before {
             state.delivery = None;
-            save_state(ctx, &state).await?;
+            ctx.save_state(&state).await?;
         }
         log_missing_crm_ids(ctx, &producer.missing_crm_ids()).await;
         return Ok(RunReport::skipped().with_detail(json!({ "window": window_detail(window) })));
@@ -627,7 +625,7 @@ async fn export(
                 bytes: 0,
             };
             state.delivery = Some(d.clone());
-            save_state(ctx, &state).await?;
+            ctx.save_state(&state).await?;
             d
         }
     };
@@ -690,7 +688,7 @@ async fn export(
         bytes: staged.bytes(),
         ..delivery.clone()
     });
-    save_state(ctx, &state).await?;
+    ctx.save_state(&state).await?;
     failpoint::hit("export.renaming");
     let report = session.publish(staged).await.map_err(|e| run_error(&e))?;
     failpoint::hit("export.renamed");
@@ -701,7 +699,7 @@ async fn export(
         state.watermark = state.watermark.max(top);
     }
     state.delivery = None;
-    save_state(ctx, &state).await?;
+    ctx.save_state(&state).await?;
     failpoint::hit("export.saved");
     log_missing_crm_ids(ctx, &producer.missing_crm_ids()).await;
     Ok(RunReport::success(rows).with_detail(json!({
@@ -765,29 +763,6 @@ async fn log_missing_crm_ids(ctx: &RunContext, contacts: &[i64]) {
             tracing::warn!(error = %e, "could not write Sync Log rows yet; the worker writes them at the end of the run");
         }
     }
-}
-
-/// Writes the export's state, keeping any other keys the integration's state has.
-async fn save_state(ctx: &RunContext, export: &ExportState) -> Result<(), RunError> {
-    let mut state = ctx.integration().state.clone();
-    if !state.is_object() {
-        state = json!({});
-    }
-    if export.watermark != 0 || state.get("watermark").is_some() {
-        state["watermark"] = json!(export.watermark);
-    }
-    match &export.delivery {
-        Some(d) => state["delivery"] = json!(d),
-        None => {
-            if let Some(map) = state.as_object_mut() {
-                map.remove("delivery");
-            }
-        }
-    }
-    ctx.store()
-        .set_integration_state(ctx.institution_id(), ctx.integration().id, &state)
-        .await?;
-    Ok(())
 }
 
 #[cfg(test)]
