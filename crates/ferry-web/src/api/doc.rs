@@ -56,7 +56,7 @@ enum_schema!(
     description = "No credentials, or the API token or session is not valid (`unauthorized`).",
     example = json!({"error": {"code": "unauthorized", "message": "sign in, or send Authorization: Bearer <token>"}})
 )]
-pub struct Unauthorized(#[allow(dead_code)] ErrorBody);
+pub struct Unauthorized(pub ErrorBody);
 
 /// 403: the caller's role may not do this, or a cookie session sent no valid CSRF token.
 #[derive(utoipa::ToResponse)]
@@ -64,7 +64,7 @@ pub struct Unauthorized(#[allow(dead_code)] ErrorBody);
     description = "The caller's role may not do this (`forbidden`: it needs the admin role), or a cookie session changed something without a valid `X-CSRF-Token` header (`csrf_failed`).",
     example = json!({"error": {"code": "forbidden", "message": "this needs the admin role"}})
 )]
-pub struct Forbidden(#[allow(dead_code)] ErrorBody);
+pub struct Forbidden(pub ErrorBody);
 
 /// 404: no record with that id in the caller's institution.
 #[derive(utoipa::ToResponse)]
@@ -72,7 +72,7 @@ pub struct Forbidden(#[allow(dead_code)] ErrorBody);
     description = "No record with that id in this institution (`not_found`).",
     example = json!({"error": {"code": "not_found", "message": "no such record in this institution"}})
 )]
-pub struct NotFound(#[allow(dead_code)] ErrorBody);
+pub struct NotFound(pub ErrorBody);
 
 /// 413: the body is over the route's limit.
 #[derive(utoipa::ToResponse)]
@@ -80,7 +80,7 @@ pub struct NotFound(#[allow(dead_code)] ErrorBody);
     description = "The body is larger than this endpoint accepts (`payload_too_large`): 1 MiB for JSON and 64 MiB for CSV imports unless the server is set otherwise.",
     example = json!({"error": {"code": "payload_too_large", "message": "the request body is larger than this endpoint accepts"}})
 )]
-pub struct PayloadTooLarge(#[allow(dead_code)] ErrorBody);
+pub struct PayloadTooLarge(pub ErrorBody);
 
 /// 415: a JSON endpoint got another content type.
 #[derive(utoipa::ToResponse)]
@@ -88,7 +88,7 @@ pub struct PayloadTooLarge(#[allow(dead_code)] ErrorBody);
     description = "The body was not sent as `Content-Type: application/json` (`unsupported_media_type`).",
     example = json!({"error": {"code": "unsupported_media_type", "message": "send Content-Type: application/json"}})
 )]
-pub struct NotJson(#[allow(dead_code)] ErrorBody);
+pub struct NotJson(pub ErrorBody);
 
 /// 400: a JSON body that is not JSON.
 #[derive(utoipa::ToResponse)]
@@ -96,7 +96,7 @@ pub struct NotJson(#[allow(dead_code)] ErrorBody);
     description = "The body is not well-formed JSON (`bad_request`).",
     example = json!({"error": {"code": "bad_request", "message": "malformed JSON: EOF while parsing an object at line 1 column 1"}})
 )]
-pub struct MalformedJson(#[allow(dead_code)] ErrorBody);
+pub struct MalformedJson(pub ErrorBody);
 
 /// 400: a query parameter of the wrong type or value, or an unknown one.
 #[derive(utoipa::ToResponse)]
@@ -104,4 +104,4 @@ pub struct MalformedJson(#[allow(dead_code)] ErrorBody);
     description = "A query parameter is not valid (`bad_request`, `invalid_value`) or not known (`unknown_field`); `field` names it.",
     example = json!({"error": {"code": "bad_request", "message": "limit must be between 1 and 500", "field": "limit"}})
 )]
-pub struct BadQuery(#[allow(dead_code)] ErrorBody);
+pub struct BadQuery(pub ErrorBody);

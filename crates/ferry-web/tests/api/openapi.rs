@@ -144,35 +144,38 @@ async fn the_served_document_is_valid_openapi_3_1() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// A change that breaks a document.
+type Breakage = dyn Fn(&mut Value);
+
 #[tokio::test]
 async fn the_validator_catches_what_it_is_there_for() {
     let app = spawn_app().await;
     let good = document(&app).await;
-    let broken = |change: &dyn Fn(&mut Value)| {
+    let broken = |change: &Breakage| {
         let mut doc = good.clone();
         change(&mut doc);
         document_problems(&doc)
     };
-    let contacts = "/api/v1/contacts";
-    let one = "/api/v1/contacts/{id}";
-    let cases: [(&str, &dyn Fn(&mut Value)); 5] = [
+    const CONTACTS: &str = "/api/v1/contacts";
+    const ONE: &str = "/api/v1/contacts/{id}";
+    let cases: [(&str, &Breakage); 5] = [
         ("a query parameter declared in path", &|d| {
-            d["paths"][contacts]["get"]["parameters"][0]["in"] = "path".into();
+            d["paths"][CONTACTS]["get"]["parameters"][0]["in"] = "path".into();
         }),
         ("a template parameter not declared", &|d| {
-            d["paths"][one]["get"]["parameters"] = Value::Array(vec![]);
+            d["paths"][ONE]["get"]["parameters"] = Value::Array(vec![]);
         }),
         ("a shared operationId", &|d| {
-            d["paths"][one]["get"]["operationId"] = "list_contacts".into();
+            d["paths"][ONE]["get"]["operationId"] = "list_contacts".into();
         }),
         ("a dangling $ref", &|d| {
-            d["paths"][one]["get"]["responses"]["404"]["$ref"] =
+            d["paths"][ONE]["get"]["responses"]["404"]["$ref"] =
                 "#/components/responses/Nope".into();
         }),
         (
             "a schema violation (a response without description)",
             &|d| {
-                d["paths"][one]["get"]["responses"]["200"]
+                d["paths"][ONE]["get"]["responses"]["200"]
                     .as_object_mut()
                     .unwrap()
                     .remove("description");
