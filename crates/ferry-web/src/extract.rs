@@ -105,7 +105,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-/// A query string, every parameter known and typed.
+/// A query string, every parameter known and typed; errors name the parameter in `field`.
 pub struct QueryArgs<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryArgs<T> {
@@ -113,17 +113,21 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryArgs<T> {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
         let q = parts.uri.query().unwrap_or("");
-        serde_urlencoded::from_str(q).map(QueryArgs).map_err(|e| {
-            let msg = e.to_string();
-            let field = msg.split('`').nth(1).map(str::to_string);
-            let code = if msg.starts_with("unknown field") {
-                "unknown_field"
-            } else {
-                "bad_request"
-            };
-            let mut err = ApiError::bad_request(code, format!("bad query parameter: {msg}"));
-            err.field = field;
-            err
-        })
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(q.as_bytes()));
+        serde_path_to_error::deserialize(de)
+            .map(QueryArgs)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let msg = e.inner().to_string();
+                // An unknown parameter is named in the message, not in the path.
+                let (code, field) = if msg.starts_with("unknown field") {
+                    ("unknown_field", msg.split('`').nth(1).map(str::to_string))
+                } else {
+                    ("bad_request", Some(path).filter(|p| p != "."))
+                };
+                let mut err = ApiError::bad_request(code, format!("bad query parameter: {msg}"));
+                err.field = field;
+                err
+            })
     }
 }

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::AppState;
+use crate::api::doc as d;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{JsonBody, QueryArgs, body_bytes};
@@ -173,8 +174,15 @@ fn outcome_to_result(o: WriteOutcome) -> ApiResult<i64> {
 }
 
 /// Create a contact.
-#[utoipa::path(post, path = "/api/v1/contacts", request_body = ContactInput, responses(
-    (status = 201, body = ContactView), (status = 409, description = "phone or CRM ID belongs to another contact", body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/contacts", operation_id = "create_contact", request_body = ContactInput, responses(
+    (status = 201, description = "The new contact.", body = ContactView),
+    (status = 400, response = d::MalformedJson),
+    (status = 401, response = d::Unauthorized),
+    (status = 403, response = d::Forbidden),
+    (status = 409, description = "The phone or CRM ID belongs to another contact.", body = ErrorBody),
+    (status = 413, response = d::PayloadTooLarge),
+    (status = 415, response = d::NotJson),
+    (status = 422, description = "A field is not valid; `field` names it.", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     auth: Auth,
@@ -195,7 +203,10 @@ pub async fn create(
 }
 
 /// One contact.
-#[utoipa::path(get, path = "/api/v1/contacts/{id}", params(("id" = i64, Path, description = "platform ID")), responses((status = 200, body = ContactView), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/contacts/{id}", operation_id = "get_contact", params(("id" = i64, Path, description = "platform ID")), responses(
+    (status = 200, description = "The contact.", body = ContactView),
+    (status = 401, response = d::Unauthorized),
+    (status = 404, response = d::NotFound)))]
 pub async fn get(
     State(state): State<AppState>,
     auth: Auth,
@@ -215,7 +226,16 @@ pub(crate) fn parse_id(s: &str) -> ApiResult<i64> {
 }
 
 /// Change fields of a contact (same fields and rules as create; nothing is required).
-#[utoipa::path(patch, path = "/api/v1/contacts/{id}", params(("id" = i64, Path)), request_body = ContactInput, responses((status = 200, body = ContactView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(patch, path = "/api/v1/contacts/{id}", operation_id = "update_contact", params(("id" = i64, Path, description = "platform ID")), request_body = ContactInput, responses(
+    (status = 200, description = "The contact.", body = ContactView),
+    (status = 400, response = d::MalformedJson),
+    (status = 401, response = d::Unauthorized),
+    (status = 403, response = d::Forbidden),
+    (status = 404, response = d::NotFound),
+    (status = 409, description = "The phone or CRM ID belongs to another contact.", body = ErrorBody),
+    (status = 413, response = d::PayloadTooLarge),
+    (status = 415, response = d::NotJson),
+    (status = 422, description = "A field is not valid; `field` names it.", body = ErrorBody)))]
 pub async fn patch(
     State(state): State<AppState>,
     auth: Auth,
@@ -236,7 +256,11 @@ pub async fn patch(
 }
 
 /// Archive a contact (an import or incoming sync of it un-archives it).
-#[utoipa::path(post, path = "/api/v1/contacts/{id}/archive", params(("id" = i64, Path)), responses((status = 200, body = ContactView), (status = 404, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/contacts/{id}/archive", operation_id = "archive_contact", params(("id" = i64, Path, description = "platform ID")), responses(
+    (status = 200, description = "The contact.", body = ContactView),
+    (status = 401, response = d::Unauthorized),
+    (status = 403, response = d::Forbidden),
+    (status = 404, response = d::NotFound)))]
 pub async fn archive(
     State(state): State<AppState>,
     auth: Auth,
@@ -252,7 +276,11 @@ pub async fn archive(
 }
 
 /// Take a contact out of the archive.
-#[utoipa::path(post, path = "/api/v1/contacts/{id}/unarchive", params(("id" = i64, Path)), responses((status = 200, body = ContactView), (status = 404, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/contacts/{id}/unarchive", operation_id = "unarchive_contact", params(("id" = i64, Path, description = "platform ID")), responses(
+    (status = 200, description = "The contact.", body = ContactView),
+    (status = 401, response = d::Unauthorized),
+    (status = 403, response = d::Forbidden),
+    (status = 404, response = d::NotFound)))]
 pub async fn unarchive(
     State(state): State<AppState>,
     auth: Auth,
@@ -267,18 +295,24 @@ pub async fn unarchive(
     ))
 }
 
+/// The query parameters of `GET /api/v1/contacts`.
 #[derive(Deserialize, utoipa::IntoParams, Default)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// Case-insensitive search of name, email, phone, CRM ID and enrollment ID.
     pub q: Option<String>,
+    /// Only archived contacts (`true`) or only contacts not archived (`false`).
     pub archived: Option<bool>,
+    /// Only test users (`true`) or only real contacts (`false`).
     pub test_user: Option<bool>,
     /// RFC 3339 time; only contacts changed at or after it.
+    #[param(value_type = Option<String>, format = DateTime)]
     pub updated_since: Option<String>,
     /// The cursor from the previous page's `next_cursor`.
     pub cursor: Option<i64>,
     /// Page size, 1-500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 
@@ -290,7 +324,10 @@ pub struct ContactList {
 }
 
 /// List contacts by platform ID, with cursor paging. Test users are included (filter with `test_user=false`).
-#[utoipa::path(get, path = "/api/v1/contacts", params(ListParams), responses((status = 200, body = ContactList), (status = 400, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/contacts", operation_id = "list_contacts", params(ListParams), responses(
+    (status = 200, description = "A page of contacts.", body = ContactList),
+    (status = 400, response = d::BadQuery),
+    (status = 401, response = d::Unauthorized)))]
 pub async fn list(
     State(state): State<AppState>,
     auth: Auth,
@@ -338,8 +375,13 @@ pub async fn list(
 /// Import contacts from CSV (`Content-Type: text/csv`): a header row of field names (custom
 /// fields by name; `id` for the platform ID), then one contact per row. Rows match existing
 /// contacts by platform ID, else CRM ID and/or phone; each row applies whole or not at all.
-#[utoipa::path(post, path = "/api/v1/contacts/import", request_body(content = String, content_type = "text/csv"), responses(
-    (status = 200, body = ImportReportView), (status = 400, description = "the file as a whole was refused; nothing was written", body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/contacts/import", operation_id = "import_contacts", request_body(content = String, content_type = "text/csv"), responses(
+    (status = 200, description = "What the import did, with the rows it skipped.", body = ImportReportView),
+    (status = 400, description = "The file as a whole was refused; nothing was written.", body = ErrorBody),
+    (status = 401, response = d::Unauthorized),
+    (status = 403, response = d::Forbidden),
+    (status = 413, response = d::PayloadTooLarge),
+    (status = 415, description = "The file was not sent as `Content-Type: text/csv` (`unsupported_media_type`).", body = ErrorBody)))]
 pub async fn import(
     State(state): State<AppState>,
     auth: Auth,

@@ -7,6 +7,7 @@ use ferry_core::contact::{CustomFieldDef, FieldKind};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
+use crate::api::doc as d;
 use crate::auth::Auth;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::JsonBody;
@@ -34,7 +35,9 @@ impl From<CustomFieldDef> for FieldView {
 }
 
 /// The institution's custom fields.
-#[utoipa::path(get, path = "/api/v1/fields", responses((status = 200, body = Vec<FieldView>)))]
+#[utoipa::path(get, path = "/api/v1/fields", operation_id = "list_fields", responses(
+    (status = 200, description = "The custom fields.", body = Vec<FieldView>),
+    (status = 401, response = d::Unauthorized)))]
 pub async fn list(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<Vec<FieldView>>> {
     Ok(Json(
         state
@@ -48,7 +51,15 @@ pub async fn list(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<V
 }
 
 /// Define a custom field.
-#[utoipa::path(post, path = "/api/v1/fields", request_body = FieldView, responses((status = 201, body = FieldView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/fields", operation_id = "create_field", request_body = FieldView, responses(
+    (status = 201, description = "The new field.", body = FieldView),
+    (status = 400, response = d::MalformedJson),
+    (status = 401, response = d::Unauthorized),
+    (status = 403, response = d::Forbidden),
+    (status = 409, description = "A field of that name exists.", body = ErrorBody),
+    (status = 413, response = d::PayloadTooLarge),
+    (status = 415, response = d::NotJson),
+    (status = 422, description = "A value is not valid; `field` names it.", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     auth: Auth,

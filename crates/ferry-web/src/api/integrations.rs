@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::AppState;
+use crate::api::doc as d;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::JsonBody;
@@ -533,7 +534,10 @@ async fn secrets_with(
 }
 
 /// List the institution's integrations.
-#[utoipa::path(get, path = "/api/v1/integrations", responses((status = 200, body = Vec<IntegrationView>)))]
+#[utoipa::path(get, path = "/api/v1/integrations", operation_id = "list_integrations", responses(
+    (status = 200, description = "The integrations.", body = Vec<IntegrationView>),
+    (status = 401, response = d::Unauthorized),
+    (status = 403, response = d::Forbidden)))]
 pub async fn list(
     State(state): State<AppState>,
     auth: Auth,
@@ -547,8 +551,14 @@ pub async fn list(
 }
 
 /// Create an integration.
-#[utoipa::path(post, path = "/api/v1/integrations", request_body = CreateIntegration, responses(
-    (status = 201, body = IntegrationView), (status = 422, description = "`field` names what is wrong, e.g. `config.eab.note_body`", body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/integrations", operation_id = "create_integration", request_body = CreateIntegration, responses(
+    (status = 201, description = "The new integration.", body = IntegrationView),
+    (status = 400, response = d::MalformedJson),
+    (status = 401, response = d::Unauthorized),
+    (status = 403, response = d::Forbidden),
+    (status = 413, response = d::PayloadTooLarge),
+    (status = 415, response = d::NotJson),
+    (status = 422, description = "`field` names what is wrong, e.g. `config.eab.note_body`.", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     auth: Auth,
@@ -559,8 +569,11 @@ pub async fn create(
 }
 
 /// One integration.
-#[utoipa::path(get, path = "/api/v1/integrations/{id}", params(("id" = i64, Path)), responses(
-    (status = 200, body = IntegrationView), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/integrations/{id}", operation_id = "get_integration", params(("id" = i64, Path, description = "integration id")), responses(
+    (status = 200, description = "The integration.", body = IntegrationView),
+    (status = 401, response = d::Unauthorized),
+    (status = 403, response = d::Forbidden),
+    (status = 404, response = d::NotFound)))]
 pub async fn get(
     State(state): State<AppState>,
     auth: Auth,
@@ -572,8 +585,15 @@ pub async fn get(
 }
 
 /// Change an integration.
-#[utoipa::path(patch, path = "/api/v1/integrations/{id}", params(("id" = i64, Path)), request_body = PatchIntegration, responses(
-    (status = 200, body = IntegrationView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(patch, path = "/api/v1/integrations/{id}", operation_id = "update_integration", params(("id" = i64, Path, description = "integration id")), request_body = PatchIntegration, responses(
+    (status = 200, description = "The integration.", body = IntegrationView),
+    (status = 400, response = d::MalformedJson),
+    (status = 401, response = d::Unauthorized),
+    (status = 403, response = d::Forbidden),
+    (status = 404, response = d::NotFound),
+    (status = 413, response = d::PayloadTooLarge),
+    (status = 415, response = d::NotJson),
+    (status = 422, description = "`field` names what is wrong.", body = ErrorBody)))]
 pub async fn patch(
     State(state): State<AppState>,
     auth: Auth,
@@ -586,8 +606,11 @@ pub async fn patch(
 }
 
 /// Delete an integration and its runs (its Sync Log rows stay).
-#[utoipa::path(delete, path = "/api/v1/integrations/{id}", params(("id" = i64, Path)), responses(
-    (status = 204), (status = 404, body = ErrorBody)))]
+#[utoipa::path(delete, path = "/api/v1/integrations/{id}", operation_id = "delete_integration", params(("id" = i64, Path, description = "integration id")), responses(
+    (status = 204, description = "Deleted."),
+    (status = 401, response = d::Unauthorized),
+    (status = 403, response = d::Forbidden),
+    (status = 404, response = d::NotFound)))]
 pub async fn delete(
     State(state): State<AppState>,
     auth: Auth,
@@ -604,17 +627,24 @@ pub async fn delete(
 /// Test the connection with the saved settings, or with unsaved ones given in the body. A
 /// saved integration with no pinned host key pins the server's key when its saved settings
 /// connect.
-#[utoipa::path(post, path = "/api/v1/integrations/{id}/test-connection", params(("id" = i64, Path)),
-    request_body(content = Option<TestConnectionInput>), responses(
-    (status = 200, body = TestConnectionView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/integrations/{id}/test-connection", operation_id = "test_integration_connection", params(("id" = i64, Path, description = "integration id")), request_body(content = Option<TestConnectionInput>, description = "Optional: unsaved values to test; an empty body tests the saved settings."), responses(
+    (status = 200, description = "The test's outcome (a failed test is an answer too).", body = TestConnectionView),
+    (status = 400, response = d::MalformedJson),
+    (status = 401, response = d::Unauthorized),
+    (status = 403, response = d::Forbidden),
+    (status = 404, response = d::NotFound),
+    (status = 413, response = d::PayloadTooLarge),
+    (status = 422, description = "`field` names what is wrong.", body = ErrorBody)))]
 pub async fn test_saved(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    req: axum::extract::Request,
 ) -> ApiResult<Json<TestConnectionView>> {
     let id = crate::api::contacts::parse_id(&id)?;
     let inst = auth.institution_id();
+    // Through body_bytes, so that a body over the limit is a 413 in the API's error shape.
+    let body = crate::extract::body_bytes(req, &state).await?;
     let input: TestConnectionInput = if body.iter().all(u8::is_ascii_whitespace) {
         TestConnectionInput::default()
     } else {
@@ -641,8 +671,14 @@ pub async fn test_saved(
 }
 
 /// Test the connection of an integration that is not saved yet.
-#[utoipa::path(post, path = "/api/v1/integrations/test-connection", request_body = TestNewConnectionInput, responses(
-    (status = 200, body = TestConnectionView), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/integrations/test-connection", operation_id = "test_new_integration_connection", request_body = TestNewConnectionInput, responses(
+    (status = 200, description = "The test's outcome (a failed test is an answer too).", body = TestConnectionView),
+    (status = 400, response = d::MalformedJson),
+    (status = 401, response = d::Unauthorized),
+    (status = 403, response = d::Forbidden),
+    (status = 413, response = d::PayloadTooLarge),
+    (status = 415, response = d::NotJson),
+    (status = 422, description = "`field` names what is wrong.", body = ErrorBody)))]
 pub async fn test_new(
     State(state): State<AppState>,
     auth: Auth,
@@ -664,8 +700,11 @@ pub async fn test_new(
 }
 
 /// Run now: queue a manual run (the run already queued, if there is one).
-#[utoipa::path(post, path = "/api/v1/integrations/{id}/runs", params(("id" = i64, Path)), responses(
-    (status = 202, body = RunQueued), (status = 404, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/integrations/{id}/runs", operation_id = "run_integration", params(("id" = i64, Path, description = "integration id")), responses(
+    (status = 202, description = "The run is queued.", body = RunQueued),
+    (status = 401, response = d::Unauthorized),
+    (status = 403, response = d::Forbidden),
+    (status = 404, response = d::NotFound)))]
 pub async fn run(
     State(state): State<AppState>,
     auth: Auth,

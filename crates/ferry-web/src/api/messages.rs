@@ -8,6 +8,7 @@ use ferry_store::{Message, MessageQuery, NewMessage};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
+use crate::api::doc as d;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{JsonBody, QueryArgs};
@@ -78,7 +79,14 @@ pub struct MessageList {
 }
 
 /// Record messages (all or none).
-#[utoipa::path(post, path = "/api/v1/messages", request_body = MessageBatch, responses((status = 201, body = MessageList), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/messages", operation_id = "create_messages", request_body = MessageBatch, responses(
+    (status = 201, description = "The recorded messages, with their sequences.", body = MessageList),
+    (status = 400, response = d::MalformedJson),
+    (status = 401, response = d::Unauthorized),
+    (status = 403, response = d::Forbidden),
+    (status = 413, response = d::PayloadTooLarge),
+    (status = 415, response = d::NotJson),
+    (status = 422, description = "A message is not valid; `field` names it (`messages[2].channel`).", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     auth: Auth,
@@ -131,21 +139,27 @@ pub async fn create(
     ))
 }
 
+/// The query parameters of `GET /api/v1/messages`.
 #[derive(Deserialize, utoipa::IntoParams, Default)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct MessageParams {
-    /// Comma-separated channels.
+    /// Only these channels, comma-separated (`sms,email`).
+    #[param(value_type = Option<Vec<d::ChannelValue>>, inline, style = Form, explode = false)]
     pub channel: Option<String>,
-    /// Comma-separated types.
+    /// Only these types, comma-separated.
     #[serde(rename = "type")]
+    #[param(value_type = Option<Vec<d::MessageTypeValue>>, inline, style = Form, explode = false)]
     pub message_type: Option<String>,
-    /// Comma-separated directions.
+    /// Only these directions, comma-separated.
+    #[param(value_type = Option<Vec<d::DirectionValue>>, inline, style = Form, explode = false)]
     pub direction: Option<String>,
-    /// Only this contact's messages.
+    /// Only this contact's messages (its platform ID).
     pub contact: Option<i64>,
     /// Only messages with a larger sequence (for incremental reads).
     pub after_sequence: Option<i64>,
-    /// 1-1,000 (default 100).
+    /// Page size, 1-1,000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
@@ -165,7 +179,10 @@ fn list_of<T: std::str::FromStr<Err = ferry_core::UnknownValue>>(
 }
 
 /// Messages by sequence, filtered.
-#[utoipa::path(get, path = "/api/v1/messages", params(MessageParams), responses((status = 200, body = MessageList), (status = 400, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/messages", operation_id = "list_messages", params(MessageParams), responses(
+    (status = 200, description = "The messages.", body = MessageList),
+    (status = 400, response = d::BadQuery),
+    (status = 401, response = d::Unauthorized)))]
 pub async fn list(
     State(state): State<AppState>,
     auth: Auth,

@@ -1,6 +1,7 @@
 //! REST API v1. JSON in and out; errors as `{"error":{"code","message","field"?}}`.
 
 pub mod contacts;
+pub mod doc;
 pub mod fields;
 pub mod integrations;
 pub mod messages;
@@ -13,14 +14,15 @@ use axum::extract::State;
 use axum::response::IntoResponse;
 use serde::Serialize;
 use utoipa::OpenApi;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::AppState;
+use crate::api::doc as d;
 use crate::auth::Auth;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Ferry API", version = "1", description = "Contacts, messages, custom fields, integrations and their runs of one institution. Authenticate with `Authorization: Bearer <token>` (create one with `ferry token create`). Every error answers `{\"error\":{\"code\",\"message\",\"field\"?}}`; the codes are listed at `/api/v1/errors`."),
+    info(title = "Ferry API", version = "1", description = "Contacts, messages, custom fields, integrations and their runs of one institution. Authenticate with `Authorization: Bearer <token>` (create one with `ferry token create`), or with the session cookie of a signed-in user (changes then need the `X-CSRF-Token` header). Every error answers `{\"error\":{\"code\",\"message\",\"field\"?}}`; the codes are listed at `/api/v1/errors`."),
     paths(
         me, error_dictionary,
         contacts::list, contacts::create, contacts::get, contacts::patch, contacts::archive, contacts::unarchive, contacts::import,
@@ -33,19 +35,38 @@ use crate::auth::Auth;
         integrations::test_saved, integrations::test_new, integrations::run,
         types::list,
     ),
-    modifiers(&BearerAuth),
-    security(("bearer" = [])),
+    components(
+        schemas(crate::error::ErrorBody),
+        responses(doc::Unauthorized, doc::Forbidden, doc::NotFound, doc::PayloadTooLarge, doc::NotJson, doc::MalformedJson, doc::BadQuery),
+    ),
+    modifiers(&SecuritySchemes),
+    security(("bearer" = []), ("session" = [])),
 )]
 pub struct ApiDoc;
 
-struct BearerAuth;
+/// The two ways to authenticate: an API token, or a signed-in user's session cookie.
+struct SecuritySchemes;
 
-impl utoipa::Modify for BearerAuth {
+impl utoipa::Modify for SecuritySchemes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An API token: `Authorization: Bearer <token>` (create one with `ferry token create`).",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                crate::auth::SESSION_COOKIE,
+                "The session cookie set by signing in at `/login`. Requests that change something also need the session's CSRF token in the `X-CSRF-Token` header.",
+            ))),
         );
     }
 }
@@ -74,7 +95,9 @@ pub struct InstitutionView {
 }
 
 /// Who the caller is.
-#[utoipa::path(get, path = "/api/v1/me", responses((status = 200, body = MeView)))]
+#[utoipa::path(get, path = "/api/v1/me", operation_id = "get_me", responses(
+    (status = 200, description = "The caller.", body = MeView),
+    (status = 401, response = d::Unauthorized)))]
 pub async fn me(auth: Auth) -> Json<MeView> {
     let i = &auth.principal.institution;
     Json(MeView {
@@ -97,7 +120,9 @@ pub struct ErrorCodeView {
 }
 
 /// The error dictionary: every code with what it means and what to do next.
-#[utoipa::path(get, path = "/api/v1/errors", responses((status = 200, body = Vec<ErrorCodeView>)))]
+#[utoipa::path(get, path = "/api/v1/errors", operation_id = "list_error_codes", responses(
+    (status = 200, description = "Every error code.", body = Vec<ErrorCodeView>),
+    (status = 401, response = d::Unauthorized)))]
 pub async fn error_dictionary(State(state): State<AppState>) -> Json<Vec<ErrorCodeView>> {
     Json(
         state

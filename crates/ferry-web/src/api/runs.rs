@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::AppState;
+use crate::api::doc as d;
 use crate::auth::Auth;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult};
 use crate::extract::QueryArgs;
 
 /// The Recent Runs "Type" of an integration kind: its connector's label (`EAB Notes`,
@@ -96,23 +97,28 @@ impl RunView {
     }
 }
 
+/// The query parameters of `GET /api/v1/runs`.
 #[derive(Deserialize, utoipa::IntoParams, Default)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// Only runs of this integration.
-    #[param(value_type = Option<i64>)]
+    #[param(value_type = Option<i64>, minimum = 1)]
     pub integration_id: Option<String>,
-    /// `queued`, `running`, `success`, `skipped` or `failed`.
+    /// Only runs in this status: `queued`, `running`, `success`, `skipped` or `failed`.
+    #[param(value_type = Option<d::RunStatusValue>, inline)]
     pub status: Option<String>,
     /// RFC 3339 time; only runs that started at or after it.
+    #[param(value_type = Option<String>, format = DateTime)]
     pub started_from: Option<String>,
     /// RFC 3339 time; only runs that started at or before it.
+    #[param(value_type = Option<String>, format = DateTime)]
     pub started_to: Option<String>,
     /// The cursor from the previous page's `next_cursor`.
-    #[param(value_type = Option<i64>)]
+    #[param(value_type = Option<i64>, minimum = 1)]
     pub cursor: Option<String>,
     /// Page size, 1-500 (default 50).
-    #[param(value_type = Option<u32>)]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     pub limit: Option<String>,
 }
 
@@ -250,8 +256,10 @@ pub(crate) async fn integrations_by_id(
 }
 
 /// List runs, newest first, with cursor paging.
-#[utoipa::path(get, path = "/api/v1/runs", params(ListParams), responses(
-    (status = 200, body = RunList), (status = 400, description = "a parameter is not valid; `field` names it", body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/runs", operation_id = "list_runs", params(ListParams), responses(
+    (status = 200, description = "A page of runs.", body = RunList),
+    (status = 400, response = d::BadQuery),
+    (status = 401, response = d::Unauthorized)))]
 pub async fn list(
     State(state): State<AppState>,
     auth: Auth,
@@ -280,8 +288,10 @@ pub async fn list(
 }
 
 /// One run, with the uploaded file's name.
-#[utoipa::path(get, path = "/api/v1/runs/{id}", params(("id" = i64, Path, description = "run id")), responses(
-    (status = 200, body = RunView), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/runs/{id}", operation_id = "get_run", params(("id" = i64, Path, description = "run id")), responses(
+    (status = 200, description = "The run.", body = RunView),
+    (status = 401, response = d::Unauthorized),
+    (status = 404, response = d::NotFound)))]
 pub async fn get(
     State(state): State<AppState>,
     auth: Auth,

@@ -14,6 +14,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
+use crate::api::doc as d;
 use crate::api::runs::{
     bad, integrations_by_id, parse_limit, parse_positive_id, parse_time, present,
 };
@@ -53,22 +54,28 @@ pub struct SyncLogList {
     pub next_cursor: Option<i64>,
 }
 
+/// The query parameters of the Sync Log and its CSV download.
 #[derive(Deserialize, utoipa::IntoParams, Default)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SyncLogParams {
     /// RFC 3339 time; rows at or after it.
+    #[param(value_type = Option<String>, format = DateTime)]
     pub from: Option<String>,
     /// RFC 3339 time; rows at or before it.
+    #[param(value_type = Option<String>, format = DateTime)]
     pub to: Option<String>,
-    #[param(value_type = Option<i64>)]
+    /// Only rows of this integration.
+    #[param(value_type = Option<i64>, minimum = 1)]
     pub integration_id: Option<String>,
-    /// `incoming` or `outgoing`.
+    /// `incoming` (into Ferry) or `outgoing` (from Ferry).
+    #[param(value_type = Option<d::SyncDirectionValue>, inline)]
     pub direction: Option<String>,
-    /// The cursor from the previous page's `next_cursor`.
-    #[param(value_type = Option<i64>)]
+    /// The cursor from the previous page's `next_cursor` (the CSV download starts before it).
+    #[param(value_type = Option<i64>, minimum = 1)]
     pub cursor: Option<String>,
-    /// Page size, 1-500 (default 50).
-    #[param(value_type = Option<u32>)]
+    /// Page size, 1-500 (default 50); the CSV download holds every row of the range.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     pub limit: Option<String>,
 }
 
@@ -161,8 +168,10 @@ pub(crate) async fn page(
 }
 
 /// The Sync Log, newest first, with cursor paging.
-#[utoipa::path(get, path = "/api/v1/sync-log", params(SyncLogParams), responses(
-    (status = 200, body = SyncLogList), (status = 400, description = "a parameter is not valid; `field` names it", body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/sync-log", operation_id = "list_sync_log", params(SyncLogParams), responses(
+    (status = 200, description = "A page of the Sync Log.", body = SyncLogList),
+    (status = 400, response = d::BadQuery),
+    (status = 401, response = d::Unauthorized)))]
 pub async fn list(
     State(state): State<AppState>,
     auth: Auth,
@@ -245,9 +254,10 @@ pub(crate) async fn csv(
 }
 
 /// Download the Sync Log rows of a time range as CSV (Download Logs).
-#[utoipa::path(get, path = "/api/v1/sync-log.csv", params(SyncLogParams), responses(
+#[utoipa::path(get, path = "/api/v1/sync-log.csv", operation_id = "download_sync_log", params(SyncLogParams), responses(
     (status = 200, content_type = "text/csv", description = "header `timestamp,id,integration,direction,contact_id,contact,code,message`, oldest first"),
-    (status = 400, body = ErrorBody)))]
+    (status = 400, description = "A query parameter is not valid (`field` names it), or the range holds too many rows (`too_many_rows`).", body = ErrorBody),
+    (status = 401, response = d::Unauthorized)))]
 pub async fn download(
     State(state): State<AppState>,
     auth: Auth,

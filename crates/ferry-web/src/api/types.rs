@@ -93,7 +93,9 @@ impl IntegrationTypeView {
 }
 
 /// The integration types this build has, sorted by type.
-#[utoipa::path(get, path = "/api/v1/integration-types", responses((status = 200, body = Vec<IntegrationTypeView>)))]
+#[utoipa::path(get, path = "/api/v1/integration-types", operation_id = "list_integration_types", responses(
+    (status = 200, description = "Every integration type this build has.", body = Vec<IntegrationTypeView>),
+    (status = 401, response = crate::api::doc::Unauthorized)))]
 pub async fn list(State(state): State<AppState>, _auth: Auth) -> Json<Vec<IntegrationTypeView>> {
     Json(
         state

@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use super::error_page;
 use crate::AppState;
+use crate::api::doc as d;
 use crate::auth::Auth;
 use crate::error::ApiResult;
 
@@ -202,7 +203,10 @@ pub struct AccountView {
 }
 
 /// The HubSpot accounts connected so far (for "select a previously used account").
-#[utoipa::path(get, path = "/api/v1/hubspot/accounts", responses((status = 200, body = Vec<AccountView>)))]
+#[utoipa::path(get, path = "/api/v1/hubspot/accounts", operation_id = "list_hubspot_accounts", responses(
+    (status = 200, description = "The connected HubSpot accounts.", body = Vec<AccountView>),
+    (status = 401, response = d::Unauthorized),
+    (status = 403, response = d::Forbidden)))]
 pub async fn accounts(
     State(state): State<AppState>,
     auth: Auth,

@@ -7,6 +7,7 @@ mod helpers;
 mod hubspot;
 mod integrations;
 mod messages_fields;
+mod openapi;
 mod routes;
 mod runs;
 mod sessions;
