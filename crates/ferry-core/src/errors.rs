@@ -70,6 +70,7 @@ dictionary! {
     "too_many_requests" => "Too many failed sign-in attempts.", "Wait a minute and try again.";
     "too_many_rows" => "The download would hold more rows than Ferry sends at once.", "Choose a shorter time range and download it in parts.";
     "unauthorized" => "No valid session or API token was given.", "Sign in, or send Authorization: Bearer <token>.";
+    "unclosed_quote" => "A quoted value in a CSV file opens a quote that is never closed, or that only a quote on a later row closes.", "In an import, that row was skipped and the rest of the file read from the next line: close or remove the quote on the row and import the file again (rows already imported are matched, not duplicated).";
     "unknown_field" => "A field or column name is not a contact field of this institution.", "Check the spelling, or define the custom field first under Settings > Custom fields.";
     "unset_not_allowed" => "UNSET was used on a field it cannot clear.", "UNSET clears custom fields, first name, last name, preferred name, phone, enrollment ID and CRM ID only.";
     "unsupported_media_type" => "The request's Content-Type is not the one this endpoint takes.", "Send application/json, or text/csv for imports.";
