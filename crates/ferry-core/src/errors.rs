@@ -35,6 +35,7 @@ dictionary! {
     "invalid_text" => "A text value contains control characters.", "Remove non-printing characters from the value.";
     "invalid_value" => "A value is not one of the allowed values for its field.", "Use one of the values the message lists.";
     "match_conflict" => "The CRM ID and the phone point at different contacts, so the row was skipped.", "Decide which contact is right and correct the CRM ID or phone on the other one, then sync again.";
+    "method_not_allowed" => "The API endpoint exists but does not take this HTTP method.", "Use one of the methods the message (and the Allow header) lists; see /api/openapi.json.";
     "missing_crm_id" => "The contact has no CRM ID, so an EAB Notes export left its messages out (EAB attaches notes by the student's ID).", "Set the contact's CRM ID to the student's EAB ID (import, API or a CRM sync); messages after that are exported.";
     "missing_required_field" => "A new contact needs first name, last name and phone, and one of them is missing.", "Add the missing value to the source record (or map the field), then sync again.";
     "not_found" => "The record does not exist in this institution.", "Check the id; records of other institutions are not visible.";

@@ -113,17 +113,31 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryArgs<T> {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
         let q = parts.uri.query().unwrap_or("");
-        serde_urlencoded::from_str(q).map(QueryArgs).map_err(|e| {
-            let msg = e.to_string();
-            let field = msg.split('`').nth(1).map(str::to_string);
-            let code = if msg.starts_with("unknown field") {
-                "unknown_field"
-            } else {
-                "bad_request"
-            };
-            let mut err = ApiError::bad_request(code, format!("bad query parameter: {msg}"));
-            err.field = field;
-            err
-        })
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(q.as_bytes()));
+        serde_path_to_error::deserialize(de)
+            .map(QueryArgs)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let msg = e.inner().to_string();
+                // serde names an unknown or missing parameter in backquotes; any other error
+                // (`true` or `false` expected, say) is about the parameter at `path`.
+                let (code, field) =
+                    if msg.starts_with("unknown field") || msg.starts_with("missing field") {
+                        let name = msg.split('`').nth(1).map(str::to_string);
+                        (
+                            if msg.starts_with("unknown") {
+                                "unknown_field"
+                            } else {
+                                "missing_required_field"
+                            },
+                            name,
+                        )
+                    } else {
+                        ("invalid_value", Some(path).filter(|p| p != "."))
+                    };
+                let mut err = ApiError::bad_request(code, format!("bad query parameter: {msg}"));
+                err.field = field;
+                err
+            })
     }
 }
