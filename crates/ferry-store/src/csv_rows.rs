@@ -236,10 +236,7 @@ impl<R: BufRead> CsvRows<R> {
                 column,
             }));
         }
-        if ended {
-            return Ok(Some(Framed::Row { line: start_line }));
-        }
-        return Ok(None);
+        Ok(ended.then_some(Framed::Row { line: start_line }))
     }
 }
 
