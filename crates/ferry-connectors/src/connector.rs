@@ -7,7 +7,7 @@ use ferry_store::StoreError;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::context::{ConnectorContext, RunContext};
+use crate::context::{ConnectorContext, RunContext, Secrets};
 use crate::describe::Description;
 
 /// One kind of integration: how its config is checked, when it runs, and the run itself.
@@ -55,9 +55,9 @@ pub trait Connector: Send + Sync {
     /// key when the host changes. `old` is the saved config.
     fn on_config_change(&self, _old: &Value, _new: &mut Value) {}
 
-    /// Checks which secrets are set, once the change being saved is applied (e.g. "a password
-    /// or a private key"). `set` holds the names of the secrets that will be set.
-    fn validate_secrets(&self, _config: &Value, _set: &[&str]) -> Result<(), ConfigError> {
+    /// Checks the secrets as they will be once the change being saved is applied (e.g. "a
+    /// password or a private key", or that a private key can be read), without the remote.
+    fn validate_secrets(&self, _config: &Value, _secrets: &Secrets) -> Result<(), ConfigError> {
         Ok(())
     }
 
@@ -101,6 +101,8 @@ pub struct ConfigError {
     pub field: String,
     /// What is wrong with it and what is expected, in words for the person editing the config.
     pub message: String,
+    /// The error dictionary code: `invalid_value` unless a more specific one applies.
+    pub code: &'static str,
 }
 
 impl ConfigError {
@@ -109,7 +111,14 @@ impl ConfigError {
         ConfigError {
             field: field.into(),
             message: message.into(),
+            code: "invalid_value",
         }
+    }
+
+    /// The same error with a more specific error dictionary code.
+    pub fn with_code(mut self, code: &'static str) -> Self {
+        self.code = code;
+        self
     }
 }
 
@@ -133,7 +142,7 @@ pub fn parse_config<T: DeserializeOwned>(config: &Value) -> Result<T, ConfigErro
             .filter(|name| !name.is_empty())
             .unwrap_or("config")
             .to_string();
-        ConfigError { field, message }
+        ConfigError::new(field, message)
     })
 }
 

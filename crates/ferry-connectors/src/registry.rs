@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::connector::{ConfigError, Connector};
+use crate::context::Secrets;
 use crate::describe::{Category, Description, Platform};
 use ferry_core::errors::ErrorCode;
 
@@ -229,14 +230,14 @@ impl Registry {
         Ok(())
     }
 
-    /// Checks the secrets that will be set after a save (see [`Connector::validate_secrets`]).
+    /// Checks the secrets as they will be after a save (see [`Connector::validate_secrets`]).
     pub fn validate_secrets_set(
         &self,
         kind: &str,
         config: &Value,
-        set: &[&str],
+        secrets: &Secrets,
     ) -> Result<(), ValidateError> {
-        Ok(self.connector(kind)?.validate_secrets(config, set)?)
+        Ok(self.connector(kind)?.validate_secrets(config, secrets)?)
     }
 
     /// Checks that every secret name is one the connector of `kind` accepts (field

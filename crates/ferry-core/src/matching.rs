@@ -57,26 +57,63 @@ pub enum Decision {
 }
 
 /// Why a write cannot be applied. Each has a code in the error dictionary.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MatchError {
-    #[error("no contact has platform ID {0}")]
     PlatformIdNotFound(ContactId),
-    #[error("CRM ID and phone point at different contacts ({crm_contact} and {phone_contact})")]
     KeysPointAtDifferentContacts {
         crm_contact: ContactId,
         phone_contact: ContactId,
     },
-    #[error("contact {contact} has this CRM ID but a different phone")]
-    CrmIdMatchHasDifferentPhone { contact: ContactId },
-    #[error("contact {contact} has this phone but a different CRM ID")]
-    PhoneMatchHasDifferentCrmId { contact: ContactId },
-    #[error("the phone number belongs to another contact ({0})")]
+    CrmIdMatchHasDifferentPhone {
+        contact: ContactId,
+    },
+    PhoneMatchHasDifferentCrmId {
+        contact: ContactId,
+    },
     PhoneInUse(ContactId),
-    #[error("the CRM ID belongs to another contact ({0})")]
     CrmIdInUse(ContactId),
 }
 
+impl std::fmt::Display for MatchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe(|id| format!("contact {id}")))
+    }
+}
+
+impl std::error::Error for MatchError {}
+
 impl MatchError {
+    /// The message, with each contact it names put in words by `name` (a batch names the
+    /// contacts it has only just created by the write that created them, as they have no ID yet).
+    pub fn describe(&self, name: impl Fn(ContactId) -> String) -> String {
+        match self {
+            MatchError::PlatformIdNotFound(id) => format!("no contact has platform ID {id}"),
+            MatchError::KeysPointAtDifferentContacts {
+                crm_contact,
+                phone_contact,
+            } => format!(
+                "CRM ID and phone point at different contacts ({} and {})",
+                name(*crm_contact),
+                name(*phone_contact)
+            ),
+            MatchError::CrmIdMatchHasDifferentPhone { contact } => {
+                format!("{} has this CRM ID but a different phone", name(*contact))
+            }
+            MatchError::PhoneMatchHasDifferentCrmId { contact } => {
+                format!("{} has this phone but a different CRM ID", name(*contact))
+            }
+            MatchError::PhoneInUse(id) => {
+                format!(
+                    "the phone number belongs to another contact ({})",
+                    name(*id)
+                )
+            }
+            MatchError::CrmIdInUse(id) => {
+                format!("the CRM ID belongs to another contact ({})", name(*id))
+            }
+        }
+    }
+
     /// The error dictionary code.
     pub fn code(&self) -> &'static str {
         match self {

@@ -87,6 +87,12 @@ pub(crate) fn load_private_key(
     }
 }
 
+/// Checks that `text` is a private key Ferry can log in with, decrypting it with `passphrase`
+/// as a connection would, without connecting (so that a bad key is refused when it is saved).
+pub fn check_private_key(text: &str, passphrase: Option<&str>) -> Result<(), SftpError> {
+    load_private_key(text, passphrase).map(|_| ())
+}
+
 fn classify_parse_error(message: &str) -> SftpError {
     let lower = message.to_ascii_lowercase();
     if lower.contains("algorithm") && (lower.contains("unknown") || lower.contains("unsupported")) {

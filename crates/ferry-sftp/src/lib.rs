@@ -30,4 +30,5 @@ pub mod testing;
 
 pub use client::{PART_SUFFIX, Session, Staged, UploadReport, UploadState, connect, connect_with};
 pub use error::{AuthMethod, SftpError};
+pub use key::check_private_key;
 pub use target::{Auth, ClientOptions, DEFAULT_PORT, HostKeyPolicy, SftpTarget};

@@ -81,6 +81,10 @@ pub struct RowError {
     pub message: String,
     /// The contact the write was about, when one was found.
     pub contact_id: Option<ContactId>,
+    /// The matching conflict behind the error, while its message may still name contacts that
+    /// the same batch creates (by slot key, negative) and that the batch's caller names.
+    #[serde(skip)]
+    pub(crate) conflict: Option<matching::MatchError>,
 }
 
 impl From<FieldError> for RowError {
@@ -90,6 +94,7 @@ impl From<FieldError> for RowError {
             message: e.message,
             field: Some(e.field),
             contact_id: None,
+            conflict: None,
         }
     }
 }
@@ -146,7 +151,8 @@ pub(crate) fn contact_from(row: &AnyRow) -> Result<Contact, sqlx::Error> {
     })
 }
 
-/// Working state of one contact while a chunk is matched. Keys of pending creates are negative.
+/// Working state of one contact while a chunk is matched. Keys of pending creates are negative:
+/// `-(index + 1)` for the chunk's write at `index` that creates it.
 struct Slot {
     data: ContactData,
     exists: bool,
@@ -158,7 +164,6 @@ pub(crate) struct Chunk {
     slots: FastMap<i64, Slot>,
     by_crm: FastMap<String, i64>,
     by_phone: FastMap<Phone, i64>,
-    next_pending: i64,
 }
 
 impl Chunk {
@@ -206,9 +211,11 @@ impl Chunk {
         self.reindex(id, None);
     }
 
-    /// Matches and applies one write in memory; returns the slot key it landed in.
+    /// Matches and applies one write in memory; returns the slot key it landed in. `index` is
+    /// the write's place in the chunk: a contact it creates takes the slot key `-(index + 1)`.
     pub(crate) fn apply(
         &mut self,
+        index: usize,
         w: &ContactWrite,
         kind: WriteKind,
     ) -> std::result::Result<(i64, AppliedAction), RowError> {
@@ -244,6 +251,7 @@ impl Chunk {
                     field: Some("id".into()),
                     message: "an edit names the contact by platform ID".into(),
                     contact_id: None,
+                    conflict: None,
                 });
             }
             WriteKind::Edit | WriteKind::Import => matching::decide(keys, found),
@@ -252,6 +260,7 @@ impl Chunk {
             code: e.code(),
             field: None,
             message: e.to_string(),
+            conflict: Some(e),
             contact_id: w
                 .platform_id
                 .filter(|id| self.slots.contains_key(id))
@@ -261,8 +270,7 @@ impl Chunk {
         match decision {
             Decision::Create => {
                 let data = ContactData::create(&w.patch)?;
-                self.next_pending -= 1;
-                let key = self.next_pending;
+                let key = -(index as i64 + 1);
                 self.slots.insert(
                     key,
                     Slot {
@@ -360,6 +368,21 @@ pub(crate) fn cleared_json(data: &ContactData) -> String {
     serde_json::to_string(&data.cleared).expect("a set of names serialises")
 }
 
+/// Puts the final message on a matching error, naming pending contacts (negative slot keys)
+/// with `pending`.
+fn named(mut e: RowError, pending: impl Fn(i64) -> String) -> RowError {
+    if let Some(conflict) = e.conflict.take() {
+        e.message = conflict.describe(|id| {
+            if id > 0 {
+                format!("contact {id}")
+            } else {
+                pending(id)
+            }
+        });
+    }
+    e
+}
+
 impl Store {
     /// Applies a batch of contact writes; one outcome per write, in order.
     pub async fn apply_contact_writes(
@@ -368,10 +391,30 @@ impl Store {
         writes: &[ContactWrite],
         kind: WriteKind,
     ) -> Result<Vec<WriteOutcome>> {
+        self.apply_contact_writes_named(institution_id, writes, kind, |i| {
+            format!("the contact created by write {} of this batch", i + 1)
+        })
+        .await
+    }
+
+    /// [`Store::apply_contact_writes`], where an error about a contact that an earlier write of
+    /// the same batch creates (it has no ID yet) names it with `name(index of that write)`.
+    pub async fn apply_contact_writes_named(
+        &self,
+        institution_id: i64,
+        writes: &[ContactWrite],
+        kind: WriteKind,
+        name: impl Fn(usize) -> String,
+    ) -> Result<Vec<WriteOutcome>> {
         let mut out = Vec::with_capacity(writes.len());
-        for chunk in writes.chunks(self.chunk_rows()) {
+        for (n, chunk) in writes.chunks(self.chunk_rows()).enumerate() {
+            let first = n * self.chunk_rows();
             match self.apply_chunk_any(institution_id, chunk, kind).await {
-                Ok(outcomes) => out.extend(outcomes),
+                Ok(outcomes) => out.extend(
+                    outcomes
+                        .into_iter()
+                        .map(|o| o.map_err(|e| named(e, |key| name(first + (-key - 1) as usize)))),
+                ),
                 // Two writes of one chunk that swap a phone or CRM ID, or a concurrent writer on
                 // PostgreSQL, can break a unique index mid-chunk: redo the chunk a row at a time.
                 Err(e) if e.is_unique() => {
@@ -383,10 +426,14 @@ impl Store {
                                 field: None,
                                 message: "another change to the same phone or CRM ID happened at the same time; retry".into(),
                                 contact_id: w.platform_id,
+                                conflict: None,
                             }),
                             Err(e) => return Err(e),
                         };
-                        out.push(outcome);
+                        // Alone in its chunk, a write meets only contacts that exist.
+                        out.push(outcome.map_err(|e| {
+                            named(e, |_| "a contact created in the same batch".into())
+                        }));
                     }
                 }
                 Err(e) => return Err(e),
@@ -452,7 +499,11 @@ impl Store {
         for c in fetch_by_keys(&mut tx, self.backend, institution_id, writes).await? {
             chunk.add_existing(c);
         }
-        let landed: Vec<_> = writes.iter().map(|w| chunk.apply(w, kind)).collect();
+        let landed: Vec<_> = writes
+            .iter()
+            .enumerate()
+            .map(|(i, w)| chunk.apply(i, w, kind))
+            .collect();
         let dirty = chunk.dirty_in_write_order();
         let mut ids = chunk.existing_ids();
         if !dirty.is_empty() {

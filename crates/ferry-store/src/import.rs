@@ -12,6 +12,7 @@ use ferry_core::contact::{ContactWrite, FieldSchema, Raw};
 use tokio::sync::mpsc;
 
 use crate::contacts::{AppliedAction, RowError, WriteKind};
+use crate::csv_rows::{CsvRows, Framed, Record};
 use crate::{Store, StoreError};
 
 /// The most row errors a report lists; the counts still cover every row.
@@ -85,21 +86,30 @@ impl CsvImport {
         if data.starts_with(b"\xEF\xBB\xBF") {
             data.drain(..3);
         }
-        let mut rdr = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .from_reader(data.as_slice());
-        let mut first = csv::StringRecord::new();
-        if !rdr
-            .read_record(&mut first)
+        let mut rows = CsvRows::new(data.as_slice());
+        let mut first = Record::default();
+        match rows
+            .next(&mut first)
             .map_err(|e| file_err("bad_request", format!("the header row cannot be read: {e}")))?
         {
-            return Err(file_err(
-                "bad_request",
-                "the file is empty; the first row must name the columns",
-            ));
+            None => {
+                return Err(file_err(
+                    "bad_request",
+                    "the file is empty; the first row must name the columns",
+                ));
+            }
+            Some(Framed::UnclosedQuote { .. }) => {
+                return Err(file_err(
+                    "unclosed_quote",
+                    "a quoted name in the header row is never closed",
+                ));
+            }
+            Some(Framed::Row { .. }) => {}
         }
-        let header: Vec<String> = first.iter().map(|h| h.trim().to_lowercase()).collect();
+        let header: Vec<String> = first
+            .iter()
+            .map(|h| String::from_utf8_lossy(h).trim().to_lowercase())
+            .collect();
         let mut seen = HashSet::new();
         let mut unknown = Vec::new();
         for h in &header {
@@ -159,36 +169,59 @@ impl CsvImport {
             header,
             schema,
         } = self;
-        let mut rdr = csv::ReaderBuilder::new()
-            .has_headers(true)
-            .flexible(true)
-            .from_reader(data.as_slice());
+        let mut rows = CsvRows::new(data.as_slice());
+        let mut record = Record::default();
+        // The header, which `prepare` read already.
+        let _ = rows.next(&mut record);
+        rows.expect_cells(header.len());
         let fields: Vec<&str> = header.iter().map(String::as_str).collect();
         let mut chunk = Vec::with_capacity(chunk_rows);
-        let mut record = csv::StringRecord::new();
         let mut row = 1u64;
         loop {
-            match rdr.read_record(&mut record) {
-                Ok(false) => break,
-                Ok(true) => {
+            let framed = match rows.next(&mut record) {
+                Ok(None) => break,
+                Ok(Some(f)) => f,
+                Err(e) => {
+                    // Reading from memory does not fail; a reader that did has nothing more.
                     row += 1;
-                    let parsed = if record.len() != fields.len() {
-                        Err(RowError {
-                            code: "ragged_row",
-                            field: None,
-                            message: format!(
-                                "the row has {} cells; the header has {}",
-                                record.len(),
-                                fields.len()
-                            ),
-                            contact_id: None,
-                        })
-                    } else {
-                        ContactWrite::parse(
-                            &schema,
-                            fields.iter().copied().zip(record.iter().map(Raw::Str)),
-                        )
-                        .map_err(|errs| {
+                    chunk.push((
+                        row,
+                        Err(row_err(
+                            "ragged_row",
+                            format!("the row cannot be read: {e}"),
+                        )),
+                    ));
+                    break;
+                }
+            };
+            row += 1;
+            let parsed = match framed {
+                Framed::UnclosedQuote { line, column } => Err(row_err(
+                    "unclosed_quote",
+                    format!(
+                        "a quoted value in column {} begins on line {line} and is never closed; \
+                         this row was skipped and the import went on from line {}",
+                        fields
+                            .get(column)
+                            .map_or_else(|| (column + 1).to_string(), |f| format!("{f:?}")),
+                        line + 1
+                    ),
+                )),
+                Framed::Row { .. } if record.len() != fields.len() => Err(row_err(
+                    "ragged_row",
+                    format!(
+                        "the row has {} cells; the header has {}",
+                        record.len(),
+                        fields.len()
+                    ),
+                )),
+                Framed::Row { .. } => {
+                    // `prepare` checked that the whole file is UTF-8, and cells split at ASCII.
+                    let cells = record
+                        .iter()
+                        .map(|c| Raw::Str(std::str::from_utf8(c).unwrap_or_default()));
+                    ContactWrite::parse(&schema, fields.iter().copied().zip(cells)).map_err(
+                        |errs| {
                             let first = errs[0].clone();
                             let message = errs
                                 .iter()
@@ -200,24 +233,13 @@ impl CsvImport {
                                 field: Some(first.field),
                                 message,
                                 contact_id: None,
+                                conflict: None,
                             }
-                        })
-                    };
-                    chunk.push((row, parsed));
+                        },
+                    )
                 }
-                Err(e) => {
-                    row += 1;
-                    chunk.push((
-                        row,
-                        Err(RowError {
-                            code: "ragged_row",
-                            field: None,
-                            message: format!("the row cannot be read: {e}"),
-                            contact_id: None,
-                        }),
-                    ));
-                }
-            }
+            };
+            chunk.push((row, parsed));
             if chunk.len() == chunk_rows
                 && tx
                     .blocking_send(std::mem::replace(
@@ -232,6 +254,16 @@ impl CsvImport {
         if !chunk.is_empty() {
             let _ = tx.blocking_send(chunk);
         }
+    }
+}
+
+fn row_err(code: &'static str, message: String) -> RowError {
+    RowError {
+        code,
+        field: None,
+        message,
+        contact_id: None,
+        conflict: None,
     }
 }
 
@@ -281,7 +313,9 @@ impl Store {
                     }
                 }
                 let outcomes = self
-                    .apply_contact_writes(institution_id, &writes, WriteKind::Import)
+                    .apply_contact_writes_named(institution_id, &writes, WriteKind::Import, |i| {
+                        format!("the contact created by row {} of this file", rows[i])
+                    })
                     .await?;
                 for (row, outcome) in rows.into_iter().zip(outcomes) {
                     match outcome {

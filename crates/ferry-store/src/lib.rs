@@ -11,6 +11,7 @@ mod accounts;
 mod auth;
 mod contacts;
 pub mod crypto;
+mod csv_rows;
 mod export;
 mod fields;
 mod import;

@@ -307,7 +307,11 @@ impl SqliteBulk {
                 }
             }
         }
-        let landed: Vec<_> = writes.iter().map(|w| chunk.apply(w, kind)).collect();
+        let landed: Vec<_> = writes
+            .iter()
+            .enumerate()
+            .map(|(i, w)| chunk.apply(i, w, kind))
+            .collect();
         let dirty = chunk.dirty_in_write_order();
         let mut ids = chunk.existing_ids();
         if !dirty.is_empty() {

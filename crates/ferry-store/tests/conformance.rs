@@ -597,6 +597,41 @@ async fn csv_import_reports_rows_and_refuses_bad_files_whole() {
 }
 
 #[tokio::test]
+async fn an_unbalanced_quote_costs_its_row_only_and_is_reported_where_it_began() {
+    let (s, inst) = setup().await;
+    let csv = "first_name,last_name,phone\nAna,Diaz,6175550101\nBen,\"Ray,6175550102\nCy,Ng,6175550103\nDee,Fox,6175550104\n";
+    let report = s
+        .import_contacts_csv(inst.id, csv.as_bytes().to_vec(), |_| {})
+        .await
+        .unwrap();
+    assert_eq!((report.created, report.skipped), (3, 1), "{report:?}");
+    let e = &report.errors[0];
+    assert_eq!((e.row, e.code), (3, "unclosed_quote"), "{e:?}");
+    assert!(
+        e.message.contains("\"last_name\"") && e.message.contains("line 4"),
+        "names the column and where the import went on: {}",
+        e.message
+    );
+}
+
+#[tokio::test]
+async fn a_conflict_with_a_contact_the_same_file_created_names_its_row() {
+    let (s, inst) = setup().await;
+    let csv = "first_name,last_name,phone,crm_id\nAna,Diaz,6175550101,A1\nAna,Diaz,6175550102,A1\n";
+    let report = s
+        .import_contacts_csv(inst.id, csv.as_bytes().to_vec(), |_| {})
+        .await
+        .unwrap();
+    assert_eq!((report.created, report.skipped), (1, 1), "{report:?}");
+    let e = &report.errors[0];
+    assert_eq!((e.row, e.code), (3, "match_conflict"));
+    assert_eq!(
+        e.message,
+        "the contact created by row 2 of this file has this CRM ID but a different phone"
+    );
+}
+
+#[tokio::test]
 async fn messages_take_a_monotonic_sequence() {
     let (s, inst) = setup().await;
     let other = s

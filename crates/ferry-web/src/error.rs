@@ -130,3 +130,68 @@ impl From<ImportError> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Puts the API's error answers that axum makes itself (an empty 405 for a method a path does
+/// not take, a plain-text 400 for a path parameter that does not parse) into the documented
+/// JSON shape. Answers that are JSON already pass untouched.
+pub async fn api_error_shape(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use axum::http::header;
+    let api = crate::auth::is_api(req.uri().path());
+    let method = req.method().clone();
+    let res = next.run(req).await;
+    let status = res.status();
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if !api || is_json || !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let (parts, body) = res.into_parts();
+    // axum's own rejections are one short line.
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let mut err = match status {
+        StatusCode::METHOD_NOT_ALLOWED => {
+            let allowed = parts
+                .headers
+                .get(header::ALLOW)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            ApiError::new(
+                status,
+                "method_not_allowed",
+                format!("this endpoint does not take {method}; it takes {allowed}"),
+            )
+        }
+        StatusCode::NOT_FOUND => ApiError::not_found(),
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            status,
+            "payload_too_large",
+            "the request body is larger than this endpoint accepts",
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(status, "unsupported_media_type", text),
+        s if s.is_client_error() => ApiError::new(
+            s,
+            "bad_request",
+            if text.is_empty() {
+                s.canonical_reason().unwrap_or("bad request").to_string()
+            } else {
+                text
+            },
+        ),
+        _ => ApiError::internal(format!("{status} without a JSON body: {text}")),
+    };
+    err.status = status;
+    let mut out = err.into_response();
+    if let Some(allow) = parts.headers.get(header::ALLOW) {
+        out.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    out
+}

@@ -119,12 +119,22 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryArgs<T> {
             .map_err(|e| {
                 let path = e.path().to_string();
                 let msg = e.inner().to_string();
-                // An unknown parameter is named in the message, not in the path.
-                let (code, field) = if msg.starts_with("unknown field") {
-                    ("unknown_field", msg.split('`').nth(1).map(str::to_string))
-                } else {
-                    ("bad_request", Some(path).filter(|p| p != "."))
-                };
+                // serde names an unknown or missing parameter in backquotes; any other error
+                // (`true` or `false` expected, say) is about the parameter at `path`.
+                let (code, field) =
+                    if msg.starts_with("unknown field") || msg.starts_with("missing field") {
+                        let name = msg.split('`').nth(1).map(str::to_string);
+                        (
+                            if msg.starts_with("unknown") {
+                                "unknown_field"
+                            } else {
+                                "missing_required_field"
+                            },
+                            name,
+                        )
+                    } else {
+                        ("invalid_value", Some(path).filter(|p| p != "."))
+                    };
                 let mut err = ApiError::bad_request(code, format!("bad query parameter: {msg}"));
                 err.field = field;
                 err

@@ -134,6 +134,7 @@ pub fn router(state: AppState) -> Router {
         app = app.route(spec.path, handler);
     }
     app.fallback(ui::not_found)
+        .layer(middleware::from_fn(crate::error::api_error_shape))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(middleware::from_fn(observe::track))
         .layer(middleware::from_fn(observe::security_headers))

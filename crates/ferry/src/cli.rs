@@ -334,8 +334,10 @@ pub enum ImportCommand {
 The header row names the columns: id, first_name, last_name, preferred_name, phone, email, \
 enrollment_id, crm_id, opt_in, test_user and the institution's custom fields. A blank cell leaves a \
 field as it is; UNSET clears it. Each row applies whole or not at all; rows with problems are \
-listed. A file that cannot be read (not UTF-8, unknown or repeated columns) is refused before \
-anything is written, and the command exits with status 1.",
+listed, and the command exits with status 3 unless --allow-skipped is given; a quote that is never \
+closed costs only its own row (reading goes on from the next line). A file that cannot be read \
+(not UTF-8, unknown or repeated columns) is refused before anything is written, and the command \
+exits with status 1.",
         after_help = "Examples:\n  ferry import contacts students.csv --institution state-u\n\n\
 A minimal file:\n  first_name,last_name,phone,email,crm_id\n  Ana,Lopez,(617) 555-0101,ana@example.edu,0035e00000A1b2C"
     )]
@@ -346,6 +348,9 @@ A minimal file:\n  first_name,last_name,phone,email,crm_id\n  Ana,Lopez,(617) 55
         /// Slug of the institution to import into.
         #[arg(long, value_name = "SLUG")]
         institution: String,
+        /// Exit with status 0 even when rows were skipped (they are still listed).
+        #[arg(long)]
+        allow_skipped: bool,
     },
 }
 

@@ -390,16 +390,40 @@ async fn import_contacts_reports_row_errors_and_refuses_bad_files() {
          Cy,Diaz,212-555-0102,,0035e00000A3\n",
     );
     let path = csv.to_str().unwrap();
-    let out = f.ok(&["import", "contacts", path, "--institution", "acme"]);
+    let run = f.run(&["import", "contacts", path, "--institution", "acme"]);
+    assert_eq!(run.status.code(), Some(3), "skipped rows fail the command");
+    assert!(stderr(&run).contains("--allow-skipped"), "{}", stderr(&run));
+    let out = stdout(&run);
     assert!(out.contains("created:   2"), "{out}");
     assert!(out.contains("skipped:   1"), "{out}");
     assert!(
         out.contains("row 3:") && out.contains("invalid_phone"),
         "{out}"
     );
+    let allowed = f.ok(&[
+        "import",
+        "contacts",
+        path,
+        "--institution",
+        "acme",
+        "--allow-skipped",
+    ]);
+    assert!(allowed.contains("skipped:   1"), "{allowed}");
 
     // Again: the same rows match and change nothing.
-    let again = f.ok(&["import", "contacts", path, "--institution", "acme"]);
+    let fixed = f.write(
+        "fixed.csv",
+        "first_name,last_name,phone,email,crm_id\n\
+         Ana,Lopez,(617) 555-0101,ana@example.edu,0035e00000A1\n\
+         Cy,Diaz,212-555-0102,,0035e00000A3\n",
+    );
+    let again = f.ok(&[
+        "import",
+        "contacts",
+        fixed.to_str().unwrap(),
+        "--institution",
+        "acme",
+    ]);
     assert!(
         again.contains("unchanged: 2") && again.contains("created:   0"),
         "{again}"

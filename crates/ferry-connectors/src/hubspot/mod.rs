@@ -277,9 +277,9 @@ impl Connector for HubSpot {
         }
     }
 
-    fn validate_secrets(&self, config: &Value, set: &[&str]) -> Result<(), ConfigError> {
+    fn validate_secrets(&self, config: &Value, secrets: &Secrets) -> Result<(), ConfigError> {
         let has_account = config.get("account_id").is_some_and(|a| !a.is_null());
-        if has_account || set.contains(&"access_token") {
+        if has_account || secrets.get("access_token").is_some() {
             Ok(())
         } else {
             Err(ConfigError::new(

@@ -17,7 +17,7 @@ pub use config::ExportConfig;
 pub use run::{CONVERSATION_COLUMNS, MISSING_CRM_ID, file_name, message_url};
 
 use crate::connector::{ConfigError, ConnectionReport, Connector, RunError, RunReport};
-use crate::context::{ConnectorContext, RunContext};
+use crate::context::{ConnectorContext, RunContext, Secrets};
 use crate::describe::{Category, Description, Platform, SecretField, SecretKind, schema_of};
 
 /// The three kinds of SFTP export.
@@ -266,15 +266,30 @@ impl Connector for SftpExport {
         }
     }
 
-    fn validate_secrets(&self, _config: &Value, set: &[&str]) -> Result<(), ConfigError> {
-        if set.contains(&"password") || set.contains(&"private_key") {
-            Ok(())
-        } else {
-            Err(ConfigError::new(
+    fn validate_secrets(&self, _config: &Value, secrets: &Secrets) -> Result<(), ConfigError> {
+        let key = secrets
+            .expose("private_key")
+            .filter(|k| !k.trim().is_empty());
+        if key.is_none() && secrets.expose("password").is_none_or(str::is_empty) {
+            return Err(ConfigError::new(
                 "secrets",
                 "enter a password or a private key (with its passphrase, if it has one)",
-            ))
+            ));
         }
+        // Read the key now, as a run would, so that a bad key fails the save, not the run.
+        if let Some(key) = key {
+            let passphrase = secrets.expose("passphrase").filter(|p| !p.is_empty());
+            ferry_sftp::check_private_key(key, passphrase).map_err(|e| {
+                let field = match e.code() {
+                    "sftp_key_passphrase_required" | "sftp_key_wrong_passphrase" => {
+                        "secrets.passphrase"
+                    }
+                    _ => "secrets.private_key",
+                };
+                ConfigError::new(field, e.to_string()).with_code(e.code())
+            })?;
+        }
+        Ok(())
     }
 
     async fn test_connection(&self, ctx: &ConnectorContext) -> Result<ConnectionReport, RunError> {

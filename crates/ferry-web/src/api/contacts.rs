@@ -403,7 +403,7 @@ pub async fn import(
     let bytes = body_bytes(req, &state).await?;
     let report = state
         .store
-        .import_contacts_csv(auth.institution_id(), bytes.to_vec(), |_| {})
+        .import_contacts_csv(auth.institution_id(), Vec::from(bytes), |_| {})
         .await?;
     Ok(Json(report))
 }

@@ -196,7 +196,7 @@ fn config_error(c: ConfigError) -> ApiError {
     } else {
         format!("config.{}", c.field)
     };
-    ApiError::unprocessable("invalid_value", field, c.message)
+    ApiError::unprocessable(c.code, field, c.message)
 }
 
 fn check_text(field: &str, value: &str, max: usize, required: bool) -> ApiResult<()> {
@@ -308,16 +308,15 @@ pub(crate) async fn create_integration(
         .map_err(validate_error)?;
     let secrets = drop_empty(input.secrets).unwrap_or_default();
     check_secrets(state, &input.kind, &secrets)?;
-    let set: Vec<&str> = secrets
-        .iter()
-        .filter(|(_, v)| !v.is_null())
-        .map(|(k, _)| k.as_str())
-        .collect();
+    let secrets: Map<String, Value> = secrets.into_iter().filter(|(_, v)| !v.is_null()).collect();
     state
         .registry
-        .validate_secrets_set(&input.kind, &input.config, &set)
+        .validate_secrets_set(
+            &input.kind,
+            &input.config,
+            &Secrets::from_json(secrets.clone()),
+        )
         .map_err(validate_error)?;
-    let secrets: Map<String, Value> = secrets.into_iter().filter(|(_, v)| !v.is_null()).collect();
     check_remote(
         state,
         institution_id,
@@ -375,27 +374,9 @@ pub(crate) async fn patch_integration(
     let secrets = drop_empty(input.secrets);
     if let Some(s) = &secrets {
         check_secrets(state, &current.kind, s)?;
-        let mut set: Vec<&str> = current
-            .secrets_set
-            .iter()
-            .map(String::as_str)
-            .filter(|n| !s.get(*n).is_some_and(Value::is_null))
-            .collect();
-        set.extend(
-            s.iter()
-                .filter(|(_, v)| !v.is_null())
-                .map(|(k, _)| k.as_str()),
-        );
-        state
-            .registry
-            .validate_secrets_set(
-                &current.kind,
-                config.as_ref().unwrap_or(&current.config),
-                &set,
-            )
-            .map_err(validate_error)?;
     }
     if config.is_some() || secrets.is_some() {
+        // The secrets as they will be after this change.
         let mut all = state.store.integration_secrets(institution_id, id).await?;
         for (k, v) in secrets.clone().unwrap_or_default() {
             if v.is_null() {
@@ -403,6 +384,16 @@ pub(crate) async fn patch_integration(
             } else {
                 all.insert(k, v);
             }
+        }
+        if secrets.is_some() {
+            state
+                .registry
+                .validate_secrets_set(
+                    &current.kind,
+                    config.as_ref().unwrap_or(&current.config),
+                    &Secrets::from_json(all.clone()),
+                )
+                .map_err(validate_error)?;
         }
         let effective = config.clone().unwrap_or_else(|| current.config.clone());
         check_remote(

@@ -67,13 +67,14 @@ async fn create_read_change_and_delete_with_write_only_secrets() {
     }
 
     // A merge patch: change the directory, clear the prefix, swap the password for a key.
+    let key = &ferry_sftp::testing::keys().ed25519.private;
     let (status, patched) = app
         .call(
             Method::PATCH,
             &format!("/api/v1/integrations/{id}"),
             &app.admin_token,
             Some(json!({"enabled": false, "config": {"sftp": {"directory": "other", "file_prefix": null}},
-                        "secrets": {"password": null, "private_key": "-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----"}})),
+                        "secrets": {"password": null, "private_key": key}})),
         )
         .await;
     assert_eq!(status, 200, "{patched}");
@@ -187,6 +188,72 @@ async fn invalid_requests_name_the_field_and_store_nothing() {
     }
     let (_, all) = app.get("/api/v1/integrations").await;
     assert_eq!(all, json!([]), "no invalid request stored anything");
+}
+
+#[tokio::test]
+async fn a_private_key_that_cannot_be_read_is_refused_on_save() {
+    let app = spawn_app().await;
+    let keys = ferry_sftp::testing::keys();
+    let garbled = "-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----";
+    for (secrets, field, code) in [
+        (
+            json!({"private_key": garbled}),
+            "secrets.private_key",
+            "sftp_key_unreadable",
+        ),
+        (
+            json!({"private_key": keys.ed25519.public}),
+            "secrets.private_key",
+            "sftp_key_unreadable",
+        ),
+        (
+            json!({"private_key": keys.ed25519_protected.private}),
+            "secrets.passphrase",
+            "sftp_key_passphrase_required",
+        ),
+        (
+            json!({"private_key": keys.ed25519_protected.private, "passphrase": "wrong"}),
+            "secrets.passphrase",
+            "sftp_key_wrong_passphrase",
+        ),
+    ] {
+        let mut body = eab_request(22);
+        body["secrets"] = secrets;
+        let (status, err) = create(&app, body).await;
+        assert_eq!(status, 422, "{err}");
+        assert_eq!(err["error"]["field"], field, "{err}");
+        assert_eq!(err["error"]["code"], code, "{err}");
+    }
+    let (_, all) = app.get("/api/v1/integrations").await;
+    assert_eq!(all, json!([]));
+
+    // A change of key is checked too; a good key with its passphrase is taken.
+    let (status, created) = create(&app, eab_request(22)).await;
+    assert_eq!(status, 201, "{created}");
+    let path = format!("/api/v1/integrations/{}", created["id"]);
+    let (status, err) = app
+        .call(
+            Method::PATCH,
+            &path,
+            &app.admin_token,
+            Some(json!({"secrets": {"private_key": garbled}})),
+        )
+        .await;
+    assert_eq!(
+        (status, &err["error"]["code"]),
+        (422, &json!("sftp_key_unreadable")),
+        "{err}"
+    );
+    let protected = &keys.ed25519_protected;
+    let (status, ok) = app
+        .call(
+            Method::PATCH,
+            &path,
+            &app.admin_token,
+            Some(json!({"secrets": {"private_key": protected.private, "passphrase": protected.passphrase}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{ok}");
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 
 use ferry_web::auth::Access;
 use reqwest::Method;
+use serde_json::Value;
 
 use crate::helpers::spawn_app;
 
@@ -221,4 +222,56 @@ async fn health_metrics_openapi_and_headers() {
             .iter()
             .any(|e| e["code"] == "match_conflict")
     );
+}
+
+#[tokio::test]
+async fn errors_axum_makes_itself_come_in_the_documented_shape() {
+    let app = spawn_app().await;
+    let (_, dict) = app.get("/api/v1/errors").await;
+    let known = |code: &Value| dict.as_array().unwrap().iter().any(|e| e["code"] == *code);
+    let token = app.admin_token.clone();
+    for (method, path, status, code, field) in [
+        (
+            Method::DELETE,
+            "/api/v1/contacts",
+            405,
+            "method_not_allowed",
+            None,
+        ),
+        (
+            Method::GET,
+            "/api/v1/contacts/%FF",
+            400,
+            "bad_request",
+            None,
+        ),
+        (
+            Method::GET,
+            "/api/v1/contacts?archived=maybe",
+            400,
+            "invalid_value",
+            Some("archived"),
+        ),
+        (
+            Method::GET,
+            "/api/v1/contacts?colour=red",
+            400,
+            "unknown_field",
+            Some("colour"),
+        ),
+    ] {
+        let (got, body) = app.call(method.clone(), path, &token, None).await;
+        assert_eq!(got, status, "{method} {path}: {body}");
+        assert_eq!(body["error"]["code"], code, "{method} {path}: {body}");
+        assert!(known(&body["error"]["code"]), "{code} is in the dictionary");
+        assert!(
+            !body["error"]["message"].as_str().unwrap_or("").is_empty(),
+            "{method} {path}: {body}"
+        );
+        assert_eq!(
+            body["error"]["field"].as_str(),
+            field,
+            "{method} {path}: {body}"
+        );
+    }
 }

@@ -12,7 +12,24 @@ use crate::settings::Settings;
 /// How many row errors are printed; the report counts them all.
 const SHOWN_ERRORS: usize = 20;
 
-pub async fn contacts(settings: &Settings, file: &Path, slug: &str) -> Result<()> {
+/// An import that skipped rows, when that was not allowed: the command exits with
+/// [`RowsSkipped::STATUS`], so that a script can tell it from a refused file (status 1).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{0} row(s) were skipped (listed above); pass --allow-skipped to exit with status 0 anyway"
+)]
+pub struct RowsSkipped(pub u64);
+
+impl RowsSkipped {
+    pub const STATUS: u8 = 3;
+}
+
+pub async fn contacts(
+    settings: &Settings,
+    file: &Path,
+    slug: &str,
+    allow_skipped: bool,
+) -> Result<()> {
     let data = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let store = settings.connect_and_migrate().await?;
     let inst = institution(&store, slug).await?;
@@ -42,6 +59,9 @@ pub async fn contacts(settings: &Settings, file: &Path, slug: &str) -> Result<()
         Err(ImportError::Store(e)) => return Err(e).context("the import failed"),
     };
     print_report(&report, file, &inst.name, &inst.slug, started.elapsed());
+    if report.skipped > 0 && !allow_skipped {
+        return Err(RowsSkipped(report.skipped).into());
+    }
     Ok(())
 }
 

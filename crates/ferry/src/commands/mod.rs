@@ -35,6 +35,10 @@ pub fn main(cli: Cli) -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<import::RowsSkipped>() => {
+            eprintln!("error: {e}");
+            ExitCode::from(import::RowsSkipped::STATUS)
+        }
         Err(e) => {
             eprintln!("error: {}", error_chain(&e));
             ExitCode::FAILURE
@@ -86,9 +90,11 @@ async fn run(cli: Cli) -> Result<()> {
             role,
             name,
         }) => admin::token_create(&settings, &institution, role.into(), &name).await,
-        Command::Import(ImportCommand::Contacts { file, institution }) => {
-            import::contacts(&settings, &file, &institution).await
-        }
+        Command::Import(ImportCommand::Contacts {
+            file,
+            institution,
+            allow_skipped,
+        }) => import::contacts(&settings, &file, &institution, allow_skipped).await,
         Command::Demo(args) => crate::demo::run(&settings, &args).await,
         Command::Bench(_) | Command::Emulate(_) => unreachable!("handled above"),
     }
