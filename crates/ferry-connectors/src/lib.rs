@@ -31,6 +31,7 @@
 
 mod connector;
 mod context;
+pub mod crm;
 pub mod hubspot;
 mod registry;
 pub mod sftp_export;
