@@ -9,14 +9,9 @@ use serde_json::Value;
 /// Converts values between Ferry's fields and one CRM's properties.
 pub trait ValueCodec: Send + Sync {
     /// A Ferry value as the CRM takes it; `None` for a blank (never sent).
-    fn to_remote(&self, local: FieldKind, remote: RemoteKind, value: &Value) -> Option<String>;
+    fn encode(&self, local: FieldKind, remote: RemoteKind, value: &Value) -> Option<String>;
 
     /// A CRM value as the text a Ferry write takes (parsed by the field's type like any
     /// import); `None` for a blank (never written).
-    fn from_remote(
-        &self,
-        local: FieldKind,
-        remote: RemoteKind,
-        value: Option<&str>,
-    ) -> Option<String>;
+    fn decode(&self, local: FieldKind, remote: RemoteKind, value: Option<&str>) -> Option<String>;
 }

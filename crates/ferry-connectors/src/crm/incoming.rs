@@ -140,7 +140,7 @@ impl<C: CrmClient> Incoming<'_, C> {
                     let raw = if m.remote.name == self.client.id_property() {
                         Some(r.id.clone())
                     } else {
-                        self.client.codec().from_remote(
+                        self.client.codec().decode(
                             m.local_kind,
                             m.remote.kind,
                             r.get(&m.remote.name),

@@ -216,7 +216,7 @@ fn prepare<C: CrmClient>(
                 // (set to "").
                 client
                     .codec()
-                    .to_remote(m.local_kind, m.remote.kind, &c.value_of(&m.local))
+                    .encode(m.local_kind, m.remote.kind, &c.value_of(&m.local))
                     .or_else(|| c.was_cleared(&m.local).then(String::new))
                     .map(|v| (m.remote.name.clone(), v))
             })

@@ -32,7 +32,7 @@ fn is_date(local: FieldKind, remote: RemoteKind) -> bool {
 }
 
 impl ValueCodec for HubSpotCodec {
-    fn to_remote(&self, local: FieldKind, remote: RemoteKind, value: &Value) -> Option<String> {
+    fn encode(&self, local: FieldKind, remote: RemoteKind, value: &Value) -> Option<String> {
         let s = to_remote_text(value)?;
         if is_date(local, remote) {
             // Midnight UTC in epoch milliseconds.
@@ -49,12 +49,7 @@ impl ValueCodec for HubSpotCodec {
         Some(s)
     }
 
-    fn from_remote(
-        &self,
-        local: FieldKind,
-        remote: RemoteKind,
-        value: Option<&str>,
-    ) -> Option<String> {
+    fn decode(&self, local: FieldKind, remote: RemoteKind, value: Option<&str>) -> Option<String> {
         let s = from_remote_text(value)?;
         if is_date(local, remote) {
             if let Ok(ms) = s.parse::<i64>() {
@@ -81,52 +76,50 @@ mod tests {
         use RemoteKind as R;
         let c = HubSpotCodec;
         assert_eq!(
-            c.to_remote(F::Date, R::Date, &json!("2026-09-01"))
-                .as_deref(),
+            c.encode(F::Date, R::Date, &json!("2026-09-01")).as_deref(),
             Some("1788220800000")
         );
         assert_eq!(
-            c.from_remote(F::Date, R::Date, Some("1788220800000"))
+            c.decode(F::Date, R::Date, Some("1788220800000")).as_deref(),
+            Some("2026-09-01")
+        );
+        assert_eq!(
+            c.decode(F::Date, R::DateTime, Some("2026-09-01T23:30:00Z"))
                 .as_deref(),
             Some("2026-09-01")
         );
         assert_eq!(
-            c.from_remote(F::Date, R::DateTime, Some("2026-09-01T23:30:00Z"))
-                .as_deref(),
-            Some("2026-09-01")
-        );
-        assert_eq!(
-            c.to_remote(F::Date, R::String, &json!("2026-09-01"))
+            c.encode(F::Date, R::String, &json!("2026-09-01"))
                 .as_deref(),
             Some("2026-09-01"),
             "a date in a text property stays as written"
         );
         assert_eq!(
-            c.to_remote(F::Number, R::Number, &json!(3.75)).as_deref(),
+            c.encode(F::Number, R::Number, &json!(3.75)).as_deref(),
             Some("3.75")
         );
         assert_eq!(
-            c.to_remote(F::Boolean, R::Bool, &json!(true)).as_deref(),
+            c.encode(F::Boolean, R::Bool, &json!(true)).as_deref(),
             Some("true")
         );
         assert_eq!(
-            c.from_remote(F::Boolean, R::Bool, Some("false")).as_deref(),
+            c.decode(F::Boolean, R::Bool, Some("false")).as_deref(),
             Some("false")
         );
         assert_eq!(
-            c.to_remote(F::Text, R::Enumeration, &json!("Fall 2026"))
+            c.encode(F::Text, R::Enumeration, &json!("Fall 2026"))
                 .as_deref(),
             Some("Fall 2026")
         );
         assert_eq!(
-            c.to_remote(F::Phone, R::PhoneNumber, &json!("+16175550101"))
+            c.encode(F::Phone, R::PhoneNumber, &json!("+16175550101"))
                 .as_deref(),
             Some("+16175550101")
         );
-        assert_eq!(c.to_remote(F::Text, R::String, &json!("  ")), None);
-        assert_eq!(c.from_remote(F::Date, R::Date, Some(" ")), None);
+        assert_eq!(c.encode(F::Text, R::String, &json!("  ")), None);
+        assert_eq!(c.decode(F::Date, R::Date, Some(" ")), None);
         assert_eq!(
-            c.from_remote(F::Text, R::String, Some("UNSET")).as_deref(),
+            c.decode(F::Text, R::String, Some("UNSET")).as_deref(),
             Some("UNSET")
         );
     }
