@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::header::{HeaderMap, RETRY_AFTER};
+use secrecy::SecretString;
 
 /// A rolling-window limiter: at most `max` requests in any `window`, as the provider counts them.
 ///
@@ -149,6 +150,25 @@ pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let at = jiff::fmt::rfc2822::parse(v).ok()?.timestamp();
     let now = jiff::Timestamp::try_from(now).ok()?;
     Some(at.duration_since(now).try_into().unwrap_or(Duration::ZERO))
+}
+
+/// How a client gets its access token; `E` is the provider's error.
+#[async_trait::async_trait]
+pub trait TokenSource<E>: Send + Sync {
+    /// A valid access token (refreshed first if it is about to expire, for OAuth).
+    async fn token(&self) -> Result<SecretString, E>;
+    /// Called after a 401: the token was refused; refresh before the next [`TokenSource::token`].
+    async fn invalidate(&self) {}
+}
+
+/// A token that does not expire (an API key, a private-app token).
+pub struct StaticToken(pub SecretString);
+
+#[async_trait::async_trait]
+impl<E> TokenSource<E> for StaticToken {
+    async fn token(&self) -> Result<SecretString, E> {
+        Ok(self.0.clone())
+    }
 }
 
 /// Counts of what a client did, for run details and the benchmark.

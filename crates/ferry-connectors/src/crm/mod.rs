@@ -129,10 +129,13 @@ pub trait CrmClient: Send + Sync {
     -> Result<Vec<(String, String)>, Self::Error>;
     /// The records with each wanted first and last name, with their phones (a record with two
     /// phones gives two results), in as few requests as the CRM allows (any number of names).
-    /// `done` gets each name's results as soon as they are complete; it returns `false` to stop.
+    /// Each name comes with the phones (E.164) of the contacts that want it, for a CRM that
+    /// looks people up by name and phone together; the engine keeps only results with the
+    /// contact's phone. `done` gets each name's results as soon as they are complete; it
+    /// returns `false` to stop.
     async fn find_by_names(
         &self,
-        wanted: &BTreeSet<NameKey>,
+        wanted: &BTreeMap<NameKey, BTreeSet<String>>,
         done: &mut (dyn FnMut(NameKey, Vec<NameResult>) -> bool + Send),
     ) -> Result<(), Self::Error>;
     /// Creates records; the answer may come in any order (the engine pairs them by value).

@@ -344,10 +344,19 @@ async fn look_up<C: CrmClient>(
                 )
             };
             let mut waiting: HashMap<NameKey, Vec<usize>> = HashMap::new();
+            let mut wanted: BTreeMap<NameKey, BTreeSet<String>> = BTreeMap::new();
             for &i in &by_name {
-                waiting.entry(key(out(&outs, i))).or_default().push(i);
+                let o = out(&outs, i);
+                let phones = wanted.entry(key(o)).or_default();
+                phones.extend(
+                    o.contact
+                        .data
+                        .phone
+                        .as_ref()
+                        .map(|p| p.as_str().to_string()),
+                );
+                waiting.entry(key(o)).or_default().push(i);
             }
-            let wanted: BTreeSet<NameKey> = waiting.keys().cloned().collect();
             // Each search's contacts go to the writer as soon as that search is through.
             let mut cancelled = false;
             let mut done = |k: NameKey, results: Vec<NameResult>| {

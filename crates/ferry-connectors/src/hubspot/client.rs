@@ -10,12 +10,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_core::mapping::RemoteProperty;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 pub use crate::crm::http::Calls;
+pub use crate::crm::http::StaticToken;
 use crate::crm::http::{Http, RetryPolicy, Window, retry_after_hint};
+
+/// How the client gets its access token.
+pub type TokenSource = dyn crate::crm::http::TokenSource<HubSpotError>;
 
 /// HubSpot's batch limit.
 pub const BATCH: usize = 100;
@@ -145,30 +149,11 @@ impl HubSpotError {
     }
 }
 
-/// How the client gets its access token.
-#[async_trait::async_trait]
-pub trait TokenSource: Send + Sync {
-    /// A valid access token (refreshed first if it is about to expire).
-    async fn token(&self) -> Result<SecretString, HubSpotError>;
-    /// Called after a 401: the token was refused; refresh before the next [`TokenSource::token`].
-    async fn invalidate(&self) {}
-}
-
-/// A private-app token (it does not expire).
-pub struct StaticToken(pub SecretString);
-
-#[async_trait::async_trait]
-impl TokenSource for StaticToken {
-    async fn token(&self) -> Result<SecretString, HubSpotError> {
-        Ok(self.0.clone())
-    }
-}
-
 /// The client for one account.
 pub struct Client {
     http: Http,
     base: String,
-    token: Arc<dyn TokenSource>,
+    token: Arc<TokenSource>,
     limiter: Arc<AccountLimiter>,
 }
 
@@ -199,7 +184,7 @@ fn api_error(status: u16, text: &str) -> HubSpotError {
 
 impl Client {
     /// A client for the API at `base` (e.g. `https://api.hubapi.com`) with a limiter of its own.
-    pub fn new(base: &str, token: Arc<dyn TokenSource>, limits: Limits) -> Client {
+    pub fn new(base: &str, token: Arc<TokenSource>, limits: Limits) -> Client {
         let limiter = AccountLimiter::new(&limits);
         Client::with_limiter(base, token, limits, limiter)
     }
@@ -207,7 +192,7 @@ impl Client {
     /// A client that shares `limiter` with the other clients of the same account.
     pub fn with_limiter(
         base: &str,
-        token: Arc<dyn TokenSource>,
+        token: Arc<TokenSource>,
         limits: Limits,
         limiter: Arc<AccountLimiter>,
     ) -> Client {

@@ -119,10 +119,12 @@ impl CrmClient for Client {
 
     async fn find_by_names(
         &self,
-        wanted: &BTreeSet<NameKey>,
+        wanted: &BTreeMap<NameKey, BTreeSet<String>>,
         done: &mut (dyn FnMut(NameKey, Vec<NameResult>) -> bool + Send),
     ) -> Result<(), HubSpotError> {
-        super::names::search_names(self, wanted, done).await
+        // HubSpot searches by name alone; the engine checks the phones.
+        let names: BTreeSet<NameKey> = wanted.keys().cloned().collect();
+        super::names::search_names(self, &names, done).await
     }
 
     async fn create(
