@@ -7,10 +7,10 @@
 pub mod client;
 pub mod codec;
 pub mod config;
-mod crm;
 mod names;
 #[allow(missing_docs)]
 pub mod oauth;
+mod sync;
 
 use std::sync::Arc;
 
@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 pub use crate::crm::MAX_ATTEMPTS;
 pub use client::{Client, HubSpotError, Limits};
 pub use config::HubSpotConfig;
-pub use crm::OVERLAP_MS;
+pub use sync::OVERLAP_MS;
 
 /// Outgoing contacts looked up together: a window's lookups are batched (IDs and emails 100 a
 /// read, the names of the whole window in few searches), and the contacts decided so far are

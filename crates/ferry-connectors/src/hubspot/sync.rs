@@ -1,4 +1,4 @@
-//! HubSpot as a client of the CRM sync engine.
+//! HubSpot as a client of the CRM sync engine ([`crate::crm`]), which runs both syncs.
 
 use std::collections::{BTreeMap, BTreeSet};
 
