@@ -26,11 +26,16 @@
 //!   emulated remote.
 //!
 //! Then register it in [`Registry::builtin`].
+//!
+//! A CRM reached by a REST API needs no `run.rs` of its own: its client implements
+//! [`crm::CrmClient`] (on the HTTP plumbing of [`crm::http`]) with a [`crm::ValueCodec`], and
+//! its connector's `run` calls [`crm::run_outgoing`] or [`crm::run_incoming`] (see `hubspot/`).
 
 #![warn(missing_docs)]
 
 mod connector;
 mod context;
+pub mod crm;
 pub mod describe;
 pub mod failpoint;
 pub mod hubspot;

@@ -4,12 +4,12 @@
 //! Rules checked when a mapping is saved:
 //! - CRM ID ↔ the CRM's record ID property is always mapped and cannot be changed or removed;
 //! - first name, last name and phone must be mapped (every Ferry contact has them);
-//! - the CRM's `email` must be mapped to an email-type Ferry field (HubSpot requires it);
+//! - a CRM that requires an email property has it mapped to an email-type Ferry field;
 //! - every Ferry field and CRM property exists, each appears once, and their types fit;
 //! - an outgoing mapping never writes a read-only CRM property.
 //!
-//! CRMs such as HubSpot send every value as a string (dates as epoch milliseconds); values go
-//! out the same way. A blank value is never sent or written.
+//! Values travel as text. A blank value is never sent or written; UNSET passes through to the
+//! contact rules. How each CRM spells dates, booleans and numbers is its connector's codec.
 
 use std::collections::BTreeSet;
 
@@ -19,7 +19,7 @@ use crate::contact::{DefaultField, FieldKind, FieldRef, FieldSchema};
 use crate::run::SyncDirection;
 
 crate::string_enum! {
-    /// A CRM property's type (HubSpot's `type`).
+    /// A CRM property's type, as Ferry groups them (each connector maps its CRM's types).
     pub enum RemoteKind {
         String = "string",
         Number = "number",
@@ -106,12 +106,14 @@ fn fits(local: FieldKind, remote: RemoteKind) -> bool {
 }
 
 /// The mapping with the fixed CRM ID pair first, checked against the institution's fields and
-/// the CRM's properties. `id_property` is the CRM's record ID (HubSpot: `hs_object_id`).
+/// the CRM's properties. `id_property` is the CRM's record ID; `email_property`, when the CRM
+/// has one it requires, must then be mapped to an email-type field.
 pub fn resolve(
     mappings: &[FieldMapping],
     schema: &FieldSchema,
     remote: &[RemoteProperty],
     id_property: &str,
+    email_property: Option<&str>,
     direction: SyncDirection,
 ) -> Result<Vec<ResolvedMapping>, MappingError> {
     let mut out = Vec::with_capacity(mappings.len() + 1);
@@ -217,61 +219,44 @@ pub fn resolve(
             )));
         }
     }
-    match out.iter().find(|m| m.remote.name == "email") {
+    let Some(email) = email_property else {
+        return Ok(out);
+    };
+    match out.iter().find(|m| m.remote.name == email) {
         Some(m) if m.local_kind == FieldKind::Email => {}
         Some(m) => {
             return Err(MappingError::whole(format!(
-                "email must be mapped to an email-type field, not {} ({})",
+                "{email} must be mapped to an email-type field, not {} ({})",
                 m.local_name, m.local_kind
             )));
         }
-        None if remote.iter().any(|p| p.name == "email") => {
-            return Err(MappingError::whole(
-                "the CRM requires email: map it to an email-type field (the built-in email or a custom one)",
-            ));
+        None if remote.iter().any(|p| p.name == email) => {
+            return Err(MappingError::whole(format!(
+                "the CRM requires {email}: map it to an email-type field (the built-in email or a custom one)",
+            )));
         }
         None => {}
     }
     Ok(out)
 }
 
-/// A Ferry value as the CRM takes it; `None` for a blank (never sent).
-pub fn to_remote(local: FieldKind, remote: RemoteKind, value: &Value) -> Option<String> {
-    let s = match value {
-        Value::Null => return None,
-        Value::String(s) if s.trim().is_empty() => return None,
-        Value::String(s) => s.clone(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        other => other.to_string(),
-    };
-    if local == FieldKind::Date && matches!(remote, RemoteKind::Date | RemoteKind::DateTime) {
-        // HubSpot takes dates as midnight UTC in epoch milliseconds.
-        let date: jiff::civil::Date = s.parse().ok()?;
-        let ms = date
-            .to_zoned(jiff::tz::TimeZone::UTC)
-            .ok()?
-            .timestamp()
-            .as_millisecond();
-        return Some(ms.to_string());
+/// A Ferry value as text for a CRM; `None` for a blank (never sent). A connector's codec spells
+/// it further (dates, booleans) as its CRM takes them.
+pub fn to_remote_text(value: &Value) -> Option<String> {
+    match value {
+        Value::Null => None,
+        Value::String(s) if s.trim().is_empty() => None,
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        other => Some(other.to_string()),
     }
-    Some(s)
 }
 
-/// A CRM value as the text a Ferry write takes (parsed by the field's type like any import);
-/// `None` for a blank (never written).
-pub fn from_remote(local: FieldKind, remote: RemoteKind, value: Option<&str>) -> Option<String> {
-    let s = value.map(str::trim).filter(|s| !s.is_empty())?;
-    if local == FieldKind::Date && matches!(remote, RemoteKind::Date | RemoteKind::DateTime) {
-        if let Ok(ms) = s.parse::<i64>() {
-            let t = jiff::Timestamp::from_millisecond(ms).ok()?;
-            return Some(t.to_zoned(jiff::tz::TimeZone::UTC).date().to_string());
-        }
-        if let Ok(t) = s.parse::<jiff::Timestamp>() {
-            return Some(t.to_zoned(jiff::tz::TimeZone::UTC).date().to_string());
-        }
-    }
-    Some(s.to_string())
+/// A CRM value, trimmed; `None` for a blank (never written). UNSET passes through to the
+/// contact rules.
+pub fn from_remote_text(value: Option<&str>) -> Option<&str> {
+    value.map(str::trim).filter(|s| !s.is_empty())
 }
 
 #[cfg(test)]
@@ -301,7 +286,7 @@ mod tests {
         ];
         v.push(RemoteProperty {
             read_only: true,
-            ..prop("hs_object_id", RemoteKind::Number)
+            ..prop("record_id", RemoteKind::Number)
         });
         v.push(RemoteProperty {
             read_only: true,
@@ -357,7 +342,14 @@ mod tests {
     ) -> Result<Vec<ResolvedMapping>, MappingError> {
         let mut p = BASE.to_vec();
         p.extend_from_slice(extra);
-        resolve(&pairs(&p), &schema(), &remote(), "hs_object_id", dir)
+        resolve(
+            &pairs(&p),
+            &schema(),
+            &remote(),
+            "record_id",
+            Some("email"),
+            dir,
+        )
     }
 
     #[test]
@@ -372,10 +364,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(m[0].local_name, "crm_id");
-        assert_eq!(m[0].remote.name, "hs_object_id");
+        assert_eq!(m[0].remote.name, "record_id");
         assert_eq!(m.len(), 8);
         // Restating the fixed pair is harmless.
-        assert!(check(&[("crm_id", "hs_object_id")], SyncDirection::Incoming).is_ok());
+        assert!(check(&[("crm_id", "record_id")], SyncDirection::Incoming).is_ok());
         // Reading a read-only property in is fine.
         assert!(check(&[("enrolled", "lastmodifieddate")], SyncDirection::Incoming).is_ok());
     }
@@ -383,7 +375,15 @@ mod tests {
     #[test]
     fn invalid_mappings_are_refused_with_the_reason() {
         let refused = |p: Vec<(&str, &str)>, dir, needle: &str, index: Option<usize>| {
-            let e = resolve(&pairs(&p), &schema(), &remote(), "hs_object_id", dir).unwrap_err();
+            let e = resolve(
+                &pairs(&p),
+                &schema(),
+                &remote(),
+                "record_id",
+                Some("email"),
+                dir,
+            )
+            .unwrap_err();
             assert!(e.message.contains(needle), "{p:?}: {e}");
             assert_eq!(e.index, index, "{p:?}: {e}");
         };
@@ -425,7 +425,8 @@ mod tests {
                 &pairs(&advisor),
                 &schema(),
                 &remote(),
-                "hs_object_id",
+                "record_id",
+                Some("email"),
                 Outgoing
             )
             .is_ok(),
@@ -434,11 +435,11 @@ mod tests {
         refused(
             with(("crm_id", "email")),
             Outgoing,
-            "always mapped to hs_object_id",
+            "always mapped to record_id",
             Some(4),
         );
         refused(
-            with(("enrollment_id", "hs_object_id")),
+            with(("enrollment_id", "record_id")),
             Outgoing,
             "always mapped",
             Some(4),
@@ -482,57 +483,40 @@ mod tests {
     }
 
     #[test]
-    fn values_convert_by_type_both_ways() {
-        use FieldKind as F;
-        use RemoteKind as R;
-        assert_eq!(
-            to_remote(F::Date, R::Date, &json!("2026-09-01")).as_deref(),
-            Some("1788220800000")
+    fn an_email_property_is_required_only_of_a_crm_that_names_one() {
+        let p = pairs(&BASE[..3]);
+        let without = |email| {
+            resolve(
+                &p,
+                &schema(),
+                &remote(),
+                "record_id",
+                email,
+                SyncDirection::Outgoing,
+            )
+        };
+        assert!(
+            without(Some("email"))
+                .unwrap_err()
+                .message
+                .contains("requires email")
         );
+        assert!(without(None).is_ok());
+    }
+
+    #[test]
+    fn blanks_are_neither_sent_nor_written() {
+        assert_eq!(to_remote_text(&json!(2027)).as_deref(), Some("2027"));
+        assert_eq!(to_remote_text(&json!(3.75)).as_deref(), Some("3.75"));
+        assert_eq!(to_remote_text(&json!(true)).as_deref(), Some("true"));
+        assert_eq!(to_remote_text(&json!("  ")), None, "blanks are not sent");
+        assert_eq!(to_remote_text(&Value::Null), None);
+        assert_eq!(from_remote_text(Some(" ")), None, "blanks are not written");
+        assert_eq!(from_remote_text(None), None);
         assert_eq!(
-            from_remote(F::Date, R::Date, Some("1788220800000")).as_deref(),
-            Some("2026-09-01")
-        );
-        assert_eq!(
-            from_remote(F::Date, R::DateTime, Some("2026-09-01T23:30:00Z")).as_deref(),
-            Some("2026-09-01")
-        );
-        assert_eq!(
-            to_remote(F::Number, R::Number, &json!(2027)).as_deref(),
-            Some("2027")
-        );
-        assert_eq!(
-            to_remote(F::Number, R::Number, &json!(3.75)).as_deref(),
-            Some("3.75")
-        );
-        assert_eq!(
-            to_remote(F::Boolean, R::Bool, &json!(true)).as_deref(),
-            Some("true")
-        );
-        assert_eq!(
-            to_remote(F::Phone, R::PhoneNumber, &json!("+16175550101")).as_deref(),
-            Some("+16175550101")
-        );
-        assert_eq!(
-            to_remote(F::Text, R::String, &json!("  ")),
-            None,
-            "blanks are not sent"
-        );
-        assert_eq!(to_remote(F::Text, R::String, &Value::Null), None);
-        assert_eq!(
-            from_remote(F::Text, R::String, Some("")),
-            None,
-            "blanks are not written"
-        );
-        assert_eq!(from_remote(F::Text, R::String, None), None);
-        assert_eq!(
-            from_remote(F::Text, R::String, Some("UNSET")).as_deref(),
+            from_remote_text(Some(" UNSET ")),
             Some("UNSET"),
             "UNSET passes through to the contact rules"
-        );
-        assert_eq!(
-            from_remote(F::Boolean, R::Bool, Some("false")).as_deref(),
-            Some("false")
         );
     }
 }

@@ -1,17 +1,25 @@
 //! A small HubSpot CRM v3 client: contacts (batch read, create, update; search), properties,
-//! with a client-side rate limiter and retries with backoff and jitter for 429 and 5xx.
+//! over the shared HTTP plumbing ([`crate::crm::http`]): HubSpot's two rate limits per account,
+//! retries with backoff and jitter for 429 and 5xx.
 //!
 //! Requests carry every field HubSpot's OpenAPI documents mark required, and answers are read
 //! leniently (unknown fields ignored).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use ferry_core::mapping::{RemoteKind, RemoteProperty};
-use secrecy::{ExposeSecret, SecretString};
+use ferry_core::mapping::RemoteProperty;
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::{Value, json};
+
+pub use crate::crm::http::Calls;
+pub use crate::crm::http::StaticToken;
+use crate::crm::http::{Http, RetryPolicy, Window, retry_after_hint};
+
+/// How the client gets its access token.
+pub type TokenSource = dyn crate::crm::http::TokenSource<HubSpotError>;
 
 /// HubSpot's batch limit.
 pub const BATCH: usize = 100;
@@ -54,85 +62,6 @@ impl Default for Limits {
             retries: 6,
             backoff: Duration::from_millis(500),
             timeout: Duration::from_secs(30),
-        }
-    }
-}
-
-/// A rolling-window limiter: at most `max` requests in any `window`, as HubSpot counts them.
-///
-/// HubSpot counts a request when it arrives, which the client cannot see: a request that took
-/// long to arrive (a slow connection, a busy server) and a later one that arrived fast could
-/// fall within one window at HubSpot while they did not at the client. So a request holds its
-/// place from when it is sent until its answer has come back, and only then starts its
-/// `window`: by then HubSpot has certainly counted it.
-#[derive(Debug)]
-pub struct Window {
-    max: usize,
-    window: Duration,
-    state: std::sync::Mutex<WindowState>,
-}
-
-#[derive(Debug, Default)]
-struct WindowState {
-    /// Requests sent and not answered yet.
-    in_flight: usize,
-    /// When the answered requests of the last `window` were answered, oldest first.
-    answered: VecDeque<Instant>,
-}
-
-/// A place in a [`Window`], held while a request is out; dropping it starts its window.
-#[derive(Debug)]
-pub struct Permit<'a>(&'a Window);
-
-impl Drop for Permit<'_> {
-    fn drop(&mut self) {
-        let mut st = self
-            .0
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        st.in_flight -= 1;
-        st.answered.push_back(Instant::now());
-    }
-}
-
-impl Window {
-    pub fn new(max: usize, window: Duration) -> Window {
-        Window {
-            max: max.max(1),
-            window,
-            state: Default::default(),
-        }
-    }
-
-    /// Waits until one more request fits in the window; the request holds the permit until
-    /// its answer is in.
-    pub async fn acquire(&self) -> Permit<'_> {
-        loop {
-            let wait = {
-                let mut st = self
-                    .state
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                let now = Instant::now();
-                while st
-                    .answered
-                    .front()
-                    .is_some_and(|t| now.duration_since(*t) >= self.window)
-                {
-                    st.answered.pop_front();
-                }
-                if st.in_flight + st.answered.len() < self.max {
-                    st.in_flight += 1;
-                    return Permit(self);
-                }
-                match st.answered.front() {
-                    Some(oldest) => self.window - now.duration_since(*oldest),
-                    // Every place is taken by a request still out: look again shortly.
-                    None => Duration::from_millis(10),
-                }
-            };
-            tokio::time::sleep(wait + Duration::from_millis(5)).await;
         }
     }
 }
@@ -220,41 +149,12 @@ impl HubSpotError {
     }
 }
 
-/// How the client gets its access token.
-#[async_trait::async_trait]
-pub trait TokenSource: Send + Sync {
-    /// A valid access token (refreshed first if it is about to expire).
-    async fn token(&self) -> Result<SecretString, HubSpotError>;
-    /// Called after a 401: the token was refused; refresh before the next [`TokenSource::token`].
-    async fn invalidate(&self) {}
-}
-
-/// A private-app token (it does not expire).
-pub struct StaticToken(pub SecretString);
-
-#[async_trait::async_trait]
-impl TokenSource for StaticToken {
-    async fn token(&self) -> Result<SecretString, HubSpotError> {
-        Ok(self.0.clone())
-    }
-}
-
-/// Counts of what the client did, for run details and the benchmark.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Calls {
-    pub requests: u64,
-    pub retries: u64,
-    pub rate_limited: u64,
-}
-
 /// The client for one account.
 pub struct Client {
-    http: reqwest::Client,
+    http: Http,
     base: String,
-    token: Arc<dyn TokenSource>,
-    limits: Limits,
+    token: Arc<TokenSource>,
     limiter: Arc<AccountLimiter>,
-    calls: std::sync::Mutex<Calls>,
 }
 
 impl std::fmt::Debug for Client {
@@ -265,16 +165,26 @@ impl std::fmt::Debug for Client {
     }
 }
 
-fn jitter(d: Duration) -> Duration {
-    let mut b = [0u8; 2];
-    getrandom::fill(&mut b).unwrap_or_default();
-    let frac = f64::from(u16::from_le_bytes(b)) / f64::from(u16::MAX);
-    d.mul_f64(0.5 + frac)
+/// HubSpot's error answer: its status, category and message.
+fn api_error(status: u16, text: &str) -> HubSpotError {
+    let v: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+    HubSpotError::Api {
+        status,
+        category: v["category"]
+            .as_str()
+            .or(v["errorType"].as_str())
+            .unwrap_or("")
+            .to_string(),
+        message: v["message"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| text.chars().take(300).collect()),
+    }
 }
 
 impl Client {
     /// A client for the API at `base` (e.g. `https://api.hubapi.com`) with a limiter of its own.
-    pub fn new(base: &str, token: Arc<dyn TokenSource>, limits: Limits) -> Client {
+    pub fn new(base: &str, token: Arc<TokenSource>, limits: Limits) -> Client {
         let limiter = AccountLimiter::new(&limits);
         Client::with_limiter(base, token, limits, limiter)
     }
@@ -282,36 +192,26 @@ impl Client {
     /// A client that shares `limiter` with the other clients of the same account.
     pub fn with_limiter(
         base: &str,
-        token: Arc<dyn TokenSource>,
+        token: Arc<TokenSource>,
         limits: Limits,
         limiter: Arc<AccountLimiter>,
     ) -> Client {
+        let policy = RetryPolicy {
+            retries: limits.retries,
+            backoff: limits.backoff,
+            max_wait: Duration::from_secs(30),
+        };
         Client {
-            http: reqwest::Client::builder()
-                .timeout(limits.timeout)
-                .build()
-                .expect("the HTTP client builds"),
+            http: Http::new(limits.timeout, policy, retry_after_hint),
             base: base.trim_end_matches('/').to_string(),
             token,
             limiter,
-            limits,
-            calls: Default::default(),
         }
     }
 
     /// What the client did so far.
     pub fn calls(&self) -> Calls {
-        *self
-            .calls
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn count(&self, f: impl FnOnce(&mut Calls)) {
-        f(&mut self
-            .calls
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner));
+        self.http.calls()
     }
 
     /// Sends a request within the limits, retrying 429s (never applied) with backoff, and 5xx
@@ -339,60 +239,44 @@ impl Client {
         let mut refreshed = false;
         loop {
             // HubSpot exempts search from the 10-second limit; it has its own.
-            let permit = if search {
-                self.limiter.search.acquire().await
+            let window = if search {
+                &self.limiter.search
             } else {
-                self.limiter.ten_seconds.acquire().await
+                &self.limiter.ten_seconds
             };
             let token = self.token.token().await?;
             let mut req = self
                 .http
+                .client()
                 .request(method.clone(), format!("{}{path}", self.base))
                 .bearer_auth(token.expose_secret());
             if let Some(b) = body {
                 req = req.json(b);
             }
-            self.count(|c| c.requests += 1);
-            let outcome: Result<(), HubSpotError> = match req.send().await {
-                Ok(res) => {
-                    let status = res.status().as_u16();
-                    let text = res.text().await.unwrap_or_default();
-                    if (200..300).contains(&status) {
-                        return Ok(serde_json::from_str(&text).unwrap_or(Value::Null));
-                    }
-                    let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-                    Err(HubSpotError::Api {
-                        status,
-                        category: v["category"]
-                            .as_str()
-                            .or(v["errorType"].as_str())
-                            .unwrap_or("")
-                            .to_string(),
-                        message: v["message"]
-                            .as_str()
-                            .map(str::to_string)
-                            .unwrap_or_else(|| text.chars().take(300).collect()),
-                    })
+            let answer = match self.http.send_once(window, req).await {
+                Ok(a) if a.is_success() => {
+                    return Ok(serde_json::from_str(&a.body).unwrap_or(Value::Null));
                 }
-                Err(e) => Err(HubSpotError::Transport(e.to_string())),
+                Ok(a) => Ok(a),
+                Err(e) => Err(HubSpotError::Transport(e)),
             };
-            drop(permit); // answered: its window starts now
-            let err = outcome.expect_err("success returned above");
+            let err = match &answer {
+                Ok(a) => api_error(a.status, &a.body),
+                Err(e) => e.clone(),
+            };
             if err.status() == Some(401) && !refreshed {
                 refreshed = true;
                 self.token.invalidate().await;
                 continue;
             }
             let retry = err.status() == Some(429) || (idempotent && err.is_transient());
-            if !retry || attempt >= self.limits.retries {
+            let wait = match retry {
+                true => self.http.retry_wait(attempt, answer.as_ref().ok()),
+                false => None,
+            };
+            let Some(wait) = wait else {
                 return Err(err);
-            }
-            if err.status() == Some(429) {
-                self.count(|c| c.rate_limited += 1);
-            }
-            self.count(|c| c.retries += 1);
-            let wait = jitter(self.limits.backoff * 2u32.saturating_pow(attempt))
-                .min(Duration::from_secs(30));
+            };
             attempt += 1;
             tracing::debug!(%err, ?wait, attempt, "retrying a HubSpot request");
             tokio::time::sleep(wait).await;
@@ -415,10 +299,7 @@ impl Client {
                 a.iter()
                     .filter_map(|p| {
                         let name = p["name"].as_str()?.to_string();
-                        let kind = p["type"]
-                            .as_str()
-                            .and_then(|t| t.parse().ok())
-                            .unwrap_or(RemoteKind::Other);
+                        let kind = super::codec::remote_kind(p["type"].as_str().unwrap_or(""));
                         Some(RemoteProperty {
                             label: p["label"].as_str().unwrap_or(&name).to_string(),
                             read_only: p["modificationMetadata"]["readOnlyValue"]
@@ -600,42 +481,6 @@ pub struct SearchPage {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn the_window_never_lets_more_than_max_through() {
-        let window = Duration::from_millis(300);
-        let w = Window::new(3, window);
-        let start = Instant::now();
-        for _ in 0..3 {
-            drop(w.acquire().await);
-        }
-        drop(w.acquire().await);
-        assert!(
-            start.elapsed() >= window,
-            "the fourth waits until the first leaves the window"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_request_holds_its_place_until_answered_and_its_window_starts_then() {
-        let window = Duration::from_millis(200);
-        let w = Window::new(2, window);
-        let start = Instant::now();
-        let slow = w.acquire().await;
-        drop(w.acquire().await);
-        // The slow request is answered after 150 ms: a third request waits for the first
-        // answered one's window (200 ms), and the fourth for the slow one's (150 + 200 ms).
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        drop(slow);
-        drop(w.acquire().await);
-        assert!(start.elapsed() >= window);
-        drop(w.acquire().await);
-        assert!(
-            start.elapsed() >= Duration::from_millis(350),
-            "{:?}",
-            start.elapsed()
-        );
-    }
 
     #[test]
     fn conflicts_name_the_existing_contact() {

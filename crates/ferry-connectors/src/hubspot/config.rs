@@ -33,15 +33,7 @@ pub struct HubSpotConfig {
     pub schedule: Option<EveryMinutes>,
 }
 
-/// One filter: `field` (a Ferry field) must have one of `values`.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Filter {
-    /// The Ferry field's name.
-    pub field: String,
-    /// The values that pass (compared as text, ignoring case).
-    pub values: Vec<String>,
-}
+pub use crate::crm::Filter;
 
 /// An interval schedule.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -137,21 +129,6 @@ impl HubSpotConfig {
             return Err(err("schedule.every_minutes", "between 1 and 1440 minutes"));
         }
         Ok(c)
-    }
-
-    /// Every HubSpot property the instance reads.
-    pub fn remote_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .mappings
-            .iter()
-            .map(|m| m.remote.trim().to_string())
-            .collect();
-        for extra in [ID_PROPERTY, "lastmodifieddate"] {
-            if !names.iter().any(|n| n == extra) {
-                names.push(extra.to_string());
-            }
-        }
-        names
     }
 }
 

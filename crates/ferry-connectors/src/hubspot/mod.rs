@@ -5,7 +5,9 @@
 // The client's wire types carry HubSpot's documented field names; see its OpenAPI documents.
 #[allow(missing_docs)]
 pub mod client;
+pub mod codec;
 pub mod config;
+mod names;
 #[allow(missing_docs)]
 pub mod oauth;
 mod sync;
@@ -17,9 +19,17 @@ use ferry_core::schedule::Schedule;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
+pub use crate::crm::MAX_ATTEMPTS;
 pub use client::{Client, HubSpotError, Limits};
 pub use config::HubSpotConfig;
-pub use sync::{MAX_ATTEMPTS, OVERLAP_MS};
+pub use sync::OVERLAP_MS;
+
+/// Outgoing contacts looked up together: a window's lookups are batched (IDs and emails 100 a
+/// read, the names of the whole window in few searches), and the contacts decided so far are
+/// written at the same time, in full batches of 100, so that the writes, which draw on the
+/// 10-second limit, go on while the name searches, which HubSpot limits separately, still run.
+/// (The default of [`HubSpotSettings::outgoing_window`].)
+pub const WINDOW: usize = 10_000;
 
 use crate::connector::{ConfigError, ConnectionReport, Connector, RunError, RunReport};
 use crate::context::{ConnectorContext, RunContext, Secrets};
@@ -48,7 +58,7 @@ impl Default for HubSpotSettings {
             auth_url: "https://app.hubspot.com/oauth/authorize".to_string(),
             app: None,
             limits: Limits::default(),
-            outgoing_window: sync::WINDOW,
+            outgoing_window: WINDOW,
         }
     }
 }
@@ -317,12 +327,19 @@ impl Connector for HubSpot {
             Way::Incoming => ferry_core::run::SyncDirection::Incoming,
             Way::Outgoing => ferry_core::run::SyncDirection::Outgoing,
         };
-        ferry_core::mapping::resolve(&cfg.mappings, schema, &props, config::ID_PROPERTY, dir)
-            .map(|_| ())
-            .map_err(|e| match e.index {
-                Some(i) => ConfigError::new(format!("mappings[{i}]"), e.message),
-                None => ConfigError::new("mappings", e.message),
-            })
+        ferry_core::mapping::resolve(
+            &cfg.mappings,
+            schema,
+            &props,
+            config::ID_PROPERTY,
+            Some("email"),
+            dir,
+        )
+        .map(|_| ())
+        .map_err(|e| match e.index {
+            Some(i) => ConfigError::new(format!("mappings[{i}]"), e.message),
+            None => ConfigError::new("mappings", e.message),
+        })
     }
 
     async fn remote_properties(
@@ -358,11 +375,15 @@ impl Connector for HubSpot {
             cfg.account_id,
             ctx.secrets(),
         )?;
+        let spec = crate::crm::SyncSpec {
+            mappings: &cfg.mappings,
+            filters: &cfg.filters,
+        };
         match self.way {
             Way::Outgoing => {
-                sync::run_outgoing(ctx, &client, &cfg, self.settings.outgoing_window).await
+                crate::crm::run_outgoing(ctx, &client, spec, self.settings.outgoing_window).await
             }
-            Way::Incoming => sync::run_incoming(ctx, &client, &cfg).await,
+            Way::Incoming => crate::crm::run_incoming(ctx, &client, spec).await,
         }
     }
 }

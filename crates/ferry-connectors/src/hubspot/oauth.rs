@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use super::HubSpotSettings;
-use super::client::{HubSpotError, TokenSource};
+use super::client::HubSpotError;
+use crate::crm::http::TokenSource;
 
 /// The scopes Ferry asks for.
 pub const SCOPES: &str =
@@ -261,7 +262,7 @@ fn store_error(e: ferry_store::StoreError) -> HubSpotError {
 }
 
 #[async_trait::async_trait]
-impl TokenSource for AccountTokens {
+impl TokenSource<HubSpotError> for AccountTokens {
     async fn token(&self) -> Result<SecretString, HubSpotError> {
         let mut current = self.current.lock().await;
         if current.is_none() {
