@@ -1121,3 +1121,40 @@ async fn lone_names_are_asked_together_and_narrowed_when_hubspot_has_many_namesa
         "the odd ones created, nothing else"
     );
 }
+
+/// An incoming filter on a Ferry field the mapping leaves out would filter every contact (and
+/// every run would be Skipped): it is refused on save, naming the filter. Outgoing filters read
+/// Ferry's own values, so any field will do there.
+#[test]
+fn an_incoming_filter_on_an_unmapped_field_is_refused() {
+    let registry = ferry_connectors::Registry::builtin("https://ferry.example.edu");
+    let config = |field: &str| {
+        json!({"mappings": mappings(), "filters": [
+            {"field": "first_name", "values": ["Ana"]},
+            {"field": field, "values": ["true"]},
+        ]})
+    };
+    let e = registry
+        .validate("hubspot_incoming", &config("opt_in"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("filters[1].field:") && e.contains("not in the data mapping"),
+        "{e}"
+    );
+    assert!(
+        registry
+            .validate("hubspot_incoming", &config("email"))
+            .is_ok()
+    );
+    assert!(
+        registry
+            .validate("hubspot_incoming", &config("crm_id"))
+            .is_ok()
+    );
+    assert!(
+        registry
+            .validate("hubspot_outgoing", &config("opt_in"))
+            .is_ok()
+    );
+}

@@ -218,7 +218,25 @@ impl Connector for HubSpot {
     }
 
     fn validate_config(&self, config: &Value) -> Result<(), ConfigError> {
-        HubSpotConfig::parse(config).map(|_| ())
+        let c = HubSpotConfig::parse(config)?;
+        if self.way == Way::Incoming {
+            // An incoming filter reads the value HubSpot sends for the Ferry field, which only
+            // a mapped field has: on any other field every contact would be filtered out.
+            for (i, f) in c.filters.iter().enumerate() {
+                let field = f.field.trim();
+                let mapped = field == ferry_core::mapping::CRM_ID_FIELD
+                    || c.mappings.iter().any(|m| m.local.trim() == field);
+                if !mapped {
+                    return Err(ConfigError::new(
+                        format!("filters[{i}].field"),
+                        format!(
+                            "\"{field}\" is not in the data mapping, so HubSpot sends no value for it and every contact would be filtered out; map it to a HubSpot property or filter on a mapped field"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn schedule(&self, config: &Value) -> Option<Schedule> {
