@@ -105,7 +105,9 @@ pub fn table(state: &AppState) -> Vec<RouteSpec> {
         route!(POST "/settings/sftp/{id}/run" Admin => ui::sftp::run),
         route!(GET "/settings/sftp/{id}/delete" Admin => ui::sftp::delete_page),
         route!(POST "/settings/sftp/{id}/delete" Admin => ui::sftp::delete),
-        route!(GET "/settings/integrations" Admin => ui::hubspot::browse),
+        route!(GET "/settings/integrations" Admin => ui::browse::browse),
+        // Until the generic platform page exists, SFTP Outbound's card leads to its own list.
+        route!(GET "/settings/integrations/sftp-outbound" Admin => ui::sftp::list_page),
         route!(GET "/settings/integrations/hubspot" Admin => ui::hubspot::page),
         route!(GET "/settings/integrations/hubspot/new" Admin => ui::hubspot::new_page),
         route!(POST "/settings/integrations/hubspot/mapping" Admin => ui::hubspot::mapping),

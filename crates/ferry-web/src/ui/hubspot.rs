@@ -54,19 +54,6 @@ const LIST: List = List {
 
 // ---- Browse Available --------------------------------------------------------------------
 
-#[derive(Template, WebTemplate)]
-#[template(path = "integrations.html")]
-struct BrowsePage {
-    nav: Nav,
-}
-
-pub async fn browse(auth: Auth) -> Response {
-    BrowsePage {
-        nav: Nav::new(&auth, "integrations"),
-    }
-    .into_response()
-}
-
 // ---- The HubSpot page --------------------------------------------------------------------
 
 struct Row {

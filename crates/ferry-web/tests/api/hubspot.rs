@@ -214,7 +214,9 @@ async fn the_wizard_creates_an_instance_and_refuses_a_bad_mapping() {
     let page = |path: &'static str| app.page(&cookie, path);
     let (status, browse) = page("/settings/integrations").await;
     assert_eq!(status, 200);
-    assert!(browse.contains("href=\"/settings/integrations/hubspot\">Learn More"));
+    assert!(browse.contains(
+        "href=\"/settings/integrations/hubspot\" aria-label=\"Learn More about HubSpot\">Learn More"
+    ));
     let (_, hubspot) = page("/settings/integrations/hubspot").await;
     assert!(
         hubspot.contains("/settings/integrations/hubspot/new?type=hubspot_incoming")

@@ -148,3 +148,50 @@ async fn the_error_dictionary_has_every_connectors_codes() {
     sorted.dedup();
     assert_eq!(sorted, codes, "sorted, each once");
 }
+
+#[tokio::test]
+async fn browse_available_lists_every_platform_by_category_from_the_descriptions() {
+    let app = spawn_app().await;
+    let (cookie, _) = app.login().await;
+    let (status, page) = app.page(&cookie, "/settings/integrations").await;
+    assert_eq!(status, 200);
+    let crm = page.find("<h2>CRM and SIS sync</h2>").expect("CRM heading");
+    let sftp = page.find("<h2>SFTP outbound</h2>").expect("SFTP heading");
+    let hubspot = page.find(">HubSpot</h3>").expect("HubSpot card");
+    let outbound = page
+        .find(">SFTP Outbound</h3>")
+        .expect("SFTP Outbound card");
+    assert!(crm < hubspot && hubspot < sftp && sftp < outbound, "{page}");
+    assert!(
+        page.contains("HubSpot incoming, HubSpot outgoing"),
+        "{page}"
+    );
+    assert!(
+        page.contains("Contacts, Conversations, EAB Notes"),
+        "{page}"
+    );
+    assert!(page.contains("href=\"/settings/integrations/hubspot\""));
+    assert!(!page.contains("configured"), "nothing is configured yet");
+
+    // The card counts the institution's instances of its types.
+    let (status, body) = app
+        .post(
+            "/api/v1/integrations",
+            json!({"type": "conversations_export", "name": "Daily", "secrets": {"password": "pw"},
+                   "config": {"sftp": {"host": "sftp.example.edu", "username": "u"},
+                              "filters": {"channels": ["sms"], "types": ["live_chat"], "directions": ["incoming"]}}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (_, page) = app.page(&cookie, "/settings/integrations").await;
+    assert!(
+        page.contains("Contacts, Conversations, EAB Notes · 1 configured"),
+        "{page}"
+    );
+    // Learn More leads to each platform's page.
+    let (status, page) = app
+        .page(&cookie, "/settings/integrations/sftp-outbound")
+        .await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Daily"), "{page}");
+}
