@@ -11,11 +11,13 @@ pub struct WorkerConfig {
     pub worker_id: String,
     /// How long to wait before looking again when the queue is empty. Default 1 s.
     pub poll_interval: Duration,
-    /// How often a running run's heartbeat is written, and how often the worker looks for runs
-    /// whose heartbeat went stale. Default 5 s.
+    /// How often a running run's heartbeat is written, and how often an idle worker looks for
+    /// runs whose heartbeat went stale. Default 3 s.
     pub heartbeat_interval: Duration,
-    /// A running run whose heartbeat is older than this is taken to have lost its worker and
-    /// is queued again. Default 60 s; keep it well above `heartbeat_interval`.
+    /// The lease: a running run whose heartbeat is older than this is taken to have lost its
+    /// worker and is queued again. Default 10 s, so that an idle worker takes a dead worker's
+    /// run over within `stale_after + heartbeat_interval` (13 s) of its last heartbeat. At
+    /// least [`MIN_LEASE_HEARTBEATS`] heartbeats long (see [`WorkerConfig::validate`]).
     pub stale_after: Duration,
     /// A stale run that was claimed this many times already fails instead of being queued
     /// again. Default 3.
@@ -44,8 +46,8 @@ impl Default for WorkerConfig {
         WorkerConfig {
             worker_id: default_worker_id(),
             poll_interval: Duration::from_secs(1),
-            heartbeat_interval: Duration::from_secs(5),
-            stale_after: Duration::from_secs(60),
+            heartbeat_interval: Duration::from_secs(3),
+            stale_after: Duration::from_secs(10),
             max_attempts: 3,
             shutdown_grace: Duration::from_secs(30),
             scheduler_interval: Duration::from_secs(30),
@@ -60,7 +62,51 @@ impl Default for WorkerConfig {
 /// The longest wait between two tries of a run.
 pub(crate) const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(300);
 
+/// The lease must last at least this many heartbeat intervals, so that one or two slow or
+/// failed heartbeat writes do not hand a live worker's run to another.
+pub const MIN_LEASE_HEARTBEATS: u32 = 3;
+
+/// Settings a worker refuses to start with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WorkerConfigError {
+    /// The heartbeat interval is zero.
+    #[error("the heartbeat interval must be at least 1 ms")]
+    ZeroHeartbeat,
+    /// The lease is not well above the heartbeat interval.
+    #[error(
+        "the lease ({lease:?}) must be at least {MIN_LEASE_HEARTBEATS} times the heartbeat interval ({heartbeat:?}), \
+         or a live worker can lose its run to another after a slow heartbeat"
+    )]
+    LeaseTooShort {
+        /// The lease (`stale_after`).
+        lease: Duration,
+        /// The heartbeat interval.
+        heartbeat: Duration,
+    },
+}
+
 impl WorkerConfig {
+    /// Checks that the heartbeat and the lease fit together: a heartbeat interval above zero
+    /// and a lease at least [`MIN_LEASE_HEARTBEATS`] heartbeats long.
+    pub fn validate(&self) -> Result<(), WorkerConfigError> {
+        if self.heartbeat_interval.is_zero() {
+            return Err(WorkerConfigError::ZeroHeartbeat);
+        }
+        if self.stale_after < self.heartbeat_interval.saturating_mul(MIN_LEASE_HEARTBEATS) {
+            return Err(WorkerConfigError::LeaseTooShort {
+                lease: self.stale_after,
+                heartbeat: self.heartbeat_interval,
+            });
+        }
+        Ok(())
+    }
+
+    /// The longest time from a run's last heartbeat to another, idle worker re-queuing it:
+    /// the lease plus one stale check interval (the heartbeat interval).
+    pub fn takeover_bound(&self) -> Duration {
+        self.stale_after.saturating_add(self.heartbeat_interval)
+    }
+
     /// The wait before retry number `retry` (1-based).
     pub(crate) fn backoff(&self, retry: u32) -> Duration {
         let factor = 1u32 << retry.saturating_sub(1).min(16);
@@ -104,6 +150,31 @@ mod tests {
         let (a, b) = (default_worker_id(), default_worker_id());
         assert_ne!(a, b);
         assert!(a.contains(&format!("-{}-", std::process::id())), "{a}");
+    }
+
+    #[test]
+    fn the_defaults_take_a_dead_workers_run_over_within_15_s() {
+        let c = WorkerConfig::default();
+        assert_eq!(c.validate(), Ok(()));
+        assert!(c.takeover_bound() <= Duration::from_secs(15), "{c:?}");
+    }
+
+    #[test]
+    fn a_lease_close_to_the_heartbeat_is_refused() {
+        let c = |heartbeat, lease| WorkerConfig {
+            heartbeat_interval: Duration::from_secs(heartbeat),
+            stale_after: Duration::from_secs(lease),
+            ..WorkerConfig::default()
+        };
+        assert_eq!(c(3, 9).validate(), Ok(()));
+        assert_eq!(
+            c(3, 8).validate(),
+            Err(WorkerConfigError::LeaseTooShort {
+                lease: Duration::from_secs(8),
+                heartbeat: Duration::from_secs(3)
+            })
+        );
+        assert_eq!(c(0, 10).validate(), Err(WorkerConfigError::ZeroHeartbeat));
     }
 
     #[test]

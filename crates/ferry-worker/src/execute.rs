@@ -290,14 +290,27 @@ struct Heartbeat {
 
 /// Writes the run's heartbeat every `every` until `done`; when the lease turns out to be lost
 /// (the run was re-queued as stale), stops the run.
+///
+/// It runs on its own task, apart from the connector's, so a long connector step does not delay
+/// it; and on a fixed cadence, so a slow heartbeat write does not push the next one back.
 async fn heartbeat(h: Heartbeat) {
     let every = h.every.max(Duration::from_millis(1));
+    let mut ticks = tokio::time::interval_at(Instant::now() + every, every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             () = h.done.cancelled() => return,
-            () = tokio::time::sleep(every) => {}
+            _ = ticks.tick() => {}
         }
-        match h.store.heartbeat_run(h.run_id, &h.worker_id).await {
+        let started = Instant::now();
+        let written = h.store.heartbeat_run(h.run_id, &h.worker_id).await;
+        if started.elapsed() > every {
+            warn!(
+                took_ms = started.elapsed().as_millis() as u64,
+                "a heartbeat write took longer than the heartbeat interval; the run may be taken over"
+            );
+        }
+        match written {
             Ok(true) => debug!("heartbeat"),
             Ok(false) => {
                 warn!("lost the run's lease (it went stale and was re-queued); stopping it");

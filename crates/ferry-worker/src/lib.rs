@@ -22,5 +22,5 @@ mod config;
 mod execute;
 mod worker;
 
-pub use config::{WorkerConfig, default_worker_id};
+pub use config::{MIN_LEASE_HEARTBEATS, WorkerConfig, WorkerConfigError, default_worker_id};
 pub use worker::{Worker, WorkerError, describe_metrics};

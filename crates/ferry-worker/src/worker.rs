@@ -82,8 +82,9 @@ impl Worker {
     }
 
     /// Runs until `shutdown` completes: every `scheduler_interval` it queues due scheduled runs,
-    /// every `heartbeat_interval` it re-queues stale runs, and it executes queued runs one at a
-    /// time, waiting `poll_interval` when there are none.
+    /// every `heartbeat_interval` it re-queues stale runs (so an idle worker takes a dead
+    /// worker's run over within [`WorkerConfig::takeover_bound`] of its last heartbeat), and it
+    /// executes queued runs one at a time, waiting `poll_interval` when there are none.
     ///
     /// On shutdown it claims nothing more and asks a running connector to stop. If the connector
     /// stops within `shutdown_grace`, its outcome is recorded (a retryable error puts the run
@@ -140,9 +141,12 @@ impl Worker {
                 Ok(None) => {}
                 Err(e) => warn!(error = %e, "could not claim a run"),
             }
+            // Waking for the stale check too keeps takeover within one heartbeat interval of
+            // the lease running out, whatever the poll interval.
             let wake = (Instant::now() + at_least(self.config.poll_interval))
                 .min(next_schedule)
-                .min(next_change);
+                .min(next_change)
+                .min(next_requeue);
             tokio::select! {
                 () = tokio::time::sleep_until(wake) => {}
                 () = stop.cancelled() => {}

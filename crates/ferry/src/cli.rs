@@ -113,6 +113,31 @@ pub struct GlobalArgs {
     )]
     pub egress_ips: Vec<String>,
 
+    /// How often a worker writes the heartbeat of the run it is on, in seconds; idle workers
+    /// look for runs whose lease ran out as often.
+    #[arg(
+        long,
+        env = "FERRY_WORKER_HEARTBEAT_SECS",
+        default_value_t = 3,
+        value_name = "SECS",
+        value_parser = clap::value_parser!(u64).range(1..=3600),
+        global = true
+    )]
+    pub worker_heartbeat_secs: u64,
+
+    /// A run whose heartbeat is older than this many seconds has lost its worker and is taken
+    /// over by another (at most LEASE + HEARTBEAT seconds after the last heartbeat). At least
+    /// 3 times --worker-heartbeat-secs.
+    #[arg(
+        long,
+        env = "FERRY_WORKER_LEASE_SECS",
+        default_value_t = 10,
+        value_name = "SECS",
+        value_parser = clap::value_parser!(u64).range(1..=86400),
+        global = true
+    )]
+    pub worker_lease_secs: u64,
+
     /// Log format on stderr.
     #[arg(
         long,

@@ -93,6 +93,7 @@ pub fn browse_url(public_url: Option<&str>, addr: SocketAddr) -> String {
 /// Serves the web UI and API and runs the worker until a signal, then stops both gracefully.
 /// `ready` is called with the URL to open once requests are accepted.
 pub async fn run(settings: &Settings, store: Store, ready: impl FnOnce(&str)) -> Result<()> {
+    let worker_config = settings.worker_config()?;
     let stop = signal();
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
@@ -111,7 +112,8 @@ pub async fn run(settings: &Settings, store: Store, ready: impl FnOnce(&str)) ->
     // The web state installed the metrics recorder; the worker's metrics describe themselves to it.
     ferry_worker::describe_metrics();
     let mut web = tokio::spawn(ferry_web::serve(listener, state, shutdown.wait()));
-    let mut worker = crate::commands::worker::spawn(store.clone(), registry, shutdown.wait());
+    let mut worker =
+        crate::commands::worker::spawn(store.clone(), registry, worker_config, shutdown.wait());
     tracing::info!(
         address = %addr,
         public_url = ?settings.public_url,

@@ -2,9 +2,11 @@
 //! master key. The store is chosen here, once, from the URL's scheme.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use ferry_store::{MasterKey, SecretBox, Store};
+use ferry_worker::{MIN_LEASE_HEARTBEATS, WorkerConfig, WorkerConfigError};
 
 use crate::cli::GlobalArgs;
 
@@ -48,6 +50,10 @@ pub struct Settings {
     /// HubSpot settings that replace the environment's (`ferry demo` points them at its
     /// emulator).
     pub hubspot_override: Option<ferry_connectors::hubspot::HubSpotSettings>,
+    /// `--worker-heartbeat-secs`: how often a worker writes its run's heartbeat.
+    pub worker_heartbeat: Duration,
+    /// `--worker-lease-secs`: how old a heartbeat may get before another worker takes over.
+    pub worker_lease: Duration,
 }
 
 impl Settings {
@@ -89,7 +95,32 @@ impl Settings {
                 .filter(|ip| !ip.is_empty())
                 .collect(),
             hubspot_override: None,
+            worker_heartbeat: Duration::from_secs(args.worker_heartbeat_secs),
+            worker_lease: Duration::from_secs(args.worker_lease_secs),
         })
+    }
+
+    /// The worker's settings: the defaults with this heartbeat and lease. Refused when the
+    /// lease is not well above the heartbeat (checked here, not in [`Settings::resolve`], so
+    /// that only the commands that run a worker refuse to start).
+    pub fn worker_config(&self) -> Result<WorkerConfig> {
+        let config = WorkerConfig {
+            heartbeat_interval: self.worker_heartbeat,
+            stale_after: self.worker_lease,
+            ..WorkerConfig::default()
+        };
+        match config.validate() {
+            Ok(()) => Ok(config),
+            Err(WorkerConfigError::LeaseTooShort { lease, heartbeat }) => bail!(
+                "--worker-lease-secs (FERRY_WORKER_LEASE_SECS) is {} s but must be at least {MIN_LEASE_HEARTBEATS} times \
+                 --worker-heartbeat-secs (FERRY_WORKER_HEARTBEAT_SECS, {} s), i.e. at least {} s: with a shorter lease \
+                 one slow heartbeat would hand a live worker's run to another",
+                lease.as_secs(),
+                heartbeat.as_secs(),
+                heartbeat.as_secs() * u64::from(MIN_LEASE_HEARTBEATS)
+            ),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The start of links to Ferry's pages (exports link to messages): the public URL, else the

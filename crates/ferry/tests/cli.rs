@@ -805,3 +805,26 @@ async fn serve_answers_and_stops_on_sigterm() {
     // serve migrated the fresh database before listening.
     assert_eq!(f.ok(&["migrate"]).trim(), "database is up to date");
 }
+
+#[test]
+fn a_lease_close_to_the_heartbeat_is_refused() {
+    let f = Ferry::new();
+    let out = f
+        .cmd()
+        .args(["worker", "--once"])
+        .env("FERRY_WORKER_HEARTBEAT_SECS", "5")
+        .env("FERRY_WORKER_LEASE_SECS", "10")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("FERRY_WORKER_LEASE_SECS") && err.contains("at least 15 s"),
+        "{err}"
+    );
+    let help = f.ok(&["worker", "--help"]);
+    assert!(
+        help.contains("FERRY_WORKER_HEARTBEAT_SECS") && help.contains("FERRY_WORKER_LEASE_SECS"),
+        "{help}"
+    );
+}

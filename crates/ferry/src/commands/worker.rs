@@ -11,26 +11,28 @@ use tokio::task::JoinHandle;
 use crate::settings::Settings;
 
 pub async fn run(settings: &Settings, once: bool) -> Result<()> {
+    let config = settings.worker_config()?;
     let store = settings.connect_and_migrate().await?;
     let result = if once {
-        run_once(&store, settings.registry()).await
+        run_once(&store, settings.registry(), config).await
     } else {
-        spawn(store.clone(), settings.registry(), crate::server::signal())
-            .await
-            .context("the worker panicked")?
+        spawn(
+            store.clone(),
+            settings.registry(),
+            config,
+            crate::server::signal(),
+        )
+        .await
+        .context("the worker panicked")?
     };
     store.close().await;
     result
 }
 
-fn worker(store: Store, registry: Registry) -> Worker {
-    Worker::new(store, registry, WorkerConfig::default())
-}
-
 /// Queues the scheduled runs that are due, re-queues abandoned ones, then executes at most one
 /// queued run, so that `ferry worker --once` from cron makes progress on its own.
-async fn run_once(store: &Store, registry: Registry) -> Result<()> {
-    let w = worker(store.clone(), registry);
+async fn run_once(store: &Store, registry: Registry, config: WorkerConfig) -> Result<()> {
+    let w = Worker::new(store.clone(), registry, config);
     let now = jiff::Timestamp::now();
     w.schedule_due(now)
         .await
@@ -46,13 +48,14 @@ async fn run_once(store: &Store, registry: Registry) -> Result<()> {
 }
 
 /// Starts the worker on its own task; it finishes its current run and stops when `shutdown`
-/// resolves.
+/// resolves. `config` comes from [`Settings::worker_config`] (validated there).
 pub fn spawn(
     store: Store,
     registry: Registry,
+    config: WorkerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> JoinHandle<Result<()>> {
-    let w = worker(store, registry);
+    let w = Worker::new(store, registry, config);
     tokio::spawn(async move {
         w.run(shutdown).await;
         Ok(())

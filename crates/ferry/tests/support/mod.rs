@@ -32,6 +32,8 @@ impl Ferry {
             "FERRY_LISTEN",
             "FERRY_PUBLIC_URL",
             "FERRY_LOG_FORMAT",
+            "FERRY_WORKER_HEARTBEAT_SECS",
+            "FERRY_WORKER_LEASE_SECS",
             "RUST_LOG",
         ] {
             c.env_remove(var);
