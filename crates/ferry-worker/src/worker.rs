@@ -9,6 +9,7 @@ use ferry_connectors::{CancelHandle, CancelSignal, Registry};
 use ferry_core::run::Trigger;
 use ferry_store::{NewRun, Store, StoreError};
 use jiff::{SignedDuration, Timestamp};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
@@ -84,9 +85,10 @@ impl Worker {
     /// Runs until `shutdown` completes: every `scheduler_interval` it queues due scheduled runs,
     /// every `heartbeat_interval` it re-queues stale runs (so an idle worker takes a dead
     /// worker's run over within [`WorkerConfig::takeover_bound`] of its last heartbeat), and it
-    /// executes queued runs one at a time, waiting `poll_interval` when there are none.
+    /// executes up to [`WorkerConfig::concurrency`] queued runs at once (never two of one
+    /// integration), waiting `poll_interval` when there are none.
     ///
-    /// On shutdown it claims nothing more and asks a running connector to stop. If the connector
+    /// On shutdown it claims nothing more and asks the running connectors to stop. If a connector
     /// stops within `shutdown_grace`, its outcome is recorded (a retryable error puts the run
     /// back in the queue); if not, the run is given back to the queue for another worker.
     /// Store failures are logged and retried; they do not end the loop.
@@ -110,7 +112,12 @@ impl Worker {
         let mut next_schedule = Instant::now();
         let mut next_requeue = Instant::now();
         let mut next_change = Instant::now();
+        let mut running: JoinSet<()> = JoinSet::new();
+        let concurrency = self.config.concurrency.max(1);
         while !stop.is_cancelled() {
+            while let Some(done) = running.try_join_next() {
+                reap(done);
+            }
             let now = Instant::now();
             if now >= next_schedule {
                 next_schedule = now + at_least(self.config.scheduler_interval);
@@ -133,13 +140,16 @@ impl Worker {
             if stop.is_cancelled() {
                 break;
             }
-            match self.store.claim_run(&self.config.worker_id).await {
-                Ok(Some(run)) => {
-                    self.execute(run, &stop).await;
-                    continue;
+            if running.len() < concurrency {
+                match self.store.claim_run(&self.config.worker_id).await {
+                    Ok(Some(run)) => {
+                        let (worker, stop) = (self.clone(), stop.clone());
+                        running.spawn(async move { worker.execute(run, &stop).await });
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(e) => warn!(error = %e, "could not claim a run"),
                 }
-                Ok(None) => {}
-                Err(e) => warn!(error = %e, "could not claim a run"),
             }
             // Waking for the stale check too keeps takeover within one heartbeat interval of
             // the lease running out, whatever the poll interval.
@@ -150,7 +160,12 @@ impl Worker {
             tokio::select! {
                 () = tokio::time::sleep_until(wake) => {}
                 () = stop.cancelled() => {}
+                Some(done) = running.join_next(), if !running.is_empty() => reap(done),
             }
+        }
+        // Each run stops by itself once asked (or is given back after the grace period).
+        while let Some(done) = running.join_next().await {
+            reap(done);
         }
         info!(worker_id = %self.config.worker_id, "worker stopped");
     }
@@ -299,5 +314,13 @@ impl Worker {
         if first {
             warn!(%kind, "integrations of this kind are not scheduled: this build has no connector for it");
         }
+    }
+}
+
+/// Logs a run task that panicked outside the connector (a connector's own panic is caught and
+/// recorded on its run by `execute`).
+fn reap(done: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = done {
+        warn!(error = %e, "a run's task ended abnormally");
     }
 }

@@ -49,6 +49,19 @@ enum Behaviour {
     Record(Arc<Mutex<Vec<i64>>>),
     /// Waits until cancelled, then reacts as told.
     WaitForCancel(OnCancel),
+    /// Waits in the gate until it opens.
+    Hold(Arc<Gate>),
+}
+
+/// Holds runs until opened, counting how many are inside at once and when each integration's
+/// runs enter and leave.
+#[derive(Default)]
+struct Gate {
+    inside: AtomicUsize,
+    most: AtomicUsize,
+    open: AtomicBool,
+    /// (integration id, entered?) in order.
+    events: Mutex<Vec<(i64, bool)>>,
 }
 
 #[derive(Clone, Copy)]
@@ -188,6 +201,18 @@ impl Connector for TestConnector {
                 ids.lock().unwrap().push(ctx.run().id);
                 Ok(RunReport::success(1))
             }
+            Behaviour::Hold(gate) => {
+                let id = ctx.integration().id;
+                gate.events.lock().unwrap().push((id, true));
+                let now = gate.inside.fetch_add(1, Ordering::SeqCst) + 1;
+                gate.most.fetch_max(now, Ordering::SeqCst);
+                while !gate.open.load(Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                gate.inside.fetch_sub(1, Ordering::SeqCst);
+                gate.events.lock().unwrap().push((id, false));
+                Ok(RunReport::success(1))
+            }
             Behaviour::WaitForCancel(on_cancel) => {
                 ctx.cancel().cancelled().await;
                 self.saw_cancel.store(true, Ordering::SeqCst);
@@ -301,6 +326,7 @@ fn config(id: &str) -> WorkerConfig {
         scheduler_interval: Duration::from_secs(3600),
         change_interval: Duration::from_secs(3600),
         change_backoff: Duration::from_secs(300),
+        concurrency: 4,
         retries: 2,
         retry_backoff: Duration::from_millis(10),
     }
@@ -1097,4 +1123,71 @@ async fn contact_changes_queue_one_change_run_for_on_change_kinds() {
         0,
         "the watermark is current"
     );
+}
+
+/// Up to `concurrency` runs go at once, in claim order; the others wait in the queue; and two
+/// runs of one integration never overlap (the second starts after the first ended).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_runs_up_to_its_concurrency_at_once_and_never_one_integration_twice() {
+    let (s, inst) = setup().await;
+    let gate = Arc::new(Gate::default());
+    let held = TestConnector::new("test_held", Behaviour::Hold(gate.clone()));
+    let a = integration(&s, inst, "test_held", json!({"n": 1}), true).await;
+    let b = integration(&s, inst, "test_held", json!({"n": 2}), true).await;
+    let c = integration(&s, inst, "test_held", json!({"n": 3}), true).await;
+    let (a1, b1, c1) = (
+        manual_run(&s, &a).await,
+        manual_run(&s, &b).await,
+        manual_run(&s, &c).await,
+    );
+    let w = Worker::new(
+        s.store.clone(),
+        registry(&[&held]),
+        WorkerConfig {
+            concurrency: 2,
+            ..config("w-concurrent")
+        },
+    );
+    let (tx, handle) = start(w);
+    wait_until("two runs to be inside", || {
+        gate.inside.load(Ordering::SeqCst) == 2
+    })
+    .await;
+    // A second run of `a` is queued while its first is running.
+    let a2 = manual_run(&s, &a).await;
+    assert_ne!(a2.id, a1.id);
+    for (run, status) in [
+        (&a1, RunStatus::Running),
+        (&b1, RunStatus::Running),
+        (&c1, RunStatus::Queued),
+        (&a2, RunStatus::Queued),
+    ] {
+        assert_eq!(
+            s.run(inst, run.id).await.unwrap().status,
+            status,
+            "run {}",
+            run.id
+        );
+    }
+
+    gate.open.store(true, Ordering::SeqCst);
+    for run in [&a1, &b1, &c1, &a2] {
+        let done = wait_for(&s, run, "every run to end", |r| r.status.is_final()).await;
+        assert_eq!(done.status, RunStatus::Success, "{done:?}");
+    }
+    shut_down(tx, handle).await;
+    assert_eq!(
+        gate.most.load(Ordering::SeqCst),
+        2,
+        "never more than the concurrency"
+    );
+    let of_a: Vec<bool> = gate
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(id, _)| *id == a.id)
+        .map(|(_, entered)| *entered)
+        .collect();
+    assert_eq!(of_a, [true, false, true, false], "a's runs did not overlap");
 }

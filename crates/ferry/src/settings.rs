@@ -54,6 +54,8 @@ pub struct Settings {
     pub worker_heartbeat: Duration,
     /// `--worker-lease-secs`: how old a heartbeat may get before another worker takes over.
     pub worker_lease: Duration,
+    /// `--worker-concurrency`: how many runs a worker executes at once.
+    pub worker_concurrency: usize,
 }
 
 impl Settings {
@@ -97,6 +99,7 @@ impl Settings {
             hubspot_override: None,
             worker_heartbeat: Duration::from_secs(args.worker_heartbeat_secs),
             worker_lease: Duration::from_secs(args.worker_lease_secs),
+            worker_concurrency: usize::from(args.worker_concurrency),
         })
     }
 
@@ -107,6 +110,7 @@ impl Settings {
         let config = WorkerConfig {
             heartbeat_interval: self.worker_heartbeat,
             stale_after: self.worker_lease,
+            concurrency: self.worker_concurrency,
             ..WorkerConfig::default()
         };
         match config.validate() {

@@ -732,7 +732,7 @@ async fn demo_serves_sample_data_and_its_printed_credentials_work() {
             .as_array()
             .expect("runs")
             .iter()
-            .any(|r| r["kind"] == "hubspot_incoming");
+            .any(|r| r["kind"] == "hubspot_incoming" && r["status"] == "success");
         if pulled {
             break;
         }
