@@ -31,7 +31,7 @@ pub struct Institution {
 pub struct User {
     /// The ID.
     pub id: i64,
-    /// The login, trimmed and lower-cased (see [`normalize_login`]).
+    /// The login, trimmed and lower-cased (see `normalize_login`).
     pub email: String,
     /// When the user was created.
     pub created_at: Timestamp,

@@ -29,9 +29,9 @@ pub struct ImportReport {
     pub unchanged: u64,
     /// Rows that were not applied; each has an entry in `errors` (up to the cap).
     pub skipped: u64,
-    /// The rows that were not applied, in file order, at most [`MAX_REPORTED_ERRORS`].
+    /// The rows that were not applied, in file order, at most 1,000 (`MAX_REPORTED_ERRORS`).
     pub errors: Vec<ImportRowError>,
-    /// Whether `errors` was cut at [`MAX_REPORTED_ERRORS`].
+    /// Whether `errors` was cut at 1,000 rows (`MAX_REPORTED_ERRORS`).
     pub errors_truncated: bool,
 }
 
