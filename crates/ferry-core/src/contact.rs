@@ -27,11 +27,17 @@ pub type ContactId = i64;
 crate::string_enum! {
     /// The type of a custom field; values are validated and normalised by it.
     pub enum FieldKind {
+        /// Any text, at most [`MAX_LONG_TEXT`] characters.
         Text = "text",
+        /// A number; whole numbers are stored as integers.
         Number = "number",
+        /// A calendar date, stored `YYYY-MM-DD`.
         Date = "date",
+        /// A yes/no value (true/false, yes/no, y/n, 1/0).
         Boolean = "boolean",
+        /// An email address, checked by [`Email::parse`].
         Email = "email",
+        /// A phone number, stored in E.164.
         Phone = "phone",
     }
 }
@@ -39,14 +45,23 @@ crate::string_enum! {
 crate::string_enum! {
     /// The default (built-in) contact fields that can be written.
     pub enum DefaultField {
+        /// Required for a new contact; clearable.
         FirstName = "first_name",
+        /// Required for a new contact; clearable.
         LastName = "last_name",
+        /// The name the contact goes by; clearable.
         PreferredName = "preferred_name",
+        /// Required for a new contact; a matching key; clearable.
         Phone = "phone",
+        /// The email address; `UNSET` cannot clear it.
         Email = "email",
+        /// The institution's student (enrollment) ID; clearable.
         EnrollmentId = "enrollment_id",
+        /// The contact's record ID in the CRM: a matching key; clearable.
         CrmId = "crm_id",
+        /// Whether the contact agreed to receive SMS.
         OptIn = "opt_in",
+        /// Whether this is a test user; integrations ignore test users.
         TestUser = "test_user",
     }
 }
@@ -97,8 +112,11 @@ pub const PLATFORM_ID_FIELD: &str = "id";
 /// A custom field defined by an institution.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CustomFieldDef {
+    /// The key in a contact's `custom` map and in imports; see [`validate_custom_field_name`].
     pub name: String,
+    /// What people see, in the dashboard and in exports.
     pub label: String,
+    /// What values the field takes; a write is checked against it.
     pub kind: FieldKind,
 }
 
@@ -148,12 +166,14 @@ pub enum Patch<T> {
 }
 
 impl<T> Patch<T> {
+    /// The value when the patch writes one; `None` for `Keep` and `Clear`.
     pub fn as_set(&self) -> Option<&T> {
         match self {
             Patch::Set(v) => Some(v),
             _ => None,
         }
     }
+    /// Whether the patch leaves the field alone.
     pub fn is_keep(&self) -> bool {
         matches!(self, Patch::Keep)
     }
@@ -163,12 +183,16 @@ impl<T> Patch<T> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize)]
 #[error("{field}: {message}")]
 pub struct FieldError {
+    /// The field (column, key or property name) the value was for.
     pub field: String,
+    /// The error dictionary's code (see [`crate::errors`]).
     pub code: &'static str,
+    /// A sentence for people, naming the value and what is wrong with it.
     pub message: String,
 }
 
 impl FieldError {
+    /// Makes an error for `field` with a dictionary `code`.
     pub fn new(field: &str, code: &'static str, message: impl Into<String>) -> Self {
         FieldError {
             field: field.to_string(),
@@ -181,9 +205,13 @@ impl FieldError {
 /// A value as it arrives, before the field's type is applied.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Raw<'a> {
+    /// JSON `null` or a missing value.
     Null,
+    /// Text, as typed or read from a file.
     Str(&'a str),
+    /// A JSON boolean.
     Bool(bool),
+    /// A JSON number.
     Number(f64),
 }
 
@@ -205,14 +233,23 @@ impl<'a> Raw<'a> {
 /// A parsed, typed write to a contact: what an API call, a CSV row or an incoming sync asks for.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ContactPatch {
+    /// Required for a new contact.
     pub first_name: Patch<String>,
+    /// Required for a new contact.
     pub last_name: Patch<String>,
+    /// The name the contact goes by, when not the first name.
     pub preferred_name: Patch<String>,
+    /// Required for a new contact.
     pub phone: Patch<Phone>,
+    /// The email address; `UNSET` cannot clear it.
     pub email: Patch<Email>,
+    /// The institution's student (enrollment) ID.
     pub enrollment_id: Patch<String>,
+    /// The contact's record ID in the institution's CRM: a matching key.
     pub crm_id: Patch<String>,
+    /// Whether the contact agreed to receive SMS.
     pub opt_in: Patch<bool>,
+    /// Whether this is a test user; integrations ignore test users (seed 001).
     pub test_user: Patch<bool>,
     /// Custom fields by name, values already normalised to JSON.
     pub custom: BTreeMap<String, Patch<Value>>,
@@ -225,16 +262,19 @@ pub struct FieldSchema {
 }
 
 impl FieldSchema {
+    /// A schema of these definitions; a later one with the same name replaces an earlier one.
     pub fn new(defs: impl IntoIterator<Item = CustomFieldDef>) -> Self {
         FieldSchema {
             custom: defs.into_iter().map(|d| (d.name.clone(), d)).collect(),
         }
     }
 
+    /// The custom field of this name, if the institution defined it.
     pub fn custom(&self, name: &str) -> Option<&CustomFieldDef> {
         self.custom.get(name)
     }
 
+    /// Every custom field, in name order.
     pub fn customs(&self) -> impl Iterator<Item = &CustomFieldDef> {
         self.custom.values()
     }
@@ -256,8 +296,11 @@ impl FieldSchema {
 /// A resolved field name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FieldRef {
+    /// The `id` column or key: Ferry's own contact ID.
     PlatformId,
+    /// A built-in field.
     Default(DefaultField),
+    /// A custom field, by name, with its type.
     Custom(String, FieldKind),
 }
 
@@ -512,16 +555,27 @@ pub fn parse_date(s: &str) -> Option<jiff::civil::Date> {
 /// A contact's fields as stored.
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
 pub struct ContactData {
+    /// Required for a new contact; `None` once an `UNSET` clears it.
     pub first_name: Option<String>,
+    /// Required for a new contact; `None` once an `UNSET` clears it.
     pub last_name: Option<String>,
+    /// `None` when the contact goes by the first name.
     pub preferred_name: Option<String>,
+    /// Required for a new contact; `None` once an `UNSET` clears it.
     pub phone: Option<Phone>,
+    /// `None` when the contact has none.
     pub email: Option<Email>,
+    /// The institution's student (enrollment) ID; `None` when not known.
     pub enrollment_id: Option<String>,
+    /// The contact's record ID in the CRM; `None` until it is matched or written back.
     pub crm_id: Option<String>,
+    /// Whether the contact agreed to receive SMS.
     pub opt_in: bool,
+    /// Whether this is a test user; integrations ignore test users (seed 001).
     pub test_user: bool,
+    /// Archived contacts stay stored; re-importing one un-archives it.
     pub archived: bool,
+    /// Custom field values by field name, normalised by the field's type.
     pub custom: BTreeMap<String, Value>,
     /// The fields (by name: `first_name`, a custom field's name, …) that an `UNSET` cleared and
     /// nothing has set since. Outgoing syncs clear these in the CRM; a field that is merely
@@ -665,12 +719,19 @@ impl ContactData {
 /// A stored contact.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Contact {
+    /// The platform ID.
     pub id: ContactId,
+    /// The institution it belongs to.
     pub institution_id: i64,
+    /// The fields, as stored.
     #[serde(flatten)]
     pub data: ContactData,
+    /// Where this contact's last change sits in its institution's sequence of changes: outgoing
+    /// syncs read the contacts changed after a watermark in this order.
     pub change_seq: i64,
+    /// When the contact was first written.
     pub created_at: jiff::Timestamp,
+    /// When any field last changed.
     pub updated_at: jiff::Timestamp,
 }
 
@@ -718,6 +779,7 @@ pub fn value_text(v: &Value) -> String {
 pub struct ContactWrite {
     /// The platform ID, when the source names it (a guaranteed match).
     pub platform_id: Option<ContactId>,
+    /// What to write.
     pub patch: ContactPatch,
 }
 

@@ -11,6 +11,7 @@ pub struct Email(String);
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{input:?} is not a valid email address")]
 pub struct EmailError {
+    /// The text as given.
     pub input: String,
 }
 
@@ -57,6 +58,7 @@ impl Email {
         Email(s)
     }
 
+    /// The address, with its domain lower-cased.
     pub fn as_str(&self) -> &str {
         &self.0
     }

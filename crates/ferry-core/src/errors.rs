@@ -4,8 +4,11 @@
 /// One entry of the error dictionary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct ErrorCode {
+    /// The code as it appears in answers, reports and the Sync Log (`snake_case`).
     pub code: &'static str,
+    /// What happened, in a sentence for people.
     pub meaning: &'static str,
+    /// What to do about it.
     pub next_step: &'static str,
 }
 

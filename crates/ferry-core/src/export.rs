@@ -57,6 +57,7 @@ impl<W: Write> CsvWriter<W> {
         &mut self.out
     }
 
+    /// The sink, with everything written so far.
     pub fn into_inner(self) -> W {
         self.out
     }
@@ -107,15 +108,25 @@ fn is_signed_number(cell: &str) -> bool {
 crate::string_enum! {
     /// A placeholder of the EAB note body.
     pub enum Placeholder {
+        /// `{date}`: the message's date, `MM/DD/YYYY` in the institution's time zone.
         Date = "date",
+        /// `{url}`: a link to the message in the Conversations view.
         Url = "url",
+        /// `{first_name}`: the contact's first name.
         FirstName = "first_name",
+        /// `{last_name}`: the contact's last name.
         LastName = "last_name",
+        /// `{preferred_name}`: the preferred name, else the first name.
         PreferredName = "preferred_name",
+        /// `{message}`: the message text.
         Message = "message",
+        /// `{channel}`: SMS, Web chat, Email or WhatsApp.
         Channel = "channel",
+        /// `{type}`: AI agent, Live chat or Campaign.
         Type = "type",
+        /// `{direction}`: Incoming or Outgoing.
         Direction = "direction",
+        /// `{count}`: how many messages the row stands for.
         Count = "count",
     }
 }
@@ -143,10 +154,13 @@ impl Placeholder {
 /// Why a note-body template was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
+    /// A `{name}` that is not a placeholder: the name, then the list of placeholders.
     #[error("unknown placeholder {{{0}}}; the placeholders are {1}")]
     Unknown(String, String),
+    /// A `{` with no closing `}`, at this character position.
     #[error("a {{ at position {0} is not closed; write {{{{ for a literal brace")]
     Unclosed(usize),
+    /// A `}` with no opening `{`, at this character position.
     #[error("a }} at position {0} has no opening {{; write }}}} for a literal brace")]
     Unopened(usize),
 }
@@ -166,15 +180,25 @@ pub struct NoteTemplate {
 /// The values a note body is rendered with.
 #[derive(Debug, Clone, Default)]
 pub struct NoteValues<'a> {
+    /// `MM/DD/YYYY`, in the institution's time zone (see [`us_date`]).
     pub date: &'a str,
+    /// A link to the message in the Conversations view.
     pub url: &'a str,
+    /// The contact's first name; empty when unknown.
     pub first_name: &'a str,
+    /// The contact's last name; empty when unknown.
     pub last_name: &'a str,
+    /// Empty when the contact has none; `{preferred_name}` then falls back to the first name.
     pub preferred_name: &'a str,
+    /// The message text.
     pub message: &'a str,
+    /// SMS, Web chat, Email or WhatsApp.
     pub channel: &'a str,
+    /// AI agent, Live chat or Campaign.
     pub message_type: &'a str,
+    /// Incoming (from the learner) or Outgoing.
     pub direction: &'a str,
+    /// How many messages the row stands for: 1, or the contact's count when deduplicating.
     pub count: u64,
 }
 
@@ -227,6 +251,7 @@ impl NoteTemplate {
         Ok(NoteTemplate { parts })
     }
 
+    /// The body for one message; cannot fail, the placeholders were checked when parsing.
     pub fn render(&self, v: &NoteValues<'_>) -> String {
         let mut out = String::with_capacity(128);
         for part in &self.parts {
@@ -264,13 +289,21 @@ pub fn us_date(t: Timestamp, tz: &TimeZone) -> String {
 /// The fixed parts of an EAB Notes file, from the integration's EAB fields.
 #[derive(Debug, Clone)]
 pub struct EabFile {
+    /// EAB's import format version, written in the first record.
     pub import_version: String,
+    /// The institution's ID at EAB (not Ferry's).
     pub institution_id: String,
+    /// The EAB group the notes are filed under.
     pub group_id: String,
+    /// Written `Y`/`N`: whether the note is private.
     pub is_private: bool,
+    /// Written `Y`/`N`: whether the student may see the note.
     pub student_viewable: bool,
+    /// Written `Y`/`N`: whether the note shows on the student report.
     pub show_on_student_report: bool,
+    /// The EAB user named as the notes' author.
     pub created_by: String,
+    /// The note reasons column, as EAB expects it.
     pub note_reasons: String,
 }
 
@@ -311,6 +344,7 @@ impl EabFile {
         ]
     }
 
+    /// [`EabFile::note_cells`] as owned strings.
     pub fn note_row(
         &self,
         crm_id: &str,

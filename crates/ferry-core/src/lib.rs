@@ -3,6 +3,8 @@
 //! Everything here is pure: no I/O, no database, no network. The store, the web layer and the
 //! connectors call these functions so that a rule lives in exactly one place.
 
+#![warn(missing_docs)]
+
 pub mod contact;
 pub mod email;
 pub mod errors;
@@ -67,7 +69,10 @@ macro_rules! string_enum {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{value:?} is not a valid {kind}; expected one of: {}", allowed.join(", "))]
 pub struct UnknownValue {
+    /// The enum's name, for the message.
     pub kind: &'static str,
+    /// The value as given.
     pub value: String,
+    /// The values the enum accepts.
     pub allowed: &'static [&'static str],
 }

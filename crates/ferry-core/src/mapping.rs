@@ -21,13 +21,21 @@ use crate::run::SyncDirection;
 crate::string_enum! {
     /// A CRM property's type, as Ferry groups them (each connector maps its CRM's types).
     pub enum RemoteKind {
+        /// Text.
         String = "string",
+        /// A number.
         Number = "number",
+        /// A calendar date.
         Date = "date",
+        /// A date and time.
         DateTime = "datetime",
+        /// A boolean.
         Bool = "bool",
+        /// One of a fixed set of options.
         Enumeration = "enumeration",
+        /// A phone number.
         PhoneNumber = "phone_number",
+        /// Any type Ferry does not convert; mapped as text.
         Other = "other",
     }
 }
@@ -35,8 +43,11 @@ crate::string_enum! {
 /// A CRM property, as its properties API describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteProperty {
+    /// The property's API name, as saved in a mapping.
     pub name: String,
+    /// What the CRM shows people.
     pub label: String,
+    /// Its type, as Ferry groups them.
     pub kind: RemoteKind,
     /// The CRM computes it; it cannot be written.
     pub read_only: bool,
@@ -57,9 +68,13 @@ pub struct FieldMapping {
 /// A checked pair.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResolvedMapping {
+    /// The Ferry field.
     pub local: FieldRef,
+    /// The Ferry field's name, as saved.
     pub local_name: String,
+    /// The Ferry field's type.
     pub local_kind: FieldKind,
+    /// The CRM property it pairs with.
     pub remote: RemoteProperty,
 }
 
@@ -67,7 +82,9 @@ pub struct ResolvedMapping {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct MappingError {
+    /// The pair at fault (its position in the list as saved); `None` when the mapping as a whole is wrong.
     pub index: Option<usize>,
+    /// A sentence for people.
     pub message: String,
 }
 

@@ -13,33 +13,46 @@ use crate::phone::Phone;
 /// The keys a write carries.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MatchKeys<'a> {
+    /// Ferry's contact ID, when the write names one: a guaranteed match.
     pub platform_id: Option<ContactId>,
+    /// The CRM's record ID, when the write carries one.
     pub crm_id: Option<&'a str>,
+    /// The phone, when the write carries one.
     pub phone: Option<&'a Phone>,
 }
 
 /// A contact found by one of the keys, with its own key values.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Candidate<'a> {
+    /// The contact found.
     pub id: ContactId,
+    /// Its CRM ID; `None` when it has none.
     pub crm_id: Option<&'a str>,
+    /// Its phone; `None` when it has none.
     pub phone: Option<&'a Phone>,
 }
 
 /// What the store found for each key (`None` = no contact has it, or the key was not given).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Found<'a> {
+    /// The contact with the write's platform ID.
     pub by_platform_id: Option<Candidate<'a>>,
+    /// The contact with the write's CRM ID.
     pub by_crm_id: Option<Candidate<'a>>,
+    /// The contact with the write's phone.
     pub by_phone: Option<Candidate<'a>>,
 }
 
 /// How a write was matched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MatchedBy {
+    /// By platform ID: every field may be updated.
     PlatformId,
+    /// By CRM ID alone.
     CrmId,
+    /// By phone alone.
     Phone,
+    /// By CRM ID and phone, both pointing at the same contact.
     CrmIdAndPhone,
 }
 
@@ -48,8 +61,11 @@ pub enum MatchedBy {
 pub enum Decision {
     /// Update this contact, leaving the protected fields alone.
     Update {
+        /// The contact to update.
         id: ContactId,
+        /// Which key found it.
         by: MatchedBy,
+        /// The fields the write must leave alone.
         protected: Protected,
     },
     /// Create a new contact.
@@ -59,18 +75,28 @@ pub enum Decision {
 /// Why a write cannot be applied. Each has a code in the error dictionary.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MatchError {
+    /// No contact has the platform ID (`platform_id_not_found`).
     PlatformIdNotFound(ContactId),
+    /// The CRM ID finds one contact and the phone another (`match_conflict`).
     KeysPointAtDifferentContacts {
+        /// The contact with the CRM ID.
         crm_contact: ContactId,
+        /// The contact with the phone.
         phone_contact: ContactId,
     },
+    /// The contact with the CRM ID has a different phone (`match_conflict`).
     CrmIdMatchHasDifferentPhone {
+        /// The contact with the CRM ID.
         contact: ContactId,
     },
+    /// The contact with the phone has a different CRM ID (`match_conflict`).
     PhoneMatchHasDifferentCrmId {
+        /// The contact with the phone.
         contact: ContactId,
     },
+    /// The write sets a phone that this other contact has (`phone_in_use`).
     PhoneInUse(ContactId),
+    /// The write sets a CRM ID that this other contact has (`crm_id_in_use`).
     CrmIdInUse(ContactId),
 }
 

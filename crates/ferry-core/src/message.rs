@@ -2,17 +2,38 @@
 
 crate::string_enum! {
     /// Where a message was sent or received.
-    pub enum Channel { Sms = "sms", WebChat = "web_chat", Email = "email", Whatsapp = "whatsapp" }
+    pub enum Channel {
+        /// Text message.
+        Sms = "sms",
+        /// The chat widget on the institution's website.
+        WebChat = "web_chat",
+        /// Email.
+        Email = "email",
+        /// WhatsApp.
+        Whatsapp = "whatsapp",
+    }
 }
 
 crate::string_enum! {
     /// Who or what produced a message.
-    pub enum MessageType { AiAgent = "ai_agent", LiveChat = "live_chat", Campaign = "campaign" }
+    pub enum MessageType {
+        /// The AI agent's conversation.
+        AiAgent = "ai_agent",
+        /// A person answering in live chat.
+        LiveChat = "live_chat",
+        /// A campaign sent to many contacts.
+        Campaign = "campaign",
+    }
 }
 
 crate::string_enum! {
     /// `incoming` is from the learner; `outgoing` is from the AI agent, a live-chat agent or a campaign.
-    pub enum Direction { Incoming = "incoming", Outgoing = "outgoing" }
+    pub enum Direction {
+        /// From the learner.
+        Incoming = "incoming",
+        /// To the learner.
+        Outgoing = "outgoing",
+    }
 }
 
 /// The longest message body Ferry stores, in bytes.

@@ -15,17 +15,24 @@ use crate::phone::Phone;
 /// What the contact carries that matching uses.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OutgoingKeys<'a> {
+    /// The CRM's record ID, when the contact has one: a guaranteed match.
     pub crm_id: Option<&'a str>,
+    /// The contact's email.
     pub email: Option<&'a str>,
+    /// The contact's first name.
     pub first_name: Option<&'a str>,
+    /// The contact's last name.
     pub last_name: Option<&'a str>,
+    /// The contact's phone; a name search's result must have it.
     pub phone: Option<&'a Phone>,
 }
 
 /// A CRM contact found by a name search, with the phone it has there (as the CRM stores it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NameResult {
+    /// The CRM's record ID.
     pub id: String,
+    /// `None` when the CRM contact has no phone.
     pub phone: Option<String>,
 }
 
@@ -54,8 +61,11 @@ pub enum Lookup {
 /// How an outgoing contact was matched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutgoingMatch {
+    /// By the CRM ID the contact carries.
     CrmId,
+    /// By email.
     Email,
+    /// By first and last name, with the same phone.
     NameAndPhone,
 }
 
@@ -65,8 +75,11 @@ pub enum OutgoingDecision {
     /// Update this CRM contact with every mapped field. `write_back`: set the contact's CRM ID to
     /// `id` in Ferry afterwards.
     Update {
+        /// The CRM contact.
         id: String,
+        /// How it was found.
         by: OutgoingMatch,
+        /// Whether Ferry must store `id` as the contact's CRM ID.
         write_back: bool,
     },
     /// Create the contact in the CRM, then write its new ID back as the CRM ID.
@@ -76,6 +89,7 @@ pub enum OutgoingDecision {
 /// Why an outgoing contact cannot be sent. Each has a code in the error dictionary.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OutgoingError {
+    /// The contact's CRM ID is not in the CRM (`crm_id_not_found`).
     #[error("no CRM contact has the ID {0}")]
     CrmIdNotFound(String),
 }

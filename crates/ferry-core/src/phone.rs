@@ -13,6 +13,7 @@ pub struct Phone(String);
     "{input:?} is not a valid phone number (use E.164 like +16175550101, or a 10-digit US number)"
 )]
 pub struct PhoneError {
+    /// The text as given.
     pub input: String,
 }
 
@@ -45,10 +46,12 @@ impl Phone {
         Phone(e164)
     }
 
+    /// The E.164 form.
     pub fn as_str(&self) -> &str {
         &self.0
     }
 
+    /// The E.164 form, owned.
     pub fn into_string(self) -> String {
         self.0
     }

@@ -2,18 +2,29 @@
 
 crate::string_enum! {
     /// Why a run exists.
-    pub enum Trigger { Scheduled = "scheduled", Manual = "manual", Change = "change" }
+    pub enum Trigger {
+        /// The integration's schedule came due.
+        Scheduled = "scheduled",
+        /// Someone pressed Run now (or called the API).
+        Manual = "manual",
+        /// Contacts changed since the last outgoing run.
+        Change = "change",
+    }
 }
 
 crate::string_enum! {
     /// A run's state. `queued → running → success | skipped | failed`; a running run whose
     /// worker stopped heartbeating goes back to `queued` (or to `failed` after its last attempt).
     pub enum RunStatus {
+        /// Waiting for a worker.
         Queued = "queued",
+        /// A worker holds it and heartbeats.
         Running = "running",
+        /// The run finished its work.
         Success = "success",
         /// The run found nothing to send.
         Skipped = "skipped",
+        /// The run stopped on an error, or its worker went quiet on the last attempt.
         Failed = "failed",
     }
 }
@@ -50,7 +61,12 @@ impl RunStatus {
 
 crate::string_enum! {
     /// Which way data flows for a Sync Log row.
-    pub enum SyncDirection { Incoming = "incoming", Outgoing = "outgoing" }
+    pub enum SyncDirection {
+        /// From the CRM or file into Ferry.
+        Incoming = "incoming",
+        /// From Ferry to the CRM or file.
+        Outgoing = "outgoing",
+    }
 }
 
 #[cfg(test)]

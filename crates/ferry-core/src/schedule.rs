@@ -17,8 +17,10 @@ pub enum Schedule {
 /// Why a schedule is invalid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScheduleError {
+    /// A block outside 0..=7.
     #[error("block {0} does not exist; blocks are 0 (12am-3am) to 7 (9pm-12am)")]
     BadBlock(u8),
+    /// An interval outside 1..=1440 minutes.
     #[error("the interval must be between 1 and 1440 minutes")]
     BadInterval,
 }

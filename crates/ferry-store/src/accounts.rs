@@ -13,13 +13,17 @@ use crate::{Result, Store, StoreError};
 /// A connected account as people see it (no tokens).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct CrmAccount {
+    /// The ID.
     pub id: i64,
+    /// The CRM (`hubspot`).
     pub provider: String,
     /// The account's ID at the provider (HubSpot: the hub ID).
     pub external_id: String,
     /// A name for people (HubSpot: the hub domain).
     pub label: String,
+    /// When the account was first connected.
     pub created_at: Timestamp,
+    /// When its tokens or label last changed.
     pub updated_at: Timestamp,
 }
 

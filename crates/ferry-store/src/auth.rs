@@ -14,51 +14,77 @@ use crate::{Result, Store, StoreError};
 /// A tenant: a school or organisation. Nothing crosses institutions.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Institution {
+    /// The ID.
     pub id: i64,
+    /// The institution's name in URLs: lower-case letters, digits and hyphens.
     pub slug: String,
+    /// The name people see.
     pub name: String,
+    /// An IANA zone name (`America/New_York`); dates in exports and notes are written in it.
     pub time_zone: String,
+    /// When the institution was created.
     pub created_at: Timestamp,
 }
 
+/// A person who signs in to the dashboard, by email and password.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct User {
+    /// The ID.
     pub id: i64,
+    /// The login, trimmed and lower-cased (see `normalize_login`).
     pub email: String,
+    /// When the user was created.
     pub created_at: Timestamp,
 }
 
+/// A user's role in one institution.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Membership {
+    /// The institution.
     pub institution: Institution,
+    /// What the user may do there.
     pub role: Role,
 }
 
+/// An API token of one institution (without its secret, which is shown once, when created).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ApiToken {
+    /// The ID.
     pub id: i64,
+    /// The institution it acts in.
     pub institution_id: i64,
+    /// A name for people, to tell tokens apart.
     pub name: String,
+    /// What the token may do.
     pub role: Role,
+    /// When the token was created.
     pub created_at: Timestamp,
+    /// When the token last authenticated a request; `None` if never. Nothing records a use
+    /// yet, so it is always `None`.
     pub last_used_at: Option<Timestamp>,
 }
 
 /// Who is acting, in which institution, with which role.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Principal {
+    /// The institution acted in.
     pub institution: Institution,
+    /// What the principal may do there.
     pub role: Role,
     /// The user, for sessions; `None` for API tokens.
     pub user: Option<User>,
+    /// The API token, for API tokens; `None` for sessions.
     pub token_id: Option<i64>,
 }
 
 /// A UI session with its CSRF token.
 #[derive(Debug, Clone)]
 pub struct Session {
+    /// Who the session acts as.
     pub principal: Principal,
+    /// The token a form or unsafe request must echo back.
     pub csrf_token: String,
+    /// When the session stops being accepted.
     pub expires_at: Timestamp,
 }
 
@@ -113,6 +139,8 @@ pub fn normalize_login(email: &str) -> Result<String> {
 }
 
 impl Store {
+    /// Creates an institution; the slug must be free (else `Conflict`) and the time zone defaults to
+    /// [`ferry_core::tenancy::DEFAULT_TIME_ZONE`].
     pub async fn create_institution(
         &self,
         slug: &str,
@@ -141,6 +169,7 @@ impl Store {
         Ok(institution_from(&row)?)
     }
 
+    /// The institution with this slug, if there is one.
     pub async fn institution_by_slug(&self, slug: &str) -> Result<Option<Institution>> {
         let row = sqlx::query(
             "SELECT id, slug, name, time_zone, created_at FROM institutions WHERE slug = $1",
@@ -151,6 +180,7 @@ impl Store {
         Ok(row.as_ref().map(institution_from).transpose()?)
     }
 
+    /// The institution with this ID; `NotFound` if there is none.
     pub async fn institution(&self, id: i64) -> Result<Institution> {
         let row = sqlx::query(
             "SELECT id, slug, name, time_zone, created_at FROM institutions WHERE id = $1",
@@ -164,6 +194,7 @@ impl Store {
             .ok_or(StoreError::NotFound)
     }
 
+    /// Every institution, by slug.
     pub async fn institutions(&self) -> Result<Vec<Institution>> {
         let rows = sqlx::query(
             "SELECT id, slug, name, time_zone, created_at FROM institutions ORDER BY slug",
@@ -190,12 +221,14 @@ impl Store {
         Ok(user_from(&row)?)
     }
 
+    /// The user with this login (normalised first), if there is one.
     pub async fn user_by_email(&self, email: &str) -> Result<Option<User>> {
         let email = normalize_login(email)?;
         let row = sqlx::query("SELECT id AS user_id, email, created_at AS user_created_at FROM users WHERE email = $1").bind(email).fetch_optional(&self.read).await?;
         Ok(row.as_ref().map(user_from).transpose()?)
     }
 
+    /// Replaces a user's password (hashed with argon2id).
     pub async fn set_password(&self, user_id: i64, password: &str) -> Result<()> {
         let hash = hash_password(password).await?;
         crate::util::found(
@@ -351,6 +384,7 @@ impl Store {
         }))
     }
 
+    /// Ends a session; an unknown cookie is not an error.
     pub async fn delete_session(&self, cookie: &str) -> Result<()> {
         sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
             .bind(hash_secret(cookie))

@@ -52,32 +52,43 @@ pub enum WriteKind {
 /// The keys of an institution's test users ([`Store::test_user_keys`]).
 #[derive(Debug, Clone, Default)]
 pub struct TestUserKeys {
+    /// Platform IDs.
     pub ids: std::collections::HashSet<i64>,
+    /// CRM IDs.
     pub crm_ids: std::collections::HashSet<String>,
     /// E.164.
     pub phones: std::collections::HashSet<String>,
 }
 
+/// What a write did to its contact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AppliedAction {
+    /// A new contact.
     Created,
+    /// An existing contact, with at least one field changed.
     Updated,
     /// Matched, but the write changed nothing (no change sequence is taken).
     Unchanged,
 }
 
+/// A write that was applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied {
+    /// The contact written.
     pub contact_id: ContactId,
+    /// What the write did to it.
     pub action: AppliedAction,
 }
 
 /// Why one write was not applied; `code` is in the error dictionary.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RowError {
+    /// The error dictionary's code.
     pub code: &'static str,
+    /// The field at fault; `None` when the row as a whole is (a matching conflict).
     pub field: Option<String>,
+    /// A sentence for people.
     pub message: String,
     /// The contact the write was about, when one was found.
     pub contact_id: Option<ContactId>,
@@ -99,6 +110,7 @@ impl From<FieldError> for RowError {
     }
 }
 
+/// The result of one write of a batch, in the batch's order.
 pub type WriteOutcome = std::result::Result<Applied, RowError>;
 
 /// Filters for listing contacts. Pages are ordered by platform ID.
@@ -106,16 +118,22 @@ pub type WriteOutcome = std::result::Result<Applied, RowError>;
 pub struct ContactQuery {
     /// Case-insensitive substring of name, email, phone, CRM ID or enrollment ID.
     pub q: Option<String>,
+    /// `Some(true)`: only archived contacts; `Some(false)`: only the others; `None`: both.
     pub archived: Option<bool>,
+    /// `Some(true)`: only test users; `Some(false)`: only the others; `None`: both.
     pub test_user: Option<bool>,
+    /// Only contacts whose `updated_at` is at or after this.
     pub updated_since: Option<Timestamp>,
     /// Cursor: only contacts with a larger platform ID.
     pub after: Option<ContactId>,
+    /// Page size, clamped to 1..=500.
     pub limit: u32,
 }
 
+/// One page of contacts.
 #[derive(Debug, Clone)]
 pub struct ContactPage {
+    /// The contacts, by platform ID.
     pub contacts: Vec<Contact>,
     /// The cursor for the next page, when there may be one.
     pub next_after: Option<ContactId>,
@@ -733,6 +751,7 @@ impl Store {
         Ok(row.ok_or(StoreError::NotFound)?.try_get(0)?)
     }
 
+    /// How many contacts the institution has, archived and test users included.
     pub async fn count_contacts(&self, institution_id: i64) -> Result<i64> {
         Ok(
             sqlx::query("SELECT COUNT(*) FROM contacts WHERE institution_id = $1")

@@ -96,10 +96,12 @@ pub struct SecretBox {
 }
 
 impl SecretBox {
+    /// A box that seals and opens under this master key.
     pub fn new(master: MasterKey) -> SecretBox {
         SecretBox { master }
     }
 
+    /// Encrypts `plaintext` for `context` under a fresh data key, itself wrapped by the master key.
     pub fn seal(&self, context: &str, plaintext: &[u8]) -> Vec<u8> {
         let dek: [u8; 32] = random_bytes();
         let wrap_nonce: [u8; NONCE_LEN] = random_bytes();
@@ -133,6 +135,8 @@ impl SecretBox {
         out
     }
 
+    /// Decrypts what [`SecretBox::seal`] made for the same `context`; `StoreError::Crypto` when the
+    /// format is unknown, or the key or context differ.
     pub fn open(&self, context: &str, sealed: &[u8]) -> Result<Vec<u8>, StoreError> {
         let bad = |why: &str| StoreError::Crypto(why.to_string());
         let nonce = |b: &[u8]| Nonce::try_from(b).map_err(|_| bad("bad nonce"));

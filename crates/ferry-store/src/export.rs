@@ -21,10 +21,15 @@ pub const EXPORT_BATCH: usize = 1024;
 /// type and direction are among those listed, from contacts that are not test users.
 #[derive(Debug, Clone)]
 pub struct MessageWindow {
+    /// Exclusive: the last sequence the previous export took.
     pub after_seq: i64,
+    /// Inclusive: the sequence the export stops at, fixed when it starts.
     pub up_to_seq: i64,
+    /// The channels taken; an empty list takes no message.
     pub channels: Vec<Channel>,
+    /// The message types taken; an empty list takes no message.
     pub types: Vec<MessageType>,
+    /// The directions taken; an empty list takes no message.
     pub directions: Vec<Direction>,
     /// One row per contact: its latest message in the window (highest sequence), with
     /// [`ExportMessage::count`] = its messages in the window.
@@ -34,18 +39,31 @@ pub struct MessageWindow {
 /// A message with the contact fields exports use.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExportMessage {
+    /// The message's ID.
     pub id: i64,
+    /// The message's place in its institution's message sequence.
     pub seq: i64,
+    /// The contact it was sent to or received from.
     pub contact_id: i64,
+    /// The contact's CRM ID; `None` when it has none.
     pub crm_id: Option<String>,
+    /// The contact's first name; `None` when it has none.
     pub first_name: Option<String>,
+    /// The contact's last name; `None` when it has none.
     pub last_name: Option<String>,
+    /// The contact's preferred name; `None` when it has none.
     pub preferred_name: Option<String>,
+    /// The contact's phone (E.164); `None` when it has none.
     pub phone: Option<String>,
+    /// Where the message was sent or received.
     pub channel: Channel,
+    /// Who or what produced it.
     pub message_type: MessageType,
+    /// From or to the learner.
     pub direction: Direction,
+    /// The message text.
     pub body: String,
+    /// When it was sent or received.
     pub sent_at: Timestamp,
     /// Messages this row stands for: 1, or with dedupe the contact's messages in the window.
     pub count: i64,

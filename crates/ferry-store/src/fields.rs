@@ -7,6 +7,7 @@ use crate::util::now;
 use crate::{Result, Store, StoreError};
 
 impl Store {
+    /// The institution's custom fields, by name.
     pub async fn custom_fields(&self, institution_id: i64) -> Result<Vec<CustomFieldDef>> {
         let rows = sqlx::query(
             "SELECT name, label, kind FROM custom_fields WHERE institution_id = $1 ORDER BY name",

@@ -21,32 +21,46 @@ pub const MAX_REPORTED_ERRORS: usize = 1_000;
 /// What an import did.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct ImportReport {
+    /// Rows that made a new contact.
     pub created: u64,
+    /// Rows that matched a contact and changed at least one field.
     pub updated: u64,
     /// Rows that matched a contact and changed nothing.
     pub unchanged: u64,
     /// Rows that were not applied; each has an entry in `errors` (up to the cap).
     pub skipped: u64,
+    /// The rows that were not applied, in file order, at most 1,000 (`MAX_REPORTED_ERRORS`).
     pub errors: Vec<ImportRowError>,
-    /// Whether `errors` was cut at [`MAX_REPORTED_ERRORS`].
+    /// Whether `errors` was cut at 1,000 rows (`MAX_REPORTED_ERRORS`).
     pub errors_truncated: bool,
 }
 
 /// A row that was not applied. `row` counts like a spreadsheet: the header is row 1.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ImportRowError {
+    /// The row's number, the header being row 1.
     pub row: u64,
+    /// The error dictionary's code.
     pub code: &'static str,
+    /// The column at fault; `None` when the row as a whole is (a matching conflict, a bad quote).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// A sentence for people.
     pub message: String,
 }
 
 /// Why a whole file was refused (nothing was written), or the store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
+    /// The file as a whole is refused (not UTF-8, no header, a duplicate or unknown column, …).
     #[error("{message}")]
-    File { code: &'static str, message: String },
+    File {
+        /// The error dictionary's code.
+        code: &'static str,
+        /// A sentence for people.
+        message: String,
+    },
+    /// The store failed; nothing about the file.
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -13,27 +13,42 @@ use crate::{Result, Store, StoreError};
 /// An integration instance as shown to people: secrets appear only as the names that are set.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Integration {
+    /// The ID.
     pub id: i64,
+    /// The institution it belongs to.
     pub institution_id: i64,
+    /// Which connector runs it (`hubspot`, `sftp_export`, …).
     pub kind: String,
+    /// The name people see.
     pub name: String,
+    /// A note for people; may be empty.
     pub description: String,
+    /// Whether the scheduler runs it (see [`Store::enabled_integrations`]).
     pub enabled: bool,
+    /// The connector's settings, as its schema describes them.
     pub config: Value,
     /// Names of the secrets that are set (never their values).
     pub secrets_set: Vec<String>,
     /// Connector-owned state such as watermarks; advanced only after the remote confirmed.
     pub state: Value,
+    /// When it was created.
     pub created_at: Timestamp,
+    /// When [`Store::update_integration`] last changed it; connector state does not count.
     pub updated_at: Timestamp,
 }
 
+/// What creating an integration takes.
 #[derive(Debug, Clone)]
 pub struct NewIntegration {
+    /// Which connector runs it; fixed once created.
     pub kind: String,
+    /// The name people see.
     pub name: String,
+    /// A note for people; may be empty.
     pub description: String,
+    /// Whether the scheduler runs it.
     pub enabled: bool,
+    /// The connector's settings, already validated by the connector.
     pub config: Value,
     /// A JSON object of secret values; `None` for none.
     pub secrets: Option<serde_json::Map<String, Value>>,
@@ -43,10 +58,15 @@ pub struct NewIntegration {
 /// that secret, a key with `null` removes it, keys not named stay.
 #[derive(Debug, Clone, Default)]
 pub struct IntegrationUpdate {
+    /// A new name.
     pub name: Option<String>,
+    /// A new note.
     pub description: Option<String>,
+    /// Turns scheduled runs on or off.
     pub enabled: Option<bool>,
+    /// New settings, already validated by the connector; replace the old ones whole.
     pub config: Option<Value>,
+    /// Secrets to set (a value) or remove (`null`).
     pub secrets: Option<serde_json::Map<String, Value>>,
 }
 
@@ -110,6 +130,7 @@ impl Store {
         Ok(())
     }
 
+    /// Creates an integration, sealing its secrets under its own ID.
     pub async fn create_integration(
         &self,
         institution_id: i64,
@@ -135,6 +156,7 @@ impl Store {
         self.integration(institution_id, id).await
     }
 
+    /// The integration with this ID in this institution; `NotFound` otherwise.
     pub async fn integration(&self, institution_id: i64, id: i64) -> Result<Integration> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {COLS} FROM integrations WHERE institution_id = $1 AND id = $2"
@@ -146,6 +168,7 @@ impl Store {
         self.integration_from(&row.ok_or(StoreError::NotFound)?)
     }
 
+    /// The institution's integrations, by name.
     pub async fn list_integrations(&self, institution_id: i64) -> Result<Vec<Integration>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {COLS} FROM integrations WHERE institution_id = $1 ORDER BY name, id"

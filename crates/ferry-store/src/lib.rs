@@ -7,6 +7,8 @@
 //! in one visible place. Contact batch writes on SQLite go through `sqlite_bulk`. The
 //! conformance tests in `tests/` run against both.
 
+#![warn(missing_docs)]
+
 mod accounts;
 mod auth;
 mod contacts;
@@ -47,13 +49,16 @@ pub use synclog::{NewSyncLog, SyncLogEntry, SyncLogQuery};
 /// Which database a store talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
+    /// An SQLite file (the embedded default).
     Sqlite,
+    /// A PostgreSQL server.
     Postgres,
 }
 
 /// Errors of the store boundary.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The record does not exist, or belongs to another institution.
     #[error("not found")]
     NotFound,
     /// A uniqueness rule was broken (the message says which).
@@ -62,16 +67,23 @@ pub enum StoreError {
     /// The input broke a rule the store checks (the message says which).
     #[error("{field}: {message}")]
     Invalid {
+        /// The input field at fault.
         field: String,
+        /// The error dictionary's code.
         code: &'static str,
+        /// A sentence for people.
         message: String,
     },
+    /// The database URL is neither `sqlite:` nor `postgres:`.
     #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://…")]
     UnsupportedUrl(String),
+    /// A sealed secret did not open: the master key, the context or the bytes are wrong.
     #[error("secret could not be decrypted: {0}")]
     Crypto(String),
+    /// The database failed, through sqlx.
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    /// The database failed, through the SQLite connection that takes contact batch writes.
     #[error("database error: {0}")]
     Sqlite(rusqlite::Error),
 }
@@ -102,6 +114,7 @@ impl StoreError {
     }
 }
 
+/// The store's result: its error defaults to [`StoreError`].
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// The handle every part of Ferry uses to read and write state. Cheap to clone.
@@ -226,6 +239,7 @@ impl Store {
         migrate::run(self).await
     }
 
+    /// Which database this store talks to.
     pub fn backend(&self) -> Backend {
         self.backend
     }

@@ -10,40 +10,61 @@ use sqlx::{AssertSqlSafe, Row};
 use crate::util::{Filter, Params, get_ts, micros, now};
 use crate::{Result, Store, StoreError};
 
+/// A stored message between the platform and a contact.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Message {
+    /// The ID.
     pub id: i64,
+    /// The contact it was sent to or received from.
     pub contact_id: ContactId,
+    /// Where it was sent or received.
     pub channel: Channel,
+    /// Who or what produced it.
     #[serde(rename = "type")]
     pub message_type: MessageType,
+    /// From or to the learner.
     pub direction: Direction,
+    /// The text.
     pub body: String,
+    /// When it was sent or received, as the source says (exports do not order by it).
     pub sent_at: Timestamp,
+    /// Its place in the institution's message sequence, taken at insert.
     pub sequence: i64,
 }
 
+/// A message to insert.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewMessage {
+    /// The contact, which must belong to the institution.
     pub contact_id: ContactId,
+    /// Where it was sent or received.
     pub channel: Channel,
+    /// Who or what produced it.
     pub message_type: MessageType,
+    /// From or to the learner.
     pub direction: Direction,
+    /// The text.
     pub body: String,
+    /// When it was sent or received.
     pub sent_at: Timestamp,
 }
 
 /// Filters for listing messages; ordered by sequence.
 #[derive(Debug, Clone, Default)]
 pub struct MessageQuery {
+    /// Only these channels; empty: every channel.
     pub channels: Vec<Channel>,
+    /// Only these types; empty: every type.
     pub types: Vec<MessageType>,
+    /// Only these directions; empty: every direction.
     pub directions: Vec<Direction>,
+    /// Only this contact's messages.
     pub contact_id: Option<ContactId>,
     /// Only messages with a larger sequence.
     pub after_sequence: Option<i64>,
     /// Only messages with a sequence at most this (an export's upper bound).
     pub up_to_sequence: Option<i64>,
+    /// Page size, clamped to 1..=10,000.
     pub limit: u32,
 }
 

@@ -10,32 +10,51 @@ use sqlx::{AssertSqlSafe, Row};
 use crate::util::{Filter, get_opt_ts, get_ts, micros, now};
 use crate::{Backend, Result, Store, StoreError};
 
+/// A run of an integration: one row of Recent Runs and one entry of the queue.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Run {
+    /// The ID.
     pub id: i64,
+    /// The institution it belongs to.
     pub institution_id: i64,
+    /// The integration it runs.
     pub integration_id: i64,
     /// The integration's kind when the run was made.
     pub kind: String,
+    /// Why it exists.
     pub trigger: Trigger,
+    /// The schedule slot it is for; `None` for manual and change runs.
     pub scheduled_for: Option<Timestamp>,
+    /// Where it is; see [`RunStatus`] for the moves.
     pub status: RunStatus,
+    /// Rows (contacts, notes, file lines) the run moved; 0 until it ends.
     pub rows: i64,
+    /// When a worker first claimed it; `None` while it has never run.
     pub started_at: Option<Timestamp>,
+    /// When it ended; `None` until it does.
     pub finished_at: Option<Timestamp>,
+    /// Why it failed, for people; `None` unless it failed.
     pub error: Option<String>,
     /// Connector-specific facts about the run (e.g. the uploaded file name).
     pub detail: Value,
+    /// The last sign of life from the worker that holds it; `None` when no worker does.
     pub heartbeat_at: Option<Timestamp>,
+    /// How many times a worker has claimed it (a re-queued run is claimed again).
     pub attempt: i64,
+    /// When it was queued.
     pub created_at: Timestamp,
 }
 
+/// A run to queue.
 #[derive(Debug, Clone)]
 pub struct NewRun {
+    /// The institution it belongs to.
     pub institution_id: i64,
+    /// The integration to run.
     pub integration_id: i64,
+    /// The integration's kind, recorded on the run.
     pub kind: String,
+    /// Why it is queued.
     pub trigger: Trigger,
     /// The schedule slot; at most one run per integration and slot.
     pub scheduled_for: Option<Timestamp>,
@@ -44,20 +63,30 @@ pub struct NewRun {
 /// How a run ended.
 #[derive(Debug, Clone)]
 pub struct RunOutcome {
+    /// `Success`, `Skipped` or `Failed`.
     pub status: RunStatus,
+    /// Rows (contacts, notes, file lines) the run moved.
     pub rows: i64,
+    /// Why it failed, for people; `None` unless it failed.
     pub error: Option<String>,
+    /// Connector-specific facts (e.g. the uploaded file name); `{}` for none.
     pub detail: Value,
 }
 
+/// Filters for listing runs; pages go newest first.
 #[derive(Debug, Clone, Default)]
 pub struct RunQuery {
+    /// Only this integration's runs.
     pub integration_id: Option<i64>,
+    /// Only runs in this state.
     pub status: Option<RunStatus>,
+    /// Only runs started at or after this.
     pub started_from: Option<Timestamp>,
+    /// Only runs started at or before this.
     pub started_to: Option<Timestamp>,
     /// Cursor: only runs with a smaller id (pages go newest first).
     pub before: Option<i64>,
+    /// Page size, clamped to 1..=500.
     pub limit: u32,
 }
 
@@ -210,6 +239,7 @@ impl Store {
         Ok((requeued, failed))
     }
 
+    /// The run with this ID in this institution; `NotFound` otherwise.
     pub async fn run(&self, institution_id: i64, id: i64) -> Result<Run> {
         let row = sqlx::query(AssertSqlSafe(format!(
             "SELECT {COLS} FROM runs WHERE institution_id = $1 AND id = $2"

@@ -8,37 +8,58 @@ use sqlx::any::AnyRow;
 use crate::util::{Filter, get_ts, micros, now};
 use crate::{Result, Store, StoreError};
 
+/// One Sync Log row: a problem an integration met with one contact.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct SyncLogEntry {
+    /// The ID.
     pub id: i64,
+    /// When it was logged.
     pub timestamp: Timestamp,
+    /// The integration that met it; `None` once that integration is deleted.
     pub integration_id: Option<i64>,
+    /// The run that met it; `None` when it was not met in a run, or the run is gone.
     pub run_id: Option<i64>,
+    /// Which way the data was going.
     pub direction: SyncDirection,
+    /// The contact it is about; `None` when no Ferry contact is known (or it was deleted).
     pub contact_id: Option<i64>,
     /// A code from the error dictionary.
     pub code: String,
+    /// A sentence for people.
     pub message: String,
 }
 
+/// A Sync Log row to add.
 #[derive(Debug, Clone)]
 pub struct NewSyncLog {
+    /// The integration that met the problem.
     pub integration_id: Option<i64>,
+    /// The run that met it, if one did.
     pub run_id: Option<i64>,
+    /// Which way the data was going.
     pub direction: SyncDirection,
+    /// The contact it is about, when one is known.
     pub contact_id: Option<i64>,
+    /// A code from the error dictionary.
     pub code: String,
+    /// A sentence for people.
     pub message: String,
 }
 
+/// Filters for listing the Sync Log; newest first.
 #[derive(Debug, Clone, Default)]
 pub struct SyncLogQuery {
+    /// Only rows logged at or after this.
     pub from: Option<Timestamp>,
+    /// Only rows logged at or before this.
     pub to: Option<Timestamp>,
+    /// Only this integration's rows.
     pub integration_id: Option<i64>,
+    /// Only rows of this direction.
     pub direction: Option<SyncDirection>,
     /// Cursor: only rows with a smaller id (newest first).
     pub before: Option<i64>,
+    /// Page size, clamped to 1..=10,000.
     pub limit: u32,
 }
 
@@ -59,6 +80,7 @@ fn entry_from(row: &AnyRow) -> Result<SyncLogEntry> {
 }
 
 impl Store {
+    /// Adds rows in one transaction, all stamped with the current time.
     pub async fn add_sync_log(&self, institution_id: i64, entries: &[NewSyncLog]) -> Result<()> {
         if entries.is_empty() {
             return Ok(());

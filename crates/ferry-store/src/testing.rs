@@ -5,7 +5,9 @@ use crate::{MasterKey, SecretBox, Store};
 
 /// A store that lives as long as this value (the SQLite file is removed on drop).
 pub struct TestStore {
+    /// The store, migrated.
     pub store: Store,
+    /// The database URL it was opened with (for the PostgreSQL case, with the schema's search path).
     pub url: String,
     _dir: Option<tempfile::TempDir>,
 }
