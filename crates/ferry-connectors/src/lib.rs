@@ -40,6 +40,7 @@ pub mod describe;
 pub mod failpoint;
 pub mod hubspot;
 mod registry;
+pub mod service;
 pub mod sftp_export;
 
 pub use connector::{
@@ -49,3 +50,4 @@ pub use context::{
     CancelHandle, CancelSignal, ConnectorContext, LOG_FLUSH_AT, RunContext, Secrets,
 };
 pub use registry::{Registry, RegistryError, ValidateError};
+pub use service::{IntegrationService, ServiceError};
