@@ -171,7 +171,7 @@ pub struct ConnectionTest {
     pub integration_id: Option<i64>,
     /// The whole config to test.
     pub config: Value,
-    /// The whole set of secrets to test with.
+    /// The whole set of secrets to test with (empty strings and `null`s are left out).
     pub secrets: Map<String, Value>,
     /// Whether these are the integration's saved settings, unchanged: only then may the
     /// connector record what it learned ([`Connector::after_connection_test`]).
@@ -396,14 +396,15 @@ impl IntegrationService {
         institution_id: i64,
         test: ConnectionTest,
     ) -> Result<TestOutcome, ServiceError> {
-        self.check_secrets(&test.kind, &test.secrets)?;
+        let secrets = drop_empty(test.secrets);
+        self.check_secrets(&test.kind, &secrets)?;
         self.registry.validate(&test.kind, &test.config)?;
         let connector = self.connector(&test.kind)?;
         let ctx = ConnectorContext::new(
             institution_id,
             test.integration_id,
             test.config,
-            Secrets::from_json(test.secrets),
+            Secrets::from_json(secrets),
         )
         .with_store(self.store.clone());
         let result =

@@ -12,7 +12,7 @@ pub mod ui;
 use std::future::Future;
 use std::sync::Arc;
 
-use ferry_connectors::Registry;
+use ferry_connectors::{IntegrationService, Registry};
 use ferry_store::Store;
 
 /// Settings of the web server.
@@ -59,6 +59,9 @@ pub struct AppState {
     pub config: Arc<WebConfig>,
     /// The connectors: integration kinds, config validation, Test Connection.
     pub registry: Registry,
+    /// The integration lifecycle (create, change, Test Connection, Run now) over the store and
+    /// the registry.
+    pub service: IntegrationService,
     pub(crate) login_guard: Arc<auth::LoginGuard>,
     pub(crate) metrics: observe::MetricsHandle,
 }
@@ -66,6 +69,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(store: Store, config: WebConfig, registry: Registry) -> AppState {
         AppState {
+            service: IntegrationService::new(store.clone(), registry.clone()),
             store,
             config: Arc::new(config),
             registry,
