@@ -236,7 +236,8 @@ pub async fn list(
     (status = 403, response = d::Forbidden),
     (status = 413, response = d::PayloadTooLarge),
     (status = 415, response = d::NotJson),
-    (status = 422, description = "`field` names what is wrong, e.g. `config.eab.note_body`.", body = ErrorBody)))]
+    (status = 422, description = "`field` names what is wrong, e.g. `config.eab.note_body`.", body = ErrorBody),
+    (status = 504, description = "The remote (a CRM, an SFTP server) did not answer the save's check in time (`remote_timeout`); nothing was saved.", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     auth: Auth,
@@ -271,7 +272,8 @@ pub async fn get(
     (status = 404, response = d::NotFound),
     (status = 413, response = d::PayloadTooLarge),
     (status = 415, response = d::NotJson),
-    (status = 422, description = "`field` names what is wrong.", body = ErrorBody)))]
+    (status = 422, description = "`field` names what is wrong.", body = ErrorBody),
+    (status = 504, description = "The remote (a CRM, an SFTP server) did not answer the save's check in time (`remote_timeout`); nothing was saved.", body = ErrorBody)))]
 pub async fn patch(
     State(state): State<AppState>,
     auth: Auth,
