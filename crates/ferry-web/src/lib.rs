@@ -30,6 +30,8 @@ pub struct WebConfig {
     pub egress_ips: Vec<String>,
     /// HubSpot's addresses and the OAuth app (`FERRY_HUBSPOT_*`).
     pub hubspot: ferry_connectors::hubspot::HubSpotSettings,
+    /// How long a save waits for the remote's check, and Test Connection for the remote.
+    pub remote_timeout: std::time::Duration,
 }
 
 impl Default for WebConfig {
@@ -40,6 +42,7 @@ impl Default for WebConfig {
             max_import_bytes: 64 * 1024 * 1024,
             egress_ips: Vec::new(),
             hubspot: Default::default(),
+            remote_timeout: ferry_connectors::service::DEFAULT_REMOTE_TIMEOUT,
         }
     }
 }
@@ -69,7 +72,8 @@ pub struct AppState {
 impl AppState {
     pub fn new(store: Store, config: WebConfig, registry: Registry) -> AppState {
         AppState {
-            service: IntegrationService::new(store.clone(), registry.clone()),
+            service: IntegrationService::new(store.clone(), registry.clone())
+                .with_remote_timeout(config.remote_timeout),
             store,
             config: Arc::new(config),
             registry,
