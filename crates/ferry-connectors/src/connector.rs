@@ -86,6 +86,17 @@ pub trait Connector: Send + Sync {
     /// anything (the Test Connection button).
     async fn test_connection(&self, ctx: &ConnectorContext) -> Result<ConnectionReport, RunError>;
 
+    /// Called after a successful [`test_connection`](Connector::test_connection) of a saved
+    /// integration's saved settings (`ctx.integration_id` is set), to record what the test
+    /// learned, e.g. pinning an SFTP server's host key when none is pinned.
+    async fn after_connection_test(
+        &self,
+        _ctx: &ConnectorContext,
+        _report: &ConnectionReport,
+    ) -> Result<(), RunError> {
+        Ok(())
+    }
+
     /// Performs one run. Check [`RunContext::is_cancelled`] between units of work and stop early
     /// when it is set: return a report for the work that is complete, or
     /// [`RunError::cancelled`] to have the run queued again.

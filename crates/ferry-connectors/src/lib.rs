@@ -2,8 +2,9 @@
 //! (an SFTP server, a CRM's REST API), and the [`Registry`] that finds them by kind.
 //!
 //! The worker (`ferry-worker`) claims a queued run, builds a [`RunContext`] for it and calls
-//! [`Connector::run`]; the web layer calls [`Registry::validate`] before it stores an integration's
-//! config and [`Connector::test_connection`] for the Test Connection button. A connector never
+//! [`Connector::run`]. The REST API, the screens and `ferry demo` create, change and test
+//! integrations through the [`IntegrationService`], which validates with the [`Registry`], checks
+//! with the remote within a bounded time and only then stores. A connector never
 //! touches HTTP handlers or SQL: it reads and writes Ferry's data through the
 //! [`Store`](ferry_store::Store) in its context, and talks to its remote through its own client.
 //!
@@ -40,6 +41,7 @@ pub mod describe;
 pub mod failpoint;
 pub mod hubspot;
 mod registry;
+pub mod service;
 pub mod sftp_export;
 
 pub use connector::{
@@ -49,3 +51,4 @@ pub use context::{
     CancelHandle, CancelSignal, ConnectorContext, LOG_FLUSH_AT, RunContext, Secrets,
 };
 pub use registry::{Registry, RegistryError, ValidateError};
+pub use service::{IntegrationService, ServiceError};

@@ -50,6 +50,7 @@ pub const DICTIONARY: &[ErrorCode] = error_codes! {
     "platform_id_not_found" => "The row names a platform ID that no contact of this institution has.", "Check the id, or leave it blank so the row matches by CRM ID or phone.";
     "ragged_row" => "A CSV row has a different number of cells than the header row.", "Fix the row's quoting or separators so it has one cell per column.";
     "read_only_field" => "The field cannot be written this way.", "Remove the field from the request.";
+    "remote_timeout" => "The remote system (a CRM or SFTP server) did not answer within the time Ferry waits when saving an integration, so nothing was saved.", "Check that the remote is reachable and its credentials are right, then save again; the message says how long Ferry waited.";
     "too_many_requests" => "Too many failed sign-in attempts.", "Wait a minute and try again.";
     "too_many_rows" => "The download would hold more rows than Ferry sends at once.", "Choose a shorter time range and download it in parts.";
     "unauthorized" => "No valid session or API token was given.", "Sign in, or send Authorization: Bearer <token>.";

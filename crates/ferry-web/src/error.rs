@@ -3,6 +3,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use ferry_connectors::ServiceError;
 use ferry_store::{ImportError, StoreError};
 use serde::Serialize;
 
@@ -74,6 +75,11 @@ impl ApiError {
             "this needs the admin role",
         )
     }
+    /// Whether this is Ferry's own failure (not the request's nor a remote's): screens show
+    /// such errors on an error page instead of beside the form.
+    pub fn is_internal(&self) -> bool {
+        self.status == StatusCode::INTERNAL_SERVER_ERROR
+    }
     /// Logs the cause with a correlation id; the client sees only the id.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         let id = correlation_id();
@@ -116,6 +122,26 @@ impl From<StoreError> for ApiError {
                 message,
             } => ApiError::unprocessable(code, field, message),
             other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    /// The one place the integration lifecycle's errors become API answers. A remote that did
+    /// not answer in time is a 504: the request was fine, the remote was not.
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Invalid {
+                field,
+                code,
+                message,
+            } => ApiError::unprocessable(code, field, message),
+            ServiceError::NotFound => ApiError::not_found(),
+            ServiceError::RemoteTimedOut { .. } => {
+                ApiError::new(StatusCode::GATEWAY_TIMEOUT, e.code(), e.to_string())
+            }
+            ServiceError::Store(s) => s.into(),
+            ServiceError::Internal(m) => ApiError::internal(m),
         }
     }
 }

@@ -12,7 +12,7 @@ pub mod ui;
 use std::future::Future;
 use std::sync::Arc;
 
-use ferry_connectors::Registry;
+use ferry_connectors::{IntegrationService, Registry};
 use ferry_store::Store;
 
 /// Settings of the web server.
@@ -30,6 +30,8 @@ pub struct WebConfig {
     pub egress_ips: Vec<String>,
     /// HubSpot's addresses and the OAuth app (`FERRY_HUBSPOT_*`).
     pub hubspot: ferry_connectors::hubspot::HubSpotSettings,
+    /// How long a save waits for the remote's check, and Test Connection for the remote.
+    pub remote_timeout: std::time::Duration,
 }
 
 impl Default for WebConfig {
@@ -40,6 +42,7 @@ impl Default for WebConfig {
             max_import_bytes: 64 * 1024 * 1024,
             egress_ips: Vec::new(),
             hubspot: Default::default(),
+            remote_timeout: ferry_connectors::service::DEFAULT_REMOTE_TIMEOUT,
         }
     }
 }
@@ -59,6 +62,9 @@ pub struct AppState {
     pub config: Arc<WebConfig>,
     /// The connectors: integration kinds, config validation, Test Connection.
     pub registry: Registry,
+    /// The integration lifecycle (create, change, Test Connection, Run now) over the store and
+    /// the registry.
+    pub service: IntegrationService,
     pub(crate) login_guard: Arc<auth::LoginGuard>,
     pub(crate) metrics: observe::MetricsHandle,
 }
@@ -66,6 +72,8 @@ pub struct AppState {
 impl AppState {
     pub fn new(store: Store, config: WebConfig, registry: Registry) -> AppState {
         AppState {
+            service: IntegrationService::new(store.clone(), registry.clone())
+                .with_remote_timeout(config.remote_timeout),
             store,
             config: Arc::new(config),
             registry,

@@ -5,6 +5,8 @@
 use std::collections::HashSet;
 
 use anyhow::{Context, Result, bail};
+use ferry_connectors::IntegrationService;
+use ferry_connectors::service::{IntegrationChange, NewIntegrationInput};
 use ferry_core::contact::{ContactId, ContactWrite, CustomFieldDef, FieldKind, Raw};
 use ferry_core::message::{Channel, Direction, MessageType};
 use ferry_core::tenancy::Role;
@@ -30,11 +32,23 @@ pub async fn run(settings: &Settings, args: &DemoArgs) -> Result<()> {
     let sftp = start_sftp(settings, &store).await?;
     let outbox = sftp.root().join(SFTP_DIR);
     let port = sftp.port();
-    let hub = start_hubspot(&store, args.contacts).await?;
+    let hub = start_hubspot(settings, &store, args.contacts).await?;
     let hub_url = hub.base_url().to_string();
     let mut settings = settings.clone();
-    settings.hubspot_override = Some(ferry_connectors::hubspot::HubSpotSettings {
-        api_url: hub_url.clone(),
+    settings.hubspot_override = Some(hubspot_settings(&hub_url));
+    let result = crate::server::run(&settings, store, |url| {
+        print_box(url, &password, port, &outbox, &hub_url)
+    })
+    .await;
+    sftp.shutdown().await;
+    hub.shutdown().await;
+    result
+}
+
+/// Ferry's HubSpot settings pointed at the demo's emulator at `hub_url`.
+fn hubspot_settings(hub_url: &str) -> ferry_connectors::hubspot::HubSpotSettings {
+    ferry_connectors::hubspot::HubSpotSettings {
+        api_url: hub_url.to_string(),
         auth_url: format!("{hub_url}/oauth/authorize"),
         app: Some(ferry_connectors::hubspot::oauth::OAuthApp {
             client_id: ferry_emulators::hubspot::DEFAULT_CLIENT_ID.into(),
@@ -43,14 +57,7 @@ pub async fn run(settings: &Settings, args: &DemoArgs) -> Result<()> {
                 .into(),
         }),
         ..Default::default()
-    });
-    let result = crate::server::run(&settings, store, |url| {
-        print_box(url, &password, port, &outbox, &hub_url)
-    })
-    .await;
-    sftp.shutdown().await;
-    hub.shutdown().await;
-    result
+    }
 }
 
 /// The demo's private-app token for its HubSpot emulator.
@@ -64,6 +71,7 @@ pub const DEMO_HUBSPOT_OUT: &str = "Ferry → HubSpot (demo emulator)";
 /// instance at it. The emulator keeps nothing between runs, so both instances start over (a
 /// fresh backfill) each time.
 pub async fn start_hubspot(
+    settings: &Settings,
     store: &Store,
     demo_contacts: usize,
 ) -> Result<ferry_emulators::hubspot::RunningEmulator> {
@@ -119,6 +127,9 @@ pub async fn start_hubspot(
     ]);
     let mut secrets = serde_json::Map::new();
     secrets.insert("access_token".into(), HUBSPOT_TOKEN.into());
+    let mut with_hub = settings.clone();
+    with_hub.hubspot_override = Some(hubspot_settings(hub.base_url()));
+    let service = IntegrationService::new(store.clone(), with_hub.registry());
     let existing = store.list_integrations(inst.id).await?;
     for (kind, name, config) in [
         (
@@ -132,28 +143,31 @@ pub async fn start_hubspot(
             serde_json::json!({"mappings": mappings, "filters": [{"field": "hubspot_sync", "values": ["true"]}]}),
         ),
     ] {
+        // Through the service, so the demo's instances pass the checks a person's would
+        // (the mapping against the emulator's properties).
         match existing.iter().find(|i| i.kind == kind && i.name == name) {
             Some(i) => {
-                store
-                    .update_integration(
+                service
+                    .update(
                         inst.id,
                         i.id,
-                        ferry_store::IntegrationUpdate {
+                        IntegrationChange {
                             config: Some(config),
                             secrets: Some(secrets.clone()),
                             ..Default::default()
                         },
                     )
-                    .await?;
+                    .await
+                    .with_context(|| format!("updating the demo instance {name:?}"))?;
                 store
                     .set_integration_state(inst.id, i.id, &serde_json::json!({}))
                     .await?;
             }
             None => {
-                store
-                    .create_integration(
+                service
+                    .create(
                         inst.id,
-                        ferry_store::NewIntegration {
+                        NewIntegrationInput {
                             kind: kind.into(),
                             name: name.into(),
                             description:
@@ -161,10 +175,11 @@ pub async fn start_hubspot(
                                     .into(),
                             enabled: true,
                             config,
-                            secrets: Some(secrets.clone()),
+                            secrets: secrets.clone(),
                         },
                     )
-                    .await?;
+                    .await
+                    .with_context(|| format!("creating the demo instance {name:?}"))?;
             }
         }
     }
@@ -175,15 +190,7 @@ pub async fn start_hubspot(
         .into_iter()
         .find(|i| i.kind == "hubspot_incoming" && i.name == DEMO_HUBSPOT_IN)
     {
-        store
-            .enqueue_run(&ferry_store::NewRun {
-                institution_id: inst.id,
-                integration_id: i.id,
-                kind: i.kind.clone(),
-                trigger: ferry_core::run::Trigger::Manual,
-                scheduled_for: None,
-            })
-            .await?;
+        service.run_now(inst.id, i.id).await?;
     }
     Ok(hub)
 }
@@ -226,21 +233,24 @@ pub async fn start_sftp(
         .await?
         .into_iter()
         .find(|i| i.kind == "eab_notes_export" && i.name == DEMO_EXPORT);
+    let service = IntegrationService::new(store.clone(), settings.registry());
     match existing {
         Some(i) => {
-            let mut config = i.config.clone();
-            config["sftp"] = sftp;
-            store
-                .update_integration(
+            // A new server, a new host key: the next connection pins it.
+            let mut sftp = sftp;
+            sftp["host_key"] = serde_json::Value::Null;
+            service
+                .update(
                     inst.id,
                     i.id,
-                    ferry_store::IntegrationUpdate {
-                        config: Some(config),
+                    IntegrationChange {
+                        config: Some(serde_json::json!({ "sftp": sftp })),
                         secrets: Some(secrets),
                         ..Default::default()
                     },
                 )
-                .await?;
+                .await
+                .context("updating the demo export")?;
         }
         None => {
             let config = serde_json::json!({
@@ -254,23 +264,20 @@ pub async fn start_sftp(
                     "note_body": "{channel} {direction} message on {date}: {message} {url}"
                 }
             });
-            settings
-                .registry()
-                .validate("eab_notes_export", &config)
-                .context("the demo export's config")?;
-            store
-                .create_integration(
+            service
+                .create(
                     inst.id,
-                    ferry_store::NewIntegration {
+                    NewIntegrationInput {
                         kind: "eab_notes_export".into(),
                         name: DEMO_EXPORT.into(),
                         description: "Notes for EAB, uploaded to Ferry's own SFTP server on loopback. Use Run now, then look in the outbox folder.".into(),
                         enabled: true,
                         config,
-                        secrets: Some(secrets),
+                        secrets,
                     },
                 )
-                .await?;
+                .await
+                .context("creating the demo export")?;
         }
     }
     Ok(server)

@@ -318,6 +318,22 @@ impl Connector for SftpExport {
         })
     }
 
+    /// Pins the server's host key when none is pinned (OpenSSH's accept-new).
+    async fn after_connection_test(
+        &self,
+        ctx: &ConnectorContext,
+        report: &ConnectionReport,
+    ) -> Result<(), RunError> {
+        let (Some(store), Some(id), Some(fp)) = (
+            ctx.store.as_ref(),
+            ctx.integration_id,
+            report.detail.get("host_key").and_then(Value::as_str),
+        ) else {
+            return Ok(());
+        };
+        pin_host_key(store, ctx.institution_id, id, fp).await
+    }
+
     async fn run(&self, ctx: &RunContext) -> Result<RunReport, RunError> {
         let config = self.config(ctx.config())?;
         run::run(

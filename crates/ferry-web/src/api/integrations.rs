@@ -10,9 +10,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use ferry_connectors::{ConfigError, ConnectorContext, Secrets, ValidateError};
-use ferry_core::run::{RunStatus, Trigger};
-use ferry_store::{Integration, IntegrationUpdate, NewIntegration, NewRun, RunQuery};
+use ferry_connectors::service::{ConnectionTest, IntegrationChange, NewIntegrationInput};
+use ferry_store::Integration;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -20,15 +19,8 @@ use serde_json::{Map, Value};
 use crate::AppState;
 use crate::api::doc as d;
 use crate::auth::Auth;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiResult, ErrorBody};
 use crate::extract::JsonBody;
-
-/// The longest name.
-const MAX_NAME: usize = 200;
-/// The longest description.
-const MAX_DESCRIPTION: usize = 2000;
-/// The longest secret value (a 16k-bit RSA key is about 12 KB).
-const MAX_SECRET: usize = 32 * 1024;
 
 /// An integration instance. Secrets appear only as set or not.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -159,187 +151,23 @@ pub struct RunQueued {
     pub run_id: i64,
 }
 
-/// RFC 7386 JSON merge patch.
-pub(crate) fn merge_patch(target: &mut Value, patch: &Value) {
-    match patch {
-        Value::Object(p) => {
-            if !target.is_object() {
-                *target = Value::Object(Map::new());
-            }
-            let t = target.as_object_mut().expect("made an object above");
-            for (k, v) in p {
-                if v.is_null() {
-                    t.remove(k);
-                } else {
-                    merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
-                }
-            }
-        }
-        other => *target = other.clone(),
-    }
-}
+pub(crate) use ferry_connectors::service::merge_patch;
 
-fn validate_error(e: ValidateError) -> ApiError {
-    match e {
-        ValidateError::UnknownKind { .. } => {
-            ApiError::unprocessable("invalid_value", "type", e.to_string())
-        }
-        ValidateError::Config(c) => config_error(c),
-    }
-}
-
-fn config_error(c: ConfigError) -> ApiError {
-    let field = if c.field == "secrets" || c.field.starts_with("secrets.") {
-        c.field
-    } else if c.field == "config" {
-        "config".to_string()
-    } else {
-        format!("config.{}", c.field)
-    };
-    ApiError::unprocessable(c.code, field, c.message)
-}
-
-fn check_text(field: &str, value: &str, max: usize, required: bool) -> ApiResult<()> {
-    if required && value.trim().is_empty() {
-        return Err(ApiError::unprocessable(
-            "missing_required_field",
-            field,
-            format!("{field} is required"),
-        ));
-    }
-    if value.chars().count() > max {
-        return Err(ApiError::unprocessable(
-            "invalid_value",
-            field,
-            format!("{field} is longer than {max} characters"),
-        ));
-    }
-    if value
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
-    {
-        return Err(ApiError::unprocessable(
-            "invalid_text",
-            field,
-            format!("{field} contains control characters"),
-        ));
-    }
-    Ok(())
-}
-
-/// Checks secret values: strings (or `null` to remove), within the size limit, of names the
-/// kind takes.
-fn check_secrets(state: &AppState, kind: &str, secrets: &Map<String, Value>) -> ApiResult<()> {
-    state
-        .registry
-        .validate_secret_names(kind, secrets.keys().map(String::as_str))
-        .map_err(validate_error)?;
-    for (name, v) in secrets {
-        let field = format!("secrets.{name}");
-        match v {
-            Value::Null => {}
-            Value::String(s) if s.len() > MAX_SECRET => {
-                return Err(ApiError::unprocessable(
-                    "invalid_value",
-                    field,
-                    format!("longer than {MAX_SECRET} bytes"),
-                ));
-            }
-            Value::String(_) => {}
-            _ => {
-                return Err(ApiError::unprocessable(
-                    "invalid_value",
-                    field,
-                    "a secret is a string (or null to remove it)",
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Empty strings in a secrets change mean "not given" (a form's untouched password field).
-fn drop_empty(secrets: Option<Map<String, Value>>) -> Option<Map<String, Value>> {
-    secrets.map(|m| {
-        m.into_iter()
-            .filter(|(_, v)| v.as_str() != Some(""))
-            .collect()
-    })
-}
-
-/// The connector's checks against the remote (a CRM's properties for a data mapping), with the
-/// config and secrets about to be saved.
-async fn check_remote(
-    state: &AppState,
-    institution_id: i64,
-    kind: &str,
-    integration_id: Option<i64>,
-    config: &Value,
-    secrets: Map<String, Value>,
-) -> ApiResult<()> {
-    let Some(connector) = state.registry.get(kind).cloned() else {
-        return Ok(());
-    };
-    let schema = state.store.field_schema(institution_id).await?;
-    let ctx = ConnectorContext::new(
-        institution_id,
-        integration_id,
-        config.clone(),
-        Secrets::from_json(secrets),
-    )
-    .with_store(state.store.clone());
-    connector
-        .check_with_remote(&ctx, &schema)
-        .await
-        .map_err(config_error)
-}
-
-/// Validates and stores a new integration.
+/// Validates and stores a new integration (through the service, as every caller does).
 pub(crate) async fn create_integration(
     state: &AppState,
     institution_id: i64,
     input: CreateIntegration,
 ) -> ApiResult<Integration> {
-    check_text("name", &input.name, MAX_NAME, true)?;
-    check_text("description", &input.description, MAX_DESCRIPTION, false)?;
-    state
-        .registry
-        .validate(&input.kind, &input.config)
-        .map_err(validate_error)?;
-    let secrets = drop_empty(input.secrets).unwrap_or_default();
-    check_secrets(state, &input.kind, &secrets)?;
-    let secrets: Map<String, Value> = secrets.into_iter().filter(|(_, v)| !v.is_null()).collect();
-    state
-        .registry
-        .validate_secrets_set(
-            &input.kind,
-            &input.config,
-            &Secrets::from_json(secrets.clone()),
-        )
-        .map_err(validate_error)?;
-    check_remote(
-        state,
-        institution_id,
-        &input.kind,
-        None,
-        &input.config,
-        secrets.clone(),
-    )
-    .await?;
-    Ok(state
-        .store
-        .create_integration(
-            institution_id,
-            NewIntegration {
-                kind: input.kind,
-                name: input.name.trim().to_string(),
-                description: input.description.trim().to_string(),
-                enabled: input.enabled,
-                config: input.config,
-                secrets: Some(secrets),
-            },
-        )
-        .await?)
+    let input = NewIntegrationInput {
+        kind: input.kind,
+        name: input.name,
+        description: input.description,
+        enabled: input.enabled,
+        config: input.config,
+        secrets: input.secrets.unwrap_or_default(),
+    };
+    Ok(state.service.create(institution_id, input).await?)
 }
 
 /// Validates and applies a change; nothing is stored unless all of it is valid.
@@ -349,179 +177,38 @@ pub(crate) async fn patch_integration(
     id: i64,
     input: PatchIntegration,
 ) -> ApiResult<Integration> {
-    let current = state.store.integration(institution_id, id).await?;
-    if let Some(name) = &input.name {
-        check_text("name", name, MAX_NAME, true)?;
-    }
-    if let Some(d) = &input.description {
-        check_text("description", d, MAX_DESCRIPTION, false)?;
-    }
-    let config = match &input.config {
-        Some(patch) => {
-            let mut config = current.config.clone();
-            merge_patch(&mut config, patch);
-            if let Some(c) = state.registry.get(&current.kind) {
-                c.on_config_change(&current.config, &mut config);
-            }
-            state
-                .registry
-                .validate(&current.kind, &config)
-                .map_err(validate_error)?;
-            Some(config)
-        }
-        None => None,
+    let change = IntegrationChange {
+        name: input.name,
+        description: input.description,
+        enabled: input.enabled,
+        config: input.config,
+        secrets: input.secrets,
     };
-    let secrets = drop_empty(input.secrets);
-    if let Some(s) = &secrets {
-        check_secrets(state, &current.kind, s)?;
-    }
-    if config.is_some() || secrets.is_some() {
-        // The secrets as they will be after this change.
-        let mut all = state.store.integration_secrets(institution_id, id).await?;
-        for (k, v) in secrets.clone().unwrap_or_default() {
-            if v.is_null() {
-                all.remove(&k);
-            } else {
-                all.insert(k, v);
-            }
-        }
-        if secrets.is_some() {
-            state
-                .registry
-                .validate_secrets_set(
-                    &current.kind,
-                    config.as_ref().unwrap_or(&current.config),
-                    &Secrets::from_json(all.clone()),
-                )
-                .map_err(validate_error)?;
-        }
-        let effective = config.clone().unwrap_or_else(|| current.config.clone());
-        check_remote(
-            state,
-            institution_id,
-            &current.kind,
-            Some(id),
-            &effective,
-            all,
-        )
-        .await?;
-    }
-    Ok(state
-        .store
-        .update_integration(
-            institution_id,
-            id,
-            IntegrationUpdate {
-                name: input.name.map(|n| n.trim().to_string()),
-                description: input.description.map(|d| d.trim().to_string()),
-                enabled: input.enabled,
-                config,
-                secrets: secrets.filter(|s| !s.is_empty()),
-            },
-        )
-        .await?)
+    Ok(state.service.update(institution_id, id, change).await?)
 }
 
-/// Tests a connection with `config` and `secrets`; pins the host key of a saved integration
-/// that has none pinned (OpenSSH's accept-new) when the test succeeds with its saved settings.
+/// Tests a connection; a saved integration's unchanged settings let the connector record
+/// what it learned (an SFTP export pins the host key when none is pinned).
 pub(crate) async fn test_connection(
     state: &AppState,
     institution_id: i64,
-    kind: &str,
-    integration_id: Option<i64>,
-    config: Value,
-    secrets: Secrets,
-    pin: bool,
+    test: ConnectionTest,
 ) -> ApiResult<TestConnectionView> {
-    state
-        .registry
-        .validate(kind, &config)
-        .map_err(validate_error)?;
-    let connector = state
-        .registry
-        .get(kind)
-        .ok_or_else(|| ApiError::unprocessable("invalid_value", "type", "unknown kind"))?
-        .clone();
-    let ctx = ConnectorContext::new(institution_id, integration_id, config, secrets)
-        .with_store(state.store.clone());
-    Ok(match connector.test_connection(&ctx).await {
-        Ok(report) => {
-            let host_key = report
-                .detail
-                .get("host_key")
-                .and_then(Value::as_str)
-                .map(str::to_string);
-            if let (true, Some(id), Some(fp)) = (pin, integration_id, host_key.as_deref()) {
-                ferry_connectors::sftp_export::pin_host_key(&state.store, institution_id, id, fp)
-                    .await
-                    .map_err(|e| ApiError::internal(e.reason))?;
-            }
-            TestConnectionView {
-                ok: true,
-                host_key,
-                message: report.message,
-            }
-        }
-        Err(e) => TestConnectionView {
-            ok: false,
-            host_key: None,
-            message: e.reason,
-        },
+    let outcome = state.service.test_connection(institution_id, test).await?;
+    Ok(TestConnectionView {
+        ok: outcome.ok,
+        host_key: outcome
+            .detail
+            .get("host_key")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        message: outcome.message,
     })
 }
 
 /// Queues a manual run (or finds the one already queued).
 pub(crate) async fn run_now(state: &AppState, institution_id: i64, id: i64) -> ApiResult<i64> {
-    let integration = state.store.integration(institution_id, id).await?;
-    let queued = state
-        .store
-        .enqueue_run(&NewRun {
-            institution_id,
-            integration_id: id,
-            kind: integration.kind.clone(),
-            trigger: Trigger::Manual,
-            scheduled_for: None,
-        })
-        .await?;
-    match queued {
-        Some(run) => Ok(run.id),
-        None => {
-            let existing = state
-                .store
-                .list_runs(
-                    institution_id,
-                    &RunQuery {
-                        integration_id: Some(id),
-                        status: Some(RunStatus::Queued),
-                        limit: 1,
-                        ..Default::default()
-                    },
-                )
-                .await?;
-            existing
-                .first()
-                .map(|r| r.id)
-                .ok_or_else(|| ApiError::internal("a queued run was reported but not found"))
-        }
-    }
-}
-
-/// The saved secrets with `changes` applied (for testing unsaved values).
-async fn secrets_with(
-    state: &AppState,
-    institution_id: i64,
-    id: i64,
-    changes: Option<Map<String, Value>>,
-) -> ApiResult<Secrets> {
-    let mut saved = state.store.integration_secrets(institution_id, id).await?;
-    for (k, v) in drop_empty(changes).unwrap_or_default() {
-        if v.is_null() {
-            saved.remove(&k);
-        } else {
-            saved.insert(k, v);
-        }
-    }
-    Ok(Secrets::from_json(saved))
+    Ok(state.service.run_now(institution_id, id).await?)
 }
 
 /// List the institution's integrations.
@@ -549,7 +236,8 @@ pub async fn list(
     (status = 403, response = d::Forbidden),
     (status = 413, response = d::PayloadTooLarge),
     (status = 415, response = d::NotJson),
-    (status = 422, description = "`field` names what is wrong, e.g. `config.eab.note_body`.", body = ErrorBody)))]
+    (status = 422, description = "`field` names what is wrong, e.g. `config.eab.note_body`.", body = ErrorBody),
+    (status = 504, description = "The remote (a CRM, an SFTP server) did not answer the save's check in time (`remote_timeout`); nothing was saved.", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     auth: Auth,
@@ -584,7 +272,8 @@ pub async fn get(
     (status = 404, response = d::NotFound),
     (status = 413, response = d::PayloadTooLarge),
     (status = 415, response = d::NotJson),
-    (status = 422, description = "`field` names what is wrong.", body = ErrorBody)))]
+    (status = 422, description = "`field` names what is wrong.", body = ErrorBody),
+    (status = 504, description = "The remote (a CRM, an SFTP server) did not answer the save's check in time (`remote_timeout`); nothing was saved.", body = ErrorBody)))]
 pub async fn patch(
     State(state): State<AppState>,
     auth: Auth,
@@ -608,10 +297,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let id = crate::api::contacts::parse_id(&id)?;
-    state
-        .store
-        .delete_integration(auth.institution_id(), id)
-        .await?;
+    state.service.delete(auth.institution_id(), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -641,23 +327,11 @@ pub async fn test_saved(
     } else {
         crate::extract::parse_json(&body)?
     };
-    let saved = state.store.integration(inst, id).await?;
-    let unchanged = input.config.is_none() && input.secrets.is_none();
-    let mut config = saved.config.clone();
-    if let Some(p) = &input.config {
-        merge_patch(&mut config, p);
-    }
-    let secrets = secrets_with(&state, inst, id, input.secrets).await?;
-    let view = test_connection(
-        &state,
-        inst,
-        &saved.kind,
-        Some(id),
-        config,
-        secrets,
-        unchanged,
-    )
-    .await?;
+    let test = state
+        .service
+        .saved_test(inst, id, input.config, input.secrets)
+        .await?;
+    let view = test_connection(&state, inst, test).await?;
     Ok(Json(view))
 }
 
@@ -675,18 +349,14 @@ pub async fn test_new(
     auth: Auth,
     JsonBody(input): JsonBody<TestNewConnectionInput>,
 ) -> ApiResult<Json<TestConnectionView>> {
-    let secrets = drop_empty(input.secrets).unwrap_or_default();
-    check_secrets(&state, &input.kind, &secrets)?;
-    let view = test_connection(
-        &state,
-        auth.institution_id(),
-        &input.kind,
-        None,
-        input.config,
-        Secrets::from_json(secrets),
-        false,
-    )
-    .await?;
+    let test = ConnectionTest {
+        kind: input.kind,
+        integration_id: None,
+        config: input.config,
+        secrets: input.secrets.unwrap_or_default(),
+        saved_settings: false,
+    };
+    let view = test_connection(&state, auth.institution_id(), test).await?;
     Ok(Json(view))
 }
 
@@ -704,23 +374,4 @@ pub async fn run(
     let id = crate::api::contacts::parse_id(&id)?;
     let run_id = run_now(&state, auth.institution_id(), id).await?;
     Ok((StatusCode::ACCEPTED, Json(RunQueued { run_id })))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn merge_patch_follows_rfc_7386() {
-        let mut t = json!({"a": "b", "c": {"d": "e", "f": "g"}, "l": [1]});
-        merge_patch(
-            &mut t,
-            &json!({"a": "z", "c": {"f": null}, "l": [2], "n": {"x": 1}}),
-        );
-        assert_eq!(
-            t,
-            json!({"a": "z", "c": {"d": "e"}, "l": [2], "n": {"x": 1}})
-        );
-    }
 }

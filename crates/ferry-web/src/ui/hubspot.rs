@@ -650,7 +650,7 @@ pub async fn finish(
     };
     match result {
         Ok(notice) => LIST.back(notice),
-        Err(e) if e.status.is_server_error() => ui_error(e),
+        Err(e) if e.is_internal() => ui_error(e),
         Err(e) => {
             let message = match &e.field {
                 Some(f) => format!("{f}: {}", e.message),

@@ -9,7 +9,7 @@ use ferry_store::Integration;
 
 use super::{Nav, ui_error};
 use crate::AppState;
-use crate::api::integrations::{PatchIntegration, patch_integration, run_now};
+use crate::api::integrations::run_now;
 use crate::auth::Auth;
 use crate::error::ApiError;
 
@@ -65,13 +65,13 @@ impl List {
             Err(r) => return r,
         };
         let enabled = !i.enabled;
-        let change = PatchIntegration {
-            enabled: Some(enabled),
-            ..Default::default()
-        };
-        match patch_integration(state, auth.institution_id(), i.id, change).await {
+        match state
+            .service
+            .set_enabled(auth.institution_id(), i.id, enabled)
+            .await
+        {
             Ok(_) => self.back(if enabled { "enabled" } else { "disabled" }),
-            Err(e) => ui_error(e),
+            Err(e) => ui_error(e.into()),
         }
     }
 
@@ -109,11 +109,7 @@ impl List {
             Ok(i) => i,
             Err(r) => return r,
         };
-        match state
-            .store
-            .delete_integration(auth.institution_id(), i.id)
-            .await
-        {
+        match state.service.delete(auth.institution_id(), i.id).await {
             Ok(()) => self.back("deleted"),
             Err(e) => ui_error(e.into()),
         }

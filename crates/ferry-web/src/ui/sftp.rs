@@ -9,7 +9,7 @@ use askama_web::WebTemplate;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use ferry_connectors::Secrets;
+use ferry_connectors::service::ConnectionTest;
 use ferry_connectors::sftp_export::ExportKind;
 use ferry_core::contact::DefaultField;
 use ferry_core::export::Placeholder;
@@ -750,7 +750,7 @@ pub async fn edit_page(
 /// A client mistake to show in the form, or (a server error) the error page.
 #[allow(clippy::result_large_err)] // the Err is a handler's early return
 fn form_error(e: ApiError) -> Result<ApiError, Response> {
-    if e.status.is_server_error() {
+    if e.is_internal() {
         Err(ui_error(e))
     } else {
         Ok(e)
@@ -838,14 +838,9 @@ pub async fn test(State(state): State<AppState>, auth: Auth, body: axum::body::B
         .into_iter()
         .find(|(k, _)| k == "id")
         .and_then(|(_, v)| v.parse::<i64>().ok());
-    let mut secrets = Map::new();
     if let Some(id) = id {
         match state.store.integration(inst, id).await {
             Ok(i) => form.kind = i.kind,
-            Err(e) => return ui_error(e.into()),
-        }
-        match state.store.integration_secrets(inst, id).await {
-            Ok(saved) => secrets = saved,
             Err(e) => return ui_error(e.into()),
         }
     }
@@ -855,24 +850,22 @@ pub async fn test(State(state): State<AppState>, auth: Auth, body: axum::body::B
             "unknown integration type",
         ));
     };
-    for (k, v) in form.secrets() {
-        if v.is_null() {
-            secrets.remove(&k);
-        } else {
-            secrets.insert(k, v);
-        }
-    }
-    let config = form.new_config(kind);
-    let result = test_connection(
-        &state,
-        inst,
-        kind.kind(),
-        id,
-        config,
-        Secrets::from_json(secrets),
-        false,
-    )
-    .await;
+    // Saved secrets stand in for the ones left empty.
+    let secrets = match id {
+        Some(id) => match state.service.secrets_with(inst, id, form.secrets()).await {
+            Ok(s) => s,
+            Err(e) => return ui_error(e.into()),
+        },
+        None => form.secrets(),
+    };
+    let test = ConnectionTest {
+        kind: kind.kind().to_string(),
+        integration_id: id,
+        config: form.new_config(kind),
+        secrets,
+        saved_settings: false,
+    };
+    let result = test_connection(&state, inst, test).await;
     let page = match result {
         Ok(v) => TestResult {
             pin: v.ok && (form.host_key.trim().is_empty() || form.repin),
@@ -880,7 +873,7 @@ pub async fn test(State(state): State<AppState>, auth: Auth, body: axum::body::B
             message: v.message,
             host_key: v.host_key,
         },
-        Err(e) if e.status.is_client_error() => TestResult {
+        Err(e) if !e.is_internal() => TestResult {
             ok: false,
             message: match e.field {
                 Some(f) => format!("{f}: {}", e.message),

@@ -325,3 +325,44 @@ async fn the_wizard_creates_an_instance_and_refuses_a_bad_mapping() {
     let (_, listed) = page("/settings/integrations/hubspot").await;
     assert!(listed.contains("Ferry to HubSpot") && listed.contains("Private-app token"));
 }
+
+/// A HubSpot that accepts connections and never answers: the save is refused with
+/// `remote_timeout` once the bound has passed, and nothing is stored.
+#[tokio::test]
+async fn a_save_waits_for_a_silent_hubspot_only_as_long_as_the_bound() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api_url = format!("http://{}", silent.local_addr().unwrap());
+    // Holds the connections open without answering.
+    let _held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((conn, _)) = silent.accept().await {
+            open.push(conn);
+        }
+    });
+    let app = spawn_app_with(ferry_web::WebConfig {
+        hubspot: HubSpotSettings {
+            api_url,
+            ..HubSpotSettings::default()
+        },
+        remote_timeout: std::time::Duration::from_millis(300),
+        ..Default::default()
+    })
+    .await;
+    let (status, err) = app
+        .post(
+            "/api/v1/integrations",
+            json!({"type": "hubspot_outgoing", "name": "To HubSpot", "config": {"mappings": [
+                {"local": "first_name", "remote": "firstname"}, {"local": "last_name", "remote": "lastname"},
+                {"local": "phone", "remote": "phone"}, {"local": "email", "remote": "email"}]}, "secrets": {"access_token": "pat-test"}}),
+        )
+        .await;
+    assert_eq!(status, 504, "{err}");
+    assert_eq!(err["error"]["code"], "remote_timeout");
+    let message = err["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("0.3 s") && message.contains("nothing was saved"),
+        "{message}"
+    );
+    let (_, all) = app.get("/api/v1/integrations").await;
+    assert_eq!(all, json!([]));
+}
