@@ -60,7 +60,7 @@ impl IntegrationView {
         }
         IntegrationView {
             id: i.id,
-            type_label: crate::api::runs::type_label(&state.registry, &i.kind),
+            type_label: state.registry.label(&i.kind),
             kind: i.kind,
             name: i.name,
             description: i.description,

@@ -16,12 +16,6 @@ use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::QueryArgs;
 
-/// The Recent Runs "Type" of an integration kind: its connector's label (`EAB Notes`,
-/// `HubSpot incoming`, …), or the kind itself when this build has no connector for it.
-pub fn type_label(registry: &ferry_connectors::Registry, kind: &str) -> String {
-    registry.label(kind)
-}
-
 /// The name of the file a run uploaded (`detail.file`), when it uploaded one.
 pub fn file_name(detail: &Value) -> Option<String> {
     detail
@@ -279,7 +273,7 @@ pub async fn list(
                     .get(&r.integration_id)
                     .map(|i| i.name.clone())
                     .unwrap_or_default();
-                let label = type_label(&state.registry, &r.kind);
+                let label = state.registry.label(&r.kind);
                 RunView::new(r, name, label)
             })
             .collect(),
@@ -301,6 +295,6 @@ pub async fn get(
     let id = crate::api::contacts::parse_id(&id)?;
     let run = state.store.run(inst, id).await?;
     let integration = state.store.integration(inst, run.integration_id).await?;
-    let label = type_label(&state.registry, &run.kind);
+    let label = state.registry.label(&run.kind);
     Ok(Json(RunView::new(run, integration.name, label)))
 }

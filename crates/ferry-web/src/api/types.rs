@@ -14,10 +14,10 @@ use crate::auth::Auth;
 /// One kind of integration.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct IntegrationTypeView {
-    /// The value of `type` when creating an integration, e.g. `eab_notes_export`.
+    /// The value of `type` when creating an integration.
     #[serde(rename = "type")]
     pub kind: &'static str,
-    /// The name people see, e.g. `EAB Notes`.
+    /// The name people see (the Type column of Recent Runs).
     pub label: &'static str,
     /// What an instance of this type does.
     pub summary: &'static str,

@@ -14,7 +14,7 @@ struct Card {
     id: &'static str,
     name: &'static str,
     summary: &'static str,
-    /// The instance types it offers, e.g. `HubSpot incoming, HubSpot outgoing`.
+    /// The labels of the instance types it offers, joined with commas.
     types: String,
     /// Instances of its types this institution has.
     configured: usize,

@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use super::{Nav, fmt_time, ui_error};
 use crate::AppState;
-use crate::api::runs::{file_name, integrations_by_id, page, type_label};
+use crate::api::runs::{file_name, integrations_by_id, page};
 use crate::auth::{Auth, urlencode};
 
 /// Rows per page.
@@ -279,7 +279,7 @@ async fn load(
                 .get(&r.integration_id)
                 .map(|i| i.name.clone())
                 .unwrap_or_default(),
-            type_label: type_label(&state.registry, &r.kind),
+            type_label: state.registry.label(&r.kind),
             rows: if r.status.is_final() {
                 fmt_count(r.rows)
             } else {
@@ -334,7 +334,7 @@ pub async fn runs_page(
             .map(|i| SelectOption {
                 selected: filters.query.integration_id == Some(i.id),
                 value: i.id.to_string(),
-                label: format!("{} ({})", i.name, type_label(&state.registry, &i.kind)),
+                label: format!("{} ({})", i.name, state.registry.label(&i.kind)),
             })
             .collect(),
         statuses: RunStatus::ALL
