@@ -32,6 +32,7 @@ pub const DICTIONARY: &[ErrorCode] = error_codes! {
     "csrf_failed" => "The form was not sent from a Ferry page of this session.", "Reload the page and submit again.";
     "duplicate_column" => "A CSV file names the same column twice.", "Remove the repeated column from the header row.";
     "forbidden" => "Your role does not allow this (settings and integrations are admin-only).", "Ask an admin of the institution.";
+    "internal" => "Ferry failed for a reason that is not the request's fault (the database or a remote was unavailable, or a bug). Nothing was changed; the answer carries a correlation id that is in Ferry's log.", "Try again; if it persists, give the correlation id to whoever runs Ferry so they can find the logged cause.";
     "invalid_boolean" => "A yes/no field has a value that is not yes/no.", "Use true/false, yes/no, y/n or 1/0.";
     "invalid_date" => "A date field has a value that is not a date.", "Use YYYY-MM-DD (2026-09-01) or MM/DD/YYYY (09/01/2026).";
     "invalid_email" => "An email field has a value that is not an email address.", "Correct the address in the source record, or leave it blank to skip it.";

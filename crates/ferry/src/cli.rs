@@ -40,6 +40,7 @@ Examples:
   ferry institution create --slug state-u --name \"State University\"
   ferry user create --institution state-u --email ana@state.edu --role admin
   ferry token create --institution state-u --role viewer --name reporting
+  ferry integration create --institution state-u --file eab-notes.json
   ferry import contacts students.csv --institution state-u";
 
 /// The `ferry` command line.
@@ -241,6 +242,10 @@ to date. Safe to run at any time and from several machines at once.",
     #[command(subcommand)]
     Token(TokenCommand),
 
+    /// Manage integration instances: the same checks as the web UI and the REST API.
+    #[command(subcommand)]
+    Integration(IntegrationCommand),
+
     /// Import data from files.
     #[command(subcommand)]
     Import(ImportCommand),
@@ -361,6 +366,81 @@ curl -H \"Authorization: Bearer $TOKEN\" http://127.0.0.1:8080/api/v1/contacts"
         #[arg(long, default_value = "cli")]
         name: String,
     },
+}
+
+/// The institution and integration a command acts on.
+#[derive(Debug, Args)]
+pub struct IntegrationRef {
+    /// The integration's id (see `ferry integration list`).
+    #[arg(value_name = "ID")]
+    pub id: i64,
+    /// Slug of the institution it belongs to.
+    #[arg(long, value_name = "SLUG")]
+    pub institution: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IntegrationCommand {
+    /// List the integration types this build offers.
+    Types,
+    /// List an institution's integrations.
+    #[command(after_help = "Example:\n  ferry integration list --institution state-u")]
+    List {
+        /// Slug of the institution.
+        #[arg(long, value_name = "SLUG")]
+        institution: String,
+    },
+    /// Print one integration as JSON (secrets only by name).
+    Show(IntegrationRef),
+    /// Create an integration from a JSON document; prints its id on stdout.
+    #[command(
+        long_about = "Create an integration from a JSON document: the body of \
+`POST /api/v1/integrations` (`type`, `name`, `description`, `enabled`, `config`, `secrets`). \
+It is checked exactly as the web UI and the REST API check it, including a connection check \
+with the remote where the type has one; nothing is stored unless all of it is valid. Prints \
+the new id on stdout.",
+        after_help = "Examples:\n  ferry integration create --institution state-u --file eab.json\n  \
+ferry integration create --institution state-u --file - < eab.json"
+    )]
+    Create {
+        /// Slug of the institution.
+        #[arg(long, value_name = "SLUG")]
+        institution: String,
+        /// The JSON document, or `-` for stdin (keeps secrets out of files).
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Change an integration with a JSON document (`config` is a JSON merge patch).
+    #[command(
+        long_about = "Change an integration with a JSON document: the body of \
+`PATCH /api/v1/integrations/{id}`. Parts left out stay; `config` is a JSON merge patch \
+(RFC 7386); a secret given replaces it and `null` removes it. Nothing is stored unless all of \
+it is valid.",
+        after_help = "Example:\n  echo '{\"config\":{\"sftp\":{\"port\":2222}}}' | ferry integration update 3 --institution state-u --file -"
+    )]
+    Update {
+        #[command(flatten)]
+        target: IntegrationRef,
+        /// The JSON document, or `-` for stdin.
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Turn an integration's scheduled and change-triggered runs on.
+    Enable(IntegrationRef),
+    /// Turn an integration's scheduled and change-triggered runs off.
+    Disable(IntegrationRef),
+    /// Delete an integration and its runs (its Sync Log rows stay).
+    Delete {
+        #[command(flatten)]
+        target: IntegrationRef,
+        /// Confirm the deletion.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Test Connection with the saved settings; exits non-zero when it fails.
+    Test(IntegrationRef),
+    /// Queue a run now (as Run now does); prints the run id on stdout.
+    Run(IntegrationRef),
 }
 
 #[derive(Debug, Subcommand)]

@@ -828,3 +828,121 @@ fn a_lease_close_to_the_heartbeat_is_refused() {
         "{help}"
     );
 }
+
+/// `ferry integration` goes through the same checks as the API: a bad config is refused naming
+/// its field and stores nothing; secrets never come back; runs are queued as Run now does.
+#[tokio::test]
+async fn integration_lifecycle_from_the_command_line() {
+    let f = Ferry::new();
+    f.ok(&["institution", "create", "--slug", "acme", "--name", "Acme"]);
+    let types = f.ok(&["integration", "types"]);
+    assert!(types.contains("eab_notes_export"), "{types}");
+
+    let body = |host: &str| {
+        serde_json::json!({
+            "type": "eab_notes_export",
+            "name": "Nightly EAB",
+            "config": {
+                "sftp": {"host": host, "port": 2222, "username": "eab", "directory": "inbox", "file_prefix": "notes_"},
+                "schedule": {"blocks": [0, 7]},
+                "filters": {"channels": ["sms"], "types": ["ai_agent", "live_chat"], "directions": ["incoming", "outgoing"]},
+                "eab": {"import_version": "3", "institution_id": "77", "group_id": "group_id", "dedupe_contacts": false,
+                        "is_private": true, "student_viewable": false, "show_on_student_report": true,
+                        "created_by": "Ferry", "note_reasons": "Outreach", "note_body": "{first_name}: {message}"}
+            },
+            "secrets": {"password": "s3cret-canary"}
+        })
+        .to_string()
+    };
+
+    // No host: refused with the field, nothing stored.
+    let bad = f.write("bad.json", &body(""));
+    let args = ["integration", "create", "--institution", "acme", "--file"];
+    let out = f.run(&[&args[..], &[bad.to_str().unwrap()]].concat());
+    assert!(!out.status.success(), "a bad port was accepted");
+    assert!(
+        stderr(&out).contains("config.sftp.host") && stderr(&out).contains("nothing was saved"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        f.ok(&["integration", "list", "--institution", "acme"])
+            .contains("no integrations yet")
+    );
+
+    // From stdin, so the secret stays out of files.
+    let out = f.run_with_stdin(&[&args[..], &["-"]].concat(), &body("127.0.0.1"));
+    assert_success(&out, &args);
+    let id = stdout(&out).trim().to_string();
+    assert!(id.parse::<i64>().is_ok(), "stdout is the id: {id:?}");
+
+    let listed = f.ok(&["integration", "list", "--institution", "acme"]);
+    assert!(
+        listed.contains("Nightly EAB") && listed.contains("EAB Notes"),
+        "{listed}"
+    );
+    let shown = f.ok(&["integration", "show", &id, "--institution", "acme"]);
+    let shown: serde_json::Value = serde_json::from_str(&shown).expect("show prints JSON");
+    assert_eq!(shown["secrets_set"], serde_json::json!(["password"]));
+    assert!(
+        !shown.to_string().contains("s3cret-canary"),
+        "a secret leaked: {shown}"
+    );
+
+    // A merge patch changes one field and keeps the rest.
+    let out = f.run_with_stdin(
+        &[
+            "integration",
+            "update",
+            &id,
+            "--institution",
+            "acme",
+            "--file",
+            "-",
+        ],
+        r#"{"config": {"sftp": {"directory": "notes"}}}"#,
+    );
+    assert_success(&out, &["integration", "update"]);
+    let shown = f.ok(&["integration", "show", &id, "--institution", "acme"]);
+    let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(shown["config"]["sftp"]["directory"], "notes");
+    assert_eq!(shown["config"]["sftp"]["port"], 2222);
+
+    // An unknown field in the patch is refused naming it.
+    let out = f.run_with_stdin(
+        &[
+            "integration",
+            "update",
+            &id,
+            "--institution",
+            "acme",
+            "--file",
+            "-",
+        ],
+        r#"{"config": {"sftp": {"hots": "x"}}}"#,
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("hots"), "{}", stderr(&out));
+
+    f.ok(&["integration", "disable", &id, "--institution", "acme"]);
+    let shown = f.ok(&["integration", "show", &id, "--institution", "acme"]);
+    assert!(shown.contains("\"enabled\": false"), "{shown}");
+
+    // Run now queues one run; asking twice finds the queued one.
+    let run = f.ok(&["integration", "run", &id, "--institution", "acme"]);
+    let again = f.ok(&["integration", "run", &id, "--institution", "acme"]);
+    assert_eq!(run.trim(), again.trim());
+
+    let out = f.run(&["integration", "delete", &id, "--institution", "acme"]);
+    assert!(!out.status.success() && stderr(&out).contains("--yes"));
+    f.ok(&[
+        "integration",
+        "delete",
+        &id,
+        "--institution",
+        "acme",
+        "--yes",
+    ]);
+    let out = f.run(&["integration", "show", &id, "--institution", "acme"]);
+    assert!(!out.status.success() && stderr(&out).contains("no such integration"));
+}

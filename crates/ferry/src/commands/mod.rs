@@ -3,6 +3,7 @@
 mod admin;
 mod emulate;
 mod import;
+mod integration;
 mod migrate;
 mod serve;
 pub mod worker;
@@ -15,7 +16,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use ferry_store::{Institution, Store};
 
-use crate::cli::{Cli, Command, ImportCommand, InstitutionCommand, TokenCommand, UserCommand};
+use crate::cli::{
+    Cli, Command, ImportCommand, InstitutionCommand, IntegrationCommand, TokenCommand, UserCommand,
+};
 use crate::settings::Settings;
 
 pub fn main(cli: Cli) -> ExitCode {
@@ -90,6 +93,7 @@ async fn run(cli: Cli) -> Result<()> {
             role,
             name,
         }) => admin::token_create(&settings, &institution, role.into(), &name).await,
+        Command::Integration(c) => integration_command(&settings, c).await,
         Command::Import(ImportCommand::Contacts {
             file,
             institution,
@@ -97,6 +101,26 @@ async fn run(cli: Cli) -> Result<()> {
         }) => import::contacts(&settings, &file, &institution, allow_skipped).await,
         Command::Demo(args) => crate::demo::run(&settings, &args).await,
         Command::Bench(_) | Command::Emulate(_) => unreachable!("handled above"),
+    }
+}
+
+async fn integration_command(settings: &Settings, c: IntegrationCommand) -> Result<()> {
+    use IntegrationCommand as C;
+    match c {
+        C::Types => integration::types(settings),
+        C::List { institution } => integration::list(settings, &institution).await,
+        C::Show(r) => integration::show(settings, &r.institution, r.id).await,
+        C::Create { institution, file } => integration::create(settings, &institution, &file).await,
+        C::Update { target, file } => {
+            integration::update(settings, &target.institution, target.id, &file).await
+        }
+        C::Enable(r) => integration::set_enabled(settings, &r.institution, r.id, true).await,
+        C::Disable(r) => integration::set_enabled(settings, &r.institution, r.id, false).await,
+        C::Delete { target, yes } => {
+            integration::delete(settings, &target.institution, target.id, yes).await
+        }
+        C::Test(r) => integration::test(settings, &r.institution, r.id).await,
+        C::Run(r) => integration::run_now(settings, &r.institution, r.id).await,
     }
 }
 
