@@ -4,8 +4,8 @@
 //! `{"sftp":{…}, "schedule":{"blocks":[…]}, "filters":{…}, "contacts":{…}, "eab":{…}, "neutralize_formulas"?}`.
 //! Which sections a kind needs is checked by [`ExportConfig::validate`].
 
+use super::eab::NoteTemplate;
 use ferry_core::contact::{DefaultField, PLATFORM_ID_FIELD, validate_custom_field_name};
-use ferry_core::export::NoteTemplate;
 use ferry_core::message::{Channel, Direction, MessageType};
 use ferry_core::schedule::Schedule;
 use schemars::JsonSchema;

@@ -5,6 +5,7 @@
 mod client;
 mod codes;
 pub mod config;
+pub mod eab;
 pub mod run;
 
 use async_trait::async_trait;

@@ -18,7 +18,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use ferry_core::contact::{Contact, FieldRef, FieldSchema, value_text};
-use ferry_core::export::{CsvWriter, EabFile, NoteTemplate, NoteValues, us_date};
+use ferry_core::export::CsvWriter;
+
+use super::eab::{EabFile, NoteTemplate, NoteValues, us_date};
 use ferry_core::run::SyncDirection;
 use ferry_sftp::{ClientOptions, Session, UploadState};
 use ferry_store::{ExportMessage, ExportStream, MessageWindow};
