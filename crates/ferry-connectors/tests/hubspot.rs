@@ -1158,3 +1158,73 @@ fn an_incoming_filter_on_an_unmapped_field_is_refused() {
             .is_ok()
     );
 }
+
+/// Incoming pages by keyset, not by offset: a record modified while the pull pages (it moves to
+/// the end of HubSpot's sort) neither hides another record nor is lost, and 120 records sharing
+/// one millisecond (more than a page) are all read.
+#[tokio::test]
+async fn incoming_paging_loses_nothing_when_records_change_between_pages() {
+    use ferry_connectors::crm::{CrmClient, NextPage};
+    use ferry_connectors::hubspot::client::StaticToken;
+    use std::collections::BTreeSet;
+    let s = setup(EmulatorConfig {
+        limits: ferry_emulators::hubspot::RateLimits::unlimited(),
+        search_visibility_delay: Duration::ZERO,
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let hub = s.hub.state();
+    let base: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+    let at = |ms: i64| base + jiff::SignedDuration::from_millis(ms);
+    // 150 records a millisecond apart, 120 sharing one millisecond, 30 more after them.
+    let times = (0..150)
+        .map(at)
+        .chain((0..120).map(|_| at(500)))
+        .chain((0..30).map(|i| at(1_000 + i)));
+    let seeded: BTreeSet<String> = hub
+        .seed_contacts(times.enumerate().map(|(i, t)| SeedContact {
+            updated_at: Some(t),
+            created_at: Some(t),
+            ..seed(&[("email", &format!("c{i}@state.edu"))])
+        }))
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(seeded.len(), 300);
+    let client = ferry_connectors::hubspot::Client::new(
+        s.hub.base_url(),
+        std::sync::Arc::new(StaticToken(TOKEN.to_string().into())),
+        Default::default(),
+    );
+    let properties = vec!["email".to_string(), "lastmodifieddate".to_string()];
+    let mut read: BTreeSet<String> = BTreeSet::new();
+    let mut page: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let changes = client
+            .changes(base.as_millisecond(), &properties, page.as_deref())
+            .await
+            .unwrap();
+        pages += 1;
+        assert!(pages < 50, "paging does not end");
+        if pages == 1 {
+            // Between pages, a record of the first page changes in HubSpot.
+            let moved = changes.records[3].id.clone();
+            client
+                .batch_update(&[(
+                    moved,
+                    [("firstname".to_string(), "Moved".to_string())].into(),
+                )])
+                .await
+                .unwrap();
+        }
+        read.extend(changes.records.into_iter().map(|r| r.id));
+        match changes.next {
+            NextPage::Page(next) => page = Some(next),
+            NextPage::Requery => panic!("keyset paging never asks to start again"),
+            NextPage::Done => break,
+        }
+    }
+    let missed: Vec<&String> = seeded.difference(&read).collect();
+    assert!(missed.is_empty(), "records never read: {missed:?}");
+}

@@ -34,9 +34,8 @@ pub struct WorkerConfig {
     /// Default 5 min.
     pub change_backoff: Duration,
     /// How many runs the worker executes at once (runs of one integration never overlap: the
-    /// store claims at most one running run per integration). Default 1: a CRM's incoming
-    /// pull, paged by HubSpot's offsets, can miss records that a concurrent push to the same
-    /// account changes mid-pull, so runs overlap only where this is raised.
+    /// store claims at most one running run per integration), so a long export does not hold
+    /// back the pushes of other integrations. Default 4.
     pub concurrency: usize,
     /// How many times a run is tried again, within the same claim, after the connector reported
     /// a retryable error. Default 2.
@@ -58,7 +57,7 @@ impl Default for WorkerConfig {
             scheduler_interval: Duration::from_secs(30),
             change_interval: Duration::from_secs(2),
             change_backoff: Duration::from_secs(300),
-            concurrency: 1,
+            concurrency: 4,
             retries: 2,
             retry_backoff: Duration::from_secs(10),
         }

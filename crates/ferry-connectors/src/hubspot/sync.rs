@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use async_trait::async_trait;
 use ferry_core::mapping::RemoteProperty;
 
-use super::client::{self, BATCH, Client, HubSpotError, SEARCH_CAP, SEARCH_PAGE};
+use super::client::{self, BATCH, Client, HubSpotError};
 use super::codec::HubSpotCodec;
 use super::config::ID_PROPERTY;
 use crate::crm::{
@@ -141,35 +141,135 @@ impl CrmClient for Client {
         Ok(self::records(self.batch_update(records).await?))
     }
 
-    /// A page of HubSpot's search by `lastmodifieddate`. The page cursor is the records seen so
-    /// far and HubSpot's `after`: past HubSpot's 10,000-result cap, the engine asks again.
+    /// A page of the records changed since `since_ms`, by keyset: each page is the first page of
+    /// a new search for `lastmodifieddate` at or after the last time seen, sorted by it, so a
+    /// record modified while the run pages moves later and is still read, and HubSpot's
+    /// 10,000-result cap is never reached. When a whole page shares one millisecond, the records
+    /// of that millisecond are read in record ID order before moving past it. The cursor is
+    /// [`ChangesCursor`] as JSON.
     async fn changes(
         &self,
         since_ms: i64,
         properties: &[String],
         page: Option<&str>,
     ) -> Result<ChangesPage, HubSpotError> {
-        let (seen, after) = match page.and_then(|p| p.split_once(':')) {
-            Some((seen, after)) => (seen.parse::<u64>().unwrap_or(0), Some(after)),
-            None => (0, None),
-        };
+        // The engine hands back only cursors made here; anything else starts from `since_ms`.
+        let cursor = page
+            .and_then(|p| serde_json::from_str::<ChangesCursor>(p).ok())
+            .unwrap_or_else(|| ChangesCursor::since(since_ms));
+        let t = cursor.t.to_string();
+        if let Some(after_id) = &cursor.id_after {
+            // Every record of one millisecond, in ID order.
+            let page = self
+                .search(
+                    &[(MODIFIED, "EQ", t), (ID_PROPERTY, "GT", after_id.clone())],
+                    Some((ID_PROPERTY, "ASCENDING")),
+                    properties,
+                    None,
+                )
+                .await?;
+            let last = page.records.last().map(|r| r.id.clone());
+            let next = match (page.after, last) {
+                (Some(_), Some(last)) => ChangesCursor {
+                    id_after: Some(last),
+                    ..cursor.clone()
+                },
+                _ => ChangesCursor {
+                    t: cursor.t,
+                    after_t: true,
+                    seen: Vec::new(),
+                    id_after: None,
+                },
+            };
+            let fresh = cursor.unseen(records(page.records));
+            return Ok(ChangesPage {
+                records: fresh,
+                next: NextPage::Page(next.encode()),
+            });
+        }
+        let op = if cursor.after_t { "GT" } else { "GTE" };
         let page = self
             .search(
-                &[(MODIFIED, "GTE", since_ms.to_string())],
+                &[(MODIFIED, op, t)],
                 Some((MODIFIED, "ASCENDING")),
                 properties,
-                after,
+                None,
             )
             .await?;
-        let seen = seen + page.records.len() as u64;
-        let next = match page.after {
-            Some(_) if seen + SEARCH_PAGE as u64 > SEARCH_CAP => NextPage::Requery,
-            Some(a) => NextPage::Page(format!("{seen}:{a}")),
+        let more = page.after.is_some();
+        let all = records(page.records);
+        let last_t = all.iter().filter_map(|r| r.modified_ms).max();
+        let next = match last_t {
+            _ if !more => NextPage::Done,
+            // The whole page is one millisecond: read that millisecond by record ID.
+            Some(lt) if lt <= cursor.t => {
+                let mut seen = cursor.seen.clone();
+                seen.extend(all.iter().map(|r| r.id.clone()));
+                NextPage::Page(
+                    ChangesCursor {
+                        t: cursor.t,
+                        after_t: false,
+                        seen,
+                        id_after: Some("0".into()),
+                    }
+                    .encode(),
+                )
+            }
+            Some(lt) => NextPage::Page(
+                ChangesCursor {
+                    t: lt,
+                    after_t: false,
+                    seen: all
+                        .iter()
+                        .filter(|r| r.modified_ms == Some(lt))
+                        .map(|r| r.id.clone())
+                        .collect(),
+                    id_after: None,
+                }
+                .encode(),
+            ),
+            // Records without a modification time cannot be paged by it.
             None => NextPage::Done,
         };
         Ok(ChangesPage {
-            records: records(page.records),
+            records: cursor.unseen(all),
             next,
         })
+    }
+}
+
+/// Where an incoming pull is in HubSpot's changes: past or at `t` (epoch ms), the records of `t`
+/// already read, and, while reading one millisecond in ID order, the last ID read.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct ChangesCursor {
+    t: i64,
+    #[serde(default)]
+    after_t: bool,
+    #[serde(default)]
+    seen: Vec<String>,
+    #[serde(default)]
+    id_after: Option<String>,
+}
+
+impl ChangesCursor {
+    fn since(t: i64) -> ChangesCursor {
+        ChangesCursor {
+            t,
+            after_t: false,
+            seen: Vec::new(),
+            id_after: None,
+        }
+    }
+
+    fn encode(&self) -> String {
+        serde_json::to_string(self).expect("a cursor serializes")
+    }
+
+    /// The records not already read at the cursor's millisecond.
+    fn unseen(&self, records: Vec<Record>) -> Vec<Record> {
+        records
+            .into_iter()
+            .filter(|r| !(r.modified_ms == Some(self.t) && self.seen.contains(&r.id)))
+            .collect()
     }
 }
