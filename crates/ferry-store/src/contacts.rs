@@ -751,6 +751,17 @@ impl Store {
         Ok(row.ok_or(StoreError::NotFound)?.try_get(0)?)
     }
 
+    /// Every institution's current change sequence, in one query (the worker's check for
+    /// on-change integrations that are behind).
+    pub async fn change_seqs(&self) -> Result<std::collections::HashMap<i64, i64>> {
+        let rows = sqlx::query("SELECT id, change_seq FROM institutions")
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
     /// How many contacts the institution has, archived and test users included.
     pub async fn count_contacts(&self, institution_id: i64) -> Result<i64> {
         Ok(

@@ -43,7 +43,7 @@ pub use export::{EXPORT_BATCH, ExportMessage, ExportStream, MessageWindow};
 pub use import::{CsvImport, ImportError, ImportReport, ImportRowError};
 pub use integrations::{Integration, IntegrationUpdate, NewIntegration};
 pub use messages::{Message, MessageQuery, NewMessage};
-pub use runs::{NewRun, Run, RunOutcome, RunQuery};
+pub use runs::{NewRun, Run, RunListener, RunOutcome, RunQuery};
 pub use synclog::{NewSyncLog, SyncLogEntry, SyncLogQuery};
 
 /// Which database a store talks to.
@@ -129,6 +129,10 @@ pub struct Store {
     secrets: SecretBox,
     /// SQLite only: the connection contact batch writes go through (see `sqlite_bulk`).
     bulk: Option<std::sync::Arc<sqlite_bulk::SqliteBulk>>,
+    /// Wakes this process's workers when a run may have become claimable (see `runs_signal`).
+    runs_changed: std::sync::Arc<tokio::sync::Notify>,
+    /// PostgreSQL only: the URL a `LISTEN` connection of its own is opened with. Never logged.
+    listen_url: Option<std::sync::Arc<str>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -231,6 +235,11 @@ impl Store {
             write,
             secrets,
             bulk,
+            runs_changed: Default::default(),
+            listen_url: match backend {
+                Backend::Postgres => Some(url.into()),
+                Backend::Sqlite => None,
+            },
         })
     }
 

@@ -120,7 +120,63 @@ fn run_from(row: &AnyRow) -> Result<Run> {
     })
 }
 
+/// The PostgreSQL channel on which changes of the run queue are announced.
+const RUNS_CHANNEL: &str = "ferry_runs";
+
+/// A connection of its own that hears, from every process sharing a PostgreSQL database, that a
+/// run may have become claimable (queued, given back, or its integration's previous run ended).
+pub struct RunListener(sqlx::postgres::PgListener);
+
+impl RunListener {
+    /// Waits for the next announcement. After a lost connection it reconnects and returns at
+    /// once (announcements made meanwhile are lost, so the caller should look at the queue).
+    pub async fn recv(&mut self) -> Result<()> {
+        self.0.try_recv().await?;
+        Ok(())
+    }
+}
+
 impl Store {
+    /// The signal this process's workers wait on between looks at the queue: notified (to every
+    /// waiter) when this process queued a run, gave one back, or ended one. Other processes are
+    /// heard through [`Store::listen_for_runs`].
+    pub fn runs_signal(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.runs_changed.clone()
+    }
+
+    /// On PostgreSQL, a `LISTEN` connection for the run queue's announcements; `None` on SQLite,
+    /// where workers of other processes find runs by polling.
+    pub async fn listen_for_runs(&self) -> Result<Option<RunListener>> {
+        let Some(url) = &self.listen_url else {
+            return Ok(None);
+        };
+        let mut listener = sqlx::postgres::PgListener::connect(url).await?;
+        listener.listen(RUNS_CHANNEL).await?;
+        Ok(Some(RunListener(listener)))
+    }
+
+    /// Announces a change of the run queue to other processes when `tx` commits (PostgreSQL).
+    async fn announce_runs(&self, tx: &mut sqlx::Transaction<'static, sqlx::Any>) -> Result<()> {
+        if self.backend == Backend::Postgres {
+            sqlx::query(AssertSqlSafe(format!("NOTIFY {RUNS_CHANNEL}")))
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Announces a change of the run queue made outside a transaction, here and elsewhere. A
+    /// failed `NOTIFY` is not an error of the change it announces: workers still poll.
+    async fn announce_runs_now(&self) -> Result<()> {
+        self.runs_changed.notify_waiters();
+        if self.backend == Backend::Postgres {
+            let _ = sqlx::query(AssertSqlSafe(format!("NOTIFY {RUNS_CHANNEL}")))
+                .execute(&self.write)
+                .await;
+        }
+        Ok(())
+    }
+
     /// Queues a run. Returns `None` when a run for the same integration and schedule slot exists
     /// already (scheduling is idempotent), or, for a manual or change run, when one is queued.
     pub async fn enqueue_run(&self, new: &NewRun) -> Result<Option<Run>> {
@@ -144,7 +200,13 @@ impl Store {
         .bind(now())
         .fetch_optional(&mut *tx)
         .await?;
+        if row.is_some() {
+            self.announce_runs(&mut tx).await?;
+        }
         tx.commit().await?;
+        if row.is_some() {
+            self.runs_changed.notify_waiters();
+        }
         row.as_ref().map(run_from).transpose()
     }
 
@@ -208,12 +270,19 @@ impl Store {
             .bind(worker)
             .execute(&self.write)
             .await?;
+        if done.rows_affected() == 1 {
+            // The integration's next queued run, if any, can be claimed now.
+            self.announce_runs_now().await?;
+        }
         Ok(done.rows_affected() == 1)
     }
 
     /// Gives a run back to the queue (a worker shutting down before the run finished).
     pub async fn release_run(&self, run_id: i64, worker: &str) -> Result<bool> {
         let done = sqlx::query("UPDATE runs SET status = 'queued', lease_owner = NULL, heartbeat_at = NULL WHERE id = $1 AND lease_owner = $2 AND status = 'running'").bind(run_id).bind(worker).execute(&self.write).await?;
+        if done.rows_affected() == 1 {
+            self.announce_runs_now().await?;
+        }
         Ok(done.rows_affected() == 1)
     }
 
@@ -235,7 +304,13 @@ impl Store {
             .await?
             .rows_affected();
         let requeued = sqlx::query("UPDATE runs SET status = 'queued', lease_owner = NULL, heartbeat_at = NULL WHERE status = 'running' AND heartbeat_at < $1").bind(cutoff).execute(&mut *tx).await?.rows_affected();
+        if requeued > 0 {
+            self.announce_runs(&mut tx).await?;
+        }
         tx.commit().await?;
+        if requeued > 0 {
+            self.runs_changed.notify_waiters();
+        }
         Ok((requeued, failed))
     }
 

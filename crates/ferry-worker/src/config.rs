@@ -9,7 +9,9 @@ pub struct WorkerConfig {
     /// Names this worker in run leases and logs; unique among the workers sharing a store.
     /// Default: `hostname-pid-random`.
     pub worker_id: String,
-    /// How long to wait before looking again when the queue is empty. Default 1 s.
+    /// How long to wait before looking again when the queue is empty. Default 1 s. Runs queued
+    /// in the same process wake the worker at once; on PostgreSQL so do runs queued by any
+    /// process (`LISTEN`/`NOTIFY`), and the worker does not poll while it is listening.
     pub poll_interval: Duration,
     /// How often a running run's heartbeat is written, and how often an idle worker looks for
     /// runs whose heartbeat went stale. Default 3 s.

@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use ferry_connectors::{CancelHandle, CancelSignal, Registry};
 use ferry_core::run::Trigger;
 use ferry_store::{NewRun, Store, StoreError};
 use jiff::{SignedDuration, Timestamp};
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{info, warn};
@@ -114,7 +116,19 @@ impl Worker {
         let mut next_change = Instant::now();
         let mut running: JoinSet<()> = JoinSet::new();
         let concurrency = self.config.concurrency.max(1);
+        let signal = self.store.runs_signal();
+        let listening = Arc::new(AtomicBool::new(false));
+        let listener = tokio::spawn(listen_for_runs(
+            self.store.clone(),
+            signal.clone(),
+            listening.clone(),
+            stop.clone(),
+        ));
         while !stop.is_cancelled() {
+            // Armed before the queue is looked at, so an announcement made meanwhile wakes us.
+            let announced = signal.notified();
+            tokio::pin!(announced);
+            announced.as_mut().enable();
             while let Some(done) = running.try_join_next() {
                 reap(done);
             }
@@ -152,17 +166,20 @@ impl Worker {
                 }
             }
             // Waking for the stale check too keeps takeover within one heartbeat interval of
-            // the lease running out, whatever the poll interval.
-            let wake = (Instant::now() + at_least(self.config.poll_interval))
-                .min(next_schedule)
-                .min(next_change)
-                .min(next_requeue);
+            // the lease running out, whatever the poll interval. While PostgreSQL announces
+            // queued runs (LISTEN/NOTIFY), there is no poll: an announcement wakes the worker.
+            let mut wake = next_schedule.min(next_change).min(next_requeue);
+            if !listening.load(Ordering::Relaxed) {
+                wake = wake.min(Instant::now() + at_least(self.config.poll_interval));
+            }
             tokio::select! {
                 () = tokio::time::sleep_until(wake) => {}
+                () = &mut announced => {}
                 () = stop.cancelled() => {}
                 Some(done) = running.join_next(), if !running.is_empty() => reap(done),
             }
         }
+        listener.abort();
         // Each run stops by itself once asked (or is given back after the grace period).
         while let Some(done) = running.join_next().await {
             reap(done);
@@ -226,8 +243,18 @@ impl Worker {
     /// its last run failed within `change_backoff`). Returns how many were queued.
     pub async fn queue_changed(&self, now: Timestamp) -> Result<usize, WorkerError> {
         let mut queued = 0;
-        let mut seqs: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
-        for integration in self.store.enabled_integrations().await? {
+        let integrations = self.store.enabled_integrations().await?;
+        if !integrations.iter().any(|i| {
+            self.registry
+                .get(&i.kind)
+                .is_some_and(|c| c.runs_on_change())
+        }) {
+            return Ok(0);
+        }
+        // Two queries whatever the number of institutions and integrations; the last run is
+        // read only for an integration that is behind.
+        let seqs = self.store.change_seqs().await?;
+        for integration in integrations {
             let Some(connector) = self
                 .registry
                 .get(&integration.kind)
@@ -235,16 +262,8 @@ impl Worker {
             else {
                 continue;
             };
-            let current = match seqs.get(&integration.institution_id) {
-                Some(s) => *s,
-                None => {
-                    let s = self
-                        .store
-                        .current_change_seq(integration.institution_id)
-                        .await?;
-                    seqs.insert(integration.institution_id, s);
-                    s
-                }
+            let Some(&current) = seqs.get(&integration.institution_id) else {
+                continue; // the institution was deleted since
             };
             let watermark = connector.change_watermark(&integration.state).unwrap_or(0);
             if current <= watermark {
@@ -319,6 +338,47 @@ impl Worker {
 
 /// Logs a run task that panicked outside the connector (a connector's own panic is caught and
 /// recorded on its run by `execute`).
+/// Relays the run queue's announcements from other processes (PostgreSQL `LISTEN`) to this
+/// process's signal, reconnecting after a failure; `listening` says whether it is connected.
+/// Returns at once on SQLite.
+async fn listen_for_runs(
+    store: Store,
+    signal: Arc<Notify>,
+    listening: Arc<AtomicBool>,
+    stop: CancelSignal,
+) {
+    loop {
+        match store.listen_for_runs().await {
+            Ok(Some(mut listener)) => {
+                listening.store(true, Ordering::Relaxed);
+                // Runs queued before the LISTEN began are found by this first look.
+                signal.notify_waiters();
+                loop {
+                    tokio::select! {
+                        r = listener.recv() => match r {
+                            Ok(()) => signal.notify_waiters(),
+                            Err(e) => {
+                                warn!(error = %e, "lost the run queue's announcements; polling until reconnected");
+                                break;
+                            }
+                        },
+                        () = stop.cancelled() => return,
+                    }
+                }
+                listening.store(false, Ordering::Relaxed);
+            }
+            Ok(None) => return,
+            Err(e) => {
+                warn!(error = %e, "could not listen for the run queue's announcements; polling")
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(5)) => {}
+            () = stop.cancelled() => return,
+        }
+    }
+}
+
 fn reap(done: Result<(), tokio::task::JoinError>) {
     if let Err(e) = done {
         warn!(error = %e, "a run's task ended abnormally");

@@ -1191,3 +1191,42 @@ async fn a_worker_runs_up_to_its_concurrency_at_once_and_never_one_integration_t
         .collect();
     assert_eq!(of_a, [true, false, true, false], "a's runs did not overlap");
 }
+
+/// An idle worker that would not poll for an hour still takes a run queued after it went idle,
+/// at once: the store announces queued runs in-process, and on PostgreSQL to every process
+/// through `LISTEN`/`NOTIFY` (there the run is queued through a store of its own, as another
+/// process would).
+#[tokio::test]
+async fn a_queued_run_wakes_an_idle_worker_without_a_poll() {
+    let (s, inst) = setup().await;
+    let export = TestConnector::new("test_export", Behaviour::Export);
+    let hour = Duration::from_secs(3600);
+    let w = Worker::new(
+        s.clone(),
+        registry(&[&export]),
+        WorkerConfig {
+            poll_interval: hour,
+            heartbeat_interval: hour,
+            ..config("w1")
+        },
+    );
+    let i = integration(&s, inst, "test_export", json!({}), true).await;
+    let (tx, handle) = start(w);
+    // The worker's first look finds the queue empty.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let other = match s.backend() {
+        ferry_store::Backend::Postgres => Some(
+            Store::connect(&s.url, SecretBox::new(MasterKey::generate()))
+                .await
+                .unwrap(),
+        ),
+        ferry_store::Backend::Sqlite => None,
+    };
+    let run = manual_run(other.as_ref().unwrap_or(&s), &i).await;
+    let done = wait_for(&s, &run, "the announced run to finish", |r| {
+        r.status.is_final()
+    })
+    .await;
+    assert_eq!(done.status, RunStatus::Success);
+    shut_down(tx, handle).await;
+}
