@@ -314,6 +314,21 @@ impl Store {
         Ok((requeued, failed))
     }
 
+    /// How many of the institution's runs have one of these statuses.
+    pub async fn count_runs(&self, institution_id: i64, statuses: &[RunStatus]) -> Result<i64> {
+        let mut count = 0;
+        for status in statuses {
+            count +=
+                sqlx::query("SELECT COUNT(*) FROM runs WHERE institution_id = $1 AND status = $2")
+                    .bind(institution_id)
+                    .bind(status.as_str())
+                    .fetch_one(&self.read)
+                    .await?
+                    .try_get::<i64, _>(0)?;
+        }
+        Ok(count)
+    }
+
     /// The run with this ID in this institution; `NotFound` otherwise.
     pub async fn run(&self, institution_id: i64, id: i64) -> Result<Run> {
         let row = sqlx::query(AssertSqlSafe(format!(

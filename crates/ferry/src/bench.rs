@@ -25,6 +25,8 @@ use crate::prng::Rng;
 mod export;
 #[path = "bench_hubspot.rs"]
 mod hubspot;
+#[path = "bench_workers.rs"]
+mod workers;
 
 /// The ratio Ferry/raw we aim for.
 const GOAL: f64 = 0.5;
@@ -51,6 +53,15 @@ pub async fn run(command: BenchCommand) -> Result<()> {
             dest,
         } => sftp_upload(size_mb, runs, !no_fsync, dest).await,
         BenchCommand::Hubspot { contacts } => hubspot::hubspot(contacts).await,
+        BenchCommand::Workers {
+            runs,
+            latency_ms,
+            database_url,
+        } => workers::workers(runs, latency_ms, &database_url).await,
+        BenchCommand::WorkersChild {
+            database_url,
+            remote,
+        } => workers::workers_child(&database_url, &remote).await,
     }
 }
 

@@ -586,6 +586,44 @@ cargo run --release -p ferry -- bench hubspot --contacts 2000"
         contacts: u64,
     },
 
+    /// Time 1,000 queued runs taken by 1, 2 and 4 worker processes on PostgreSQL.
+    #[command(
+        long_about = "Time 1,000 queued runs taken by 1, 2 and 4 worker processes on PostgreSQL.\n\n\
+Starts a remote in this process (an HTTP server on loopback that answers each run's call after \
+--latency-ms and counts the calls of every run). For 1, 2 and then 4 worker processes, it creates \
+a fresh schema in the database, N integrations each with one queued run whose work is one call to \
+the remote, and starts that many `ferry` worker processes (each with the default concurrency); it \
+times from their start until every run has ended. Prints runs/s for each and the ratio to one \
+worker (goal >= 3x at 4), and fails if a run failed, if the remote saw a run's work twice, or never. \
+The schema is dropped afterwards. Build with --release.",
+        after_help = "Examples:\n  cargo run --release -p ferry -- bench workers\n  \
+cargo run --release -p ferry -- bench workers --runs 200 --database-url postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    Workers {
+        /// Number of queued runs (one per integration).
+        #[arg(long, default_value_t = 1_000, value_name = "N")]
+        runs: u64,
+        /// How long the remote takes to answer each run's call.
+        #[arg(long, default_value_t = 200, value_name = "MS")]
+        latency_ms: u64,
+        /// The PostgreSQL database a fresh schema is made in.
+        #[arg(
+            long,
+            default_value = "postgres://postgres@127.0.0.1:5432/postgres",
+            value_name = "URL"
+        )]
+        database_url: String,
+    },
+
+    /// Internal: a worker process of `bench workers`, until killed.
+    #[command(name = "workers-child", hide = true)]
+    WorkersChild {
+        #[arg(long)]
+        database_url: String,
+        #[arg(long)]
+        remote: String,
+    },
+
     /// Internal: the export half of `bench export`, run in a child process so that its memory
     /// is measured alone.
     #[command(name = "export-run", hide = true)]
