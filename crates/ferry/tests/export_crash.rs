@@ -486,3 +486,60 @@ async fn a_worker_killed_at_arbitrary_moments_sends_each_message_once() {
     assert!(killed > 0, "no run was killed mid-way");
     s.assert_each_message_once("random kills").await;
 }
+
+/// A contact without a CRM ID gets its one `missing_crm_id` Sync Log row even when the worker
+/// was killed after the rename and the retry only finds the file delivered.
+#[tokio::test]
+async fn a_retry_that_finds_the_file_delivered_still_logs_contacts_without_a_crm_id() {
+    let Some(sshd) = Sshd::start() else { return };
+    let s = Setup::new(&sshd, "no-crm-id", "eab_notes_export").await;
+    let store = s.store().await;
+    let schema = store.field_schema(s.inst).await.unwrap();
+    let fields = [
+        ("first_name", "Nocrm"),
+        ("last_name", "Student"),
+        ("phone", "+16175559999"),
+    ];
+    let write =
+        ContactWrite::parse(&schema, fields.iter().map(|(k, v)| (*k, Raw::Str(v)))).unwrap();
+    let lone = store
+        .apply_contact_writes(s.inst, &[write], WriteKind::Create)
+        .await
+        .unwrap()
+        .remove(0)
+        .unwrap()
+        .contact_id;
+    store
+        .insert_messages(
+            s.inst,
+            &[NewMessage {
+                contact_id: lone,
+                channel: Channel::Sms,
+                message_type: MessageType::LiveChat,
+                direction: Direction::Outgoing,
+                body: "a message EAB cannot file".into(),
+                sent_at: Timestamp::now(),
+            }],
+        )
+        .await
+        .unwrap();
+    store.close().await;
+    s.add_messages(50).await;
+    s.queue_run().await;
+    s.run_until("export.renamed");
+    s.recover().await;
+    let runs = s.runs().await;
+    assert_eq!(runs[0].status, RunStatus::Success);
+    assert_eq!(runs[0].detail["delivered_by_earlier_attempt"], json!(true));
+    let store = s.store().await;
+    let log = store
+        .list_sync_log(s.inst, &ferry_store::SyncLogQuery::default())
+        .await
+        .unwrap();
+    store.close().await;
+    let rows: Vec<(Option<i64>, &str)> = log
+        .iter()
+        .map(|e| (e.contact_id, e.code.as_str()))
+        .collect();
+    assert_eq!(rows, [(Some(lone), "missing_crm_id")]);
+}

@@ -100,6 +100,10 @@ pub struct Delivery {
     /// Bytes of the file (known once `renaming` is set).
     #[serde(default)]
     pub bytes: u64,
+    /// The contacts whose messages the file leaves out for want of a CRM ID (known once
+    /// `renaming` is set), so that an attempt that finds the file delivered still logs them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_crm_ids: Vec<i64>,
 }
 
 /// The file name: prefix, a sortable UTC timestamp to the millisecond, `.csv`.
@@ -477,6 +481,7 @@ async fn export(
             state.delivery = None;
             ctx.save_state(&state).await?;
             close(s).await;
+            log_missing_crm_ids(ctx, &d.missing_crm_ids).await;
             return Ok(RunReport::success(d.rows).with_detail(json!({
                 "file": d.file,
                 "bytes": d.bytes,
@@ -625,6 +630,7 @@ async fn export(
                 renaming: false,
                 rows: 0,
                 bytes: 0,
+                missing_crm_ids: Vec::new(),
             };
             state.delivery = Some(d.clone());
             ctx.save_state(&state).await?;
@@ -688,6 +694,7 @@ async fn export(
         renaming: true,
         rows,
         bytes: staged.bytes(),
+        missing_crm_ids: producer.missing_crm_ids(),
         ..delivery.clone()
     });
     ctx.save_state(&state).await?;
