@@ -6,8 +6,8 @@
 //! index on a connection of their own, inside a blocking task. The matching (`Chunk`) and the SQL
 //! of updates and sequence allocation are the same as the sqlx path's.
 
+use parking_lot::FairMutex;
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use ferry_core::contact::{Contact, ContactData, ContactWrite};
@@ -24,7 +24,10 @@ use crate::{Result, StoreError};
 
 /// The write connection for contact batches.
 pub(crate) struct SqliteBulk {
-    writer: Mutex<Writer>,
+    /// Handed over in the order writers asked for it: a single write that asks while an
+    /// import's chunk is being written goes before the import's next chunk, so it waits at
+    /// most one chunk (an unfair lock let the import take it back chunk after chunk).
+    writer: FairMutex<Writer>,
     path: PathBuf,
 }
 
@@ -207,7 +210,7 @@ impl SqliteBulk {
         conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -262144; PRAGMA temp_store = MEMORY; PRAGMA mmap_size = 1073741824; PRAGMA wal_autocheckpoint = 8192;")?;
         conn.set_prepared_statement_cache_capacity(32);
         Ok(SqliteBulk {
-            writer: Mutex::new(Writer { conn, keys: None }),
+            writer: FairMutex::new(Writer { conn, keys: None }),
             path: path.to_path_buf(),
         })
     }
@@ -229,9 +232,7 @@ impl SqliteBulk {
 
     /// Lets go of the key filter (an import is over; it may hold millions of hashes).
     pub(crate) fn forget_keys(&self) {
-        if let Ok(mut w) = self.writer.lock() {
-            w.keys = None;
-        }
+        self.writer.lock().keys = None;
     }
 
     /// Matches and writes one chunk in one `BEGIN IMMEDIATE` transaction. Blocking.
@@ -241,11 +242,7 @@ impl SqliteBulk {
         writes: &[ContactWrite],
         kind: WriteKind,
     ) -> Result<Vec<WriteOutcome>> {
-        let mut writer = self.writer.lock().map_err(|_| {
-            StoreError::Db(sqlx::Error::Protocol(
-                "the SQLite bulk connection was poisoned by a panic".into(),
-            ))
-        })?;
+        let mut writer = self.writer.lock();
         let Writer { conn, keys } = &mut *writer;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         // The write lock is held from here on: no other connection commits until we do.

@@ -21,6 +21,8 @@ use crate::cli::{BenchCommand, UploadDest};
 use crate::fake;
 use crate::prng::Rng;
 
+#[path = "bench_api.rs"]
+mod api;
 #[path = "bench_export.rs"]
 mod export;
 #[path = "bench_hubspot.rs"]
@@ -28,8 +30,9 @@ mod hubspot;
 #[path = "bench_workers.rs"]
 mod workers;
 
-/// The ratio Ferry/raw we aim for.
-const GOAL: f64 = 0.5;
+/// The ratio Ferry / (sqlite3 loading Ferry's own indexed table) we aim for: that load is the
+/// floor for any importer of the table.
+const GOAL: f64 = 0.8;
 
 /// Runs one `ferry bench` command.
 pub async fn run(command: BenchCommand) -> Result<()> {
@@ -58,6 +61,11 @@ pub async fn run(command: BenchCommand) -> Result<()> {
             latency_ms,
             database_url,
         } => workers::workers(runs, latency_ms, &database_url).await,
+        BenchCommand::ApiUnderImport {
+            rows,
+            clients,
+            seconds,
+        } => api::api_under_import(rows, clients, seconds).await,
         BenchCommand::WorkersChild {
             database_url,
             remote,
@@ -189,17 +197,15 @@ pub async fn import(rows: u64, keep: bool) -> Result<()> {
         thousands(ferry_rate as u64)
     );
     println!();
-    println!(
-        "  ferry/raw = {ratio:.2}  (goal >= {GOAL:.2}: {})",
-        if ratio >= GOAL { "met" } else { "not met" }
-    );
+    println!("  ferry/raw = {ratio:.2}");
     println!(
         "  sqlite3 into Ferry's table / raw = {:.2}  (what the indexes alone cost, before any checks)",
         schema_rate / raw_rate
     );
+    let floor_ratio = ferry_rate / schema_rate;
     println!(
-        "  ferry/(sqlite3 into Ferry's table) = {:.2}",
-        ferry_rate / schema_rate
+        "  ferry/(sqlite3 into Ferry's table) = {floor_ratio:.2}  (goal >= {GOAL:.2}: {})",
+        if floor_ratio >= GOAL { "met" } else { "not met" }
     );
     if keep {
         let path = dir.keep();

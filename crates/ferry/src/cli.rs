@@ -615,6 +615,31 @@ cargo run --release -p ferry -- bench workers --runs 200 --database-url postgres
         database_url: String,
     },
 
+    /// Time single-contact API writes and reads at 32 connections, alone and during a 1,000,000-row import.
+    #[command(
+        name = "api-under-import",
+        long_about = "Time single-contact API writes and reads at 32 connections, alone and during a 1,000,000-row import.\n\n\
+Creates a fresh SQLite store in a temporary directory with 10,000 contacts and serves Ferry's API \
+on loopback in this process. --clients connections (32) each PATCH a contact's first name, then GET \
+it, in turn: first for --seconds on their own, then while N more rows are imported into the same \
+store through the CSV import (as `ferry import contacts` or the API's import would). Prints the \
+p50 and p99 of writes and reads in both phases (goal: p99 of writes during the import <= 250 ms). \
+Ignores --database-url. Build with --release.",
+        after_help = "Examples:\n  cargo run --release -p ferry -- bench api-under-import\n  \
+cargo run --release -p ferry -- bench api-under-import --rows 200000 --seconds 5"
+    )]
+    ApiUnderImport {
+        /// Rows of the import that runs under the load.
+        #[arg(long, default_value_t = 1_000_000, value_name = "N")]
+        rows: u64,
+        /// Concurrent HTTP connections.
+        #[arg(long, default_value_t = 32, value_name = "N")]
+        clients: usize,
+        /// How long the baseline load runs on its own.
+        #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+        seconds: u64,
+    },
+
     /// Internal: a worker process of `bench workers`, until killed.
     #[command(name = "workers-child", hide = true)]
     WorkersChild {
