@@ -225,6 +225,8 @@ pub struct RunError {
     /// Whether trying again later may succeed (a timeout, a 5xx, a dropped connection), as
     /// opposed to a problem that needs a person (bad credentials, a rejected config).
     pub retryable: bool,
+    /// The remote refused the credentials (an alert can tell someone to reconnect).
+    pub credentials_refused: bool,
 }
 
 impl RunError {
@@ -233,6 +235,16 @@ impl RunError {
         RunError {
             reason: reason.into(),
             retryable: false,
+            credentials_refused: false,
+        }
+    }
+
+    /// The remote refused the credentials: a person must enter or reconnect them.
+    pub fn credentials_refused(reason: impl Into<String>) -> Self {
+        RunError {
+            reason: reason.into(),
+            retryable: false,
+            credentials_refused: true,
         }
     }
 
@@ -241,6 +253,7 @@ impl RunError {
         RunError {
             reason: reason.into(),
             retryable: true,
+            credentials_refused: false,
         }
     }
 

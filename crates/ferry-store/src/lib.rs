@@ -20,6 +20,7 @@ mod import;
 mod integrations;
 mod messages;
 mod migrate;
+mod alerts;
 mod runs;
 mod sqlite_bulk;
 mod synclog;
@@ -43,6 +44,9 @@ pub use export::{EXPORT_BATCH, ExportMessage, ExportStream, MessageWindow};
 pub use import::{CsvImport, ImportError, ImportReport, ImportRowError};
 pub use integrations::{Integration, IntegrationUpdate, NewIntegration};
 pub use messages::{Message, MessageQuery, NewMessage};
+pub use alerts::{
+    AlertRecord, AlertSettings, AlertSettingsInput, PendingAlert, SecretChange, event as alert_event,
+};
 pub use runs::{NewRun, Run, RunListener, RunOutcome, RunQuery};
 pub use synclog::{NewSyncLog, SyncLogEntry, SyncLogQuery};
 

@@ -30,6 +30,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0003_cleared_fields.sql"),
         postgres: include_str!("../migrations/postgres/0003_cleared_fields.sql"),
     },
+    Migration {
+        version: 9,
+        name: "0009_alerts",
+        sqlite: include_str!("../migrations/sqlite/0009_alerts.sql"),
+        postgres: include_str!("../migrations/postgres/0009_alerts.sql"),
+    },
 ];
 
 /// Applies what is missing; returns the names applied.

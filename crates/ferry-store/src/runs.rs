@@ -71,6 +71,8 @@ pub struct RunOutcome {
     pub error: Option<String>,
     /// Connector-specific facts (e.g. the uploaded file name); `{}` for none.
     pub detail: Value,
+    /// The remote refused the integration's credentials (an alert goes out when asked for).
+    pub credentials_refused: bool,
 }
 
 /// Filters for listing runs; pages go newest first.
@@ -260,6 +262,7 @@ impl Store {
                 "a run finishes as success, skipped or failed",
             ));
         }
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query("UPDATE runs SET status = $1, row_count = $2, error = $3, detail = $4, finished_at = $5, lease_owner = NULL WHERE id = $6 AND lease_owner = $7 AND status = 'running'")
             .bind(outcome.status.as_str())
             .bind(outcome.rows)
@@ -268,8 +271,13 @@ impl Store {
             .bind(now())
             .bind(run_id)
             .bind(worker)
-            .execute(&self.write)
+            .execute(&mut *tx)
             .await?;
+        if done.rows_affected() == 1 {
+            // The outcome and the alerts it calls for are recorded together.
+            self.queue_run_alerts(&mut tx, run_id, outcome).await?;
+        }
+        tx.commit().await?;
         if done.rows_affected() == 1 {
             // The integration's next queued run, if any, can be claimed now.
             self.announce_runs_now().await?;

@@ -860,6 +860,7 @@ async fn runs_queue_claim_heartbeat_finish() {
         rows: 42,
         error: None,
         detail: json!({"file": "x.csv"}),
+        credentials_refused: false,
     };
     assert!(
         !s.finish_run(r1.id, "w2", &outcome).await.unwrap(),

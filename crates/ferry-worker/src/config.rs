@@ -45,6 +45,14 @@ pub struct WorkerConfig {
     /// The wait before the first retry; it doubles for each further retry (at most 5 min).
     /// Default 10 s.
     pub retry_backoff: Duration,
+    /// How often the worker delivers queued alerts (webhooks, emails). Default 5 s.
+    pub alert_interval: Duration,
+    /// The wait after an alert's first failed delivery; it doubles after each further one (at
+    /// most 4 hours). Default 30 s.
+    pub alert_retry: Duration,
+    /// The SMTP server alert emails go through; `None`: emails are not sent (each is recorded
+    /// as failed, with the reason).
+    pub smtp: Option<crate::alerts::SmtpSettings>,
 }
 
 impl Default for WorkerConfig {
@@ -62,6 +70,9 @@ impl Default for WorkerConfig {
             concurrency: 4,
             retries: 2,
             retry_backoff: Duration::from_secs(10),
+            alert_interval: Duration::from_secs(5),
+            alert_retry: Duration::from_secs(30),
+            smtp: None,
         }
     }
 }

@@ -43,6 +43,7 @@ fn failed(reason: impl Into<String>) -> RunOutcome {
         rows: 0,
         error: Some(reason.into()),
         detail: serde_json::json!({}),
+        credentials_refused: false,
     }
 }
 
@@ -140,10 +141,17 @@ impl Worker {
                     rows: report.rows,
                     error: None,
                     detail: report.detail,
+                    credentials_refused: false,
                 };
                 self.finish(&run, outcome, started).await
             }
-            Ending::Returned(Err(e)) => self.finish(&run, failed(e.reason), started).await,
+            Ending::Returned(Err(e)) => {
+                let outcome = RunOutcome {
+                    credentials_refused: e.credentials_refused,
+                    ..failed(e.reason)
+                };
+                self.finish(&run, outcome, started).await
+            }
             Ending::Panicked => self.finish(&run, failed(PANIC_REASON), started).await,
         }
     }

@@ -18,6 +18,7 @@
 
 #![warn(missing_docs)]
 
+pub mod alerts;
 mod config;
 mod execute;
 mod worker;

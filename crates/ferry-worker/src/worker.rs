@@ -13,8 +13,9 @@ use jiff::{SignedDuration, Timestamp};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
+use crate::alerts::AlertSender;
 use crate::config::WorkerConfig;
 
 /// Errors of the worker's store operations.
@@ -52,6 +53,8 @@ pub struct Worker {
     pub(crate) config: WorkerConfig,
     /// Kinds without a connector that were warned about already.
     warned_kinds: Arc<Mutex<HashSet<String>>>,
+    /// Delivers the alerts runs' outcomes queued.
+    alerts: Arc<AlertSender>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -66,12 +69,30 @@ impl std::fmt::Debug for Worker {
 impl Worker {
     /// A worker over `store` that runs the connectors of `registry`.
     pub fn new(store: Store, registry: Registry, config: WorkerConfig) -> Self {
+        let alerts = AlertSender::new(config.smtp.as_ref()).unwrap_or_else(|e| {
+            error!(error = %e, "alert emails are off");
+            AlertSender::new(None).expect("a sender without SMTP builds")
+        });
         Worker {
             store,
             registry,
             config,
             warned_kinds: Arc::default(),
+            alerts: Arc::new(alerts),
         }
+    }
+
+    /// Delivers the alerts due now (the worker does this every
+    /// [`WorkerConfig::alert_interval`]); returns how many were delivered.
+    pub async fn deliver_alerts(&self) -> Result<usize, WorkerError> {
+        Ok(self
+            .alerts
+            .deliver_due(
+                &self.store,
+                &self.config.worker_id,
+                self.config.alert_retry,
+            )
+            .await?)
     }
 
     /// This worker's id, as written in the leases it holds.
@@ -124,6 +145,21 @@ impl Worker {
             listening.clone(),
             stop.clone(),
         ));
+        let alerts = {
+            let (worker, stop) = (self.clone(), stop.clone());
+            tokio::spawn(async move {
+                let every = worker.config.alert_interval.max(Duration::from_millis(1));
+                while !stop.is_cancelled() {
+                    if let Err(e) = worker.deliver_alerts().await {
+                        warn!(error = %e, "could not deliver alerts");
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(every) => {}
+                        () = stop.cancelled() => {}
+                    }
+                }
+            })
+        };
         while !stop.is_cancelled() {
             // Armed before the queue is looked at, so an announcement made meanwhile wakes us.
             let announced = signal.notified();
@@ -180,6 +216,7 @@ impl Worker {
             }
         }
         listener.abort();
+        let _ = alerts.await;
         // Each run stops by itself once asked (or is given back after the grace period).
         while let Some(done) = running.join_next().await {
             reap(done);

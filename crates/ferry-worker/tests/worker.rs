@@ -45,6 +45,8 @@ enum Behaviour {
     FlakyOnce,
     /// Always fails with a retryable error.
     AlwaysRetryable,
+    /// The remote refuses the credentials.
+    Refused,
     /// Records the run id (to count executions across workers).
     Record(Arc<Mutex<Vec<i64>>>),
     /// Waits until cancelled, then reacts as told.
@@ -196,6 +198,9 @@ impl Connector for TestConnector {
             Behaviour::FlakyOnce if call == 1 => Err(RunError::retryable("timed out")),
             Behaviour::FlakyOnce => Ok(RunReport::success(1)),
             Behaviour::AlwaysRetryable => Err(RunError::retryable("the remote is down")),
+            Behaviour::Refused => Err(RunError::credentials_refused(
+                "the remote answered 401; connect the account again",
+            )),
             Behaviour::Record(ids) => {
                 tokio::task::yield_now().await;
                 ids.lock().unwrap().push(ctx.run().id);
@@ -329,6 +334,9 @@ fn config(id: &str) -> WorkerConfig {
         concurrency: 4,
         retries: 2,
         retry_backoff: Duration::from_millis(10),
+        alert_interval: Duration::from_millis(20),
+        alert_retry: Duration::from_millis(50),
+        smtp: None,
     }
 }
 
@@ -806,6 +814,7 @@ async fn a_worker_that_lost_its_lease_stops_and_records_nothing() {
         rows: 1,
         error: None,
         detail: json!({}),
+        credentials_refused: false,
     };
     assert!(
         s.finish_run(run.id, "thief", &outcome).await.unwrap(),
@@ -1229,4 +1238,281 @@ async fn a_queued_run_wakes_an_idle_worker_without_a_poll() {
     .await;
     assert_eq!(done.status, RunStatus::Success);
     shut_down(tx, handle).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Alerts
+
+/// A webhook receiver on loopback that answers 500 to its first request and 200 after.
+struct Hook {
+    url: String,
+    got: Arc<Mutex<Vec<(axum::http::HeaderMap, String)>>>,
+}
+
+impl Hook {
+    async fn start() -> Hook {
+        let got: Arc<Mutex<Vec<(axum::http::HeaderMap, String)>>> = Arc::default();
+        let seen = got.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+                let seen = seen.clone();
+                async move {
+                    let mut seen = seen.lock().unwrap();
+                    seen.push((headers, body));
+                    if seen.len() == 1 {
+                        axum::http::StatusCode::INTERNAL_SERVER_ERROR
+                    } else {
+                        axum::http::StatusCode::OK
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Hook { url, got }
+    }
+}
+
+/// An SMTP server on loopback that takes every message and keeps its DATA.
+struct SmtpSink {
+    addr: std::net::SocketAddr,
+    mails: Arc<Mutex<Vec<(Vec<String>, String)>>>,
+}
+
+impl SmtpSink {
+    async fn start() -> SmtpSink {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mails: Arc<Mutex<Vec<(Vec<String>, String)>>> = Arc::default();
+        let kept = mails.clone();
+        tokio::spawn(async move {
+            loop {
+                let (conn, _) = listener.accept().await.unwrap();
+                let kept = kept.clone();
+                tokio::spawn(async move {
+                    let (read, mut write) = conn.into_split();
+                    let mut lines = BufReader::new(read).lines();
+                    write.write_all(b"220 sink ESMTP\r\n").await.unwrap();
+                    let mut rcpt = Vec::new();
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        let upper = line.to_ascii_uppercase();
+                        let answer: &[u8] = if upper.starts_with("EHLO") {
+                            b"250-sink\r\n250 8BITMIME\r\n"
+                        } else if upper.starts_with("RCPT TO:") {
+                            rcpt.push(line[8..].trim().to_string());
+                            b"250 OK\r\n"
+                        } else if upper.starts_with("DATA") {
+                            write.write_all(b"354 go on\r\n").await.unwrap();
+                            let mut data = String::new();
+                            while let Ok(Some(l)) = lines.next_line().await {
+                                if l == "." {
+                                    break;
+                                }
+                                data.push_str(&l);
+                                data.push('\n');
+                            }
+                            kept.lock().unwrap().push((std::mem::take(&mut rcpt), data));
+                            b"250 queued\r\n"
+                        } else if upper.starts_with("QUIT") {
+                            let _ = write.write_all(b"221 bye\r\n").await;
+                            break;
+                        } else {
+                            b"250 OK\r\n"
+                        };
+                        write.write_all(answer).await.unwrap();
+                    }
+                });
+            }
+        });
+        SmtpSink { addr, mails }
+    }
+}
+
+/// A failed run, a run over the failed-rows threshold and a refused credential each send their
+/// alert to the webhook (signed, and tried again after a 500 under the same delivery ID) and
+/// by email; a run that failed below the threshold says only that it failed.
+#[tokio::test]
+async fn alerts_reach_a_signed_webhook_and_email_and_are_retried() {
+    use ferry_store::{AlertSettingsInput, SecretChange};
+    let (s, inst) = setup().await;
+    let hook = Hook::start().await;
+    let smtp = SmtpSink::start().await;
+    let secret = "0123456789abcdef-alerts";
+    s.set_alert_settings(
+        inst,
+        &AlertSettingsInput {
+            webhook_url: Some(hook.url.clone()),
+            webhook_secret: SecretChange::Set(secret.into()),
+            emails: vec!["ops@example.edu".into()],
+            on_run_failed: true,
+            failed_rows_threshold: Some(2),
+            on_credentials_refused: true,
+        },
+    )
+    .await
+    .unwrap();
+    let fail = TestConnector::new("test_fail", Behaviour::Fail);
+    let export = TestConnector::new("test_export", Behaviour::Export);
+    let refused = TestConnector::new("test_refused", Behaviour::Refused);
+    let w = Worker::new(
+        s.clone(),
+        registry(&[&fail, &export, &refused]),
+        WorkerConfig {
+            smtp: Some(ferry_worker::alerts::SmtpSettings {
+                url: format!("smtp://{}", smtp.addr),
+                from: "Ferry <ferry@example.edu>".into(),
+            }),
+            ..config("w1")
+        },
+    );
+    let mut runs = Vec::new();
+    for kind in ["test_fail", "test_export", "test_refused"] {
+        runs.push(queued(&s, inst, kind).await);
+        w.run_once().await.unwrap();
+    }
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        w.deliver_alerts().await.unwrap();
+        let alerts = s.list_alerts(inst, 100).await.unwrap();
+        if alerts.len() == 6 && alerts.iter().all(|a| a.delivered_at.is_some()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "alerts not delivered: {alerts:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut alerts = s.list_alerts(inst, 100).await.unwrap();
+    alerts.sort_by_key(|a| (a.run_id, a.channel.clone()));
+    let summary: Vec<(Option<i64>, &str, &str)> = alerts
+        .iter()
+        .map(|a| (a.run_id, a.event.as_str(), a.channel.as_str()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (Some(runs[0].id), "run_failed", "email"),
+            (Some(runs[0].id), "run_failed", "webhook"),
+            (Some(runs[1].id), "failed_rows", "email"),
+            (Some(runs[1].id), "failed_rows", "webhook"),
+            (Some(runs[2].id), "credentials_refused", "email"),
+            (Some(runs[2].id), "credentials_refused", "webhook"),
+        ]
+    );
+
+    // Four webhook requests: the first answered 500 and was sent again with the same ID.
+    let got = hook.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 4, "{got:?}");
+    let header = |h: &axum::http::HeaderMap, n: &str| h[n].to_str().unwrap().to_string();
+    let first_id = header(&got[0].0, "x-ferry-delivery");
+    let again: Vec<&(axum::http::HeaderMap, String)> = got[1..]
+        .iter()
+        .filter(|(h, _)| header(h, "x-ferry-delivery") == first_id)
+        .collect();
+    assert_eq!(again.len(), 1, "the failed delivery is sent again once");
+    assert_eq!(again[0].1, got[0].1, "with the same body");
+    let retried = alerts
+        .iter()
+        .find(|a| a.id.to_string() == header(&got[0].0, "x-ferry-delivery"))
+        .unwrap();
+    assert_eq!(retried.attempts, 2);
+    for (headers, body) in &got {
+        let expected = ferry_worker::alerts::signature(
+            secret,
+            &header(headers, "x-ferry-timestamp"),
+            body,
+        );
+        assert_eq!(header(headers, "x-ferry-signature"), expected);
+        let v: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v["event"], header(headers, "x-ferry-event"));
+        assert_eq!(v["institution"], "state-u");
+    }
+    let bodies: Vec<Value> = got
+        .iter()
+        .map(|(_, b)| serde_json::from_str(b).unwrap())
+        .collect();
+    let failed = bodies.iter().find(|b| b["event"] == "run_failed").unwrap();
+    assert_eq!(failed["run"]["failed_rows"], 1);
+    assert!(failed["run"]["error"].as_str().unwrap().contains("403"));
+    let over = bodies.iter().find(|b| b["event"] == "failed_rows").unwrap();
+    assert_eq!(
+        (over["run"]["status"].as_str(), over["run"]["failed_rows"].as_i64()),
+        (Some("success"), Some(2))
+    );
+
+    // Three emails, one per alert, to the address set.
+    let mails = smtp.mails.lock().unwrap().clone();
+    assert_eq!(mails.len(), 3, "{mails:?}");
+    assert!(mails.iter().all(|(to, _)| to == &["<ops@example.edu>"]));
+    assert!(
+        mails
+            .iter()
+            .any(|(_, d)| d.contains("needs its credentials entered again"))
+    );
+    // The secret is in no email and in no webhook body.
+    assert!(mails.iter().all(|(_, d)| !d.contains(secret)));
+    assert!(got.iter().all(|(_, b)| !b.contains(secret)));
+}
+
+/// Without alert settings nothing is queued; the settings are checked field by field and keep
+/// the signing secret write-only (kept when left out, removed on request).
+#[tokio::test]
+async fn alert_settings_are_validated_and_the_secret_is_write_only() {
+    use ferry_store::{AlertSettingsInput, SecretChange, StoreError};
+    let (s, inst) = setup().await;
+    let fail = TestConnector::new("test_fail", Behaviour::Fail);
+    let w = worker(&s, &[&fail]);
+    queued(&s, inst, "test_fail").await;
+    w.run_once().await.unwrap();
+    assert!(s.list_alerts(inst, 100).await.unwrap().is_empty());
+
+    let good = AlertSettingsInput {
+        webhook_url: Some("https://hooks.example.edu/ferry".into()),
+        webhook_secret: SecretChange::Set("0123456789abcdef".into()),
+        emails: vec![],
+        on_run_failed: true,
+        failed_rows_threshold: None,
+        on_credentials_refused: true,
+    };
+    let saved = s.set_alert_settings(inst, &good).await.unwrap();
+    assert!(saved.webhook_secret_set);
+    let bad = AlertSettingsInput {
+        webhook_url: Some("not a url".into()),
+        webhook_secret: SecretChange::Remove,
+        ..good.clone()
+    };
+    match s.set_alert_settings(inst, &bad).await {
+        Err(StoreError::Invalid { field, .. }) => assert_eq!(field, "webhook_url"),
+        other => panic!("{other:?}"),
+    }
+    // Nothing of the refused save was applied.
+    assert_eq!(s.alert_settings(inst).await.unwrap(), saved);
+    let kept = s
+        .set_alert_settings(
+            inst,
+            &AlertSettingsInput {
+                webhook_secret: SecretChange::Keep,
+                ..good.clone()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(kept.webhook_secret_set);
+    assert_eq!(
+        s.alert_webhook_secret(inst).await.unwrap().as_deref(),
+        Some("0123456789abcdef")
+    );
+    let removed = s
+        .set_alert_settings(
+            inst,
+            &AlertSettingsInput {
+                webhook_secret: SecretChange::Remove,
+                ..good
+            },
+        )
+        .await
+        .unwrap();
+    assert!(!removed.webhook_secret_set);
+    assert_eq!(s.alert_webhook_secret(inst).await.unwrap(), None);
 }

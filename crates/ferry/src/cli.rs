@@ -28,6 +28,11 @@ Environment:
   FERRY_HUBSPOT_API_URL, FERRY_HUBSPOT_AUTH_URL
                       HubSpot's API and consent page (default https://api.hubapi.com and
                       https://app.hubspot.com/oauth/authorize); `ferry emulate hubspot` can stand in.
+  FERRY_SMTP_URL, FERRY_ALERT_FROM
+                      The SMTP server alert emails go through (smtp://host:25,
+                      smtp://user:pass@host:587?tls=required, smtps://user:pass@host:465) and
+                      their From address (environment only). Without them alerts go only to
+                      webhooks.
   FERRY_DATA_DIR, FERRY_DATABASE_URL, FERRY_LISTEN, FERRY_PUBLIC_URL, FERRY_EGRESS_IPS,
   FERRY_LOG_FORMAT, FERRY_LOG
                       Fallbacks for the flags of the same name.

@@ -111,6 +111,7 @@ impl Settings {
             heartbeat_interval: self.worker_heartbeat,
             stale_after: self.worker_lease,
             concurrency: self.worker_concurrency,
+            smtp: smtp_settings()?,
             ..WorkerConfig::default()
         };
         match config.validate() {
@@ -257,4 +258,28 @@ mod tests {
             .to_string();
         assert!(!err.contains("hunter2"), "{err}");
     }
+}
+
+/// The SMTP server for alert emails, from `FERRY_SMTP_URL` and `FERRY_ALERT_FROM` (environment
+/// only: the URL may hold a password); `None` when `FERRY_SMTP_URL` is unset. Checked here so
+/// that a bad URL stops the worker at start, not at the first alert.
+fn smtp_settings() -> Result<Option<ferry_worker::alerts::SmtpSettings>> {
+    let Some(url) = std::env::var("FERRY_SMTP_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+    else {
+        return Ok(None);
+    };
+    let Some(from) = std::env::var("FERRY_ALERT_FROM")
+        .ok()
+        .filter(|f| !f.trim().is_empty())
+    else {
+        bail!("FERRY_SMTP_URL is set but FERRY_ALERT_FROM is not: set the From address of alert emails, e.g. Ferry <ferry@example.edu>");
+    };
+    let settings = ferry_worker::alerts::SmtpSettings {
+        url: url.trim().to_string(),
+        from: from.trim().to_string(),
+    };
+    ferry_worker::alerts::AlertSender::new(Some(&settings))?;
+    Ok(Some(settings))
 }

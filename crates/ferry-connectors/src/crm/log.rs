@@ -70,7 +70,7 @@ pub(super) fn remote_error<C: CrmClient>(client: &C, e: C::Error) -> RunError {
     if e.is_transient() {
         RunError::retryable(reason)
     } else if e.is_refused_credentials() {
-        RunError::fatal(format!("{reason}; {}", client.reconnect_hint()))
+        RunError::credentials_refused(format!("{reason}; {}", client.reconnect_hint()))
     } else {
         RunError::fatal(reason)
     }

@@ -92,6 +92,8 @@ pub fn run_error(e: &SftpError) -> RunError {
     let reason = format!("{} ({})", e, e.code());
     if e.is_transient() {
         RunError::retryable(reason)
+    } else if e.code() == "sftp_auth_failed" {
+        RunError::credentials_refused(reason)
     } else {
         RunError::fatal(reason)
     }

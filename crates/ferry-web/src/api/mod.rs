@@ -1,5 +1,6 @@
 //! REST API v1. JSON in and out; errors as `{"error":{"code","message","field"?}}`.
 
+pub mod alerts;
 pub mod contacts;
 pub mod doc;
 pub mod fields;
@@ -34,6 +35,7 @@ use crate::auth::Auth;
         integrations::list, integrations::create, integrations::get, integrations::patch, integrations::delete,
         integrations::test_saved, integrations::test_new, integrations::run,
         types::list,
+        alerts::get_settings, alerts::put_settings, alerts::list,
     ),
     components(
         schemas(crate::error::ErrorBody),

@@ -77,6 +77,7 @@ async fn finish(
                     rows,
                     error: error.map(str::to_string),
                     detail,
+                    credentials_refused: false,
                 },
             )
             .await
