@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 mod accounts;
+pub mod audit;
 mod auth;
 mod contacts;
 pub mod crypto;
@@ -21,6 +22,7 @@ mod integrations;
 mod messages;
 mod migrate;
 mod runs;
+mod signin;
 mod sqlite_bulk;
 mod synclog;
 mod util;
@@ -33,7 +35,8 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Executor, Transaction};
 
 pub use accounts::{CrmAccount, OAUTH_STATE_TTL_SECS};
-pub use auth::{ApiToken, Institution, Membership, Principal, Session, User};
+pub use audit::{Actor, ActorKind, AuditEntry, AuditPage, AuditQuery, NewAuditEvent};
+pub use auth::{ApiToken, Institution, Membership, Principal, Session, User, normalize_login};
 pub use contacts::{
     Applied, AppliedAction, ContactPage, ContactQuery, RowError, TestUserKeys, WriteKind,
     WriteOutcome,

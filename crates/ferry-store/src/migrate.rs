@@ -30,6 +30,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0003_cleared_fields.sql"),
         postgres: include_str!("../migrations/postgres/0003_cleared_fields.sql"),
     },
+    Migration {
+        version: 6,
+        name: "0006_auth_audit",
+        sqlite: include_str!("../migrations/sqlite/0006_auth_audit.sql"),
+        postgres: include_str!("../migrations/postgres/0006_auth_audit.sql"),
+    },
 ];
 
 /// Applies what is missing; returns the names applied.

@@ -1333,3 +1333,125 @@ async fn crm_accounts_keep_sealed_tokens_and_oauth_states_work_once() {
         "a state works once"
     );
 }
+
+#[tokio::test]
+async fn signin_throttling_is_shared_by_every_store_handle() {
+    let (s, _) = setup().await;
+    // A second handle on the same database stands for another process.
+    let other = Store::connect(&s.url, SecretBox::new(MasterKey::generate()))
+        .await
+        .unwrap();
+    let keys = [
+        "acct:a@x.edu|192.0.2.1".to_string(),
+        "ip:192.0.2.1".to_string(),
+    ];
+    let delay = |i: usize, n: i64| if i == 0 && n >= 2 { 600 } else { 0 };
+    assert_eq!(s.signin_attempt(&keys, 3600, delay).await.unwrap(), None);
+    assert_eq!(
+        other.signin_attempt(&keys, 3600, delay).await.unwrap(),
+        None
+    );
+    let wait = s.signin_attempt(&keys, 3600, delay).await.unwrap();
+    assert!(
+        wait.is_some_and(|w| w > jiff::Timestamp::now()),
+        "the second failure, counted by the other handle, makes this one wait"
+    );
+    // Another client of the same account is not affected.
+    let elsewhere = [
+        "acct:a@x.edu|192.0.2.2".to_string(),
+        "ip:192.0.2.2".to_string(),
+    ];
+    assert_eq!(
+        other.signin_attempt(&elsewhere, 3600, delay).await.unwrap(),
+        None
+    );
+    // A success forgets the account's streak at that client.
+    s.signin_succeeded(&keys[0], &keys[1], 100).await.unwrap();
+    assert_eq!(
+        other.signin_attempt(&keys, 3600, delay).await.unwrap(),
+        None
+    );
+    other.close().await;
+}
+
+#[tokio::test]
+async fn audit_log_pages_and_filters() {
+    let (s, inst) = setup().await;
+    let user = audit::Actor::user("ana@state.edu", "192.0.2.1");
+    for i in 0..5 {
+        let kind = if i % 2 == 0 {
+            "token.created"
+        } else {
+            "integration.updated"
+        };
+        s.record_audit_as(
+            &user,
+            NewAuditEvent {
+                institution_id: Some(inst.id),
+                kind: kind.into(),
+                target: format!("thing {i}"),
+                detail: json!({"n": i, "secrets": {"password": "hunter22"}}),
+            },
+        )
+        .await
+        .unwrap();
+    }
+    s.record_audit_as(
+        &audit::Actor::cli(),
+        NewAuditEvent {
+            institution_id: Some(inst.id),
+            kind: "user.role_granted".into(),
+            target: "user x".into(),
+            detail: json!({}),
+        },
+    )
+    .await
+    .unwrap();
+    let q = |f: fn(&mut AuditQuery)| {
+        let mut q = AuditQuery {
+            limit: 2,
+            ..Default::default()
+        };
+        f(&mut q);
+        q
+    };
+    let first = s.audit_log(inst.id, &q(|_| {})).await.unwrap();
+    assert_eq!(first.entries.len(), 2);
+    assert_eq!(first.entries[0].kind, "user.role_granted", "newest first");
+    let mut second_q = q(|_| {});
+    second_q.before = first.next_before;
+    let second = s.audit_log(inst.id, &second_q).await.unwrap();
+    assert!(second.entries[0].id < first.entries[1].id);
+    let tokens = s
+        .audit_log(
+            inst.id,
+            &q(|q| {
+                q.kind = Some("token".into());
+                q.limit = 50
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(tokens.entries.len(), 3);
+    assert_eq!(tokens.entries[0].detail["secrets"], "[redacted]");
+    let by_ana = s
+        .audit_log(
+            inst.id,
+            &q(|q| {
+                q.actor = Some("user:ANA@state.edu".into());
+                q.limit = 50
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(by_ana.entries.len(), 5);
+    assert_eq!(by_ana.entries[0].client, "192.0.2.1");
+    let future = s
+        .audit_log(
+            inst.id,
+            &q(|q| q.since = Some(jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1))),
+        )
+        .await
+        .unwrap();
+    assert!(future.entries.is_empty());
+}

@@ -1,10 +1,6 @@
 //! Who is calling: bearer tokens for the API, cookie sessions (with CSRF protection) for the
 //! UI, and the role each route needs.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
@@ -262,47 +258,6 @@ async fn check_csrf(req: Request, expected: &str, limit: usize) -> Result<Reques
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Slows down password guessing: after 5 failures for one email or one client address within
-/// 10 minutes, sign-in is refused for that key until the window passes.
-#[derive(Default)]
-pub struct LoginGuard {
-    failures: Mutex<HashMap<String, (u32, Instant)>>,
-}
-
-const MAX_FAILURES: u32 = 5;
-const WINDOW: Duration = Duration::from_secs(600);
-
-impl LoginGuard {
-    pub fn blocked(&self, keys: &[&str]) -> bool {
-        let map = self.failures.lock().expect("login guard lock");
-        keys.iter().any(|k| {
-            map.get(*k)
-                .is_some_and(|(n, since)| *n >= MAX_FAILURES && since.elapsed() < WINDOW)
-        })
-    }
-
-    pub fn failed(&self, keys: &[&str]) {
-        let mut map = self.failures.lock().expect("login guard lock");
-        if map.len() > 100_000 {
-            map.retain(|_, (_, since)| since.elapsed() < WINDOW);
-        }
-        for k in keys {
-            let e = map.entry(k.to_string()).or_insert((0, Instant::now()));
-            if e.1.elapsed() >= WINDOW {
-                *e = (0, Instant::now());
-            }
-            e.0 += 1;
-        }
-    }
-
-    pub fn succeeded(&self, keys: &[&str]) {
-        let mut map = self.failures.lock().expect("login guard lock");
-        for k in keys {
-            map.remove(*k);
-        }
-    }
 }
 
 /// The `Set-Cookie` value for a new session.

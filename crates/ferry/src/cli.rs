@@ -114,6 +114,18 @@ pub struct GlobalArgs {
     )]
     pub egress_ips: Vec<String>,
 
+    /// The reverse proxies in front of Ferry, as addresses or CIDR networks, comma-separated
+    /// (e.g. 10.0.0.0/8,127.0.0.1). Only requests from these peers have their client address
+    /// taken from X-Forwarded-For (sign-in throttling and the audit log use it); from any other
+    /// peer the header is ignored.
+    #[arg(
+        long,
+        env = "FERRY_TRUSTED_PROXIES",
+        value_name = "CIDRS",
+        global = true
+    )]
+    pub trusted_proxies: Option<String>,
+
     /// How often a worker writes the heartbeat of the run it is on, in seconds; idle workers
     /// look for runs whose lease ran out as often.
     #[arg(
