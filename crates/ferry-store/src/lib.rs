@@ -36,7 +36,10 @@ use sqlx::{Any, AnyPool, Executor, Transaction};
 
 pub use accounts::{CrmAccount, OAUTH_STATE_TTL_SECS};
 pub use audit::{Actor, ActorKind, AuditEntry, AuditPage, AuditQuery, NewAuditEvent};
-pub use auth::{ApiToken, Institution, Membership, Principal, Session, User, normalize_login};
+pub use auth::{
+    ApiToken, Institution, LAST_USED_GRANULARITY_SECS, Membership, Principal, Session, SessionInfo,
+    User, normalize_login,
+};
 pub use contacts::{
     Applied, AppliedAction, ContactPage, ContactQuery, RowError, TestUserKeys, WriteKind,
     WriteOutcome,

@@ -1455,3 +1455,59 @@ async fn audit_log_pages_and_filters() {
         .unwrap();
     assert!(future.entries.is_empty());
 }
+
+#[tokio::test]
+async fn tokens_expire_are_revoked_and_record_their_use_coarsely() {
+    let (s, inst) = setup().await;
+    let later = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1);
+    let (token, secret) = s
+        .create_api_token_with(inst.id, Role::Viewer, "ci", Some(later))
+        .await
+        .unwrap();
+    assert_eq!(token.last_used_at, None);
+    let p = s.authenticate_token(&secret).await.unwrap().unwrap();
+    assert_eq!(p.token_name.as_deref(), Some("ci"));
+    let first = s.api_tokens(inst.id).await.unwrap()[0].last_used_at;
+    assert!(first.is_some());
+    s.authenticate_token(&secret).await.unwrap().unwrap();
+    assert_eq!(
+        s.api_tokens(inst.id).await.unwrap()[0].last_used_at,
+        first,
+        "a second use within five minutes writes nothing"
+    );
+    // Expired: moved into the past behind the store's back.
+    let pool = sqlx::AnyPool::connect(&s.url).await.unwrap();
+    sqlx::query("UPDATE api_tokens SET expires_at = 1 WHERE id = $1")
+        .bind(token.id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    assert!(s.authenticate_token(&secret).await.unwrap().is_none());
+    assert!(!s.api_tokens(inst.id).await.unwrap()[0].is_active(jiff::Timestamp::now()));
+
+    let (t2, secret2) = s
+        .create_api_token(inst.id, Role::Admin, "deploy")
+        .await
+        .unwrap();
+    let other = s
+        .create_institution("other-u", "Other", None)
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.revoke_api_token(other.id, t2.id).await,
+        Err(StoreError::NotFound)
+    ));
+    let revoked = s.revoke_api_token(inst.id, t2.id).await.unwrap();
+    let again = s.revoke_api_token(inst.id, t2.id).await.unwrap();
+    assert_eq!(
+        revoked.revoked_at, again.revoked_at,
+        "revoking twice changes nothing"
+    );
+    assert!(s.authenticate_token(&secret2).await.unwrap().is_none());
+    assert!(matches!(
+        s.create_api_token_with(inst.id, Role::Admin, "  ", None)
+            .await,
+        Err(StoreError::Invalid { .. })
+    ));
+}

@@ -222,8 +222,36 @@ pub async fn require(
             }
         }
     }
+    let actor = actor_of(&state, &auth, &req);
     req.extensions_mut().insert(auth);
-    next.run(req).await
+    // Every change the request makes through the store is audited as this actor.
+    ferry_store::audit::acting_as(actor, next.run(req)).await
+}
+
+/// The client address of a request: the peer, or behind a trusted proxy the forwarded one.
+pub(crate) fn client_of(state: &AppState, req: &Request) -> String {
+    req.extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| {
+            state
+                .config
+                .trusted_proxies
+                .client(c.0.ip(), req.headers())
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
+fn actor_of(state: &AppState, auth: &Auth, req: &Request) -> ferry_store::Actor {
+    let client = client_of(state, req);
+    let p = &auth.principal;
+    match (&p.user, p.token_id) {
+        (Some(u), _) => ferry_store::Actor::user(&u.email, &client),
+        (None, Some(id)) => {
+            ferry_store::Actor::token(id, p.token_name.as_deref().unwrap_or(""), &client)
+        }
+        (None, None) => ferry_store::Actor::anonymous(&client),
+    }
 }
 
 /// Accepts the token from the header, or from the `_csrf` field of a urlencoded form (the body

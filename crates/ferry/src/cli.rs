@@ -376,6 +376,31 @@ curl -H \"Authorization: Bearer $TOKEN\" http://127.0.0.1:8080/api/v1/contacts"
         /// A name to recognise the token by in lists.
         #[arg(long, default_value = "cli")]
         name: String,
+        /// Days until the token stops being accepted (1-3650); without it, it does not expire.
+        #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u16).range(1..=3650))]
+        expires_in_days: Option<u16>,
+    },
+    /// List an institution's API tokens: id, name, role, status, created, last used, expiry.
+    #[command(
+        long_about = "List an institution's API tokens, newest first: id, name, role, status \
+(active, expired or revoked), when each was created, last used (to within five minutes) and \
+expires. Never the secrets: Ferry keeps only hashes.",
+        after_help = "Example:\n  ferry token list --institution state-u"
+    )]
+    List {
+        /// Slug of the institution.
+        #[arg(long, value_name = "SLUG")]
+        institution: String,
+    },
+    /// Revoke an API token: it stops authenticating at once.
+    #[command(after_help = "Example:\n  ferry token revoke 7 --institution state-u")]
+    Revoke {
+        /// The token's id (see `ferry token list`).
+        #[arg(value_name = "ID")]
+        id: i64,
+        /// Slug of the institution it belongs to.
+        #[arg(long, value_name = "SLUG")]
+        institution: String,
     },
 }
 

@@ -7,6 +7,7 @@ pub mod integrations;
 pub mod messages;
 pub mod runs;
 pub mod synclog;
+pub mod tokens;
 pub mod types;
 
 use axum::Json;
@@ -34,6 +35,7 @@ use crate::auth::Auth;
         integrations::list, integrations::create, integrations::get, integrations::patch, integrations::delete,
         integrations::test_saved, integrations::test_new, integrations::run,
         types::list,
+        tokens::list, tokens::create, tokens::revoke, tokens::sessions, tokens::end_session, tokens::sign_out_everywhere,
     ),
     components(
         schemas(crate::error::ErrorBody),

@@ -6,6 +6,7 @@ pub mod hubspot;
 mod instances;
 pub mod oauth;
 pub mod runs;
+pub mod security;
 pub mod sftp;
 pub mod synclog;
 
@@ -247,7 +248,15 @@ pub async fn login_submit(
     };
     match state
         .store
-        .create_session(user.id, first.institution.id)
+        .create_session_from(
+            user.id,
+            first.institution.id,
+            &client.to_string(),
+            headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or(""),
+        )
         .await
     {
         Ok(cookie) => (

@@ -13,6 +13,7 @@ mod runs;
 mod sessions;
 mod signin;
 mod synclog;
+mod tokens;
 mod types;
 #[path = "../support/webdriver.rs"]
 mod webdriver;
