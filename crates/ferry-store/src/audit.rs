@@ -144,7 +144,7 @@ pub struct AuditQuery {
 }
 
 /// One page of events.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AuditPage {
     /// The events, newest first.
     pub entries: Vec<AuditEntry>,
@@ -171,8 +171,10 @@ pub fn redact(v: &mut Value) {
     match v {
         Value::Object(m) => {
             for (k, v) in m.iter_mut() {
+                // Change paths (`sftp.private_key`) are judged by their last part.
                 let lower = k.to_lowercase();
-                if SECRET_KEYS.contains(&lower.as_str()) || lower.ends_with("_secret") {
+                let last = lower.rsplit('.').next().unwrap_or_default();
+                if SECRET_KEYS.contains(&last) || last.ends_with("_secret") {
                     *v = Value::String("[redacted]".into());
                 } else {
                     redact(v);
@@ -328,11 +330,11 @@ mod tests {
 
     #[test]
     fn redacts_secret_keys_anywhere() {
-        let mut v = json!({"name": "x", "secrets": {"password": "p"}, "nested": [{"client_secret": "s", "ok": 1}], "PRIVATE_KEY": "k"});
+        let mut v = json!({"name": "x", "secrets": {"password": "p"}, "nested": [{"client_secret": "s", "ok": 1}], "PRIVATE_KEY": "k", "sftp.password": {"from": "a", "to": "b"}});
         redact(&mut v);
         assert_eq!(
             v,
-            json!({"name": "x", "secrets": "[redacted]", "nested": [{"client_secret": "[redacted]", "ok": 1}], "PRIVATE_KEY": "[redacted]"})
+            json!({"name": "x", "secrets": "[redacted]", "nested": [{"client_secret": "[redacted]", "ok": 1}], "PRIVATE_KEY": "[redacted]", "sftp.password": "[redacted]"})
         );
     }
 

@@ -202,15 +202,29 @@ impl Store {
         }
         let tz = time_zone.unwrap_or(ferry_core::tenancy::DEFAULT_TIME_ZONE);
         validate_time_zone(tz).map_err(|m| StoreError::invalid("time_zone", "invalid_value", m))?;
+        let mut tx = self.begin_write().await?;
         let row = sqlx::query("INSERT INTO institutions (slug, name, time_zone, created_at) VALUES ($1, $2, $3, $4) RETURNING id, slug, name, time_zone, created_at")
             .bind(slug)
             .bind(name)
             .bind(tz)
             .bind(now())
-            .fetch_one(&self.write)
+            .fetch_one(&mut *tx)
             .await
             .map_err(|e| if StoreError::is_unique_violation(&e) { StoreError::Conflict(format!("an institution with slug {slug:?} exists")) } else { e.into() })?;
-        Ok(institution_from(&row)?)
+        let inst = institution_from(&row)?;
+        audit::write(
+            &mut *tx,
+            &audit::current_actor(),
+            audit::NewAuditEvent {
+                institution_id: Some(inst.id),
+                kind: "institution.created".into(),
+                target: format!("institution {}", inst.slug),
+                detail: json!({"slug": inst.slug, "name": inst.name, "time_zone": inst.time_zone}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(inst)
     }
 
     /// The institution with this slug, if there is one.
@@ -255,14 +269,29 @@ impl Store {
     pub async fn create_user(&self, email: &str, password: &str) -> Result<User> {
         let email = normalize_login(email)?;
         let hash = hash_password(password).await?;
+        let mut tx = self.begin_write().await?;
         let row = sqlx::query("INSERT INTO users (email, password_hash, created_at) VALUES ($1, $2, $3) RETURNING id AS user_id, email, created_at AS user_created_at")
             .bind(&email)
             .bind(hash)
             .bind(now())
-            .fetch_one(&self.write)
+            .fetch_one(&mut *tx)
             .await
             .map_err(|e| if StoreError::is_unique_violation(&e) { StoreError::Conflict(format!("a user with email {email} exists")) } else { e.into() })?;
-        Ok(user_from(&row)?)
+        let user = user_from(&row)?;
+        // A new user belongs to no institution yet; granting a role is recorded there.
+        audit::write(
+            &mut *tx,
+            &audit::current_actor(),
+            audit::NewAuditEvent {
+                institution_id: None,
+                kind: "user.created".into(),
+                target: format!("user {email}"),
+                detail: json!({"email": email}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(user)
     }
 
     /// The user with this login (normalised first), if there is one.
@@ -275,23 +304,64 @@ impl Store {
     /// Replaces a user's password (hashed with argon2id).
     pub async fn set_password(&self, user_id: i64, password: &str) -> Result<()> {
         let hash = hash_password(password).await?;
+        let mut tx = self.begin_write().await?;
         crate::util::found(
             sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
                 .bind(hash)
                 .bind(user_id)
-                .execute(&self.write)
+                .execute(&mut *tx)
                 .await?,
-        )
+        )?;
+        let email = user_email(&mut tx, user_id).await?;
+        for institution_id in user_institutions(&mut tx, user_id).await? {
+            audit::write(
+                &mut *tx,
+                &audit::current_actor(),
+                audit::NewAuditEvent {
+                    institution_id,
+                    kind: "user.password_changed".into(),
+                    target: format!("user {email}"),
+                    detail: json!({"email": email}),
+                },
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Gives a user a role in an institution (replacing any role there).
     pub async fn grant_role(&self, user_id: i64, institution_id: i64, role: Role) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let before: Option<String> =
+            sqlx::query("SELECT role FROM memberships WHERE user_id = $1 AND institution_id = $2")
+                .bind(user_id)
+                .bind(institution_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| r.try_get(0))
+                .transpose()?;
         sqlx::query("INSERT INTO memberships (user_id, institution_id, role) VALUES ($1, $2, $3) ON CONFLICT (user_id, institution_id) DO UPDATE SET role = excluded.role")
             .bind(user_id)
             .bind(institution_id)
             .bind(role.as_str())
-            .execute(&self.write)
+            .execute(&mut *tx)
             .await?;
+        if before.as_deref() != Some(role.as_str()) {
+            let email = user_email(&mut tx, user_id).await?;
+            audit::write(
+                &mut *tx,
+                &audit::current_actor(),
+                audit::NewAuditEvent {
+                    institution_id: Some(institution_id),
+                    kind: "user.role_granted".into(),
+                    target: format!("user {email}"),
+                    detail: json!({"email": email, "role": {"from": before, "to": role.as_str()}}),
+                },
+            )
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -665,6 +735,24 @@ async fn user_email(
         .map(|r| r.try_get::<String, _>(0))
         .transpose()?
         .unwrap_or_default())
+}
+
+/// The institutions a user belongs to, or `[None]` for none (so that an event about the
+/// user is still recorded).
+async fn user_institutions(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    user_id: i64,
+) -> Result<Vec<Option<i64>>> {
+    let ids: Vec<Option<i64>> = sqlx::query(
+        "SELECT institution_id FROM memberships WHERE user_id = $1 ORDER BY institution_id",
+    )
+    .bind(user_id)
+    .fetch_all(&mut **tx)
+    .await?
+    .iter()
+    .map(|r| r.try_get::<i64, _>(0).map(Some))
+    .collect::<Result<_, _>>()?;
+    Ok(if ids.is_empty() { vec![None] } else { ids })
 }
 
 const PUBLIC_SESSION_ID_LEN: usize = 16;

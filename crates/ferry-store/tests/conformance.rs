@@ -1511,3 +1511,84 @@ async fn tokens_expire_are_revoked_and_record_their_use_coarsely() {
         Err(StoreError::Invalid { .. })
     ));
 }
+
+#[tokio::test]
+async fn changes_are_audited_by_the_ambient_actor_in_their_transaction() {
+    let (s, inst) = setup().await;
+    let admin = audit::Actor::user("root@state.edu", "192.0.2.9");
+    audit::acting_as(admin.clone(), async {
+        let u = s
+            .create_user("ana@state.edu", "a long password 1")
+            .await
+            .unwrap();
+        s.grant_role(u.id, inst.id, Role::Viewer).await.unwrap();
+        s.grant_role(u.id, inst.id, Role::Viewer).await.unwrap();
+        s.grant_role(u.id, inst.id, Role::Admin).await.unwrap();
+        s.set_password(u.id, "another long password").await.unwrap();
+        s.upsert_crm_account(
+            inst.id,
+            "hubspot",
+            "123",
+            "Portal 123",
+            &json!({"access_token": "at-secret"}),
+        )
+        .await
+        .unwrap();
+        // A refused change writes no audit row.
+        assert!(
+            s.create_custom_field(
+                inst.id,
+                &CustomFieldDef {
+                    name: "Bad Name".into(),
+                    label: "x".into(),
+                    kind: FieldKind::Text,
+                }
+            )
+            .await
+            .is_err()
+        );
+    })
+    .await;
+    let page = s
+        .audit_log(
+            inst.id,
+            &AuditQuery {
+                limit: 50,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = page.entries.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "account.connected",
+            "user.password_changed",
+            "user.role_granted",
+            "user.role_granted",
+            "institution.created"
+        ],
+        "granting the same role twice is one change"
+    );
+    assert_eq!(
+        page.entries[2].detail["role"],
+        json!({"from": "viewer", "to": "admin"})
+    );
+    assert!(
+        page.entries[..4]
+            .iter()
+            .all(|e| e.actor == "root@state.edu" && e.client == "192.0.2.9")
+    );
+    assert_eq!(
+        page.entries[4].actor_kind,
+        ActorKind::System,
+        "outside any actor: system"
+    );
+    let text =
+        serde_json::to_string(&page.entries.iter().map(|e| &e.detail).collect::<Vec<_>>()).unwrap();
+    assert!(
+        !text.contains("at-secret") && !text.contains("password 1"),
+        "{text}"
+    );
+}

@@ -89,6 +89,7 @@ pub fn table(state: &AppState) -> Vec<RouteSpec> {
         route!(GET "/api/v1/sessions" Admin => api::tokens::sessions),
         route!(DELETE "/api/v1/sessions/{id}" Admin => api::tokens::end_session),
         route!(POST "/api/v1/sessions/sign-out-everywhere" Viewer => api::tokens::sign_out_everywhere),
+        route!(GET "/api/v1/audit-log" Admin => api::audit::list),
         // UI.
         route!(GET "/" Viewer => ui::home),
         route!(POST "/logout" Viewer => ui::logout),
@@ -123,6 +124,7 @@ pub fn table(state: &AppState) -> Vec<RouteSpec> {
         route!(POST "/settings/integrations/hubspot/{id}/run" Admin => ui::hubspot::run),
         route!(GET "/settings/integrations/hubspot/{id}/delete" Admin => ui::hubspot::delete_page),
         route!(POST "/settings/integrations/hubspot/{id}/delete" Admin => ui::hubspot::delete),
+        route!(GET "/settings/audit-log" Admin => ui::audit::page),
         route!(GET "/settings/security" Admin => ui::security::page),
         route!(POST "/settings/security/tokens" Admin => ui::security::create_token),
         route!(POST "/settings/security/tokens/{id}/revoke" Admin => ui::security::revoke_token),

@@ -1,5 +1,6 @@
 //! REST API v1. JSON in and out; errors as `{"error":{"code","message","field"?}}`.
 
+pub mod audit;
 pub mod contacts;
 pub mod doc;
 pub mod fields;
@@ -36,6 +37,7 @@ use crate::auth::Auth;
         integrations::test_saved, integrations::test_new, integrations::run,
         types::list,
         tokens::list, tokens::create, tokens::revoke, tokens::sessions, tokens::end_session, tokens::sign_out_everywhere,
+        audit::list,
     ),
     components(
         schemas(crate::error::ErrorBody),

@@ -1,6 +1,7 @@
 //! The server-rendered UI (askama templates, vendored htmx). Pages that are not built yet are
 //! not in the navigation.
 
+pub mod audit;
 pub mod browse;
 pub mod hubspot;
 mod instances;

@@ -1,6 +1,7 @@
 //! Ferry's web layer end to end: the real app on a loopback port with a fresh store (SQLite, or
 //! PostgreSQL when `FERRY_TEST_DATABASE_URL` is set), spoken to over HTTP.
 
+mod audit;
 mod browser;
 mod contacts;
 mod helpers;
