@@ -367,7 +367,7 @@ impl Store {
 
     /// The institutions a user belongs to, by name.
     pub async fn memberships(&self, user_id: i64) -> Result<Vec<Membership>> {
-        let rows = sqlx::query(&*format!("SELECT {INSTITUTION_COLS}, m.role FROM memberships m JOIN institutions i ON i.id = m.institution_id WHERE m.user_id = $1 ORDER BY i.name").leak())
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {INSTITUTION_COLS}, m.role FROM memberships m JOIN institutions i ON i.id = m.institution_id WHERE m.user_id = $1 ORDER BY i.name")))
             .bind(user_id)
             .fetch_all(&self.read)
             .await?;

@@ -161,3 +161,35 @@ async fn a_right_password_takes_its_count_back() {
         assert_eq!(attempt(&app, None, ADMIN_EMAIL, ADMIN_PASSWORD).await, 303);
     }
 }
+
+/// The same without `X-Forwarded-For`: real peers at different loopback addresses, with the
+/// default rules. Only the other client's outcome is asserted, so the test does not depend on
+/// how long the guessing client's waits are.
+#[tokio::test]
+async fn guessing_from_one_address_does_not_lock_the_owner_out_at_another() {
+    let app = crate::helpers::spawn_app().await;
+    let from = |ip: &str| {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+            .build()
+            .unwrap()
+    };
+    let attacker = from("127.0.0.2");
+    for _ in 0..10 {
+        let res = attacker
+            .post(app.url("/login"))
+            .form(&[("email", ADMIN_EMAIL), ("password", "wrong password")])
+            .send()
+            .await
+            .unwrap();
+        assert!([401, 429].contains(&res.status().as_u16()));
+    }
+    let res = from("127.0.0.3")
+        .post(app.url("/login"))
+        .form(&[("email", ADMIN_EMAIL), ("password", ADMIN_PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303, "the owner signs in from another address");
+}
