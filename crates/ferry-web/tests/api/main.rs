@@ -3,6 +3,7 @@
 
 mod audit;
 mod browser;
+mod browser_security;
 mod contacts;
 mod helpers;
 mod hubspot;
