@@ -24,7 +24,7 @@ use crate::auth::Auth;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Ferry API", version = "1", description = "Contacts, messages, custom fields, integrations and their runs of one institution. Authenticate with `Authorization: Bearer <token>` (create one with `ferry token create`), or with the session cookie of a signed-in user (changes then need the `X-CSRF-Token` header). Every error answers `{\"error\":{\"code\",\"message\",\"field\"?}}`; the codes are listed at `/api/v1/errors`."),
+    info(title = "Ferry API", version = "1", description = "Contacts, messages, custom fields, integrations and their runs of one institution. Authenticate with `Authorization: Bearer <token>` (create one with `ferry token create`, on Settings → Security, or with `POST /api/v1/tokens`), or with the session cookie of a signed-in user (changes then need the `X-CSRF-Token` header). Every error answers `{\"error\":{\"code\",\"message\",\"field\"?}}`; the codes are listed at `/api/v1/errors`."),
     paths(
         me, error_dictionary,
         contacts::list, contacts::create, contacts::get, contacts::patch, contacts::archive, contacts::unarchive, contacts::import,

@@ -211,7 +211,7 @@ pub async fn login_submit(
             let secs = (until.as_second() - jiff::Timestamp::now().as_second()).max(1);
             let mut res = page(
                 &format!(
-                    "Too many failed sign-ins for this account from your address. Try again in {secs} seconds."
+                    "Too many failed sign-ins from your address. Try again in {secs} seconds."
                 ),
                 StatusCode::TOO_MANY_REQUESTS,
             );
