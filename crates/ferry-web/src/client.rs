@@ -86,6 +86,22 @@ impl TrustedProxies {
         self.0.is_empty()
     }
 
+    /// Warns once per process when a peer that is not trusted sends `X-Forwarded-For`: behind
+    /// an unlisted proxy every client shares the proxy's address (and its sign-in budget).
+    pub fn warn_if_untrusted_proxy(&self, peer: IpAddr, headers: &HeaderMap) {
+        static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if headers.contains_key("x-forwarded-for")
+            && !self.trusts(canonical(peer))
+            && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::warn!(
+                %peer,
+                "a request from a peer not in FERRY_TRUSTED_PROXIES carried X-Forwarded-For, which was ignored; \
+                 if Ferry is behind a reverse proxy, list it there, or every client shares the proxy's address"
+            );
+        }
+    }
+
     fn trusts(&self, ip: IpAddr) -> bool {
         self.0.iter().any(|c| c.contains(ip))
     }

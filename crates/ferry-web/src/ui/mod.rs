@@ -192,7 +192,9 @@ pub async fn login_submit(
             );
         }
     }
-    let client = state.config.trusted_proxies.client(addr.ip(), &headers);
+    let proxies = &state.config.trusted_proxies;
+    proxies.warn_if_untrusted_proxy(addr.ip(), &headers);
+    let client = proxies.client(addr.ip(), &headers);
     let attempt = crate::signin::Attempt::new(&f.email, client);
     let page = |error: &str, status: StatusCode| {
         (
