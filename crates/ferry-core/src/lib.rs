@@ -5,6 +5,7 @@
 
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod contact;
 pub mod email;
 pub mod errors;
@@ -16,6 +17,7 @@ pub mod outgoing;
 pub mod phone;
 pub mod run;
 pub mod schedule;
+pub mod signin;
 pub mod tenancy;
 
 /// Defines a closed set of snake_case string values with parsing, display and serde.

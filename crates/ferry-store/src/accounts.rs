@@ -69,6 +69,7 @@ impl Store {
             .bind(external_id)
             .fetch_optional(&mut *tx)
             .await?;
+        let existing_account = existing.is_some();
         let id: i64 = match existing {
             Some(r) => r.try_get(0)?,
             None => sqlx::query("INSERT INTO crm_accounts (institution_id, provider, external_id, label, tokens, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id")
@@ -93,6 +94,17 @@ impl Store {
         .bind(ts)
         .bind(id)
         .execute(&mut *tx)
+        .await?;
+        crate::audit::write(
+            &mut *tx,
+            &crate::audit::current_actor(),
+            crate::NewAuditEvent {
+                institution_id: Some(institution_id),
+                kind: if existing_account { "account.reconnected" } else { "account.connected" }.into(),
+                target: format!("{provider} account {external_id} {label:?}"),
+                detail: serde_json::json!({"provider": provider, "external_id": external_id, "label": label}),
+            },
+        )
         .await?;
         tx.commit().await?;
         self.crm_account(institution_id, id).await

@@ -50,15 +50,28 @@ impl Store {
                 "the label must be 1-100 characters",
             ));
         }
+        let mut tx = self.begin_write().await?;
         sqlx::query("INSERT INTO custom_fields (institution_id, name, label, kind, created_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(institution_id)
             .bind(&def.name)
             .bind(label)
             .bind(def.kind.as_str())
             .bind(now())
-            .execute(&self.write)
+            .execute(&mut *tx)
             .await
             .map_err(|e| if StoreError::is_unique_violation(&e) { StoreError::Conflict(format!("a field named {:?} exists", def.name)) } else { e.into() })?;
+        crate::audit::write(
+            &mut *tx,
+            &crate::audit::current_actor(),
+            crate::NewAuditEvent {
+                institution_id: Some(institution_id),
+                kind: "field.created".into(),
+                target: format!("field {}", def.name),
+                detail: serde_json::json!({"name": def.name, "label": label, "kind": def.kind.as_str()}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
         Ok(CustomFieldDef {
             name: def.name.clone(),
             label: label.to_string(),

@@ -7,8 +7,10 @@ use serde_json::Value;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::audit::{self, NewAuditEvent};
 use crate::util::{get_bool, get_ts, now};
 use crate::{Result, Store, StoreError};
+use serde_json::json;
 
 /// An integration instance as shown to people: secrets appear only as the names that are set.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -71,6 +73,11 @@ pub struct IntegrationUpdate {
 }
 
 const COLS: &str = "id, institution_id, kind, name, description, enabled, config, secrets, state, created_at, updated_at";
+
+/// How the audit log names an integration.
+fn target(id: i64, name: &str) -> String {
+    format!("integration {id} {name:?}")
+}
 
 fn context(id: i64) -> String {
     format!("integration:{id}")
@@ -149,9 +156,37 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
         let id: i64 = row.try_get(0)?;
+        let secret_names: Vec<String> = new
+            .secrets
+            .as_ref()
+            .map(|s| {
+                s.iter()
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(k, _)| k.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
         if let Some(secrets) = new.secrets.filter(|s| !s.is_empty()) {
             self.store_secrets(&mut tx, id, secrets).await?;
         }
+        audit::write(
+            &mut *tx,
+            &audit::current_actor(),
+            NewAuditEvent {
+                institution_id: Some(institution_id),
+                kind: "integration.created".into(),
+                target: target(id, &new.name),
+                detail: json!({
+                    "kind": new.kind,
+                    "name": new.name,
+                    "description": new.description,
+                    "enabled": new.enabled,
+                    "config": new.config,
+                    "secrets_set": secret_names,
+                }),
+            },
+        )
+        .await?;
         tx.commit().await?;
         self.integration(institution_id, id).await
     }
@@ -217,13 +252,45 @@ impl Store {
         u: IntegrationUpdate,
     ) -> Result<Integration> {
         let mut tx = self.begin_write().await?;
-        let row =
-            sqlx::query("SELECT secrets FROM integrations WHERE institution_id = $1 AND id = $2")
-                .bind(institution_id)
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let sealed: Option<Vec<u8>> = row.ok_or(StoreError::NotFound)?.try_get(0)?;
+        let row = sqlx::query(
+            "SELECT name, description, enabled, config, secrets FROM integrations WHERE institution_id = $1 AND id = $2",
+        )
+        .bind(institution_id)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        let sealed: Option<Vec<u8>> = row.try_get("secrets")?;
+        let old_name: String = row.try_get("name")?;
+        let before = json!({
+            "name": old_name,
+            "description": row.try_get::<String, _>("description")?,
+            "enabled": get_bool(&row, "enabled")?,
+            "config": serde_json::from_str::<Value>(&row.try_get::<String, _>("config")?)
+                .unwrap_or(Value::Null),
+        });
+        let mut after = before.clone();
+        if let Some(n) = &u.name {
+            after["name"] = json!(n);
+        }
+        if let Some(d) = &u.description {
+            after["description"] = json!(d);
+        }
+        if let Some(e) = u.enabled {
+            after["enabled"] = json!(e);
+        }
+        if let Some(c) = &u.config {
+            after["config"] = c.clone();
+        }
+        let changes = audit::json_changes(&before, &after);
+        let (mut secrets_set, mut secrets_removed) = (Vec::new(), Vec::new());
+        for (k, v) in u.secrets.iter().flatten() {
+            if v.is_null() {
+                secrets_removed.push(k.clone());
+            } else {
+                secrets_set.push(k.clone());
+            }
+        }
         let ts = now();
         sqlx::query(
             "UPDATE integrations SET name = COALESCE($1, name), description = COALESCE($2, description), enabled = COALESCE($3, enabled), \
@@ -252,6 +319,32 @@ impl Store {
             }
             self.store_secrets(&mut tx, id, current).await?;
         }
+        if !changes.is_empty() || !secrets_set.is_empty() || !secrets_removed.is_empty() {
+            let only_enabled = changes.len() == 1 && changes.contains_key("enabled");
+            let kind = match (only_enabled, u.enabled) {
+                (true, Some(true)) => "integration.enabled",
+                (true, Some(false)) => "integration.disabled",
+                _ => "integration.updated",
+            };
+            let mut detail = json!({ "changes": changes });
+            if !secrets_set.is_empty() {
+                detail["secrets_set"] = json!(secrets_set);
+            }
+            if !secrets_removed.is_empty() {
+                detail["secrets_removed"] = json!(secrets_removed);
+            }
+            audit::write(
+                &mut *tx,
+                &audit::current_actor(),
+                NewAuditEvent {
+                    institution_id: Some(institution_id),
+                    kind: kind.into(),
+                    target: target(id, after["name"].as_str().unwrap_or(&old_name)),
+                    detail,
+                },
+            )
+            .await?;
+        }
         tx.commit().await?;
         self.integration(institution_id, id).await
     }
@@ -279,12 +372,28 @@ impl Store {
 
     /// Deletes an instance with its runs; its Sync Log rows stay, without the link.
     pub async fn delete_integration(&self, institution_id: i64, id: i64) -> Result<()> {
-        crate::util::found(
-            sqlx::query("DELETE FROM integrations WHERE institution_id = $1 AND id = $2")
-                .bind(institution_id)
-                .bind(id)
-                .execute(&self.write)
-                .await?,
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(
+            "DELETE FROM integrations WHERE institution_id = $1 AND id = $2 RETURNING kind, name",
         )
+        .bind(institution_id)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        let name: String = row.try_get("name")?;
+        audit::write(
+            &mut *tx,
+            &audit::current_actor(),
+            NewAuditEvent {
+                institution_id: Some(institution_id),
+                kind: "integration.deleted".into(),
+                target: target(id, &name),
+                detail: json!({"kind": row.try_get::<String, _>("kind")?, "name": name}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 }

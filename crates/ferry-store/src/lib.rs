@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 mod accounts;
+pub mod audit;
 mod auth;
 mod contacts;
 pub mod crypto;
@@ -22,6 +23,7 @@ mod messages;
 mod migrate;
 mod alerts;
 mod runs;
+mod signin;
 mod sqlite_bulk;
 mod synclog;
 mod util;
@@ -34,7 +36,11 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Executor, Transaction};
 
 pub use accounts::{CrmAccount, OAUTH_STATE_TTL_SECS};
-pub use auth::{ApiToken, Institution, Membership, Principal, Session, User};
+pub use audit::{Actor, ActorKind, AuditEntry, AuditPage, AuditQuery, NewAuditEvent};
+pub use auth::{
+    ApiToken, Institution, LAST_USED_GRANULARITY_SECS, Membership, Principal, Session, SessionInfo,
+    User, normalize_login,
+};
 pub use contacts::{
     Applied, AppliedAction, ContactPage, ContactQuery, RowError, TestUserKeys, WriteKind,
     WriteOutcome,

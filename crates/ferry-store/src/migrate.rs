@@ -31,6 +31,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0003_cleared_fields.sql"),
     },
     Migration {
+        version: 6,
+        name: "0006_auth_audit",
+        sqlite: include_str!("../migrations/sqlite/0006_auth_audit.sql"),
+        postgres: include_str!("../migrations/postgres/0006_auth_audit.sql"),
+    },
+    Migration {
         version: 9,
         name: "0009_alerts",
         sqlite: include_str!("../migrations/sqlite/0009_alerts.sql"),

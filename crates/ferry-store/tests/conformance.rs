@@ -1334,3 +1334,262 @@ async fn crm_accounts_keep_sealed_tokens_and_oauth_states_work_once() {
         "a state works once"
     );
 }
+
+#[tokio::test]
+async fn signin_throttling_is_shared_by_every_store_handle() {
+    let (s, _) = setup().await;
+    // A second handle on the same database stands for another process.
+    let other = Store::connect(&s.url, SecretBox::new(MasterKey::generate()))
+        .await
+        .unwrap();
+    let keys = [
+        "acct:a@x.edu|192.0.2.1".to_string(),
+        "ip:192.0.2.1".to_string(),
+    ];
+    let delay = |i: usize, n: i64| if i == 0 && n >= 2 { 600 } else { 0 };
+    assert_eq!(s.signin_attempt(&keys, 3600, delay).await.unwrap(), None);
+    assert_eq!(
+        other.signin_attempt(&keys, 3600, delay).await.unwrap(),
+        None
+    );
+    let wait = s.signin_attempt(&keys, 3600, delay).await.unwrap();
+    assert!(
+        wait.is_some_and(|w| w > jiff::Timestamp::now()),
+        "the second failure, counted by the other handle, makes this one wait"
+    );
+    // Another client of the same account is not affected.
+    let elsewhere = [
+        "acct:a@x.edu|192.0.2.2".to_string(),
+        "ip:192.0.2.2".to_string(),
+    ];
+    assert_eq!(
+        other.signin_attempt(&elsewhere, 3600, delay).await.unwrap(),
+        None
+    );
+    // A success forgets the account's streak at that client.
+    s.signin_succeeded(&keys[0], &keys[1], 100).await.unwrap();
+    assert_eq!(
+        other.signin_attempt(&keys, 3600, delay).await.unwrap(),
+        None
+    );
+    other.close().await;
+}
+
+#[tokio::test]
+async fn audit_log_pages_and_filters() {
+    let (s, inst) = setup().await;
+    let user = audit::Actor::user("ana@state.edu", "192.0.2.1");
+    for i in 0..5 {
+        let kind = if i % 2 == 0 {
+            "token.created"
+        } else {
+            "integration.updated"
+        };
+        s.record_audit_as(
+            &user,
+            NewAuditEvent {
+                institution_id: Some(inst.id),
+                kind: kind.into(),
+                target: format!("thing {i}"),
+                detail: json!({"n": i, "secrets": {"password": "hunter22"}}),
+            },
+        )
+        .await
+        .unwrap();
+    }
+    s.record_audit_as(
+        &audit::Actor::cli(),
+        NewAuditEvent {
+            institution_id: Some(inst.id),
+            kind: "user.role_granted".into(),
+            target: "user x".into(),
+            detail: json!({}),
+        },
+    )
+    .await
+    .unwrap();
+    let q = |f: fn(&mut AuditQuery)| {
+        let mut q = AuditQuery {
+            limit: 2,
+            ..Default::default()
+        };
+        f(&mut q);
+        q
+    };
+    let first = s.audit_log(inst.id, &q(|_| {})).await.unwrap();
+    assert_eq!(first.entries.len(), 2);
+    assert_eq!(first.entries[0].kind, "user.role_granted", "newest first");
+    let mut second_q = q(|_| {});
+    second_q.before = first.next_before;
+    let second = s.audit_log(inst.id, &second_q).await.unwrap();
+    assert!(second.entries[0].id < first.entries[1].id);
+    let tokens = s
+        .audit_log(
+            inst.id,
+            &q(|q| {
+                q.kind = Some("token".into());
+                q.limit = 50
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(tokens.entries.len(), 3);
+    assert_eq!(tokens.entries[0].detail["secrets"], "[redacted]");
+    let by_ana = s
+        .audit_log(
+            inst.id,
+            &q(|q| {
+                q.actor = Some("user:ANA@state.edu".into());
+                q.limit = 50
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(by_ana.entries.len(), 5);
+    assert_eq!(by_ana.entries[0].client, "192.0.2.1");
+    let future = s
+        .audit_log(
+            inst.id,
+            &q(|q| q.since = Some(jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1))),
+        )
+        .await
+        .unwrap();
+    assert!(future.entries.is_empty());
+}
+
+#[tokio::test]
+async fn tokens_expire_are_revoked_and_record_their_use_coarsely() {
+    let (s, inst) = setup().await;
+    let later = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1);
+    let (token, secret) = s
+        .create_api_token_with(inst.id, Role::Viewer, "ci", Some(later))
+        .await
+        .unwrap();
+    assert_eq!(token.last_used_at, None);
+    let p = s.authenticate_token(&secret).await.unwrap().unwrap();
+    assert_eq!(p.token_name.as_deref(), Some("ci"));
+    let first = s.api_tokens(inst.id).await.unwrap()[0].last_used_at;
+    assert!(first.is_some());
+    s.authenticate_token(&secret).await.unwrap().unwrap();
+    assert_eq!(
+        s.api_tokens(inst.id).await.unwrap()[0].last_used_at,
+        first,
+        "a second use within five minutes writes nothing"
+    );
+    // Expired: moved into the past behind the store's back.
+    let pool = sqlx::AnyPool::connect(&s.url).await.unwrap();
+    sqlx::query("UPDATE api_tokens SET expires_at = 1 WHERE id = $1")
+        .bind(token.id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    assert!(s.authenticate_token(&secret).await.unwrap().is_none());
+    assert!(!s.api_tokens(inst.id).await.unwrap()[0].is_active(jiff::Timestamp::now()));
+
+    let (t2, secret2) = s
+        .create_api_token(inst.id, Role::Admin, "deploy")
+        .await
+        .unwrap();
+    let other = s
+        .create_institution("other-u", "Other", None)
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.revoke_api_token(other.id, t2.id).await,
+        Err(StoreError::NotFound)
+    ));
+    let revoked = s.revoke_api_token(inst.id, t2.id).await.unwrap();
+    let again = s.revoke_api_token(inst.id, t2.id).await.unwrap();
+    assert_eq!(
+        revoked.revoked_at, again.revoked_at,
+        "revoking twice changes nothing"
+    );
+    assert!(s.authenticate_token(&secret2).await.unwrap().is_none());
+    assert!(matches!(
+        s.create_api_token_with(inst.id, Role::Admin, "  ", None)
+            .await,
+        Err(StoreError::Invalid { .. })
+    ));
+}
+
+#[tokio::test]
+async fn changes_are_audited_by_the_ambient_actor_in_their_transaction() {
+    let (s, inst) = setup().await;
+    let admin = audit::Actor::user("root@state.edu", "192.0.2.9");
+    audit::acting_as(admin.clone(), async {
+        let u = s
+            .create_user("ana@state.edu", "a long password 1")
+            .await
+            .unwrap();
+        s.grant_role(u.id, inst.id, Role::Viewer).await.unwrap();
+        s.grant_role(u.id, inst.id, Role::Viewer).await.unwrap();
+        s.grant_role(u.id, inst.id, Role::Admin).await.unwrap();
+        s.set_password(u.id, "another long password").await.unwrap();
+        s.upsert_crm_account(
+            inst.id,
+            "hubspot",
+            "123",
+            "Portal 123",
+            &json!({"access_token": "at-secret"}),
+        )
+        .await
+        .unwrap();
+        // A refused change writes no audit row.
+        assert!(
+            s.create_custom_field(
+                inst.id,
+                &CustomFieldDef {
+                    name: "Bad Name".into(),
+                    label: "x".into(),
+                    kind: FieldKind::Text,
+                }
+            )
+            .await
+            .is_err()
+        );
+    })
+    .await;
+    let page = s
+        .audit_log(
+            inst.id,
+            &AuditQuery {
+                limit: 50,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = page.entries.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "account.connected",
+            "user.password_changed",
+            "user.role_granted",
+            "user.role_granted",
+            "institution.created"
+        ],
+        "granting the same role twice is one change"
+    );
+    assert_eq!(
+        page.entries[2].detail["role"],
+        json!({"from": "viewer", "to": "admin"})
+    );
+    assert!(
+        page.entries[..4]
+            .iter()
+            .all(|e| e.actor == "root@state.edu" && e.client == "192.0.2.9")
+    );
+    assert_eq!(
+        page.entries[4].actor_kind,
+        ActorKind::System,
+        "outside any actor: system"
+    );
+    let text =
+        serde_json::to_string(&page.entries.iter().map(|e| &e.detail).collect::<Vec<_>>()).unwrap();
+    assert!(
+        !text.contains("at-secret") && !text.contains("password 1"),
+        "{text}"
+    );
+}

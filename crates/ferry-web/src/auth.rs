@@ -1,10 +1,6 @@
 //! Who is calling: bearer tokens for the API, cookie sessions (with CSRF protection) for the
 //! UI, and the role each route needs.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
@@ -226,8 +222,36 @@ pub async fn require(
             }
         }
     }
+    let actor = actor_of(&state, &auth, &req);
     req.extensions_mut().insert(auth);
-    next.run(req).await
+    // Every change the request makes through the store is audited as this actor.
+    ferry_store::audit::acting_as(actor, next.run(req)).await
+}
+
+/// The client address of a request: the peer, or behind a trusted proxy the forwarded one.
+pub(crate) fn client_of(state: &AppState, req: &Request) -> String {
+    req.extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| {
+            state
+                .config
+                .trusted_proxies
+                .client(c.0.ip(), req.headers())
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
+fn actor_of(state: &AppState, auth: &Auth, req: &Request) -> ferry_store::Actor {
+    let client = client_of(state, req);
+    let p = &auth.principal;
+    match (&p.user, p.token_id) {
+        (Some(u), _) => ferry_store::Actor::user(&u.email, &client),
+        (None, Some(id)) => {
+            ferry_store::Actor::token(id, p.token_name.as_deref().unwrap_or(""), &client)
+        }
+        (None, None) => ferry_store::Actor::anonymous(&client),
+    }
 }
 
 /// Accepts the token from the header, or from the `_csrf` field of a urlencoded form (the body
@@ -262,47 +286,6 @@ async fn check_csrf(req: Request, expected: &str, limit: usize) -> Result<Reques
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Slows down password guessing: after 5 failures for one email or one client address within
-/// 10 minutes, sign-in is refused for that key until the window passes.
-#[derive(Default)]
-pub struct LoginGuard {
-    failures: Mutex<HashMap<String, (u32, Instant)>>,
-}
-
-const MAX_FAILURES: u32 = 5;
-const WINDOW: Duration = Duration::from_secs(600);
-
-impl LoginGuard {
-    pub fn blocked(&self, keys: &[&str]) -> bool {
-        let map = self.failures.lock().expect("login guard lock");
-        keys.iter().any(|k| {
-            map.get(*k)
-                .is_some_and(|(n, since)| *n >= MAX_FAILURES && since.elapsed() < WINDOW)
-        })
-    }
-
-    pub fn failed(&self, keys: &[&str]) {
-        let mut map = self.failures.lock().expect("login guard lock");
-        if map.len() > 100_000 {
-            map.retain(|_, (_, since)| since.elapsed() < WINDOW);
-        }
-        for k in keys {
-            let e = map.entry(k.to_string()).or_insert((0, Instant::now()));
-            if e.1.elapsed() >= WINDOW {
-                *e = (0, Instant::now());
-            }
-            e.0 += 1;
-        }
-    }
-
-    pub fn succeeded(&self, keys: &[&str]) {
-        let mut map = self.failures.lock().expect("login guard lock");
-        for k in keys {
-            map.remove(*k);
-        }
-    }
 }
 
 /// The `Set-Cookie` value for a new session.

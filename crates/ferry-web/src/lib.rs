@@ -3,10 +3,12 @@
 
 pub mod api;
 pub mod auth;
+pub mod client;
 pub mod error;
 mod extract;
 pub mod observe;
 pub mod routes;
+mod signin;
 pub mod ui;
 
 use std::future::Future;
@@ -32,6 +34,11 @@ pub struct WebConfig {
     pub hubspot: ferry_connectors::hubspot::HubSpotSettings,
     /// How long a save waits for the remote's check, and Test Connection for the remote.
     pub remote_timeout: std::time::Duration,
+    /// The reverse proxies whose `X-Forwarded-For` names the client (`FERRY_TRUSTED_PROXIES`);
+    /// from any other peer the header is ignored.
+    pub trusted_proxies: client::TrustedProxies,
+    /// How failed sign-ins slow further attempts.
+    pub signin: ferry_core::signin::Policy,
 }
 
 impl Default for WebConfig {
@@ -43,6 +50,8 @@ impl Default for WebConfig {
             egress_ips: Vec::new(),
             hubspot: Default::default(),
             remote_timeout: ferry_connectors::service::DEFAULT_REMOTE_TIMEOUT,
+            trusted_proxies: Default::default(),
+            signin: Default::default(),
         }
     }
 }
@@ -65,7 +74,6 @@ pub struct AppState {
     /// The integration lifecycle (create, change, Test Connection, Run now) over the store and
     /// the registry.
     pub service: IntegrationService,
-    pub(crate) login_guard: Arc<auth::LoginGuard>,
     pub(crate) metrics: observe::MetricsHandle,
 }
 
@@ -77,7 +85,6 @@ impl AppState {
             store,
             config: Arc::new(config),
             registry,
-            login_guard: Arc::default(),
             metrics: observe::metrics_handle(),
         }
     }

@@ -119,6 +119,18 @@ pub struct GlobalArgs {
     )]
     pub egress_ips: Vec<String>,
 
+    /// The reverse proxies in front of Ferry, as addresses or CIDR networks, comma-separated
+    /// (e.g. 10.0.0.0/8,127.0.0.1). Only requests from these peers have their client address
+    /// taken from X-Forwarded-For (sign-in throttling and the audit log use it); from any other
+    /// peer the header is ignored.
+    #[arg(
+        long,
+        env = "FERRY_TRUSTED_PROXIES",
+        value_name = "CIDRS",
+        global = true
+    )]
+    pub trusted_proxies: Option<String>,
+
     /// How often a worker writes the heartbeat of the run it is on, in seconds; idle workers
     /// look for runs whose lease ran out as often.
     #[arg(
@@ -369,6 +381,31 @@ curl -H \"Authorization: Bearer $TOKEN\" http://127.0.0.1:8080/api/v1/contacts"
         /// A name to recognise the token by in lists.
         #[arg(long, default_value = "cli")]
         name: String,
+        /// Days until the token stops being accepted (1-3650); without it, it does not expire.
+        #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u16).range(1..=3650))]
+        expires_in_days: Option<u16>,
+    },
+    /// List an institution's API tokens: id, name, role, status, created, last used, expiry.
+    #[command(
+        long_about = "List an institution's API tokens, newest first: id, name, role, status \
+(active, expired or revoked), when each was created, last used (to within five minutes) and \
+expires. Never the secrets: Ferry keeps only hashes.",
+        after_help = "Example:\n  ferry token list --institution state-u"
+    )]
+    List {
+        /// Slug of the institution.
+        #[arg(long, value_name = "SLUG")]
+        institution: String,
+    },
+    /// Revoke an API token: it stops authenticating at once.
+    #[command(after_help = "Example:\n  ferry token revoke 7 --institution state-u")]
+    Revoke {
+        /// The token's id (see `ferry token list`).
+        #[arg(value_name = "ID")]
+        id: i64,
+        /// Slug of the institution it belongs to.
+        #[arg(long, value_name = "SLUG")]
+        institution: String,
     },
 }
 

@@ -104,6 +104,7 @@ pub async fn run(settings: &Settings, store: Store, ready: impl FnOnce(&str)) ->
     let config = WebConfig {
         public_url: settings.public_url.clone(),
         egress_ips: settings.egress_ips.clone(),
+        trusted_proxies: settings.trusted_proxies.clone(),
         hubspot: settings.hubspot(),
         ..WebConfig::default()
     };

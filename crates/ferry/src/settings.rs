@@ -47,6 +47,8 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// Where Ferry's SFTP uploads come from, for customers' allow lists.
     pub egress_ips: Vec<String>,
+    /// `--trusted-proxies`: the peers whose X-Forwarded-For is believed.
+    pub trusted_proxies: ferry_web::client::TrustedProxies,
     /// HubSpot settings that replace the environment's (`ferry demo` points them at its
     /// emulator).
     pub hubspot_override: Option<ferry_connectors::hubspot::HubSpotSettings>,
@@ -83,7 +85,11 @@ impl Settings {
         {
             bail!("--public-url must start with http:// or https:// (got {u:?})");
         }
+        let trusted_proxies =
+            ferry_web::client::TrustedProxies::parse(args.trusted_proxies.as_deref().unwrap_or(""))
+                .map_err(|e| anyhow::anyhow!("--trusted-proxies (FERRY_TRUSTED_PROXIES): {e}"))?;
         Ok(Settings {
+            trusted_proxies,
             data_dir,
             database_url,
             database_url_is_default,

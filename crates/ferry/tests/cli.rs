@@ -26,6 +26,8 @@ fn help_of_every_command_is_complete() {
                 "FERRY_LISTEN",
                 "--public-url",
                 "FERRY_PUBLIC_URL",
+                "--trusted-proxies",
+                "FERRY_TRUSTED_PROXIES",
                 "--log-format",
                 "FERRY_LOG_FORMAT",
                 "--log",
@@ -68,11 +70,23 @@ fn help_of_every_command_is_complete() {
                 "Examples",
             ],
         ),
-        (&["token"], &["create"]),
+        (&["token"], &["create", "list", "revoke"]),
         (
             &["token", "create"],
-            &["--institution", "--role", "--name", "Bearer", "Examples"],
+            &[
+                "--institution",
+                "--role",
+                "--name",
+                "--expires-in-days",
+                "Bearer",
+                "Examples",
+            ],
         ),
+        (
+            &["token", "list"],
+            &["--institution", "last used", "Example"],
+        ),
+        (&["token", "revoke"], &["<ID>", "--institution", "Example"]),
         (&["import"], &["contacts"]),
         (
             &["import", "contacts"],
@@ -254,6 +268,81 @@ async fn institution_then_token_prints_only_the_token() {
         listed.contains("acme") && listed.contains("Acme College"),
         "{listed}"
     );
+}
+
+#[tokio::test]
+async fn token_list_and_revoke_from_the_command_line() {
+    let f = Ferry::new();
+    f.ok(&["institution", "create", "--slug", "acme", "--name", "Acme"]);
+    let secret = f.ok(&[
+        "token",
+        "create",
+        "--institution",
+        "acme",
+        "--role",
+        "viewer",
+        "--name",
+        "reports",
+        "--expires-in-days",
+        "30",
+    ]);
+    let secret = secret.trim();
+    let listed = f.ok(&["token", "list", "--institution", "acme"]);
+    let line = listed
+        .lines()
+        .find(|l| l.ends_with("reports"))
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert!(line.contains("viewer") && line.contains("active"), "{line}");
+    assert!(line.contains("never"), "not used yet: {line}");
+    assert!(!listed.contains(secret), "never the secret: {listed}");
+
+    let store = f.store().await;
+    assert!(store.authenticate_token(secret).await.unwrap().is_some());
+    let listed = f.ok(&["token", "list", "--institution", "acme"]);
+    let line = listed.lines().find(|l| l.ends_with("reports")).unwrap();
+    assert!(
+        !line.contains("never"),
+        "used now, expires in 30 days: {line}"
+    );
+
+    let id = line.split_whitespace().next().unwrap().to_string();
+    let out = f.ok(&["token", "revoke", &id, "--institution", "acme"]);
+    assert!(out.contains("revoked"), "{out}");
+    assert!(
+        store.authenticate_token(secret).await.unwrap().is_none(),
+        "a revoked token stops at once"
+    );
+    let listed = f.ok(&["token", "list", "--institution", "acme"]);
+    assert!(listed.contains("revoked"), "{listed}");
+    let missing = f.run(&["token", "revoke", "999", "--institution", "acme"]);
+    assert!(!missing.status.success());
+    assert!(
+        stderr(&missing).contains("token list"),
+        "{}",
+        stderr(&missing)
+    );
+
+    // Both changes are in the audit log, by the command line.
+    let inst = store.institution_by_slug("acme").await.unwrap().unwrap();
+    let log = store
+        .audit_log(
+            inst.id,
+            &ferry_store::AuditQuery {
+                kind: Some("token".into()),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = log.entries.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["token.revoked", "token.created"]);
+    assert!(
+        log.entries
+            .iter()
+            .all(|e| e.actor_kind == ferry_store::ActorKind::Cli)
+    );
+    store.close().await;
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! REST API v1. JSON in and out; errors as `{"error":{"code","message","field"?}}`.
 
 pub mod alerts;
+pub mod audit;
 pub mod contacts;
 pub mod doc;
 pub mod fields;
@@ -8,6 +9,7 @@ pub mod integrations;
 pub mod messages;
 pub mod runs;
 pub mod synclog;
+pub mod tokens;
 pub mod types;
 
 use axum::Json;
@@ -23,7 +25,7 @@ use crate::auth::Auth;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Ferry API", version = "1", description = "Contacts, messages, custom fields, integrations and their runs of one institution. Authenticate with `Authorization: Bearer <token>` (create one with `ferry token create`), or with the session cookie of a signed-in user (changes then need the `X-CSRF-Token` header). Every error answers `{\"error\":{\"code\",\"message\",\"field\"?}}`; the codes are listed at `/api/v1/errors`."),
+    info(title = "Ferry API", version = "1", description = "Contacts, messages, custom fields, integrations and their runs of one institution. Authenticate with `Authorization: Bearer <token>` (create one with `ferry token create`, on Settings → Security, or with `POST /api/v1/tokens`), or with the session cookie of a signed-in user (changes then need the `X-CSRF-Token` header). Every error answers `{\"error\":{\"code\",\"message\",\"field\"?}}`; the codes are listed at `/api/v1/errors`."),
     paths(
         me, error_dictionary,
         contacts::list, contacts::create, contacts::get, contacts::patch, contacts::archive, contacts::unarchive, contacts::import,
@@ -36,6 +38,8 @@ use crate::auth::Auth;
         integrations::test_saved, integrations::test_new, integrations::run,
         types::list,
         alerts::get_settings, alerts::put_settings, alerts::list,
+        tokens::list, tokens::create, tokens::revoke, tokens::sessions, tokens::end_session, tokens::sign_out_everywhere,
+        audit::list,
     ),
     components(
         schemas(crate::error::ErrorBody),

@@ -1,11 +1,13 @@
 //! The server-rendered UI (askama templates, vendored htmx). Pages that are not built yet are
 //! not in the navigation.
 
+pub mod audit;
 pub mod browse;
 pub mod hubspot;
 mod instances;
 pub mod oauth;
 pub mod runs;
+pub mod security;
 pub mod sftp;
 pub mod synclog;
 
@@ -190,9 +192,10 @@ pub async fn login_submit(
             );
         }
     }
-    let email_key = format!("email:{}", f.email.trim().to_lowercase());
-    let ip_key = format!("ip:{}", addr.ip());
-    let keys = [email_key.as_str(), ip_key.as_str()];
+    let proxies = &state.config.trusted_proxies;
+    proxies.warn_if_untrusted_proxy(addr.ip(), &headers);
+    let client = proxies.client(addr.ip(), &headers);
+    let attempt = crate::signin::Attempt::new(&f.email, client);
     let page = |error: &str, status: StatusCode| {
         (
             status,
@@ -204,24 +207,38 @@ pub async fn login_submit(
         )
             .into_response()
     };
-    if state.login_guard.blocked(&keys) {
-        return page(
-            "Too many failed attempts. Wait a few minutes and try again.",
-            StatusCode::TOO_MANY_REQUESTS,
-        );
+    match attempt.start(&state.store, &state.config.signin).await {
+        Ok(None) => {}
+        Ok(Some(until)) => {
+            let secs = (until.as_second() - jiff::Timestamp::now().as_second()).max(1);
+            let mut res = page(
+                &format!(
+                    "Too many failed sign-ins from your address. Try again in {secs} seconds."
+                ),
+                StatusCode::TOO_MANY_REQUESTS,
+            );
+            res.headers_mut().insert(header::RETRY_AFTER, secs.into());
+            return res;
+        }
+        Err(e) => return ui_error(e.into()),
     }
     let user = match state.store.verify_login(&f.email, &f.password).await {
         Ok(u) => u,
         Err(e) => return ui_error(e.into()),
     };
     let Some(user) = user else {
-        state.login_guard.failed(&keys);
-        tracing::info!(client = %addr.ip(), "failed sign-in");
+        if let Err(e) = attempt.failed(&state.store).await {
+            return ui_error(e.into());
+        }
+        tracing::info!(%client, "failed sign-in");
         return page(
             "That email and password do not match.",
             StatusCode::UNAUTHORIZED,
         );
     };
+    if let Err(e) = attempt.succeeded(&state.store, &state.config.signin).await {
+        return ui_error(e.into());
+    }
     let memberships = match state.store.memberships(user.id).await {
         Ok(m) => m,
         Err(e) => return ui_error(e.into()),
@@ -232,10 +249,17 @@ pub async fn login_submit(
             StatusCode::FORBIDDEN,
         );
     };
-    state.login_guard.succeeded(&keys);
     match state
         .store
-        .create_session(user.id, first.institution.id)
+        .create_session_from(
+            user.id,
+            first.institution.id,
+            &client.to_string(),
+            headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or(""),
+        )
         .await
     {
         Ok(cookie) => (

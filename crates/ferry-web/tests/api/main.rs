@@ -2,7 +2,9 @@
 //! PostgreSQL when `FERRY_TEST_DATABASE_URL` is set), spoken to over HTTP.
 
 mod alerts;
+mod audit;
 mod browser;
+mod browser_security;
 mod contacts;
 mod helpers;
 mod hubspot;
@@ -12,7 +14,9 @@ mod openapi;
 mod routes;
 mod runs;
 mod sessions;
+mod signin;
 mod synclog;
+mod tokens;
 mod types;
 #[path = "../support/webdriver.rs"]
 mod webdriver;

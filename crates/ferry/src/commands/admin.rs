@@ -127,24 +127,99 @@ pub fn generate_password() -> String {
     out
 }
 
-pub async fn token_create(settings: &Settings, slug: &str, role: Role, name: &str) -> Result<()> {
+pub async fn token_create(
+    settings: &Settings,
+    slug: &str,
+    role: Role,
+    name: &str,
+    expires_in_days: Option<u16>,
+) -> Result<()> {
     let store = settings.connect_and_migrate().await?;
     let inst = institution(&store, slug).await?;
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         bail!("--name must be 1-100 characters");
     }
+    let expires_at = expires_in_days
+        .map(|d| jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * i64::from(d)));
     let (token, secret) = store
-        .create_api_token(inst.id, role, name)
+        .create_api_token_with(inst.id, role, name, expires_at)
         .await
         .context("cannot create the token")?;
     store.close().await;
+    let expiry = token
+        .expires_at
+        .map_or_else(|| "never".to_string(), |t| t.to_string());
     eprintln!(
-        "created API token id={} name={:?} role={role} in {}; it is shown once, store it now",
+        "created API token id={} name={:?} role={role} expires={expiry} in {}; it is shown once, store it now",
         token.id, token.name, inst.slug
     );
     println!("{secret}");
     Ok(())
+}
+
+pub async fn token_list(settings: &Settings, slug: &str) -> Result<()> {
+    let store = settings.connect_and_migrate().await?;
+    let inst = institution(&store, slug).await?;
+    let tokens = store.api_tokens(inst.id).await?;
+    store.close().await;
+    if tokens.is_empty() {
+        println!("no API tokens yet; create one with `ferry token create`");
+        return Ok(());
+    }
+    let now = jiff::Timestamp::now();
+    let when = |t: Option<jiff::Timestamp>, none: &str| {
+        t.map_or_else(
+            || none.to_string(),
+            |t| t.strftime("%Y-%m-%dT%H:%MZ").to_string(),
+        )
+    };
+    println!(
+        "{:>5}  {:<7}  {:<8}  {:<17}  {:<17}  {:<17}  NAME",
+        "ID", "ROLE", "STATUS", "CREATED", "LAST USED", "EXPIRES"
+    );
+    for t in tokens {
+        let status = if t.revoked_at.is_some() {
+            "revoked"
+        } else if t.is_active(now) {
+            "active"
+        } else {
+            "expired"
+        };
+        println!(
+            "{:>5}  {:<7}  {:<8}  {:<17}  {:<17}  {:<17}  {}",
+            t.id,
+            t.role.as_str(),
+            status,
+            when(Some(t.created_at), ""),
+            when(t.last_used_at, "never"),
+            when(t.expires_at, "never"),
+            t.name
+        );
+    }
+    Ok(())
+}
+
+pub async fn token_revoke(settings: &Settings, slug: &str, id: i64) -> Result<()> {
+    let store = settings.connect_and_migrate().await?;
+    let inst = institution(&store, slug).await?;
+    let result = store.revoke_api_token(inst.id, id).await;
+    store.close().await;
+    match result {
+        Ok(t) => {
+            println!(
+                "revoked API token id={} name={:?} in {}",
+                t.id, t.name, inst.slug
+            );
+            Ok(())
+        }
+        Err(ferry_store::StoreError::NotFound) => {
+            bail!(
+                "no API token with id {id} in {slug}; see `ferry token list --institution {slug}`"
+            )
+        }
+        Err(e) => Err(e).context("cannot revoke the token"),
+    }
 }
 
 #[cfg(test)]

@@ -81,26 +81,66 @@ async fn run(cli: Cli) -> Result<()> {
             slug,
             name,
             time_zone,
-        }) => admin::institution_create(&settings, &slug, &name, time_zone.as_deref()).await,
+        }) => {
+            cli_acting(admin::institution_create(
+                &settings,
+                &slug,
+                &name,
+                time_zone.as_deref(),
+            ))
+            .await
+        }
         Command::Institution(InstitutionCommand::List) => admin::institution_list(&settings).await,
         Command::User(UserCommand::Create {
             institution,
             email,
             role,
-        }) => admin::user_create(&settings, &institution, &email, role.into()).await,
-        Command::Token(TokenCommand::Create {
-            institution,
-            role,
-            name,
-        }) => admin::token_create(&settings, &institution, role.into(), &name).await,
-        Command::Integration(c) => integration_command(&settings, c).await,
+        }) => {
+            cli_acting(admin::user_create(
+                &settings,
+                &institution,
+                &email,
+                role.into(),
+            ))
+            .await
+        }
+        Command::Token(c) => cli_acting(token_command(&settings, c)).await,
+        Command::Integration(c) => cli_acting(integration_command(&settings, c)).await,
         Command::Import(ImportCommand::Contacts {
             file,
             institution,
             allow_skipped,
-        }) => import::contacts(&settings, &file, &institution, allow_skipped).await,
+        }) => {
+            cli_acting(import::contacts(
+                &settings,
+                &file,
+                &institution,
+                allow_skipped,
+            ))
+            .await
+        }
         Command::Demo(args) => crate::demo::run(&settings, &args).await,
         Command::Bench(_) | Command::Emulate(_) => unreachable!("handled above"),
+    }
+}
+
+/// Runs an administrative command as the command line, for the audit log.
+async fn cli_acting<T>(f: impl Future<Output = T>) -> T {
+    ferry_store::audit::acting_as(ferry_store::Actor::cli(), f).await
+}
+
+async fn token_command(settings: &Settings, c: TokenCommand) -> Result<()> {
+    match c {
+        TokenCommand::Create {
+            institution,
+            role,
+            name,
+            expires_in_days,
+        } => admin::token_create(settings, &institution, role.into(), &name, expires_in_days).await,
+        TokenCommand::List { institution } => admin::token_list(settings, &institution).await,
+        TokenCommand::Revoke { id, institution } => {
+            admin::token_revoke(settings, &institution, id).await
+        }
     }
 }
 
