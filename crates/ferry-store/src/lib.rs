@@ -21,6 +21,7 @@ mod integrations;
 mod messages;
 mod migrate;
 mod runs;
+mod sftp;
 mod sqlite_bulk;
 mod synclog;
 mod util;
@@ -44,6 +45,10 @@ pub use import::{CsvImport, ImportError, ImportReport, ImportRowError};
 pub use integrations::{Integration, IntegrationUpdate, NewIntegration};
 pub use messages::{Message, MessageQuery, NewMessage};
 pub use runs::{NewRun, Run, RunOutcome, RunQuery};
+pub use sftp::{
+    DefenderPolicy, DefenderVerdict, NewSftpKey, SftpAccount, SftpEntry, SftpFile, SftpFileStatus,
+    SftpHostKey, SftpKey, sftp_parent,
+};
 pub use synclog::{NewSyncLog, SyncLogEntry, SyncLogQuery};
 
 /// Which database a store talks to.

@@ -30,6 +30,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0003_cleared_fields.sql"),
         postgres: include_str!("../migrations/postgres/0003_cleared_fields.sql"),
     },
+    Migration {
+        version: 5,
+        name: "0005_sftp_server",
+        sqlite: include_str!("../migrations/sqlite/0005_sftp_server.sql"),
+        postgres: include_str!("../migrations/postgres/0005_sftp_server.sql"),
+    },
 ];
 
 /// Applies what is missing; returns the names applied.
