@@ -23,7 +23,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path as FsPath;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -225,7 +225,7 @@ impl Vault {
         let mut out = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
         out.write(&header);
         Ok(VaultWriter {
-            out: Some(out),
+            out: Mutex::new(Some(out)),
             cipher: self.key.file_cipher(&salt),
             header,
             chunk: Zeroizing::new(Vec::with_capacity(CHUNK_SIZE)),
@@ -296,7 +296,10 @@ pub struct Written {
 /// A file being written; see [`Vault::create`]. Dropping it without [`VaultWriter::finish`]
 /// leaves no object (the store's staged parts are cleaned up or abandoned).
 pub struct VaultWriter {
-    out: Option<WriteMultipart>,
+    /// The upload in progress. Only reached through `&mut self` (`Mutex::get_mut`, never locked):
+    /// the mutex only makes the writer `Sync`, as object_store's uploads are not, so that
+    /// handlers borrowed across awaits (russh-sftp's) stay `Send`.
+    out: Mutex<Option<WriteMultipart>>,
     cipher: Aes256Gcm,
     header: [u8; HEADER_SIZE],
     chunk: Zeroizing<Vec<u8>>,
@@ -379,8 +382,7 @@ impl VaultWriter {
             self.pending_bytes -= held.len();
             self.append(&held);
         }
-        let out = self.out.as_mut().expect("writer is open");
-        out.wait_for_capacity(PARTS_IN_FLIGHT).await?;
+        self.out_mut().wait_for_capacity(PARTS_IN_FLIGHT).await?;
         Ok(())
     }
 
@@ -417,10 +419,7 @@ impl VaultWriter {
             .expect("AES-GCM encryption of a 64 KiB chunk cannot fail");
         self.chunk.clear();
         self.index += 1;
-        self.out
-            .as_mut()
-            .expect("writer is open")
-            .put(Bytes::from(sealed));
+        self.out_mut().put(Bytes::from(sealed));
     }
 
     /// Seals the last chunk and stores the file. Fails with [`VaultError::Gap`] (and stores
@@ -432,7 +431,7 @@ impl VaultWriter {
             return Err(VaultError::Gap(gap));
         }
         self.seal(true);
-        let out = self.out.take().expect("writer is open");
+        let out = self.take_out().expect("writer is open");
         out.finish().await?;
         let sha = self.hasher.clone().finalize();
         Ok(Written {
@@ -442,8 +441,23 @@ impl VaultWriter {
         })
     }
 
+    fn out_mut(&mut self) -> &mut WriteMultipart {
+        self.out
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_mut()
+            .expect("writer is open")
+    }
+
+    fn take_out(&mut self) -> Option<WriteMultipart> {
+        self.out
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
     async fn abort_inner(&mut self) -> Result<()> {
-        if let Some(out) = self.out.take() {
+        if let Some(out) = self.take_out() {
             out.abort().await?;
         }
         Ok(())

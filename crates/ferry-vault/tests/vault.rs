@@ -293,3 +293,11 @@ async fn abort_and_delete_leave_nothing() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[test]
+fn writers_and_readers_can_live_in_shared_handlers() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<ferry_vault::VaultWriter>();
+    send_sync::<ferry_vault::VaultReader>();
+    send_sync::<Vault>();
+}
