@@ -150,6 +150,17 @@ pub struct GlobalArgs {
     )]
     pub worker_concurrency: u16,
 
+    /// Address Ferry's own SFTP server (institutions' file uploads) listens on, host:port, or
+    /// `off`. `ferry serve` and `ferry sftp-server` start it.
+    #[arg(
+        long,
+        env = "FERRY_SFTP_LISTEN",
+        default_value = "127.0.0.1:2222",
+        value_name = "ADDR|off",
+        global = true
+    )]
+    pub sftp_listen: String,
+
     /// Log format on stderr.
     #[arg(
         long,
@@ -220,6 +231,19 @@ run finish, then exits.",
         after_help = "Examples:\n  ferry worker\n  ferry worker --once    # e.g. from cron: at most one run, then exit"
     )]
     Worker(WorkerArgs),
+
+    /// Run only Ferry's SFTP server, where institutions upload files (encrypted as they land).
+    #[command(
+        name = "sftp-server",
+        long_about = "Run only Ferry's SFTP server, where institutions' accounts upload files; each \
+file is encrypted at rest as it lands (in DATA_DIR/vault). `ferry serve` runs it too unless \
+--sftp-listen is `off`. Host keys are created once and kept in the database, so several servers \
+behind one load balancer present the same keys. Applies pending migrations first. Ctrl-C or \
+SIGTERM stops it.",
+        after_help = "Examples:\n  ferry sftp-server --sftp-listen 0.0.0.0:2222\n  \
+FERRY_DATABASE_URL=postgres://ferry:secret@db/ferry ferry sftp-server"
+    )]
+    SftpServer,
 
     /// Apply pending database migrations and list them.
     #[command(

@@ -90,11 +90,40 @@ pub fn browse_url(public_url: Option<&str>, addr: SocketAddr) -> String {
     format!("http://{addr}/")
 }
 
-/// Serves the web UI and API and runs the worker until a signal, then stops both gracefully.
-/// `ready` is called with the URL to open once requests are accepted.
+/// Starts Ferry's own SFTP server if `--sftp-listen` is not `off`.
+pub async fn start_sftp(
+    settings: &Settings,
+    store: &Store,
+) -> Result<Option<ferry_sftpd::SftpServer>> {
+    let Some(listen) = &settings.sftp_listen else {
+        return Ok(None);
+    };
+    let vault = settings.vault()?;
+    let server = ferry_sftpd::SftpServer::start(
+        store.clone(),
+        vault,
+        listen,
+        ferry_sftpd::ServerConfig::default(),
+    )
+    .await
+    .with_context(|| format!("starting the SFTP server on {listen}"))?;
+    for key in server.host_keys() {
+        tracing::info!(
+            algorithm = %key.algorithm,
+            fingerprint = %key.fingerprint,
+            "SFTP host key"
+        );
+    }
+    Ok(Some(server))
+}
+
+/// Serves the web UI and API, the SFTP server (unless it is off) and runs the worker until a
+/// signal, then stops them gracefully. `ready` is called with the URL to open once requests are
+/// accepted.
 pub async fn run(settings: &Settings, store: Store, ready: impl FnOnce(&str)) -> Result<()> {
     let worker_config = settings.worker_config()?;
     let stop = signal();
+    let sftp = start_sftp(settings, &store).await?;
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -116,6 +145,7 @@ pub async fn run(settings: &Settings, store: Store, ready: impl FnOnce(&str)) ->
         crate::commands::worker::spawn(store.clone(), registry, worker_config, shutdown.wait());
     tracing::info!(
         address = %addr,
+        sftp = ?sftp.as_ref().map(|s| s.local_addr()),
         public_url = ?settings.public_url,
         database = %settings.database_url_redacted(),
         "Ferry is serving"
@@ -158,6 +188,9 @@ pub async fn run(settings: &Settings, store: Store, ready: impl FnOnce(&str)) ->
             }
         }
     };
+    if let Some(sftp) = sftp {
+        sftp.shutdown().await;
+    }
     tokio::select! {
         _ = both => tracing::info!("stopped"),
         _ = tokio::time::sleep(GRACE) => tracing::warn!(grace_secs = GRACE.as_secs(), "open work did not finish in time; exiting anyway"),
