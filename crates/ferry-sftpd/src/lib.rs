@@ -18,6 +18,7 @@
 
 mod fs;
 mod guard;
+mod keys;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -38,6 +39,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use fs::{is_temporary, normalize};
+pub use keys::{GeneratedKey, KeyType, MIN_RSA_BITS, generate_key, parse_public_key};
 
 /// Points the defender adds for a known user with a wrong secret.
 pub const SCORE_WRONG_SECRET: i64 = 1;

@@ -34,7 +34,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Executor, Transaction};
 
 pub use accounts::{CrmAccount, OAUTH_STATE_TTL_SECS};
-pub use auth::{ApiToken, Institution, Membership, Principal, Session, User};
+pub use auth::{ApiToken, Institution, MIN_PASSWORD_LEN, Membership, Principal, Session, User};
 pub use contacts::{
     Applied, AppliedAction, ContactPage, ContactQuery, RowError, TestUserKeys, WriteKind,
     WriteOutcome,

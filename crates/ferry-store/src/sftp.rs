@@ -585,6 +585,16 @@ impl Store {
             .collect()
     }
 
+    /// The host keys' algorithms and `SHA256:…` fingerprints (nothing secret), for admins.
+    pub async fn sftp_host_fingerprints(&self) -> Result<Vec<(String, String)>> {
+        sqlx::query("SELECT algorithm, fingerprint FROM sftp_host_keys ORDER BY algorithm")
+            .fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get("algorithm")?, r.try_get("fingerprint")?)))
+            .collect()
+    }
+
     /// Keeps `key` as the host key of its algorithm unless one exists already; returns the one
     /// kept. Several nodes starting at once agree on one key.
     pub async fn add_sftp_host_key_if_absent(&self, key: &SftpHostKey) -> Result<SftpHostKey> {

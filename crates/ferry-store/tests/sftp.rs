@@ -181,6 +181,10 @@ async fn host_keys_are_created_once_and_sealed() {
     );
     let all = s.sftp_host_keys().await.unwrap();
     assert_eq!(all.len(), 1);
+    assert_eq!(
+        s.sftp_host_fingerprints().await.unwrap(),
+        [("ssh-ed25519".to_string(), "SHA256:first".to_string())]
+    );
 }
 
 #[tokio::test]

@@ -32,6 +32,8 @@ pub struct WebConfig {
     pub hubspot: ferry_connectors::hubspot::HubSpotSettings,
     /// How long a save waits for the remote's check, and Test Connection for the remote.
     pub remote_timeout: std::time::Duration,
+    /// The `host:port` customers connect to for Ferry's own SFTP server, when it runs.
+    pub sftp_address: Option<String>,
 }
 
 impl Default for WebConfig {
@@ -43,6 +45,7 @@ impl Default for WebConfig {
             egress_ips: Vec::new(),
             hubspot: Default::default(),
             remote_timeout: ferry_connectors::service::DEFAULT_REMOTE_TIMEOUT,
+            sftp_address: None,
         }
     }
 }

@@ -90,6 +90,22 @@ pub fn browse_url(public_url: Option<&str>, addr: SocketAddr) -> String {
     format!("http://{addr}/")
 }
 
+/// The `host:port` customers connect to: the public URL's host if set, else the bound address
+/// (loopback for a wildcard address).
+pub fn sftp_address(public_url: Option<&str>, addr: SocketAddr) -> String {
+    let host = public_url
+        .and_then(|u| u.split("://").nth(1))
+        .map(|rest| rest.split(['/', ':']).next().unwrap_or(rest).to_string())
+        .filter(|h| !h.is_empty());
+    match host {
+        Some(h) => format!("{h}:{}", addr.port()),
+        None => browse_url(None, addr)
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string(),
+    }
+}
+
 /// Starts Ferry's own SFTP server if `--sftp-listen` is not `off`.
 pub async fn start_sftp(
     settings: &Settings,
@@ -134,6 +150,9 @@ pub async fn run(settings: &Settings, store: Store, ready: impl FnOnce(&str)) ->
         public_url: settings.public_url.clone(),
         egress_ips: settings.egress_ips.clone(),
         hubspot: settings.hubspot(),
+        sftp_address: sftp
+            .as_ref()
+            .map(|s| sftp_address(settings.public_url.as_deref(), s.local_addr())),
         ..WebConfig::default()
     };
     let registry = settings.registry();
@@ -218,6 +237,12 @@ mod tests {
         assert_eq!(
             browse_url(Some("https://ferry.example.edu"), a),
             "https://ferry.example.edu/"
+        );
+        let sftp: SocketAddr = "0.0.0.0:2222".parse().unwrap();
+        assert_eq!(sftp_address(None, sftp), "127.0.0.1:2222");
+        assert_eq!(
+            sftp_address(Some("https://ferry.example.edu:8443/x"), sftp),
+            "ferry.example.edu:2222"
         );
     }
 }

@@ -6,6 +6,7 @@ pub mod fields;
 pub mod integrations;
 pub mod messages;
 pub mod runs;
+pub mod sftp_accounts;
 pub mod synclog;
 pub mod types;
 
@@ -34,6 +35,8 @@ use crate::auth::Auth;
         integrations::list, integrations::create, integrations::get, integrations::patch, integrations::delete,
         integrations::test_saved, integrations::test_new, integrations::run,
         types::list,
+        sftp_accounts::list, sftp_accounts::create, sftp_accounts::get, sftp_accounts::patch, sftp_accounts::delete,
+        sftp_accounts::add_key, sftp_accounts::delete_key, sftp_accounts::generate_key,
     ),
     components(
         schemas(crate::error::ErrorBody),

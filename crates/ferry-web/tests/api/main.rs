@@ -11,6 +11,7 @@ mod openapi;
 mod routes;
 mod runs;
 mod sessions;
+mod sftp_accounts;
 mod synclog;
 mod types;
 #[path = "../support/webdriver.rs"]
