@@ -4,6 +4,8 @@
 //!   same file.
 //! - `bench export` (in `bench_export.rs`): an EAB Notes export over SFTP against `sqlite3 -csv`.
 //! - `bench sftp-upload`: Ferry's SFTP client against OpenSSH's `sftp`, to the same sshd.
+//! - `bench sftp-server` (in `bench_sftpd.rs`): OpenSSH `sftp` uploading into Ferry's own SFTP
+//!   server (encrypting at rest) against the same upload into OpenSSH's sshd.
 //! - `bench hubspot` (in `bench_hubspot.rs`): the initial outgoing HubSpot sync of N contacts to
 //!   the emulator limited to 100 requests per 10 s, against the floor those limits set.
 //!
@@ -25,6 +27,8 @@ use crate::prng::Rng;
 mod export;
 #[path = "bench_hubspot.rs"]
 mod hubspot;
+#[path = "bench_sftpd.rs"]
+mod sftpd;
 
 /// The ratio Ferry/raw we aim for.
 const GOAL: f64 = 0.5;
@@ -51,6 +55,7 @@ pub async fn run(command: BenchCommand) -> Result<()> {
             dest,
         } => sftp_upload(size_mb, runs, !no_fsync, dest).await,
         BenchCommand::Hubspot { contacts } => hubspot::hubspot(contacts).await,
+        BenchCommand::SftpServer { size_mb, runs } => sftpd::sftp_server(size_mb, runs).await,
     }
 }
 

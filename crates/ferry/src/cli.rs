@@ -586,6 +586,29 @@ cargo run --release -p ferry -- bench sftp-upload --size-mb 256 --runs 3 --dest 
         dest: UploadDest,
     },
 
+    /// Time OpenSSH's `sftp` uploading into Ferry's own SFTP server against the same upload into sshd.
+    #[command(
+        name = "sftp-server",
+        long_about = "Time OpenSSH's `sftp` uploading into Ferry's own SFTP server against the same upload into sshd.\n\n\
+Writes a file of incompressible data in a temporary directory, starts Ferry's SFTP server in this \
+process (a fresh SQLite store, one account, the vault in the temporary directory: every byte is \
+encrypted with AES-256-GCM as it lands) and an OpenSSH sshd writing plain files to the same \
+directory, then uploads the file with `sftp` in batch mode to each, taking turns, --runs times. \
+Prints every upload's MB/s, the best of each, the ratio Ferry/sshd (goal >= 1.0) and the peak \
+RSS of this process, which hosts Ferry's server (goal <= 128 MB). Needs openssh-server and \
+openssh-client. Build with --release.",
+        after_help = "Examples:\n  cargo run --release -p ferry -- bench sftp-server\n  \
+cargo run --release -p ferry -- bench sftp-server --size-mb 256 --runs 3"
+    )]
+    SftpServer {
+        /// Size of the file in MiB.
+        #[arg(long, default_value_t = 1024, value_name = "MIB")]
+        size_mb: u64,
+        /// Uploads per server (alternating); the best of each is compared.
+        #[arg(long, default_value_t = 2, value_name = "N")]
+        runs: u32,
+    },
+
     /// Time the initial outgoing HubSpot sync of N contacts against the floor HubSpot's rate limits set.
     #[command(
         long_about = "Time the initial outgoing HubSpot sync of N contacts against the floor HubSpot's rate limits set.\n\n\
