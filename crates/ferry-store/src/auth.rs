@@ -777,12 +777,12 @@ fn token_from(row: &AnyRow) -> Result<ApiToken> {
 }
 
 /// An argon2id hash of a random password, verified when the email is unknown.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0N0o3sPjZ2bqk9yJq5C9bT8o0l8bHq7c4gqS3m0vJfQ";
+pub(crate) const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0N0o3sPjZ2bqk9yJq5C9bT8o0l8bHq7c4gqS3m0vJfQ";
 
 /// The smallest password Ferry accepts.
 pub const MIN_PASSWORD_LEN: usize = 10;
 
-async fn hash_password(password: &str) -> Result<String> {
+pub(crate) async fn hash_password(password: &str) -> Result<String> {
     if password.chars().count() < MIN_PASSWORD_LEN || password.len() > 1024 {
         return Err(StoreError::invalid(
             "password",
@@ -802,7 +802,7 @@ async fn hash_password(password: &str) -> Result<String> {
     .map_err(|e| StoreError::invalid("password", "invalid_value", e.to_string()))
 }
 
-async fn verify_password(password: String, hash: String) -> bool {
+pub(crate) async fn verify_password(password: String, hash: String) -> bool {
     tokio::task::spawn_blocking(move || {
         use argon2::password_hash::PasswordVerifier;
         use argon2::password_hash::phc::PasswordHash;

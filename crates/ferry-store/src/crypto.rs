@@ -54,6 +54,16 @@ impl MasterKey {
         MasterKey(random_bytes())
     }
 
+    /// A 32-byte key for another purpose (`purpose` names it, e.g. `"vault"`), derived from this
+    /// one with HKDF-SHA256: one configured key serves every part of Ferry, and no part learns it.
+    pub fn derive_key(&self, purpose: &str) -> [u8; 32] {
+        let hk = hkdf::Hkdf::<sha2::Sha256>::new(Some(b"ferry master key derivation"), &self.0);
+        let mut out = [0u8; 32];
+        hk.expand(purpose.as_bytes(), &mut out)
+            .expect("32 bytes is a valid HKDF-SHA256 output length");
+        out
+    }
+
     /// Base64 form, for writing the key file.
     pub fn to_base64(&self) -> String {
         B64.encode(self.0)
@@ -218,5 +228,17 @@ mod tests {
         assert_eq!(format!("{k1:?}"), "MasterKey(***)");
         assert!(MasterKey::parse("short").is_err());
         assert!(MasterKey::parse(&"ab".repeat(32)).is_ok());
+    }
+
+    #[test]
+    fn derived_keys_differ_by_purpose_and_master() {
+        let k = MasterKey::parse(&"ab".repeat(32)).unwrap();
+        assert_eq!(k.derive_key("vault"), k.derive_key("vault"));
+        assert_ne!(k.derive_key("vault"), k.derive_key("other"));
+        assert_ne!(k.derive_key("vault"), k.0);
+        assert_ne!(
+            k.derive_key("vault"),
+            MasterKey::generate().derive_key("vault")
+        );
     }
 }

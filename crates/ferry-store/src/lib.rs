@@ -24,6 +24,7 @@ mod migrate;
 mod alerts;
 mod runs;
 mod signin;
+mod sftp;
 mod sqlite_bulk;
 mod synclog;
 mod util;
@@ -38,8 +39,8 @@ use sqlx::{Any, AnyPool, Executor, Transaction};
 pub use accounts::{CrmAccount, OAUTH_STATE_TTL_SECS};
 pub use audit::{Actor, ActorKind, AuditEntry, AuditPage, AuditQuery, NewAuditEvent};
 pub use auth::{
-    ApiToken, Institution, LAST_USED_GRANULARITY_SECS, Membership, Principal, Session, SessionInfo,
-    User, normalize_login,
+    ApiToken, Institution, LAST_USED_GRANULARITY_SECS, MIN_PASSWORD_LEN, Membership, Principal,
+    Session, SessionInfo, User, normalize_login,
 };
 pub use contacts::{
     Applied, AppliedAction, ContactPage, ContactQuery, RowError, TestUserKeys, WriteKind,
@@ -54,6 +55,10 @@ pub use alerts::{
     AlertRecord, AlertSettings, AlertSettingsInput, PendingAlert, SecretChange, event as alert_event,
 };
 pub use runs::{NewRun, Run, RunListener, RunOutcome, RunQuery};
+pub use sftp::{
+    DefenderPolicy, DefenderVerdict, NewSftpKey, SftpAccount, SftpEntry, SftpFile, SftpFileStatus,
+    SftpHostKey, SftpKey, sftp_parent,
+};
 pub use synclog::{NewSyncLog, SyncLogEntry, SyncLogQuery};
 
 /// Which database a store talks to.

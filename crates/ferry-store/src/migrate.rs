@@ -31,6 +31,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0003_cleared_fields.sql"),
     },
     Migration {
+        version: 5,
+        name: "0005_sftp_server",
+        sqlite: include_str!("../migrations/sqlite/0005_sftp_server.sql"),
+        postgres: include_str!("../migrations/postgres/0005_sftp_server.sql"),
+    },
+    Migration {
         version: 6,
         name: "0006_auth_audit",
         sqlite: include_str!("../migrations/sqlite/0006_auth_audit.sql"),

@@ -39,6 +39,8 @@ pub struct WebConfig {
     pub trusted_proxies: client::TrustedProxies,
     /// How failed sign-ins slow further attempts.
     pub signin: ferry_core::signin::Policy,
+    /// The `host:port` customers connect to for Ferry's own SFTP server, when it runs.
+    pub sftp_address: Option<String>,
 }
 
 impl Default for WebConfig {
@@ -52,6 +54,7 @@ impl Default for WebConfig {
             remote_timeout: ferry_connectors::service::DEFAULT_REMOTE_TIMEOUT,
             trusted_proxies: Default::default(),
             signin: Default::default(),
+            sftp_address: None,
         }
     }
 }

@@ -4,6 +4,8 @@
 //!   same file.
 //! - `bench export` (in `bench_export.rs`): an EAB Notes export over SFTP against `sqlite3 -csv`.
 //! - `bench sftp-upload`: Ferry's SFTP client against OpenSSH's `sftp`, to the same sshd.
+//! - `bench sftp-server` (in `bench_sftpd.rs`): OpenSSH `sftp` uploading into Ferry's own SFTP
+//!   server (encrypting at rest) against the same upload into OpenSSH's sshd.
 //! - `bench hubspot` (in `bench_hubspot.rs`): the initial outgoing HubSpot sync of N contacts to
 //!   the emulator limited to 100 requests per 10 s, against the floor those limits set.
 //!
@@ -29,6 +31,8 @@ mod export;
 mod hubspot;
 #[path = "bench_workers.rs"]
 mod workers;
+#[path = "bench_sftpd.rs"]
+mod sftpd;
 
 /// The ratio Ferry / (sqlite3 loading Ferry's own indexed table) we aim for: that load is the
 /// floor for any importer of the table.
@@ -70,6 +74,7 @@ pub async fn run(command: BenchCommand) -> Result<()> {
             database_url,
             remote,
         } => workers::workers_child(&database_url, &remote).await,
+        BenchCommand::SftpServer { size_mb, runs } => sftpd::sftp_server(size_mb, runs).await,
     }
 }
 

@@ -167,6 +167,17 @@ pub struct GlobalArgs {
     )]
     pub worker_concurrency: u16,
 
+    /// Address Ferry's own SFTP server (institutions' file uploads) listens on, host:port, or
+    /// `off`. `ferry serve` and `ferry sftp-server` start it.
+    #[arg(
+        long,
+        env = "FERRY_SFTP_LISTEN",
+        default_value = "127.0.0.1:2222",
+        value_name = "ADDR|off",
+        global = true
+    )]
+    pub sftp_listen: String,
+
     /// Log format on stderr.
     #[arg(
         long,
@@ -237,6 +248,19 @@ run finish, then exits.",
         after_help = "Examples:\n  ferry worker\n  ferry worker --once    # e.g. from cron: at most one run, then exit"
     )]
     Worker(WorkerArgs),
+
+    /// Run only Ferry's SFTP server, where institutions upload files (encrypted as they land).
+    #[command(
+        name = "sftp-server",
+        long_about = "Run only Ferry's SFTP server, where institutions' accounts upload files; each \
+file is encrypted at rest as it lands (in DATA_DIR/vault). `ferry serve` runs it too unless \
+--sftp-listen is `off`. Host keys are created once and kept in the database, so several servers \
+behind one load balancer present the same keys. Applies pending migrations first. Ctrl-C or \
+SIGTERM stops it.",
+        after_help = "Examples:\n  ferry sftp-server --sftp-listen 0.0.0.0:2222\n  \
+FERRY_DATABASE_URL=postgres://ferry:secret@db/ferry ferry sftp-server"
+    )]
+    SftpServer,
 
     /// Apply pending database migrations and list them.
     #[command(
@@ -602,6 +626,29 @@ cargo run --release -p ferry -- bench sftp-upload --size-mb 256 --runs 3 --dest 
         /// (/dev/shm, so that the server's disk is not measured), or both in turn.
         #[arg(long, value_enum, default_value_t = UploadDest::Both)]
         dest: UploadDest,
+    },
+
+    /// Time OpenSSH's `sftp` uploading into Ferry's own SFTP server against the same upload into sshd.
+    #[command(
+        name = "sftp-server",
+        long_about = "Time OpenSSH's `sftp` uploading into Ferry's own SFTP server against the same upload into sshd.\n\n\
+Writes a file of incompressible data in a temporary directory, starts Ferry's SFTP server in this \
+process (a fresh SQLite store, one account, the vault in the temporary directory: every byte is \
+encrypted with AES-256-GCM as it lands) and an OpenSSH sshd writing plain files to the same \
+directory, then uploads the file with `sftp` in batch mode to each, taking turns, --runs times. \
+Prints every upload's MB/s, the best of each, the ratio Ferry/sshd (goal >= 1.0) and the peak \
+RSS of this process, which hosts Ferry's server (goal <= 128 MB). Needs openssh-server and \
+openssh-client. Build with --release.",
+        after_help = "Examples:\n  cargo run --release -p ferry -- bench sftp-server\n  \
+cargo run --release -p ferry -- bench sftp-server --size-mb 256 --runs 3"
+    )]
+    SftpServer {
+        /// Size of the file in MiB.
+        #[arg(long, default_value_t = 1024, value_name = "MIB")]
+        size_mb: u64,
+        /// Uploads per server (alternating); the best of each is compared.
+        #[arg(long, default_value_t = 2, value_name = "N")]
+        runs: u32,
     },
 
     /// Time the initial outgoing HubSpot sync of N contacts against the floor HubSpot's rate limits set.

@@ -90,11 +90,56 @@ pub fn browse_url(public_url: Option<&str>, addr: SocketAddr) -> String {
     format!("http://{addr}/")
 }
 
-/// Serves the web UI and API and runs the worker until a signal, then stops both gracefully.
-/// `ready` is called with the URL to open once requests are accepted.
+/// The `host:port` customers connect to: the public URL's host if set, else the bound address
+/// (loopback for a wildcard address).
+pub fn sftp_address(public_url: Option<&str>, addr: SocketAddr) -> String {
+    let host = public_url
+        .and_then(|u| u.split("://").nth(1))
+        .map(|rest| rest.split(['/', ':']).next().unwrap_or(rest).to_string())
+        .filter(|h| !h.is_empty());
+    match host {
+        Some(h) => format!("{h}:{}", addr.port()),
+        None => browse_url(None, addr)
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string(),
+    }
+}
+
+/// Starts Ferry's own SFTP server if `--sftp-listen` is not `off`.
+pub async fn start_sftp(
+    settings: &Settings,
+    store: &Store,
+) -> Result<Option<ferry_sftpd::SftpServer>> {
+    let Some(listen) = &settings.sftp_listen else {
+        return Ok(None);
+    };
+    let vault = settings.vault()?;
+    let server = ferry_sftpd::SftpServer::start(
+        store.clone(),
+        vault,
+        listen,
+        ferry_sftpd::ServerConfig::default(),
+    )
+    .await
+    .with_context(|| format!("starting the SFTP server on {listen}"))?;
+    for key in server.host_keys() {
+        tracing::info!(
+            algorithm = %key.algorithm,
+            fingerprint = %key.fingerprint,
+            "SFTP host key"
+        );
+    }
+    Ok(Some(server))
+}
+
+/// Serves the web UI and API, the SFTP server (unless it is off) and runs the worker until a
+/// signal, then stops them gracefully. `ready` is called with the URL to open once requests are
+/// accepted.
 pub async fn run(settings: &Settings, store: Store, ready: impl FnOnce(&str)) -> Result<()> {
     let worker_config = settings.worker_config()?;
     let stop = signal();
+    let sftp = start_sftp(settings, &store).await?;
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -106,6 +151,9 @@ pub async fn run(settings: &Settings, store: Store, ready: impl FnOnce(&str)) ->
         egress_ips: settings.egress_ips.clone(),
         trusted_proxies: settings.trusted_proxies.clone(),
         hubspot: settings.hubspot(),
+        sftp_address: sftp
+            .as_ref()
+            .map(|s| sftp_address(settings.public_url.as_deref(), s.local_addr())),
         ..WebConfig::default()
     };
     let registry = settings.registry();
@@ -117,6 +165,7 @@ pub async fn run(settings: &Settings, store: Store, ready: impl FnOnce(&str)) ->
         crate::commands::worker::spawn(store.clone(), registry, worker_config, shutdown.wait());
     tracing::info!(
         address = %addr,
+        sftp = ?sftp.as_ref().map(|s| s.local_addr()),
         public_url = ?settings.public_url,
         database = %settings.database_url_redacted(),
         "Ferry is serving"
@@ -159,6 +208,9 @@ pub async fn run(settings: &Settings, store: Store, ready: impl FnOnce(&str)) ->
             }
         }
     };
+    if let Some(sftp) = sftp {
+        sftp.shutdown().await;
+    }
     tokio::select! {
         _ = both => tracing::info!("stopped"),
         _ = tokio::time::sleep(GRACE) => tracing::warn!(grace_secs = GRACE.as_secs(), "open work did not finish in time; exiting anyway"),
@@ -186,6 +238,12 @@ mod tests {
         assert_eq!(
             browse_url(Some("https://ferry.example.edu"), a),
             "https://ferry.example.edu/"
+        );
+        let sftp: SocketAddr = "0.0.0.0:2222".parse().unwrap();
+        assert_eq!(sftp_address(None, sftp), "127.0.0.1:2222");
+        assert_eq!(
+            sftp_address(Some("https://ferry.example.edu:8443/x"), sftp),
+            "ferry.example.edu:2222"
         );
     }
 }

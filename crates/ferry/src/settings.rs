@@ -58,6 +58,8 @@ pub struct Settings {
     pub worker_lease: Duration,
     /// `--worker-concurrency`: how many runs a worker executes at once.
     pub worker_concurrency: usize,
+    /// `--sftp-listen`: where Ferry's SFTP server listens; `None` when it is `off`.
+    pub sftp_listen: Option<String>,
 }
 
 impl Settings {
@@ -106,6 +108,8 @@ impl Settings {
             worker_heartbeat: Duration::from_secs(args.worker_heartbeat_secs),
             worker_lease: Duration::from_secs(args.worker_lease_secs),
             worker_concurrency: usize::from(args.worker_concurrency),
+            sftp_listen: Some(args.sftp_listen.trim().to_string())
+                .filter(|a| !a.is_empty() && !a.eq_ignore_ascii_case("off")),
         })
     }
 
@@ -195,6 +199,20 @@ impl Settings {
 
     /// The master key from `FERRY_MASTER_KEY`, else the key file in the data directory.
     pub fn secrets(&self) -> Result<SecretBox> {
+        Ok(SecretBox::new(self.master_key()?))
+    }
+
+    /// Where uploaded files are kept, encrypted: DATA_DIR/vault, under a key derived from the
+    /// master key.
+    pub fn vault(&self) -> Result<ferry_vault::Vault> {
+        let key = ferry_vault::VaultKey::from_bytes(self.master_key()?.derive_key("vault"));
+        let dir = self.data_dir.join("vault");
+        create_private_dir(&dir)?;
+        ferry_vault::Vault::local(&dir, key)
+            .with_context(|| format!("cannot open the vault in {}", dir.display()))
+    }
+
+    fn master_key(&self) -> Result<MasterKey> {
         let key = match std::env::var(MASTER_KEY_ENV) {
             Ok(v) if !v.trim().is_empty() => MasterKey::parse(&v)
                 .map_err(|e| anyhow::anyhow!("{MASTER_KEY_ENV} is not a valid key: {e}"))?,
@@ -204,7 +222,7 @@ impl Settings {
                 MasterKey::load_or_create(&path).map_err(anyhow::Error::msg)?
             }
         };
-        Ok(SecretBox::new(key))
+        Ok(key)
     }
 
     /// Connects to the database (creating the data directory for the default SQLite file).

@@ -33,7 +33,9 @@ fn help_of_every_command_is_complete() {
                 "--log",
                 "FERRY_LOG",
                 "FERRY_MASTER_KEY",
+                "FERRY_SFTP_LISTEN",
                 "serve",
+                "sftp-server",
                 "worker",
                 "migrate",
                 "institution",
@@ -1034,4 +1036,65 @@ async fn integration_lifecycle_from_the_command_line() {
     ]);
     let out = f.run(&["integration", "show", &id, "--institution", "acme"]);
     assert!(!out.status.success() && stderr(&out).contains("no such integration"));
+}
+
+/// Starts `ferry sftp-server` on `port`; returns the child and the host key lines it printed.
+async fn start_sftp_server(f: &Ferry, port: u16) -> (tokio::process::Child, Vec<String>) {
+    use tokio::io::AsyncBufReadExt;
+    let mut cmd = tokio::process::Command::from(f.cmd());
+    cmd.arg("sftp-server")
+        .env("FERRY_SFTP_LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().expect("spawn ferry sftp-server");
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut keys = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
+    while keys.len() < 3 {
+        let line = tokio::time::timeout_at(deadline, lines.next_line())
+            .await
+            .expect("sftp-server prints its host keys")
+            .unwrap()
+            .expect("sftp-server is running");
+        if let Some(k) = line.trim().strip_prefix("host key ") {
+            keys.push(k.to_string());
+        }
+    }
+    (child, keys)
+}
+
+#[tokio::test]
+async fn sftp_server_serves_ssh_and_keeps_its_host_keys() {
+    use tokio::io::AsyncReadExt;
+    let f = Ferry::new();
+    let port = free_port();
+    let (mut child, keys) = start_sftp_server(&f, port).await;
+    assert!(keys[0].starts_with("ssh-ed25519 SHA256:"), "{keys:?}");
+    assert!(
+        keys[1].starts_with("ecdsa-sha2-nistp256 SHA256:"),
+        "{keys:?}"
+    );
+    assert!(keys[2].starts_with("rsa-sha2-512 SHA256:"), "{keys:?}");
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let mut banner = [0u8; 8];
+    s.read_exact(&mut banner).await.unwrap();
+    assert_eq!(&banner, b"SSH-2.0-");
+    drop(s);
+    child.kill().await.unwrap();
+    // Started again: the same keys, from the database.
+    let (mut again, keys2) = start_sftp_server(&f, free_port()).await;
+    assert_eq!(keys, keys2);
+    again.kill().await.unwrap();
+    // Off: nothing to serve.
+    let out = f
+        .cmd()
+        .arg("sftp-server")
+        .env("FERRY_SFTP_LISTEN", "off")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("off"));
 }

@@ -8,6 +8,7 @@ pub mod fields;
 pub mod integrations;
 pub mod messages;
 pub mod runs;
+pub mod sftp_accounts;
 pub mod synclog;
 pub mod tokens;
 pub mod types;
@@ -40,6 +41,8 @@ use crate::auth::Auth;
         alerts::get_settings, alerts::put_settings, alerts::list,
         tokens::list, tokens::create, tokens::revoke, tokens::sessions, tokens::end_session, tokens::sign_out_everywhere,
         audit::list,
+        sftp_accounts::list, sftp_accounts::create, sftp_accounts::get, sftp_accounts::patch, sftp_accounts::delete,
+        sftp_accounts::add_key, sftp_accounts::delete_key, sftp_accounts::generate_key,
     ),
     components(
         schemas(crate::error::ErrorBody),

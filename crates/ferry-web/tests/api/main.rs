@@ -15,6 +15,7 @@ mod routes;
 mod runs;
 mod sessions;
 mod signin;
+mod sftp_accounts;
 mod synclog;
 mod tokens;
 mod types;

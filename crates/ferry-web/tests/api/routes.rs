@@ -9,6 +9,7 @@ use crate::helpers::spawn_app;
 
 fn concrete(path: &str, id: i64) -> String {
     path.replace("{id}", &id.to_string())
+        .replace("{key_id}", &id.to_string())
         .replace("{file}", "ferry.css")
 }
 

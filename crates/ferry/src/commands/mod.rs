@@ -75,6 +75,7 @@ async fn run(cli: Cli) -> Result<()> {
     let settings = Settings::resolve(&cli.global)?;
     match cli.command {
         Command::Serve => serve::serve(&settings).await,
+        Command::SftpServer => serve::sftp_server(&settings).await,
         Command::Worker(args) => worker::run(&settings, args.once).await,
         Command::Migrate => migrate::run(&settings).await,
         Command::Institution(InstitutionCommand::Create {

@@ -39,6 +39,8 @@ impl Ferry {
             c.env_remove(var);
         }
         c.env("FERRY_DATA_DIR", &self.data)
+            // Tests run side by side: their SFTP servers take free ports.
+            .env("FERRY_SFTP_LISTEN", "127.0.0.1:0")
             .env("FERRY_LOG", "warn")
             .stdin(Stdio::null());
         c
