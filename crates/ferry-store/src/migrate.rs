@@ -30,6 +30,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0003_cleared_fields.sql"),
         postgres: include_str!("../migrations/postgres/0003_cleared_fields.sql"),
     },
+    Migration {
+        version: 4,
+        name: "0004_opt_in_status_and_address",
+        sqlite: include_str!("../migrations/sqlite/0004_opt_in_status_and_address.sql"),
+        postgres: include_str!("../migrations/postgres/0004_opt_in_status_and_address.sql"),
+    },
 ];
 
 /// Applies what is missing; returns the names applied.
