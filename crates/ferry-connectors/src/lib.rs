@@ -38,6 +38,7 @@ mod connector;
 mod context;
 pub mod crm;
 pub mod describe;
+pub mod everyaction;
 pub mod failpoint;
 pub mod hubspot;
 mod registry;

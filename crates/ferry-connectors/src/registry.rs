@@ -90,6 +90,9 @@ impl Registry {
                 .register(Arc::new(connector))
                 .expect("built-in kinds are valid and distinct");
         }
+        registry
+            .register(Arc::new(crate::everyaction::EveryAction::default()))
+            .expect("built-in kinds are valid and distinct");
         for kind in crate::sftp_export::ExportKind::ALL {
             registry
                 .register(Arc::new(crate::sftp_export::SftpExport::new(

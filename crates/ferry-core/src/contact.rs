@@ -63,6 +63,51 @@ crate::string_enum! {
         OptIn = "opt_in",
         /// Whether this is a test user; integrations ignore test users.
         TestUser = "test_user",
+        /// The SMS opt-in status (`opted_in`, `opted_out` or `unknown`); Ferry records when it
+        /// last changed. Writing it also sets `opt_in` (true only for `opted_in`).
+        SmsOptIn = "sms_opt_in",
+        /// The first line of the street address.
+        StreetAddress = "street_address",
+        /// The second line of the street address (apartment, suite).
+        StreetAddress2 = "street_address_2",
+        /// The city.
+        City = "city",
+        /// The state or province, as written (`MA`).
+        State = "state",
+        /// The ZIP or postal code, as written.
+        ZipCode = "zip_code",
+        /// The country, as written (an ISO code such as `US` is best).
+        Country = "country",
+    }
+}
+
+crate::string_enum! {
+    /// A contact's SMS opt-in status (`unknown` by default).
+    #[derive(Default)]
+    pub enum SmsOptIn {
+        /// The contact agreed to receive SMS.
+        OptedIn = "opted_in",
+        /// The contact asked to receive no SMS.
+        OptedOut = "opted_out",
+        /// Nobody said (the default).
+        #[default]
+        Unknown = "unknown",
+    }
+}
+
+impl SmsOptIn {
+    /// Reads a written status: the three names in any case, with spaces or hyphens for the
+    /// underscore (`Opted In`, `opted-out`).
+    pub fn parse_loose(s: &str) -> Option<SmsOptIn> {
+        let norm: String = s
+            .trim()
+            .chars()
+            .map(|c| match c {
+                ' ' | '-' => '_',
+                c => c.to_ascii_lowercase(),
+            })
+            .collect();
+        norm.parse().ok()
     }
 }
 
@@ -80,7 +125,18 @@ impl DefaultField {
         )
     }
 
-    /// The type a value of this field is checked against.
+    /// The address fields, in the order of a postal address.
+    pub const ADDRESS: [DefaultField; 6] = [
+        DefaultField::StreetAddress,
+        DefaultField::StreetAddress2,
+        DefaultField::City,
+        DefaultField::State,
+        DefaultField::ZipCode,
+        DefaultField::Country,
+    ];
+
+    /// The type a value of this field is checked against (the opt-in status is text checked
+    /// against its three values).
     pub fn kind(self) -> FieldKind {
         match self {
             DefaultField::Phone => FieldKind::Phone,
@@ -102,6 +158,13 @@ impl DefaultField {
             DefaultField::CrmId => "CRM ID",
             DefaultField::OptIn => "SMS opt-in",
             DefaultField::TestUser => "Test user",
+            DefaultField::SmsOptIn => "SMS opt-in status",
+            DefaultField::StreetAddress => "Street address",
+            DefaultField::StreetAddress2 => "Street address 2",
+            DefaultField::City => "City",
+            DefaultField::State => "State",
+            DefaultField::ZipCode => "Zip code",
+            DefaultField::Country => "Country",
         }
     }
 }
@@ -251,6 +314,22 @@ pub struct ContactPatch {
     pub opt_in: Patch<bool>,
     /// Whether this is a test user; integrations ignore test users (seed 001).
     pub test_user: Patch<bool>,
+    /// The SMS opt-in status.
+    pub sms_opt_in: Patch<SmsOptIn>,
+    /// When the source says the opt-in status changed; `None`: when the write lands.
+    pub sms_opt_in_changed_at: Option<jiff::Timestamp>,
+    /// Street address, first line.
+    pub street_address: Patch<String>,
+    /// Street address, second line.
+    pub street_address_2: Patch<String>,
+    /// City.
+    pub city: Patch<String>,
+    /// State or province.
+    pub state: Patch<String>,
+    /// ZIP or postal code.
+    pub zip_code: Patch<String>,
+    /// Country.
+    pub country: Patch<String>,
     /// Custom fields by name, values already normalised to JSON.
     pub custom: BTreeMap<String, Patch<Value>>,
 }
@@ -335,6 +414,9 @@ impl ContactPatch {
             FieldRef::Default(d) => (d.kind(), d.clearable()),
             FieldRef::Custom(_, k) => (*k, true),
         };
+        if *field == FieldRef::Default(DefaultField::SmsOptIn) {
+            return self.set_sms_opt_in(name, raw);
+        }
         let typed = match classify(raw) {
             Classified::Skip => return Ok(()),
             Classified::Unset if clearable => Patch::Clear,
@@ -342,9 +424,7 @@ impl ContactPatch {
                 return Err(FieldError::new(
                     name,
                     "unset_not_allowed",
-                    format!(
-                        "UNSET cannot clear {name}; it clears custom fields, first name, last name, preferred name, phone, enrollment ID and CRM ID"
-                    ),
+                    unset_message(name),
                 ));
             }
             Classified::Value(raw) => Patch::Set(parse_typed(
@@ -377,15 +457,56 @@ impl ContactPatch {
                 DefaultField::TestUser => {
                     self.test_user = typed.map_with(|v| v.as_bool().unwrap_or(false))
                 }
+                DefaultField::StreetAddress => self.street_address = typed.map_text(),
+                DefaultField::StreetAddress2 => self.street_address_2 = typed.map_text(),
+                DefaultField::City => self.city = typed.map_text(),
+                DefaultField::State => self.state = typed.map_text(),
+                DefaultField::ZipCode => self.zip_code = typed.map_text(),
+                DefaultField::Country => self.country = typed.map_text(),
+                DefaultField::SmsOptIn => unreachable!("handled above"),
             },
         }
         Ok(())
+    }
+
+    fn set_sms_opt_in(&mut self, name: &str, raw: Raw<'_>) -> Result<(), FieldError> {
+        match classify(raw) {
+            Classified::Skip => Ok(()),
+            Classified::Unset => Err(FieldError::new(
+                name,
+                "unset_not_allowed",
+                unset_message(name),
+            )),
+            Classified::Value(raw) => {
+                let parsed = match raw {
+                    Raw::Str(s) => SmsOptIn::parse_loose(s),
+                    _ => None,
+                };
+                match parsed {
+                    Some(v) => {
+                        self.sms_opt_in = Patch::Set(v);
+                        Ok(())
+                    }
+                    None => Err(FieldError::new(
+                        name,
+                        "invalid_opt_in_status",
+                        "the SMS opt-in status is opted_in, opted_out or unknown",
+                    )),
+                }
+            }
+        }
     }
 
     /// Whether the patch writes nothing at all.
     pub fn is_empty(&self) -> bool {
         self == &ContactPatch::default()
     }
+}
+
+fn unset_message(name: &str) -> String {
+    format!(
+        "UNSET cannot clear {name}; it clears custom fields, first name, last name, preferred name, phone, enrollment ID and CRM ID"
+    )
 }
 
 fn text_of(v: Value) -> String {
@@ -573,6 +694,22 @@ pub struct ContactData {
     pub opt_in: bool,
     /// Whether this is a test user; integrations ignore test users (seed 001).
     pub test_user: bool,
+    /// The SMS opt-in status; `opt_in` is true exactly when it is `opted_in`, once set.
+    pub sms_opt_in: SmsOptIn,
+    /// When the opt-in status last changed; `None` while it never did.
+    pub sms_opt_in_changed_at: Option<jiff::Timestamp>,
+    /// Street address, first line.
+    pub street_address: Option<String>,
+    /// Street address, second line.
+    pub street_address_2: Option<String>,
+    /// City.
+    pub city: Option<String>,
+    /// State or province.
+    pub state: Option<String>,
+    /// ZIP or postal code.
+    pub zip_code: Option<String>,
+    /// Country.
+    pub country: Option<String>,
     /// Archived contacts stay stored; re-importing one un-archives it.
     pub archived: bool,
     /// Custom field values by field name, normalised by the field's type.
@@ -676,7 +813,42 @@ impl ContactData {
             put(&mut self.phone, &patch.phone, F::Phone.as_str(), cleared);
             put(&mut self.crm_id, &patch.crm_id, F::CrmId.as_str(), cleared);
         }
-        if let Patch::Set(v) = patch.opt_in {
+        for (slot, p, f) in [
+            (
+                &mut self.street_address,
+                &patch.street_address,
+                F::StreetAddress,
+            ),
+            (
+                &mut self.street_address_2,
+                &patch.street_address_2,
+                F::StreetAddress2,
+            ),
+            (&mut self.city, &patch.city, F::City),
+            (&mut self.state, &patch.state, F::State),
+            (&mut self.zip_code, &patch.zip_code, F::ZipCode),
+            (&mut self.country, &patch.country, F::Country),
+        ] {
+            put(slot, p, f.as_str(), cleared);
+        }
+        // The status and the yes/no `opt_in` stay consistent: the status wins when both come;
+        // `opt_in` alone moves the status to opted_in, or from opted_in to opted_out.
+        let status = match (patch.sms_opt_in.as_set(), patch.opt_in.as_set()) {
+            (Some(s), _) => Some(*s),
+            (None, Some(true)) => Some(SmsOptIn::OptedIn),
+            (None, Some(false)) if self.sms_opt_in == SmsOptIn::OptedIn => Some(SmsOptIn::OptedOut),
+            (None, Some(false)) => None,
+            (None, None) => None,
+        };
+        if let Some(s) = status
+            && s != self.sms_opt_in
+        {
+            self.sms_opt_in = s;
+            self.sms_opt_in_changed_at = patch.sms_opt_in_changed_at;
+        }
+        if let Some(s) = patch.sms_opt_in.as_set() {
+            self.opt_in = *s == SmsOptIn::OptedIn;
+        } else if let Patch::Set(v) = patch.opt_in {
             self.opt_in = v;
         }
         if let Patch::Set(v) = patch.test_user {
@@ -695,6 +867,19 @@ impl ContactData {
         }
         if unarchive == Unarchive::Yes {
             self.archived = false;
+        }
+    }
+
+    /// Records when the opt-in status changed, for a write that did not say: `before` is the
+    /// status before the write (`None` for a new contact, whose status changed if it is not
+    /// `unknown`).
+    pub fn stamp_opt_in_change(&mut self, before: Option<SmsOptIn>, now: jiff::Timestamp) {
+        let changed = match before {
+            Some(b) => b != self.sms_opt_in,
+            None => self.sms_opt_in != SmsOptIn::Unknown,
+        };
+        if changed && self.sms_opt_in_changed_at.is_none() {
+            self.sms_opt_in_changed_at = Some(now);
         }
     }
 
@@ -759,6 +944,13 @@ impl Contact {
                 DefaultField::CrmId => text(&d.crm_id),
                 DefaultField::OptIn => Value::Bool(d.opt_in),
                 DefaultField::TestUser => Value::Bool(d.test_user),
+                DefaultField::SmsOptIn => Value::String(d.sms_opt_in.as_str().into()),
+                DefaultField::StreetAddress => text(&d.street_address),
+                DefaultField::StreetAddress2 => text(&d.street_address_2),
+                DefaultField::City => text(&d.city),
+                DefaultField::State => text(&d.state),
+                DefaultField::ZipCode => text(&d.zip_code),
+                DefaultField::Country => text(&d.country),
             },
         }
     }
@@ -1072,6 +1264,80 @@ mod tests {
         assert_eq!(c.crm_id.as_deref(), Some("OLD"));
         assert_eq!(c.phone.as_ref().unwrap().as_str(), "+16175550101");
         assert_eq!(c.first_name.as_deref(), Some("B"));
+    }
+
+    #[test]
+    fn address_fields_follow_the_blank_rule_and_refuse_unset() {
+        let w = parse(&[
+            ("street_address", " 12 Main St "),
+            ("street_address_2", ""),
+            ("city", "Boston"),
+            ("state", "MA"),
+            ("zip_code", "02139"),
+            ("country", "US"),
+        ])
+        .unwrap();
+        let mut c = ContactData::default();
+        c.apply(&w.patch, Protected::default(), Unarchive::No);
+        assert_eq!(c.street_address.as_deref(), Some("12 Main St"));
+        assert_eq!(c.street_address_2, None, "blank is skipped");
+        assert_eq!(c.zip_code.as_deref(), Some("02139"), "kept as text");
+        let city = FieldRef::Default(DefaultField::City);
+        let contact = Contact {
+            id: 1,
+            institution_id: 1,
+            data: c,
+            change_seq: 1,
+            created_at: jiff::Timestamp::UNIX_EPOCH,
+            updated_at: jiff::Timestamp::UNIX_EPOCH,
+        };
+        assert_eq!(contact.value_of(&city), serde_json::json!("Boston"));
+        for f in DefaultField::ADDRESS {
+            let errs = parse(&[(f.as_str(), "UNSET")]).unwrap_err();
+            assert_eq!(errs[0].code, "unset_not_allowed", "{f}");
+        }
+    }
+
+    #[test]
+    fn the_opt_in_status_keeps_opt_in_consistent_and_knows_when_it_changed() {
+        let w = parse(&[("sms_opt_in", "Opted In")]).unwrap();
+        assert_eq!(w.patch.sms_opt_in, Patch::Set(SmsOptIn::OptedIn));
+        let mut c = ContactData::default();
+        assert_eq!(c.sms_opt_in, SmsOptIn::Unknown);
+        c.apply(&w.patch, Protected::default(), Unarchive::No);
+        assert!(c.opt_in);
+        let t1: jiff::Timestamp = "2026-12-01T10:00:00Z".parse().unwrap();
+        c.stamp_opt_in_change(Some(SmsOptIn::Unknown), t1);
+        assert_eq!(c.sms_opt_in_changed_at, Some(t1));
+        // The same status again changes nothing, not even the time.
+        let before = c.clone();
+        c.apply(&w.patch, Protected::default(), Unarchive::No);
+        c.stamp_opt_in_change(
+            Some(before.sms_opt_in),
+            t1 + jiff::SignedDuration::from_hours(1),
+        );
+        assert_eq!(c, before);
+        // opt_in=false from opted_in is an opt-out; from unknown it stays unknown.
+        let w = parse(&[("opt_in", "false")]).unwrap();
+        c.apply(&w.patch, Protected::default(), Unarchive::No);
+        assert_eq!((c.sms_opt_in, c.opt_in), (SmsOptIn::OptedOut, false));
+        assert_eq!(c.sms_opt_in_changed_at, None, "to be stamped by the store");
+        let mut fresh = ContactData::default();
+        fresh.apply(&w.patch, Protected::default(), Unarchive::No);
+        assert_eq!(fresh.sms_opt_in, SmsOptIn::Unknown);
+        // A time the source gives is kept.
+        let mut w = parse(&[("sms_opt_in", "opted_in")]).unwrap();
+        w.patch.sms_opt_in_changed_at = Some(t1);
+        c.apply(&w.patch, Protected::default(), Unarchive::No);
+        assert_eq!(c.sms_opt_in_changed_at, Some(t1));
+        for bad in ["maybe", "UNSET"] {
+            let errs = parse(&[("sms_opt_in", bad)]).unwrap_err();
+            assert!(
+                ["invalid_opt_in_status", "unset_not_allowed"].contains(&errs[0].code),
+                "{bad}"
+            );
+        }
+        assert!(parse(&[("sms_opt_in", "")]).unwrap().patch.is_empty());
     }
 
     #[test]

@@ -38,6 +38,7 @@ pub const DICTIONARY: &[ErrorCode] = error_codes! {
     "invalid_email" => "An email field has a value that is not an email address.", "Correct the address in the source record, or leave it blank to skip it.";
     "invalid_encoding" => "The file is not UTF-8 text.", "Save the file as CSV UTF-8 and upload it again.";
     "invalid_number" => "A number field has a value that is not a number.", "Use digits with an optional decimal point, e.g. 3.75.";
+    "invalid_opt_in_status" => "The SMS opt-in status is not one of its three values.", "Use opted_in, opted_out or unknown (case and spaces do not matter), or leave it blank to keep the current status.";
     "invalid_phone" => "A phone field has a value that is not a valid phone number.", "Use E.164 (+16175550101) or a 10-digit US number; correct the source record.";
     "invalid_platform_id" => "The platform ID (id) is not a positive whole number.", "Use the id shown on the contact's page, or leave the column blank to match by CRM ID or phone.";
     "invalid_text" => "A text value contains control characters.", "Remove non-printing characters from the value.";
@@ -114,6 +115,7 @@ mod tests {
             "missing_required_field",
             "read_only_field",
             "invalid_platform_id",
+            "invalid_opt_in_status",
         ] {
             assert!(
                 lookup(code).is_some(),

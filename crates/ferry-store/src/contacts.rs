@@ -17,7 +17,7 @@ use jiff::Timestamp;
 use sqlx::any::AnyRow;
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
-use crate::util::{Filter, Params, get_bool, get_ts, like_pattern, micros, now};
+use crate::util::{Filter, Params, get_bool, get_opt_ts, get_ts, like_pattern, micros, now};
 use crate::{Backend, Result, Store, StoreError};
 
 /// The maps of a batch in memory: keyed by ids, phones and CRM IDs, hashed with a fast seeded
@@ -36,7 +36,7 @@ pub(crate) const CHUNK: usize = 2_000;
 /// held for about 0.15 s per chunk.
 pub(crate) const SQLITE_CHUNK: usize = 20_000;
 
-pub(crate) const CONTACT_COLS: &str = "id, institution_id, first_name, last_name, preferred_name, phone, email, enrollment_id, crm_id, opt_in, test_user, archived, custom, cleared, change_seq, created_at, updated_at";
+pub(crate) const CONTACT_COLS: &str = "id, institution_id, first_name, last_name, preferred_name, phone, email, enrollment_id, crm_id, opt_in, test_user, archived, custom, cleared, change_seq, created_at, updated_at, sms_opt_in, sms_opt_in_changed_at, street_address, street_address_2, city, state, zip_code, country";
 
 /// How a batch of writes treats existing contacts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,6 +162,17 @@ pub(crate) fn contact_from(row: &AnyRow) -> Result<Contact, sqlx::Error> {
             custom: serde_json::from_str(&custom).map_err(|e| sqlx::Error::Decode(e.into()))?,
             cleared: serde_json::from_str(&row.try_get::<String, _>("cleared")?)
                 .map_err(|e| sqlx::Error::Decode(e.into()))?,
+            sms_opt_in: row
+                .try_get::<String, _>("sms_opt_in")?
+                .parse()
+                .map_err(|e: ferry_core::UnknownValue| sqlx::Error::Decode(e.to_string().into()))?,
+            sms_opt_in_changed_at: get_opt_ts(row, "sms_opt_in_changed_at")?,
+            street_address: row.try_get("street_address")?,
+            street_address_2: row.try_get("street_address_2")?,
+            city: row.try_get("city")?,
+            state: row.try_get("state")?,
+            zip_code: row.try_get("zip_code")?,
+            country: row.try_get("country")?,
         },
         change_seq: row.try_get("change_seq")?,
         created_at: get_ts(row, "created_at")?,
@@ -287,7 +298,8 @@ impl Chunk {
         })?;
         match decision {
             Decision::Create => {
-                let data = ContactData::create(&w.patch)?;
+                let mut data = ContactData::create(&w.patch)?;
+                data.stamp_opt_in_change(None, jiff::Timestamp::now());
                 let key = -(index as i64 + 1);
                 self.slots.insert(
                     key,
@@ -312,6 +324,8 @@ impl Chunk {
                     .expect("a matched contact is in the chunk");
                 let before = slot.data.clone();
                 slot.data.apply(&w.patch, protected, unarchive);
+                slot.data
+                    .stamp_opt_in_change(Some(before.sms_opt_in), jiff::Timestamp::now());
                 let changed = slot.data != before;
                 slot.dirty |= changed;
                 if changed {
@@ -911,7 +925,9 @@ async fn fetch_by_keys(
 
 /// Writes every field of a contact (both drivers use it).
 pub(crate) const UPDATE_CONTACT: &str = "UPDATE contacts SET first_name = $1, last_name = $2, preferred_name = $3, phone = $4, email = $5, enrollment_id = $6, crm_id = $7, \
-     opt_in = $8, test_user = $9, archived = $10, custom = $11, cleared = $12, change_seq = $13, updated_at = $14 WHERE id = $15 AND institution_id = $16";
+     opt_in = $8, test_user = $9, archived = $10, custom = $11, cleared = $12, change_seq = $13, updated_at = $14, \
+     sms_opt_in = $15, sms_opt_in_changed_at = $16, street_address = $17, street_address_2 = $18, city = $19, state = $20, zip_code = $21, country = $22 \
+     WHERE id = $23 AND institution_id = $24";
 
 /// Takes `n` values of an institution's change sequence; `$1` = n, `$2` = institution.
 pub(crate) const ALLOCATE_CHANGE_SEQ: &str =
@@ -940,6 +956,14 @@ async fn update_contact(
         .bind(cleared_json(d))
         .bind(seq)
         .bind(ts)
+        .bind(d.sms_opt_in.as_str())
+        .bind(d.sms_opt_in_changed_at.map(micros))
+        .bind(d.street_address.clone())
+        .bind(d.street_address_2.clone())
+        .bind(d.city.clone())
+        .bind(d.state.clone())
+        .bind(d.zip_code.clone())
+        .bind(d.country.clone())
         .bind(id)
         .bind(institution_id)
         .execute(&mut **tx)
@@ -960,7 +984,7 @@ async fn insert_contacts(
         return Ok(Vec::new());
     }
     let mut sql = String::with_capacity(creates.len() * 64 + 200);
-    sql.push_str("INSERT INTO contacts (institution_id, first_name, last_name, preferred_name, phone, email, enrollment_id, crm_id, opt_in, test_user, archived, custom, cleared, change_seq, created_at, updated_at) VALUES ");
+    sql.push_str("INSERT INTO contacts (institution_id, first_name, last_name, preferred_name, phone, email, enrollment_id, crm_id, opt_in, test_user, archived, custom, cleared, change_seq, created_at, updated_at, sms_opt_in, sms_opt_in_changed_at, street_address, street_address_2, city, state, zip_code, country) VALUES ");
     let mut p = Params::new(backend);
     for (i, (_, d, seq)) in creates.iter().enumerate() {
         if i > 0 {
@@ -991,6 +1015,21 @@ async fn insert_contacts(
         for n in [*seq, ts, ts] {
             sql.push_str(", ");
             p.bind(&mut sql, n)?;
+        }
+        sql.push_str(", ");
+        p.bind(&mut sql, d.sms_opt_in.as_str())?;
+        sql.push_str(", ");
+        p.bind(&mut sql, d.sms_opt_in_changed_at.map(micros))?;
+        for text in [
+            &d.street_address,
+            &d.street_address_2,
+            &d.city,
+            &d.state,
+            &d.zip_code,
+            &d.country,
+        ] {
+            sql.push_str(", ");
+            p.bind(&mut sql, text.clone())?;
         }
         sql.push(')');
     }

@@ -155,6 +155,13 @@ impl CsvImport {
                 "crm_id",
                 "opt_in",
                 "test_user",
+                "sms_opt_in",
+                "street_address",
+                "street_address_2",
+                "city",
+                "state",
+                "zip_code",
+                "country",
             ]
             .iter()
             .map(|s| s.to_string())

@@ -31,6 +31,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0003_cleared_fields.sql"),
     },
     Migration {
+        version: 4,
+        name: "0004_opt_in_status_and_address",
+        sqlite: include_str!("../migrations/sqlite/0004_opt_in_status_and_address.sql"),
+        postgres: include_str!("../migrations/postgres/0004_opt_in_status_and_address.sql"),
+    },
+    Migration {
         version: 5,
         name: "0005_sftp_server",
         sqlite: include_str!("../migrations/sqlite/0005_sftp_server.sql"),

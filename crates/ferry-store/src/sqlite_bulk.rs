@@ -19,7 +19,7 @@ use crate::contacts::{
     ALLOCATE_CHANGE_SEQ, CONTACT_COLS, Chunk, UPDATE_CONTACT, WriteKind, WriteOutcome,
     cleared_json, custom_json, outcomes,
 };
-use crate::util::{from_micros, now};
+use crate::util::{from_micros, micros, now};
 use crate::{Result, StoreError};
 
 /// The write connection for contact batches.
@@ -192,6 +192,24 @@ fn contact_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<Contact> {
                     Box::new(e),
                 )
             })?,
+            sms_opt_in: row.get::<_, String>("sms_opt_in")?.parse().map_err(
+                |e: ferry_core::UnknownValue| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        17,
+                        rusqlite::types::Type::Text,
+                        e.to_string().into(),
+                    )
+                },
+            )?,
+            sms_opt_in_changed_at: row
+                .get::<_, Option<i64>>("sms_opt_in_changed_at")?
+                .map(from_micros),
+            street_address: row.get("street_address")?,
+            street_address_2: row.get("street_address_2")?,
+            city: row.get("city")?,
+            state: row.get("state")?,
+            zip_code: row.get("zip_code")?,
+            country: row.get("country")?,
         },
         change_seq: row.get("change_seq")?,
         created_at: from_micros(row.get("created_at")?),
@@ -320,11 +338,12 @@ impl SqliteBulk {
             let mut seq = last - dirty.len() as i64;
             let ts = now();
             let mut update = tx.prepare_cached(UPDATE_CONTACT)?;
-            // The parameters of UPDATE_CONTACT; the insert takes the same ones (the 15th, the ID,
+            // The parameters of UPDATE_CONTACT; the insert takes the same ones (the 23rd, the ID,
             // unused).
             let mut insert = tx.prepare_cached(
-                "INSERT INTO contacts (first_name, last_name, preferred_name, phone, email, enrollment_id, crm_id, opt_in, test_user, archived, custom, cleared, change_seq, created_at, updated_at, institution_id) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?16)",
+                "INSERT INTO contacts (first_name, last_name, preferred_name, phone, email, enrollment_id, crm_id, opt_in, test_user, archived, custom, cleared, change_seq, created_at, updated_at, institution_id, \
+                 sms_opt_in, sms_opt_in_changed_at, street_address, street_address_2, city, state, zip_code, country) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?24, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
             )?;
             for key in dirty {
                 seq += 1;
@@ -353,6 +372,14 @@ impl SqliteBulk {
                     cleared_json(d),
                     seq,
                     ts,
+                    d.sms_opt_in.as_str(),
+                    d.sms_opt_in_changed_at.map(micros),
+                    d.street_address,
+                    d.street_address_2,
+                    d.city,
+                    d.state,
+                    d.zip_code,
+                    d.country,
                     key,
                     institution_id
                 ];

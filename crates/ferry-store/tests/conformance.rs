@@ -1556,6 +1556,25 @@ async fn changes_are_audited_by_the_ambient_actor_in_their_transaction() {
             &AuditQuery {
                 limit: 50,
                 ..Default::default()
+async fn opt_in_status_and_address_fields_round_trip_through_writes_and_csv() {
+    use ferry_core::contact::SmsOptIn;
+    let (s, inst) = setup().await;
+    let csv = "first_name,last_name,phone,sms_opt_in,street_address,street_address_2,city,state,zip_code,country\n\
+               Ana,Diaz,6175550101,Opted In,12 Main St,,Boston,MA,02139,US\n\
+               Ben,Ray,6175550102,,1 Elm St,Apt 2,Salem,MA,01970,US\n\
+               Cy,Ng,6175550103,perhaps,,,,,,\n";
+    let report = s
+        .import_contacts_csv(inst.id, csv.as_bytes().to_vec(), |_| {})
+        .await
+        .unwrap();
+    assert_eq!((report.created, report.skipped), (2, 1), "{report:?}");
+    assert_eq!(report.errors[0].code, "invalid_opt_in_status");
+    let page = s
+        .list_contacts(
+            inst.id,
+            &ContactQuery {
+                limit: 100,
+                ..ContactQuery::default()
             },
         )
         .await
@@ -1592,4 +1611,67 @@ async fn changes_are_audited_by_the_ambient_actor_in_their_transaction() {
         !text.contains("at-secret") && !text.contains("password 1"),
         "{text}"
     );
+    let ana = page
+        .contacts
+        .iter()
+        .find(|c| c.data.first_name.as_deref() == Some("Ana"))
+        .unwrap()
+        .clone();
+    let ben = page
+        .contacts
+        .iter()
+        .find(|c| c.data.first_name.as_deref() == Some("Ben"))
+        .unwrap()
+        .clone();
+    assert_eq!(ana.data.sms_opt_in, SmsOptIn::OptedIn);
+    assert!(ana.data.opt_in);
+    let stamped = ana
+        .data
+        .sms_opt_in_changed_at
+        .expect("a new opted-in contact has a change time");
+    assert_eq!(ana.data.street_address.as_deref(), Some("12 Main St"));
+    assert_eq!(ana.data.street_address_2, None);
+    assert_eq!(ana.data.zip_code.as_deref(), Some("02139"));
+    assert_eq!(ana.data.country.as_deref(), Some("US"));
+    assert_eq!(ben.data.sms_opt_in, SmsOptIn::Unknown);
+    assert_eq!(ben.data.sms_opt_in_changed_at, None);
+    assert_eq!(ben.data.street_address_2.as_deref(), Some("Apt 2"));
+
+    // An opt-out through a write: the status, opt_in and the change time move; the address stays.
+    let w = write(
+        &s,
+        inst.id,
+        &[
+            ("phone", "6175550101"),
+            ("sms_opt_in", "opted_out"),
+            ("city", ""),
+        ],
+    )
+    .await;
+    s.apply_contact_writes(inst.id, &[w], WriteKind::Import)
+        .await
+        .unwrap();
+    let after = s.contact(inst.id, ana.id).await.unwrap();
+    assert_eq!(after.data.sms_opt_in, SmsOptIn::OptedOut);
+    assert!(!after.data.opt_in);
+    assert!(after.data.sms_opt_in_changed_at.unwrap() >= stamped);
+    assert_eq!(
+        after.data.city.as_deref(),
+        Some("Boston"),
+        "a blank is skipped"
+    );
+    assert!(after.change_seq > ana.change_seq);
+    // The same status again changes nothing.
+    let w = write(
+        &s,
+        inst.id,
+        &[("phone", "6175550101"), ("sms_opt_in", "opted_out")],
+    )
+    .await;
+    let out = s
+        .apply_contact_writes(inst.id, &[w], WriteKind::Import)
+        .await
+        .unwrap();
+    assert_eq!(out[0].as_ref().unwrap().action, AppliedAction::Unchanged);
+    assert_eq!(s.contact(inst.id, ana.id).await.unwrap(), after);
 }

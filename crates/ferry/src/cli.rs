@@ -328,6 +328,28 @@ pub enum EmulateCommand {
         #[arg(long, value_name = "T")]
         token: Option<String>,
     },
+    /// Serve EveryAction's (NGP VAN API v4) people and changed-entity export APIs from memory.
+    #[command(
+        long_about = "Serve EveryAction's (NGP VAN API v4) people, API key profile and changed-entity export APIs from memory, under `/v4/` at ADDR, following VAN's observed behaviour: HTTP Basic with the application name and `KEY|1` (401 otherwise), find/findOrCreate with VAN's match minimum and 302 answers, updates that append phones, emails and addresses, export jobs whose CSV files are downloaded without authentication, and the per-key rate limit with its 429 \"Try again in N ms\" (no Retry-After). Nothing is kept after it stops. Test-only administration lives under `/__emulator/` (seed people, flip opt-ins, faults, limits, clock). Point an EveryAction integration's API host at http://ADDR/v4/.",
+        after_help = "Examples:
+  ferry emulate everyaction --listen 127.0.0.1:9200 --app-name ferry --api-key 3f2504e0-4f89-11d3-9a0c-0305e82c3301
+  curl -u 'ferry:3f2504e0-4f89-11d3-9a0c-0305e82c3301|1' http://127.0.0.1:9200/v4/apiKeyProfiles"
+    )]
+    Everyaction {
+        /// The address to serve on.
+        #[arg(long, default_value = "127.0.0.1:9200", value_name = "ADDR")]
+        listen: String,
+        /// The application name (HTTP Basic user name) the key was issued to; shown by
+        /// apiKeyProfiles (any user name is accepted, as at VAN).
+        #[arg(long, default_value = "ferry", value_name = "NAME")]
+        app_name: String,
+        /// The API key; clients send it as the password `KEY|1`.
+        #[arg(long, value_name = "KEY")]
+        api_key: String,
+        /// Requests per second the key may make (VAN's "High" profile: 200; "Medium": 15).
+        #[arg(long, default_value_t = 200, value_name = "N")]
+        rate_limit: u32,
+    },
 }
 
 #[derive(Debug, Args)]

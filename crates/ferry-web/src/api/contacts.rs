@@ -28,7 +28,19 @@ pub struct ContactView {
     pub email: Option<String>,
     pub enrollment_id: Option<String>,
     pub crm_id: Option<String>,
+    /// True exactly when `sms_opt_in` is `opted_in` (kept for clients of the yes/no field).
     pub opt_in: bool,
+    /// `opted_in`, `opted_out` or `unknown`.
+    pub sms_opt_in: String,
+    /// When `sms_opt_in` last changed; null while it never did.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub sms_opt_in_changed_at: Option<jiff::Timestamp>,
+    pub street_address: Option<String>,
+    pub street_address_2: Option<String>,
+    pub city: Option<String>,
+    pub state: Option<String>,
+    pub zip_code: Option<String>,
+    pub country: Option<String>,
     pub test_user: bool,
     pub archived: bool,
     /// Custom fields by name, typed (text, number, `YYYY-MM-DD` dates, booleans, emails, E.164 phones).
@@ -54,6 +66,14 @@ impl From<Contact> for ContactView {
             enrollment_id: d.enrollment_id,
             crm_id: d.crm_id,
             opt_in: d.opt_in,
+            sms_opt_in: d.sms_opt_in.as_str().to_string(),
+            sms_opt_in_changed_at: d.sms_opt_in_changed_at,
+            street_address: d.street_address,
+            street_address_2: d.street_address_2,
+            city: d.city,
+            state: d.state,
+            zip_code: d.zip_code,
+            country: d.country,
             test_user: d.test_user,
             archived: d.archived,
             custom: d.custom,
@@ -85,8 +105,27 @@ pub struct ContactInput {
     pub enrollment_id: Option<Value>,
     #[schema(value_type = Option<String>)]
     pub crm_id: Option<Value>,
+    /// Yes/no; true sets `sms_opt_in` to `opted_in`, false turns `opted_in` into `opted_out`.
     #[schema(value_type = Option<bool>)]
     pub opt_in: Option<Value>,
+    /// `opted_in`, `opted_out` or `unknown` (case, spaces and hyphens do not matter); Ferry
+    /// records when it changes. `UNSET` is refused.
+    #[schema(value_type = Option<String>)]
+    pub sms_opt_in: Option<Value>,
+    /// Address fields: text; blanks are skipped and `UNSET` is refused (seed 001's list of
+    /// clearable default fields does not name them).
+    #[schema(value_type = Option<String>)]
+    pub street_address: Option<Value>,
+    #[schema(value_type = Option<String>)]
+    pub street_address_2: Option<Value>,
+    #[schema(value_type = Option<String>)]
+    pub city: Option<Value>,
+    #[schema(value_type = Option<String>)]
+    pub state: Option<Value>,
+    #[schema(value_type = Option<String>)]
+    pub zip_code: Option<Value>,
+    #[schema(value_type = Option<String>)]
+    pub country: Option<Value>,
     #[schema(value_type = Option<bool>)]
     pub test_user: Option<Value>,
     /// Custom field values by field name.
@@ -105,6 +144,13 @@ impl ContactInput {
             ("enrollment_id", &self.enrollment_id),
             ("crm_id", &self.crm_id),
             ("opt_in", &self.opt_in),
+            ("sms_opt_in", &self.sms_opt_in),
+            ("street_address", &self.street_address),
+            ("street_address_2", &self.street_address_2),
+            ("city", &self.city),
+            ("state", &self.state),
+            ("zip_code", &self.zip_code),
+            ("country", &self.country),
             ("test_user", &self.test_user),
         ]
         .into_iter()

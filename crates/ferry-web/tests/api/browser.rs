@@ -363,7 +363,10 @@ async fn a_hubspot_instance_through_the_wizard_with_the_oauth_popup() {
         .unwrap();
     sign_in(&browser).await;
     browser.wait_for_text("h1", "Integrations").await.unwrap();
-    browser.click_text("a", "Learn More").await.unwrap();
+    browser
+        .click_on("a[href='/settings/integrations/hubspot']")
+        .await
+        .unwrap();
     browser.wait_for_text("h1", "HubSpot").await.unwrap();
     browser
         .click_on("a[href='/settings/integrations/hubspot/new?type=hubspot_incoming']")

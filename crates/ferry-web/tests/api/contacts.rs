@@ -293,3 +293,62 @@ async fn csv_import_over_the_api() {
     let (_, list) = app.get("/api/v1/contacts").await;
     assert_eq!(list["contacts"].as_array().unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn opt_in_status_and_address_over_the_api() {
+    let app = spawn_app().await;
+    let (s, c) = app
+        .post(
+            "/api/v1/contacts",
+            json!({"first_name": "Ana", "last_name": "Diaz", "phone": "6175550101",
+                   "sms_opt_in": "opted_in", "street_address": "12 Main St", "city": "Boston",
+                   "state": "MA", "zip_code": "02139", "country": "US"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{c}");
+    assert_eq!(c["sms_opt_in"], "opted_in");
+    assert_eq!(c["opt_in"], true);
+    assert!(c["sms_opt_in_changed_at"].is_string());
+    assert_eq!(c["zip_code"], "02139");
+    assert!(c["street_address_2"].is_null());
+    let id = c["id"].as_i64().unwrap();
+    let path = format!("/api/v1/contacts/{id}");
+    let (s, e) = app
+        .call(
+            reqwest::Method::PATCH,
+            &path,
+            &app.admin_token,
+            Some(json!({"sms_opt_in": "maybe", "city": "Salem"})),
+        )
+        .await;
+    assert_eq!(s, 422, "{e}");
+    assert_eq!(e["error"]["code"], "invalid_opt_in_status");
+    assert_eq!(e["error"]["field"], "sms_opt_in");
+    let (s, e) = app
+        .call(
+            reqwest::Method::PATCH,
+            &path,
+            &app.admin_token,
+            Some(json!({"city": "UNSET"})),
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (422, Some("unset_not_allowed"))
+    );
+    let (_, c) = app.get(&path).await;
+    assert_eq!(c["city"], "Boston", "refused writes change nothing");
+    let (s, c) = app
+        .call(
+            reqwest::Method::PATCH,
+            &path,
+            &app.admin_token,
+            Some(json!({"opt_in": false})),
+        )
+        .await;
+    assert_eq!(s, 200, "{c}");
+    assert_eq!(
+        c["sms_opt_in"], "opted_out",
+        "opt_in=false from opted_in is an opt-out"
+    );
+}

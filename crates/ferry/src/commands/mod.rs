@@ -72,6 +72,15 @@ async fn run(cli: Cli) -> Result<()> {
     if let Command::Emulate(crate::cli::EmulateCommand::Hubspot { listen, token }) = cli.command {
         return emulate::hubspot(&listen, token).await;
     }
+    if let Command::Emulate(crate::cli::EmulateCommand::Everyaction {
+        listen,
+        app_name,
+        api_key,
+        rate_limit,
+    }) = cli.command
+    {
+        return emulate::everyaction(&listen, app_name, api_key, rate_limit).await;
+    }
     let settings = Settings::resolve(&cli.global)?;
     match cli.command {
         Command::Serve => serve::serve(&settings).await,

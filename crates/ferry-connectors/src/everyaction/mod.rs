@@ -1,0 +1,211 @@
+//! EveryAction data sync (seed 004), `type: "everyaction"`: Configure Integration (login, API
+//! key as the Password secret, API host, Liberal sync, notes), Edit Field Mappings with
+//! Required?, Test Connection through the API key profile, and the nightly pull of every record
+//! changed in EveryAction in the last 48 hours through a changed-entity export job.
+//!
+//! Not built yet (issue 11): the 5-minute push of opt-ins and opt-outs to EveryAction and the
+//! VAN ID write-back it does, opt-in paths and their welcome messages, retries of failed records
+//! across runs.
+
+pub mod client;
+pub mod config;
+pub mod pull;
+
+use async_trait::async_trait;
+use ferry_core::run::Trigger;
+use ferry_core::schedule::Schedule;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+pub use client::{Client, EaError, Limits};
+pub use config::EveryActionConfig;
+
+use crate::connector::{ConfigError, ConnectionReport, Connector, RunError, RunReport};
+use crate::context::{ConnectorContext, RunContext, Secrets};
+use crate::describe::{Category, Description, Platform, SecretField, SecretKind, schema_of};
+
+/// EveryAction's card on Browse Available.
+pub const PLATFORM: Platform = Platform {
+    id: "everyaction",
+    name: "EveryAction",
+    summary: "Data sync with EveryAction (NGP VAN): every night Ferry pulls the records changed in EveryAction in the last 48 hours, matched by mobile phone, with the VAN ID kept as the Constituent ID. Conservative sync takes only records opted in in EveryAction; Liberal sync takes them whatever their opt-in status.",
+};
+
+/// What the Sync Log and run errors of this kind can say.
+pub const ERROR_CODES: &[ferry_core::errors::ErrorCode] = ferry_core::error_codes! {
+    "everyaction_missing_email" => "The EveryAction record has no email; the sync needs phone, email and opt-in status.", "Add an email to the record in EveryAction; the next nightly sync takes it.";
+    "everyaction_missing_opt_in" => "The EveryAction record has no opt-in status.", "Set the phone's opt-in status in EveryAction.";
+    "everyaction_no_van_id" => "A record in EveryAction's export file has no VAN ID.", "Check the identifier's API field name in Edit Field Mappings (VanID by default).";
+    "everyaction_not_us" => "The EveryAction record's country is not US; only US records sync.", "Nothing to do if the person is outside the US; otherwise correct the country in EveryAction.";
+    "everyaction_not_us_mobile" => "The EveryAction record has no US mobile number (the phone is missing, not a valid US number, or not a cell phone).", "Add the person's mobile number in EveryAction, marked as a cell phone.";
+    "everyaction_required_field_empty" => "A field marked Required? in Edit Field Mappings is empty in the EveryAction record.", "Fill the field in EveryAction, or clear Required? for it.";
+    "everyaction_unknown_opt_in" => "The record's opt-in status is not one EveryAction lists for the field.", "Check the opt-in status's API field name in Edit Field Mappings (PhoneOptInStatus by default).";
+};
+
+/// The state an instance keeps between runs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct EveryActionState {
+    /// The local date (institution's zone) of the last nightly pull, `YYYY-MM-DD`.
+    #[serde(default)]
+    pub last_pull_day: Option<String>,
+}
+
+/// The EveryAction connector.
+#[derive(Debug, Clone, Default)]
+pub struct EveryAction {
+    limits: Limits,
+}
+
+impl EveryAction {
+    /// A connector using EveryAction as `limits` say.
+    pub fn new(limits: Limits) -> EveryAction {
+        EveryAction { limits }
+    }
+
+    fn client(&self, cfg: &EveryActionConfig, secrets: &Secrets) -> Result<Client, RunError> {
+        let key = secrets
+            .expose("password")
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| {
+                RunError::fatal("no EveryAction API key is set; enter it as the Password")
+            })?;
+        Ok(Client::new(
+            &cfg.base_url(),
+            &cfg.login,
+            SecretString::from(key.to_string()),
+            self.limits.clone(),
+        ))
+    }
+
+    fn config(config: &Value) -> Result<EveryActionConfig, RunError> {
+        EveryActionConfig::parse(config)
+            .map_err(|e| RunError::fatal(format!("the instance's settings are invalid: {e}")))
+    }
+}
+
+#[async_trait]
+impl Connector for EveryAction {
+    fn kind(&self) -> &'static str {
+        "everyaction"
+    }
+
+    fn label(&self) -> &'static str {
+        "EveryAction"
+    }
+
+    fn validate_config(&self, config: &Value) -> Result<(), ConfigError> {
+        EveryActionConfig::parse(config).map(|_| ())
+    }
+
+    /// Checked every 5 minutes; a scheduled run pulls once per night, in the nightly window.
+    fn schedule(&self, config: &Value) -> Option<Schedule> {
+        EveryActionConfig::parse(config)
+            .ok()
+            .map(|_| Schedule::EveryMinutes(5))
+    }
+
+    fn describe(&self) -> Description {
+        Description {
+            kind: self.kind(),
+            label: self.label(),
+            summary: "Pulls every record changed in EveryAction in the last 48 hours each night (2–5 am by default), matched by mobile phone, keeping the VAN ID as the Constituent ID; conservative or liberal by opt-in status.",
+            category: Category::CrmSync,
+            platform: PLATFORM,
+            config_schema: schema_of::<EveryActionConfig>(),
+            secrets: vec![SecretField {
+                name: "password",
+                label: "Password (API key)",
+                kind: SecretKind::Password,
+                help: "The EveryAction API key of the Login. Ferry sends it as KEY|1 (EveryAction mode); enter the key alone.",
+            }],
+            default_config: json!({
+                "login": "",
+                "api_host": config::DEFAULT_API_HOST,
+                "liberal": false,
+                "notes": "",
+                "field_mappings": config::default_field_mappings(),
+            }),
+            error_codes: ERROR_CODES.to_vec(),
+            oauth_provider: None,
+        }
+    }
+
+    fn validate_secrets(&self, _config: &Value, secrets: &Secrets) -> Result<(), ConfigError> {
+        if secrets.get("password").is_some() {
+            Ok(())
+        } else {
+            Err(ConfigError::new(
+                "secrets.password",
+                "enter the EveryAction API key as the Password",
+            ))
+        }
+    }
+
+    async fn test_connection(&self, ctx: &ConnectorContext) -> Result<ConnectionReport, RunError> {
+        let cfg = Self::config(&ctx.config)?;
+        let client = self.client(&cfg, &ctx.secrets)?;
+        let p = client.api_key_profile().await.map_err(|e| {
+            if e.is_refused_credentials() {
+                RunError::fatal(format!(
+                    "{}. EveryAction refuses a wrong API key, a key without EveryAction mode and a wrong Login alike; check both",
+                    e.message
+                ))
+            } else if e.is_transient() {
+                RunError::retryable(e.message)
+            } else {
+                RunError::fatal(e.message)
+            }
+        })?;
+        let database = p.database_name.clone().unwrap_or_default();
+        let user = [p.user_first_name.as_deref(), p.user_last_name.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+        Ok(ConnectionReport {
+            message: format!(
+                "Connected to EveryAction database {database:?} as {} ({user}).",
+                p.username.clone().unwrap_or_else(|| cfg.login.clone())
+            ),
+            detail: json!({
+                "database": database,
+                "committee": p.committee_name,
+                "user": user,
+                "username": p.username,
+            }),
+        })
+    }
+
+    async fn run(&self, ctx: &RunContext) -> Result<RunReport, RunError> {
+        let cfg = Self::config(ctx.config())?;
+        let client = self.client(&cfg, ctx.secrets())?;
+        let now = jiff::Timestamp::now();
+        let zone = ctx
+            .store()
+            .institution(ctx.institution_id())
+            .await?
+            .time_zone;
+        let tz = jiff::tz::TimeZone::get(&zone).unwrap_or(jiff::tz::TimeZone::UTC);
+        let local = now.to_zoned(tz);
+        let today = local.date().to_string();
+        let mut state: EveryActionState = ctx.state();
+        if ctx.run().trigger == Trigger::Scheduled {
+            let hour = u8::try_from(local.hour()).unwrap_or(0);
+            if !cfg.nightly_window.contains(hour)
+                || state.last_pull_day.as_deref() == Some(today.as_str())
+            {
+                return Ok(RunReport::skipped());
+            }
+        }
+        let tally = pull::pull(ctx, &client, &cfg, now).await?;
+        state.last_pull_day = Some(today);
+        ctx.save_state(&state).await?;
+        let calls = client.calls();
+        let mut detail = tally.detail();
+        detail["requests"] = json!(calls.requests);
+        detail["rate_limited"] = json!(calls.rate_limited);
+        Ok(RunReport::success(i64::try_from(tally.pulled).unwrap_or(i64::MAX)).with_detail(detail))
+    }
+}

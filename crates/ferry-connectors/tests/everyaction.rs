@@ -1,0 +1,306 @@
+//! The EveryAction connector against the in-repo EveryAction emulator on loopback, run by the
+//! real worker: Test Connection, the nightly pull's rules (conservative and liberal, US
+//! mobile numbers, required fields, the 48-hour window, changes by Ferry's own API user),
+//! the Constituent ID, and 429s.
+
+use std::time::Duration;
+
+use ferry_connectors::everyaction::EveryAction;
+use ferry_connectors::{Connector, ConnectorContext, Registry, Secrets};
+use ferry_core::contact::SmsOptIn;
+use ferry_core::run::RunStatus;
+use ferry_emulators::everyaction::{self, EmulatorConfig, Faults, RunningEmulator, SeedPerson};
+use ferry_store::testing::{TestStore, fresh_store};
+use ferry_store::{ContactQuery, Integration, NewIntegration, NewRun, Run, SyncLogQuery};
+use ferry_worker::{Worker, WorkerConfig};
+use jiff::{SignedDuration, Timestamp};
+use serde_json::{Value, json};
+
+const KEY: &str = "6b1f0c2e-1d3a-4f5b-9c7d-8e9f0a1b2c3d";
+
+struct Setup {
+    store: TestStore,
+    inst: i64,
+    ea: RunningEmulator,
+}
+
+async fn setup() -> Setup {
+    let store = fresh_store().await;
+    let inst = store
+        .create_institution("state-u", "State University", None)
+        .await
+        .unwrap()
+        .id;
+    let ea = everyaction::start(EmulatorConfig {
+        api_key: KEY.into(),
+        app_name: "ferry".into(),
+        database_name: "State U Advocacy".into(),
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    Setup { store, inst, ea }
+}
+
+fn person(first: &str, phone: &str, opt_in: &str) -> Value {
+    json!({
+        "firstName": first, "lastName": "Rivera",
+        "emails": [{"email": format!("{}@example.org", first.to_lowercase())}],
+        "phones": [{"phoneNumber": phone, "phoneType": "C", "phoneOptInStatus": opt_in}],
+        "addresses": [{"addressLine1": "12 Main St", "city": "Boston", "stateOrProvince": "MA", "zipOrPostalCode": "02139", "countryCode": "US"}],
+    })
+}
+
+impl Setup {
+    fn config(&self, liberal: bool) -> Value {
+        json!({"login": "ferry", "api_host": self.ea.api_url(), "liberal": liberal})
+    }
+
+    fn secrets(key: &str) -> Secrets {
+        let mut s = Secrets::new();
+        s.insert("password", key);
+        s
+    }
+
+    async fn instance(&self, config: Value) -> Integration {
+        let mut secrets = serde_json::Map::new();
+        secrets.insert("password".into(), json!(KEY));
+        self.store
+            .create_integration(
+                self.inst,
+                NewIntegration {
+                    kind: "everyaction".into(),
+                    name: "EveryAction".into(),
+                    description: String::new(),
+                    enabled: true,
+                    config,
+                    secrets: Some(secrets),
+                },
+            )
+            .await
+            .unwrap()
+    }
+
+    async fn run(&self, i: &Integration) -> Run {
+        let worker = Worker::new(
+            self.store.store.clone(),
+            Registry::builtin("http://ferry.test"),
+            WorkerConfig {
+                retry_backoff: Duration::from_millis(20),
+                ..WorkerConfig::default()
+            },
+        );
+        let run = self
+            .store
+            .enqueue_run(&NewRun {
+                institution_id: self.inst,
+                integration_id: i.id,
+                kind: i.kind.clone(),
+                trigger: ferry_core::run::Trigger::Manual,
+                scheduled_for: None,
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(worker.run_once().await.unwrap(), Some(run.id));
+        self.store.run(self.inst, run.id).await.unwrap()
+    }
+
+    async fn contacts(&self) -> Vec<ferry_core::contact::Contact> {
+        self.store
+            .list_contacts(
+                self.inst,
+                &ContactQuery {
+                    limit: 500,
+                    ..ContactQuery::default()
+                },
+            )
+            .await
+            .unwrap()
+            .contacts
+    }
+
+    async fn log_codes(&self) -> Vec<String> {
+        let mut codes: Vec<String> = self
+            .store
+            .list_sync_log(
+                self.inst,
+                &SyncLogQuery {
+                    limit: 100,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.code)
+            .collect();
+        codes.sort();
+        codes
+    }
+}
+
+#[tokio::test]
+async fn test_connection_names_the_database_or_the_reason() {
+    let s = setup().await;
+    let ea = EveryAction::default();
+    let ok = ea
+        .test_connection(&ConnectorContext::new(
+            s.inst,
+            None,
+            s.config(false),
+            Setup::secrets(KEY),
+        ))
+        .await
+        .unwrap();
+    assert!(ok.message.contains("State U Advocacy"), "{}", ok.message);
+    assert_eq!(ok.detail["username"], "ferry");
+    let err = ea
+        .test_connection(&ConnectorContext::new(
+            s.inst,
+            None,
+            s.config(false),
+            Setup::secrets("not-the-key"),
+        ))
+        .await
+        .unwrap_err();
+    assert!(err.reason.contains("401"), "{}", err.reason);
+    assert!(
+        err.reason.contains("Invalid Database Mode"),
+        "{}",
+        err.reason
+    );
+    assert!(!err.retryable);
+    // The key itself is never in the answer.
+    assert!(!err.reason.contains("not-the-key"));
+}
+
+#[tokio::test]
+async fn the_nightly_pull_follows_seed_004s_rules() {
+    let s = setup().await;
+    let emu = s.ea.state();
+    let long_ago = Timestamp::now() - SignedDuration::from_hours(49);
+    let mut landline = person("Cy", "6175550103", "I");
+    landline["phones"][0]["phoneType"] = json!("H");
+    landline["phones"][0]["deviceType"] = json!("L");
+    let mut canadian = person("Dee", "6045550104", "I");
+    canadian["addresses"][0]["countryCode"] = json!("CA");
+    let mut no_email = person("Eve", "6175550105", "I");
+    no_email["emails"] = json!([]);
+    let ids = emu
+        .seed_people([
+            SeedPerson::new(person("Ana", "6175550101", "I")),
+            SeedPerson::new(person("Ben", "6175550102", "O")),
+            SeedPerson::new(landline),
+            SeedPerson::new(canadian),
+            SeedPerson::new(no_email),
+            SeedPerson::new(person("Fay", "6175550106", "I")).modified_at(long_ago),
+        ])
+        .unwrap();
+
+    // Conservative: only Ana.
+    let i = s.instance(s.config(false)).await;
+    let run = s.run(&i).await;
+    assert_eq!(run.status, RunStatus::Success, "{run:?}");
+    assert_eq!(run.rows, 5, "Fay changed 49 hours ago and is not pulled");
+    assert_eq!(run.detail["created"], 1, "{}", run.detail);
+    assert_eq!(run.detail["skipped"]["not_opted_in"], 1);
+    let contacts = s.contacts().await;
+    assert_eq!(contacts.len(), 1);
+    let ana = &contacts[0].data;
+    assert_eq!(
+        ana.crm_id.as_deref(),
+        Some(ids[0].to_string().as_str()),
+        "VAN ID as Constituent ID"
+    );
+    assert_eq!(ana.sms_opt_in, SmsOptIn::OptedIn);
+    assert_eq!(ana.email.as_ref().unwrap().as_str(), "ana@example.org");
+    assert_eq!(ana.phone.as_ref().unwrap().as_str(), "+16175550101");
+    assert_eq!(ana.city.as_deref(), Some("Boston"));
+    assert_eq!(ana.country.as_deref(), Some("US"));
+    assert_eq!(
+        s.log_codes().await,
+        [
+            "everyaction_missing_email",
+            "everyaction_not_us",
+            "everyaction_not_us_mobile"
+        ]
+    );
+
+    // Liberal: Ben too, opted out; Ana matched by phone and unchanged.
+    let i = s.instance(s.config(true)).await;
+    let run = s.run(&i).await;
+    assert_eq!(run.status, RunStatus::Success, "{run:?}");
+    assert_eq!(
+        (
+            run.detail["created"].as_u64(),
+            run.detail["unchanged"].as_u64()
+        ),
+        (Some(1), Some(1)),
+        "{}",
+        run.detail
+    );
+    let ben = s
+        .contacts()
+        .await
+        .into_iter()
+        .find(|c| c.data.first_name.as_deref() == Some("Ben"))
+        .unwrap();
+    assert_eq!(ben.data.sms_opt_in, SmsOptIn::OptedOut);
+    assert!(!ben.data.opt_in);
+    // Nothing was written to EveryAction, and the export excluded Ferry's own changes.
+    let c = emu.counters();
+    assert_eq!(c.requests_to("POST /v4/changedEntityExportJobs"), 2);
+    assert_eq!(c.requests_to("POST /v4/people/{vanId}"), 0);
+}
+
+#[tokio::test]
+async fn a_required_field_left_empty_skips_the_record_with_a_log_row() {
+    let s = setup().await;
+    let mut no_city = person("Gus", "6175550107", "I");
+    no_city["addresses"][0]["city"] = Value::Null;
+    s.ea.state()
+        .seed_people([
+            SeedPerson::new(no_city),
+            SeedPerson::new(person("Hal", "6175550108", "I")),
+        ])
+        .unwrap();
+    let mut config = s.config(false);
+    let mut rows =
+        serde_json::to_value(ferry_connectors::everyaction::config::default_field_mappings())
+            .unwrap();
+    rows[7]["required"] = json!(true); // city
+    config["field_mappings"] = rows;
+    let i = s.instance(config).await;
+    let run = s.run(&i).await;
+    assert_eq!(run.status, RunStatus::Success, "{run:?}");
+    assert_eq!(run.detail["created"], 1);
+    assert_eq!(run.detail["skipped"]["everyaction_required_field_empty"], 1);
+    assert_eq!(s.log_codes().await, ["everyaction_required_field_empty"]);
+}
+
+#[tokio::test]
+async fn rate_limit_answers_are_waited_out_by_their_hint() {
+    let s = setup().await;
+    s.ea.state()
+        .seed_people([SeedPerson::new(person("Ivy", "6175550109", "I"))])
+        .unwrap();
+    // Two requests a second: the pull's third request within a second gets VAN's 429.
+    s.ea.state().set_rate_limit(2);
+    let i = s.instance(s.config(false)).await;
+    let run = s.run(&i).await;
+    assert_eq!(run.status, RunStatus::Success, "{run:?}");
+    assert_eq!(run.detail["created"], 1);
+    let limited = s.ea.state().counters().rate_limited;
+    assert!(limited >= 1, "the limit sent no 429");
+    assert_eq!(run.detail["rate_limited"].as_u64(), Some(limited));
+    // An injected 5xx is retried as well.
+    s.ea.state().set_rate_limit(1_000);
+    s.ea.state().set_faults(Faults {
+        seed: 3,
+        error_rate: 0.3,
+        ..Faults::default()
+    });
+    let run = s.run(&i).await;
+    assert_eq!(run.status, RunStatus::Success, "{run:?}");
+}
