@@ -156,6 +156,26 @@ pub fn default_sqlite_url(data_dir: &Path) -> String {
 }
 
 impl Store {
+    /// Seals `plaintext` under the master key for `context` as URL-safe text, for a value that
+    /// must travel through a browser without being readable there (a secret typed into a form
+    /// whose save failed, so that it need not be typed again). Open it with
+    /// [`Store::open_text`] and the same context.
+    pub fn seal_text(&self, context: &str, plaintext: &str) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(self.secrets.seal(context, plaintext.as_bytes()))
+    }
+
+    /// Opens what [`Store::seal_text`] sealed for the same context; `None` when it was sealed
+    /// for another context or key, or was altered.
+    pub fn open_text(&self, context: &str, sealed: &str) -> Option<String> {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(sealed.trim())
+            .ok()?;
+        String::from_utf8(self.secrets.open(context, &bytes).ok()?).ok()
+    }
+
     /// Connects to `sqlite://PATH` (created if missing, WAL) or `postgres://…`. Does not migrate.
     pub async fn connect(url: &str, secrets: SecretBox) -> Result<Store> {
         sqlx::any::install_default_drivers();

@@ -28,8 +28,6 @@ pub struct WebConfig {
     /// The addresses Ferry's SFTP uploads come from (`FERRY_EGRESS_IPS`), shown on the SFTP
     /// screens for customers' allow lists.
     pub egress_ips: Vec<String>,
-    /// HubSpot's addresses and the OAuth app (`FERRY_HUBSPOT_*`).
-    pub hubspot: ferry_connectors::hubspot::HubSpotSettings,
     /// How long a save waits for the remote's check, and Test Connection for the remote.
     pub remote_timeout: std::time::Duration,
 }
@@ -41,7 +39,6 @@ impl Default for WebConfig {
             max_body_bytes: 1024 * 1024,
             max_import_bytes: 64 * 1024 * 1024,
             egress_ips: Vec::new(),
-            hubspot: Default::default(),
             remote_timeout: ferry_connectors::service::DEFAULT_REMOTE_TIMEOUT,
         }
     }

@@ -104,7 +104,6 @@ pub async fn run(settings: &Settings, store: Store, ready: impl FnOnce(&str)) ->
     let config = WebConfig {
         public_url: settings.public_url.clone(),
         egress_ips: settings.egress_ips.clone(),
-        hubspot: settings.hubspot(),
         ..WebConfig::default()
     };
     let registry = settings.registry();

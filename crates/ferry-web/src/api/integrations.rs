@@ -151,8 +151,6 @@ pub struct RunQueued {
     pub run_id: i64,
 }
 
-pub(crate) use ferry_connectors::service::merge_patch;
-
 /// Validates and stores a new integration (through the service, as every caller does).
 pub(crate) async fn create_integration(
     state: &AppState,

@@ -1,5 +1,6 @@
 //! REST API v1. JSON in and out; errors as `{"error":{"code","message","field"?}}`.
 
+pub mod accounts;
 pub mod contacts;
 pub mod doc;
 pub mod fields;
@@ -30,7 +31,7 @@ use crate::auth::Auth;
         messages::list, messages::create,
         runs::list, runs::get,
         synclog::list, synclog::download,
-        crate::ui::oauth::accounts,
+        accounts::list,
         integrations::list, integrations::create, integrations::get, integrations::patch, integrations::delete,
         integrations::test_saved, integrations::test_new, integrations::run,
         types::list,
@@ -75,6 +76,7 @@ impl utoipa::Modify for SecuritySchemes {
 pub async fn openapi_json(State(state): State<AppState>) -> impl IntoResponse {
     let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
     types::publish_config_schemas(&mut doc, &state.registry);
+    accounts::publish_providers(&mut doc, &state.registry);
     Json(doc)
 }
 

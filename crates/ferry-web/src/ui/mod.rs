@@ -2,11 +2,10 @@
 //! not in the navigation.
 
 pub mod browse;
-pub mod hubspot;
-mod instances;
-pub mod oauth;
+pub mod connect;
+pub mod form;
+pub mod integrations;
 pub mod runs;
-pub mod sftp;
 pub mod synclog;
 
 use askama::Template;
@@ -30,11 +29,21 @@ pub struct Nav {
     pub csrf: String,
     pub is_admin: bool,
     pub active: &'static str,
+    /// The sidebar's integrations: every registered platform by category, (id, name).
+    pub platforms: Vec<(&'static str, Vec<(&'static str, &'static str)>)>,
 }
 
 impl Nav {
-    fn new(auth: &Auth, active: &'static str) -> Nav {
+    fn new(state: &AppState, auth: &Auth, active: &'static str) -> Nav {
+        let mut platforms: Vec<(&'static str, Vec<(&'static str, &'static str)>)> = Vec::new();
+        for (category, p, _) in state.registry.platforms() {
+            match platforms.last_mut() {
+                Some((label, list)) if *label == category.label() => list.push((p.id, p.name)),
+                _ => platforms.push((category.label(), vec![(p.id, p.name)])),
+            }
+        }
         Nav {
+            platforms,
             institution: auth.principal.institution.name.clone(),
             user: auth
                 .principal
@@ -113,12 +122,14 @@ pub async fn not_found(uri: axum::http::Uri) -> Response {
 const CSS: &str = include_str!("../../assets/ferry.css");
 const HTMX: &str = include_str!("../../assets/htmx.min.js");
 const OAUTH_JS: &str = include_str!("../../assets/oauth.js");
+const FORM_JS: &str = include_str!("../../assets/form.js");
 
 pub async fn asset(Path(file): Path<String>) -> Response {
     let (body, ct) = match file.as_str() {
         "ferry.css" => (CSS, "text/css; charset=utf-8"),
         "htmx.min.js" => (HTMX, "text/javascript; charset=utf-8"),
         "oauth.js" => (OAUTH_JS, "text/javascript; charset=utf-8"),
+        "form.js" => (FORM_JS, "text/javascript; charset=utf-8"),
         _ => return error_page(StatusCode::NOT_FOUND, "No such file."),
     };
     (
@@ -361,7 +372,7 @@ pub async fn contacts_page(
         })
         .collect();
     ContactsPage {
-        nav: Nav::new(&auth, "contacts"),
+        nav: Nav::new(&state, &auth, "contacts"),
         first_link: p.after.map(|_| link(None)),
         next_link: page.next_after.map(|a| link(Some(a))),
         q,
@@ -507,7 +518,7 @@ pub async fn contact_page(
         })
         .collect();
     ContactPage {
-        nav: Nav::new(&auth, "contacts"),
+        nav: Nav::new(&state, &auth, "contacts"),
         name: d.display_name(),
         archived: d.archived,
         test_user: d.test_user,
@@ -551,7 +562,7 @@ async fn render_fields(
         Err(e) => return ui_error(e.into()),
     };
     let page = FieldsPage {
-        nav: Nav::new(auth, "fields"),
+        nav: Nav::new(state, auth, "fields"),
         rows: defs
             .into_iter()
             .map(|d| FieldRow {

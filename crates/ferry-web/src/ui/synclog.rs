@@ -138,7 +138,7 @@ pub async fn sync_log_page(
             .join("&")
     };
     LogPage {
-        nav: Nav::new(&auth, "sync_log"),
+        nav: Nav::new(&state, &auth, "sync_log"),
         rows: rows
             .into_iter()
             .map(|view| Row {
@@ -212,7 +212,7 @@ struct ErrorsPage {
 /// The error dictionary: every code with its meaning and the next step.
 pub async fn errors_page(State(state): State<AppState>, auth: Auth) -> Response {
     ErrorsPage {
-        nav: Nav::new(&auth, "errors"),
+        nav: Nav::new(&state, &auth, "errors"),
         codes: state
             .registry
             .dictionary()

@@ -10,6 +10,7 @@ mod messages_fields;
 mod openapi;
 mod routes;
 mod runs;
+mod screens;
 mod sessions;
 mod synclog;
 mod types;
