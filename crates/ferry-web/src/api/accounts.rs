@@ -15,9 +15,9 @@ use crate::extract::QueryArgs;
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct AccountView {
     pub id: i64,
-    /// The provider, e.g. `hubspot`.
+    /// The provider, as `oauth_provider` in `/api/v1/integration-types` names it.
     pub provider: String,
-    /// The account's ID at the provider (HubSpot: the hub ID).
+    /// The account's ID at the provider.
     pub external_id: String,
     pub label: String,
     #[schema(value_type = String, format = DateTime)]

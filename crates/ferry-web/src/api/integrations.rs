@@ -26,10 +26,10 @@ use crate::extract::JsonBody;
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct IntegrationView {
     pub id: i64,
-    /// The kind, e.g. `eab_notes_export`.
+    /// The kind, e.g. `contacts_export`.
     #[serde(rename = "type")]
     pub kind: String,
-    /// The kind as people read it, e.g. `EAB Notes`.
+    /// The kind as people read it, e.g. `Contacts`.
     pub type_label: String,
     pub name: String,
     pub description: String,
@@ -78,7 +78,7 @@ impl IntegrationView {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateIntegration {
-    /// `contacts_export`, `conversations_export` or `eab_notes_export`.
+    /// One of the kinds `/api/v1/integration-types` lists.
     #[serde(rename = "type")]
     pub kind: String,
     pub name: String,
@@ -234,7 +234,7 @@ pub async fn list(
     (status = 403, response = d::Forbidden),
     (status = 413, response = d::PayloadTooLarge),
     (status = 415, response = d::NotJson),
-    (status = 422, description = "`field` names what is wrong, e.g. `config.eab.note_body`.", body = ErrorBody),
+    (status = 422, description = "`field` names what is wrong, e.g. `config.sftp.host`.", body = ErrorBody),
     (status = 504, description = "The remote (a CRM, an SFTP server) did not answer the save's check in time (`remote_timeout`); nothing was saved.", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,

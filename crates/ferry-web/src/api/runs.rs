@@ -32,9 +32,9 @@ pub struct RunView {
     pub integration_id: i64,
     /// The integration's name.
     pub integration_name: String,
-    /// The integration's kind when the run was made, e.g. `eab_notes_export`.
+    /// The integration's kind when the run was made, e.g. `contacts_export`.
     pub kind: String,
-    /// The Recent Runs "Type": `Contacts`, `Conversations`, `EAB Notes`, … (the kind when it
+    /// The Recent Runs "Type": `Contacts`, `Conversations`, … (the kind when it
     /// has no label).
     pub type_label: String,
     /// `scheduled`, `manual` or `change`.

@@ -137,7 +137,7 @@ pub enum RemoteFields {
 /// How the form offers OAuth accounts.
 #[derive(Debug, Clone)]
 pub struct OAuthOffer {
-    /// The provider's name, e.g. `HubSpot`.
+    /// The provider's name, as people read it.
     pub name: String,
     /// Where connecting a new account starts (`/oauth/{provider}/start`); `None` when the
     /// provider is not configured on this server.

@@ -1,0 +1,150 @@
+//! Signing in and out.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Form;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::{error_page, ui_error};
+use crate::AppState;
+use crate::auth::{self};
+
+#[derive(Template, WebTemplate)]
+#[template(path = "login.html")]
+struct LoginPage {
+    error: Option<String>,
+    email: String,
+    next: String,
+}
+
+#[derive(Deserialize, Default)]
+pub struct NextParam {
+    next: Option<String>,
+}
+
+/// Only same-site paths are followed after sign-in.
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        _ => "/contacts".to_string(),
+    }
+}
+
+pub async fn login_page(Query(p): Query<NextParam>) -> Response {
+    LoginPage {
+        error: None,
+        email: String::new(),
+        next: safe_next(p.next.as_deref()),
+    }
+    .into_response()
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    email: String,
+    password: String,
+    next: Option<String>,
+}
+
+/// Signs in. Cross-site posts are refused (login CSRF), and repeated failures are slowed.
+pub async fn login_submit(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    let next = safe_next(f.next.as_deref());
+    if let (Some(origin), Some(host)) = (
+        headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()),
+        headers.get(header::HOST).and_then(|v| v.to_str().ok()),
+    ) {
+        let origin_host = origin.split("://").nth(1).unwrap_or("");
+        if origin_host != host {
+            return error_page(
+                StatusCode::FORBIDDEN,
+                "Sign-in must come from Ferry's own sign-in page.",
+            );
+        }
+    }
+    let email_key = format!("email:{}", f.email.trim().to_lowercase());
+    let ip_key = format!("ip:{}", addr.ip());
+    let keys = [email_key.as_str(), ip_key.as_str()];
+    let page = |error: &str, status: StatusCode| {
+        (
+            status,
+            LoginPage {
+                error: Some(error.to_string()),
+                email: f.email.clone(),
+                next: next.clone(),
+            },
+        )
+            .into_response()
+    };
+    if state.login_guard.blocked(&keys) {
+        return page(
+            "Too many failed attempts. Wait a few minutes and try again.",
+            StatusCode::TOO_MANY_REQUESTS,
+        );
+    }
+    let user = match state.store.verify_login(&f.email, &f.password).await {
+        Ok(u) => u,
+        Err(e) => return ui_error(e.into()),
+    };
+    let Some(user) = user else {
+        state.login_guard.failed(&keys);
+        tracing::info!(client = %addr.ip(), "failed sign-in");
+        return page(
+            "That email and password do not match.",
+            StatusCode::UNAUTHORIZED,
+        );
+    };
+    let memberships = match state.store.memberships(user.id).await {
+        Ok(m) => m,
+        Err(e) => return ui_error(e.into()),
+    };
+    let Some(first) = memberships.first() else {
+        return page(
+            "This account does not belong to any institution yet. Ask an admin to add you.",
+            StatusCode::FORBIDDEN,
+        );
+    };
+    state.login_guard.succeeded(&keys);
+    match state
+        .store
+        .create_session(user.id, first.institution.id)
+        .await
+    {
+        Ok(cookie) => (
+            [(
+                header::SET_COOKIE,
+                auth::session_cookie(&cookie, state.config.secure_cookies()),
+            )],
+            Redirect::to(&next),
+        )
+            .into_response(),
+        Err(e) => ui_error(e.into()),
+    }
+}
+
+pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(c) = auth::session_cookie_of(&headers)
+        && let Err(e) = state.store.delete_session(&c).await
+    {
+        return ui_error(e.into());
+    }
+    (
+        [(
+            header::SET_COOKIE,
+            auth::clear_cookie(state.config.secure_cookies()),
+        )],
+        Redirect::to("/login"),
+    )
+        .into_response()
+}
+
+pub async fn home() -> Redirect {
+    Redirect::to("/contacts")
+}
