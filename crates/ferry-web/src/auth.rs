@@ -35,15 +35,18 @@ pub enum Access {
 /// The authenticated caller, put into request extensions by [`require`].
 #[derive(Debug, Clone)]
 pub struct Auth {
+    /// Who is calling, in which institution, with which role.
     pub principal: Principal,
     /// The session's CSRF token (UI sessions only).
     pub csrf: Option<String>,
 }
 
 impl Auth {
+    /// The institution the caller acts in.
     pub fn institution_id(&self) -> i64 {
         self.principal.institution.id
     }
+    /// Whether the caller may change things (role `admin`).
     pub fn is_admin(&self) -> bool {
         self.principal.role == Role::Admin
     }
@@ -275,6 +278,7 @@ const MAX_FAILURES: u32 = 5;
 const WINDOW: Duration = Duration::from_secs(600);
 
 impl LoginGuard {
+    /// Whether any of `keys` (an email, an address) has failed too often lately.
     pub fn blocked(&self, keys: &[&str]) -> bool {
         let map = self.failures.lock().expect("login guard lock");
         keys.iter().any(|k| {
@@ -283,6 +287,7 @@ impl LoginGuard {
         })
     }
 
+    /// Counts a failed sign-in against each of `keys`.
     pub fn failed(&self, keys: &[&str]) {
         let mut map = self.failures.lock().expect("login guard lock");
         if map.len() > 100_000 {
@@ -297,6 +302,7 @@ impl LoginGuard {
         }
     }
 
+    /// Forgets the failures of `keys` after a successful sign-in.
     pub fn succeeded(&self, keys: &[&str]) {
         let mut map = self.failures.lock().expect("login guard lock");
         for k in keys {

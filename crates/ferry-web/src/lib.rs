@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Ferry's HTTP server: the REST API v1 (JSON, OpenAPI at `/api/openapi.json`) and the
 //! server-rendered UI, both built from one route table that also declares who may call what.
 
@@ -45,6 +46,7 @@ impl Default for WebConfig {
 }
 
 impl WebConfig {
+    /// Whether the session cookie gets the `Secure` flag (the public URL is `https://`).
     pub fn secure_cookies(&self) -> bool {
         self.public_url
             .as_deref()
@@ -55,7 +57,9 @@ impl WebConfig {
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
+    /// The store.
     pub store: Store,
+    /// The server's settings.
     pub config: Arc<WebConfig>,
     /// The connectors: integration kinds, config validation, Test Connection.
     pub registry: Registry,
@@ -67,6 +71,7 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The state of a server over `store` with `config` and the connectors of `registry`.
     pub fn new(store: Store, config: WebConfig, registry: Registry) -> AppState {
         AppState {
             service: IntegrationService::new(store.clone(), registry.clone())

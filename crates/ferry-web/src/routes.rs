@@ -12,9 +12,13 @@ use crate::{AppState, api, observe, ui};
 
 /// One route.
 pub struct RouteSpec {
+    /// The HTTP method.
     pub method: Method,
+    /// The path, in axum's syntax (`/api/v1/contacts/{id}`).
     pub path: &'static str,
+    /// Who may call it.
     pub access: Access,
+    /// The handler.
     pub handler: MethodRouter<AppState>,
 }
 

@@ -14,13 +14,16 @@ use crate::extract::QueryArgs;
 /// A connected account.
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct AccountView {
+    /// The account's ID in Ferry (a config's `account_id`).
     pub id: i64,
     /// The provider, as `oauth_provider` in `/api/v1/integration-types` names it.
     pub provider: String,
     /// The account's ID at the provider.
     pub external_id: String,
+    /// A name for people.
     pub label: String,
     #[schema(value_type = String, format = DateTime)]
+    /// When it was first connected.
     pub connected_at: jiff::Timestamp,
 }
 

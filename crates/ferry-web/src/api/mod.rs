@@ -43,6 +43,7 @@ use crate::auth::Auth;
     modifiers(&SecuritySchemes),
     security(("bearer" = []), ("session" = [])),
 )]
+/// The OpenAPI document of API v1 (the integration kinds' config schemas are added when it is served).
 pub struct ApiDoc;
 
 /// The two ways to authenticate: an API token, or a signed-in user's session cookie.
@@ -81,18 +82,26 @@ pub async fn openapi_json(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+/// The caller: its institution, role and email.
 pub struct MeView {
+    /// The institution the caller acts in.
     pub institution: InstitutionView,
+    /// `admin` or `viewer`.
     pub role: String,
     /// The signed-in user's email (absent for API tokens).
     pub email: Option<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+/// An institution.
 pub struct InstitutionView {
+    /// The institution's ID.
     pub id: i64,
+    /// Its short name, e.g. `state-u`.
     pub slug: String,
+    /// Its name as people read it.
     pub name: String,
+    /// The IANA time zone its times are shown in.
     pub time_zone: String,
 }
 
@@ -115,9 +124,13 @@ pub async fn me(auth: Auth) -> Json<MeView> {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+/// One code of the error dictionary.
 pub struct ErrorCodeView {
+    /// The code, as in `error.code` and Sync Log rows.
     pub code: &'static str,
+    /// What it means.
     pub meaning: &'static str,
+    /// What to do about it.
     pub next_step: &'static str,
 }
 

@@ -44,8 +44,11 @@ pub struct IntegrationTypeView {
 /// A platform (one card on Browse Available).
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct PlatformView {
+    /// The platform's identifier in URLs.
     pub id: &'static str,
+    /// The platform's name.
     pub name: &'static str,
+    /// One paragraph on what Ferry does with it.
     pub summary: &'static str,
 }
 
@@ -54,10 +57,12 @@ pub struct PlatformView {
 pub struct SecretView {
     /// Its name under `secrets`.
     pub name: &'static str,
+    /// The form's label.
     pub label: &'static str,
     /// `password`, `private_key` or `token`.
     #[schema(value_type = String)]
     pub kind: Value,
+    /// The help text under the field.
     pub help: &'static str,
 }
 

@@ -84,6 +84,7 @@ pub async fn start(
 }
 
 #[derive(Deserialize, Default)]
+/// What the provider sends back: a code and the state, or an error.
 pub struct CallbackParams {
     code: Option<String>,
     state: Option<String>,

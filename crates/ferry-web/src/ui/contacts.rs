@@ -45,6 +45,7 @@ pub struct ContactsParams {
 
 const PAGE_SIZE: u32 = 50;
 
+/// The Contacts list: search, filters and pages.
 pub async fn contacts_page(
     State(state): State<AppState>,
     auth: Auth,
@@ -143,6 +144,7 @@ pub struct ContactParams {
 
 const CONVERSATION_LIMIT: u32 = 500;
 
+/// A contact's page with its messages.
 pub async fn contact_page(
     State(state): State<AppState>,
     auth: Auth,

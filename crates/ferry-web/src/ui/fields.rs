@@ -71,6 +71,7 @@ async fn render_fields(
     (status, page).into_response()
 }
 
+/// Settings → Custom fields.
 pub async fn fields_page(State(state): State<AppState>, auth: Auth) -> Response {
     render_fields(&state, &auth, StatusCode::OK, None, None, None).await
 }
@@ -82,6 +83,7 @@ pub struct FieldForm {
     kind: String,
 }
 
+/// Creates a custom field from the page's form.
 pub async fn fields_create(
     State(state): State<AppState>,
     auth: Auth,

@@ -55,6 +55,7 @@ fn notice_text(code: &str) -> Option<&'static str> {
 }
 
 #[derive(Deserialize, Default)]
+/// A notice to show once (`?notice=created`, …).
 pub struct NoticeParams {
     notice: Option<String>,
 }
@@ -913,6 +914,7 @@ pub async fn old_list(State(state): State<AppState>) -> Response {
 }
 
 #[derive(Deserialize, Default)]
+/// The kind an old address named (`?type=`).
 pub struct TypeParam {
     #[serde(rename = "type")]
     kind: Option<String>,

@@ -13,10 +13,15 @@ use crate::error::ApiError;
 
 /// What the layout needs on every page.
 pub struct Nav {
+    /// The institution's name.
     pub institution: String,
+    /// The signed-in user's email.
     pub user: String,
+    /// The session's CSRF token, for the page's forms.
     pub csrf: String,
+    /// Whether the Settings entries are shown.
     pub is_admin: bool,
+    /// The navigation entry the page highlights.
     pub active: &'static str,
     /// The sidebar's integrations: every registered platform by category, (id, name).
     pub platforms: Vec<(&'static str, Vec<(&'static str, &'static str)>)>,
@@ -93,6 +98,7 @@ pub(crate) fn ui_error(e: ApiError) -> Response {
     error_page(e.status, &e.message)
 }
 
+/// The answer to an unknown address: a JSON 404 under `/api/`, a page elsewhere.
 pub async fn not_found(uri: axum::http::Uri) -> Response {
     if auth::is_api(uri.path()) {
         ApiError::new(
@@ -113,6 +119,7 @@ const HTMX: &str = include_str!("../../assets/htmx.min.js");
 const OAUTH_JS: &str = include_str!("../../assets/oauth.js");
 const FORM_JS: &str = include_str!("../../assets/form.js");
 
+/// The static assets (stylesheet, htmx, the pages' scripts).
 pub async fn asset(Path(file): Path<String>) -> Response {
     let (body, ct) = match file.as_str() {
         "ferry.css" => (CSS, "text/css; charset=utf-8"),

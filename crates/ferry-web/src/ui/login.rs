@@ -33,6 +33,7 @@ fn safe_next(next: Option<&str>) -> String {
     }
 }
 
+/// The sign-in page.
 pub async fn login_page(Query(p): Query<NextParam>) -> Response {
     LoginPage {
         error: None,
@@ -129,6 +130,7 @@ pub async fn login_submit(
     }
 }
 
+/// Signs out (ends the session).
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Some(c) = auth::session_cookie_of(&headers)
         && let Err(e) = state.store.delete_session(&c).await
@@ -145,6 +147,7 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Respon
         .into_response()
 }
 
+/// `/` leads to the Contacts list.
 pub async fn home() -> Redirect {
     Redirect::to("/contacts")
 }

@@ -104,6 +104,7 @@ struct LogPage {
     download_link: String,
 }
 
+/// The Sync Log page: filters, pages and Download Logs.
 pub async fn sync_log_page(
     State(state): State<AppState>,
     auth: Auth,
