@@ -471,12 +471,22 @@ async fn render_form(
     let body = renderer.render();
     let focus_name = errors.has("name");
     let focus_description = !focus_name && errors.has("description");
+    // The summary: the details' errors, then the config's in the form's order, each with
+    // the label of its field and a link to it.
     let mut summary: Vec<(String, String, bool)> = Vec::new();
-    let unplaced = renderer.unplaced();
-    for (key, message) in errors.all() {
-        let placed =
-            key == "name" || key == "description" || !unplaced.iter().any(|(k, _)| k == key);
-        summary.push((form::input_id(key), message.clone(), placed));
+    for (key, label) in [("name", "Name"), ("description", "Description")] {
+        for m in errors.of(key) {
+            summary.push((key.to_string(), labelled(label, m), true));
+        }
+    }
+    for (key, label, m) in renderer.summary() {
+        if key == "name" || key == "description" {
+            continue;
+        }
+        match label {
+            Some(l) => summary.push((form::input_id(&key), labelled(&l, &m), true)),
+            None => summary.push((String::new(), m, false)),
+        }
     }
     let page = FormPage {
         nav: Nav::new(state, auth, d.platform.id),
@@ -513,6 +523,18 @@ async fn render_form(
         focus_description,
     };
     (status, page).into_response()
+}
+
+/// "Label: message", unless the message names the field itself ("name is required").
+fn labelled(label: &str, message: &str) -> String {
+    if message.to_lowercase().starts_with(&label.to_lowercase()) {
+        let mut c = message.chars();
+        c.next()
+            .map(|f| f.to_uppercase().chain(c).collect())
+            .unwrap_or_default()
+    } else {
+        format!("{label}: {message}")
+    }
 }
 
 /// The context a secret typed into a failed save is sealed under: it opens only for the same

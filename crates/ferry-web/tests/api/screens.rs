@@ -257,3 +257,53 @@ async fn a_bad_form_shows_every_error_at_once_and_keeps_what_was_typed() {
     let (_, all) = app.get("/api/v1/integrations").await;
     assert_eq!(all, json!([]), "nothing was saved");
 }
+
+/// A saved export's form, posted back as it is drawn, saves the same config (and keeps the
+/// write-only password).
+#[tokio::test]
+async fn a_saved_instance_s_form_saves_its_config_unchanged() {
+    let app = spawn_app().await;
+    let request = json!({
+        "type": "eab_notes_export", "name": "EAB notes", "description": "nightly", "enabled": true,
+        "config": {
+            "sftp": {"host": "sftp.example.edu", "port": 2222, "username": "eab", "directory": "inbox", "file_prefix": "notes_",
+                     "host_key": "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU"},
+            "schedule": {"blocks": [0, 7]},
+            "filters": {"channels": ["sms"], "types": ["ai_agent", "live_chat"], "directions": ["incoming", "outgoing"]},
+            "neutralize_formulas": true,
+            "eab": {"import_version": "3", "institution_id": "77", "group_id": "group_id", "dedupe_contacts": true,
+                    "is_private": true, "student_viewable": false, "show_on_student_report": true,
+                    "created_by": "Mainstay", "note_reasons": "Outreach & advising", "note_body": "{first_name}: \"{message}\" <{url}>"}
+        },
+        "secrets": {"password": "pw-1"}
+    });
+    let (status, created) = app.post("/api/v1/integrations", request.clone()).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_i64().unwrap();
+    let (cookie, _) = app.login().await;
+    let (status, page) = app
+        .page(&cookie, &format!("/settings/integrations/i/{id}"))
+        .await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Set (leave empty to keep)") && !page.contains("pw-1"));
+    let start = page
+        .find("<form method=\"post\" action=\"/settings/integrations/i/")
+        .unwrap();
+    let end = page[start..].find("</form>").unwrap() + start;
+    let pairs = form_pairs(&page[start..end]);
+    let res = app
+        .http
+        .post(app.url(&format!("/settings/integrations/i/{id}")))
+        .header("cookie", &cookie)
+        .form(&pairs)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
+    let (_, saved) = app.get(&format!("/api/v1/integrations/{id}")).await;
+    assert_eq!(saved["config"], request["config"]);
+    assert_eq!(saved["name"], "EAB notes");
+    assert_eq!(saved["description"], "nightly");
+    assert_eq!(saved["enabled"], true);
+    assert_eq!(saved["secrets"]["password"], true);
+}

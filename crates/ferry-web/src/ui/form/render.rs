@@ -1,7 +1,6 @@
 //! Drawing a config as HTML from its schema.
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeSet;
 use std::fmt::Write;
 
 use ferry_connectors::describe::{Description, SecretKind};
@@ -73,8 +72,8 @@ pub struct Renderer<'a> {
     config: &'a Value,
     /// Whether the first field with an error has been drawn (it gets the focus).
     focused: Cell<bool>,
-    /// The error keys drawn next to a field.
-    shown: RefCell<BTreeSet<String>>,
+    /// The error keys drawn next to a field, in the form's order, with the field's label.
+    shown: RefCell<Vec<(String, String)>>,
     /// Whether the form reloads its data mapping when the credentials change.
     reloads_mapping: bool,
 }
@@ -94,7 +93,7 @@ impl<'a> Renderer<'a> {
             config,
             // The name and description come first, above the config.
             focused: Cell::new(errors.has("name") || errors.has("description")),
-            shown: RefCell::new(BTreeSet::new()),
+            shown: RefCell::new(Vec::new()),
             reloads_mapping: super::field_with_widget(description, "data_mapping").is_some(),
         }
     }
@@ -109,13 +108,18 @@ impl<'a> Renderer<'a> {
         }
     }
 
-    /// The error lines of `key` (and marks them shown).
-    fn error_html(&self, key: &str) -> String {
+    /// The error lines of `key`, whose input people know as `label` (and marks them shown).
+    fn error_html(&self, key: &str, label: &str) -> String {
         let list = self.errors.of(key);
         if list.is_empty() {
             return String::new();
         }
-        self.shown.borrow_mut().insert(key.to_string());
+        {
+            let mut shown = self.shown.borrow_mut();
+            if !shown.iter().any(|(k, _)| k == key) {
+                shown.push((key.to_string(), label.to_string()));
+            }
+        }
         let mut out = format!("<div class=\"field-error\" id=\"{}-error\">", input_id(key));
         for m in list {
             let _ = write!(out, "<p>{}</p>", esc(m));
@@ -186,7 +190,7 @@ impl<'a> Renderer<'a> {
                 if let Some(h) = obj.get("description").and_then(Value::as_str) {
                     let _ = write!(out, "<p class=\"hint\">{}</p>", help_html(h));
                 }
-                out.push_str(&self.error_html(&name));
+                out.push_str(&self.error_html(&name, &title));
                 out.push_str(&self.children(&obj, &name));
             } else {
                 for f in &fields {
@@ -219,15 +223,23 @@ impl<'a> Renderer<'a> {
         out
     }
 
-    /// The error keys that were not drawn next to a field (shown at the top).
-    pub fn unplaced(&self) -> Vec<(String, String)> {
+    /// The errors for the form's summary, after [`Renderer::render`]: those drawn beside a
+    /// field in the form's order, as (key, the field's label, message), then the others
+    /// (no label: they belong to no one field).
+    pub fn summary(&self) -> Vec<(String, Option<String>, String)> {
         let shown = self.shown.borrow();
-        self.errors
-            .all()
-            .iter()
-            .filter(|(k, _)| !shown.contains(k))
-            .cloned()
-            .collect()
+        let mut out = Vec::new();
+        for (key, label) in shown.iter() {
+            for m in self.errors.of(key) {
+                out.push((key.clone(), Some(label.clone()), m.clone()));
+            }
+        }
+        for (key, m) in self.errors.all() {
+            if !shown.iter().any(|(k, _)| k == key) {
+                out.push((key.clone(), None, m.clone()));
+            }
+        }
+        out
     }
 
     /// One field.
@@ -250,7 +262,7 @@ impl<'a> Renderer<'a> {
                     .and_then(Value::as_str)
                     .map(|h| format!("<p class=\"hint\">{}</p>", help_html(h)))
                     .unwrap_or_default(),
-                self.error_html(name),
+                self.error_html(name, &title),
                 self.children(&schema, name)
             ),
             "boolean" if nullable => {
@@ -269,7 +281,7 @@ impl<'a> Renderer<'a> {
                     opt("true", "On", current == Some(true)),
                     opt("false", "Off", current == Some(false)),
                     self.hint(name, &schema),
-                    self.error_html(name),
+                    self.error_html(name, &title),
                 )
             }
             "boolean" => format!(
@@ -282,7 +294,7 @@ impl<'a> Renderer<'a> {
                 self.aria(name, schema.get("description").is_some()),
                 esc(&title),
                 self.hint(name, &schema),
-                self.error_html(name),
+                self.error_html(name, &title),
             ),
             "array" => self.list(&schema, name, &title, value),
             _ => {
@@ -332,7 +344,7 @@ impl<'a> Renderer<'a> {
                     "<div class=\"form-row\"><label for=\"{id}\">{}</label>{control}{}{}</div>",
                     esc(&title),
                     self.hint(name, &schema),
-                    self.error_html(name),
+                    self.error_html(name, &title),
                 )
             }
         }
@@ -387,7 +399,7 @@ impl<'a> Renderer<'a> {
                     .map(help_html)
                     .unwrap_or_default()
             ),
-            self.error_html(name),
+            self.error_html(name, title),
         )
     }
 
@@ -403,7 +415,7 @@ impl<'a> Renderer<'a> {
             },
             esc(title),
             self.hint(name, schema),
-            self.error_html(name),
+            self.error_html(name, title),
         )
     }
 
@@ -500,7 +512,7 @@ impl<'a> Renderer<'a> {
                     self.aria(name, schema.get("description").is_some()),
                     esc(&text),
                     self.hint(name, schema),
-                    self.error_html(name),
+                    self.error_html(name, title),
                 )
             }
             "oauth_account" => {
@@ -549,7 +561,7 @@ impl<'a> Renderer<'a> {
                     self.reload_attrs(),
                     self.aria(name, schema.get("description").is_some()),
                     self.hint(name, schema),
-                    self.error_html(name),
+                    self.error_html(name, title),
                 )
             }
             _ => String::new(),
@@ -649,7 +661,7 @@ impl<'a> Renderer<'a> {
             },
             esc(title),
             self.hint(name, schema),
-            self.error_html(name),
+            self.error_html(name, title),
             row("new", "", ""),
         )
     }
@@ -758,7 +770,7 @@ impl<'a> Renderer<'a> {
             ))
             .unwrap_or_default(),
             self.hint(name, schema),
-            self.error_html(name),
+            self.error_html(name, title),
             esc(self.description.platform.name),
             row("new", "", ""),
         )
@@ -769,7 +781,7 @@ impl<'a> Renderer<'a> {
         let mut out = String::new();
         if !self.description.secrets.is_empty() {
             out.push_str("<p class=\"hint\">Secrets are write-only: Ferry shows that one is set, never its value; leave a field empty to keep what is saved.</p>");
-            out.push_str(&self.error_html("secrets"));
+            out.push_str(&self.error_html("secrets", "Secrets"));
         }
         for s in &self.description.secrets {
             let name = format!("secrets.{}", s.name);
@@ -824,7 +836,7 @@ impl<'a> Renderer<'a> {
                         esc(s.help)
                     )
                 },
-                self.error_html(&name),
+                self.error_html(&name, s.label),
             );
         }
         out
