@@ -143,6 +143,32 @@ impl Description {
     }
 }
 
+/// The form widgets a config schema may ask for with `x-ferry-widget`, for what a schema cannot
+/// say (the screens draw every other field from the schema itself):
+///
+/// - `schedule_blocks`: a list of the 3-hour blocks (0–7) of the day;
+/// - `contact_fields`: a list of Ferry's contact fields, in order (columns);
+/// - `filter_rows`: a list of `{field, values}` rows, with "add row";
+/// - `data_mapping`: a list of `{local, remote}` pairs, the remote's properties listed from the
+///   remote ([`Connector::remote_properties`](crate::Connector::remote_properties)); its
+///   `x-ferry-fixed` (`{local, remote, label}`) is the pair that is always there;
+/// - `template`: a text with placeholders, listed in `x-ferry-placeholders` (`[{name, description}]`);
+/// - `oauth_account`: an account connected through the kind's OAuth provider.
+///
+/// A schema also says, where it needs to: `x-ferry-sections` (top level: the form's cards,
+/// `[{title, fields}]`), `x-ferry-order` (an object's field order), where `@secrets` and
+/// `@test` place the secrets and Test Connection; `x-ferry-labels` (an enumeration's words);
+/// `x-ferry-learned` (a field Test Connection fills in from its report's detail of that name);
+/// `x-ferry-submit` (the save button's words).
+pub const FORM_WIDGETS: &[&str] = &[
+    "schedule_blocks",
+    "contact_fields",
+    "filter_rows",
+    "data_mapping",
+    "template",
+    "oauth_account",
+];
+
 /// An account connected through an OAuth provider, ready to store (its tokens sealed with it).
 #[derive(Debug, Clone)]
 pub struct ConnectedAccount {

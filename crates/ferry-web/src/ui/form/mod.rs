@@ -356,3 +356,21 @@ fn value_at<'a>(config: &'a Value, name: &str) -> Option<&'a Value> {
 
 /// A secrets change read from a form: typed values set, ticked "remove" boxes remove.
 pub type SecretsChange = Map<String, Value>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_of_list_items_go_to_their_list_with_the_row() {
+        let mut e = Errors::default();
+        e.add("config.mappings[2].local", "choose a Ferry field");
+        e.add("config.contacts.fields[1]", "\"x\" is listed twice");
+        e.add("config.eab.institution_id", "is required");
+        e.add("config.eab.institution_id", "is required");
+        assert_eq!(e.of("config.mappings"), ["Row 3: choose a Ferry field"]);
+        assert_eq!(e.of("config.contacts.fields"), ["\"x\" is listed twice"]);
+        assert_eq!(e.of("config.eab.institution_id"), ["Required"]);
+        assert_eq!(e.len(), 3, "the same error once");
+    }
+}

@@ -878,3 +878,54 @@ pub fn render_widget(
     let key = name.rsplit('.').next().unwrap_or(name);
     r.field(schema, name, key)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_connectors::describe::{Category, FORM_WIDGETS, Platform};
+    use serde_json::json;
+
+    /// The renderer draws every widget a connector may ask for.
+    #[test]
+    fn every_declared_widget_is_drawn() {
+        for w in FORM_WIDGETS {
+            let field = match *w {
+                "template" => json!({"type": "string", "x-ferry-widget": w}),
+                "oauth_account" => json!({"type": ["integer", "null"], "x-ferry-widget": w}),
+                _ => json!({"type": "array", "x-ferry-widget": w}),
+            };
+            let d = Description {
+                config_schema: json!({"type": "object", "properties": {"f": field}}),
+                ..Description::new(
+                    "test",
+                    "Test",
+                    Category::CrmSync,
+                    Platform {
+                        id: "test",
+                        name: "Test",
+                        summary: "A test.",
+                    },
+                )
+            };
+            let ctx = FormContext::default();
+            let errors = Errors::default();
+            let html = Renderer::new(&d, &ctx, &errors, &json!({})).render();
+            assert!(
+                html.contains("name=\"config.f") || html.contains("id=\"config-f"),
+                "{w}: {html}"
+            );
+        }
+    }
+
+    #[test]
+    fn text_is_escaped_and_help_keeps_code() {
+        assert_eq!(
+            esc("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+        assert_eq!(
+            help_html("Use `{date}`\nand <b>"),
+            "Use <code>{date}</code> and &lt;b&gt;"
+        );
+    }
+}
