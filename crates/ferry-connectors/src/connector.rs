@@ -58,6 +58,12 @@ pub trait Connector: Send + Sync {
     /// the kind is registered; screens, the API's schema and the error dictionary read it.
     fn describe(&self) -> Description;
 
+    /// A short line on where an instance with this config sends or reads, for the list of
+    /// instances (e.g. `eab@sftp.example.edu:inbox`); `None` when there is nothing to say.
+    fn instance_summary(&self, _config: &Value) -> Option<String> {
+        None
+    }
+
     /// The OAuth provider that connects this kind's accounts (its id is the description's
     /// `oauth_provider`), if it has one.
     fn oauth_provider(&self) -> Option<std::sync::Arc<dyn crate::describe::OAuthProvider>> {

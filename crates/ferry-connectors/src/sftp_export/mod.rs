@@ -277,6 +277,25 @@ impl Connector for SftpExport {
         describe(self.kind)
     }
 
+    /// `user@host:directory` (the port when it is not 22).
+    fn instance_summary(&self, config: &Value) -> Option<String> {
+        let s = config.get("sftp")?;
+        let text = |k: &str| s.get(k).and_then(Value::as_str).unwrap_or("").trim();
+        let host = text("host");
+        if host.is_empty() {
+            return None;
+        }
+        let port = match s.get("port").and_then(Value::as_u64) {
+            Some(p) if p != u64::from(ferry_sftp::DEFAULT_PORT) => format!(":{p}"),
+            _ => String::new(),
+        };
+        let dir = match text("directory") {
+            "" => String::new(),
+            d => format!(":{d}"),
+        };
+        Some(format!("{}@{host}{port}{dir}", text("username")))
+    }
+
     /// A new host or port is a new server: its key is pinned afresh at the next connection,
     /// unless the change pins one itself.
     fn on_config_change(&self, old: &Value, new: &mut Value) {

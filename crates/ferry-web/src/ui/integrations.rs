@@ -77,6 +77,8 @@ struct Row {
     enabled: bool,
     last_run: Option<(String, String, Option<String>)>,
     next_run: String,
+    /// Where it sends or reads (the connector's summary) and the account it uses, if any.
+    details: String,
 }
 
 #[derive(Template, WebTemplate)]
@@ -118,6 +120,36 @@ fn next_run(state: &AppState, i: &Integration, has_run: bool, tz: &str) -> Strin
     }
 }
 
+/// What the list says of an instance besides its name: the connector's summary, and for a
+/// kind with an OAuth account field, the account (or that it uses no account).
+fn details(
+    state: &AppState,
+    d: &Description,
+    i: &Integration,
+    accounts: &[(i64, String)],
+) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(s) = state
+        .registry
+        .get(&i.kind)
+        .and_then(|c| c.instance_summary(&i.config))
+    {
+        parts.push(s);
+    }
+    if let Some((name, _)) = form::field_with_widget(d, "oauth_account") {
+        let key = name.trim_start_matches("config.");
+        let at = format!("/{}", key.replace('.', "/"));
+        parts.push(match i.config.pointer(&at).and_then(Value::as_i64) {
+            Some(id) => accounts.iter().find(|(a, _)| *a == id).map_or_else(
+                || format!("account #{id} (no longer connected)"),
+                |(_, l)| l.clone(),
+            ),
+            None => "No connected account (access token)".to_string(),
+        });
+    }
+    parts.join(" · ")
+}
+
 /// A platform's page: its instance types and the institution's instances of them.
 pub async fn platform_page(
     State(state): State<AppState>,
@@ -139,6 +171,16 @@ pub async fn platform_page(
         Ok(all) => all,
         Err(e) => return ui_error(e.into()),
     };
+    // The accounts of the platform's OAuth providers, for the rows that use one.
+    let mut accounts: Vec<(i64, String)> = Vec::new();
+    let mut providers: Vec<&str> = kinds.iter().filter_map(|d| d.oauth_provider).collect();
+    providers.dedup();
+    for p in providers {
+        match state.store.crm_accounts(inst, p).await {
+            Ok(list) => accounts.extend(list.into_iter().map(|a| (a.id, a.label))),
+            Err(e) => return ui_error(e.into()),
+        }
+    }
     let mut rows = Vec::new();
     for i in all {
         let Some(d) = kinds.iter().find(|d| d.kind == i.kind) else {
@@ -173,6 +215,7 @@ pub async fn platform_page(
                 )
             }),
             next_run: next_run(&state, &i, last.is_some(), &tz),
+            details: details(&state, d, &i, &accounts),
             name: i.name,
             description: i.description,
             enabled: i.enabled,

@@ -301,7 +301,9 @@ async fn create_test_save_and_run_an_eab_export_through_the_screens() {
         .wait_for_text("#instances tbody tr", "EAB nightly notes")
         .await
         .unwrap();
-    assert!(row.text().await.unwrap().contains("EAB Notes"));
+    let text = row.text().await.unwrap();
+    assert!(text.contains("EAB Notes"), "{text}");
+    assert!(text.contains("eab@127.0.0.1:"), "where it sends: {text}");
     let (_, all) = app.get("/api/v1/integrations").await;
     assert_eq!(
         all[0]["config"]["sftp"]["host_key"],
@@ -482,6 +484,10 @@ async fn a_hubspot_instance_through_the_generic_form_with_the_oauth_popup() {
         .unwrap();
     browser
         .wait_for_text("#instances", "From HubSpot")
+        .await
+        .unwrap();
+    browser
+        .wait_for_text("#instances", "ferry-emulator.hubspot.com")
         .await
         .unwrap();
     let (_, all) = app.get("/api/v1/integrations").await;

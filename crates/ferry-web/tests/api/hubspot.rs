@@ -367,6 +367,10 @@ async fn the_generic_form_creates_a_hubspot_instance_and_refuses_a_bad_mapping()
     let (_, listed) = page("/settings/integrations/hubspot").await;
     assert!(listed.contains("Ferry to HubSpot"), "{listed}");
     assert!(
+        listed.contains("No connected account (access token)"),
+        "{listed}"
+    );
+    assert!(
         listed.contains("First run: within seconds"),
         "the list says when the new instance first runs: {listed}"
     );

@@ -194,4 +194,8 @@ async fn browse_available_lists_every_platform_by_category_from_the_descriptions
         .await;
     assert_eq!(status, 200);
     assert!(page.contains("Daily"), "{page}");
+    assert!(
+        page.contains("u@sftp.example.edu"),
+        "where it sends: {page}"
+    );
 }
