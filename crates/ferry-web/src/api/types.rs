@@ -19,6 +19,8 @@ pub struct IntegrationTypeView {
     pub kind: &'static str,
     /// The name people see (the Type column of Recent Runs).
     pub label: &'static str,
+    /// One instance's name, e.g. `Contacts Export` (a form for a new one says "New …").
+    pub title: &'static str,
     /// What an instance of this type does.
     pub summary: &'static str,
     /// `crm_sync`, `sftp_outbound` or `inbound_files`.
@@ -71,6 +73,7 @@ impl IntegrationTypeView {
         IntegrationTypeView {
             kind: d.kind,
             label: d.label,
+            title: d.title,
             summary: d.summary,
             category: d.category.as_str(),
             category_label: d.category.label(),

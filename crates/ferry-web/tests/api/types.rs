@@ -39,6 +39,7 @@ async fn integration_types_describe_every_kind() {
 
     let eab = by_type(&types, "eab_notes_export");
     assert_eq!(eab["label"], "EAB Notes");
+    assert_eq!(eab["title"], "EAB Notes Export");
     assert_eq!(eab["category"], "sftp_outbound");
     assert_eq!(eab["platform"]["id"], "sftp-outbound");
     let schema = &eab["config_schema"];
