@@ -26,6 +26,13 @@ pub trait Connector: Send + Sync {
     /// Checks an integration's config before it is stored, naming the field that is wrong.
     fn validate_config(&self, config: &Value) -> Result<(), ConfigError>;
 
+    /// Every problem of a config, each on its field, so that a form can show them all at once;
+    /// empty when [`validate_config`](Connector::validate_config) accepts it. The default
+    /// reports the first problem only.
+    fn config_errors(&self, config: &Value) -> Vec<ConfigError> {
+        self.validate_config(config).err().into_iter().collect()
+    }
+
     /// When an integration with this (valid) config runs by itself; `None` when it runs only
     /// when triggered (manually or on change).
     fn schedule(&self, _config: &Value) -> Option<Schedule> {
@@ -50,6 +57,18 @@ pub trait Connector: Send + Sync {
     /// secrets, default config, error codes and OAuth provider. The registry asks once, when
     /// the kind is registered; screens, the API's schema and the error dictionary read it.
     fn describe(&self) -> Description;
+
+    /// A short line on where an instance with this config sends or reads, for the list of
+    /// instances (e.g. `eab@sftp.example.edu:inbox`); `None` when there is nothing to say.
+    fn instance_summary(&self, _config: &Value) -> Option<String> {
+        None
+    }
+
+    /// The OAuth provider that connects this kind's accounts (its id is the description's
+    /// `oauth_provider`), if it has one.
+    fn oauth_provider(&self) -> Option<std::sync::Arc<dyn crate::describe::OAuthProvider>> {
+        None
+    }
 
     /// Adjusts a changed config before it is validated and saved, e.g. forgetting a pinned host
     /// key when the host changes. `old` is the saved config.

@@ -91,6 +91,9 @@ pub struct Description {
     pub kind: &'static str,
     /// The instance type's name, e.g. `HubSpot → Ferry`, also the Type column of Recent Runs.
     pub label: &'static str,
+    /// One instance's name, e.g. `EAB Notes Export`: the form of a new instance is headed
+    /// "New {title}" (the label unless the seeds say otherwise).
+    pub title: &'static str,
     /// One sentence on what an instance of this type does (the Available list).
     pub summary: &'static str,
     /// Where Browse Available lists it.
@@ -122,6 +125,7 @@ impl Description {
         Description {
             kind,
             label,
+            title: label,
             summary: "",
             category,
             platform,
@@ -137,6 +141,68 @@ impl Description {
     pub fn secret_names(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.secrets.iter().map(|s| s.name)
     }
+}
+
+/// The form widgets a config schema may ask for with `x-ferry-widget`, for what a schema cannot
+/// say (the screens draw every other field from the schema itself):
+///
+/// - `schedule_blocks`: a list of the 3-hour blocks (0–7) of the day;
+/// - `contact_fields`: a list of Ferry's contact fields, in order (columns);
+/// - `filter_rows`: a list of `{field, values}` rows, with "add row";
+/// - `data_mapping`: a list of `{local, remote}` pairs, the remote's properties listed from the
+///   remote ([`Connector::remote_properties`](crate::Connector::remote_properties)); its
+///   `x-ferry-fixed` (`{local, remote, label}`) is the pair that is always there;
+/// - `template`: a text with placeholders, listed in `x-ferry-placeholders` (`[{name, description}]`);
+/// - `oauth_account`: an account connected through the kind's OAuth provider.
+///
+/// A schema also says, where it needs to: `x-ferry-sections` (top level: the form's cards,
+/// `[{title, fields}]`), `x-ferry-order` (an object's field order), where `@secrets` and
+/// `@test` place the secrets and Test Connection; `x-ferry-labels` (an enumeration's words);
+/// `x-ferry-learned` (a field Test Connection fills in from its report's detail of that name);
+/// `x-ferry-submit` (the save button's words).
+pub const FORM_WIDGETS: &[&str] = &[
+    "schedule_blocks",
+    "contact_fields",
+    "filter_rows",
+    "data_mapping",
+    "template",
+    "oauth_account",
+];
+
+/// An account connected through an OAuth provider, ready to store (its tokens sealed with it).
+#[derive(Debug, Clone)]
+pub struct ConnectedAccount {
+    /// The account's ID at the provider (HubSpot: the hub ID).
+    pub external_id: String,
+    /// A name for people.
+    pub label: String,
+    /// The tokens, in the provider's stored form (sealed at rest by the store).
+    pub tokens: Value,
+}
+
+/// An OAuth provider that connects accounts for a connector's instances, behind Ferry's
+/// generic routes `/oauth/{id}/start` and `/oauth/{id}/callback`.
+#[async_trait::async_trait]
+pub trait OAuthProvider: Send + Sync {
+    /// The provider's identifier in URLs and stored accounts, e.g. `hubspot`.
+    fn id(&self) -> &'static str;
+
+    /// The provider's name, e.g. `HubSpot`.
+    fn name(&self) -> &'static str;
+
+    /// Whether this server has the provider's OAuth app (client ID and secret).
+    fn is_configured(&self) -> bool;
+
+    /// Which settings configure the app, for a form to say when it is not configured.
+    fn setup_hint(&self) -> &'static str;
+
+    /// The provider's consent page for `state`, sending the browser back to `redirect_uri`;
+    /// `None` when the provider is not configured.
+    fn authorize_url(&self, redirect_uri: &str, state: &str) -> Option<String>;
+
+    /// Exchanges the code of the consent page's redirect for the account and its tokens. The
+    /// error is a sentence for the person connecting.
+    async fn connect(&self, redirect_uri: &str, code: &str) -> Result<ConnectedAccount, String>;
 }
 
 /// The JSON Schema of `T`, every subschema inlined so the result stands alone (it is embedded

@@ -171,6 +171,14 @@ impl Registry {
         out
     }
 
+    /// The OAuth provider `id` (e.g. `hubspot`) of a registered kind.
+    pub fn oauth_provider(&self, id: &str) -> Option<Arc<dyn crate::describe::OAuthProvider>> {
+        self.connectors
+            .values()
+            .filter_map(|c| c.oauth_provider())
+            .find(|p| p.id() == id)
+    }
+
     /// The label of `kind` (the Type column of Recent Runs); the kind itself for a kind this
     /// build does not have.
     pub fn label(&self, kind: &str) -> String {
@@ -231,6 +239,24 @@ impl Registry {
                 .map_err(|e| ConfigError::new("schedule", e.to_string()))?;
         }
         Ok(())
+    }
+
+    /// Every problem of a config for `kind`, each on its field (see
+    /// [`Connector::config_errors`]), then the schedule's, when the rest is valid.
+    pub fn validate_all(
+        &self,
+        kind: &str,
+        config: &Value,
+    ) -> Result<Vec<ConfigError>, ValidateError> {
+        let connector = self.connector(kind)?;
+        let mut errors = connector.config_errors(config);
+        if errors.is_empty()
+            && let Some(schedule) = connector.schedule(config)
+            && let Err(e) = schedule.validate()
+        {
+            errors.push(ConfigError::new("schedule", e.to_string()));
+        }
+        Ok(errors)
     }
 
     /// Checks the secrets as they will be after a save (see [`Connector::validate_secrets`]).
@@ -314,6 +340,7 @@ mod tests {
             Description {
                 kind: self.0,
                 label: "Test Export",
+                title: "Test Export",
                 summary: "A test.",
                 category: Category::SftpOutbound,
                 platform: Platform {

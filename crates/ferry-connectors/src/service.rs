@@ -265,6 +265,73 @@ impl IntegrationService {
             .await?)
     }
 
+    /// Every problem a save of these values would meet that can be found without the remote,
+    /// each on its field, so that a form can show them all at once: the name and description,
+    /// every problem of the config, the secrets' names and sizes, then (when the config is
+    /// valid) whether the secrets suffice. `config` is the whole config to save; for a saved
+    /// integration (`id`) the connector's [`Connector::on_config_change`] applies first and
+    /// `secrets` changes the saved ones (a value sets, `null` removes, `""` keeps). Empty:
+    /// only the remote's check is left, which [`IntegrationService::create`] and
+    /// [`IntegrationService::update`] make.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn problems(
+        &self,
+        institution_id: i64,
+        kind: &str,
+        id: Option<i64>,
+        name: &str,
+        description: &str,
+        config: &Value,
+        secrets: &Map<String, Value>,
+    ) -> Result<Vec<ServiceError>, ServiceError> {
+        let mut out = Vec::new();
+        if let Err(e) = check_text("name", name, MAX_NAME, true) {
+            out.push(e);
+        }
+        if let Err(e) = check_text("description", description, MAX_DESCRIPTION, false) {
+            out.push(e);
+        }
+        let mut config = config.clone();
+        if let Some(id) = id {
+            let current = self.store.integration(institution_id, id).await?;
+            if current.kind != kind {
+                return Err(ServiceError::NotFound);
+            }
+            if let Some(c) = self.registry.get(kind) {
+                c.on_config_change(&current.config, &mut config);
+            }
+        }
+        let config_ok = match self.registry.validate_all(kind, &config) {
+            Ok(errors) => {
+                let ok = errors.is_empty();
+                out.extend(errors.into_iter().map(ServiceError::from));
+                ok
+            }
+            Err(e) => {
+                out.push(e.into());
+                false
+            }
+        };
+        let secrets = drop_empty(secrets.clone());
+        match self.check_secrets(kind, &secrets) {
+            Err(e) => out.push(e),
+            Ok(()) if config_ok => {
+                let all = match id {
+                    Some(id) => self.secrets_with(institution_id, id, secrets).await?,
+                    None => secrets.into_iter().filter(|(_, v)| !v.is_null()).collect(),
+                };
+                if let Err(e) =
+                    self.registry
+                        .validate_secrets_set(kind, &config, &Secrets::from_json(all))
+                {
+                    out.push(e.into());
+                }
+            }
+            Ok(()) => {}
+        }
+        Ok(out)
+    }
+
     /// Validates and applies a change; nothing is stored unless all of it is valid (and the
     /// remote accepted it, when the config or secrets change).
     pub async fn update(
@@ -562,6 +629,30 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
     }
 }
 
+/// The merge patch that turns `old` into `new` (for a form that holds the whole config):
+/// `merge_patch(old, patch_to(old, new)) == new` for objects.
+pub fn patch_to(old: &Value, new: &Value) -> Value {
+    match (old, new) {
+        (Value::Object(o), Value::Object(n)) => {
+            let mut patch = Map::new();
+            for k in o.keys() {
+                if !n.contains_key(k) {
+                    patch.insert(k.clone(), Value::Null);
+                }
+            }
+            for (k, v) in n {
+                let p = match o.get(k) {
+                    Some(ov) if ov.is_object() && v.is_object() => patch_to(ov, v),
+                    _ => v.clone(),
+                };
+                patch.insert(k.clone(), p);
+            }
+            Value::Object(patch)
+        }
+        _ => new.clone(),
+    }
+}
+
 /// `saved` with `changes` applied: a value sets, `null` removes.
 fn apply_secrets(mut saved: Map<String, Value>, changes: Map<String, Value>) -> Map<String, Value> {
     for (k, v) in changes {
@@ -614,6 +705,15 @@ fn check_text(field: &str, value: &str, max: usize, required: bool) -> Result<()
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn patch_to_turns_the_old_config_into_the_new() {
+        let old = json!({"a": 1, "s": {"h": "x", "k": "key", "d": {"z": 1}}, "gone": [1]});
+        let new = json!({"a": 2, "s": {"h": "y", "d": {"q": 2}}, "n": null});
+        let mut t = old.clone();
+        merge_patch(&mut t, &patch_to(&old, &new));
+        assert_eq!(t, json!({"a": 2, "s": {"h": "y", "d": {"q": 2}}}));
+    }
 
     #[test]
     fn merge_patch_follows_rfc_7386() {

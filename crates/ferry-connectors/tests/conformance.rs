@@ -202,3 +202,92 @@ fn every_declared_error_code_is_in_the_dictionary_with_meaning_and_next_step() {
     assert!(dictionary.iter().any(|e| e.code == "sftp_auth_failed"));
     assert!(dictionary.iter().any(|e| e.code == "missing_crm_id"));
 }
+
+/// Every `x-ferry-*` form extension a kind's schema uses names fields it has and widgets the
+/// screens draw, so that its form shows every field once: sections and orders name existing
+/// fields (or `@secrets`/`@test`), each field is in one section, `@secrets` is placed once, and
+/// every field has a title or help for its label.
+#[test]
+fn the_schema_s_form_extensions_name_real_fields_and_known_widgets() {
+    fn walk(kind: &str, path: &str, schema: &Value, placed_secrets: &mut usize) {
+        if let Some(w) = schema.get("x-ferry-widget") {
+            let w = w.as_str().unwrap_or_default();
+            assert!(
+                ferry_connectors::describe::FORM_WIDGETS.contains(&w),
+                "{kind}: {path} asks for the unknown widget {w:?}"
+            );
+        }
+        let props = schema.get("properties").and_then(Value::as_object);
+        if let Some(order) = schema.get("x-ferry-order").and_then(Value::as_array) {
+            for name in order.iter().map(|n| n.as_str().unwrap()) {
+                if name == "@secrets" {
+                    *placed_secrets += 1;
+                } else if name != "@test" {
+                    assert!(
+                        props.is_some_and(|p| p.contains_key(name)),
+                        "{kind}: {path}'s x-ferry-order names {name:?}, which it does not have"
+                    );
+                }
+            }
+        }
+        for (name, field) in props.into_iter().flatten() {
+            let here = format!("{path}.{name}");
+            let has_words = ["title", "description"].iter().any(|k| {
+                field
+                    .get(k)
+                    .and_then(Value::as_str)
+                    .is_some_and(|t| !t.trim().is_empty())
+            });
+            assert!(has_words, "{kind}: {here} has no title or help");
+            let inner = field
+                .get("anyOf")
+                .and_then(Value::as_array)
+                .and_then(|a| a.iter().find(|s| s.get("type") != Some(&json!("null"))))
+                .unwrap_or(field);
+            walk(kind, &here, inner, placed_secrets);
+        }
+    }
+    each(|_, d| {
+        let schema = &d.config_schema;
+        let props = schema["properties"].as_object().unwrap();
+        let mut placed_secrets = 0;
+        if let Some(sections) = schema.get("x-ferry-sections").and_then(Value::as_array) {
+            let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+            for s in sections {
+                assert!(
+                    s["title"].as_str().is_some_and(|t| !t.is_empty()),
+                    "{}: a section has no title",
+                    d.kind
+                );
+                for f in s["fields"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|f| f.as_str().unwrap())
+                {
+                    if f == "@secrets" {
+                        placed_secrets += 1;
+                    } else if f != "@test" {
+                        // One config struct may serve several kinds; a kind's schema may leave a
+                        // section's field out, never have one no section names.
+                        *seen.entry(f.to_string()).or_default() += 1;
+                    }
+                }
+            }
+            for name in props.keys() {
+                assert_eq!(
+                    seen.get(name),
+                    Some(&1),
+                    "{}: {name} is in one section",
+                    d.kind
+                );
+            }
+        }
+        walk(d.kind, "config", schema, &mut placed_secrets);
+        assert!(
+            placed_secrets <= 1,
+            "{}: @secrets is placed {placed_secrets} times",
+            d.kind
+        );
+    });
+}

@@ -213,8 +213,11 @@ fn settings_from(row: &AnyRow) -> Result<AlertSettings> {
     let emails: String = row.try_get("emails")?;
     Ok(AlertSettings {
         webhook_url: row.try_get("webhook_url")?,
-        webhook_secret_set: row.try_get::<Option<Vec<u8>>, _>("webhook_secret")?.is_some(),
-        emails: serde_json::from_str(&emails).map_err(|e| StoreError::Db(sqlx::Error::Decode(e.into())))?,
+        webhook_secret_set: row
+            .try_get::<Option<Vec<u8>>, _>("webhook_secret")?
+            .is_some(),
+        emails: serde_json::from_str(&emails)
+            .map_err(|e| StoreError::Db(sqlx::Error::Decode(e.into())))?,
         on_run_failed: get_bool(row, "on_run_failed")?,
         failed_rows_threshold: row.try_get("failed_rows_threshold")?,
         on_credentials_refused: get_bool(row, "on_credentials_refused")?,

@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 mod accounts;
+mod alerts;
 pub mod audit;
 mod auth;
 mod contacts;
@@ -21,10 +22,9 @@ mod import;
 mod integrations;
 mod messages;
 mod migrate;
-mod alerts;
 mod runs;
-mod signin;
 mod sftp;
+mod signin;
 mod sqlite_bulk;
 mod synclog;
 mod util;
@@ -37,6 +37,10 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Executor, Transaction};
 
 pub use accounts::{CrmAccount, OAUTH_STATE_TTL_SECS};
+pub use alerts::{
+    AlertRecord, AlertSettings, AlertSettingsInput, PendingAlert, SecretChange,
+    event as alert_event,
+};
 pub use audit::{Actor, ActorKind, AuditEntry, AuditPage, AuditQuery, NewAuditEvent};
 pub use auth::{
     ApiToken, Institution, LAST_USED_GRANULARITY_SECS, MIN_PASSWORD_LEN, Membership, Principal,
@@ -51,9 +55,6 @@ pub use export::{EXPORT_BATCH, ExportMessage, ExportStream, MessageWindow};
 pub use import::{CsvImport, ImportError, ImportReport, ImportRowError};
 pub use integrations::{Integration, IntegrationUpdate, NewIntegration};
 pub use messages::{Message, MessageQuery, NewMessage};
-pub use alerts::{
-    AlertRecord, AlertSettings, AlertSettingsInput, PendingAlert, SecretChange, event as alert_event,
-};
 pub use runs::{NewRun, Run, RunListener, RunOutcome, RunQuery};
 pub use sftp::{
     DefenderPolicy, DefenderVerdict, NewSftpKey, SftpAccount, SftpEntry, SftpFile, SftpFileStatus,
@@ -175,6 +176,26 @@ pub fn default_sqlite_url(data_dir: &Path) -> String {
 }
 
 impl Store {
+    /// Seals `plaintext` under the master key for `context` as URL-safe text, for a value that
+    /// must travel through a browser without being readable there (a secret typed into a form
+    /// whose save failed, so that it need not be typed again). Open it with
+    /// [`Store::open_text`] and the same context.
+    pub fn seal_text(&self, context: &str, plaintext: &str) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(self.secrets.seal(context, plaintext.as_bytes()))
+    }
+
+    /// Opens what [`Store::seal_text`] sealed for the same context; `None` when it was sealed
+    /// for another context or key, or was altered.
+    pub fn open_text(&self, context: &str, sealed: &str) -> Option<String> {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(sealed.trim())
+            .ok()?;
+        String::from_utf8(self.secrets.open(context, &bytes).ok()?).ok()
+    }
+
     /// Connects to `sqlite://PATH` (created if missing, WAL) or `postgres://…`. Does not migrate.
     pub async fn connect(url: &str, secrets: SecretBox) -> Result<Store> {
         sqlx::any::install_default_drivers();

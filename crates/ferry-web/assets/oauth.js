@@ -10,7 +10,7 @@
   });
   window.addEventListener("message", function (e) {
     if (e.origin !== window.location.origin || !e.data || e.data.type !== "ferry-oauth") return;
-    var select = document.getElementById("account_id");
+    var select = document.querySelector("select[data-oauth-accounts]");
     if (select && e.data.account_id) {
       var found = Array.prototype.some.call(select.options, function (o) { return o.value === String(e.data.account_id); });
       if (!found) {

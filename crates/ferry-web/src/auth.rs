@@ -31,15 +31,18 @@ pub enum Access {
 /// The authenticated caller, put into request extensions by [`require`].
 #[derive(Debug, Clone)]
 pub struct Auth {
+    /// Who is calling, in which institution, with which role.
     pub principal: Principal,
     /// The session's CSRF token (UI sessions only).
     pub csrf: Option<String>,
 }
 
 impl Auth {
+    /// The institution the caller acts in.
     pub fn institution_id(&self) -> i64 {
         self.principal.institution.id
     }
+    /// Whether the caller may change things (role `admin`).
     pub fn is_admin(&self) -> bool {
         self.principal.role == Role::Admin
     }

@@ -10,21 +10,29 @@ use serde::Serialize;
 /// An error answer of the API.
 #[derive(Debug, Clone)]
 pub struct ApiError {
+    /// The HTTP status.
     pub status: StatusCode,
+    /// The error dictionary code.
     pub code: &'static str,
+    /// What is wrong, for people.
     pub message: String,
+    /// The field at fault, if one is.
     pub field: Option<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+/// Every error's body: `{"error":{"code","message","field"?}}`.
 pub struct ErrorBody {
+    /// The error.
     pub error: ErrorDetail,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+/// An error: its code (see `/api/v1/errors`), message and field.
 pub struct ErrorDetail {
     /// A code from the error dictionary (`GET /api/v1/errors`).
     pub code: String,
+    /// What is wrong, for people.
     pub message: String,
     /// The field at fault, for validation errors (a JSON path such as `messages[2].channel`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -32,6 +40,7 @@ pub struct ErrorDetail {
 }
 
 impl ApiError {
+    /// An error with `status`, `code` and `message`.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             status,
@@ -40,13 +49,16 @@ impl ApiError {
             field: None,
         }
     }
+    /// The same error on `field`.
     pub fn field(mut self, field: impl Into<String>) -> Self {
         self.field = Some(field.into());
         self
     }
+    /// A 400: the request itself is malformed.
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
+    /// A 422 on `field`: the request is well formed, a value is wrong.
     pub fn unprocessable(
         code: &'static str,
         field: impl Into<String>,
@@ -54,6 +66,7 @@ impl ApiError {
     ) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message).field(field)
     }
+    /// A 404.
     pub fn not_found() -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
@@ -61,6 +74,7 @@ impl ApiError {
             "no such record in this institution",
         )
     }
+    /// A 401: not signed in, or no valid token.
     pub fn unauthorized() -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
@@ -68,6 +82,7 @@ impl ApiError {
             "sign in, or send Authorization: Bearer <token>",
         )
     }
+    /// A 403: signed in, but the role may not do this.
     pub fn forbidden() -> Self {
         Self::new(
             StatusCode::FORBIDDEN,
@@ -155,6 +170,7 @@ impl From<ImportError> for ApiError {
     }
 }
 
+/// A handler's result: an answer or an [`ApiError`].
 pub type ApiResult<T> = Result<T, ApiError>;
 
 /// Puts the API's error answers that axum makes itself (an empty 405 for a method a path does

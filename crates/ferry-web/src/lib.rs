@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Ferry's HTTP server: the REST API v1 (JSON, OpenAPI at `/api/openapi.json`) and the
 //! server-rendered UI, both built from one route table that also declares who may call what.
 
@@ -30,8 +31,6 @@ pub struct WebConfig {
     /// The addresses Ferry's SFTP uploads come from (`FERRY_EGRESS_IPS`), shown on the SFTP
     /// screens for customers' allow lists.
     pub egress_ips: Vec<String>,
-    /// HubSpot's addresses and the OAuth app (`FERRY_HUBSPOT_*`).
-    pub hubspot: ferry_connectors::hubspot::HubSpotSettings,
     /// How long a save waits for the remote's check, and Test Connection for the remote.
     pub remote_timeout: std::time::Duration,
     /// The reverse proxies whose `X-Forwarded-For` names the client (`FERRY_TRUSTED_PROXIES`);
@@ -50,7 +49,6 @@ impl Default for WebConfig {
             max_body_bytes: 1024 * 1024,
             max_import_bytes: 64 * 1024 * 1024,
             egress_ips: Vec::new(),
-            hubspot: Default::default(),
             remote_timeout: ferry_connectors::service::DEFAULT_REMOTE_TIMEOUT,
             trusted_proxies: Default::default(),
             signin: Default::default(),
@@ -60,6 +58,7 @@ impl Default for WebConfig {
 }
 
 impl WebConfig {
+    /// Whether the session cookie gets the `Secure` flag (the public URL is `https://`).
     pub fn secure_cookies(&self) -> bool {
         self.public_url
             .as_deref()
@@ -70,7 +69,9 @@ impl WebConfig {
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
+    /// The store.
     pub store: Store,
+    /// The server's settings.
     pub config: Arc<WebConfig>,
     /// The connectors: integration kinds, config validation, Test Connection.
     pub registry: Registry,
@@ -81,6 +82,7 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The state of a server over `store` with `config` and the connectors of `registry`.
     pub fn new(store: Store, config: WebConfig, registry: Registry) -> AppState {
         AppState {
             service: IntegrationService::new(store.clone(), registry.clone())

@@ -11,6 +11,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::AppState;
 
+/// The Prometheus recorder's handle that renders `/metrics`.
 pub type MetricsHandle = PrometheusHandle;
 
 /// Installs the process-wide Prometheus recorder once and returns its handle.
@@ -47,6 +48,7 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
     }
 }
 
+/// `/metrics`: Prometheus text.
 pub async fn metrics(State(state): State<AppState>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

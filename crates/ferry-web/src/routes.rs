@@ -12,9 +12,13 @@ use crate::{AppState, api, observe, ui};
 
 /// One route.
 pub struct RouteSpec {
+    /// The HTTP method.
     pub method: Method,
+    /// The path, in axum's syntax (`/api/v1/contacts/{id}`).
     pub path: &'static str,
+    /// Who may call it.
     pub access: Access,
+    /// The handler.
     pub handler: MethodRouter<AppState>,
 }
 
@@ -73,7 +77,7 @@ pub fn table(state: &AppState) -> Vec<RouteSpec> {
         route!(GET "/api/v1/runs/{id}" Viewer => api::runs::get),
         route!(GET "/api/v1/sync-log" Viewer => api::synclog::list),
         route!(GET "/api/v1/sync-log.csv" Viewer => api::synclog::download),
-        route!(GET "/api/v1/hubspot/accounts" Admin => ui::oauth::accounts),
+        route!(GET "/api/v1/accounts" Admin => api::accounts::list),
         route!(GET "/api/v1/integration-types" Viewer => api::types::list),
         route!(GET "/api/v1/alert-settings" Admin => api::alerts::get_settings),
         route!(PUT "/api/v1/alert-settings" Admin => api::alerts::put_settings),
@@ -111,30 +115,26 @@ pub fn table(state: &AppState) -> Vec<RouteSpec> {
         route!(GET "/sync-log.csv" Viewer => ui::synclog::sync_log_csv),
         route!(GET "/errors" Viewer => ui::synclog::errors_page),
         route!(GET "/runs/table" Viewer => ui::runs::runs_table),
-        route!(GET "/oauth/hubspot/start" Admin => ui::oauth::start),
-        route!(GET "/oauth/hubspot/callback" Admin => ui::oauth::callback),
-        route!(GET "/settings/sftp" Admin => ui::sftp::list_page),
-        route!(POST "/settings/sftp" Admin => ui::sftp::create),
-        route!(GET "/settings/sftp/new" Admin => ui::sftp::new_page),
-        route!(POST "/settings/sftp/test" Admin => ui::sftp::test),
-        route!(GET "/settings/sftp/{id}" Admin => ui::sftp::edit_page),
-        route!(POST "/settings/sftp/{id}" Admin => ui::sftp::save),
-        route!(POST "/settings/sftp/{id}/enabled" Admin => ui::sftp::toggle),
-        route!(POST "/settings/sftp/{id}/run" Admin => ui::sftp::run),
-        route!(GET "/settings/sftp/{id}/delete" Admin => ui::sftp::delete_page),
-        route!(POST "/settings/sftp/{id}/delete" Admin => ui::sftp::delete),
+        route!(GET "/oauth/{provider}/start" Admin => ui::connect::start),
+        route!(GET "/oauth/{provider}/callback" Admin => ui::connect::callback),
         route!(GET "/settings/integrations" Admin => ui::browse::browse),
-        // Until the generic platform page exists, SFTP Outbound's card leads to its own list.
-        route!(GET "/settings/integrations/sftp-outbound" Admin => ui::sftp::list_page),
-        route!(GET "/settings/integrations/hubspot" Admin => ui::hubspot::page),
-        route!(GET "/settings/integrations/hubspot/new" Admin => ui::hubspot::new_page),
-        route!(POST "/settings/integrations/hubspot/mapping" Admin => ui::hubspot::mapping),
-        route!(POST "/settings/integrations/hubspot/finish" Admin => ui::hubspot::finish),
-        route!(GET "/settings/integrations/hubspot/{id}" Admin => ui::hubspot::edit_page),
-        route!(POST "/settings/integrations/hubspot/{id}/enabled" Admin => ui::hubspot::toggle),
-        route!(POST "/settings/integrations/hubspot/{id}/run" Admin => ui::hubspot::run),
-        route!(GET "/settings/integrations/hubspot/{id}/delete" Admin => ui::hubspot::delete_page),
-        route!(POST "/settings/integrations/hubspot/{id}/delete" Admin => ui::hubspot::delete),
+        route!(GET "/settings/integrations/{platform}" Admin => ui::integrations::platform_page),
+        route!(GET "/settings/integrations/new/{kind}" Admin => ui::integrations::new_page),
+        route!(POST "/settings/integrations/new/{kind}" Admin => ui::integrations::create),
+        route!(POST "/settings/integrations/test" Admin => ui::integrations::test),
+        route!(POST "/settings/integrations/remote-fields" Admin => ui::integrations::remote_fields_fragment),
+        route!(GET "/settings/integrations/i/{id}" Admin => ui::integrations::edit_page),
+        route!(POST "/settings/integrations/i/{id}" Admin => ui::integrations::save),
+        route!(POST "/settings/integrations/i/{id}/enabled" Admin => ui::integrations::toggle),
+        route!(POST "/settings/integrations/i/{id}/run" Admin => ui::integrations::run),
+        route!(GET "/settings/integrations/i/{id}/delete" Admin => ui::integrations::delete_page),
+        route!(POST "/settings/integrations/i/{id}/delete" Admin => ui::integrations::delete),
+        // Addresses of the screens before they were generic (303 to where they are now).
+        route!(GET "/settings/sftp" Admin => ui::integrations::old_list),
+        route!(GET "/settings/sftp/new" Admin => ui::integrations::old_new),
+        route!(GET "/settings/sftp/{id}" Admin => ui::integrations::old_instance),
+        route!(GET "/settings/integrations/{platform}/new" Admin => ui::integrations::old_new),
+        route!(GET "/settings/integrations/{platform}/{id}" Admin => ui::integrations::old_platform_instance),
         route!(GET "/settings/audit-log" Admin => ui::audit::page),
         route!(GET "/settings/security" Admin => ui::security::page),
         route!(POST "/settings/security/tokens" Admin => ui::security::create_token),

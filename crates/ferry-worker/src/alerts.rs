@@ -68,12 +68,9 @@ impl AlertSender {
                     .map_err(|e| AlertSetupError::SmtpUrl(e.to_string()))?
                     .timeout(Some(Duration::from_secs(30)))
                     .build();
-                let from = s
-                    .from
-                    .parse()
-                    .map_err(|e: lettre::address::AddressError| {
-                        AlertSetupError::From(e.to_string())
-                    })?;
+                let from = s.from.parse().map_err(|e: lettre::address::AddressError| {
+                    AlertSetupError::From(e.to_string())
+                })?;
                 Some((transport, from))
             }
             None => None,

@@ -87,11 +87,7 @@ impl Worker {
     pub async fn deliver_alerts(&self) -> Result<usize, WorkerError> {
         Ok(self
             .alerts
-            .deliver_due(
-                &self.store,
-                &self.config.worker_id,
-                self.config.alert_retry,
-            )
+            .deliver_due(&self.store, &self.config.worker_id, self.config.alert_retry)
             .await?)
     }
 

@@ -1380,7 +1380,10 @@ async fn alerts_reach_a_signed_webhook_and_email_and_are_retried() {
         if alerts.len() == 6 && alerts.iter().all(|a| a.delivered_at.is_some()) {
             break;
         }
-        assert!(Instant::now() < deadline, "alerts not delivered: {alerts:?}");
+        assert!(
+            Instant::now() < deadline,
+            "alerts not delivered: {alerts:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let mut alerts = s.list_alerts(inst, 100).await.unwrap();
@@ -1418,11 +1421,8 @@ async fn alerts_reach_a_signed_webhook_and_email_and_are_retried() {
         .unwrap();
     assert_eq!(retried.attempts, 2);
     for (headers, body) in &got {
-        let expected = ferry_worker::alerts::signature(
-            secret,
-            &header(headers, "x-ferry-timestamp"),
-            body,
-        );
+        let expected =
+            ferry_worker::alerts::signature(secret, &header(headers, "x-ferry-timestamp"), body);
         assert_eq!(header(headers, "x-ferry-signature"), expected);
         let v: Value = serde_json::from_str(body).unwrap();
         assert_eq!(v["event"], header(headers, "x-ferry-event"));
@@ -1437,7 +1437,10 @@ async fn alerts_reach_a_signed_webhook_and_email_and_are_retried() {
     assert!(failed["run"]["error"].as_str().unwrap().contains("403"));
     let over = bodies.iter().find(|b| b["event"] == "failed_rows").unwrap();
     assert_eq!(
-        (over["run"]["status"].as_str(), over["run"]["failed_rows"].as_i64()),
+        (
+            over["run"]["status"].as_str(),
+            over["run"]["failed_rows"].as_i64()
+        ),
         (Some("success"), Some(2))
     );
 

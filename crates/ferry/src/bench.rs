@@ -29,10 +29,10 @@ mod api;
 mod export;
 #[path = "bench_hubspot.rs"]
 mod hubspot;
-#[path = "bench_workers.rs"]
-mod workers;
 #[path = "bench_sftpd.rs"]
 mod sftpd;
+#[path = "bench_workers.rs"]
+mod workers;
 
 /// The ratio Ferry / (sqlite3 loading Ferry's own indexed table) we aim for: that load is the
 /// floor for any importer of the table.
@@ -210,7 +210,11 @@ pub async fn import(rows: u64, keep: bool) -> Result<()> {
     let floor_ratio = ferry_rate / schema_rate;
     println!(
         "  ferry/(sqlite3 into Ferry's table) = {floor_ratio:.2}  (goal >= {GOAL:.2}: {})",
-        if floor_ratio >= GOAL { "met" } else { "not met" }
+        if floor_ratio >= GOAL {
+            "met"
+        } else {
+            "not met"
+        }
     );
     if keep {
         let path = dir.keep();

@@ -150,7 +150,6 @@ pub async fn run(settings: &Settings, store: Store, ready: impl FnOnce(&str)) ->
         public_url: settings.public_url.clone(),
         egress_ips: settings.egress_ips.clone(),
         trusted_proxies: settings.trusted_proxies.clone(),
-        hubspot: settings.hubspot(),
         sftp_address: sftp
             .as_ref()
             .map(|s| sftp_address(settings.public_url.as_deref(), s.local_addr())),

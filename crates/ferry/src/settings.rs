@@ -298,7 +298,9 @@ fn smtp_settings() -> Result<Option<ferry_worker::alerts::SmtpSettings>> {
         .ok()
         .filter(|f| !f.trim().is_empty())
     else {
-        bail!("FERRY_SMTP_URL is set but FERRY_ALERT_FROM is not: set the From address of alert emails, e.g. Ferry <ferry@example.edu>");
+        bail!(
+            "FERRY_SMTP_URL is set but FERRY_ALERT_FROM is not: set the From address of alert emails, e.g. Ferry <ferry@example.edu>"
+        );
     };
     let settings = ferry_worker::alerts::SmtpSettings {
         url: url.trim().to_string(),

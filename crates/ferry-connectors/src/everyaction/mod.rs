@@ -110,6 +110,7 @@ impl Connector for EveryAction {
         Description {
             kind: self.kind(),
             label: self.label(),
+            title: self.label(),
             summary: "Pulls every record changed in EveryAction in the last 48 hours each night (2–5 am by default), matched by mobile phone, keeping the VAN ID as the Constituent ID; conservative or liberal by opt-in status.",
             category: Category::CrmSync,
             platform: PLATFORM,

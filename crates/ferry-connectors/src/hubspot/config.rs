@@ -18,18 +18,34 @@ pub const DEFAULT_EVERY_MINUTES: u32 = 15;
 /// A HubSpot instance's config.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("x-ferry-sections" = [
+    {"title": "Authentication", "fields": ["account_id", "@secrets", "@test"]},
+    {"title": "Data Mapping", "fields": ["mappings", "filters"]},
+    {"title": "Schedule", "fields": ["schedule"]},
+], "x-ferry-submit" = "Finish"))]
 pub struct HubSpotConfig {
-    /// A HubSpot account connected through OAuth (`GET /api/v1/hubspot/accounts`); without it
-    /// the instance uses its `access_token` secret (a private-app token).
+    /// A HubSpot account connected through OAuth (`GET /api/v1/accounts?provider=hubspot`):
+    /// select a previously used account or add a new one. Without it the instance uses its
+    /// private-app access token.
     #[serde(default)]
+    #[schemars(title = "HubSpot account", extend("x-ferry-widget" = "oauth_account"))]
     pub account_id: Option<i64>,
-    /// Ferry field ↔ HubSpot property pairs. CRM ID ↔ `hs_object_id` is always included.
+    /// Which Ferry field matches which HubSpot property. The CRM ID is always mapped to
+    /// HubSpot's Record ID. First name, last name and phone must be mapped (every Ferry contact
+    /// has them), and HubSpot requires email: map it to an email-type field.
+    #[schemars(
+        title = "Field mapping",
+        extend("x-ferry-widget" = "data_mapping", "x-ferry-fixed" = {"local": "crm_id", "remote": "hs_object_id", "label": "Record ID"})
+    )]
     pub mappings: Vec<FieldMapping>,
-    /// A contact syncs only if, for every filter, its field has one of the values.
+    /// A contact syncs only if, for every filtering field, it has one of the values
+    /// (comma-separated); the others are counted as filtered, not as errors.
     #[serde(default)]
+    #[schemars(title = "Filters (optional)", extend("x-ferry-widget" = "filter_rows"))]
     pub filters: Vec<Filter>,
     /// When an incoming instance pulls (outgoing instances push on change).
     #[serde(default)]
+    #[schemars(title = "Schedule")]
     pub schedule: Option<EveryMinutes>,
 }
 
@@ -40,6 +56,7 @@ pub use crate::crm::Filter;
 #[serde(deny_unknown_fields)]
 pub struct EveryMinutes {
     /// Minutes between runs, 1 to 1440.
+    #[schemars(title = "Every (minutes)", range(min = 1, max = 1440))]
     pub every_minutes: u32,
 }
 
@@ -59,17 +76,28 @@ impl HubSpotConfig {
     /// (the rest, in `ferry_core::mapping::resolve`, when the instance is saved and when it runs).
     pub fn parse(config: &Value) -> Result<HubSpotConfig, ConfigError> {
         let c: HubSpotConfig = parse_config(config)?;
+        match c.problems().into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(c),
+        }
+    }
+
+    /// Every problem [`HubSpotConfig::parse`] finds, each on its field (a form shows them all).
+    pub fn problems(&self) -> Vec<ConfigError> {
+        let c = self;
+        let mut out = Vec::new();
         for (i, m) in c.mappings.iter().enumerate() {
             if m.local.trim().is_empty() {
-                return Err(err(format!("mappings[{i}].local"), "choose a Ferry field"));
+                out.push(err(format!("mappings[{i}].local"), "choose a Ferry field"));
+            } else if let Err(e) = check_local(&format!("mappings[{i}].local"), m.local.trim()) {
+                out.push(e);
             }
             if m.remote.trim().is_empty() {
-                return Err(err(
+                out.push(err(
                     format!("mappings[{i}].remote"),
                     "choose a HubSpot property",
                 ));
             }
-            check_local(&format!("mappings[{i}].local"), m.local.trim())?;
         }
         for required in [
             DefaultField::FirstName,
@@ -81,7 +109,7 @@ impl HubSpotConfig {
                 .iter()
                 .any(|m| m.local.trim() == required.as_str())
             {
-                return Err(err(
+                out.push(err(
                     "mappings",
                     format!(
                         "{} must be mapped: every Ferry contact has first name, last name and phone",
@@ -91,7 +119,7 @@ impl HubSpotConfig {
             }
         }
         if !c.mappings.iter().any(|m| m.remote.trim() == "email") {
-            return Err(err(
+            out.push(err(
                 "mappings",
                 "HubSpot requires email: map its email property to an email-type Ferry field",
             ));
@@ -101,7 +129,7 @@ impl HubSpotConfig {
             .iter()
             .position(|m| (m.local.trim() == CRM_ID_FIELD) != (m.remote.trim() == ID_PROPERTY))
         {
-            return Err(err(
+            out.push(err(
                 format!("mappings[{m}]"),
                 format!(
                     "CRM ID is always mapped to {ID_PROPERTY} (the HubSpot Record ID); that pair cannot be changed"
@@ -109,26 +137,28 @@ impl HubSpotConfig {
             ));
         }
         for (i, f) in c.filters.iter().enumerate() {
-            check_local(&format!("filters[{i}].field"), f.field.trim())?;
+            if let Err(e) = check_local(&format!("filters[{i}].field"), f.field.trim()) {
+                out.push(e);
+            }
             if f.values.iter().all(|v| v.trim().is_empty()) {
-                return Err(err(
+                out.push(err(
                     format!("filters[{i}].values"),
                     "give at least one value",
                 ));
             }
         }
         if c.account_id.is_some_and(|a| a <= 0) {
-            return Err(err(
+            out.push(err(
                 "account_id",
-                "an account ID from GET /api/v1/hubspot/accounts",
+                "an account ID from GET /api/v1/accounts?provider=hubspot",
             ));
         }
         if let Some(s) = &c.schedule
             && !(1..=1440).contains(&s.every_minutes)
         {
-            return Err(err("schedule.every_minutes", "between 1 and 1440 minutes"));
+            out.push(err("schedule.every_minutes", "between 1 and 1440 minutes"));
         }
-        Ok(c)
+        out
     }
 }
 

@@ -218,7 +218,18 @@ impl Connector for HubSpot {
     }
 
     fn validate_config(&self, config: &Value) -> Result<(), ConfigError> {
-        let c = HubSpotConfig::parse(config)?;
+        match self.config_errors(config).into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn config_errors(&self, config: &Value) -> Vec<ConfigError> {
+        let c = match crate::connector::parse_config::<HubSpotConfig>(config) {
+            Ok(c) => c,
+            Err(e) => return vec![e],
+        };
+        let mut out = c.problems();
         if self.way == Way::Incoming {
             // An incoming filter reads the value HubSpot sends for the Ferry field, which only
             // a mapped field has: on any other field every contact would be filtered out.
@@ -226,8 +237,8 @@ impl Connector for HubSpot {
                 let field = f.field.trim();
                 let mapped = field == ferry_core::mapping::CRM_ID_FIELD
                     || c.mappings.iter().any(|m| m.local.trim() == field);
-                if !mapped {
-                    return Err(ConfigError::new(
+                if !mapped && !field.is_empty() {
+                    out.push(ConfigError::new(
                         format!("filters[{i}].field"),
                         format!(
                             "\"{field}\" is not in the data mapping, so HubSpot sends no value for it and every contact would be filtered out; map it to a HubSpot property or filter on a mapped field"
@@ -236,7 +247,7 @@ impl Connector for HubSpot {
                 }
             }
         }
-        Ok(())
+        out
     }
 
     fn schedule(&self, config: &Value) -> Option<Schedule> {
@@ -275,6 +286,7 @@ impl Connector for HubSpot {
         Description {
             kind: self.kind(),
             label: self.label(),
+            title: self.label(),
             summary,
             category: Category::CrmSync,
             platform: PLATFORM,
@@ -303,6 +315,10 @@ impl Connector for HubSpot {
             error_codes: Vec::new(),
             oauth_provider: Some("hubspot"),
         }
+    }
+
+    fn oauth_provider(&self) -> Option<Arc<dyn crate::describe::OAuthProvider>> {
+        Some(Arc::new(oauth::Provider::new(self.settings.clone())))
     }
 
     fn validate_secrets(&self, config: &Value, secrets: &Secrets) -> Result<(), ConfigError> {

@@ -304,3 +304,68 @@ impl TokenSource<HubSpotError> for AccountTokens {
         }
     }
 }
+
+/// HubSpot as an OAuth provider of Ferry's generic routes.
+#[derive(Debug, Clone)]
+pub struct Provider {
+    settings: HubSpotSettings,
+}
+
+impl Provider {
+    /// The provider for HubSpot at `settings` (its app in `settings.app`).
+    pub fn new(settings: HubSpotSettings) -> Self {
+        Provider { settings }
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::describe::OAuthProvider for Provider {
+    fn id(&self) -> &'static str {
+        "hubspot"
+    }
+
+    fn name(&self) -> &'static str {
+        "HubSpot"
+    }
+
+    fn is_configured(&self) -> bool {
+        self.settings.app.is_some()
+    }
+
+    fn setup_hint(&self) -> &'static str {
+        "set FERRY_HUBSPOT_CLIENT_ID and FERRY_HUBSPOT_CLIENT_SECRET (a HubSpot public app's credentials) on the server. Until then, use a private app's access token."
+    }
+
+    fn authorize_url(&self, redirect_uri: &str, state: &str) -> Option<String> {
+        let app = self.settings.app.as_ref()?;
+        Some(authorize_url(&self.settings, app, redirect_uri, state))
+    }
+
+    async fn connect(
+        &self,
+        redirect_uri: &str,
+        code: &str,
+    ) -> Result<crate::describe::ConnectedAccount, String> {
+        let app = self
+            .settings
+            .app
+            .as_ref()
+            .ok_or("HubSpot OAuth is not configured on this server.")?;
+        let tokens = exchange_code(&self.settings, app, redirect_uri, code)
+            .await
+            .map_err(|e| format!("HubSpot refused the sign-in: {e}"))?;
+        let hub = hub_of(&self.settings, tokens.access_token.expose_secret())
+            .await
+            .map_err(|e| format!("HubSpot did not say which account this is: {e}"))?;
+        let label = if hub.hub_domain.is_empty() {
+            format!("HubSpot {}", hub.hub_id)
+        } else {
+            format!("{} ({})", hub.hub_domain, hub.hub_id)
+        };
+        Ok(crate::describe::ConnectedAccount {
+            external_id: hub.hub_id,
+            label,
+            tokens: tokens.to_json(),
+        })
+    }
+}

@@ -18,24 +18,36 @@ use crate::connector::{ConfigError, parse_config};
 /// The whole config of an SFTP export.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("x-ferry-sections" = [
+    {"title": "SFTP Server", "fields": ["sftp"]},
+    {"title": "Schedule", "fields": ["schedule"]},
+    {"title": "Data Configuration", "fields": ["filters", "contacts", "neutralize_formulas"]},
+    {"title": "EAB Fields", "fields": ["eab"]},
+]))]
 pub struct ExportConfig {
     /// Where the file goes.
+    #[schemars(title = "SFTP Server")]
     pub sftp: SftpConfig,
     /// When it runs by itself.
     #[serde(default)]
+    #[schemars(title = "Schedule")]
     pub schedule: ScheduleConfig,
     /// Which messages (Conversations and EAB Notes exports; required there).
     #[serde(default)]
+    #[schemars(title = "Messages")]
     pub filters: Option<MessageFilters>,
     /// Which contacts and columns (Contacts export; required there).
     #[serde(default)]
+    #[schemars(title = "Contacts")]
     pub contacts: Option<ContactsConfig>,
     /// The EAB fields (EAB Notes export; required there).
     #[serde(default)]
+    #[schemars(title = "EAB Fields")]
     pub eab: Option<EabConfig>,
     /// Prefix cells that start with `=`, `+`, `-` or `@` with `'` so spreadsheets do not run them
     /// as formulas. Default: on for Contacts and Conversations, off for EAB Notes.
     #[serde(default)]
+    #[schemars(title = "Neutralise formulas")]
     pub neutralize_formulas: Option<bool>,
 }
 
@@ -43,23 +55,31 @@ pub struct ExportConfig {
 /// secrets, set apart from the config.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("x-ferry-order" = ["username", "host", "port", "@secrets", "host_key", "@test", "directory", "file_prefix"]))]
 pub struct SftpConfig {
-    /// Host name or IP address of the server.
+    /// Host name or IP address of the server, e.g. sftp.example.edu.
+    #[schemars(title = "Host")]
     pub host: String,
     /// TCP port (default 22).
     #[serde(default = "default_port")]
+    #[schemars(title = "Port", range(min = 1, max = 65535))]
     pub port: u16,
     /// The account to log in as.
+    #[schemars(title = "Username")]
     pub username: String,
-    /// The directory to put files in; the login directory when empty.
+    /// Where on the server the file goes; the login directory when empty.
     #[serde(default)]
+    #[schemars(title = "Directory")]
     pub directory: Option<String>,
-    /// The start of every file name; a UTC timestamp and `.csv` follow it.
+    /// The start of every file name; a UTC timestamp and `.csv` follow it. Empty: the export's
+    /// own prefix (e.g. `eab_notes_`).
     #[serde(default)]
+    #[schemars(title = "File Prefix")]
     pub file_prefix: Option<String>,
     /// The pinned host key (`SHA256:…`). Empty: the first successful connection pins the key the
     /// server presents; clear it to re-pin after the server's key was replaced.
     #[serde(default)]
+    #[schemars(title = "Host key", extend("x-ferry-learned" = "host_key"))]
     pub host_key: Option<String>,
 }
 
@@ -71,31 +91,90 @@ fn default_port() -> u16 {
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleConfig {
-    /// 0 = 12am–3am … 7 = 9pm–12am.
+    /// The day is divided into 3-hour blocks (0 = 12am–3am … 7 = 9pm–12am, US Eastern time); the
+    /// export runs once in each block selected. We recommend once a day, off-hours (such as
+    /// 12am - 3am). With none selected it runs only with Run now.
     #[serde(default)]
+    #[schemars(title = "Run in these blocks", extend("x-ferry-widget" = "schedule_blocks"))]
     pub blocks: Vec<u8>,
 }
 
 /// Which messages go into the file; at least one value of each is required.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("x-ferry-order" = ["channels", "types", "directions"]))]
 pub struct MessageFilters {
-    /// Channels to include.
+    /// Channels to include: select at least one.
+    #[schemars(title = "Message Channel", transform = channel_labels)]
     pub channels: Vec<Channel>,
-    /// Message types to include.
+    /// Kinds of message to include: select at least one.
+    #[schemars(title = "Message Type", transform = type_labels)]
     pub types: Vec<MessageType>,
-    /// Directions to include (incoming = from the learner).
+    /// Directions to include: select at least one.
+    #[schemars(title = "Message Direction", transform = direction_labels)]
     pub directions: Vec<Direction>,
+}
+
+/// Adds `x-ferry-labels` (value → what people read) to a list-of-enum field's schema.
+fn labels(schema: &mut schemars::Schema, labels: impl Iterator<Item = (&'static str, String)>) {
+    let map: serde_json::Map<String, Value> = labels
+        .map(|(value, label)| (value.to_string(), Value::String(label)))
+        .collect();
+    schema.insert("x-ferry-labels".into(), Value::Object(map));
+}
+
+fn channel_labels(schema: &mut schemars::Schema) {
+    labels(
+        schema,
+        Channel::ALL
+            .iter()
+            .map(|c| (c.as_str(), c.label().to_string())),
+    );
+}
+
+fn type_labels(schema: &mut schemars::Schema) {
+    labels(
+        schema,
+        MessageType::ALL
+            .iter()
+            .map(|t| (t.as_str(), t.label().to_string())),
+    );
+}
+
+fn direction_labels(schema: &mut schemars::Schema) {
+    labels(
+        schema,
+        Direction::ALL.iter().map(|d| {
+            let label = match d {
+                Direction::Incoming => "Incoming (from the learner)",
+                Direction::Outgoing => "Outgoing (from the AI agent or Live Chat agent)",
+            };
+            (d.as_str(), label.to_string())
+        }),
+    );
+}
+
+/// Adds the note body's placeholders (`x-ferry-placeholders`: name and meaning) to its schema.
+fn note_placeholders(schema: &mut schemars::Schema) {
+    let list: Vec<Value> = super::eab::Placeholder::ALL
+        .iter()
+        .map(|p| serde_json::json!({"name": format!("{{{}}}", p.as_str()), "description": p.description()}))
+        .collect();
+    schema.insert("x-ferry-placeholders".into(), Value::Array(list));
 }
 
 /// The Contacts export's columns and filters.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("x-ferry-order" = ["fields", "filters"]))]
 pub struct ContactsConfig {
     /// Columns, in order: `id` (platform ID), default fields, `archived`, custom fields by name.
+    #[schemars(title = "Fields", extend("x-ferry-widget" = "contact_fields"))]
     pub fields: Vec<String>,
-    /// A contact is exported only if, for every filter, its field has one of the values.
+    /// A contact is exported only if, for every filter, its field has one of the values
+    /// (comma-separated). Test users are never exported.
     #[serde(default)]
+    #[schemars(title = "Filters", extend("x-ferry-widget" = "filter_rows"))]
     pub filters: Vec<ContactFilter>,
 }
 
@@ -112,33 +191,50 @@ pub struct ContactFilter {
 /// The EAB-specific fields (seed "Setup", EAB fields).
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("x-ferry-order" = [
+    "import_version", "institution_id", "group_id", "dedupe_contacts", "is_private",
+    "student_viewable", "show_on_student_report", "created_by", "note_reasons", "note_body",
+]))]
 pub struct EabConfig {
-    /// GradesFirst Import Version, from the institution's EAB configuration.
+    /// This number is determined by your EAB configuration.
+    #[schemars(title = "GradesFirst Import Version")]
     pub import_version: String,
-    /// The ID of the EAB institution.
+    /// The ID of your EAB institution.
+    #[schemars(title = "Institution ID")]
     pub institution_id: String,
-    /// Group ID (often just `group_id`).
+    /// This may just be "group_id".
     #[serde(default = "default_group_id")]
+    #[schemars(title = "Group ID")]
     pub group_id: String,
-    /// One row per contact for the run instead of one per message.
+    /// Each learner appears once per file (their latest message; `{count}` is how many),
+    /// instead of once per message.
     #[serde(default)]
+    #[schemars(title = "Deduplicate Contacts?")]
     pub dedupe_contacts: bool,
-    /// Is Private? (Y/N).
+    /// Whether the note is private in EAB.
     #[serde(default)]
+    #[schemars(title = "Is Private?")]
     pub is_private: bool,
-    /// Is Student Viewable (Y/N).
+    /// Whether learners see the note in the EAB portal.
     #[serde(default)]
+    #[schemars(title = "Is Student Viewable")]
     pub student_viewable: bool,
-    /// Show on Student Report (Y/N).
+    /// Whether the note appears on EAB reports.
     #[serde(default)]
+    #[schemars(title = "Show on Student Report")]
     pub show_on_student_report: bool,
-    /// Shown as the note's creator in EAB.
+    /// Shown as the creator of the note in EAB.
     #[serde(default)]
+    #[schemars(title = "Created by")]
     pub created_by: String,
-    /// Metadata on the note in EAB.
+    /// Metadata shown on the note in EAB.
     #[serde(default)]
+    #[schemars(title = "Note Reasons")]
     pub note_reasons: String,
-    /// The note's text, with placeholders such as `{date}` and `{url}`.
+    /// The note's content in EAB. Placeholders become the message's values (such as `{date}`,
+    /// the date of the message, or `{url}`, a link to it); write `{{` and `}}` for literal
+    /// braces.
+    #[schemars(title = "Note Body", extend("x-ferry-widget" = "template"), transform = note_placeholders)]
     pub note_body: String,
 }
 
@@ -172,22 +268,41 @@ impl ExportConfig {
     }
 
     fn validate(&self, kind: ExportKind) -> Result<(), ConfigError> {
+        match self.problems(kind).into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Every problem of a config for `kind`, each on its field, in the form's order (a form
+    /// shows them all at once; the API reports the first).
+    pub fn problems(&self, kind: ExportKind) -> Vec<ConfigError> {
+        let mut out = Vec::new();
+        let mut push = |r: Result<(), ConfigError>| {
+            if let Err(e) = r {
+                out.push(e);
+            }
+        };
         let s = &self.sftp;
-        required("sftp.host", &s.host)?;
-        if s.host.trim().contains(char::is_whitespace) || s.host.contains('/') {
-            return Err(err(
+        if s.host.trim().is_empty() {
+            push(required("sftp.host", &s.host));
+        } else if s.host.trim().contains(char::is_whitespace) || s.host.contains('/') {
+            push(Err(err(
                 "sftp.host",
                 "a host name or IP address, without spaces, scheme or path (e.g. sftp.example.edu)",
-            ));
+            )));
         }
         if s.port == 0 {
-            return Err(err("sftp.port", "must be between 1 and 65535"));
+            push(Err(err("sftp.port", "must be between 1 and 65535")));
         }
-        required("sftp.username", &s.username)?;
+        push(required("sftp.username", &s.username));
         if let Some(dir) = &s.directory
             && dir.chars().any(char::is_control)
         {
-            return Err(err("sftp.directory", "must not contain control characters"));
+            push(Err(err(
+                "sftp.directory",
+                "must not contain control characters",
+            )));
         }
         if let Some(prefix) = &s.file_prefix
             && (prefix.len() > MAX_PREFIX
@@ -196,58 +311,65 @@ impl ExportConfig {
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
                 || prefix.starts_with('.'))
         {
-            return Err(err(
+            push(Err(err(
                 "sftp.file_prefix",
                 format!(
                     "use letters, digits, '-', '_' and '.' (not first), at most {MAX_PREFIX} characters"
                 ),
-            ));
+            )));
         }
         if let Some(key) = &s.host_key
             && !key.is_empty()
             && !is_fingerprint(key)
         {
-            return Err(err(
+            push(Err(err(
                 "sftp.host_key",
                 "a SHA256 fingerprint as ssh-keygen -l prints it (SHA256: and 43 characters), or empty to pin on the next connection",
-            ));
+            )));
         }
         let mut seen = [false; 8];
         for &b in &self.schedule.blocks {
             if b > 7 {
-                return Err(err(
+                push(Err(err(
                     "schedule.blocks",
                     format!("block {b} does not exist; blocks are 0 (12am-3am) to 7 (9pm-12am)"),
-                ));
+                )));
+                break;
             }
             if std::mem::replace(&mut seen[b as usize], true) {
-                return Err(err("schedule.blocks", format!("block {b} is listed twice")));
+                push(Err(err(
+                    "schedule.blocks",
+                    format!("block {b} is listed twice"),
+                )));
+                break;
             }
         }
 
         let uses_messages = matches!(kind, ExportKind::Conversations | ExportKind::EabNotes);
         match (&self.filters, uses_messages) {
-            (None, true) => {
-                return Err(err(
-                    "filters",
-                    "is required: choose the message channels, types and directions to export",
-                ));
-            }
-            (Some(_), false) => {
-                return Err(err(
-                    "filters",
-                    "message filters apply only to Conversations and EAB Notes exports",
-                ));
-            }
+            (None, true) => push(Err(err(
+                "filters",
+                "is required: choose the message channels, types and directions to export",
+            ))),
+            (Some(_), false) => push(Err(err(
+                "filters",
+                "message filters apply only to Conversations and EAB Notes exports",
+            ))),
             (Some(f), true) => {
                 if f.channels.is_empty() {
-                    return Err(err("filters.channels", "select at least one channel"));
+                    push(Err(err("filters.channels", "select at least one channel")));
                 }
                 if f.types.is_empty() {
-                    return Err(err("filters.types", "select at least one message type"));
+                    push(Err(err(
+                        "filters.types",
+                        "select at least one message type",
+                    )));
                 }
                 if f.directions.is_empty() {
-                    return Err(err("filters.directions", "select at least one direction"));
+                    push(Err(err(
+                        "filters.directions",
+                        "select at least one direction",
+                    )));
                 }
             }
             (None, false) => {}
@@ -255,35 +377,38 @@ impl ExportConfig {
 
         match (&self.contacts, kind) {
             (None, ExportKind::Contacts) => {
-                return Err(err("contacts", "is required: choose the fields to export"));
-            }
-            (Some(_), ExportKind::Conversations | ExportKind::EabNotes) => {
-                return Err(err(
+                push(Err(err(
                     "contacts",
-                    "contact columns apply only to Contacts exports",
-                ));
+                    "is required: choose the fields to export",
+                )));
             }
+            (Some(_), ExportKind::Conversations | ExportKind::EabNotes) => push(Err(err(
+                "contacts",
+                "contact columns apply only to Contacts exports",
+            ))),
             (Some(c), ExportKind::Contacts) => {
                 if c.fields.is_empty() {
-                    return Err(err("contacts.fields", "select at least one field"));
+                    push(Err(err("contacts.fields", "select at least one field")));
                 }
                 let mut names = std::collections::BTreeSet::new();
                 for (i, f) in c.fields.iter().enumerate() {
-                    check_field_name(&format!("contacts.fields[{i}]"), f)?;
-                    if !names.insert(f.as_str()) {
-                        return Err(err(
-                            &format!("contacts.fields[{i}]"),
-                            format!("{f:?} is listed twice"),
-                        ));
+                    let path = format!("contacts.fields[{i}]");
+                    if let Err(e) = check_field_name(&path, f) {
+                        push(Err(e));
+                    } else if !names.insert(f.as_str()) {
+                        push(Err(err(&path, format!("{f:?} is listed twice"))));
                     }
                 }
                 for (i, f) in c.filters.iter().enumerate() {
-                    check_field_name(&format!("contacts.filters[{i}].field"), &f.field)?;
+                    push(check_field_name(
+                        &format!("contacts.filters[{i}].field"),
+                        &f.field,
+                    ));
                     if f.values.is_empty() {
-                        return Err(err(
+                        push(Err(err(
                             &format!("contacts.filters[{i}].values"),
                             "give at least one value",
-                        ));
+                        )));
                     }
                 }
             }
@@ -292,22 +417,31 @@ impl ExportConfig {
 
         match (&self.eab, kind) {
             (None, ExportKind::EabNotes) => {
-                return Err(err("eab", "is required for an EAB Notes export"));
+                push(Err(err("eab", "is required for an EAB Notes export")));
             }
             (Some(_), ExportKind::Contacts | ExportKind::Conversations) => {
-                return Err(err("eab", "EAB fields apply only to EAB Notes exports"));
+                push(Err(err(
+                    "eab",
+                    "EAB fields apply only to EAB Notes exports",
+                )));
             }
             (Some(e), ExportKind::EabNotes) => {
-                required("eab.import_version", &e.import_version)?;
-                required("eab.institution_id", &e.institution_id)?;
-                required("eab.group_id", &e.group_id)?;
-                required("eab.note_body", &e.note_body)?;
-                NoteTemplate::parse(&e.note_body)
-                    .map_err(|t| err("eab.note_body", t.to_string()))?;
+                push(required("eab.import_version", &e.import_version));
+                push(required("eab.institution_id", &e.institution_id));
+                push(required("eab.group_id", &e.group_id));
+                if e.note_body.trim().is_empty() {
+                    push(required("eab.note_body", &e.note_body));
+                } else {
+                    push(
+                        NoteTemplate::parse(&e.note_body)
+                            .map(|_| ())
+                            .map_err(|t| err("eab.note_body", t.to_string())),
+                    );
+                }
             }
             (None, _) => {}
         }
-        Ok(())
+        out
     }
 
     /// The schedule the worker follows.

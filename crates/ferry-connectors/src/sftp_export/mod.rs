@@ -58,6 +58,15 @@ impl ExportKind {
         }
     }
 
+    /// One instance's name: the form of a new one is "New EAB Notes Export" (seed 000).
+    pub fn title(self) -> &'static str {
+        match self {
+            ExportKind::Contacts => "Contacts Export",
+            ExportKind::Conversations => "Conversations Export",
+            ExportKind::EabNotes => "EAB Notes Export",
+        }
+    }
+
     /// The file prefix when none is set.
     pub fn default_prefix(self) -> &'static str {
         match self {
@@ -113,8 +122,7 @@ fn describe(kind: ExportKind) -> Description {
         "types": ferry_core::message::MessageType::ALL,
         "directions": ferry_core::message::Direction::ALL,
     });
-    let sftp =
-        json!({"host": "", "port": ferry_sftp::DEFAULT_PORT, "username": "", "directory": ""});
+    let sftp = json!({"host": "", "port": ferry_sftp::DEFAULT_PORT, "username": ""});
     let (summary, default_config) = match kind {
         ExportKind::Contacts => (
             "Every contact (never test users) that passes your filters, with the fields you choose, in one CSV file per run.",
@@ -141,6 +149,7 @@ fn describe(kind: ExportKind) -> Description {
     Description {
         kind: kind.kind(),
         label: kind.label(),
+        title: kind.title(),
         summary,
         category: Category::SftpOutbound,
         platform: PLATFORM,
@@ -184,10 +193,19 @@ fn strip_null(schema: &mut Value) {
             .filter(|s| s.get("type") != Some(&json!("null")))
             .collect();
         if let [only] = rest.as_slice() {
-            let description = schema.get("description").cloned();
+            // The field's own words (title, help, x-ferry-…) stay on it.
+            let own: Vec<(String, Value)> = schema
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .filter(|(k, _)| *k != "anyOf")
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                })
+                .unwrap_or_default();
             *schema = only.clone();
-            if let Some(d) = description {
-                schema["description"] = d;
+            for (k, v) in own {
+                schema[k] = v;
             }
         }
     } else if let Some(types) = schema.get("type").and_then(Value::as_array).cloned() {
@@ -242,6 +260,13 @@ impl Connector for SftpExport {
         ExportConfig::parse(self.kind, config).map(|_| ())
     }
 
+    fn config_errors(&self, config: &Value) -> Vec<ConfigError> {
+        match crate::connector::parse_config::<ExportConfig>(config) {
+            Ok(c) => c.problems(self.kind),
+            Err(e) => vec![e],
+        }
+    }
+
     fn schedule(&self, config: &Value) -> Option<Schedule> {
         ExportConfig::parse(self.kind, config)
             .ok()
@@ -250,6 +275,25 @@ impl Connector for SftpExport {
 
     fn describe(&self) -> Description {
         describe(self.kind)
+    }
+
+    /// `user@host:directory` (the port when it is not 22).
+    fn instance_summary(&self, config: &Value) -> Option<String> {
+        let s = config.get("sftp")?;
+        let text = |k: &str| s.get(k).and_then(Value::as_str).unwrap_or("").trim();
+        let host = text("host");
+        if host.is_empty() {
+            return None;
+        }
+        let port = match s.get("port").and_then(Value::as_u64) {
+            Some(p) if p != u64::from(ferry_sftp::DEFAULT_PORT) => format!(":{p}"),
+            _ => String::new(),
+        };
+        let dir = match text("directory") {
+            "" => String::new(),
+            d => format!(":{d}"),
+        };
+        Some(format!("{}@{host}{port}{dir}", text("username")))
     }
 
     /// A new host or port is a new server: its key is pinned afresh at the next connection,

@@ -82,6 +82,7 @@ fn yes() -> bool {
 /// An alert Ferry queued, and how its delivery went.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct AlertView {
+    /// The outbox ID, sent as `X-Ferry-Delivery` on every attempt.
     pub id: i64,
     /// The run it is about (`null` once that run is gone).
     pub run_id: Option<i64>,
@@ -93,6 +94,7 @@ pub struct AlertView {
     pub event: String,
     /// Attempts made so far (retried with a growing wait, for about a day).
     pub attempts: i64,
+    /// When it was delivered; `null` while not (yet).
     #[schema(value_type = Option<String>, format = DateTime)]
     pub delivered_at: Option<jiff::Timestamp>,
     /// When Ferry stopped trying.
@@ -100,6 +102,7 @@ pub struct AlertView {
     pub gave_up_at: Option<jiff::Timestamp>,
     /// Why the last attempt failed.
     pub last_error: Option<String>,
+    /// When it was queued.
     #[schema(value_type = String, format = DateTime)]
     pub created_at: jiff::Timestamp,
 }

@@ -19,6 +19,7 @@ use crate::extract::QueryArgs;
 pub struct AuditEntryView {
     /// Later events have larger ids.
     pub id: i64,
+    /// When it happened.
     #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
     /// `user`, `token`, `cli`, `system` (the worker) or `anonymous` (failed sign-ins).
@@ -61,6 +62,7 @@ impl From<AuditEntry> for AuditEntryView {
 /// One page of events, newest first.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct AuditList {
+    /// The entries, newest first.
     pub entries: Vec<AuditEntryView>,
     /// Pass as `cursor` for the next (older) page; absent on the last page.
     pub next_cursor: Option<i64>,

@@ -19,14 +19,21 @@ use crate::extract::{JsonBody, QueryArgs, body_bytes};
 /// A contact as the API shows it. `id` is the platform ID.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ContactView {
+    /// The platform ID.
     pub id: i64,
+    /// First name.
     pub first_name: Option<String>,
+    /// Last name.
     pub last_name: Option<String>,
+    /// Preferred name.
     pub preferred_name: Option<String>,
     /// E.164.
     pub phone: Option<String>,
+    /// Email address.
     pub email: Option<String>,
+    /// Enrollment ID.
     pub enrollment_id: Option<String>,
+    /// The ID of the contact's record in the institution's CRM or SIS.
     pub crm_id: Option<String>,
     /// True exactly when `sms_opt_in` is `opted_in` (kept for clients of the yes/no field).
     pub opt_in: bool,
@@ -35,21 +42,32 @@ pub struct ContactView {
     /// When `sms_opt_in` last changed; null while it never did.
     #[schema(value_type = Option<String>, format = DateTime)]
     pub sms_opt_in_changed_at: Option<jiff::Timestamp>,
+    /// Street address.
     pub street_address: Option<String>,
+    /// Street address, second line.
     pub street_address_2: Option<String>,
+    /// City.
     pub city: Option<String>,
+    /// State or region.
     pub state: Option<String>,
+    /// ZIP or postal code.
     pub zip_code: Option<String>,
+    /// Country.
     pub country: Option<String>,
+    /// A test user: stored and shown, never synced.
     pub test_user: bool,
+    /// Archived contacts are hidden from lists unless asked for.
     pub archived: bool,
     /// Custom fields by name, typed (text, number, `YYYY-MM-DD` dates, booleans, emails, E.164 phones).
     #[schema(value_type = Object)]
     pub custom: BTreeMap<String, Value>,
+    /// The institution's change sequence of its last change.
     pub change_seq: i64,
     #[schema(value_type = String, format = DateTime)]
+    /// When it was created.
     pub created_at: jiff::Timestamp,
     #[schema(value_type = String, format = DateTime)]
+    /// When it last changed.
     pub updated_at: jiff::Timestamp,
 }
 
@@ -91,22 +109,29 @@ impl From<Contact> for ContactView {
 #[serde(deny_unknown_fields)]
 pub struct ContactInput {
     #[schema(value_type = Option<String>)]
+    /// First name (`UNSET` clears it).
     pub first_name: Option<Value>,
     #[schema(value_type = Option<String>)]
+    /// Last name (`UNSET` clears it).
     pub last_name: Option<Value>,
     #[schema(value_type = Option<String>)]
+    /// Preferred name (`UNSET` clears it).
     pub preferred_name: Option<Value>,
     /// Any common format; stored as E.164 (US numbers without a country code).
     #[schema(value_type = Option<String>)]
     pub phone: Option<Value>,
     #[schema(value_type = Option<String>)]
+    /// Email address.
     pub email: Option<Value>,
     #[schema(value_type = Option<String>)]
+    /// Enrollment ID (`UNSET` clears it).
     pub enrollment_id: Option<Value>,
     #[schema(value_type = Option<String>)]
+    /// CRM ID (`UNSET` clears it).
     pub crm_id: Option<Value>,
     /// Yes/no; true sets `sms_opt_in` to `opted_in`, false turns `opted_in` into `opted_out`.
     #[schema(value_type = Option<bool>)]
+    /// Whether the contact opted in to messages.
     pub opt_in: Option<Value>,
     /// `opted_in`, `opted_out` or `unknown` (case, spaces and hyphens do not matter); Ferry
     /// records when it changes. `UNSET` is refused.
@@ -116,17 +141,23 @@ pub struct ContactInput {
     /// clearable default fields does not name them).
     #[schema(value_type = Option<String>)]
     pub street_address: Option<Value>,
+    /// Street address, second line (`UNSET` clears it).
     #[schema(value_type = Option<String>)]
     pub street_address_2: Option<Value>,
+    /// City (`UNSET` clears it).
     #[schema(value_type = Option<String>)]
     pub city: Option<Value>,
+    /// State or region (`UNSET` clears it).
     #[schema(value_type = Option<String>)]
     pub state: Option<Value>,
+    /// ZIP or postal code (`UNSET` clears it).
     #[schema(value_type = Option<String>)]
     pub zip_code: Option<Value>,
+    /// Country (`UNSET` clears it).
     #[schema(value_type = Option<String>)]
     pub country: Option<Value>,
     #[schema(value_type = Option<bool>)]
+    /// A test user: never synced.
     pub test_user: Option<Value>,
     /// Custom field values by field name.
     #[schema(value_type = Option<Object>)]
@@ -363,7 +394,9 @@ pub struct ListParams {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+/// A page of contacts.
 pub struct ContactList {
+    /// The contacts.
     pub contacts: Vec<ContactView>,
     /// Pass as `cursor` for the next page; absent on the last page.
     pub next_cursor: Option<i64>,
@@ -457,21 +490,29 @@ pub async fn import(
 /// The import report (documentation shape of `ImportReport`).
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ImportReportView {
+    /// Rows that created a contact.
     pub created: u64,
+    /// Rows that changed a contact.
     pub updated: u64,
     /// Rows that matched a contact and changed nothing.
     pub unchanged: u64,
     /// Rows not applied; each is listed in `errors` (up to 1,000).
     pub skipped: u64,
+    /// The rows not applied, with why.
     pub errors: Vec<ImportRowErrorView>,
+    /// Whether more rows were skipped than `errors` lists.
     pub errors_truncated: bool,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+/// A row an import did not apply.
 pub struct ImportRowErrorView {
     /// Spreadsheet row number (the header is row 1).
     pub row: u64,
+    /// The error dictionary code.
     pub code: String,
+    /// The column at fault, if one is.
     pub field: Option<String>,
+    /// What is wrong, for people.
     pub message: String,
 }

@@ -14,6 +14,7 @@ use crate::extract::JsonBody;
 
 #[derive(Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+/// A custom field.
 pub struct FieldView {
     /// The key in imports and the API: lower-case letters, digits and underscores.
     pub name: String,

@@ -25,14 +25,18 @@ use crate::extract::JsonBody;
 /// An integration instance. Secrets appear only as set or not.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct IntegrationView {
+    /// The integration's ID.
     pub id: i64,
-    /// The kind, e.g. `eab_notes_export`.
+    /// The kind, e.g. `contacts_export`.
     #[serde(rename = "type")]
     pub kind: String,
-    /// The kind as people read it, e.g. `EAB Notes`.
+    /// The kind as people read it, e.g. `Contacts`.
     pub type_label: String,
+    /// The name people see in lists.
     pub name: String,
+    /// A longer description (lists only; it changes nothing).
     pub description: String,
+    /// Whether it runs by itself (on its schedule or on change); Run now works either way.
     pub enabled: bool,
     /// The kind's configuration.
     #[schema(value_type = Object)]
@@ -43,8 +47,10 @@ pub struct IntegrationView {
     #[schema(value_type = Object)]
     pub state: Value,
     #[schema(value_type = String, format = DateTime)]
+    /// When it was created.
     pub created_at: Timestamp,
     #[schema(value_type = String, format = DateTime)]
+    /// When it last changed.
     pub updated_at: Timestamp,
 }
 
@@ -78,11 +84,13 @@ impl IntegrationView {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateIntegration {
-    /// `contacts_export`, `conversations_export` or `eab_notes_export`.
+    /// One of the kinds `/api/v1/integration-types` lists.
     #[serde(rename = "type")]
     pub kind: String,
+    /// The name people see in lists (required, at most 200 characters).
     pub name: String,
     #[serde(default)]
+    /// A longer description (at most 2,000 characters).
     pub description: String,
     /// Whether it runs on its schedule (default false).
     #[serde(default)]
@@ -102,18 +110,24 @@ pub struct CreateIntegration {
 #[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchIntegration {
+    /// A new name.
     pub name: Option<String>,
+    /// A new description.
     pub description: Option<String>,
+    /// On or off.
     pub enabled: Option<bool>,
     #[schema(value_type = Option<Object>)]
+    /// A JSON merge patch over the saved config.
     pub config: Option<Value>,
     #[schema(value_type = Option<Object>)]
+    /// Secrets to set (a string) or remove (`null`).
     pub secrets: Option<Map<String, Value>>,
 }
 
 /// Test Connection's answer. A failed test is an answer too (`ok` false, with the reason).
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct TestConnectionView {
+    /// Whether the remote was reached and the credentials work.
     pub ok: bool,
     /// The server's host key fingerprint (`SHA256:…`), when the connection got that far.
     pub host_key: Option<String>,
@@ -138,20 +152,23 @@ pub struct TestConnectionInput {
 #[serde(deny_unknown_fields)]
 pub struct TestNewConnectionInput {
     #[serde(rename = "type")]
+    /// The kind to test, as in `CreateIntegration`.
     pub kind: String,
     #[schema(value_type = Object)]
+    /// The whole config to test.
     pub config: Value,
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
+    /// The secrets to test with.
     pub secrets: Option<Map<String, Value>>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+/// A queued run.
 pub struct RunQueued {
+    /// The run's ID (see `GET /api/v1/runs/{id}`).
     pub run_id: i64,
 }
-
-pub(crate) use ferry_connectors::service::merge_patch;
 
 /// Validates and stores a new integration (through the service, as every caller does).
 pub(crate) async fn create_integration(
@@ -236,7 +253,7 @@ pub async fn list(
     (status = 403, response = d::Forbidden),
     (status = 413, response = d::PayloadTooLarge),
     (status = 415, response = d::NotJson),
-    (status = 422, description = "`field` names what is wrong, e.g. `config.eab.note_body`.", body = ErrorBody),
+    (status = 422, description = "`field` names what is wrong, e.g. `config.sftp.host`.", body = ErrorBody),
     (status = 504, description = "The remote (a CRM, an SFTP server) did not answer the save's check in time (`remote_timeout`); nothing was saved.", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,

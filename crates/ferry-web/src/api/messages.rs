@@ -14,18 +14,26 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{JsonBody, QueryArgs};
 
 #[derive(Serialize, utoipa::ToSchema)]
+/// A message.
 pub struct MessageView {
+    /// The message's ID.
     pub id: i64,
+    /// The contact it was exchanged with.
     pub contact_id: i64,
     #[schema(value_type = String)]
+    /// `sms`, `web_chat`, `email` or `whatsapp`.
     pub channel: Channel,
     #[serde(rename = "type")]
     #[schema(value_type = String)]
+    /// `ai_agent`, `live_chat` or `campaign`.
     pub message_type: MessageType,
     #[schema(value_type = String)]
+    /// `incoming` (from the learner) or `outgoing`.
     pub direction: Direction,
+    /// The text.
     pub body: String,
     #[schema(value_type = String, format = DateTime)]
+    /// When it was sent.
     pub sent_at: jiff::Timestamp,
     /// Monotonic per institution, assigned at insert.
     pub sequence: i64,
@@ -48,7 +56,9 @@ impl From<Message> for MessageView {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+/// A message to store.
 pub struct MessageInput {
+    /// The contact it was exchanged with.
     pub contact_id: i64,
     /// `sms`, `web_chat`, `email` or `whatsapp`.
     #[schema(value_type = String)]
@@ -60,6 +70,7 @@ pub struct MessageInput {
     /// `incoming` (from the learner) or `outgoing`.
     #[schema(value_type = String)]
     pub direction: Direction,
+    /// The text.
     pub body: String,
     /// RFC 3339.
     #[schema(value_type = String, format = DateTime)]
@@ -68,13 +79,16 @@ pub struct MessageInput {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+/// Messages to store together.
 pub struct MessageBatch {
     /// 1 to 1,000 messages, inserted together or not at all.
     pub messages: Vec<MessageInput>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+/// A page of messages.
 pub struct MessageList {
+    /// The messages.
     pub messages: Vec<MessageView>,
 }
 

@@ -1,5 +1,6 @@
 //! REST API v1. JSON in and out; errors as `{"error":{"code","message","field"?}}`.
 
+pub mod accounts;
 pub mod alerts;
 pub mod audit;
 pub mod contacts;
@@ -34,7 +35,7 @@ use crate::auth::Auth;
         messages::list, messages::create,
         runs::list, runs::get,
         synclog::list, synclog::download,
-        crate::ui::oauth::accounts,
+        accounts::list,
         integrations::list, integrations::create, integrations::get, integrations::patch, integrations::delete,
         integrations::test_saved, integrations::test_new, integrations::run,
         types::list,
@@ -51,6 +52,7 @@ use crate::auth::Auth;
     modifiers(&SecuritySchemes),
     security(("bearer" = []), ("session" = [])),
 )]
+/// The OpenAPI document of API v1 (the integration kinds' config schemas are added when it is served).
 pub struct ApiDoc;
 
 /// The two ways to authenticate: an API token, or a signed-in user's session cookie.
@@ -84,22 +86,31 @@ impl utoipa::Modify for SecuritySchemes {
 pub async fn openapi_json(State(state): State<AppState>) -> impl IntoResponse {
     let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
     types::publish_config_schemas(&mut doc, &state.registry);
+    accounts::publish_providers(&mut doc, &state.registry);
     Json(doc)
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+/// The caller: its institution, role and email.
 pub struct MeView {
+    /// The institution the caller acts in.
     pub institution: InstitutionView,
+    /// `admin` or `viewer`.
     pub role: String,
     /// The signed-in user's email (absent for API tokens).
     pub email: Option<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+/// An institution.
 pub struct InstitutionView {
+    /// The institution's ID.
     pub id: i64,
+    /// Its short name, e.g. `state-u`.
     pub slug: String,
+    /// Its name as people read it.
     pub name: String,
+    /// The IANA time zone its times are shown in.
     pub time_zone: String,
 }
 
@@ -122,9 +133,13 @@ pub async fn me(auth: Auth) -> Json<MeView> {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+/// One code of the error dictionary.
 pub struct ErrorCodeView {
+    /// The code, as in `error.code` and Sync Log rows.
     pub code: &'static str,
+    /// What it means.
     pub meaning: &'static str,
+    /// What to do about it.
     pub next_step: &'static str,
 }
 

@@ -28,13 +28,15 @@ pub fn file_name(detail: &Value) -> Option<String> {
 /// One run of an integration.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct RunView {
+    /// The run's ID.
     pub id: i64,
+    /// The integration it ran.
     pub integration_id: i64,
     /// The integration's name.
     pub integration_name: String,
-    /// The integration's kind when the run was made, e.g. `eab_notes_export`.
+    /// The integration's kind when the run was made, e.g. `contacts_export`.
     pub kind: String,
-    /// The Recent Runs "Type": `Contacts`, `Conversations`, `EAB Notes`, … (the kind when it
+    /// The Recent Runs "Type": `Contacts`, `Conversations`, … (the kind when it
     /// has no label).
     pub type_label: String,
     /// `scheduled`, `manual` or `change`.
@@ -51,8 +53,10 @@ pub struct RunView {
     /// Rows in the exported file (contacts synced, for syncs).
     pub rows: i64,
     #[schema(value_type = Option<String>, format = DateTime)]
+    /// When it began; absent while queued.
     pub started_at: Option<Timestamp>,
     #[schema(value_type = Option<String>, format = DateTime)]
+    /// When it ended (or failed); absent until then.
     pub finished_at: Option<Timestamp>,
     /// Why the run failed.
     pub error: Option<String>,
@@ -64,10 +68,12 @@ pub struct RunView {
     /// How many times a worker took the run up (a run whose worker stopped is retried).
     pub attempt: i64,
     #[schema(value_type = String, format = DateTime)]
+    /// When it was queued.
     pub created_at: Timestamp,
 }
 
 impl RunView {
+    /// A run as the API shows it, with its integration's name and type label.
     pub fn new(r: Run, integration_name: String, type_label: String) -> RunView {
         RunView {
             id: r.id,
@@ -117,6 +123,7 @@ pub struct ListParams {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+/// A page of runs, newest first.
 pub struct RunList {
     /// Newest first.
     pub runs: Vec<RunView>,

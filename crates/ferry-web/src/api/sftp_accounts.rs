@@ -23,6 +23,7 @@ use crate::extract::JsonBody;
 /// A public key of an account.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct SftpKeyView {
+    /// The key's ID.
     pub id: i64,
     /// `ssh-ed25519`, `ecdsa-sha2-nistp256`, `ssh-rsa`, …
     pub algorithm: String,
@@ -30,7 +31,9 @@ pub struct SftpKeyView {
     pub public_key: String,
     /// `SHA256:…`, as `ssh-keygen -l` prints it.
     pub fingerprint: String,
+    /// The comment of the OpenSSH public key line.
     pub comment: String,
+    /// When it was added.
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
 }
@@ -51,6 +54,7 @@ impl From<SftpKey> for SftpKeyView {
 /// A host key of the server, for customers to check on first connection.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct HostKeyView {
+    /// `ed25519` (the default) or `rsa` (4096 bits).
     pub algorithm: String,
     /// `SHA256:…`.
     pub fingerprint: String,
@@ -68,19 +72,27 @@ pub struct ConnectionView {
 /// An SFTP account. The password appears only as set or not.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct SftpAccountView {
+    /// The account's ID.
     pub id: i64,
     /// The login name (unique on the server).
     pub username: String,
+    /// Whether the account may sign in.
     pub enabled: bool,
     /// Whether password logins are possible (off unless a password is set).
     pub password_set: bool,
+    /// When the account last signed in; `null` while never.
     #[schema(value_type = Option<String>, format = DateTime)]
     pub last_login_at: Option<Timestamp>,
+    /// The address it last signed in from.
     pub last_login_ip: Option<String>,
+    /// Its public keys.
     pub keys: Vec<SftpKeyView>,
+    /// What to give the customer to connect with.
     pub connection: ConnectionView,
+    /// When it was created.
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
+    /// When it was last changed.
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
@@ -141,6 +153,7 @@ fn some_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>
 #[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchSftpAccount {
+    /// Whether the account may sign in; left out, unchanged.
     pub enabled: Option<bool>,
     /// A new password, or `null` to turn password logins off.
     #[serde(default, deserialize_with = "some_or_null")]
@@ -173,6 +186,7 @@ pub struct GenerateSftpKey {
 /// A generated key pair: the private key is in this answer only.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct GeneratedKeyView {
+    /// The new key's public half, as stored.
     pub key: SftpKeyView,
     /// The private key in OpenSSH format. Shown once: Ferry does not keep it.
     pub private_key: String,

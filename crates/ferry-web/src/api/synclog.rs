@@ -28,12 +28,16 @@ pub const MAX_CSV_ROWS: usize = 200_000;
 /// One Sync Log row.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct SyncLogView {
+    /// The row's ID.
     pub id: i64,
     #[schema(value_type = String, format = DateTime)]
+    /// When the problem happened.
     pub timestamp: Timestamp,
+    /// The integration that wrote it; absent once the integration was deleted.
     pub integration_id: Option<i64>,
     /// The integration's name (empty once the integration was deleted).
     pub integration_name: String,
+    /// The run that wrote it.
     pub run_id: Option<i64>,
     /// `incoming` (into Ferry) or `outgoing` (from Ferry).
     #[schema(value_type = String)]
@@ -44,11 +48,14 @@ pub struct SyncLogView {
     pub contact_name: Option<String>,
     /// A code from the error dictionary (`GET /api/v1/errors`).
     pub code: String,
+    /// What happened, for people.
     pub message: String,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+/// A page of Sync Log rows, newest first.
 pub struct SyncLogList {
+    /// The rows.
     pub entries: Vec<SyncLogView>,
     /// Pass as `cursor` for the next (older) page; absent on the last page.
     pub next_cursor: Option<i64>,

@@ -20,11 +20,13 @@ use crate::extract::JsonBody;
 /// An API token, without its secret.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct TokenView {
+    /// The token's ID.
     pub id: i64,
     /// A name for people, to tell tokens apart.
     pub name: String,
     /// `admin` or `viewer`.
     pub role: String,
+    /// When it was created.
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     /// When it last authenticated a request, to within five minutes; absent if never.
@@ -69,6 +71,7 @@ pub(crate) fn token_status(t: &ApiToken) -> &'static str {
 /// A new token: its record and its secret, shown this once.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct NewTokenView {
+    /// The new token (without its secret).
     #[serde(flatten)]
     pub token: TokenView,
     /// Send as `Authorization: Bearer <secret>`. Ferry keeps only a hash: it cannot be shown
@@ -181,11 +184,13 @@ pub struct SessionView {
     pub id: String,
     /// Whose session.
     pub email: String,
+    /// When the session began.
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     /// When it last made a request, to within five minutes.
     #[schema(value_type = Option<String>, format = DateTime)]
     pub last_seen_at: Option<Timestamp>,
+    /// When the session ends unless used.
     #[schema(value_type = String, format = DateTime)]
     pub expires_at: Timestamp,
     /// The address it signed in from.
@@ -249,6 +254,7 @@ pub async fn end_session(
 /// How many sessions ended.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct SignedOut {
+    /// How many sessions were ended.
     pub sessions_ended: u64,
 }
 

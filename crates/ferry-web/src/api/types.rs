@@ -19,6 +19,8 @@ pub struct IntegrationTypeView {
     pub kind: &'static str,
     /// The name people see (the Type column of Recent Runs).
     pub label: &'static str,
+    /// One instance's name, e.g. `Contacts Export` (a form for a new one says "New …").
+    pub title: &'static str,
     /// What an instance of this type does.
     pub summary: &'static str,
     /// `crm_sync`, `sftp_outbound` or `inbound_files`.
@@ -44,8 +46,11 @@ pub struct IntegrationTypeView {
 /// A platform (one card on Browse Available).
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct PlatformView {
+    /// The platform's identifier in URLs.
     pub id: &'static str,
+    /// The platform's name.
     pub name: &'static str,
+    /// One paragraph on what Ferry does with it.
     pub summary: &'static str,
 }
 
@@ -54,10 +59,12 @@ pub struct PlatformView {
 pub struct SecretView {
     /// Its name under `secrets`.
     pub name: &'static str,
+    /// The form's label.
     pub label: &'static str,
     /// `password`, `private_key` or `token`.
     #[schema(value_type = String)]
     pub kind: Value,
+    /// The help text under the field.
     pub help: &'static str,
 }
 
@@ -66,6 +73,7 @@ impl IntegrationTypeView {
         IntegrationTypeView {
             kind: d.kind,
             label: d.label,
+            title: d.title,
             summary: d.summary,
             category: d.category.as_str(),
             category_label: d.category.label(),

@@ -47,6 +47,7 @@ const FAMILIES: &[&str] = &[
     "signin",
 ];
 
+/// The audit log page's filters (query parameters).
 #[derive(Deserialize, Default)]
 pub struct Params {
     kind: Option<String>,
@@ -74,6 +75,7 @@ fn day_start(day: &str, tz: &str, next: bool) -> Result<jiff::Timestamp, String>
         .map_err(|e| e.to_string())
 }
 
+/// Settings → Audit log.
 pub async fn page(State(state): State<AppState>, auth: Auth, Query(p): Query<Params>) -> Response {
     let inst = &auth.principal.institution;
     let tz = inst.time_zone.as_str();
@@ -143,7 +145,7 @@ pub async fn page(State(state): State<AppState>, auth: Auth, Query(p): Query<Par
     (
         status,
         AuditPage {
-            nav: Nav::new(&auth, "audit"),
+            nav: Nav::new(&state, &auth, "audit"),
             rows,
             kinds: FAMILIES.iter().map(|f| (*f, *f == kind)).collect(),
             first_link: p.cursor.map(|_| link(None)),

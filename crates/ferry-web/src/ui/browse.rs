@@ -60,7 +60,7 @@ pub async fn browse(State(state): State<AppState>, auth: Auth) -> Response {
         }
     }
     BrowsePage {
-        nav: Nav::new(&auth, "integrations"),
+        nav: Nav::new(&state, &auth, "integrations"),
         groups,
     }
     .into_response()

@@ -327,7 +327,7 @@ pub async fn runs_page(
         StatusCode::BAD_REQUEST
     };
     let page = RunsPage {
-        nav: Nav::new(&auth, "runs"),
+        nav: Nav::new(&state, &auth, "runs"),
         time_zone: auth.principal.institution.time_zone.clone(),
         integrations: integrations
             .into_iter()

@@ -72,7 +72,7 @@ async fn render(state: &AppState, auth: &Auth, o: Outcome) -> Response {
         t.map_or_else(|| none.to_string(), |t| fmt_time(t, tz))
     };
     let page = SecurityPage {
-        nav: Nav::new(auth, "security"),
+        nav: Nav::new(state, auth, "security"),
         tokens: tokens
             .into_iter()
             .map(|t| TokenRow {
@@ -106,10 +106,12 @@ async fn render(state: &AppState, auth: &Auth, o: Outcome) -> Response {
     (o.status.unwrap_or(StatusCode::OK), page).into_response()
 }
 
+/// Settings → Security: API tokens and open sessions.
 pub async fn page(State(state): State<AppState>, auth: Auth) -> Response {
     render(&state, &auth, Outcome::default()).await
 }
 
+/// The new-token form.
 #[derive(Deserialize)]
 pub struct TokenForm {
     name: String,
@@ -118,6 +120,7 @@ pub struct TokenForm {
     expires_in_days: String,
 }
 
+/// Creates a token and shows its secret once.
 pub async fn create_token(
     State(state): State<AppState>,
     auth: Auth,
@@ -173,6 +176,7 @@ pub async fn create_token(
     }
 }
 
+/// Revokes a token.
 pub async fn revoke_token(
     State(state): State<AppState>,
     auth: Auth,
@@ -197,6 +201,7 @@ pub async fn revoke_token(
     }
 }
 
+/// Ends one session.
 pub async fn end_session(
     State(state): State<AppState>,
     auth: Auth,
@@ -214,6 +219,7 @@ pub async fn end_session(
     }
 }
 
+/// Ends every session of the signed-in user, in every institution.
 pub async fn sign_out_everywhere(State(state): State<AppState>, auth: Auth) -> Response {
     let Some(user) = &auth.principal.user else {
         return super::error_page(

@@ -104,6 +104,7 @@ struct LogPage {
     download_link: String,
 }
 
+/// The Sync Log page: filters, pages and Download Logs.
 pub async fn sync_log_page(
     State(state): State<AppState>,
     auth: Auth,
@@ -138,7 +139,7 @@ pub async fn sync_log_page(
             .join("&")
     };
     LogPage {
-        nav: Nav::new(&auth, "sync_log"),
+        nav: Nav::new(&state, &auth, "sync_log"),
         rows: rows
             .into_iter()
             .map(|view| Row {
@@ -212,7 +213,7 @@ struct ErrorsPage {
 /// The error dictionary: every code with its meaning and the next step.
 pub async fn errors_page(State(state): State<AppState>, auth: Auth) -> Response {
     ErrorsPage {
-        nav: Nav::new(&auth, "errors"),
+        nav: Nav::new(&state, &auth, "errors"),
         codes: state
             .registry
             .dictionary()

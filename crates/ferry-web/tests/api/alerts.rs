@@ -9,7 +9,14 @@ use crate::helpers::spawn_app;
 #[tokio::test]
 async fn alert_settings_are_admin_only_validated_and_keep_the_secret_write_only() {
     let app = spawn_app().await;
-    let put = |body| app.call(Method::PUT, "/api/v1/alert-settings", &app.admin_token, Some(body));
+    let put = |body| {
+        app.call(
+            Method::PUT,
+            "/api/v1/alert-settings",
+            &app.admin_token,
+            Some(body),
+        )
+    };
     let (s, b) = app.get("/api/v1/alert-settings").await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(
@@ -28,7 +35,10 @@ async fn alert_settings_are_admin_only_validated_and_keep_the_secret_write_only(
     assert!(!b.to_string().contains("0123456789abcdef"), "{b}");
     for (body, field) in [
         (json!({"webhook_url": "hooks.example.edu"}), "webhook_url"),
-        (json!({"emails": ["ops@example.edu", "nobody"]}), "emails[1]"),
+        (
+            json!({"emails": ["ops@example.edu", "nobody"]}),
+            "emails[1]",
+        ),
         (json!({"failed_rows_threshold": 0}), "failed_rows_threshold"),
         (json!({"webhook_secret": "short"}), "webhook_secret"),
         (json!({"webhook_secret": 12}), "webhook_secret"),
@@ -43,11 +53,17 @@ async fn alert_settings_are_admin_only_validated_and_keep_the_secret_write_only(
     let (s, b) = put(json!({"emails": [], "surprise": 1})).await;
     assert_eq!(s, 422, "{b}");
     let (_, b) = app.get("/api/v1/alert-settings").await;
-    assert_eq!(b["emails"], json!(["ops@example.edu"]), "refused saves changed nothing");
+    assert_eq!(
+        b["emails"],
+        json!(["ops@example.edu"]),
+        "refused saves changed nothing"
+    );
     // Left out, the secret stays; null removes it.
     let (_, b) = put(json!({"webhook_url": "https://hooks.example.edu/other"})).await;
     assert_eq!(b["webhook_secret_set"], true);
-    let (_, b) = put(json!({"webhook_url": "https://hooks.example.edu/other", "webhook_secret": null})).await;
+    let (_, b) =
+        put(json!({"webhook_url": "https://hooks.example.edu/other", "webhook_secret": null}))
+            .await;
     assert_eq!(b["webhook_secret_set"], false);
     let (s, b) = app.get("/api/v1/alerts").await;
     assert_eq!((s, b), (200, json!([])));

@@ -204,15 +204,12 @@ async fn create_test_save_and_run_an_eab_export_through_the_screens() {
     // A worker beside the web app, as `ferry serve` runs one.
     let worker = BackgroundWorker::start(&app, ferry_connectors::Registry::builtin(&app.base));
 
+    // The old address leads to SFTP Outbound's generic page.
     browser.goto(&app.url("/settings/sftp")).await.unwrap();
     sign_in(&browser).await;
     browser.wait_for_text("h1", "SFTP Outbound").await.unwrap();
     browser
-        .click_on("#new-integration > summary")
-        .await
-        .unwrap();
-    browser
-        .click_text("#new-integration a", "New EAB Notes Export")
+        .click_on("a[href='/settings/integrations/new/eab_notes_export']")
         .await
         .unwrap();
     browser
@@ -221,16 +218,70 @@ async fn create_test_save_and_run_an_eab_export_through_the_screens() {
         .unwrap();
     fill(&browser, "#name", "EAB nightly notes").await;
     fill(&browser, "#description", "Advising notes for EAB").await;
-    fill(&browser, "#username", "eab").await;
-    fill(&browser, "#host", "127.0.0.1").await;
-    fill(&browser, "#port", &server.port().to_string()).await;
-    fill(&browser, "#password", "sftp-pass-1").await;
-    fill(&browser, "#directory", "inbox").await;
-    fill(&browser, "#eab_import_version", "4").await;
-    fill(&browser, "#eab_institution_id", "1234").await;
-    fill(&browser, "#eab_created_by", "Mainstay").await;
-    fill(&browser, "#eab_note_body", "{first_name} asked: {message}").await;
+    fill(&browser, "#config-sftp-username", "eab").await;
+    fill(&browser, "#config-sftp-host", "127.0.0.1").await;
+    // Two mistakes: a port out of range, and no EAB institution ID.
+    fill(&browser, "#config-sftp-port", "99999").await;
+    fill(&browser, "#secrets-password", "sftp-pass-1").await;
+    fill(&browser, "#config-sftp-directory", "inbox").await;
+    fill(&browser, "#config-eab-import_version", "4").await;
+    fill(&browser, "#config-eab-created_by", "Mainstay").await;
+    fill(
+        &browser,
+        "#config-eab-note_body",
+        "{first_name} asked: {message}",
+    )
+    .await;
+    browser.find("#save").await.unwrap().click().await.unwrap();
+    browser
+        .wait_for_text("#form-errors", "2 things need fixing; nothing was saved.")
+        .await
+        .unwrap();
+    browser
+        .wait_for_text(
+            "#config-sftp-port-error",
+            "Enter a whole number from 1 to 65535",
+        )
+        .await
+        .unwrap();
+    browser
+        .wait_for_text("#config-eab-institution_id-error", "Required")
+        .await
+        .unwrap();
+    let focused = browser
+        .execute("return document.activeElement.id;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        focused,
+        json!("config-sftp-port"),
+        "the first error has the focus"
+    );
+    let kept = browser
+        .find("#secrets-password")
+        .await
+        .unwrap()
+        .attr("placeholder")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert!(kept.contains("kept from your last try"), "{kept}");
+    let typed = browser
+        .find("#config-eab-note_body")
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap();
+    assert_eq!(
+        typed,
+        json!("{first_name} asked: {message}"),
+        "nothing typed is lost"
+    );
+    fill(&browser, "#config-sftp-port", &server.port().to_string()).await;
+    fill(&browser, "#config-eab-institution_id", "1234").await;
 
+    // Test Connection uses the kept password.
     browser.click_on("#test-connection").await.unwrap();
     browser
         .wait_for_text("#test-result", "Connection succeeded")
@@ -247,10 +298,12 @@ async fn create_test_save_and_run_an_eab_export_through_the_screens() {
         .await
         .unwrap();
     let row = browser
-        .wait_for_text("#integrations tbody tr", "EAB nightly notes")
+        .wait_for_text("#instances tbody tr", "EAB nightly notes")
         .await
         .unwrap();
-    assert!(row.text().await.unwrap().contains("EAB Notes"));
+    let text = row.text().await.unwrap();
+    assert!(text.contains("EAB Notes"), "{text}");
+    assert!(text.contains("eab@127.0.0.1:"), "where it sends: {text}");
     let (_, all) = app.get("/api/v1/integrations").await;
     assert_eq!(
         all[0]["config"]["sftp"]["host_key"],
@@ -260,11 +313,7 @@ async fn create_test_save_and_run_an_eab_export_through_the_screens() {
     assert_eq!(all[0]["secrets"]["password"], true);
 
     browser
-        .click_on("#integrations tbody tr details > summary")
-        .await
-        .unwrap();
-    browser
-        .click_text("#integrations tbody tr details button", "Run now")
+        .click_text("#instances button", "Run now")
         .await
         .unwrap();
     browser
@@ -294,12 +343,12 @@ async fn create_test_save_and_run_an_eab_export_through_the_screens() {
     worker.stop().await;
 }
 
-/// Seed 002 through the screens: Browse Available → HubSpot → Add New (incoming) → the wizard,
+/// Seed 002 through the generic screens: Browse Available → HubSpot → Add New (incoming) → the form,
 /// connecting a HubSpot account in the OAuth pop-up, the mapping from HubSpot's properties,
 /// Finish; Run now; the run in Recent Runs; the Sync Log row of a contact with a conflict; and
 /// Download Logs.
 #[tokio::test]
-async fn a_hubspot_instance_through_the_wizard_with_the_oauth_popup() {
+async fn a_hubspot_instance_through_the_generic_form_with_the_oauth_popup() {
     use ferry_connectors::hubspot::HubSpotSettings;
     use ferry_connectors::hubspot::oauth::OAuthApp;
     use ferry_emulators::hubspot::{
@@ -321,11 +370,7 @@ async fn a_hubspot_instance_through_the_wizard_with_the_oauth_popup() {
         }),
         ..HubSpotSettings::default()
     };
-    let app = crate::helpers::spawn_app_with(ferry_web::WebConfig {
-        hubspot: settings.clone(),
-        ..Default::default()
-    })
-    .await;
+    let app = crate::helpers::spawn_app_with_hubspot(Default::default(), settings.clone()).await;
     // In Ferry: Quinn, with CRM ID 999. In HubSpot: a contact with Quinn's phone under another
     // ID (a conflict), and a new person.
     let quinn = app.contact("Quinn", "6175550381").await;
@@ -364,16 +409,16 @@ async fn a_hubspot_instance_through_the_wizard_with_the_oauth_popup() {
     sign_in(&browser).await;
     browser.wait_for_text("h1", "Integrations").await.unwrap();
     browser
-        .click_on("a[href='/settings/integrations/hubspot']")
+        .click_on("a[aria-label='Learn More about HubSpot']")
         .await
         .unwrap();
     browser.wait_for_text("h1", "HubSpot").await.unwrap();
     browser
-        .click_on("a[href='/settings/integrations/hubspot/new?type=hubspot_incoming']")
+        .click_on("a[href='/settings/integrations/new/hubspot_incoming']")
         .await
         .unwrap();
     browser
-        .wait_for_text("h1", "New HubSpot → Ferry")
+        .wait_for_text("h1", "New HubSpot incoming")
         .await
         .unwrap();
     fill(&browser, "#name", "From HubSpot").await;
@@ -411,17 +456,30 @@ async fn a_hubspot_instance_through_the_wizard_with_the_oauth_popup() {
         .await
         .unwrap();
     browser
-        .wait_for_text("#account_id option:checked", "ferry-emulator.hubspot.com")
+        .wait_for_text(
+            "#config-account_id option:checked",
+            "ferry-emulator.hubspot.com",
+        )
         .await
         .unwrap();
     // The mapping's dropdowns now list HubSpot's properties.
     browser
-        .wait_for_text("#remote_1", "Last Modified Date")
+        .wait_for_text("#config-mappings-remote-1", "Last Modified Date")
         .await
         .unwrap();
-    browser.click_on("#finish").await.unwrap();
+    // A filter row added without saving.
+    browser.click_on("#config-filters-add").await.unwrap();
+    assert_eq!(
+        browser
+            .find_all("#config-filters-rows tr")
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    browser.click_on("#save").await.unwrap();
     browser
-        .wait_for_text(".alert-ok", "The instance was created")
+        .wait_for_text(".alert-ok", "The integration was created")
         .await
         .unwrap();
     browser
@@ -432,6 +490,8 @@ async fn a_hubspot_instance_through_the_wizard_with_the_oauth_popup() {
         .wait_for_text("#instances", "ferry-emulator.hubspot.com")
         .await
         .unwrap();
+    let (_, all) = app.get("/api/v1/integrations").await;
+    assert!(all[0]["config"]["account_id"].is_i64(), "{all}");
 
     browser
         .click_text("#instances button", "Run now")

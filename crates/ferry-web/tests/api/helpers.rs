@@ -22,6 +22,14 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(config: WebConfig) -> TestApp {
+    spawn_app_with_hubspot(config, Default::default()).await
+}
+
+/// An app whose HubSpot connectors talk to `hubspot` (an emulator, say).
+pub async fn spawn_app_with_hubspot(
+    config: WebConfig,
+    hubspot: ferry_connectors::hubspot::HubSpotSettings,
+) -> TestApp {
     let store = fresh_store().await;
     let inst = store
         .create_institution("state-u", "State University", None)
@@ -54,7 +62,7 @@ pub async fn spawn_app_with(config: WebConfig) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let registry = ferry_connectors::Registry::builtin_with(&base, &config.hubspot);
+    let registry = ferry_connectors::Registry::builtin_with(&base, &hubspot);
     let state = AppState::new(store.store.clone(), config, registry);
     tokio::spawn(async move {
         ferry_web::serve(listener, state, async {

@@ -8,25 +8,25 @@ use ferry_emulators::hubspot::{
 };
 use serde_json::json;
 
-use crate::helpers::{TestApp, spawn_app_with};
+use crate::helpers::{TestApp, spawn_app_with_hubspot};
 
 async fn app_with_hubspot() -> (TestApp, RunningEmulator) {
     let hub = ferry_emulators::hubspot::start(EmulatorConfig::default())
         .await
         .unwrap();
-    let config = ferry_web::WebConfig {
-        hubspot: HubSpotSettings {
-            api_url: hub.base_url().to_string(),
-            auth_url: format!("{}/oauth/authorize", hub.base_url()),
-            app: Some(OAuthApp {
-                client_id: DEFAULT_CLIENT_ID.into(),
-                client_secret: DEFAULT_CLIENT_SECRET.to_string().into(),
-            }),
-            ..HubSpotSettings::default()
-        },
-        ..Default::default()
+    let settings = HubSpotSettings {
+        api_url: hub.base_url().to_string(),
+        auth_url: format!("{}/oauth/authorize", hub.base_url()),
+        app: Some(OAuthApp {
+            client_id: DEFAULT_CLIENT_ID.into(),
+            client_secret: DEFAULT_CLIENT_SECRET.to_string().into(),
+        }),
+        ..HubSpotSettings::default()
     };
-    (spawn_app_with(config).await, hub)
+    (
+        spawn_app_with_hubspot(Default::default(), settings).await,
+        hub,
+    )
 }
 
 fn hidden(page: &str, name: &str) -> String {
@@ -96,10 +96,16 @@ async fn an_account_connects_through_oauth_and_refreshes_its_token() {
     assert!(page.contains("data-oauth-done=\""), "{page}");
     assert!(page.contains("ferry-emulator.hubspot.com"), "{page}");
 
-    let (status, accounts) = app.get("/api/v1/hubspot/accounts").await;
+    let (status, accounts) = app.get("/api/v1/accounts?provider=hubspot").await;
     assert_eq!(status, 200);
     assert_eq!(accounts.as_array().unwrap().len(), 1, "{accounts}");
-    assert_eq!(accounts[0]["hub_id"], "24681357");
+    assert_eq!(accounts[0]["external_id"], "24681357");
+    assert_eq!(accounts[0]["provider"], "hubspot");
+    let (status, err) = app.get("/api/v1/accounts?provider=nowhere").await;
+    assert_eq!(status, 400, "{err}");
+    assert_eq!(err["error"]["field"], "provider");
+    let (status, _) = app.get("/api/v1/accounts").await;
+    assert_eq!(status, 400, "the provider is required");
     assert!(!accounts.to_string().contains("access_token"));
     let account = accounts[0]["id"].as_i64().unwrap();
 
@@ -187,29 +193,27 @@ async fn a_denied_consent_changes_nothing() {
         .unwrap();
     assert_eq!(res.status(), 400);
     assert!(res.text().await.unwrap().contains("did not grant access"));
-    let (_, accounts) = app.get("/api/v1/hubspot/accounts").await;
+    let (_, accounts) = app.get("/api/v1/accounts?provider=hubspot").await;
     assert_eq!(accounts, json!([]));
 }
 
-/// The wizard through its screens: Finish with a private-app token creates the instance with
-/// the fixed CRM ID pair; a mapping HubSpot cannot take is refused on the page with the reason,
-/// keeping what was entered but not the token.
+/// The generic screens for HubSpot (seed 002): Browse Available → HubSpot → Add New; the form's
+/// steps; the data mapping listed from HubSpot once a token is given; Finish with a private-app
+/// token creates the instance; a mapping HubSpot cannot take is refused on the page with the
+/// reason, keeping what was entered and the token (sealed, never shown).
 #[tokio::test]
-async fn the_wizard_creates_an_instance_and_refuses_a_bad_mapping() {
+async fn the_generic_form_creates_a_hubspot_instance_and_refuses_a_bad_mapping() {
     let hub = ferry_emulators::hubspot::start(EmulatorConfig {
         private_app_tokens: vec!["pat-wizard".into()],
         ..Default::default()
     })
     .await
     .unwrap();
-    let config = ferry_web::WebConfig {
-        hubspot: HubSpotSettings {
-            api_url: hub.base_url().to_string(),
-            ..HubSpotSettings::default()
-        },
-        ..Default::default()
+    let settings = HubSpotSettings {
+        api_url: hub.base_url().to_string(),
+        ..HubSpotSettings::default()
     };
-    let app = spawn_app_with(config).await;
+    let app = spawn_app_with_hubspot(Default::default(), settings).await;
     let (cookie, csrf) = app.login().await;
     let page = |path: &'static str| app.page(&cookie, path);
     let (status, browse) = page("/settings/integrations").await;
@@ -219,32 +223,41 @@ async fn the_wizard_creates_an_instance_and_refuses_a_bad_mapping() {
     ));
     let (_, hubspot) = page("/settings/integrations/hubspot").await;
     assert!(
-        hubspot.contains("/settings/integrations/hubspot/new?type=hubspot_incoming")
+        hubspot.contains("href=\"/settings/integrations/new/hubspot_incoming\"")
             && hubspot.contains("Add New")
     );
-    let (status, wizard) = page("/settings/integrations/hubspot/new?type=hubspot_outgoing").await;
+    let (status, wizard) = page("/settings/integrations/new/hubspot_outgoing").await;
     assert_eq!(status, 200);
     for step in [
         "Instance Details",
         "Authentication",
         "Data Mapping",
         "Finish",
-        "Developer API Key (legacy)",
+        "Developer API key",
+        "always mapped",
     ] {
-        assert!(wizard.contains(step), "the wizard shows {step}");
+        assert!(wizard.contains(step), "the form shows {step}");
     }
+    assert!(
+        wizard.contains("id=\"oauth-setup\"") && wizard.contains("FERRY_HUBSPOT_CLIENT_ID"),
+        "without an OAuth app the form says which settings enable it"
+    );
+    assert!(
+        !wizard.contains("/oauth/hubspot/start"),
+        "and offers no link"
+    );
 
-    // The mapping step lists HubSpot's properties once a token is given.
+    // The mapping lists HubSpot's properties once a token is given.
     let fragment = app
         .http
-        .post(app.url("/settings/integrations/hubspot/mapping"))
+        .post(app.url("/settings/integrations/remote-fields"))
         .header("cookie", &cookie)
         .header("x-csrf-token", &csrf)
         .form(&[
             ("type", "hubspot_outgoing"),
-            ("access_token", "pat-wizard"),
-            ("local", "first_name"),
-            ("remote", "firstname"),
+            ("secrets.access_token", "pat-wizard"),
+            ("config.mappings.local", "first_name"),
+            ("config.mappings.remote", "firstname"),
         ])
         .send()
         .await
@@ -258,21 +271,21 @@ async fn the_wizard_creates_an_instance_and_refuses_a_bad_mapping() {
     );
     assert!(fragment.contains("always mapped"));
 
-    let finish = |mapping: Vec<(&'static str, &'static str)>| {
+    let finish = |mapping: Vec<(&'static str, &'static str)>, token: &'static str| {
         let mut form: Vec<(&str, &str)> = vec![
             ("_csrf", csrf.as_str()),
             ("type", "hubspot_outgoing"),
             ("name", "Ferry to HubSpot"),
             ("enabled", "on"),
-            ("access_token", "pat-wizard"),
+            ("secrets.access_token", token),
         ];
         for (l, r) in mapping {
-            form.push(("local", l));
-            form.push(("remote", r));
+            form.push(("config.mappings.local", l));
+            form.push(("config.mappings.remote", r));
         }
         let req = app
             .http
-            .post(app.url("/settings/integrations/hubspot/finish"))
+            .post(app.url("/settings/integrations/new/hubspot_outgoing"))
             .header("cookie", &cookie)
             .form(&form);
         async move {
@@ -284,13 +297,16 @@ async fn the_wizard_creates_an_instance_and_refuses_a_bad_mapping() {
             (res.status().as_u16(), location, res.text().await.unwrap())
         }
     };
-    let (status, _, refused) = finish(vec![
-        ("first_name", "firstname"),
-        ("last_name", "lastname"),
-        ("phone", "phone"),
-        ("email", "email"),
-        ("opt_in", "firstname"),
-    ])
+    let (status, _, refused) = finish(
+        vec![
+            ("first_name", "firstname"),
+            ("last_name", "lastname"),
+            ("phone", "phone"),
+            ("email", "email"),
+            ("opt_in", "firstname"),
+        ],
+        "pat-wizard",
+    )
     .await;
     assert_eq!(status, 422);
     assert!(refused.contains("firstname is mapped twice"), "{refused}");
@@ -300,30 +316,97 @@ async fn the_wizard_creates_an_instance_and_refuses_a_bad_mapping() {
     );
     assert!(
         !refused.contains("pat-wizard"),
-        "the token is not sent back"
+        "the token is not sent back as text"
     );
+    let kept = refused
+        .split("name=\"secrets.access_token.kept\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("the token is kept, sealed")
+        .to_string();
 
-    let (status, location, _) = finish(vec![
+    // The next try need not type the token again.
+    let mut form: Vec<(&str, &str)> = vec![
+        ("_csrf", csrf.as_str()),
+        ("type", "hubspot_outgoing"),
+        ("name", "Ferry to HubSpot"),
+        ("enabled", "on"),
+        ("secrets.access_token", ""),
+        ("secrets.access_token.kept", kept.as_str()),
+    ];
+    for (l, r) in [
         ("first_name", "firstname"),
         ("last_name", "lastname"),
         ("phone", "phone"),
         ("email", "email"),
-    ])
-    .await;
-    assert_eq!(status, 303);
+    ] {
+        form.push(("config.mappings.local", l));
+        form.push(("config.mappings.remote", r));
+    }
+    let res = app
+        .http
+        .post(app.url("/settings/integrations/new/hubspot_outgoing"))
+        .header("cookie", &cookie)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
     assert_eq!(
-        location.as_deref(),
-        Some("/settings/integrations/hubspot?notice=created")
+        res.headers()["location"].to_str().unwrap(),
+        "/settings/integrations/hubspot?notice=created"
     );
     let (_, all) = app.get("/api/v1/integrations").await;
     assert_eq!(all[0]["type"], "hubspot_outgoing");
     assert_eq!(
         all[0]["config"]["mappings"][0],
-        json!({"local": "crm_id", "remote": "hs_object_id"})
+        json!({"local": "first_name", "remote": "firstname"}),
+        "CRM ID ↔ Record ID is implied, not stored"
     );
     assert_eq!(all[0]["secrets"]["access_token"], true);
     let (_, listed) = page("/settings/integrations/hubspot").await;
-    assert!(listed.contains("Ferry to HubSpot") && listed.contains("Private-app token"));
+    assert!(listed.contains("Ferry to HubSpot"), "{listed}");
+    assert!(
+        listed.contains("No connected account (access token)"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("First run: within seconds"),
+        "the list says when the new instance first runs: {listed}"
+    );
+}
+
+/// The old addresses of the HubSpot and SFTP screens answer 303 with the new ones.
+#[tokio::test]
+async fn old_screen_addresses_redirect() {
+    let app = crate::helpers::spawn_app().await;
+    let (cookie, _) = app.login().await;
+    for (old, new) in [
+        ("/settings/sftp", "/settings/integrations/sftp-outbound"),
+        (
+            "/settings/sftp/new?type=eab_notes_export",
+            "/settings/integrations/new/eab_notes_export",
+        ),
+        ("/settings/sftp/7", "/settings/integrations/i/7"),
+        (
+            "/settings/integrations/hubspot/new?type=hubspot_incoming",
+            "/settings/integrations/new/hubspot_incoming",
+        ),
+        (
+            "/settings/integrations/hubspot/7",
+            "/settings/integrations/i/7",
+        ),
+    ] {
+        let res = app
+            .http
+            .get(app.url(old))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 303, "{old}");
+        assert_eq!(res.headers()["location"].to_str().unwrap(), new, "{old}");
+    }
 }
 
 /// A HubSpot that accepts connections and never answers: the save is refused with
@@ -339,14 +422,16 @@ async fn a_save_waits_for_a_silent_hubspot_only_as_long_as_the_bound() {
             open.push(conn);
         }
     });
-    let app = spawn_app_with(ferry_web::WebConfig {
-        hubspot: HubSpotSettings {
+    let app = spawn_app_with_hubspot(
+        ferry_web::WebConfig {
+            remote_timeout: std::time::Duration::from_millis(300),
+            ..Default::default()
+        },
+        HubSpotSettings {
             api_url,
             ..HubSpotSettings::default()
         },
-        remote_timeout: std::time::Duration::from_millis(300),
-        ..Default::default()
-    })
+    )
     .await;
     let (status, err) = app
         .post(

@@ -395,7 +395,7 @@ async fn the_configuration_screen_lists_ips_and_placeholders_and_hides_secrets()
     let (_, created) = create(&app, eab_request(2222)).await;
     let (cookie, _) = app.login().await;
     let page = async |path: String| app.page(&cookie, &path).await.1;
-    let new = page("/settings/sftp/new?type=eab_notes_export".into()).await;
+    let new = page("/settings/integrations/new/eab_notes_export".into()).await;
     assert!(
         new.contains("<code>34.197.84.241</code> and <code>3.233.244.171</code>"),
         "{new}"
@@ -417,7 +417,7 @@ async fn the_configuration_screen_lists_ips_and_placeholders_and_hides_secrets()
             "{placeholder} is listed"
         );
     }
-    let edit = page(format!("/settings/sftp/{}", created["id"])).await;
+    let edit = page(format!("/settings/integrations/i/{}", created["id"])).await;
     assert!(
         edit.contains("Set (leave empty to keep)"),
         "the form says the password is set"
@@ -426,7 +426,7 @@ async fn the_configuration_screen_lists_ips_and_placeholders_and_hides_secrets()
     let without = crate::helpers::spawn_app().await;
     let (cookie, _) = without.login().await;
     let (_, plain) = without
-        .page(&cookie, "/settings/sftp/new?type=eab_notes_export")
+        .page(&cookie, "/settings/integrations/new/eab_notes_export")
         .await;
     assert!(
         !plain.contains("egress-ips"),
@@ -434,10 +434,10 @@ async fn the_configuration_screen_lists_ips_and_placeholders_and_hides_secrets()
     );
 }
 
-/// A list's row actions act only on the types that list holds: the HubSpot page cannot switch
-/// off (or delete) an SFTP export by its id, the SFTP page can.
+/// The row actions are the same for every kind and act only within the institution: the
+/// Enabled switch of another institution's integration is Not Found.
 #[tokio::test]
-async fn row_actions_stay_within_their_list() {
+async fn row_actions_switch_off_and_stay_within_the_institution() {
     let app = spawn_app().await;
     let (_, created) = create(&app, eab_request(2222)).await;
     let id = created["id"].as_i64().unwrap();
@@ -448,7 +448,14 @@ async fn row_actions_stay_within_their_list() {
             .post(app.url(&path))
             .header("cookie", &cookie)
             .form(&[("_csrf", csrf.as_str())]);
-        async move { req.send().await.unwrap().status().as_u16() }
+        async move {
+            let res = req.send().await.unwrap();
+            let to = res
+                .headers()
+                .get("location")
+                .map(|l| l.to_str().unwrap().to_string());
+            (res.status().as_u16(), to)
+        }
     };
     let enabled = || async {
         let (status, body) = app.get(&format!("/api/v1/integrations/{id}")).await;
@@ -456,14 +463,30 @@ async fn row_actions_stay_within_their_list() {
         body["enabled"].as_bool().unwrap()
     };
     assert!(enabled().await);
+    assert_eq!(
+        post(format!("/settings/integrations/i/{id}/enabled")).await,
+        (
+            303,
+            Some("/settings/integrations/sftp-outbound?notice=disabled".to_string())
+        )
+    );
+    assert!(!enabled().await, "switched off");
+    let (status, other) = app
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/integrations",
+            &app.other_admin_token,
+            Some(eab_request(2222)),
+        )
+        .await;
+    assert_eq!(status, 201, "{other}");
     for action in ["enabled", "run", "delete"] {
         assert_eq!(
-            post(format!("/settings/integrations/hubspot/{id}/{action}")).await,
+            post(format!("/settings/integrations/i/{}/{action}", other["id"]))
+                .await
+                .0,
             404,
             "{action}"
         );
     }
-    assert!(enabled().await, "untouched by the HubSpot page");
-    assert_eq!(post(format!("/settings/sftp/{id}/enabled")).await, 303);
-    assert!(!enabled().await, "switched off by the SFTP page");
 }

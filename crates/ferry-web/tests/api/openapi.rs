@@ -342,6 +342,7 @@ async fn list_endpoints_take_the_query_parameters_they_document() {
     assert_eq!(
         endpoints,
         [
+            "/api/v1/accounts",
             "/api/v1/audit-log",
             "/api/v1/contacts",
             "/api/v1/messages",

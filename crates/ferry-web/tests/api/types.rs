@@ -40,6 +40,7 @@ async fn integration_types_describe_every_kind() {
 
     let eab = by_type(&types, "eab_notes_export");
     assert_eq!(eab["label"], "EAB Notes");
+    assert_eq!(eab["title"], "EAB Notes Export");
     assert_eq!(eab["category"], "sftp_outbound");
     assert_eq!(eab["platform"]["id"], "sftp-outbound");
     let schema = &eab["config_schema"];
@@ -195,4 +196,8 @@ async fn browse_available_lists_every_platform_by_category_from_the_descriptions
         .await;
     assert_eq!(status, 200);
     assert!(page.contains("Daily"), "{page}");
+    assert!(
+        page.contains("u@sftp.example.edu"),
+        "where it sends: {page}"
+    );
 }

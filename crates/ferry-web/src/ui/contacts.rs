@@ -1,0 +1,262 @@
+//! The Contacts list and a contact's page with its messages.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use ferry_core::contact::DefaultField;
+use ferry_store::{ContactQuery, MessageQuery};
+use serde::Deserialize;
+
+use super::{Nav, error_page, fmt_phone, fmt_time, ui_error};
+use crate::AppState;
+use crate::auth::{self, Auth};
+
+struct ContactRow {
+    id: i64,
+    name: String,
+    phone: String,
+    email: String,
+    crm_id: String,
+    archived: bool,
+    test_user: bool,
+    updated: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "contacts.html")]
+struct ContactsPage {
+    nav: Nav,
+    q: String,
+    archived: String,
+    rows: Vec<ContactRow>,
+    total: i64,
+    first_link: Option<String>,
+    next_link: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+pub struct ContactsParams {
+    q: Option<String>,
+    archived: Option<String>,
+    after: Option<i64>,
+}
+
+const PAGE_SIZE: u32 = 50;
+
+/// The Contacts list: search, filters and pages.
+pub async fn contacts_page(
+    State(state): State<AppState>,
+    auth: Auth,
+    Query(p): Query<ContactsParams>,
+) -> Response {
+    let inst = &auth.principal.institution;
+    let q = p.q.unwrap_or_default();
+    let archived = p.archived.unwrap_or_default();
+    let query = ContactQuery {
+        q: Some(q.clone()).filter(|s| !s.trim().is_empty()),
+        archived: archived.parse::<bool>().ok(),
+        test_user: None,
+        updated_since: None,
+        after: p.after,
+        limit: PAGE_SIZE,
+    };
+    let (page, total) = match tokio::try_join!(
+        state.store.list_contacts(inst.id, &query),
+        state.store.count_contacts(inst.id)
+    ) {
+        Ok(x) => x,
+        Err(e) => return ui_error(e.into()),
+    };
+    let link = |after: Option<i64>| {
+        let mut s = format!(
+            "/contacts?q={}&archived={}",
+            auth::urlencode(&q),
+            auth::urlencode(&archived)
+        );
+        if let Some(a) = after {
+            s.push_str(&format!("&after={a}"));
+        }
+        s
+    };
+    let rows = page
+        .contacts
+        .into_iter()
+        .map(|c| ContactRow {
+            id: c.id,
+            name: c.data.display_name(),
+            phone: c
+                .data
+                .phone
+                .map(|p| fmt_phone(p.as_str()))
+                .unwrap_or_default(),
+            email: c
+                .data
+                .email
+                .map(|e| e.as_str().to_string())
+                .unwrap_or_default(),
+            crm_id: c.data.crm_id.unwrap_or_default(),
+            archived: c.data.archived,
+            test_user: c.data.test_user,
+            updated: fmt_time(c.updated_at, &inst.time_zone),
+        })
+        .collect();
+    ContactsPage {
+        nav: Nav::new(&state, &auth, "contacts"),
+        first_link: p.after.map(|_| link(None)),
+        next_link: page.next_after.map(|a| link(Some(a))),
+        q,
+        archived,
+        rows,
+        total,
+    }
+    .into_response()
+}
+
+struct MessageRow {
+    id: i64,
+    direction: &'static str,
+    body: String,
+    channel: &'static str,
+    kind: &'static str,
+    sent: String,
+    highlight: bool,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "contact.html")]
+struct ContactPage {
+    nav: Nav,
+    name: String,
+    archived: bool,
+    test_user: bool,
+    fields: Vec<(String, String)>,
+    messages: Vec<MessageRow>,
+    truncated: bool,
+}
+
+#[derive(Deserialize, Default)]
+pub struct ContactParams {
+    /// A message to highlight (links from exports point here).
+    message: Option<i64>,
+}
+
+const CONVERSATION_LIMIT: u32 = 500;
+
+/// A contact's page with its messages.
+pub async fn contact_page(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    Query(p): Query<ContactParams>,
+) -> Response {
+    let inst = &auth.principal.institution;
+    let Ok(id) = crate::api::contacts::parse_id(&id) else {
+        return error_page(StatusCode::NOT_FOUND, "No such contact.");
+    };
+    let contact = match state.store.contact(inst.id, id).await {
+        Ok(c) => c,
+        Err(e) => return ui_error(e.into()),
+    };
+    let defs = match state.store.custom_fields(inst.id).await {
+        Ok(d) => d,
+        Err(e) => return ui_error(e.into()),
+    };
+    // The latest messages: read the newest page by sequence, then show them oldest first.
+    let total = match state
+        .store
+        .list_messages(
+            inst.id,
+            &MessageQuery {
+                contact_id: Some(id),
+                limit: 10_000,
+                ..Default::default()
+            },
+        )
+        .await
+    {
+        Ok(m) => m,
+        Err(e) => return ui_error(e.into()),
+    };
+    let truncated = total.len() > CONVERSATION_LIMIT as usize;
+    let start = total.len().saturating_sub(CONVERSATION_LIMIT as usize);
+    let d = &contact.data;
+    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "—".to_string());
+    let mut fields = vec![
+        ("Platform ID".to_string(), contact.id.to_string()),
+        (
+            DefaultField::FirstName.label().to_string(),
+            opt(&d.first_name),
+        ),
+        (
+            DefaultField::LastName.label().to_string(),
+            opt(&d.last_name),
+        ),
+        (
+            DefaultField::PreferredName.label().to_string(),
+            opt(&d.preferred_name),
+        ),
+        (
+            DefaultField::Phone.label().to_string(),
+            d.phone
+                .as_ref()
+                .map(|p| fmt_phone(p.as_str()))
+                .unwrap_or_else(|| "—".into()),
+        ),
+        (
+            DefaultField::Email.label().to_string(),
+            d.email
+                .as_ref()
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| "—".into()),
+        ),
+        (
+            DefaultField::EnrollmentId.label().to_string(),
+            opt(&d.enrollment_id),
+        ),
+        (DefaultField::CrmId.label().to_string(), opt(&d.crm_id)),
+        (
+            DefaultField::OptIn.label().to_string(),
+            if d.opt_in { "Opted in" } else { "Not opted in" }.to_string(),
+        ),
+    ];
+    for def in &defs {
+        let v = d.custom.get(&def.name).map(|v| match v {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Bool(b) => if *b { "Yes" } else { "No" }.to_string(),
+            other => other.to_string(),
+        });
+        fields.push((def.label.clone(), v.unwrap_or_else(|| "—".into())));
+    }
+    fields.push((
+        "Created".into(),
+        fmt_time(contact.created_at, &inst.time_zone),
+    ));
+    fields.push((
+        "Updated".into(),
+        fmt_time(contact.updated_at, &inst.time_zone),
+    ));
+    let messages = total[start..]
+        .iter()
+        .map(|m| MessageRow {
+            id: m.id,
+            direction: m.direction.as_str(),
+            body: m.body.clone(),
+            channel: m.channel.label(),
+            kind: m.message_type.label(),
+            sent: fmt_time(m.sent_at, &inst.time_zone),
+            highlight: p.message == Some(m.id),
+        })
+        .collect();
+    ContactPage {
+        nav: Nav::new(&state, &auth, "contacts"),
+        name: d.display_name(),
+        archived: d.archived,
+        test_user: d.test_user,
+        fields,
+        messages,
+        truncated,
+    }
+    .into_response()
+}
