@@ -1275,10 +1275,13 @@ impl Hook {
     }
 }
 
+/// Messages an SMTP sink took: recipients and DATA.
+type Mails = Arc<Mutex<Vec<(Vec<String>, String)>>>;
+
 /// An SMTP server on loopback that takes every message and keeps its DATA.
 struct SmtpSink {
     addr: std::net::SocketAddr,
-    mails: Arc<Mutex<Vec<(Vec<String>, String)>>>,
+    mails: Mails,
 }
 
 impl SmtpSink {
@@ -1286,7 +1289,7 @@ impl SmtpSink {
         use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let mails: Arc<Mutex<Vec<(Vec<String>, String)>>> = Arc::default();
+        let mails: Mails = Arc::default();
         let kept = mails.clone();
         tokio::spawn(async move {
             loop {

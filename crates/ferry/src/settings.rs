@@ -268,22 +268,6 @@ pub fn create_private_dir(path: &Path) -> Result<()> {
         .with_context(|| format!("cannot create the data directory {}", path.display()))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_scheme_picks_the_store() {
-        assert_eq!(DbKind::of("sqlite:///tmp/x.db").unwrap(), DbKind::Sqlite);
-        assert_eq!(DbKind::of("postgres://u:p@h/db").unwrap(), DbKind::Postgres);
-        assert_eq!(DbKind::of("postgresql://h/db").unwrap(), DbKind::Postgres);
-        let err = DbKind::of("mysql://u:hunter2@h/db")
-            .unwrap_err()
-            .to_string();
-        assert!(!err.contains("hunter2"), "{err}");
-    }
-}
-
 /// The SMTP server for alert emails, from `FERRY_SMTP_URL` and `FERRY_ALERT_FROM` (environment
 /// only: the URL may hold a password); `None` when `FERRY_SMTP_URL` is unset. Checked here so
 /// that a bad URL stops the worker at start, not at the first alert.
@@ -308,4 +292,20 @@ fn smtp_settings() -> Result<Option<ferry_worker::alerts::SmtpSettings>> {
     };
     ferry_worker::alerts::AlertSender::new(Some(&settings))?;
     Ok(Some(settings))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scheme_picks_the_store() {
+        assert_eq!(DbKind::of("sqlite:///tmp/x.db").unwrap(), DbKind::Sqlite);
+        assert_eq!(DbKind::of("postgres://u:p@h/db").unwrap(), DbKind::Postgres);
+        assert_eq!(DbKind::of("postgresql://h/db").unwrap(), DbKind::Postgres);
+        let err = DbKind::of("mysql://u:hunter2@h/db")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("hunter2"), "{err}");
+    }
 }
