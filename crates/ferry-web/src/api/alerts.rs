@@ -58,7 +58,7 @@ pub struct AlertSettingsBody {
     pub webhook_url: Option<String>,
     /// The signing secret (16 to 256 characters): left out, the one set is kept; `null`
     /// removes it.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub webhook_secret: Option<Value>,
     /// Addresses that get alerts by email (at most 20).
@@ -77,6 +77,11 @@ pub struct AlertSettingsBody {
 
 fn yes() -> bool {
     true
+}
+
+/// A field that is present, `null` included (`Some(Value::Null)`); absent stays `None`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 /// An alert Ferry queued, and how its delivery went.

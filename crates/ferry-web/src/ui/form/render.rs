@@ -379,12 +379,26 @@ impl<'a> Renderer<'a> {
             }
             return self.group(name, title, schema, &boxes);
         }
+        // Lists of strings and numbers are one per line; lists of anything else are JSON, as
+        // the form reads them back.
+        let scalar_items = matches!(
+            items.get("type").and_then(Value::as_str),
+            Some("string" | "integer" | "number") | None
+        ) && items.get("properties").is_none()
+            && items.get("$ref").is_none();
         let text = self.ctx.raw.get(name).cloned().unwrap_or_else(|| {
-            chosen
-                .iter()
-                .map(|v| text_of(Some(v)))
-                .collect::<Vec<_>>()
-                .join("\n")
+            if scalar_items {
+                chosen
+                    .iter()
+                    .map(|v| text_of(Some(v)))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            } else {
+                serde_json::to_string_pretty(&Value::Array(
+                    chosen.iter().map(|v| (*v).clone()).collect(),
+                ))
+                .unwrap_or_default()
+            }
         });
         format!(
             "<div class=\"form-row\"><label for=\"{id}\">{}</label><textarea id=\"{id}\" name=\"{name}\" rows=\"3\"{}>{}</textarea>{}{}</div>",
@@ -392,12 +406,17 @@ impl<'a> Renderer<'a> {
             self.aria(name, true),
             esc(&text),
             format_args!(
-                "<span class=\"hint\" id=\"{id}-hint\">{} One per line.</span>",
+                "<span class=\"hint\" id=\"{id}-hint\">{} {}</span>",
                 schema
                     .get("description")
                     .and_then(Value::as_str)
                     .map(help_html)
-                    .unwrap_or_default()
+                    .unwrap_or_default(),
+                if scalar_items {
+                    "One per line."
+                } else {
+                    "A JSON list."
+                }
             ),
             self.error_html(name, title),
         )
