@@ -84,6 +84,7 @@ pub fn table(state: &AppState) -> Vec<RouteSpec> {
         route!(POST "/api/v1/integrations/{id}/test-connection" Admin => api::integrations::test_saved),
         route!(POST "/api/v1/integrations/{id}/runs" Admin => api::integrations::run),
         route!(GET "/api/v1/sftp-accounts" Admin => api::sftp_accounts::list),
+        route!(GET "/api/v1/bulk-files" Viewer => api::bulk_files::list),
         route!(POST "/api/v1/sftp-accounts" Admin => api::sftp_accounts::create),
         route!(GET "/api/v1/sftp-accounts/{id}" Admin => api::sftp_accounts::get),
         route!(PATCH "/api/v1/sftp-accounts/{id}" Admin => api::sftp_accounts::patch),

@@ -1,5 +1,6 @@
 //! REST API v1. JSON in and out; errors as `{"error":{"code","message","field"?}}`.
 
+pub mod bulk_files;
 pub mod contacts;
 pub mod doc;
 pub mod fields;
@@ -37,6 +38,7 @@ use crate::auth::Auth;
         types::list,
         sftp_accounts::list, sftp_accounts::create, sftp_accounts::get, sftp_accounts::patch, sftp_accounts::delete,
         sftp_accounts::add_key, sftp_accounts::delete_key, sftp_accounts::generate_key,
+        bulk_files::list,
     ),
     components(
         schemas(crate::error::ErrorBody),
