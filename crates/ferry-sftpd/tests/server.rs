@@ -385,6 +385,25 @@ async fn the_defender_bans_an_address_even_for_a_good_password() {
             .is_err()
     );
     assert!(ferry_login(&f, USER, keys().ed25519.auth()).await.is_err());
+    // A good key from another address is not locked out.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let stream = socket
+        .connect(f.server.as_ref().unwrap().local_addr())
+        .await
+        .unwrap();
+    let mut h =
+        russh::client::connect_stream(Arc::new(russh::client::Config::default()), stream, TrustAll)
+            .await
+            .unwrap();
+    let key = PrivateKey::from_openssh(&keys().ed25519.private).unwrap();
+    let r = h
+        .authenticate_publickey(USER, PrivateKeyWithHashAlg::new(Arc::new(key), None))
+        .await
+        .unwrap();
+    assert!(r.success(), "127.0.0.2 is not banned");
+    let acc = f.store.sftp_account(f.inst, f.account).await.unwrap();
+    assert_eq!(acc.last_login_ip.as_deref(), Some("127.0.0.2"));
     f.store.sftp_unban("127.0.0.1").await.unwrap();
     ferry_login(&f, USER, FerryAuth::Password(pw.into()))
         .await
