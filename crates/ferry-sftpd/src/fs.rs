@@ -167,17 +167,25 @@ pub(crate) struct SftpSession {
     vault: Vault,
     account_id: i64,
     max_handles: usize,
+    max_uploads: usize,
     handles: HashMap<String, Open>,
     next_handle: u64,
 }
 
 impl SftpSession {
-    pub(crate) fn new(store: Store, vault: Vault, account_id: i64, max_handles: usize) -> Self {
+    pub(crate) fn new(
+        store: Store,
+        vault: Vault,
+        account_id: i64,
+        max_handles: usize,
+        max_uploads: usize,
+    ) -> Self {
         SftpSession {
             store,
             vault,
             account_id,
             max_handles,
+            max_uploads,
             handles: HashMap::new(),
             next_handle: 0,
         }
@@ -227,6 +235,15 @@ impl SftpSession {
         }
         if self.handles.len() >= self.max_handles {
             return Err(failure("too many open handles"));
+        }
+        // Each upload holds buffers (its reorder window, a part on its way to storage).
+        let uploads = self
+            .handles
+            .values()
+            .filter(|h| matches!(h, Open::Upload(_)))
+            .count();
+        if uploads >= self.max_uploads {
+            return Err(failure("too many uploads open at once in this session"));
         }
         let mut rnd = [0u8; 16];
         getrandom::fill(&mut rnd).expect("the operating system's random source works");

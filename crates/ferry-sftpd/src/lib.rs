@@ -125,6 +125,9 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     /// Open file and folder handles per SFTP session.
     pub max_handles: usize,
+    /// Files open for writing at once per SFTP session (each holds up to the vault's reorder
+    /// window and a storage part in memory).
+    pub max_uploads: usize,
     /// Session channels per connection.
     pub max_channels: usize,
 }
@@ -144,6 +147,7 @@ impl Default for ServerConfig {
             max_auth_attempts: 6,
             idle_timeout: Duration::from_secs(15 * 60),
             max_handles: 64,
+            max_uploads: 4,
             max_channels: 4,
         }
     }
@@ -745,6 +749,7 @@ impl russh::server::Handler for SshHandler {
             self.shared.vault.clone(),
             account,
             self.shared.config.max_handles,
+            self.shared.config.max_uploads,
         );
         russh_sftp::server::run_with_config(
             stream,

@@ -819,17 +819,30 @@ async fn read_packet<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> Vec<u8> {
 async fn handles_are_capped_and_unknown_handles_fail() {
     let f = fixture_with(ServerConfig {
         max_handles: 3,
+        max_uploads: 2,
         ..test_config()
     })
     .await;
     f.store.sftp_mkdir(f.account, "/in").await.unwrap();
     let h = raw_login(f.port()).await;
     let s = raw_sftp(&h).await;
+    let mut w = s.create("/in/existing.csv").await.unwrap();
+    w.write_all(b"x\n").await.unwrap();
+    w.shutdown().await.unwrap();
     let mut open = Vec::new();
-    for i in 0..3 {
+    for i in 0..2 {
         open.push(s.create(format!("/in/{i}.csv")).await.unwrap());
     }
-    assert!(s.create("/in/3.csv").await.is_err());
+    // Two uploads at once at most.
+    let e = s
+        .create("/in/2.csv")
+        .await
+        .err()
+        .expect("a third upload is refused");
+    assert_eq!(code(&e), Some(StatusCode::Failure));
+    // Three handles at most: one reader fits, a second does not.
+    open.push(s.open("/in/existing.csv").await.unwrap());
+    assert!(s.open("/in/existing.csv").await.is_err());
     assert!(s.read_dir("/in").await.is_err());
     drop(open);
     // Closing frees them (drop sends CLOSE in the background).
