@@ -147,7 +147,13 @@ struct Upload {
     file: SftpFile,
     writer: Option<VaultWriter>,
     failed: bool,
+    /// When the store last heard that this upload goes on (see [`TOUCH_EVERY`]).
+    touched: std::time::Instant,
 }
+
+/// How often an upload in progress tells the store it is alive, so that the sweep of abandoned
+/// uploads (a crashed node's) leaves it alone.
+const TOUCH_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 enum Open {
     Upload(Box<Upload>),
@@ -161,17 +167,25 @@ pub(crate) struct SftpSession {
     vault: Vault,
     account_id: i64,
     max_handles: usize,
+    max_uploads: usize,
     handles: HashMap<String, Open>,
     next_handle: u64,
 }
 
 impl SftpSession {
-    pub(crate) fn new(store: Store, vault: Vault, account_id: i64, max_handles: usize) -> Self {
+    pub(crate) fn new(
+        store: Store,
+        vault: Vault,
+        account_id: i64,
+        max_handles: usize,
+        max_uploads: usize,
+    ) -> Self {
         SftpSession {
             store,
             vault,
             account_id,
             max_handles,
+            max_uploads,
             handles: HashMap::new(),
             next_handle: 0,
         }
@@ -222,6 +236,15 @@ impl SftpSession {
         if self.handles.len() >= self.max_handles {
             return Err(failure("too many open handles"));
         }
+        // Each upload holds buffers (its reorder window, a part on its way to storage).
+        let uploads = self
+            .handles
+            .values()
+            .filter(|h| matches!(h, Open::Upload(_)))
+            .count();
+        if uploads >= self.max_uploads {
+            return Err(failure("too many uploads open at once in this session"));
+        }
         let mut rnd = [0u8; 16];
         getrandom::fill(&mut rnd).expect("the operating system's random source works");
         let key = format!(
@@ -245,6 +268,7 @@ impl SftpSession {
             file,
             writer: Some(writer),
             failed: false,
+            touched: std::time::Instant::now(),
         })))
     }
 }
@@ -426,7 +450,16 @@ impl russh_sftp::server::Handler for SftpSession {
         }
         let writer = upload.writer.as_mut().expect("open uploads have a writer");
         match writer.write_at(offset, &data).await {
-            Ok(()) => Ok(ok(id)),
+            Ok(()) => {
+                if upload.touched.elapsed() >= TOUCH_EVERY {
+                    upload.touched = std::time::Instant::now();
+                    let size = i64::try_from(writer.len()).unwrap_or(i64::MAX);
+                    if let Err(e) = self.store.sftp_touch_upload(upload.file.id, size).await {
+                        tracing::warn!(error = %e, "SFTP server: could not note upload progress");
+                    }
+                }
+                Ok(ok(id))
+            }
             Err(e) => {
                 upload.failed = true;
                 Err(vault_reply(e))

@@ -125,6 +125,9 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     /// Open file and folder handles per SFTP session.
     pub max_handles: usize,
+    /// Files open for writing at once per SFTP session (each holds up to the vault's reorder
+    /// window and a storage part in memory).
+    pub max_uploads: usize,
     /// Session channels per connection.
     pub max_channels: usize,
 }
@@ -144,6 +147,7 @@ impl Default for ServerConfig {
             max_auth_attempts: 6,
             idle_timeout: Duration::from_secs(15 * 60),
             max_handles: 64,
+            max_uploads: 4,
             max_channels: 4,
         }
     }
@@ -345,11 +349,40 @@ impl Drop for SftpServer {
     }
 }
 
+/// How often the server looks for abandoned uploads.
+const SWEEP_EVERY: Duration = Duration::from_secs(5 * 60);
+
+/// Marks uploads that nobody wrote to for longer than a connection may idle (plus a margin) as
+/// partial: a node that crashed never saw their connections end.
+async fn sweep_abandoned(shared: &Shared) {
+    let quiet = shared.config.idle_timeout + SWEEP_EVERY;
+    let Ok(quiet) = jiff::SignedDuration::try_from(quiet) else {
+        return;
+    };
+    let Ok(before) = jiff::Timestamp::now().checked_sub(quiet) else {
+        return;
+    };
+    match shared.store.sftp_sweep_abandoned_uploads(before).await {
+        Ok(files) => {
+            for f in files {
+                tracing::warn!(file = f.id, path = %f.path, "SFTP server: an abandoned upload is recorded as partial");
+                if let Err(e) = shared.vault.delete(&f.object_key).await {
+                    tracing::debug!(error = %e, "SFTP server: nothing stored for the abandoned upload");
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "SFTP server: sweeping abandoned uploads failed"),
+    }
+}
+
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: oneshot::Receiver<()>) {
     let mut connections = tokio::task::JoinSet::new();
+    let mut sweep = tokio::time::interval(SWEEP_EVERY);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = &mut stop => break,
+            _ = sweep.tick() => sweep_abandoned(&shared).await,
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => {
                 let (socket, peer) = match accepted {
@@ -716,6 +749,7 @@ impl russh::server::Handler for SshHandler {
             self.shared.vault.clone(),
             account,
             self.shared.config.max_handles,
+            self.shared.config.max_uploads,
         );
         russh_sftp::server::run_with_config(
             stream,

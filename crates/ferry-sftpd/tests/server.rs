@@ -385,6 +385,25 @@ async fn the_defender_bans_an_address_even_for_a_good_password() {
             .is_err()
     );
     assert!(ferry_login(&f, USER, keys().ed25519.auth()).await.is_err());
+    // A good key from another address is not locked out.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let stream = socket
+        .connect(f.server.as_ref().unwrap().local_addr())
+        .await
+        .unwrap();
+    let mut h =
+        russh::client::connect_stream(Arc::new(russh::client::Config::default()), stream, TrustAll)
+            .await
+            .unwrap();
+    let key = PrivateKey::from_openssh(&keys().ed25519.private).unwrap();
+    let r = h
+        .authenticate_publickey(USER, PrivateKeyWithHashAlg::new(Arc::new(key), None))
+        .await
+        .unwrap();
+    assert!(r.success(), "127.0.0.2 is not banned");
+    let acc = f.store.sftp_account(f.inst, f.account).await.unwrap();
+    assert_eq!(acc.last_login_ip.as_deref(), Some("127.0.0.2"));
     f.store.sftp_unban("127.0.0.1").await.unwrap();
     ferry_login(&f, USER, FerryAuth::Password(pw.into()))
         .await
@@ -800,17 +819,30 @@ async fn read_packet<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> Vec<u8> {
 async fn handles_are_capped_and_unknown_handles_fail() {
     let f = fixture_with(ServerConfig {
         max_handles: 3,
+        max_uploads: 2,
         ..test_config()
     })
     .await;
     f.store.sftp_mkdir(f.account, "/in").await.unwrap();
     let h = raw_login(f.port()).await;
     let s = raw_sftp(&h).await;
+    let mut w = s.create("/in/existing.csv").await.unwrap();
+    w.write_all(b"x\n").await.unwrap();
+    w.shutdown().await.unwrap();
     let mut open = Vec::new();
-    for i in 0..3 {
+    for i in 0..2 {
         open.push(s.create(format!("/in/{i}.csv")).await.unwrap());
     }
-    assert!(s.create("/in/3.csv").await.is_err());
+    // Two uploads at once at most.
+    let e = s
+        .create("/in/2.csv")
+        .await
+        .err()
+        .expect("a third upload is refused");
+    assert_eq!(code(&e), Some(StatusCode::Failure));
+    // Three handles at most: one reader fits, a second does not.
+    open.push(s.open("/in/existing.csv").await.unwrap());
+    assert!(s.open("/in/existing.csv").await.is_err());
     assert!(s.read_dir("/in").await.is_err());
     drop(open);
     // Closing frees them (drop sends CLOSE in the background).

@@ -948,6 +948,38 @@ impl Store {
         self.sftp_file(file_id).await
     }
 
+    /// Notes that an upload is still being written (and how far it got), so that sweeps of
+    /// abandoned uploads leave it alone.
+    pub async fn sftp_touch_upload(&self, file_id: i64, size: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE sftp_files SET size = $1, updated_at = $2 WHERE id = $3 AND status = $4",
+        )
+        .bind(size)
+        .bind(now())
+        .bind(file_id)
+        .bind(SftpFileStatus::Uploading.as_str())
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// Marks uploads not written to since `before` as partial: their server stopped (a crashed
+    /// node) without seeing the connection end. Returns them.
+    pub async fn sftp_sweep_abandoned_uploads(&self, before: Timestamp) -> Result<Vec<SftpFile>> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE sftp_files SET status = $1, updated_at = $2 WHERE status = $3 AND updated_at < $4 RETURNING {FILE_COLS}"
+        )))
+        .bind(SftpFileStatus::Partial.as_str())
+        .bind(now())
+        .bind(SftpFileStatus::Uploading.as_str())
+        .bind(micros(before))
+        .fetch_all(&self.write)
+        .await?
+        .iter()
+        .map(file_from)
+        .collect()
+    }
+
     /// Hides the visible file at `path` (REMOVE); its record stays.
     pub async fn sftp_remove(&self, account_id: i64, path: &str) -> Result<SftpFile> {
         sftp_parent(path)?;

@@ -450,3 +450,40 @@ async fn the_namespace_and_upload_lifecycle() {
     let files = s.sftp_files(inst, 100).await.unwrap();
     assert_eq!(files.len(), 8, "every upload stays on record");
 }
+
+#[tokio::test]
+async fn abandoned_uploads_are_swept_to_partial() {
+    let (s, inst, _) = setup().await;
+    let a = s.create_sftp_account(inst, "sweeper").await.unwrap().id;
+    let old = s.sftp_begin_upload(a, "/old.csv", "s1").await.unwrap();
+    let cutoff = jiff::Timestamp::now();
+    let fresh = s.sftp_begin_upload(a, "/fresh.csv", "s2").await.unwrap();
+    let done = s.sftp_begin_upload(a, "/done.csv", "s3").await.unwrap();
+    s.sftp_finish_upload(done.id, 3, "d", true).await.unwrap();
+    let swept = s.sftp_sweep_abandoned_uploads(cutoff).await.unwrap();
+    assert_eq!(swept.iter().map(|f| f.id).collect::<Vec<_>>(), [old.id]);
+    assert_eq!(swept[0].status, SftpFileStatus::Partial);
+    // Touched after the cutoff: left alone; touching a swept upload does nothing.
+    s.sftp_touch_upload(fresh.id, 100).await.unwrap();
+    s.sftp_touch_upload(old.id, 100).await.unwrap();
+    assert!(
+        s.sftp_sweep_abandoned_uploads(cutoff)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(s.sftp_file(fresh.id).await.unwrap().size, 100);
+    assert_eq!(
+        s.sftp_file(old.id).await.unwrap().status,
+        SftpFileStatus::Partial
+    );
+    assert_eq!(
+        s.sftp_file(done.id).await.unwrap().status,
+        SftpFileStatus::Complete
+    );
+    // Its connection, if it ever comes back, cannot complete it.
+    assert!(matches!(
+        s.sftp_finish_upload(old.id, 3, "x", true).await,
+        Err(StoreError::Conflict(_))
+    ));
+}

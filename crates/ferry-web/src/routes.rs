@@ -98,6 +98,7 @@ pub fn table(state: &AppState) -> Vec<RouteSpec> {
         route!(POST "/api/v1/sessions/sign-out-everywhere" Viewer => api::tokens::sign_out_everywhere),
         route!(GET "/api/v1/audit-log" Admin => api::audit::list),
         route!(GET "/api/v1/sftp-accounts" Admin => api::sftp_accounts::list),
+        route!(GET "/api/v1/bulk-files" Viewer => api::bulk_files::list),
         route!(POST "/api/v1/sftp-accounts" Admin => api::sftp_accounts::create),
         route!(GET "/api/v1/sftp-accounts/{id}" Admin => api::sftp_accounts::get),
         route!(PATCH "/api/v1/sftp-accounts/{id}" Admin => api::sftp_accounts::patch),

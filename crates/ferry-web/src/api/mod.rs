@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod alerts;
 pub mod audit;
+pub mod bulk_files;
 pub mod contacts;
 pub mod doc;
 pub mod fields;
@@ -44,6 +45,7 @@ use crate::auth::Auth;
         audit::list,
         sftp_accounts::list, sftp_accounts::create, sftp_accounts::get, sftp_accounts::patch, sftp_accounts::delete,
         sftp_accounts::add_key, sftp_accounts::delete_key, sftp_accounts::generate_key,
+        bulk_files::list,
     ),
     components(
         schemas(crate::error::ErrorBody),

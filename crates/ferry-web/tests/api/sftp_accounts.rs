@@ -228,5 +228,47 @@ async fn a_generated_key_logs_in_and_is_shown_once() {
     assert_eq!(acc["keys"].as_array().unwrap().len(), 2);
     let (_, acc_last) = app.get(&format!("/api/v1/sftp-accounts/{id}")).await;
     assert!(acc_last["last_login_at"].is_string());
+
+    // An upload shows in /api/v1/bulk-files (viewers too), never to another institution.
+    let target = SftpTarget::new(
+        "127.0.0.1",
+        "state-u.drop",
+        SftpAuth::PrivateKey {
+            pem: ferry_sftp::testing::keys().ed25519.private.clone().into(),
+            passphrase: None,
+        },
+    )
+    .with_port(server.local_addr().port());
+    let (_, _) = app
+        .post(
+            &format!("/api/v1/sftp-accounts/{id}/keys"),
+            json!({"public_key": ed25519_pub()}),
+        )
+        .await;
+    let session = ferry_sftp::connect(&target, &HostKeyPolicy::AcceptNew)
+        .await
+        .unwrap();
+    session
+        .upload(None, "contacts.csv", &b"crm_id\n1\n"[..])
+        .await
+        .unwrap();
+    session.close().await.unwrap();
+    let (status, files) = app
+        .call(Method::GET, "/api/v1/bulk-files", &app.viewer_token, None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(files[0]["path"], "/contacts.csv");
+    assert_eq!(files[0]["status"], "complete");
+    assert_eq!(files[0]["size"], 9);
+    assert!(files[0]["ready_at"].is_string());
+    let (_, other) = app
+        .call(
+            Method::GET,
+            "/api/v1/bulk-files",
+            &app.other_admin_token,
+            None,
+        )
+        .await;
+    assert_eq!(other, json!([]));
     server.shutdown().await;
 }
