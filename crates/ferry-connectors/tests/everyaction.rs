@@ -506,3 +506,75 @@ async fn a_push_retried_after_a_lost_answer_makes_no_duplicate() {
         ferry_emulators::everyaction::OptIn::In
     );
 }
+
+#[tokio::test]
+async fn test_users_stay_alone_archived_contacts_come_back_and_unset_and_blanks_follow_seed_001() {
+    let s = setup().await;
+    // In Ferry: a test user with Ana's phone, an archived Ben with a city, Cy with a last name.
+    s.write(&[
+        ("first_name", "Tess"),
+        ("last_name", "User"),
+        ("phone", "6175550101"),
+        ("test_user", "true"),
+    ])
+    .await;
+    let ben = s
+        .write(&[
+            ("first_name", "Ben"),
+            ("last_name", "Old"),
+            ("phone", "6175550102"),
+            ("city", "Salem"),
+        ])
+        .await;
+    s.store.set_archived(s.inst, ben, true).await.unwrap();
+    let cy = s
+        .write(&[
+            ("first_name", "Cy"),
+            ("last_name", "Keep"),
+            ("phone", "6175550103"),
+        ])
+        .await;
+    let mut ben_ea = person("Ben", "6175550102", "I");
+    ben_ea["addresses"][0]["city"] = Value::Null; // blank in EveryAction: skipped, not cleared
+    let mut cy_ea = person("Cy", "6175550103", "I");
+    cy_ea["lastName"] = json!("UNSET");
+    s.ea.state()
+        .seed_people([
+            SeedPerson::new(person("Ana", "6175550101", "I")),
+            SeedPerson::new(ben_ea),
+            SeedPerson::new(cy_ea),
+        ])
+        .unwrap();
+    let i = s.instance(s.config(false)).await;
+    let run = s.run(&i).await;
+    assert_eq!(run.status, RunStatus::Success, "{run:?}");
+    assert_eq!(
+        run.detail["pull"]["skipped"]["test_user"], 1,
+        "{}",
+        run.detail
+    );
+    let tess = s
+        .contacts()
+        .await
+        .into_iter()
+        .find(|c| c.data.test_user)
+        .unwrap();
+    assert_eq!(
+        tess.data.first_name.as_deref(),
+        Some("Tess"),
+        "test users never sync"
+    );
+    let ben = s.store.contact(s.inst, ben).await.unwrap();
+    assert!(
+        !ben.data.archived,
+        "EveryAction brought the archived contact again"
+    );
+    assert_eq!(
+        ben.data.city.as_deref(),
+        Some("Salem"),
+        "a blank is skipped"
+    );
+    assert_eq!(ben.data.last_name.as_deref(), Some("Rivera"));
+    let cy = s.store.contact(s.inst, cy).await.unwrap();
+    assert_eq!(cy.data.last_name, None, "UNSET from EveryAction clears");
+}
