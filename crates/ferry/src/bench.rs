@@ -6,6 +6,9 @@
 //! - `bench sftp-upload`: Ferry's SFTP client against OpenSSH's `sftp`, to the same sshd.
 //! - `bench hubspot` (in `bench_hubspot.rs`): the initial outgoing HubSpot sync of N contacts to
 //!   the emulator limited to 100 requests per 10 s, against the floor those limits set.
+//! - `bench everyaction` (in `bench_everyaction.rs`): the EveryAction nightly pull against
+//!   Ferry's CSV import of the same rows, and the opt-in/out push against the floor the
+//!   emulator's rate limit sets.
 //!
 //! Run with `cargo run --release -p ferry -- bench COMMAND`.
 
@@ -21,6 +24,8 @@ use crate::cli::{BenchCommand, UploadDest};
 use crate::fake;
 use crate::prng::Rng;
 
+#[path = "bench_everyaction.rs"]
+mod everyaction;
 #[path = "bench_export.rs"]
 mod export;
 #[path = "bench_hubspot.rs"]
@@ -51,6 +56,11 @@ pub async fn run(command: BenchCommand) -> Result<()> {
             dest,
         } => sftp_upload(size_mb, runs, !no_fsync, dest).await,
         BenchCommand::Hubspot { contacts } => hubspot::hubspot(contacts).await,
+        BenchCommand::Everyaction {
+            records,
+            changes,
+            rate_limit,
+        } => everyaction::everyaction(records, changes, rate_limit).await,
     }
 }
 

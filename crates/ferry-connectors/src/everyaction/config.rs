@@ -47,6 +47,10 @@ pub struct EveryActionConfig {
     /// are pushed to EveryAction every five minutes.
     #[serde(default = "default_push")]
     pub push_window: HourWindow,
+    /// Requests per second the API key may make (its rate-limit profile: "High" is 200,
+    /// "Medium" 15). Ferry stays under it; a 429 is waited out as EveryAction says.
+    #[serde(default = "default_rps")]
+    pub requests_per_second: u32,
 }
 
 /// Hours of the day in the institution's time zone: from `start_hour` (inclusive) to
@@ -205,6 +209,10 @@ fn default_nightly() -> HourWindow {
     }
 }
 
+fn default_rps() -> u32 {
+    200
+}
+
 fn default_push() -> HourWindow {
     HourWindow {
         start_hour: 8,
@@ -253,6 +261,12 @@ impl EveryActionConfig {
                     "hours are 0 to 23 and the window must not be empty",
                 ));
             }
+        }
+        if c.requests_per_second == 0 {
+            return Err(ConfigError::new(
+                "requests_per_second",
+                "at least 1 request per second",
+            ));
         }
         if c.constituent_id_field.trim().is_empty() {
             return Err(ConfigError::new(

@@ -86,11 +86,15 @@ impl EveryAction {
             .ok_or_else(|| {
                 RunError::fatal("no EveryAction API key is set; enter it as the Password")
             })?;
+        let limits = Limits {
+            per_second: usize::try_from(cfg.requests_per_second).unwrap_or(usize::MAX),
+            ..self.limits.clone()
+        };
         Ok(Client::new(
             &cfg.base_url(),
             &cfg.login,
             SecretString::from(key.to_string()),
-            self.limits.clone(),
+            limits,
         ))
     }
 
