@@ -27,6 +27,12 @@ use crate::context::RunContext;
 /// Contacts read from the change feed at once.
 const PAGE: u32 = 500;
 
+/// A contact's opt-in change is stamped when its write is prepared, a moment before it commits
+/// and takes its change sequence: a push that started in between reads the sequence later
+/// with a stamp from before it started. Changes stamped this long before the last push started
+/// are still sent (sending a status again changes nothing in EveryAction).
+const STAMP_MARGIN_MS: i64 = 10 * 60 * 1000;
+
 /// Where the push stands, kept in the instance's state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PushState {
@@ -109,7 +115,7 @@ pub async fn push(
             let changed = c
                 .data
                 .sms_opt_in_changed_at
-                .is_some_and(|t| t.as_millisecond() >= state.since_ms);
+                .is_some_and(|t| t.as_millisecond() >= state.since_ms - STAMP_MARGIN_MS);
             if changed && c.data.sms_opt_in != SmsOptIn::Unknown {
                 push_one(ctx, client, &schema, &constituent, c, &mut tally).await?;
             }
