@@ -203,8 +203,8 @@ async fn the_nightly_pull_follows_seed_004s_rules() {
     let run = s.run(&i).await;
     assert_eq!(run.status, RunStatus::Success, "{run:?}");
     assert_eq!(run.rows, 5, "Fay changed 49 hours ago and is not pulled");
-    assert_eq!(run.detail["created"], 1, "{}", run.detail);
-    assert_eq!(run.detail["skipped"]["not_opted_in"], 1);
+    assert_eq!(run.detail["pull"]["created"], 1, "{}", run.detail);
+    assert_eq!(run.detail["pull"]["skipped"]["not_opted_in"], 1);
     let contacts = s.contacts().await;
     assert_eq!(contacts.len(), 1);
     let ana = &contacts[0].data;
@@ -233,8 +233,8 @@ async fn the_nightly_pull_follows_seed_004s_rules() {
     assert_eq!(run.status, RunStatus::Success, "{run:?}");
     assert_eq!(
         (
-            run.detail["created"].as_u64(),
-            run.detail["unchanged"].as_u64()
+            run.detail["pull"]["created"].as_u64(),
+            run.detail["pull"]["unchanged"].as_u64()
         ),
         (Some(1), Some(1)),
         "{}",
@@ -274,8 +274,11 @@ async fn a_required_field_left_empty_skips_the_record_with_a_log_row() {
     let i = s.instance(config).await;
     let run = s.run(&i).await;
     assert_eq!(run.status, RunStatus::Success, "{run:?}");
-    assert_eq!(run.detail["created"], 1);
-    assert_eq!(run.detail["skipped"]["everyaction_required_field_empty"], 1);
+    assert_eq!(run.detail["pull"]["created"], 1);
+    assert_eq!(
+        run.detail["pull"]["skipped"]["everyaction_required_field_empty"],
+        1
+    );
     assert_eq!(s.log_codes().await, ["everyaction_required_field_empty"]);
 }
 
@@ -290,7 +293,7 @@ async fn rate_limit_answers_are_waited_out_by_their_hint() {
     let i = s.instance(s.config(false)).await;
     let run = s.run(&i).await;
     assert_eq!(run.status, RunStatus::Success, "{run:?}");
-    assert_eq!(run.detail["created"], 1);
+    assert_eq!(run.detail["pull"]["created"], 1);
     let limited = s.ea.state().counters().rate_limited;
     assert!(limited >= 1, "the limit sent no 429");
     assert_eq!(run.detail["rate_limited"].as_u64(), Some(limited));
@@ -303,4 +306,275 @@ async fn rate_limit_answers_are_waited_out_by_their_hint() {
     });
     let run = s.run(&i).await;
     assert_eq!(run.status, RunStatus::Success, "{run:?}");
+}
+
+impl Setup {
+    async fn write(&self, fields: &[(&str, &str)]) -> i64 {
+        let schema = self.store.field_schema(self.inst).await.unwrap();
+        let w = ferry_core::contact::ContactWrite::parse(
+            &schema,
+            fields
+                .iter()
+                .map(|(k, v)| (*k, ferry_core::contact::Raw::Str(v))),
+        )
+        .unwrap();
+        let out = self
+            .store
+            .apply_contact_writes(self.inst, &[w], ferry_store::WriteKind::Import)
+            .await
+            .unwrap();
+        out[0].as_ref().unwrap().contact_id
+    }
+
+    async fn crm_id(&self, id: i64) -> Option<String> {
+        self.store.contact(self.inst, id).await.unwrap().data.crm_id
+    }
+}
+
+#[tokio::test]
+async fn opt_ins_and_opt_outs_are_pushed_by_van_id_by_phone_or_as_new_records() {
+    let s = setup().await;
+    let emu = s.ea.state();
+    let long_ago = Timestamp::now() - SignedDuration::from_hours(60);
+    let ids = emu
+        .seed_people([
+            SeedPerson::new(person("Ana", "6175550101", "I")),
+            SeedPerson::new(person("Dot", "6175550104", "I")).modified_at(long_ago),
+        ])
+        .unwrap();
+    let i = s.instance(s.config(false)).await;
+    // The first run starts the push's watermark and pulls Ana.
+    let run = s.run(&i).await;
+    assert_eq!(run.status, RunStatus::Success, "{run:?}");
+    assert_eq!(run.detail["pull"]["created"], 1, "{}", run.detail);
+    let ana = s.contacts().await[0].id;
+    assert_eq!(s.crm_id(ana).await, Some(ids[0].to_string()));
+
+    // In Ferry: Ana opts out; Bo opts in with an email, Cal without; Dot (in EveryAction,
+    // not linked) opts out.
+    s.write(&[("phone", "6175550101"), ("sms_opt_in", "opted_out")])
+        .await;
+    let bo = s
+        .write(&[
+            ("first_name", "Bo"),
+            ("last_name", "Li"),
+            ("phone", "6175550111"),
+            ("email", "bo@example.org"),
+            ("sms_opt_in", "opted_in"),
+        ])
+        .await;
+    let cal = s
+        .write(&[
+            ("first_name", "Cal"),
+            ("last_name", "Ng"),
+            ("phone", "6175550112"),
+            ("sms_opt_in", "opted_in"),
+        ])
+        .await;
+    let dot = s
+        .write(&[
+            ("first_name", "Dot"),
+            ("last_name", "Rivera"),
+            ("phone", "6175550104"),
+            ("sms_opt_in", "opted_out"),
+        ])
+        .await;
+    let before = emu.counters();
+    let run = s.run(&i).await;
+    assert_eq!(run.status, RunStatus::Success, "{run:?}");
+    let push = &run.detail["push"];
+    assert_eq!(push["opt_ins_pushed"], 1, "{push}");
+    assert_eq!(push["opt_outs_pushed"], 2, "{push}");
+    assert_eq!(push["created_in_everyaction"], 1);
+    assert_eq!(push["van_ids_written"], 2);
+    assert_eq!(push["skipped"]["everyaction_opt_in_without_email"], 1);
+    assert_eq!(
+        run.detail["pull"]["pulled"], 0,
+        "Ferry's own writes do not come back"
+    );
+
+    let a = emu.person(ids[0]).unwrap();
+    assert_eq!(
+        a.phones.len(),
+        1,
+        "only the changed phone was sent, and it changed in place"
+    );
+    assert_eq!(a.phones[0].opt_in, ferry_emulators::everyaction::OptIn::Out);
+    let d = emu.person(ids[1]).unwrap();
+    assert_eq!(d.phones[0].opt_in, ferry_emulators::everyaction::OptIn::Out);
+    assert_eq!(
+        s.crm_id(dot).await,
+        Some(ids[1].to_string()),
+        "linked by name and phone"
+    );
+    let bo_van: u64 = s.crm_id(bo).await.unwrap().parse().unwrap();
+    let b = emu.person(bo_van).unwrap();
+    assert_eq!(b.get("firstName"), Some("Bo"));
+    assert_eq!(b.emails[0].email, "bo@example.org");
+    assert_eq!(b.phones[0].opt_in, ferry_emulators::everyaction::OptIn::In);
+    assert_eq!(s.crm_id(cal).await, None);
+    let after = emu.counters();
+    let sent = |k: &str| after.requests_to(k) - before.requests_to(k);
+    assert_eq!(sent("POST /v4/people/findOrCreate"), 1);
+    assert_eq!(sent("POST /v4/people/find"), 1);
+    assert_eq!(sent("POST /v4/people/{vanId}"), 2);
+    assert!(
+        s.log_codes()
+            .await
+            .contains(&"everyaction_opt_in_without_email".to_string())
+    );
+
+    // Nothing changed since: nothing is sent.
+    let before = emu.counters();
+    let run = s.run(&i).await;
+    assert_eq!(run.detail["push"]["opt_outs_pushed"], 0, "{}", run.detail);
+    assert_eq!(
+        emu.counters().requests_to("POST /v4/people/{vanId}"),
+        before.requests_to("POST /v4/people/{vanId}")
+    );
+}
+
+#[tokio::test]
+async fn a_push_retried_after_a_lost_answer_makes_no_duplicate() {
+    let s = setup().await;
+    let i = s.instance(s.config(false)).await;
+    s.run(&i).await; // starts the watermark
+    let eve = s
+        .write(&[
+            ("first_name", "Eve"),
+            ("last_name", "Ko"),
+            ("phone", "6175550121"),
+            ("email", "eve@example.org"),
+            ("sms_opt_in", "opted_in"),
+        ])
+        .await;
+    // The first attempt's findOrCreate reached EveryAction, then the answer was lost (a
+    // gateway timeout after the write): the run fails and is retried.
+    s.ea.state().set_faults(Faults {
+        error_rate: 1.0,
+        after_effect_rate: 1.0,
+        ..Faults::default()
+    });
+    let failed = EveryAction::new(ferry_connectors::everyaction::Limits {
+        retries: 0,
+        ..Default::default()
+    });
+    let ctx_run = s
+        .store
+        .enqueue_run(&NewRun {
+            institution_id: s.inst,
+            integration_id: i.id,
+            kind: i.kind.clone(),
+            trigger: ferry_core::run::Trigger::Manual,
+            scheduled_for: None,
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let ctx = ferry_connectors::RunContext::new(
+        s.store.store.clone(),
+        s.store.integration(s.inst, i.id).await.unwrap(),
+        ctx_run,
+        Setup::secrets(KEY),
+        ferry_connectors::CancelSignal::never(),
+    );
+    let err = failed.run(&ctx).await.unwrap_err();
+    assert!(err.retryable, "{err}");
+    assert_eq!(s.ea.state().people().len(), 1, "the write happened");
+    s.ea.state().set_faults(Faults::default());
+    // The retry (the same queued run, attempted again).
+    let ctx = ferry_connectors::RunContext::new(
+        s.store.store.clone(),
+        s.store.integration(s.inst, i.id).await.unwrap(),
+        ctx.run().clone(),
+        Setup::secrets(KEY),
+        ferry_connectors::CancelSignal::never(),
+    );
+    let report = EveryAction::default().run(&ctx).await.unwrap();
+    let push = &report.detail["push"];
+    assert_eq!(push["opt_ins_pushed"], 1, "{}", report.detail);
+    assert_eq!(
+        push["created_in_everyaction"], 0,
+        "matched, not created again"
+    );
+    let people = s.ea.state().people();
+    assert_eq!(people.len(), 1, "no duplicate");
+    assert_eq!(s.crm_id(eve).await, Some(people[0].van_id.to_string()));
+    assert_eq!(people[0].phones.len(), 1);
+    assert_eq!(
+        people[0].phones[0].opt_in,
+        ferry_emulators::everyaction::OptIn::In
+    );
+}
+
+#[tokio::test]
+async fn test_users_stay_alone_archived_contacts_come_back_and_unset_and_blanks_follow_seed_001() {
+    let s = setup().await;
+    // In Ferry: a test user with Ana's phone, an archived Ben with a city, Cy with a last name.
+    s.write(&[
+        ("first_name", "Tess"),
+        ("last_name", "User"),
+        ("phone", "6175550101"),
+        ("test_user", "true"),
+    ])
+    .await;
+    let ben = s
+        .write(&[
+            ("first_name", "Ben"),
+            ("last_name", "Old"),
+            ("phone", "6175550102"),
+            ("city", "Salem"),
+        ])
+        .await;
+    s.store.set_archived(s.inst, ben, true).await.unwrap();
+    let cy = s
+        .write(&[
+            ("first_name", "Cy"),
+            ("last_name", "Keep"),
+            ("phone", "6175550103"),
+        ])
+        .await;
+    let mut ben_ea = person("Ben", "6175550102", "I");
+    ben_ea["addresses"][0]["city"] = Value::Null; // blank in EveryAction: skipped, not cleared
+    let mut cy_ea = person("Cy", "6175550103", "I");
+    cy_ea["lastName"] = json!("UNSET");
+    s.ea.state()
+        .seed_people([
+            SeedPerson::new(person("Ana", "6175550101", "I")),
+            SeedPerson::new(ben_ea),
+            SeedPerson::new(cy_ea),
+        ])
+        .unwrap();
+    let i = s.instance(s.config(false)).await;
+    let run = s.run(&i).await;
+    assert_eq!(run.status, RunStatus::Success, "{run:?}");
+    assert_eq!(
+        run.detail["pull"]["skipped"]["test_user"], 1,
+        "{}",
+        run.detail
+    );
+    let tess = s
+        .contacts()
+        .await
+        .into_iter()
+        .find(|c| c.data.test_user)
+        .unwrap();
+    assert_eq!(
+        tess.data.first_name.as_deref(),
+        Some("Tess"),
+        "test users never sync"
+    );
+    let ben = s.store.contact(s.inst, ben).await.unwrap();
+    assert!(
+        !ben.data.archived,
+        "EveryAction brought the archived contact again"
+    );
+    assert_eq!(
+        ben.data.city.as_deref(),
+        Some("Salem"),
+        "a blank is skipped"
+    );
+    assert_eq!(ben.data.last_name.as_deref(), Some("Rivera"));
+    let cy = s.store.contact(s.inst, cy).await.unwrap();
+    assert_eq!(cy.data.last_name, None, "UNSET from EveryAction clears");
 }

@@ -8,6 +8,9 @@
 //!   server (encrypting at rest) against the same upload into OpenSSH's sshd.
 //! - `bench hubspot` (in `bench_hubspot.rs`): the initial outgoing HubSpot sync of N contacts to
 //!   the emulator limited to 100 requests per 10 s, against the floor those limits set.
+//! - `bench everyaction` (in `bench_everyaction.rs`): the EveryAction nightly pull against
+//!   Ferry's CSV import of the same rows, and the opt-in/out push against the floor the
+//!   emulator's rate limit sets.
 //!
 //! Run with `cargo run --release -p ferry -- bench COMMAND`.
 
@@ -25,6 +28,8 @@ use crate::prng::Rng;
 
 #[path = "bench_api.rs"]
 mod api;
+#[path = "bench_everyaction.rs"]
+mod everyaction;
 #[path = "bench_export.rs"]
 mod export;
 #[path = "bench_hubspot.rs"]
@@ -75,6 +80,11 @@ pub async fn run(command: BenchCommand) -> Result<()> {
             remote,
         } => workers::workers_child(&database_url, &remote).await,
         BenchCommand::SftpServer { size_mb, runs } => sftpd::sftp_server(size_mb, runs).await,
+        BenchCommand::Everyaction {
+            records,
+            changes,
+            rate_limit,
+        } => everyaction::everyaction(records, changes, rate_limit).await,
     }
 }
 

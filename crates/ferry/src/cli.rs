@@ -760,6 +760,24 @@ cargo run --release -p ferry -- bench api-under-import --rows 200000 --seconds 5
         remote: String,
     },
 
+    /// The EveryAction connector against the emulator: the nightly pull and the opt-in push.
+    #[command(
+        long_about = "The EveryAction connector against the in-process emulator. (a) A nightly pull of --records changed records (US mobiles, opted in, with email and address), timed from the run's start to the last contact written, against Ferry's CSV import of the same rows into a fresh store in the same run: records/s and the ratio (goal >= 0.8). (b) A push of --changes opt-in/opt-out changes of linked contacts (half each way) with the emulator limited to --rate-limit requests per second (VAN's \"High\" key profile: 200): API calls per change (goal <= 1.05), the wall time against the floor the limit sets, calls/limit - 1 seconds (goal <= 1.1), the 429s received, and a check that every EveryAction record has Ferry's status on its one phone. Ignores --database-url: it uses fresh SQLite stores. Build with --release.",
+        after_help = "Examples:\n  cargo run --release -p ferry -- bench everyaction\n  \
+cargo run --release -p ferry -- bench everyaction --records 10000 --changes 2000 --rate-limit 15"
+    )]
+    Everyaction {
+        /// Changed records the nightly pull brings in.
+        #[arg(long, default_value_t = 100_000, value_name = "N")]
+        records: u64,
+        /// Opt-in/opt-out changes the push sends.
+        #[arg(long, default_value_t = 10_000, value_name = "M")]
+        changes: u64,
+        /// The emulator's requests per second during the push.
+        #[arg(long, default_value_t = 200, value_name = "R")]
+        rate_limit: u32,
+    },
+
     /// Internal: the export half of `bench export`, run in a child process so that its memory
     /// is measured alone.
     #[command(name = "export-run", hide = true)]

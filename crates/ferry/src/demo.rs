@@ -34,15 +34,118 @@ pub async fn run(settings: &Settings, args: &DemoArgs) -> Result<()> {
     let port = sftp.port();
     let hub = start_hubspot(settings, &store, args.contacts).await?;
     let hub_url = hub.base_url().to_string();
+    let ea = start_everyaction(settings, &store).await?;
+    let ea_url = ea.api_url();
     let mut settings = settings.clone();
     settings.hubspot_override = Some(hubspot_settings(&hub_url));
     let result = crate::server::run(&settings, store, |url| {
-        print_box(url, &password, port, &outbox, &hub_url)
+        print_box(url, &password, port, &outbox, &hub_url, &ea_url)
     })
     .await;
     sftp.shutdown().await;
     hub.shutdown().await;
+    ea.shutdown().await;
     result
+}
+
+/// The demo EveryAction emulator's API key and the demo instance's name.
+const EVERYACTION_KEY: &str = "d3m0d3m0-ea00-4000-8000-000000000001";
+pub const DEMO_EVERYACTION: &str = "EveryAction (demo emulator)";
+/// People in the demo's EveryAction emulator.
+pub const DEMO_EVERYACTION_PEOPLE: usize = 300;
+/// Of those, the ones a conservative sync takes: US, a cell phone, an email, opted in (6 in 10;
+/// the others are 1 in 10 with a landline only, 1 outside the US, 2 opted out).
+pub const DEMO_EVERYACTION_SYNCED: usize = 180;
+
+/// Starts the EveryAction emulator on loopback with [`DEMO_EVERYACTION_PEOPLE`] people and
+/// points the demo's (conservative) EveryAction instance at it, creating it the first time; it
+/// pulls at once.
+pub async fn start_everyaction(
+    settings: &Settings,
+    store: &Store,
+) -> Result<ferry_emulators::everyaction::RunningEmulator> {
+    use ferry_emulators::everyaction::{EmulatorConfig, SeedPerson};
+    let ea = ferry_emulators::everyaction::start(EmulatorConfig {
+        api_key: EVERYACTION_KEY.into(),
+        app_name: "ferry-demo".into(),
+        database_name: "Demo University Advocacy".into(),
+        ..EmulatorConfig::default()
+    })
+    .await
+    .context("starting the EveryAction emulator")?;
+    let inst = store
+        .institution_by_slug(DEMO_SLUG)
+        .await?
+        .context("the demo institution is missing")?;
+    let people = contacts(&mut Rng::new(SEED ^ 0xea), DEMO_EVERYACTION_PEOPLE);
+    let seeds = people.iter().enumerate().map(|(i, p)| {
+        let kind = i % 10;
+        let (phone, device, country, state, city) = match kind {
+            1 => (format!("(604) 555-{:04}", 3000 + i), "C", "CA", "BC", "Vancouver"),
+            _ => (format!("(312) 555-{:04}", 3000 + i), if kind == 0 { "L" } else { "C" }, "US", "IL", "Chicago"),
+        };
+        let opt_in = if kind == 2 || kind == 3 { "O" } else { "I" };
+        SeedPerson::new(serde_json::json!({
+            "firstName": p.first_name,
+            "lastName": format!("{} (EveryAction)", p.last_name),
+            "emails": [{"email": format!("everyaction.{i}@example.org")}],
+            "phones": [{"phoneNumber": phone, "deviceType": device, "phoneOptInStatus": opt_in}],
+            "addresses": [{"addressLine1": format!("{} Lake St", 100 + i), "city": city, "stateOrProvince": state, "zipOrPostalCode": "60601", "countryCode": country}],
+        }))
+    });
+    ea.state()
+        .seed_people(seeds)
+        .map_err(|e| anyhow::anyhow!("seeding the EveryAction emulator: {e:?}"))?;
+    let config =
+        serde_json::json!({"login": "ferry-demo", "api_host": ea.api_url(), "liberal": false});
+    let mut secrets = serde_json::Map::new();
+    secrets.insert("password".into(), EVERYACTION_KEY.into());
+    let service = IntegrationService::new(store.clone(), settings.registry());
+    let existing = store
+        .list_integrations(inst.id)
+        .await?
+        .into_iter()
+        .find(|i| i.kind == "everyaction" && i.name == DEMO_EVERYACTION);
+    let id =
+        match existing {
+            Some(i) => {
+                service
+                    .update(
+                        inst.id,
+                        i.id,
+                        IntegrationChange {
+                            config: Some(config),
+                            secrets: Some(secrets),
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .context("updating the demo EveryAction instance")?;
+                store
+                    .set_integration_state(inst.id, i.id, &serde_json::json!({}))
+                    .await?;
+                i.id
+            }
+            None => service
+                .create(
+                    inst.id,
+                    NewIntegrationInput {
+                        kind: "everyaction".into(),
+                        name: DEMO_EVERYACTION.into(),
+                        description:
+                            "Syncs with the EveryAction emulator `ferry demo` starts on loopback."
+                                .into(),
+                        enabled: true,
+                        config,
+                        secrets,
+                    },
+                )
+                .await
+                .context("creating the demo EveryAction instance")?
+                .id,
+        };
+    service.run_now(inst.id, id).await?;
+    Ok(ea)
 }
 
 /// Ferry's HubSpot settings pointed at the demo's emulator at `hub_url`.
@@ -641,7 +744,14 @@ pub fn messages(
     all.into_iter().map(|(_, m)| m).collect()
 }
 
-fn print_box(url: &str, password: &str, sftp_port: u16, outbox: &std::path::Path, hubspot: &str) {
+fn print_box(
+    url: &str,
+    password: &str,
+    sftp_port: u16,
+    outbox: &std::path::Path,
+    hubspot: &str,
+    everyaction: &str,
+) {
     let lines = [
         "Ferry demo is running".to_string(),
         String::new(),
@@ -655,6 +765,13 @@ fn print_box(url: &str, password: &str, sftp_port: u16, outbox: &std::path::Path
         String::new(),
         format!("  HubSpot emulator: {hubspot}"),
         "  (Settings > Integrations > HubSpot: both directions sync by themselves)".to_string(),
+        String::new(),
+        format!("  EveryAction emulator: {everyaction}"),
+        format!(
+            "  (\"{DEMO_EVERYACTION}\" pulled {DEMO_EVERYACTION_SYNCED} opted-in people at start;"
+        ),
+        "  opt-ins and opt-outs in Ferry go to it every 5 minutes by day, or on Run now)"
+            .to_string(),
         String::new(),
         "The password is reset every time you run `ferry demo`.".to_string(),
         "Press Ctrl-C to stop.".to_string(),

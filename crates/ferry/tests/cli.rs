@@ -807,7 +807,8 @@ async fn demo_serves_sample_data_and_its_printed_credentials_work() {
     wait_healthy(&client, &demo.url).await;
     let cookie = login(&client, &demo.url, &demo.email, &demo.password).await;
     // The demo's HubSpot emulator has 250 people of its own: the incoming instance's first pull
-    // (queued at start) brings them in. Wait for it, then count 1,000 + 250.
+    // (queued at start) brings them in; the EveryAction instance's first run pulls its people.
+    // Wait for both, then count.
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
     loop {
         let runs: serde_json::Value = client
@@ -819,21 +820,25 @@ async fn demo_serves_sample_data_and_its_printed_credentials_work() {
             .json()
             .await
             .unwrap();
-        let pulled = runs["runs"]
-            .as_array()
-            .expect("runs")
-            .iter()
-            .any(|r| r["kind"] == "hubspot_incoming" && r["status"] == "success");
-        if pulled {
+        let done = |kind: &str| {
+            runs["runs"]
+                .as_array()
+                .expect("runs")
+                .iter()
+                .any(|r| r["kind"] == kind && r["status"] == "success")
+        };
+        if done("hubspot_incoming") && done("everyaction") {
             break;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "the demo's HubSpot pull did not succeed: {runs}"
+            "the demo's HubSpot and EveryAction pulls did not succeed: {runs}"
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    assert_eq!(count_contacts(&client, &demo.url, &cookie).await, 1_250);
+    // 1,000 students, 250 from HubSpot, and the 180 of the EveryAction emulator's 300 people
+    // that a conservative sync takes (US, a cell phone, an email, opted in).
+    assert_eq!(count_contacts(&client, &demo.url, &cookie).await, 1_430);
     let msgs: serde_json::Value = client
         .get(format!("{}api/v1/messages?limit=5", demo.url))
         .header(reqwest::header::COOKIE, &cookie)
@@ -860,7 +865,7 @@ async fn demo_serves_sample_data_and_its_printed_credentials_work() {
     let cookie = login(&client, &again.url, &again.email, &again.password).await;
     assert_eq!(
         count_contacts(&client, &again.url, &cookie).await,
-        1_250,
+        1_430,
         "nothing is added twice"
     );
     stop(again.child).await;

@@ -225,6 +225,17 @@ impl Http {
         }
     }
 
+    /// The same, but redirects are answers, not hops: for APIs whose writes answer `302 Found`
+    /// with a `Location` (EveryAction), following it would turn each write into two requests.
+    pub fn without_redirects(mut self, timeout: Duration) -> Http {
+        self.client = reqwest::Client::builder()
+            .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("the HTTP client builds");
+        self
+    }
+
     /// The connection pool, to build requests with.
     pub fn client(&self) -> &reqwest::Client {
         &self.client

@@ -203,7 +203,8 @@ impl Client {
                     max_wait: Duration::from_secs(30),
                 },
                 try_again_hint,
-            ),
+            )
+            .without_redirects(limits.timeout),
             window: Window::new(limits.per_second, Duration::from_secs(1)),
             base: base.to_string(),
             login: login.trim().to_string(),
@@ -225,6 +226,21 @@ impl Client {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Answer, EaError> {
+        let a = self.call_raw(what, method, path, body).await?;
+        if a.status >= 400 {
+            return Err(EaError::from_answer(what, &a));
+        }
+        Ok(a)
+    }
+
+    /// Sends one call with retries of 429s, 5xx and timeouts; any other answer is returned.
+    async fn call_raw(
+        &self,
+        what: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Answer, EaError> {
         let url = format!("{}{}", self.base, path.trim_start_matches('/'));
         let password = format!("{}|1", self.key.expose_secret().trim());
         let mut attempt = 0;
@@ -240,12 +256,9 @@ impl Client {
             }
             let outcome = self.http.send_once(&self.window, req).await;
             let (retry_answer, err) = match outcome {
-                Ok(a) if a.status < 400 => return Ok(a),
+                Ok(a) if a.status != 429 && a.status < 500 => return Ok(a),
                 Ok(a) => {
                     let e = EaError::from_answer(what, &a);
-                    if !e.is_transient() {
-                        return Err(e);
-                    }
                     (Some(a), e)
                 }
                 Err(e) => (
@@ -368,6 +381,64 @@ impl Client {
             status: None,
             message: format!("EveryAction's export job {job} did not finish in time"),
         })
+    }
+
+    /// Sets the opt-in status of one phone of a person, sending only that phone (VAN appends
+    /// what it is sent; the same number changes in place).
+    pub async fn set_phone_opt_in(
+        &self,
+        van_id: &str,
+        phone: &str,
+        code: &str,
+    ) -> Result<(), EaError> {
+        let body = json!({"phones": [{"phoneNumber": phone, "phoneOptInStatus": code}]});
+        self.call(
+            "the opt-in update",
+            reqwest::Method::POST,
+            &format!("people/{}", van_id.trim()),
+            Some(&body),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// `POST /people/find`: the matched VAN ID, or `None` (404 Unmatched).
+    pub async fn find(&self, candidate: &Value) -> Result<Option<String>, EaError> {
+        let what = "the find request";
+        let a = self
+            .call_raw(what, reqwest::Method::POST, "people/find", Some(candidate))
+            .await?;
+        match a.status {
+            404 if a.body.contains("Unmatched") => Ok(None),
+            200..=399 => Ok(Some(Self::stub_id(what, &a)?)),
+            _ => Err(EaError::from_answer(what, &a)),
+        }
+    }
+
+    /// `POST /people/findOrCreate`: the VAN ID and whether VAN created the record. Call it only
+    /// with a candidate above VAN's match minimum, or it makes a duplicate.
+    pub async fn find_or_create(&self, candidate: &Value) -> Result<(String, bool), EaError> {
+        let what = "the findOrCreate request";
+        let a = self
+            .call(
+                what,
+                reqwest::Method::POST,
+                "people/findOrCreate",
+                Some(candidate),
+            )
+            .await?;
+        Ok((Self::stub_id(what, &a)?, a.status == 201))
+    }
+
+    fn stub_id(what: &str, a: &Answer) -> Result<String, EaError> {
+        let v: Value = Self::json(what, a)?;
+        v.get("vanId")
+            .and_then(Value::as_u64)
+            .map(|n| n.to_string())
+            .ok_or_else(|| EaError {
+                status: Some(a.status),
+                message: format!("EveryAction's answer to {what} has no vanId"),
+            })
     }
 
     /// Downloads an export file (pre-signed: no authentication), with retries.

@@ -43,6 +43,14 @@ pub struct EveryActionConfig {
     /// The overnight window (in the institution's time zone) in which the nightly pull runs.
     #[serde(default = "default_nightly")]
     pub nightly_window: HourWindow,
+    /// The daytime window (in the institution's time zone) in which new opt-ins and opt-outs
+    /// are pushed to EveryAction every five minutes.
+    #[serde(default = "default_push")]
+    pub push_window: HourWindow,
+    /// Requests per second the API key may make (its rate-limit profile: "High" is 200,
+    /// "Medium" 15). Ferry stays under it; a 429 is waited out as EveryAction says.
+    #[serde(default = "default_rps")]
+    pub requests_per_second: u32,
 }
 
 /// Hours of the day in the institution's time zone: from `start_hour` (inclusive) to
@@ -201,6 +209,17 @@ fn default_nightly() -> HourWindow {
     }
 }
 
+fn default_rps() -> u32 {
+    200
+}
+
+fn default_push() -> HourWindow {
+    HourWindow {
+        start_hour: 8,
+        end_hour: 22,
+    }
+}
+
 /// Every supported field with its default API name, none required.
 pub fn default_field_mappings() -> Vec<FieldMappingRow> {
     EaField::ALL
@@ -232,11 +251,21 @@ impl EveryActionConfig {
                 format!("{host:?} is not a URL; use the API's base URL, e.g. {DEFAULT_API_HOST}"),
             ));
         }
-        let w = c.nightly_window;
-        if w.start_hour > 23 || w.end_hour > 23 || w.start_hour == w.end_hour {
+        for (name, w) in [
+            ("nightly_window", c.nightly_window),
+            ("push_window", c.push_window),
+        ] {
+            if w.start_hour > 23 || w.end_hour > 23 || w.start_hour == w.end_hour {
+                return Err(ConfigError::new(
+                    name,
+                    "hours are 0 to 23 and the window must not be empty",
+                ));
+            }
+        }
+        if c.requests_per_second == 0 {
             return Err(ConfigError::new(
-                "nightly_window",
-                "hours are 0 to 23 and the window must not be empty",
+                "requests_per_second",
+                "at least 1 request per second",
             ));
         }
         if c.constituent_id_field.trim().is_empty() {

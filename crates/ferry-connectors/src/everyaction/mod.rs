@@ -1,15 +1,23 @@
 //! EveryAction data sync (seed 004), `type: "everyaction"`: Configure Integration (login, API
 //! key as the Password secret, API host, Liberal sync, notes), Edit Field Mappings with
-//! Required?, Test Connection through the API key profile, and the nightly pull of every record
-//! changed in EveryAction in the last 48 hours through a changed-entity export job.
+//! Required?, Test Connection through the API key profile, the nightly pull of every record
+//! changed in EveryAction in the last 48 hours through a changed-entity export job
+//! ([`pull`]), and the push of new opt-ins and opt-outs every five minutes during the day
+//! ([`push`]), with the VAN ID kept as the Constituent ID.
 //!
-//! Not built yet (issue 11): the 5-minute push of opt-ins and opt-outs to EveryAction and the
-//! VAN ID write-back it does, opt-in paths and their welcome messages, retries of failed records
+//! A run pushes first, then pulls when the pull is due; scheduled runs push only in the push
+//! window and pull once a night in the nightly window, Run now does both. The pull's own writes
+//! are not pushed back: the push's watermark moves past them when nothing else changed contacts
+//! meanwhile (otherwise a pulled status may be sent back once, which changes nothing in
+//! EveryAction).
+//!
+//! Not built yet (issue 11): opt-in paths and their welcome messages, retries of failed records
 //! across runs.
 
 pub mod client;
 pub mod config;
 pub mod pull;
+pub mod push;
 
 use async_trait::async_trait;
 use ferry_core::run::Trigger;
@@ -36,11 +44,15 @@ pub const PLATFORM: Platform = Platform {
 pub const ERROR_CODES: &[ferry_core::errors::ErrorCode] = ferry_core::error_codes! {
     "everyaction_missing_email" => "The EveryAction record has no email; the sync needs phone, email and opt-in status.", "Add an email to the record in EveryAction; the next nightly sync takes it.";
     "everyaction_missing_opt_in" => "The EveryAction record has no opt-in status.", "Set the phone's opt-in status in EveryAction.";
+    "everyaction_no_match" => "An opt-out of a contact without a VAN ID was not sent: no EveryAction record matches its first and last name with its phone (or it has no name).", "Nothing to do if the person is not in EveryAction; otherwise link them by setting the Constituent ID to their VAN ID.";
     "everyaction_no_van_id" => "A record in EveryAction's export file has no VAN ID.", "Check the identifier's API field name in Edit Field Mappings (VanID by default).";
     "everyaction_not_us" => "The EveryAction record's country is not US; only US records sync.", "Nothing to do if the person is outside the US; otherwise correct the country in EveryAction.";
     "everyaction_not_us_mobile" => "The EveryAction record has no US mobile number (the phone is missing, not a valid US number, or not a cell phone).", "Add the person's mobile number in EveryAction, marked as a cell phone.";
+    "everyaction_opt_in_without_email" => "A new opt-in without a VAN ID was not added to EveryAction: new records need an email.", "Add the contact's email; the next change of its opt-in status sends it.";
+    "everyaction_refused" => "EveryAction refused the opt-in status update for the contact.", "Read the message for EveryAction's reason (for example a phone number it does not accept).";
     "everyaction_required_field_empty" => "A field marked Required? in Edit Field Mappings is empty in the EveryAction record.", "Fill the field in EveryAction, or clear Required? for it.";
     "everyaction_unknown_opt_in" => "The record's opt-in status is not one EveryAction lists for the field.", "Check the opt-in status's API field name in Edit Field Mappings (PhoneOptInStatus by default).";
+    "everyaction_van_id_not_written" => "The VAN ID EveryAction gave could not be stored as the contact's Constituent ID: another contact has it, or the field holds another ID.", "Find the contacts with that Constituent ID and correct or clear (UNSET) the wrong one.";
 };
 
 /// The state an instance keeps between runs.
@@ -49,6 +61,9 @@ pub struct EveryActionState {
     /// The local date (institution's zone) of the last nightly pull, `YYYY-MM-DD`.
     #[serde(default)]
     pub last_pull_day: Option<String>,
+    /// Where the push stands.
+    #[serde(default)]
+    pub push: push::PushState,
 }
 
 /// The EveryAction connector.
@@ -71,11 +86,15 @@ impl EveryAction {
             .ok_or_else(|| {
                 RunError::fatal("no EveryAction API key is set; enter it as the Password")
             })?;
+        let limits = Limits {
+            per_second: usize::try_from(cfg.requests_per_second).unwrap_or(usize::MAX),
+            ..self.limits.clone()
+        };
         Ok(Client::new(
             &cfg.base_url(),
             &cfg.login,
             SecretString::from(key.to_string()),
-            self.limits.clone(),
+            limits,
         ))
     }
 
@@ -195,21 +214,45 @@ impl Connector for EveryAction {
         let local = now.to_zoned(tz);
         let today = local.date().to_string();
         let mut state: EveryActionState = ctx.state();
-        if ctx.run().trigger == Trigger::Scheduled {
-            let hour = u8::try_from(local.hour()).unwrap_or(0);
-            if !cfg.nightly_window.contains(hour)
-                || state.last_pull_day.as_deref() == Some(today.as_str())
-            {
-                return Ok(RunReport::skipped());
-            }
+        let hour = u8::try_from(local.hour()).unwrap_or(0);
+        let scheduled = ctx.run().trigger == Trigger::Scheduled;
+        let do_push = !scheduled || cfg.push_window.contains(hour);
+        let do_pull = !scheduled
+            || (cfg.nightly_window.contains(hour)
+                && state.last_pull_day.as_deref() != Some(today.as_str()));
+        if !do_push && !do_pull {
+            return Ok(RunReport::skipped());
         }
-        let tally = pull::pull(ctx, &client, &cfg, now).await?;
-        state.last_pull_day = Some(today);
-        ctx.save_state(&state).await?;
+        let mut detail = json!({});
+        let mut rows = 0u64;
+        if do_push {
+            let pushed =
+                push::push(ctx, &client, &cfg, &mut state.push, now.as_millisecond()).await?;
+            ctx.save_state(&state).await?;
+            rows += pushed.opt_ins + pushed.opt_outs;
+            detail["push"] = pushed.detail();
+        }
+        if do_pull {
+            let store = ctx.store();
+            let before = store.current_change_seq(ctx.institution_id()).await?;
+            let tally = pull::pull(ctx, &client, &cfg, now).await?;
+            let after = store.current_change_seq(ctx.institution_id()).await?;
+            // Echo suppression: when the pull's writes are the only changes since `before`, the
+            // push skips them.
+            if let Some(w) = state.push.watermark
+                && w >= before
+                && u64::try_from(after - before).ok() == Some(tally.created + tally.updated)
+            {
+                state.push.watermark = Some(after);
+            }
+            state.last_pull_day = Some(today);
+            ctx.save_state(&state).await?;
+            rows += tally.pulled;
+            detail["pull"] = tally.detail();
+        }
         let calls = client.calls();
-        let mut detail = tally.detail();
         detail["requests"] = json!(calls.requests);
         detail["rate_limited"] = json!(calls.rate_limited);
-        Ok(RunReport::success(i64::try_from(tally.pulled).unwrap_or(i64::MAX)).with_detail(detail))
+        Ok(RunReport::success(i64::try_from(rows).unwrap_or(i64::MAX)).with_detail(detail))
     }
 }

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use ferry_core::contact::{ContactWrite, Raw, SmsOptIn};
+use ferry_core::contact::{ContactWrite, Patch, Raw, SmsOptIn};
 use ferry_core::phone::Phone;
 use ferry_core::run::SyncDirection;
 use ferry_store::{AppliedAction, WriteKind};
@@ -20,8 +20,8 @@ use crate::context::RunContext;
 /// How far back the nightly pull reads (seed 004: "updates … within the past 48 hours").
 pub const PULL_WINDOW: SignedDuration = SignedDuration::from_hours(48);
 
-/// Contacts written to the store at once.
-const CHUNK: usize = 1_000;
+/// Contacts written to the store at once (the next chunk is read meanwhile).
+const CHUNK: usize = 10_000;
 
 /// What a pull did: the synchronization report's incoming half.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -163,6 +163,7 @@ pub async fn pull(
     let mut tally = PullTally::default();
     let mut header: Option<Vec<String>> = None;
     let mut writes: Vec<ContactWrite> = Vec::new();
+    let mut writing: Option<Writing> = None;
     for url in &urls {
         let body = client.download(url).await.map_err(remote)?;
         tally.files += 1;
@@ -197,11 +198,8 @@ pub async fn pull(
                     .map_or("", |s| s.trim())
             };
             match decide(cfg, &get, mobile_field, &opt_codes, constituent) {
-                Ok(pairs) => {
-                    if let Some(p) =
-                        Phone::parse(get(cfg.api_field(EaField::Phone).unwrap_or_default())).ok()
-                        && test_users.phones.contains(p.as_str())
-                    {
+                Ok((pairs, phone)) => {
+                    if test_users.phones.contains(phone.as_str()) {
                         tally.skip("test_user");
                         continue;
                     }
@@ -214,7 +212,11 @@ pub async fn pull(
                         &schema,
                         pairs.iter().map(|(k, v)| (k.as_str(), Raw::Str(v))),
                     ) {
-                        Ok(w) => writes.push(w),
+                        Ok(mut w) => {
+                            // Parsed once, in `decide`.
+                            w.patch.phone = Patch::Set(phone);
+                            writes.push(w);
+                        }
                         Err(errs) => {
                             tally.errors += 1;
                             let e = &errs[0];
@@ -243,29 +245,57 @@ pub async fn pull(
                 }
             }
             if writes.len() >= CHUNK {
-                apply(ctx, &mut writes, &mut tally).await?;
+                apply(ctx, &mut writes, &mut writing, &mut tally).await?;
             }
         }
         if ctx.is_cancelled() {
             return Err(RunError::cancelled());
         }
     }
-    apply(ctx, &mut writes, &mut tally).await?;
+    apply(ctx, &mut writes, &mut writing, &mut tally).await?;
+    finish(ctx, &mut writing, &mut tally).await?;
     Ok(tally)
 }
 
+/// A chunk being written while the next one is read.
+type Writing =
+    tokio::task::JoinHandle<Result<Vec<ferry_store::WriteOutcome>, ferry_store::StoreError>>;
+
+/// Starts writing `writes` (after the chunk before it is done, so contacts are written in the
+/// files' order), and counts the chunk before.
 async fn apply(
     ctx: &RunContext,
     writes: &mut Vec<ContactWrite>,
+    writing: &mut Option<Writing>,
     tally: &mut PullTally,
 ) -> Result<(), RunError> {
+    finish(ctx, writing, tally).await?;
     if writes.is_empty() {
         return Ok(());
     }
-    let out = ctx
-        .store()
-        .apply_contact_writes(ctx.institution_id(), writes, WriteKind::Import)
-        .await?;
+    let store = ctx.store().clone();
+    let inst = ctx.institution_id();
+    let chunk = std::mem::take(writes);
+    *writing = Some(tokio::spawn(async move {
+        store
+            .apply_contact_writes(inst, &chunk, WriteKind::Import)
+            .await
+    }));
+    Ok(())
+}
+
+/// Waits for the chunk being written and counts it.
+async fn finish(
+    ctx: &RunContext,
+    writing: &mut Option<Writing>,
+    tally: &mut PullTally,
+) -> Result<(), RunError> {
+    let Some(task) = writing.take() else {
+        return Ok(());
+    };
+    let out = task
+        .await
+        .map_err(|e| RunError::retryable(format!("writing contacts failed: {e}")))??;
     for o in out {
         match o {
             Ok(a) => match a.action {
@@ -280,7 +310,6 @@ async fn apply(
             }
         }
     }
-    writes.clear();
     Ok(())
 }
 
@@ -297,14 +326,15 @@ fn skip(code: &'static str, message: impl Into<String>) -> Skip {
     }
 }
 
-/// The Ferry field values of one exported record, or why it does not sync.
+/// The Ferry field values of one exported record (but the phone) and its phone, or why it does
+/// not sync.
 fn decide<'a>(
     cfg: &EveryActionConfig,
     get: &dyn Fn(&str) -> &'a str,
     mobile_field: Option<&str>,
     opt_codes: &HashMap<String, SmsOptIn>,
     constituent: &str,
-) -> Result<Vec<(String, String)>, Skip> {
+) -> Result<(Vec<(String, String)>, Phone), Skip> {
     let field = |f: EaField| get(cfg.api_field(f).unwrap_or_default());
     let van_id = field(EaField::Identifier);
     if van_id.is_empty() {
@@ -319,8 +349,8 @@ fn decide<'a>(
     }
     let phone = field(EaField::Phone);
     let mobile = mobile_field.is_none_or(|m| get(m).eq_ignore_ascii_case("cell"));
-    match Phone::parse(phone) {
-        Ok(p) if p.as_str().starts_with("+1") && mobile => {}
+    let phone = match Phone::parse(phone) {
+        Ok(p) if p.as_str().starts_with("+1") && mobile => p,
         _ => {
             return Err(skip(
                 "everyaction_not_us_mobile",
@@ -329,7 +359,7 @@ fn decide<'a>(
                 ),
             ));
         }
-    }
+    };
     if field(EaField::Email).is_empty() {
         return Err(skip("everyaction_missing_email", "the record has no email"));
     }
@@ -371,6 +401,7 @@ fn decide<'a>(
         match row.field {
             EaField::OptIn => pairs.push(("sms_opt_in".into(), status.as_str().into())),
             EaField::Identifier => pairs.push((constituent.to_string(), van_id.to_string())),
+            EaField::Phone => {}
             f => {
                 if let Some(name) = f.ferry_field() {
                     pairs.push((name.to_string(), value.to_string()));
@@ -378,7 +409,7 @@ fn decide<'a>(
             }
         }
     }
-    Ok(pairs)
+    Ok((pairs, phone))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Changed-entity export jobs: resources, fields, change types, jobs (Pending → Complete), and
 //! their CSV files, served without authentication like pre-signed blob URLs.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -319,38 +320,47 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-fn value(p: &Person, field: &str, ids: &super::OptInIds) -> String {
-    let phone = p.best_phone();
-    let addr = p.best_address();
-    let s = |o: Option<&String>| o.cloned().unwrap_or_default();
+/// Appends `s` to `out` as one CSV field (quoted when it needs to be).
+fn push_csv(out: &mut String, s: &str) {
+    if s.contains([',', '"', '\r', '\n']) {
+        out.push('"');
+        out.push_str(&s.replace('"', "\"\""));
+        out.push('"');
+    } else {
+        out.push_str(s);
+    }
+}
+
+/// One column's value for a person (best phone, preferred email, best address).
+fn value<'a>(
+    p: &'a Person,
+    field: &str,
+    ids: &super::OptInIds,
+    phone: Option<&'a super::Phone>,
+    email: Option<&'a super::Email>,
+    addr: Option<&'a super::Address>,
+) -> Cow<'a, str> {
+    let s = |o: Option<&'a String>| Cow::Borrowed(o.map_or("", String::as_str));
     match field {
-        "VanID" => p.van_id.to_string(),
+        "VanID" => Cow::Owned(p.van_id.to_string()),
         "FirstName" => s(p.scalars.get("firstName")),
         "MiddleName" => s(p.scalars.get("middleName")),
         "LastName" => s(p.scalars.get("lastName")),
         "DateOfBirth" => s(p.scalars.get("dateOfBirth")),
-        "Email" => p.best_email().map(|e| e.email.clone()).unwrap_or_default(),
-        "Phone" => phone.map(|x| x.phone_number.clone()).unwrap_or_default(),
-        "PhoneOptInStatus" => phone
-            .map(|x| ids.id(x.opt_in).to_string())
-            .unwrap_or_default(),
-        "PhoneDeviceType" => phone.map(|x| x.device_type.clone()).unwrap_or_default(),
-        "AddressLine1" => addr
-            .and_then(|a| a.address_line1.clone())
-            .unwrap_or_default(),
-        "AddressLine2" => addr
-            .and_then(|a| a.address_line2.clone())
-            .unwrap_or_default(),
-        "City" => addr.and_then(|a| a.city.clone()).unwrap_or_default(),
-        "State" => addr
-            .and_then(|a| a.state_or_province.clone())
-            .unwrap_or_default(),
-        "Zip" => addr
-            .and_then(|a| a.zip_or_postal_code.clone())
-            .unwrap_or_default(),
-        "CountryCode" => addr.map(|a| a.country_code.clone()).unwrap_or_default(),
-        "DateCreated" => date_only(p.created_ms),
-        _ => String::new(),
+        "Email" => s(email.map(|e| &e.email)),
+        "Phone" => s(phone.map(|x| &x.phone_number)),
+        "PhoneOptInStatus" => phone.map_or(Cow::Borrowed(""), |x| {
+            Cow::Owned(ids.id(x.opt_in).to_string())
+        }),
+        "PhoneDeviceType" => s(phone.map(|x| &x.device_type)),
+        "AddressLine1" => s(addr.and_then(|a| a.address_line1.as_ref())),
+        "AddressLine2" => s(addr.and_then(|a| a.address_line2.as_ref())),
+        "City" => s(addr.and_then(|a| a.city.as_ref())),
+        "State" => s(addr.and_then(|a| a.state_or_province.as_ref())),
+        "Zip" => s(addr.and_then(|a| a.zip_or_postal_code.as_ref())),
+        "CountryCode" => s(addr.map(|a| &a.country_code)),
+        "DateCreated" => Cow::Owned(date_only(p.created_ms)),
+        _ => Cow::Borrowed(""),
     }
 }
 
@@ -381,13 +391,15 @@ fn run(
     let mut rows_in_file = 0usize;
     let mut count = 0u64;
     for p in selected {
-        let row = job
-            .fields
-            .iter()
-            .map(|f| csv_field(&value(p, f, &ids)))
-            .collect::<Vec<_>>()
-            .join(",")
-            + "\r\n";
+        let (phone, email, addr) = (p.best_phone(), p.best_email(), p.best_address());
+        let mut row = String::with_capacity(160);
+        for (i, f) in job.fields.iter().enumerate() {
+            if i > 0 {
+                row.push(',');
+            }
+            push_csv(&mut row, &value(p, f, &ids, phone, email, addr));
+        }
+        row.push_str("\r\n");
         let current = files.last_mut().expect("one file");
         if rows_in_file > 0 && current.len() + row.len() > limit {
             let start = if shared.config.header_on_every_file {
