@@ -140,16 +140,20 @@ impl Connector for EveryAction {
                 kind: SecretKind::Password,
                 help: "The EveryAction API key of the Login. Ferry sends it as KEY|1 (EveryAction mode); enter the key alone.",
             }],
-            default_config: json!({
-                "login": "",
-                "api_host": config::DEFAULT_API_HOST,
-                "liberal": false,
-                "notes": "",
-                "field_mappings": config::default_field_mappings(),
-                "nightly_window": {"start_hour": 2, "end_hour": 5},
-                "constituent_id_field": "crm_id",
-                "mobile_field": "PhoneDeviceType",
-            }),
+            // Every field with its default, as the form shows it and posts it back.
+            default_config: {
+                let start = json!({
+                    "login": "",
+                    "api_host": config::DEFAULT_API_HOST,
+                    "liberal": false,
+                    "notes": "",
+                    "field_mappings": config::default_field_mappings(),
+                });
+                serde_json::from_value::<EveryActionConfig>(start.clone())
+                    .ok()
+                    .and_then(|c| serde_json::to_value(c).ok())
+                    .unwrap_or(start)
+            },
             error_codes: ERROR_CODES.to_vec(),
             oauth_provider: None,
         }

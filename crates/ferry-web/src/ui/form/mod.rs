@@ -354,6 +354,34 @@ fn value_at<'a>(config: &'a Value, name: &str) -> Option<&'a Value> {
     Some(v)
 }
 
+/// `config` with each property it lacks filled in from the schema's `default`, at every depth,
+/// so a form shows (and posts back) what the connector would use.
+pub fn with_defaults(schema: &Value, config: &Value) -> Value {
+    let schema = non_null(schema);
+    let (Some(props), Some(obj)) = (
+        schema.get("properties").and_then(Value::as_object),
+        config.as_object(),
+    ) else {
+        return config.clone();
+    };
+    let mut out = obj.clone();
+    for (key, prop) in props {
+        let prop = non_null(prop);
+        match out.get(key) {
+            Some(v) => {
+                let filled = with_defaults(&prop, v);
+                out.insert(key.clone(), filled);
+            }
+            None => {
+                if let Some(d) = prop.get("default") {
+                    out.insert(key.clone(), with_defaults(&prop, d));
+                }
+            }
+        }
+    }
+    Value::Object(out)
+}
+
 /// A secrets change read from a form: typed values set, ticked "remove" boxes remove.
 pub type SecretsChange = Map<String, Value>;
 

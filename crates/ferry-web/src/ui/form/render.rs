@@ -69,7 +69,8 @@ pub struct Renderer<'a> {
     description: &'a Description,
     ctx: &'a FormContext,
     errors: &'a Errors,
-    config: &'a Value,
+    /// The values shown: the config, with the schema's defaults where it has no value.
+    config: Value,
     /// Whether the first field with an error has been drawn (it gets the focus).
     focused: Cell<bool>,
     /// The error keys drawn next to a field, in the form's order, with the field's label.
@@ -90,7 +91,7 @@ impl<'a> Renderer<'a> {
             description,
             ctx,
             errors,
-            config,
+            config: super::with_defaults(&description.config_schema, config),
             // The name and description come first, above the config.
             focused: Cell::new(errors.has("name") || errors.has("description")),
             shown: RefCell::new(Vec::new()),
@@ -248,7 +249,7 @@ impl<'a> Renderer<'a> {
         let (kinds, nullable) = types(&schema);
         let kind = kinds.first().copied().unwrap_or("string");
         let title = title_of(&schema, key);
-        let value = value_at(self.config, name);
+        let value = value_at(&self.config, name);
         if let Some(w) = widget(&schema) {
             return self.widget(w, &schema, name, &title, value);
         }
