@@ -283,8 +283,32 @@ impl Store {
         .bind(now())
         .fetch_one(&mut *tx)
         .await?;
+        let saved = settings_from(&row)?;
+        crate::audit::write(
+            &mut *tx,
+            &crate::audit::current_actor(),
+            crate::NewAuditEvent {
+                institution_id: Some(institution_id),
+                kind: "alerts.updated".into(),
+                target: "alert settings".into(),
+                // The signing secret only as whether one is set (and whether this save changed it).
+                detail: json!({
+                    "webhook_url": saved.webhook_url,
+                    "signing_secret_change": match input.webhook_secret {
+                        SecretChange::Keep => "kept",
+                        SecretChange::Set(_) => "set",
+                        SecretChange::Remove => "removed",
+                    },
+                    "emails": saved.emails,
+                    "on_run_failed": saved.on_run_failed,
+                    "failed_rows_threshold": saved.failed_rows_threshold,
+                    "on_credentials_refused": saved.on_credentials_refused,
+                }),
+            },
+        )
+        .await?;
         tx.commit().await?;
-        settings_from(&row)
+        Ok(saved)
     }
 
     /// The webhook's signing secret, decrypted, for the delivery of an alert.

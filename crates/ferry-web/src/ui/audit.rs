@@ -44,6 +44,7 @@ const FAMILIES: &[&str] = &[
     "user",
     "field",
     "institution",
+    "alerts",
     "signin",
 ];
 

@@ -67,6 +67,14 @@ async fn alert_settings_are_admin_only_validated_and_keep_the_secret_write_only(
     assert_eq!(b["webhook_secret_set"], false);
     let (s, b) = app.get("/api/v1/alerts").await;
     assert_eq!((s, b), (200, json!([])));
+    // Every accepted save is in the audit log, the secret only as what happened to it.
+    let (s, log) = app.get("/api/v1/audit-log?kind=alerts").await;
+    assert_eq!(s, 200, "{log}");
+    let entries = log["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 3, "{log}");
+    assert_eq!(entries[0]["detail"]["signing_secret_change"], "removed");
+    assert_eq!(entries[2]["detail"]["signing_secret_change"], "set");
+    assert!(!log.to_string().contains("0123456789abcdef"), "{log}");
 
     let viewer = app.viewer_token.clone();
     let (s, _) = app
