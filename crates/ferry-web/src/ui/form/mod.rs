@@ -394,11 +394,11 @@ mod tests {
         let mut e = Errors::default();
         e.add("config.mappings[2].local", "choose a Ferry field");
         e.add("config.contacts.fields[1]", "\"x\" is listed twice");
-        e.add("config.eab.institution_id", "is required");
-        e.add("config.eab.institution_id", "is required");
+        e.add("config.file.institution_id", "is required");
+        e.add("config.file.institution_id", "is required");
         assert_eq!(e.of("config.mappings"), ["Row 3: choose a Ferry field"]);
         assert_eq!(e.of("config.contacts.fields"), ["\"x\" is listed twice"]);
-        assert_eq!(e.of("config.eab.institution_id"), ["Required"]);
+        assert_eq!(e.of("config.file.institution_id"), ["Required"]);
         assert_eq!(e.len(), 3, "the same error once");
     }
 }
