@@ -160,8 +160,31 @@ pub async fn pull(
     let schema = ctx.store().field_schema(ctx.institution_id()).await?;
     let test_users = ctx.store().test_user_keys(ctx.institution_id()).await?;
     let constituent = cfg.constituent_id_field.trim();
+    let constituent_ref = schema.resolve(constituent).ok_or_else(|| {
+        RunError::fatal(format!(
+            "the Constituent ID field {constituent:?} is not a contact field; name crm_id or a custom field"
+        ))
+    })?;
+    // Each mapped field resolved once: (Ferry field, its name, the API column).
+    let mut targets: Vec<(ferry_core::contact::FieldRef, &str, &str)> = Vec::new();
+    for row in &cfg.field_mappings {
+        match row.field {
+            EaField::OptIn | EaField::Phone => {}
+            EaField::Identifier => {
+                targets.push((constituent_ref.clone(), constituent, row.api_field.trim()))
+            }
+            f => {
+                if let Some(name) = f.ferry_field()
+                    && let Some(r) = schema.resolve(name)
+                {
+                    targets.push((r, name, row.api_field.trim()));
+                }
+            }
+        }
+    }
+    let id_api = cfg.api_field(EaField::Identifier).unwrap_or_default();
     let mut tally = PullTally::default();
-    let mut header: Option<Vec<String>> = None;
+    let mut cols: Option<HashMap<String, usize>> = None;
     let mut writes: Vec<ContactWrite> = Vec::new();
     let mut writing: Option<Writing> = None;
     for url in &urls {
@@ -172,54 +195,67 @@ pub async fn pull(
             .flexible(true)
             .from_reader(body.as_bytes());
         let mut first = true;
-        for rec in rdr.records() {
-            let rec = rec.map_err(|e| {
+        let mut rec = csv::StringRecord::new();
+        loop {
+            let more = rdr.read_record(&mut rec).map_err(|e| {
                 RunError::retryable(format!("an EveryAction export file could not be read: {e}"))
             })?;
-            let cells: Vec<String> = rec.iter().map(str::to_string).collect();
+            if !more {
+                break;
+            }
             // Files after the first may or may not repeat the header (the sources disagree).
             if first {
                 first = false;
-                let looks_like_header = cells.iter().any(|c| {
-                    cfg.api_field(EaField::Identifier)
-                        .is_some_and(|id| c.eq_ignore_ascii_case(id))
-                });
-                if looks_like_header || header.is_none() {
-                    header = Some(cells);
+                let looks_like_header = rec.iter().any(|c| c.eq_ignore_ascii_case(id_api));
+                if looks_like_header || cols.is_none() {
+                    // The columns of the mapped fields (and the mobile column), by API name.
+                    let mut map = HashMap::new();
+                    for name in cfg
+                        .field_mappings
+                        .iter()
+                        .map(|r| r.api_field.trim())
+                        .chain(mobile_field)
+                    {
+                        if let Some(i) = rec.iter().position(|c| c.eq_ignore_ascii_case(name)) {
+                            map.insert(name.to_string(), i);
+                        }
+                    }
+                    cols = Some(map);
                     continue;
                 }
             }
-            let Some(h) = header.as_ref() else { continue };
+            let Some(cols) = cols.as_ref() else { continue };
             tally.pulled += 1;
             let get = |name: &str| -> &str {
-                h.iter()
-                    .position(|c| c.eq_ignore_ascii_case(name.trim()))
-                    .and_then(|i| cells.get(i))
-                    .map_or("", |s| s.trim())
+                cols.get(name.trim())
+                    .and_then(|&i| rec.get(i))
+                    .map_or("", str::trim)
             };
-            match decide(cfg, &get, mobile_field, &opt_codes, constituent) {
-                Ok((pairs, phone)) => {
-                    if test_users.phones.contains(phone.as_str()) {
+            let van_id = get(id_api);
+            match decide(cfg, &get, mobile_field, &opt_codes) {
+                Ok((status, phone)) => {
+                    if test_users.phones.contains(phone.as_str())
+                        || (constituent == "crm_id" && test_users.crm_ids.contains(van_id))
+                    {
                         tally.skip("test_user");
                         continue;
                     }
-                    let van_id = get(cfg.api_field(EaField::Identifier).unwrap_or_default());
-                    if constituent == "crm_id" && test_users.crm_ids.contains(van_id) {
-                        tally.skip("test_user");
-                        continue;
+                    let mut w = ContactWrite::default();
+                    let mut bad = None;
+                    for (field, name, api) in &targets {
+                        if let Err(e) = w.patch.set_raw(field, name, Raw::Str(get(api))) {
+                            bad = Some(e);
+                            break;
+                        }
                     }
-                    match ContactWrite::parse(
-                        &schema,
-                        pairs.iter().map(|(k, v)| (k.as_str(), Raw::Str(v))),
-                    ) {
-                        Ok(mut w) => {
-                            // Parsed once, in `decide`.
+                    match bad {
+                        None => {
+                            w.patch.sms_opt_in = Patch::Set(status);
                             w.patch.phone = Patch::Set(phone);
                             writes.push(w);
                         }
-                        Err(errs) => {
+                        Some(e) => {
                             tally.errors += 1;
-                            let e = &errs[0];
                             ctx.log(
                                 None,
                                 SyncDirection::Incoming,
@@ -233,7 +269,6 @@ pub async fn pull(
                 Err(Skip { code, message }) => {
                     tally.skip(code);
                     if let Some(m) = message {
-                        let van_id = get(cfg.api_field(EaField::Identifier).unwrap_or_default());
                         ctx.log(
                             None,
                             SyncDirection::Incoming,
@@ -326,15 +361,13 @@ fn skip(code: &'static str, message: impl Into<String>) -> Skip {
     }
 }
 
-/// The Ferry field values of one exported record (but the phone) and its phone, or why it does
-/// not sync.
+/// The opt-in status and the phone of one exported record, or why it does not sync.
 fn decide<'a>(
     cfg: &EveryActionConfig,
     get: &dyn Fn(&str) -> &'a str,
     mobile_field: Option<&str>,
     opt_codes: &HashMap<String, SmsOptIn>,
-    constituent: &str,
-) -> Result<(Vec<(String, String)>, Phone), Skip> {
+) -> Result<(SmsOptIn, Phone), Skip> {
     let field = |f: EaField| get(cfg.api_field(f).unwrap_or_default());
     let van_id = field(EaField::Identifier);
     if van_id.is_empty() {
@@ -395,21 +428,7 @@ fn decide<'a>(
             ));
         }
     }
-    let mut pairs = Vec::new();
-    for row in &cfg.field_mappings {
-        let value = get(&row.api_field);
-        match row.field {
-            EaField::OptIn => pairs.push(("sms_opt_in".into(), status.as_str().into())),
-            EaField::Identifier => pairs.push((constituent.to_string(), van_id.to_string())),
-            EaField::Phone => {}
-            f => {
-                if let Some(name) = f.ferry_field() {
-                    pairs.push((name.to_string(), value.to_string()));
-                }
-            }
-        }
-    }
-    Ok((pairs, phone))
+    Ok((status, phone))
 }
 
 #[cfg(test)]
