@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::context::{ConnectorContext, RunContext, Secrets};
 use crate::describe::Description;
+use crate::explain::{RunExplanation, RunPreview};
 
 /// One kind of integration: how its config is checked, when it runs, and the run itself.
 ///
@@ -114,6 +115,33 @@ pub trait Connector: Send + Sync {
         _report: &ConnectionReport,
     ) -> Result<(), RunError> {
         Ok(())
+    }
+
+    /// A finished run of this kind in words for its details page: its counts, its file and,
+    /// for a Skipped run, why (nothing new, or every contact filtered out, and by which filter).
+    /// The default reads the usual keys of the run's detail (`created`, `updated`, `skipped`,
+    /// `filtered`, `failed`, `file`) and the config's contact `filters`.
+    fn explain_run(&self, config: &Value, status: RunStatus, detail: &Value) -> RunExplanation {
+        crate::explain::default_explanation(config, status, detail)
+    }
+
+    /// Whether [`preview`](Connector::preview) can say what the next run would send (the
+    /// screens then offer Preview next run).
+    fn previews(&self) -> bool {
+        false
+    }
+
+    /// What the next run of `integration` would send, worked out from the store without
+    /// contacting the remote, sending anything or changing the integration's state. `rows`
+    /// caps the messages and file rows returned. `None` for a kind that cannot say (the
+    /// default).
+    async fn preview(
+        &self,
+        _store: &ferry_store::Store,
+        _integration: &ferry_store::Integration,
+        _rows: usize,
+    ) -> Result<Option<RunPreview>, RunError> {
+        Ok(None)
     }
 
     /// Performs one run. Check [`RunContext::is_cancelled`] between units of work and stop early

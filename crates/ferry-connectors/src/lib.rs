@@ -39,6 +39,7 @@ mod context;
 pub mod crm;
 pub mod describe;
 pub mod everyaction;
+pub mod explain;
 pub mod failpoint;
 pub mod hubspot;
 mod registry;

@@ -54,7 +54,7 @@ pub use crypto::{MasterKey, SecretBox};
 pub use export::{EXPORT_BATCH, ExportMessage, ExportStream, MessageWindow};
 pub use import::{CsvImport, ImportError, ImportReport, ImportRowError};
 pub use integrations::{Integration, IntegrationUpdate, NewIntegration};
-pub use messages::{Message, MessageQuery, NewMessage};
+pub use messages::{Message, MessageCounts, MessageQuery, NewMessage};
 pub use runs::{NewRun, Run, RunListener, RunOutcome, RunQuery};
 pub use sftp::{
     DefenderPolicy, DefenderVerdict, NewSftpKey, SftpAccount, SftpEntry, SftpFile, SftpFileStatus,

@@ -64,8 +64,56 @@ pub struct MessageQuery {
     pub after_sequence: Option<i64>,
     /// Only messages with a sequence at most this (an export's upper bound).
     pub up_to_sequence: Option<i64>,
+    /// Only messages with a smaller sequence (a cursor for pages going newest first).
+    pub before_sequence: Option<i64>,
+    /// Only messages sent or received at or after this.
+    pub sent_from: Option<Timestamp>,
+    /// Only messages sent or received at or before this.
+    pub sent_to: Option<Timestamp>,
+    /// Newest first (by sequence) instead of oldest first.
+    pub newest_first: bool,
     /// Page size, clamped to 1..=10,000.
     pub limit: u32,
+}
+
+/// How many messages match a [`MessageQuery`] (its cursor and limit aside), in all and by
+/// channel, type and direction.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct MessageCounts {
+    /// Every matching message.
+    pub total: i64,
+    /// By channel, in the order of [`Channel::ALL`]; channels with none are left out.
+    pub channels: Vec<(Channel, i64)>,
+    /// By type, in the order of [`MessageType::ALL`]; types with none are left out.
+    pub types: Vec<(MessageType, i64)>,
+    /// By direction, in the order of [`Direction::ALL`]; directions with none are left out.
+    pub directions: Vec<(Direction, i64)>,
+}
+
+/// A (channel, type, direction) group and its count.
+type Kinds = (Channel, MessageType, Direction, i64);
+
+/// The filters of `q` but its cursor, on `f`.
+fn message_filters(f: &mut Filter, q: &MessageQuery) -> Result<(), sqlx::Error> {
+    f.and_in("channel", q.channels.iter().map(|c| c.as_str()))?;
+    f.and_in("type", q.types.iter().map(|c| c.as_str()))?;
+    f.and_in("direction", q.directions.iter().map(|c| c.as_str()))?;
+    if let Some(c) = q.contact_id {
+        f.and(" AND contact_id = $?", c)?;
+    }
+    if let Some(a) = q.after_sequence {
+        f.and(" AND seq > $?", a)?;
+    }
+    if let Some(u) = q.up_to_sequence {
+        f.and(" AND seq <= $?", u)?;
+    }
+    if let Some(t) = q.sent_from {
+        f.and(" AND sent_at >= $?", micros(t))?;
+    }
+    if let Some(t) = q.sent_to {
+        f.and(" AND sent_at <= $?", micros(t))?;
+    }
+    Ok(())
 }
 
 const MESSAGE_COLS: &str = "id, contact_id, channel, type, direction, body, sent_at, seq";
@@ -191,21 +239,64 @@ impl Store {
             &format!("SELECT {MESSAGE_COLS} FROM messages WHERE institution_id ="),
             institution_id,
         )?;
-        f.and_in("channel", q.channels.iter().map(|c| c.as_str()))?;
-        f.and_in("type", q.types.iter().map(|c| c.as_str()))?;
-        f.and_in("direction", q.directions.iter().map(|c| c.as_str()))?;
-        if let Some(c) = q.contact_id {
-            f.and(" AND contact_id = $?", c)?;
+        message_filters(&mut f, q)?;
+        if let Some(b) = q.before_sequence {
+            f.and(" AND seq < $?", b)?;
         }
-        if let Some(a) = q.after_sequence {
-            f.and(" AND seq > $?", a)?;
-        }
-        if let Some(u) = q.up_to_sequence {
-            f.and(" AND seq <= $?", u)?;
-        }
-        f.push(&format!(" ORDER BY seq LIMIT {}", q.limit.clamp(1, 10_000)));
+        f.push(&format!(
+            " ORDER BY seq{} LIMIT {}",
+            if q.newest_first { " DESC" } else { "" },
+            q.limit.clamp(1, 10_000)
+        ));
         let rows = f.fetch_all(&self.read).await?;
         Ok(rows.iter().map(message_from).collect::<Result<_, _>>()?)
+    }
+
+    /// How many messages match the filters of `q` (its cursor and limit are not used).
+    pub async fn count_messages(
+        &self,
+        institution_id: i64,
+        q: &MessageQuery,
+    ) -> Result<MessageCounts> {
+        let mut f = Filter::new(
+            self.backend,
+            "SELECT channel, type, direction, COUNT(*) AS n FROM messages WHERE institution_id =",
+            institution_id,
+        )?;
+        message_filters(&mut f, q)?;
+        f.push(" GROUP BY channel, type, direction");
+        let rows = f.fetch_all(&self.read).await?;
+        let mut by = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let n: i64 = row.try_get("n")?;
+            by.push((
+                parse::<Channel>(row, "channel")?,
+                parse::<MessageType>(row, "type")?,
+                parse::<Direction>(row, "direction")?,
+                n,
+            ));
+        }
+        let sum = |keep: &dyn Fn(&Kinds) -> bool| -> i64 {
+            by.iter().filter(|r| keep(r)).map(|r| r.3).sum()
+        };
+        Ok(MessageCounts {
+            total: sum(&|_| true),
+            channels: Channel::ALL
+                .iter()
+                .map(|c| (*c, sum(&|r| r.0 == *c)))
+                .filter(|(_, n)| *n > 0)
+                .collect(),
+            types: MessageType::ALL
+                .iter()
+                .map(|t| (*t, sum(&|r| r.1 == *t)))
+                .filter(|(_, n)| *n > 0)
+                .collect(),
+            directions: Direction::ALL
+                .iter()
+                .map(|d| (*d, sum(&|r| r.2 == *d)))
+                .filter(|(_, n)| *n > 0)
+                .collect(),
+        })
     }
 
     /// The highest message sequence of an institution (0 before the first message).

@@ -54,6 +54,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0009_alerts.sql"),
         postgres: include_str!("../migrations/postgres/0009_alerts.sql"),
     },
+    Migration {
+        version: 12,
+        name: "0012_sync_log_run",
+        sqlite: include_str!("../migrations/sqlite/0012_sync_log_run.sql"),
+        postgres: include_str!("../migrations/postgres/0012_sync_log_run.sql"),
+    },
 ];
 
 /// Applies what is missing; returns the names applied.

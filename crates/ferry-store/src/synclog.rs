@@ -57,6 +57,8 @@ pub struct SyncLogQuery {
     pub integration_id: Option<i64>,
     /// Only rows of this direction.
     pub direction: Option<SyncDirection>,
+    /// Only rows this run wrote.
+    pub run_id: Option<i64>,
     /// Cursor: only rows with a smaller id (newest first).
     pub before: Option<i64>,
     /// Page size, clamped to 1..=10,000.
@@ -126,6 +128,9 @@ impl Store {
         }
         if let Some(d) = q.direction {
             f.and(" AND direction = $?", d.as_str())?;
+        }
+        if let Some(r) = q.run_id {
+            f.and(" AND run_id = $?", r)?;
         }
         if let Some(b) = q.before {
             f.and(" AND id < $?", b)?;

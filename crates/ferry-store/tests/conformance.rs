@@ -714,6 +714,171 @@ async fn messages_take_a_monotonic_sequence() {
 }
 
 #[tokio::test]
+async fn messages_filter_by_sent_time_page_newest_first_and_count_by_kind() {
+    let (s, inst) = setup().await;
+    let a = create(&s, inst.id, "Ana", "6175550101", None).await;
+    let b = create(&s, inst.id, "Ben", "6175550102", None).await;
+    let at = |t: &str| t.parse::<jiff::Timestamp>().unwrap();
+    let msg = |contact_id, channel, message_type, direction, sent_at: &str| NewMessage {
+        contact_id,
+        channel,
+        message_type,
+        direction,
+        body: "Hi".into(),
+        sent_at: at(sent_at),
+    };
+    s.insert_messages(
+        inst.id,
+        &[
+            msg(
+                a,
+                Channel::Sms,
+                MessageType::AiAgent,
+                Direction::Outgoing,
+                "2026-09-01T10:00:00Z",
+            ),
+            msg(
+                a,
+                Channel::Sms,
+                MessageType::AiAgent,
+                Direction::Incoming,
+                "2026-09-02T10:00:00Z",
+            ),
+            msg(
+                b,
+                Channel::WebChat,
+                MessageType::LiveChat,
+                Direction::Incoming,
+                "2026-09-03T10:00:00Z",
+            ),
+            msg(
+                b,
+                Channel::Sms,
+                MessageType::Campaign,
+                Direction::Outgoing,
+                "2026-09-04T10:00:00Z",
+            ),
+        ],
+    )
+    .await
+    .unwrap();
+    let q = MessageQuery {
+        sent_from: Some(at("2026-09-02T00:00:00Z")),
+        sent_to: Some(at("2026-09-03T23:59:59Z")),
+        newest_first: true,
+        limit: 10,
+        ..Default::default()
+    };
+    let page = s.list_messages(inst.id, &q).await.unwrap();
+    assert_eq!(
+        page.iter().map(|m| m.sequence).collect::<Vec<_>>(),
+        vec![3, 2]
+    );
+    let older = s
+        .list_messages(
+            inst.id,
+            &MessageQuery {
+                before_sequence: Some(3),
+                ..q.clone()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        older.iter().map(|m| m.sequence).collect::<Vec<_>>(),
+        vec![2]
+    );
+    let counts = s
+        .count_messages(
+            inst.id,
+            &MessageQuery {
+                directions: vec![Direction::Incoming, Direction::Outgoing],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(counts.total, 4);
+    assert_eq!(
+        counts.channels,
+        vec![(Channel::Sms, 3), (Channel::WebChat, 1)]
+    );
+    assert_eq!(
+        counts.types,
+        vec![
+            (MessageType::AiAgent, 2),
+            (MessageType::LiveChat, 1),
+            (MessageType::Campaign, 1)
+        ]
+    );
+    assert_eq!(
+        counts.directions,
+        vec![(Direction::Incoming, 2), (Direction::Outgoing, 2)]
+    );
+    let bens = s
+        .count_messages(
+            inst.id,
+            &MessageQuery {
+                contact_id: Some(b),
+                sent_from: Some(at("2026-09-04T00:00:00Z")),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(bens.total, 1);
+}
+
+#[tokio::test]
+async fn sync_log_rows_of_one_run() {
+    let (s, inst) = setup().await;
+    let i = integration(&s, inst.id, "A").await;
+    let run = s
+        .enqueue_run(&NewRun {
+            institution_id: inst.id,
+            integration_id: i.id,
+            kind: "test_kind".into(),
+            trigger: Trigger::Manual,
+            scheduled_for: None,
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let row = |run_id, message: &str| NewSyncLog {
+        integration_id: Some(i.id),
+        run_id,
+        direction: SyncDirection::Outgoing,
+        contact_id: None,
+        code: "invalid_email".into(),
+        message: message.into(),
+    };
+    s.add_sync_log(
+        inst.id,
+        &[row(Some(run.id), "in the run"), row(None, "outside")],
+    )
+    .await
+    .unwrap();
+    let of_run = s
+        .list_sync_log(
+            inst.id,
+            &SyncLogQuery {
+                run_id: Some(run.id),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        of_run
+            .iter()
+            .map(|r| r.message.as_str())
+            .collect::<Vec<_>>(),
+        vec!["in the run"]
+    );
+}
+
+#[tokio::test]
 async fn integration_secrets_are_sealed_and_write_only() {
     let (s, inst) = setup().await;
     let mut secrets = serde_json::Map::new();

@@ -20,6 +20,8 @@ pub use run::{CONVERSATION_COLUMNS, MISSING_CRM_ID, file_name, message_url};
 use crate::connector::{ConfigError, ConnectionReport, Connector, RunError, RunReport};
 use crate::context::{ConnectorContext, RunContext, Secrets};
 use crate::describe::{Category, Description, Platform, SecretField, SecretKind, schema_of};
+use crate::explain::{RunExplanation, RunPreview};
+use ferry_core::run::RunStatus;
 
 /// The three kinds of SFTP export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -377,6 +379,96 @@ impl Connector for SftpExport {
             return Ok(());
         };
         pin_host_key(store, ctx.institution_id, id, fp).await
+    }
+
+    /// The file, the contacts left out for want of a CRM ID, and for a Skipped run whether
+    /// nothing was new or the filters left every message (or contact) out.
+    fn explain_run(&self, config: &Value, status: RunStatus, detail: &Value) -> RunExplanation {
+        let missing = detail.get("missing_crm_id").and_then(Value::as_i64);
+        let mut e = RunExplanation {
+            file: detail
+                .get("file")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            skipped: missing,
+            ..Default::default()
+        };
+        if status != RunStatus::Skipped {
+            return e;
+        }
+        let parsed = ExportConfig::parse(self.kind, config).ok();
+        let window = |k: &str| {
+            detail
+                .pointer(&format!("/window/{k}"))
+                .and_then(Value::as_i64)
+        };
+        e.skipped_because = Some(
+            match (
+                self.kind,
+                window("after_sequence"),
+                window("up_to_sequence"),
+            ) {
+                (ExportKind::Contacts, _, _) => {
+                    match parsed.as_ref().and_then(|c| c.contacts.as_ref()) {
+                        Some(c) if !c.filters.is_empty() => format!(
+                            "No contact passed the export's filters ({}), so no file was sent.",
+                            c.filters
+                                .iter()
+                                .map(|f| format!("{} is {}", f.field, f.values.join(" or ")))
+                                .collect::<Vec<_>>()
+                                .join("; and ")
+                        ),
+                        _ => "There were no contacts to send (test users are never sent)."
+                            .to_string(),
+                    }
+                }
+                (_, Some(after), Some(top)) if top <= after => {
+                    "Nothing new: there were no new messages since the last run.".to_string()
+                }
+                (_, Some(after), Some(top)) => {
+                    let filters = parsed
+                        .as_ref()
+                        .map(run::describe_filters)
+                        .unwrap_or_else(|| "the export's filters".to_string());
+                    let mut why = format!(
+                        "None of the {} new messages since the last run passed the filters ({filters})",
+                        top - after
+                    );
+                    if let Some(n) = missing.filter(|n| *n > 0) {
+                        why.push_str(&format!(
+                        ", or their {n} contacts had no CRM ID (see the Sync Log's missing_crm_id rows)"
+                    ));
+                    }
+                    why.push('.');
+                    why
+                }
+                _ => "There was nothing new to send.".to_string(),
+            },
+        );
+        e
+    }
+
+    fn previews(&self) -> bool {
+        true
+    }
+
+    async fn preview(
+        &self,
+        store: &ferry_store::Store,
+        integration: &ferry_store::Integration,
+        rows: usize,
+    ) -> Result<Option<RunPreview>, RunError> {
+        let config = self.config(&integration.config)?;
+        run::preview(
+            self.kind,
+            &config,
+            store,
+            integration,
+            &self.public_url,
+            rows,
+        )
+        .await
+        .map(Some)
     }
 
     async fn run(&self, ctx: &RunContext) -> Result<RunReport, RunError> {

@@ -23,7 +23,7 @@ use ferry_core::export::CsvWriter;
 use super::eab::{EabFile, NoteTemplate, NoteValues, us_date};
 use ferry_core::run::SyncDirection;
 use ferry_sftp::{ClientOptions, Session, UploadState};
-use ferry_store::{ExportMessage, ExportStream, MessageWindow};
+use ferry_store::{ExportMessage, ExportStream, MessageWindow, Store};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde_json::{Value, json};
@@ -35,6 +35,7 @@ use super::client::{connect, pin_host_key, run_error};
 use super::config::{ContactsConfig, EabConfig, ExportConfig};
 use crate::connector::{RunError, RunReport};
 use crate::context::RunContext;
+use crate::explain::RunPreview;
 use crate::failpoint;
 
 /// Bytes rendered before they are handed to the upload.
@@ -210,10 +211,19 @@ impl Column {
 
 /// Renders rows into a buffer, batch by batch.
 struct Producer<'a> {
-    ctx: &'a RunContext,
+    store: &'a Store,
+    institution_id: i64,
     source: Source,
     out: CsvWriter<Vec<u8>>,
     rows: u64,
+    /// For a preview: the buffer's length after each of the first `mark_rows` rows.
+    mark_rows: u64,
+    marks: Vec<usize>,
+    /// For a preview: the first `capture` messages written.
+    capture: usize,
+    captured: Vec<ExportMessage>,
+    /// Messages the rows stand for (with EAB's dedupe, one row stands for several).
+    messages: i64,
 }
 
 impl Producer<'_> {
@@ -233,7 +243,6 @@ impl Producer<'_> {
                     match &mut **format {
                         MessageFormat::Conversations { public_url } => {
                             write(&mut self.out, &conversation_row(m, public_url))?;
-                            self.rows += 1;
                         }
                         MessageFormat::Eab {
                             file,
@@ -257,8 +266,15 @@ impl Producer<'_> {
                                 tz,
                                 public_url,
                             )?;
-                            self.rows += 1;
                         }
+                    }
+                    self.rows += 1;
+                    self.messages += m.count.max(1);
+                    if self.rows <= self.mark_rows {
+                        self.marks.push(self.out.get_mut().len());
+                    }
+                    if self.captured.len() < self.capture {
+                        self.captured.push(m.clone());
                     }
                 }
                 Ok(true)
@@ -273,9 +289,8 @@ impl Producer<'_> {
                     return Ok(false);
                 }
                 let page = self
-                    .ctx
-                    .store()
-                    .contacts_for_export(self.ctx.institution_id(), *after_id, CONTACT_PAGE)
+                    .store
+                    .contacts_for_export(self.institution_id, *after_id, CONTACT_PAGE)
                     .await?;
                 if page.len() < CONTACT_PAGE as usize {
                     *done = true;
@@ -295,6 +310,9 @@ impl Producer<'_> {
                         let cells: Vec<String> = columns.iter().map(|col| col.value(c)).collect();
                         write(&mut self.out, &cells)?;
                         self.rows += 1;
+                        if self.rows <= self.mark_rows {
+                            self.marks.push(self.out.get_mut().len());
+                        }
                     }
                 }
                 Ok(true)
@@ -486,109 +504,39 @@ async fn export(
                 "file": d.file,
                 "bytes": d.bytes,
                 "window": window_detail(d.window),
+                "missing_crm_id": d.missing_crm_ids.len(),
                 "delivered_by_earlier_attempt": true,
             })));
         }
     }
     let resumed = state.delivery.clone();
-    let mut window = None;
     let mut out = CsvWriter::new(
         Vec::with_capacity(CHUNK + 64 * 1024),
         config.neutralize(kind),
     );
-
-    let source = match kind {
-        ExportKind::Contacts => {
-            let contacts: &ContactsConfig = config
-                .contacts
-                .as_ref()
-                .ok_or_else(|| RunError::fatal("the export has no contact fields"))?;
-            let schema = store.field_schema(institution_id).await?;
-            let columns = contacts
-                .fields
-                .iter()
-                .map(|f| Column::resolve(f, &schema))
-                .collect::<Result<Vec<_>, _>>()?;
-            let filters = contacts
-                .filters
-                .iter()
-                .map(|f| Ok((Column::resolve(&f.field, &schema)?, f.values.clone())))
-                .collect::<Result<Vec<_>, RunError>>()?;
-            write(&mut out, &contacts.fields)?;
-            Source::Contacts {
-                columns,
-                filters,
-                after_id: 0,
-                done: false,
-            }
-        }
-        ExportKind::Conversations | ExportKind::EabNotes => {
-            let filters = config
-                .filters
-                .as_ref()
-                .ok_or_else(|| RunError::fatal("the export has no message filters"))?;
-            let (after, top) = match &resumed {
-                Some(d) => d.window.ok_or_else(|| {
-                    RunError::fatal("the unfinished delivery recorded no message window")
-                })?,
-                None => (
-                    state.watermark,
-                    store.current_message_seq(institution_id).await?,
-                ),
-            };
-            window = Some((after, top));
-            let dedupe = config.eab.as_ref().is_some_and(|e| e.dedupe_contacts);
-            let window = MessageWindow {
-                after_seq: after,
-                up_to_seq: top,
-                channels: filters.channels.clone(),
-                types: filters.types.clone(),
-                directions: filters.directions.clone(),
-                dedupe_contacts: dedupe && kind == ExportKind::EabNotes,
-            };
-            let public_url = settings.public_url.to_string();
-            let format = match (kind, &config.eab) {
-                (ExportKind::EabNotes, Some(e)) => {
-                    let institution = store.institution(institution_id).await?;
-                    let tz = TimeZone::get(&institution.time_zone).map_err(|_| {
-                        RunError::fatal(format!(
-                            "the institution's time zone {:?} is unknown",
-                            institution.time_zone
-                        ))
-                    })?;
-                    let file = eab_file(e);
-                    write(&mut out, &file.first_row())?;
-                    MessageFormat::Eab {
-                        template: NoteTemplate::parse(&e.note_body).map_err(|t| {
-                            RunError::fatal(format!("the Note Body is invalid: {t}"))
-                        })?,
-                        file,
-                        tz,
-                        public_url,
-                        dates: DateCache::default(),
-                    }
-                }
-                (ExportKind::EabNotes, None) => {
-                    return Err(RunError::fatal("the export has no EAB fields"));
-                }
-                _ => {
-                    write(&mut out, &CONVERSATION_COLUMNS)?;
-                    MessageFormat::Conversations { public_url }
-                }
-            };
-            Source::Messages {
-                stream: store.export_messages(institution_id, &window),
-                format: Box::new(format),
-                missing_crm: HashSet::new(),
-            }
-        }
-    };
+    let (source, window) = prepare(
+        kind,
+        config,
+        store,
+        institution_id,
+        resumed.as_ref(),
+        state.watermark,
+        settings.public_url,
+        &mut out,
+    )
+    .await?;
 
     let mut producer = Producer {
-        ctx,
+        store,
+        institution_id,
         source,
         out,
         rows: 0,
+        mark_rows: 0,
+        marks: Vec::new(),
+        capture: 0,
+        captured: Vec::new(),
+        messages: 0,
     };
     // Read until the first row, so that a run with nothing to send connects to nothing.
     let mut more = true;
@@ -616,8 +564,12 @@ async fn export(
             state.delivery = None;
             ctx.save_state(&state).await?;
         }
-        log_missing_crm_ids(ctx, &producer.missing_crm_ids()).await;
-        return Ok(RunReport::skipped().with_detail(json!({ "window": window_detail(window) })));
+        let missing = producer.missing_crm_ids();
+        log_missing_crm_ids(ctx, &missing).await;
+        return Ok(RunReport::skipped().with_detail(json!({
+            "window": window_detail(window),
+            "missing_crm_id": missing.len(),
+        })));
     }
 
     let delivery = match resumed {
@@ -710,13 +662,246 @@ async fn export(
     state.delivery = None;
     ctx.save_state(&state).await?;
     failpoint::hit("export.saved");
-    log_missing_crm_ids(ctx, &producer.missing_crm_ids()).await;
+    let missing = producer.missing_crm_ids();
+    log_missing_crm_ids(ctx, &missing).await;
     Ok(RunReport::success(rows).with_detail(json!({
         "file": delivery.file,
         "remote_path": report.remote_path,
         "bytes": report.bytes,
         "window": window_detail(window),
+        "missing_crm_id": missing.len(),
     })))
+}
+
+/// What the next run would send, from the same code that writes the file: the window and
+/// filters the run would use, the rows rendered exactly as the run renders them, but nothing
+/// uploaded and the state left alone. `rows` caps the file rows and messages kept.
+pub async fn preview(
+    kind: ExportKind,
+    config: &ExportConfig,
+    store: &Store,
+    integration: &ferry_store::Integration,
+    public_url: &str,
+    rows: usize,
+) -> Result<RunPreview, RunError> {
+    let state: ExportState = if integration.state.is_null() {
+        ExportState::default()
+    } else {
+        serde_json::from_value(integration.state.clone()).unwrap_or_default()
+    };
+    // An unfinished delivery is finished first: the next run sends its window again (or,
+    // when its file was renamed, only moves the watermark and sends nothing new).
+    if let Some(d) = state.delivery.as_ref().filter(|d| d.renaming) {
+        return Ok(RunPreview {
+            summary: format!(
+                "The next run first finishes the delivery of {} ({} rows) that an earlier attempt left unconfirmed; the messages after it go in the run after that.",
+                d.file, d.rows
+            ),
+            total: d.rows,
+            file_name: Some(d.file.clone()),
+            file_rows: u64::try_from(d.rows).unwrap_or(0),
+            ..Default::default()
+        });
+    }
+    let mut out = CsvWriter::new(Vec::new(), config.neutralize(kind));
+    let (source, window) = prepare(
+        kind,
+        config,
+        store,
+        integration.institution_id,
+        state.delivery.as_ref(),
+        state.watermark,
+        public_url,
+        &mut out,
+    )
+    .await?;
+    let header_end = out.get_mut().len();
+    let mut producer = Producer {
+        store,
+        institution_id: integration.institution_id,
+        source,
+        out,
+        rows: 0,
+        mark_rows: rows as u64,
+        marks: Vec::new(),
+        capture: rows,
+        captured: Vec::new(),
+        messages: 0,
+    };
+    let mut head: Option<Vec<u8>> = None;
+    loop {
+        let more = producer.fill().await?;
+        if head.is_none() && producer.rows >= rows as u64 {
+            let end = match rows {
+                0 => header_end,
+                n => producer.marks[n - 1],
+            };
+            head = Some(producer.out.get_mut()[..end].to_vec());
+        }
+        if head.is_some() {
+            // Only counted from here on.
+            producer.out.get_mut().clear();
+        }
+        if !more {
+            break;
+        }
+    }
+    let file_rows = producer.rows;
+    let left_out: Vec<(i64, &'static str)> = producer
+        .missing_crm_ids()
+        .into_iter()
+        .map(|c| (c, MISSING_CRM_ID))
+        .collect();
+    let head = head.unwrap_or_else(|| std::mem::take(producer.out.get_mut()));
+    let new_messages = window.map(|(after, top)| top - after).unwrap_or(0);
+    let file_name = file_name(config.file_prefix(kind), Timestamp::now());
+    let summary = match (kind, file_rows) {
+        (ExportKind::Contacts, 0) => {
+            "The next run would be Skipped: no contact passes the export's filters.".to_string()
+        }
+        (ExportKind::Contacts, n) => format!("The next run would send {n} contacts."),
+        (_, 0) if new_messages == 0 => {
+            "The next run would be Skipped: there are no new messages since the last run."
+                .to_string()
+        }
+        (_, 0) => format!(
+            "The next run would be Skipped: none of the {new_messages} new messages since the last run passes the filters ({}).",
+            describe_filters(config)
+        ),
+        (_, n) => format!(
+            "The next run would send {n} rows for the {new_messages} new messages since the last run that pass the filters ({}).",
+            describe_filters(config)
+        ),
+    };
+    let total = match kind {
+        ExportKind::Contacts => file_rows as i64,
+        _ => producer.messages,
+    };
+    Ok(RunPreview {
+        summary,
+        total,
+        messages: producer.captured,
+        head_rows: file_rows.min(rows as u64),
+        file_rows,
+        file_name: (file_rows > 0).then_some(file_name),
+        head: if file_rows > 0 { head } else { Vec::new() },
+        left_out,
+    })
+}
+
+/// The message filters in words: `channel SMS, Web chat; type …; direction …`.
+pub fn describe_filters(config: &ExportConfig) -> String {
+    let Some(f) = &config.filters else {
+        return "no message filters".to_string();
+    };
+    let list = |v: Vec<&str>| v.join(", ");
+    format!(
+        "channel {}; type {}; direction {}",
+        list(f.channels.iter().map(|c| c.label()).collect()),
+        list(f.types.iter().map(|t| t.label()).collect()),
+        list(f.directions.iter().map(|d| d.label()).collect()),
+    )
+}
+
+/// The rows' source of a run (or a preview) and its message window: the window of the
+/// unfinished delivery `resumed` when there is one, else the messages after `watermark` up to
+/// the current sequence. Writes the file's first row into `out`.
+#[allow(clippy::too_many_arguments)]
+async fn prepare(
+    kind: ExportKind,
+    config: &ExportConfig,
+    store: &Store,
+    institution_id: i64,
+    resumed: Option<&Delivery>,
+    watermark: i64,
+    public_url: &str,
+    out: &mut CsvWriter<Vec<u8>>,
+) -> Result<(Source, Option<(i64, i64)>), RunError> {
+    let mut window = None;
+    let source = match kind {
+        ExportKind::Contacts => {
+            let contacts: &ContactsConfig = config
+                .contacts
+                .as_ref()
+                .ok_or_else(|| RunError::fatal("the export has no contact fields"))?;
+            let schema = store.field_schema(institution_id).await?;
+            let columns = contacts
+                .fields
+                .iter()
+                .map(|f| Column::resolve(f, &schema))
+                .collect::<Result<Vec<_>, _>>()?;
+            let filters = contacts
+                .filters
+                .iter()
+                .map(|f| Ok((Column::resolve(&f.field, &schema)?, f.values.clone())))
+                .collect::<Result<Vec<_>, RunError>>()?;
+            write(out, &contacts.fields)?;
+            Source::Contacts {
+                columns,
+                filters,
+                after_id: 0,
+                done: false,
+            }
+        }
+        ExportKind::Conversations | ExportKind::EabNotes => {
+            let filters = config
+                .filters
+                .as_ref()
+                .ok_or_else(|| RunError::fatal("the export has no message filters"))?;
+            let (after, top) = match resumed {
+                Some(d) => d.window.ok_or_else(|| {
+                    RunError::fatal("the unfinished delivery recorded no message window")
+                })?,
+                None => (watermark, store.current_message_seq(institution_id).await?),
+            };
+            window = Some((after, top));
+            let dedupe = config.eab.as_ref().is_some_and(|e| e.dedupe_contacts);
+            let window = MessageWindow {
+                after_seq: after,
+                up_to_seq: top,
+                channels: filters.channels.clone(),
+                types: filters.types.clone(),
+                directions: filters.directions.clone(),
+                dedupe_contacts: dedupe && kind == ExportKind::EabNotes,
+            };
+            let public_url = public_url.to_string();
+            let format = match (kind, &config.eab) {
+                (ExportKind::EabNotes, Some(e)) => {
+                    let institution = store.institution(institution_id).await?;
+                    let tz = TimeZone::get(&institution.time_zone).map_err(|_| {
+                        RunError::fatal(format!(
+                            "the institution's time zone {:?} is unknown",
+                            institution.time_zone
+                        ))
+                    })?;
+                    let file = eab_file(e);
+                    write(out, &file.first_row())?;
+                    MessageFormat::Eab {
+                        template: NoteTemplate::parse(&e.note_body).map_err(|t| {
+                            RunError::fatal(format!("the Note Body is invalid: {t}"))
+                        })?,
+                        file,
+                        tz,
+                        public_url,
+                        dates: DateCache::default(),
+                    }
+                }
+                (ExportKind::EabNotes, None) => {
+                    return Err(RunError::fatal("the export has no EAB fields"));
+                }
+                _ => {
+                    write(out, &CONVERSATION_COLUMNS)?;
+                    MessageFormat::Conversations { public_url }
+                }
+            };
+            Source::Messages {
+                stream: store.export_messages(institution_id, &window),
+                format: Box::new(format),
+                missing_crm: HashSet::new(),
+            }
+        }
+    };
+    Ok((source, window))
 }
 
 /// Connects and logs in, pinning the server's host key on the first connection.

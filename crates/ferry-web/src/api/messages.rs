@@ -214,8 +214,8 @@ pub async fn list(
         directions: list_of("direction", &p.direction)?,
         contact_id: p.contact,
         after_sequence: p.after_sequence,
-        up_to_sequence: None,
         limit,
+        ..Default::default()
     };
     let messages = state.store.list_messages(auth.institution_id(), &q).await?;
     Ok(Json(MessageList {

@@ -78,6 +78,9 @@ pub struct SyncLogParams {
     /// `incoming` (into Ferry) or `outgoing` (from Ferry).
     #[param(value_type = Option<d::SyncDirectionValue>, inline)]
     pub direction: Option<String>,
+    /// Only rows this run wrote (`GET /api/v1/runs/{id}`).
+    #[param(value_type = Option<i64>, minimum = 1)]
+    pub run_id: Option<String>,
     /// The cursor from the previous page's `next_cursor` (the CSV download starts before it).
     #[param(value_type = Option<i64>, minimum = 1)]
     pub cursor: Option<String>,
@@ -102,6 +105,9 @@ impl SyncLogParams {
                     s.parse::<SyncDirection>()
                         .map_err(|_| bad("direction", "direction must be incoming or outgoing"))
                 })
+                .transpose()?,
+            run_id: present(&self.run_id)
+                .map(|s| parse_positive_id("run_id", s))
                 .transpose()?,
             before: present(&self.cursor)
                 .map(|s| parse_positive_id("cursor", s))
@@ -199,7 +205,9 @@ pub(crate) async fn csv(
     institution_id: i64,
     mut q: SyncLogQuery,
     file_name: &str,
+    time_zone: &str,
 ) -> ApiResult<Response> {
+    let tz = jiff::tz::TimeZone::get(time_zone).unwrap_or(jiff::tz::TimeZone::UTC);
     q.limit = 5_000;
     let mut all = Vec::new();
     loop {
@@ -236,7 +244,7 @@ pub(crate) async fn csv(
     .map_err(io)?;
     for r in rows {
         w.write_row(&[
-            r.timestamp.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            csv_time(r.timestamp, &tz),
             r.id.to_string(),
             r.integration_name,
             r.direction.as_str().to_string(),
@@ -260,9 +268,17 @@ pub(crate) async fn csv(
         .into_response())
 }
 
+/// A CSV timestamp: the time in the institution's zone with its offset
+/// (`2026-09-01T10:00:00-04:00`), as the page shows it, and still exact for a machine.
+pub(crate) fn csv_time(t: Timestamp, tz: &jiff::tz::TimeZone) -> String {
+    t.to_zoned(tz.clone())
+        .strftime("%Y-%m-%dT%H:%M:%S%:z")
+        .to_string()
+}
+
 /// Download the Sync Log rows of a time range as CSV (Download Logs).
 #[utoipa::path(get, path = "/api/v1/sync-log.csv", operation_id = "download_sync_log", params(SyncLogParams), responses(
-    (status = 200, content_type = "text/csv", description = "header `timestamp,id,integration,direction,contact_id,contact,code,message`, oldest first"),
+    (status = 200, content_type = "text/csv", description = "header `timestamp,id,integration,direction,contact_id,contact,code,message`, oldest first; `timestamp` is in the institution's time zone with its offset (`2026-09-01T10:00:00-04:00`)"),
     (status = 400, description = "A query parameter is not valid (`field` names it), or the range holds too many rows (`too_many_rows`).", body = ErrorBody),
     (status = 401, response = d::Unauthorized)))]
 pub async fn download(
@@ -271,5 +287,12 @@ pub async fn download(
     QueryArgs(p): QueryArgs<SyncLogParams>,
 ) -> ApiResult<Response> {
     let q = p.query()?;
-    csv(&state.store, auth.institution_id(), q, "sync-log.csv").await
+    csv(
+        &state.store,
+        auth.institution_id(),
+        q,
+        "sync-log.csv",
+        &auth.principal.institution.time_zone,
+    )
+    .await
 }

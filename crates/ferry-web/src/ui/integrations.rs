@@ -58,6 +58,8 @@ fn notice_text(code: &str) -> Option<&'static str> {
 /// A notice to show once (`?notice=created`, …).
 pub struct NoticeParams {
     notice: Option<String>,
+    /// The run that Run now queued.
+    run: Option<String>,
 }
 
 // ---- The platform page -------------------------------------------------------------------
@@ -76,6 +78,10 @@ struct Row {
     type_label: &'static str,
     enabled: bool,
     last_run: Option<(String, String, Option<String>)>,
+    /// The last run, for the link to its details.
+    last_run_id: Option<i64>,
+    /// Whether the connector can preview the next run.
+    preview: bool,
     next_run: String,
     /// Where it sends or reads (the connector's summary) and the account it uses, if any.
     details: String,
@@ -90,11 +96,13 @@ struct PlatformPage {
     available: Vec<Available>,
     rows: Vec<Row>,
     notice: Option<&'static str>,
+    /// After Run now: the queued run, for the notice's link.
+    queued_run: Option<i64>,
 }
 
 /// When an instance runs next, in words: the next slot of its schedule (the first run of a new
 /// one), within seconds of a change, or only when run by hand.
-fn next_run(state: &AppState, i: &Integration, has_run: bool, tz: &str) -> String {
+pub(crate) fn next_run(state: &AppState, i: &Integration, has_run: bool, tz: &str) -> String {
     let Some(connector) = state.registry.get(&i.kind) else {
         return String::new();
     };
@@ -214,6 +222,8 @@ pub async fn platform_page(
                     r.error.clone(),
                 )
             }),
+            last_run_id: last.as_ref().map(|r| r.id),
+            preview: state.registry.get(&i.kind).is_some_and(|c| c.previews()),
             next_run: next_run(&state, &i, last.is_some(), &tz),
             details: details(&state, d, &i, &accounts),
             name: i.name,
@@ -236,6 +246,11 @@ pub async fn platform_page(
             .collect(),
         rows,
         notice: p.notice.as_deref().and_then(notice_text),
+        queued_run: p
+            .run
+            .as_deref()
+            .and_then(|r| r.parse().ok())
+            .filter(|_| p.notice.as_deref() == Some("queued")),
     }
     .into_response()
 }
@@ -286,7 +301,11 @@ pub async fn run(State(state): State<AppState>, auth: Auth, Path(id): Path<Strin
         Err(r) => return r,
     };
     match state.service.run_now(auth.institution_id(), i.id).await {
-        Ok(_) => back(d.platform.id, "queued"),
+        Ok(run) => Redirect::to(&format!(
+            "{}?notice=queued&run={run}",
+            platform_url(d.platform.id)
+        ))
+        .into_response(),
         Err(e) => ui_error(e.into()),
     }
 }

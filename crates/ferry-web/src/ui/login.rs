@@ -29,7 +29,7 @@ pub struct NextParam {
 fn safe_next(next: Option<&str>) -> String {
     match next {
         Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
-        _ => "/contacts".to_string(),
+        _ => "/".to_string(),
     }
 }
 
@@ -167,9 +167,4 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Respon
         Redirect::to("/login"),
     )
         .into_response()
-}
-
-/// `/` leads to the Contacts list.
-pub async fn home() -> Redirect {
-    Redirect::to("/contacts")
 }

@@ -2,21 +2,26 @@
 //! contacts, custom fields, Recent Runs, the Sync Log, and the integration screens, which are
 //! the same for every connector (drawn from the connectors' descriptions).
 
+pub mod api_reference;
 pub mod audit;
 pub mod browse;
 pub mod connect;
 mod contacts;
+pub mod conversations;
 mod fields;
 pub mod form;
+pub mod home;
 pub mod integrations;
 mod layout;
 mod login;
+pub mod run_details;
 pub mod runs;
 pub mod security;
 pub mod synclog;
 
 pub use contacts::{contact_page, contacts_page};
 pub use fields::{fields_create, fields_page};
+pub use home::home;
 pub(crate) use layout::ui_error;
 pub use layout::{Nav, asset, error_page, fmt_phone, fmt_time, not_found};
-pub use login::{home, login_page, login_submit, logout};
+pub use login::{login_page, login_submit, logout};

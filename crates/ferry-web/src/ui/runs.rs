@@ -177,6 +177,8 @@ pub(crate) struct RunRow {
     pub status_class: &'static str,
     /// Why the run failed (only for failed runs).
     pub reason: Option<String>,
+    /// What the status word leaves out: how many failed in a Success, why a run was Skipped.
+    pub note: Option<String>,
 }
 
 /// The table with its pager; the part of the page that refreshes.
@@ -222,7 +224,37 @@ struct RunsTableFragment {
     table: RunsTable,
 }
 
-fn status_class(s: RunStatus) -> &'static str {
+/// What a run's connector says of it (the default reading when the kind is gone).
+pub(crate) fn explain(
+    state: &AppState,
+    r: &ferry_store::Run,
+    integration: Option<&ferry_store::Integration>,
+) -> ferry_connectors::explain::RunExplanation {
+    let config = integration
+        .map(|i| i.config.clone())
+        .unwrap_or(serde_json::Value::Null);
+    match state.registry.get(&r.kind) {
+        Some(c) => c.explain_run(&config, r.status, &r.detail),
+        None => ferry_connectors::explain::default_explanation(&config, r.status, &r.detail),
+    }
+}
+
+/// The words beside seed 000's status: how many failed in a Success, why a run was Skipped.
+pub(crate) fn status_note(
+    e: &ferry_connectors::explain::RunExplanation,
+    status: RunStatus,
+) -> Option<String> {
+    match status {
+        RunStatus::Success => e
+            .failed
+            .filter(|n| *n > 0)
+            .map(|n| format!("{} failed", fmt_count(n))),
+        RunStatus::Skipped => e.skipped_because.clone(),
+        _ => None,
+    }
+}
+
+pub(crate) fn status_class(s: RunStatus) -> &'static str {
     match s {
         RunStatus::Success => "badge-ok",
         RunStatus::Running => "badge-running",
@@ -290,6 +322,10 @@ async fn load(
             finished: when(r.finished_at),
             status_label: r.status.label(),
             status_class: status_class(r.status),
+            note: status_note(
+                &explain(state, &r, integrations.get(&r.integration_id)),
+                r.status,
+            ),
             reason: (r.status == RunStatus::Failed).then(|| {
                 r.error
                     .clone()

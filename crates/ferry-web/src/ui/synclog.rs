@@ -4,9 +4,9 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{Query, State};
+use axum::extract::{Query, RawQuery, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use ferry_core::run::SyncDirection;
 use ferry_store::SyncLogQuery;
 use jiff::tz::TimeZone;
@@ -20,6 +20,26 @@ use crate::api::synclog::{SyncLogView, csv, page};
 use crate::auth::{Auth, urlencode};
 
 const PAGE_SIZE: u32 = 50;
+
+/// Where the Sync Log lives: under Settings, as seed 001 says (`settings/sync-log`).
+pub const PAGE_PATH: &str = "/settings/sync-log";
+
+/// The Sync Log's old address: a permanent redirect (308) to [`PAGE_PATH`] with the same filters.
+pub async fn old_page(RawQuery(q): RawQuery) -> Redirect {
+    Redirect::permanent(&with_query(PAGE_PATH, q))
+}
+
+/// Download Logs' old address: a permanent redirect (308) to the new one, same filters.
+pub async fn old_csv(RawQuery(q): RawQuery) -> Redirect {
+    Redirect::permanent(&with_query(&format!("{PAGE_PATH}.csv"), q))
+}
+
+fn with_query(path: &str, q: Option<String>) -> String {
+    match q.filter(|q| !q.is_empty()) {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    }
+}
 
 /// The filters as the form sends them; times are `datetime-local` in the institution's zone.
 #[derive(Deserialize, Default, Clone)]
@@ -172,8 +192,8 @@ pub async fn sync_log_page(
         time_zone: inst.time_zone.clone(),
         filtered: filters.iter().any(|(_, v)| !v.is_empty()),
         older_link: next
-            .map(|n| format!("/sync-log?{}", query_of(Some(("before", n.to_string()))))),
-        download_link: format!("/sync-log.csv?{}", query_of(None)),
+            .map(|n| format!("{PAGE_PATH}?{}", query_of(Some(("before", n.to_string()))))),
+        download_link: format!("{PAGE_PATH}.csv?{}", query_of(None)),
     }
     .into_response()
 }
@@ -191,7 +211,7 @@ pub async fn sync_log_csv(
         return super::error_page(StatusCode::BAD_REQUEST, e);
     }
     q.before = None;
-    match csv(&state.store, inst.id, q, "sync-log.csv").await {
+    match csv(&state.store, inst.id, q, "sync-log.csv", &inst.time_zone).await {
         Ok(r) => r,
         Err(e) => ui_error(e),
     }

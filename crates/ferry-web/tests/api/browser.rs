@@ -10,7 +10,7 @@ use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, spawn_app};
 use crate::webdriver::Browser;
 
 /// Fills in and submits the sign-in form the browser is on.
-async fn sign_in(browser: &Browser) {
+pub(crate) async fn sign_in(browser: &Browser) {
     browser
         .find("#email")
         .await
@@ -29,13 +29,13 @@ async fn sign_in(browser: &Browser) {
 }
 
 /// A worker beside the web app, as `ferry serve` runs one.
-struct BackgroundWorker {
+pub(crate) struct BackgroundWorker {
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl BackgroundWorker {
-    fn start(
+    pub(crate) fn start(
         app: &crate::helpers::TestApp,
         registry: ferry_connectors::Registry,
     ) -> BackgroundWorker {
@@ -54,7 +54,7 @@ impl BackgroundWorker {
         BackgroundWorker { stop, task }
     }
 
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         let _ = self.stop.send(());
         self.task.await.unwrap();
     }

@@ -4,6 +4,7 @@
 mod alerts;
 mod audit;
 mod browser;
+mod browser_runs;
 mod browser_security;
 mod contacts;
 mod helpers;

@@ -176,7 +176,7 @@ async fn the_page_links_contacts_and_codes_and_downloads_its_range() {
     let (_, contact) = seed(&app).await;
     let (cookie, _) = app.login().await;
     let get = |path: &'static str| app.page(&cookie, path);
-    let (status, page) = get("/sync-log").await;
+    let (status, page) = get("/settings/sync-log").await;
     assert_eq!(status, 200);
     assert!(
         page.contains(&format!("href=\"/contacts/{contact}\">Lena Student</a>")),
@@ -184,12 +184,13 @@ async fn the_page_links_contacts_and_codes_and_downloads_its_range() {
     );
     assert!(page.contains("href=\"/errors#match_conflict\""));
     assert!(page.contains("Download Logs"));
-    let (_, filtered) = get("/sync-log?direction=incoming").await;
+    let (_, filtered) = get("/settings/sync-log?direction=incoming").await;
     assert!(filtered.contains("match_conflict") && !filtered.contains("missing_crm_id"));
-    let (status, csv) = get("/sync-log.csv?from=2020-01-01T00%3A00&direction=outgoing").await;
+    let (status, csv) =
+        get("/settings/sync-log.csv?from=2020-01-01T00%3A00&direction=outgoing").await;
     assert_eq!(status, 200);
     assert_eq!(csv.matches("missing_crm_id").count(), 2, "{csv}");
-    let (status, _) = get("/sync-log.csv?from=not-a-time").await;
+    let (status, _) = get("/settings/sync-log.csv?from=not-a-time").await;
     assert_eq!(status, 400);
     let (status, dictionary) = get("/errors").await;
     assert_eq!(status, 200);
