@@ -15,6 +15,6 @@
     showDeveloperTools: 'never',
     agent: { disabled: true },
     mcp: { disabled: true },
-    authentication: { preferredSecurityScheme: 'bearer' },
+    authentication: { preferredSecurityScheme: 'session' },
   });
 })();
