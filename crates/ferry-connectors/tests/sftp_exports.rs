@@ -1505,3 +1505,69 @@ async fn sshd_changed_host_key_fails_the_run_until_the_pin_is_cleared() {
     check_success(&hub.run(id).await, 2, &remote, &files);
     assert_eq!(hub.host_key(id).await.as_deref(), Some(new_key.as_str()));
 }
+
+/// Preview next run: the file the next run would write, exactly, without sending anything or
+/// moving the watermark; cut to the rows asked for; and nothing new once the run sent it.
+#[tokio::test]
+async fn the_preview_is_the_next_runs_file_byte_for_byte_and_moves_nothing() {
+    let (hub, _f, sftp) = setup().await;
+    for (kind, config) in [
+        (
+            ExportKind::EabNotes,
+            eab_config(sftp.remote.sftp_with_prefix("preview_notes_"), false),
+        ),
+        (
+            ExportKind::Conversations,
+            conversations_config(sftp.remote.sftp(), all_filters()),
+        ),
+    ] {
+        let id = hub.integration(kind, config, password()).await;
+        let connector = SftpExport::new(kind, PUBLIC_URL);
+        let integration = hub.store.integration(hub.inst, id).await.unwrap();
+        let preview = connector
+            .preview(&hub.store, &integration, 1000)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(preview.complete());
+        // Twice: the same, and no watermark moved.
+        let again = connector
+            .preview(&hub.store, &integration, 1000)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(again.head, preview.head);
+        assert_eq!(hub.watermark(id).await, None);
+        // The first two rows only: a prefix of the file that ends at a row's end.
+        let two = connector
+            .preview(&hub.store, &integration, 2)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((two.head_rows, two.file_rows), (2, preview.file_rows));
+        assert!(!two.complete());
+        assert!(preview.head.starts_with(&two.head) && two.head.ends_with(b"\r\n"));
+        assert_eq!(two.messages.len(), 2);
+
+        let files = sftp.remote.files();
+        let run = hub.run(id).await;
+        let file = check_success(&run, preview.file_rows as i64, &sftp.remote, &files);
+        assert_eq!(
+            sftp.remote.read(&file).into_bytes(),
+            preview.head,
+            "{kind:?}: the preview is the file"
+        );
+        let integration = hub.store.integration(hub.inst, id).await.unwrap();
+        let after = connector
+            .preview(&hub.store, &integration, 1000)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((after.file_rows, after.head.len()), (0, 0));
+        assert!(
+            after.summary.contains("no new messages"),
+            "{}",
+            after.summary
+        );
+    }
+}
