@@ -14,7 +14,7 @@ use crate::AppState;
 use crate::api::doc as d;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{JsonBody, QueryArgs, body_bytes};
+use crate::extract::{JsonBody, QueryArgs, spool_body};
 
 /// A contact as the API shows it. `id` is the platform ID.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -479,10 +479,12 @@ pub async fn import(
             "send the file with Content-Type: text/csv",
         ));
     }
-    let bytes = body_bytes(req, &state).await?;
+    // Spooled to a temporary file and read from there as the import goes, so a large file
+    // costs disk, not memory.
+    let file = spool_body(req, state.config.max_import_bytes).await?;
     let report = state
         .store
-        .import_contacts_csv(auth.institution_id(), Vec::from(bytes), |_| {})
+        .import_contacts_csv_file(auth.institution_id(), file, |_| {})
         .await?;
     Ok(Json(report))
 }
