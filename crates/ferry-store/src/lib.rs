@@ -22,6 +22,7 @@ mod import;
 mod integrations;
 mod messages;
 mod migrate;
+mod optin;
 mod runs;
 mod sftp;
 mod signin;
@@ -55,6 +56,7 @@ pub use export::{EXPORT_BATCH, ExportMessage, ExportStream, MessageWindow};
 pub use import::{CsvImport, ImportError, ImportReport, ImportRowError};
 pub use integrations::{Integration, IntegrationUpdate, NewIntegration};
 pub use messages::{Message, MessageQuery, NewMessage};
+pub use optin::{OptInPath, OptInPathInput, OutboxMessage};
 pub use runs::{NewRun, Run, RunListener, RunOutcome, RunQuery};
 pub use sftp::{
     DefenderPolicy, DefenderVerdict, NewSftpKey, SftpAccount, SftpEntry, SftpFile, SftpFileStatus,

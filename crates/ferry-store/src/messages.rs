@@ -100,11 +100,28 @@ impl Store {
         institution_id: i64,
         messages: &[NewMessage],
     ) -> Result<Vec<Message>> {
+        if messages.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.begin_write().await?;
+        let out = self
+            .insert_messages_in(&mut tx, institution_id, messages)
+            .await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// [`Store::insert_messages`] inside the caller's transaction.
+    pub(crate) async fn insert_messages_in(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        institution_id: i64,
+        messages: &[NewMessage],
+    ) -> Result<Vec<Message>> {
         let mut out = Vec::with_capacity(messages.len());
         if messages.is_empty() {
             return Ok(out);
         }
-        let mut tx = self.begin_write().await?;
         let mut contact_ids: Vec<i64> = messages.iter().map(|m| m.contact_id).collect();
         contact_ids.sort_unstable();
         contact_ids.dedup();
@@ -176,7 +193,6 @@ impl Store {
             inserted.sort_by_key(|m| m.sequence);
             out.extend(inserted);
         }
-        tx.commit().await?;
         Ok(out)
     }
 

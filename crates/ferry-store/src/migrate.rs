@@ -49,6 +49,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0006_auth_audit.sql"),
     },
     Migration {
+        version: 7,
+        name: "0007_opt_in_paths",
+        sqlite: include_str!("../migrations/sqlite/0007_opt_in_paths.sql"),
+        postgres: include_str!("../migrations/postgres/0007_opt_in_paths.sql"),
+    },
+    Migration {
         version: 9,
         name: "0009_alerts",
         sqlite: include_str!("../migrations/sqlite/0009_alerts.sql"),
