@@ -148,7 +148,7 @@ fn checked(input: &OptInPathInput) -> Result<OptInPathInput> {
 fn name_taken(name: &str) -> StoreError {
     StoreError::invalid(
         "name",
-        "duplicate",
+        "conflict",
         format!("an opt-in path named {name:?} exists; choose another name"),
     )
 }

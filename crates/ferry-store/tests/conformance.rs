@@ -1704,7 +1704,7 @@ async fn opt_in_paths_queue_one_welcome_per_contact_and_a_sent_one_joins_the_his
         .await
     {
         Err(StoreError::Invalid { field, code, .. }) => {
-            assert_eq!((field.as_str(), code), ("name", "duplicate"))
+            assert_eq!((field.as_str(), code), ("name", "conflict"))
         }
         other => panic!("a second path with the same name: {other:?}"),
     }
