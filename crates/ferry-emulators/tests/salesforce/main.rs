@@ -1,0 +1,8 @@
+//! The Salesforce emulator over real HTTP on loopback.
+
+mod collections;
+mod common;
+mod limits;
+mod oauth;
+mod query;
+mod records;
