@@ -1,4 +1,4 @@
-//! `ferry emulate hubspot` and `ferry emulate everyaction`: an external API on a local address,
+//! `ferry emulate hubspot`, `ferry emulate everyaction` and `ferry emulate salesforce`: an external API on a local address,
 //! for trying Ferry without an account there and for tests (never a production path).
 
 use anyhow::{Context, Result};
@@ -53,5 +53,47 @@ pub async fn everyaction(
         .serve(listener, crate::server::signal())
         .await
         .context("the EveryAction emulator stopped")?;
+    Ok(())
+}
+
+/// Serves the Salesforce emulator on `listen` until Ctrl-C, with the connected app's JWT
+/// certificate read from `jwt_certificate` and a daily limit of `daily_limit` calls.
+pub async fn salesforce(
+    listen: &str,
+    jwt_certificate: Option<std::path::PathBuf>,
+    daily_limit: u64,
+) -> Result<()> {
+    use ferry_emulators::salesforce::{self, SalesforceEmulator};
+    let jwt_certificate = match jwt_certificate {
+        Some(path) => {
+            let pem = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            salesforce::jwt::public_key_der(&pem).map_err(|e| {
+                anyhow::anyhow!("{} is not a usable certificate: {e}", path.display())
+            })?;
+            Some(pem)
+        }
+        None => None,
+    };
+    let config = salesforce::EmulatorConfig {
+        jwt_certificate,
+        limits: salesforce::Limits {
+            daily_max: daily_limit,
+            used: 0,
+        },
+        ..salesforce::EmulatorConfig::default()
+    };
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    println!(
+        "Salesforce emulator on http://{addr} (consumer key {}, user {}, Ctrl-C to stop)",
+        config.client_id, config.username
+    );
+    SalesforceEmulator::new(config)
+        .serve(listener, crate::server::signal())
+        .await
+        .context("the Salesforce emulator stopped")?;
     Ok(())
 }
