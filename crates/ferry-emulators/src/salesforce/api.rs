@@ -533,6 +533,14 @@ fn run_query(
     ))
 }
 
+/// The fields of `object` (Contact or Lead), for the SOQL parser.
+pub(crate) fn fields_static(object: &str) -> &'static [describe::Field] {
+    match object {
+        "Lead" => lead_fields(),
+        _ => contact_fields(),
+    }
+}
+
 fn contact_fields() -> &'static [describe::Field] {
     static F: std::sync::OnceLock<Vec<describe::Field>> = std::sync::OnceLock::new();
     F.get_or_init(|| describe::fields("Contact").unwrap_or_default())

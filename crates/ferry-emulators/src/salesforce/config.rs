@@ -49,6 +49,8 @@ pub struct EmulatorConfig {
     pub limits: Limits,
     /// Injected faults.
     pub faults: Faults,
+    /// How many polls of a closed Bulk API 2.0 job read `InProgress` before its final state.
+    pub bulk_polls_in_progress: u32,
 }
 
 impl Default for EmulatorConfig {
@@ -67,6 +69,7 @@ impl Default for EmulatorConfig {
             block_duplicate_emails: true,
             limits: Limits::default(),
             faults: Faults::default(),
+            bulk_polls_in_progress: 1,
         }
     }
 }

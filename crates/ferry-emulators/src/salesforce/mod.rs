@@ -17,6 +17,8 @@
 //! | `GET …/sobjects/{object}/updated?start&end`, `…/deleted?start&end` | changed ids, deleted records |
 //! | `GET …/query?q=`, `GET …/queryAll?q=`, `GET …/query/{locator}-{offset}` | SOQL subset ([`soql`](self#soql)), pages of up to 2,000 rows |
 //! | `POST\|PATCH\|DELETE …/composite/sobjects`, `PATCH …/composite/sobjects/{object}/{field}` | sObject Collections create, update, delete, upsert (≤ 200, `allOrNone`) |
+//! | `POST …/jobs/ingest`, `PUT …/jobs/ingest/{id}/batches`, `PATCH\|GET\|DELETE …/jobs/ingest/{id}`, `GET …/jobs/ingest/{id}/successfulResults\|failedResults\|unprocessedrecords` | Bulk API 2.0 ingest (CSV insert, update, upsert, delete) |
+//! | `POST …/jobs/query`, `GET\|DELETE …/jobs/query/{id}`, `GET …/jobs/query/{id}/results?locator&maxRecords` | Bulk API 2.0 query (CSV pages, `Sforce-Locator`, `Sforce-NumberOfRecords`) |
 //! | `/__emulator/…` | test-only administration (see [below](self#administration)) |
 //!
 //! # Behaviour where the notes leave room
@@ -45,6 +47,13 @@
 //!   ran. `Sforce-Query-Options: batchSize=N` (200–2,000) sets the page size. At most 10
 //!   locators stay open; older ones give `INVALID_QUERY_LOCATOR`. Without `ORDER BY` rows come
 //!   in id (creation) order.
+//! - **Bulk API 2.0**: a job does its work when closed (`UploadComplete`; a query job at
+//!   creation, as a snapshot) but reads `InProgress` for the first
+//!   [`EmulatorConfig::bulk_polls_in_progress`] polls. Data is uploaded once per job; its line
+//!   endings must match `lineEnding` (else the job fails). An empty cell leaves a field alone and
+//!   `#N/A` sets it to null. `sf__Error` is `CODE:message:fields --`. Query results must be read
+//!   with the job's API version (409 otherwise); locators are base64 offsets, the last page's
+//!   `Sforce-Locator` is `null`.
 //! - **Errors** are `[{"message","errorCode","fields"}]`; token errors `{error,
 //!   error_description}`.
 //!
@@ -66,11 +75,12 @@
 //! token answer without the consent page). The same operations are methods of
 //! [`SalesforceEmulator`].
 //!
-//! Not emulated: Bulk API 2.0, `--tls`, relationship queries, aggregates, `OFFSET`, other
+//! Not emulated: `--tls`, parallel Bulk processing and its limits, relationship queries, aggregates, `OFFSET`, other
 //! objects, record types, field-level security, the client-credentials flow.
 
 mod admin;
 mod api;
+mod bulk;
 mod config;
 mod describe;
 mod error;
@@ -145,6 +155,7 @@ pub(crate) struct State {
     counters: Counters,
     cursors: VecDeque<Cursor>,
     cursor_seq: u64,
+    jobs: bulk::Jobs,
 }
 
 impl State {
@@ -159,6 +170,7 @@ impl State {
             counters: Counters::default(),
             cursors: VecDeque::new(),
             cursor_seq: 0,
+            jobs: bulk::Jobs::default(),
         }
     }
 
@@ -477,6 +489,34 @@ fn router(shared: Arc<Shared>) -> Router {
         .route(
             &format!("{v}/composite/sobjects/{{object}}/{{field}}"),
             axum::routing::patch(api::collection_upsert),
+        )
+        .route(&format!("{v}/jobs/ingest"), post(bulk::create_ingest))
+        .route(
+            &format!("{v}/jobs/ingest/{{id}}"),
+            get(bulk::get_ingest)
+                .patch(bulk::close_ingest)
+                .delete(bulk::delete_ingest),
+        )
+        .route(
+            &format!("{v}/jobs/ingest/{{id}}/batches"),
+            axum::routing::put(bulk::upload),
+        )
+        .route(
+            &format!("{v}/jobs/ingest/{{id}}/{{which}}"),
+            get(bulk::ingest_results),
+        )
+        .route(
+            &format!("{v}/jobs/ingest/{{id}}/{{which}}/"),
+            get(bulk::ingest_results),
+        )
+        .route(&format!("{v}/jobs/query"), post(bulk::create_query))
+        .route(
+            &format!("{v}/jobs/query/{{id}}"),
+            get(bulk::get_query).delete(bulk::delete_query),
+        )
+        .route(
+            &format!("{v}/jobs/query/{{id}}/results"),
+            get(bulk::query_results),
         )
         .nest("/__emulator", admin::router())
         .fallback(gate::unknown_path)

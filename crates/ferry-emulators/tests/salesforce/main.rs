@@ -1,5 +1,6 @@
 //! The Salesforce emulator over real HTTP on loopback.
 
+mod bulk;
 mod collections;
 mod common;
 mod limits;
