@@ -254,3 +254,59 @@ async fn only_ten_locators_stay_open() {
         "a finished locator is closed"
     );
 }
+
+#[tokio::test]
+async fn a_keyset_cursor_on_systemmodstamp_and_id_pages_through_equal_stamps() {
+    let env = env().await;
+    // 7 records share one stamp, 3 another: pages of 4 cut through the shared stamp.
+    let mut seed: Vec<Value> = (0..7)
+        .map(|i| json!({"LastName": format!("A{i}"), "SystemModstamp": "2026-04-01T08:00:00Z"}))
+        .collect();
+    seed.extend(
+        (0..3).map(
+            |i| json!({"LastName": format!("B{i}"), "SystemModstamp": "2026-04-01T08:00:01Z"}),
+        ),
+    );
+    env.seed("Contact", seed).await;
+    let mut cursor: Option<(String, String)> = None;
+    let mut seen = Vec::new();
+    loop {
+        let filter = match &cursor {
+            None => String::new(),
+            Some((stamp, id)) => format!(
+                "WHERE SystemModstamp > {stamp} OR (SystemModstamp = {stamp} AND Id > '{id}') "
+            ),
+        };
+        let soql = format!(
+            "SELECT Id, LastName, SystemModstamp FROM Contact {filter}ORDER BY SystemModstamp, Id LIMIT 4"
+        );
+        let r = env.get(&q(&soql)).await;
+        assert_eq!(r.status, 200, "{soql}: {}", r.body);
+        let page = r.body["records"].as_array().unwrap().clone();
+        if page.is_empty() {
+            break;
+        }
+        let last = page.last().unwrap();
+        cursor = Some((
+            last["SystemModstamp"].as_str().unwrap().to_string(),
+            last["Id"].as_str().unwrap().to_string(),
+        ));
+        seen.extend(
+            page.iter()
+                .map(|x| x["LastName"].as_str().unwrap().to_string()),
+        );
+    }
+    assert_eq!(
+        seen,
+        ["A0", "A1", "A2", "A3", "A4", "A5", "A6", "B0", "B1", "B2"]
+    );
+    // A 15-character id literal compares as its 18-character form.
+    let all = env.emu.state().records("Contact");
+    let r = env
+        .get(&q(&format!(
+            "SELECT LastName FROM Contact WHERE Id = '{}'",
+            &all[3].id[..15]
+        )))
+        .await;
+    assert_eq!(r.body["records"][0]["LastName"], "A3");
+}
