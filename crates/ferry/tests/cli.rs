@@ -107,7 +107,13 @@ fn help_of_every_command_is_complete() {
         (&["bench"], &["import"]),
         (
             &["emulate", "salesforce"],
-            &["--listen", "--jwt-certificate", "--daily-limit", "Examples"],
+            &[
+                "--listen",
+                "--jwt-certificate",
+                "--daily-limit",
+                "--tls",
+                "Examples",
+            ],
         ),
         (
             &["bench", "import"],

@@ -75,7 +75,9 @@
 //! token answer without the consent page). The same operations are methods of
 //! [`SalesforceEmulator`].
 //!
-//! Not emulated: `--tls`, parallel Bulk processing and its limits, relationship queries, aggregates, `OFFSET`, other
+//! With `--tls` ([`tls`]) it serves HTTPS with a certificate made at start.
+//!
+//! Not emulated: parallel Bulk processing and its limits, relationship queries, aggregates, `OFFSET`, other
 //! objects, record types, field-level security, the client-credentials flow.
 
 mod admin;
@@ -90,6 +92,7 @@ mod oauth;
 pub mod soql;
 mod store;
 mod time;
+pub mod tls;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
@@ -322,6 +325,23 @@ impl SalesforceEmulator {
                 signal.send_replace(true);
             })
             .await
+    }
+
+    /// Serves the API over HTTPS with `material` (see [`tls::self_signed`]) until `shutdown`
+    /// completes.
+    pub async fn serve_tls(
+        self,
+        listener: TcpListener,
+        material: &tls::TlsMaterial,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let signal = self.shared.shutdown.clone();
+        let app = router(self.shared.clone());
+        tls::serve(listener, material, app, async move {
+            shutdown.await;
+            signal.send_replace(true);
+        })
+        .await
     }
 
     /// Seeds records of `object` (`CreatedDate`, `SystemModstamp` and `IsDeleted` may be

@@ -7,3 +7,4 @@ mod limits;
 mod oauth;
 mod query;
 mod records;
+mod tls;

@@ -85,9 +85,10 @@ async fn run(cli: Cli) -> Result<()> {
         listen,
         jwt_certificate,
         daily_limit,
+        tls,
     }) = cli.command
     {
-        return emulate::salesforce(&listen, jwt_certificate, daily_limit).await;
+        return emulate::salesforce(&listen, jwt_certificate, daily_limit, tls).await;
     }
     let settings = Settings::resolve(&cli.global)?;
     match cli.command {
