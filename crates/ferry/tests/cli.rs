@@ -106,6 +106,16 @@ fn help_of_every_command_is_complete() {
         ),
         (&["bench"], &["import"]),
         (
+            &["emulate", "salesforce"],
+            &[
+                "--listen",
+                "--jwt-certificate",
+                "--daily-limit",
+                "--tls",
+                "Examples",
+            ],
+        ),
+        (
             &["bench", "import"],
             &["--rows", "--keep", "sqlite3", "--release", "Examples"],
         ),
