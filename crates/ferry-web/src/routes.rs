@@ -110,7 +110,21 @@ pub fn table(state: &AppState) -> Vec<RouteSpec> {
         route!(GET "/" Viewer => ui::home),
         route!(POST "/logout" Viewer => ui::logout),
         route!(GET "/contacts" Viewer => ui::contacts_page),
+        route!(GET "/contacts/new" Admin => ui::new_contact_page),
+        route!(POST "/contacts/new" Admin => ui::create_contact_submit),
+        route!(GET "/contacts/import" Admin => ui::import_page),
+        r(
+            Method::POST,
+            "/contacts/import",
+            Access::Admin,
+            on(MethodFilter::POST, ui::import_submit).layer(DefaultBodyLimit::max(import_limit)),
+        ),
         route!(GET "/contacts/{id}" Viewer => ui::contact_page),
+        route!(GET "/contacts/{id}/edit" Admin => ui::edit_contact_page),
+        route!(POST "/contacts/{id}/edit" Admin => ui::edit_contact_submit),
+        route!(POST "/contacts/{id}/archive" Admin => ui::archive_submit),
+        route!(POST "/contacts/{id}/unarchive" Admin => ui::unarchive_submit),
+        route!(POST "/contacts/{id}/test-user" Admin => ui::test_user_submit),
         route!(GET "/runs" Viewer => ui::runs::runs_page),
         route!(GET "/sync-log" Viewer => ui::synclog::sync_log_page),
         route!(GET "/sync-log.csv" Viewer => ui::synclog::sync_log_csv),
@@ -144,6 +158,9 @@ pub fn table(state: &AppState) -> Vec<RouteSpec> {
         route!(POST "/settings/security/sign-out-everywhere" Viewer => ui::security::sign_out_everywhere),
         route!(GET "/settings/fields" Admin => ui::fields_page),
         route!(POST "/settings/fields" Admin => ui::fields_create),
+        route!(POST "/settings/fields/{name}/rename" Admin => ui::fields_rename),
+        route!(GET "/settings/fields/{name}/delete" Admin => ui::fields_delete_page),
+        route!(POST "/settings/fields/{name}/delete" Admin => ui::fields_delete),
     ]
 }
 

@@ -4,8 +4,10 @@
 mod alerts;
 mod audit;
 mod browser;
+mod browser_contacts;
 mod browser_security;
 mod contacts;
+mod contacts_ui;
 mod helpers;
 mod hubspot;
 mod integrations;
