@@ -599,3 +599,55 @@ impl Store {
         Ok(report)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file_with(bytes: &[u8]) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(bytes).unwrap();
+        f.flush().unwrap();
+        f
+    }
+
+    #[test]
+    fn failed_rows_keep_the_header_quote_cells_and_copy_unclosed_lines() {
+        let f = file_with(
+            b"\xEF\xBB\xBFfirst_name,last_name,phone\r\n\
+              Ana,Diaz,6175550101\r\n\
+              Bo,\"Lee, Jr.\",555\r\n\
+              Cy,\"Unclosed,6175550103\r\n\
+              Di,Ray,6175550104\r\n\
+              Ed,\"Say \"\"hi\"\"\",12\r\n",
+        );
+        let rows: BTreeSet<u64> = [3, 4, 6].into_iter().collect();
+        let out = String::from_utf8(failed_rows_csv(f.path(), &rows).unwrap()).unwrap();
+        assert_eq!(
+            out,
+            "first_name,last_name,phone\r\n\
+             Bo,\"Lee, Jr.\",555\r\n\
+             Cy,\"Unclosed,6175550103\r\n\
+             Ed,\"Say \"\"hi\"\"\",12\r\n"
+        );
+    }
+
+    #[test]
+    fn the_encoding_check_reads_across_chunks_and_finds_the_bad_line() {
+        // A two-byte character cut by the 64 KiB chunk boundary is fine.
+        let mut ok = vec![b'a'; (1 << 16) - 1];
+        ok.extend_from_slice("é\nb\n".as_bytes());
+        assert!(!check_utf8_file(file_with(&ok).path()).unwrap());
+        let mut bad = b"a,b\nc,d\n".to_vec();
+        bad.extend_from_slice(&[b'x'; 70_000]);
+        bad.extend_from_slice(b"\n\xFF\n");
+        match check_utf8_file(file_with(&bad).path()) {
+            Err(ImportError::File { code, message }) => {
+                assert_eq!(code, "invalid_encoding");
+                assert!(message.contains("line 4"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(check_utf8_file(file_with(b"\xEF\xBB\xBFid\n").path()).unwrap());
+    }
+}

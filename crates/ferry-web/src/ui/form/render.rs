@@ -855,7 +855,7 @@ impl<'a> Renderer<'a> {
                 } else {
                     format!(
                         "<span class=\"hint\" id=\"{id}-hint\">{}</span>",
-                        esc(s.help)
+                        help_html(s.help)
                     )
                 },
                 self.error_html(&name, s.label),
