@@ -245,9 +245,26 @@ pub async fn contact_page(
         ),
         (DefaultField::CrmId.label().to_string(), opt(&d.crm_id)),
         (
-            DefaultField::OptIn.label().to_string(),
-            if d.opt_in { "Opted in" } else { "Not opted in" }.to_string(),
+            DefaultField::SmsOptIn.label().to_string(),
+            match d.sms_opt_in.as_str() {
+                "opted_in" => "Opted in",
+                "opted_out" => "Opted out",
+                _ => "Unknown",
+            }
+            .to_string(),
         ),
+        (
+            DefaultField::StreetAddress.label().to_string(),
+            opt(&d.street_address),
+        ),
+        (
+            DefaultField::StreetAddress2.label().to_string(),
+            opt(&d.street_address_2),
+        ),
+        (DefaultField::City.label().to_string(), opt(&d.city)),
+        (DefaultField::State.label().to_string(), opt(&d.state)),
+        (DefaultField::ZipCode.label().to_string(), opt(&d.zip_code)),
+        (DefaultField::Country.label().to_string(), opt(&d.country)),
     ];
     for def in &defs {
         let v = d.custom.get(&def.name).map(|v| match v {
