@@ -53,7 +53,7 @@ pub use contacts::{
 };
 pub use crypto::{MasterKey, SecretBox};
 pub use export::{EXPORT_BATCH, ExportMessage, ExportStream, MessageWindow};
-pub use import::{CsvImport, ImportError, ImportReport, ImportRowError};
+pub use import::{CsvImport, ImportError, ImportReport, ImportRowError, failed_rows_csv};
 pub use integrations::{Integration, IntegrationUpdate, NewIntegration};
 pub use messages::{Message, MessageQuery, NewMessage};
 pub use optin::{OptInPath, OptInPathInput, OutboxMessage};

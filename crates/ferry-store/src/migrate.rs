@@ -60,6 +60,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0009_alerts.sql"),
         postgres: include_str!("../migrations/postgres/0009_alerts.sql"),
     },
+    Migration {
+        version: 11,
+        name: "0011_sync_log_contact",
+        sqlite: include_str!("../migrations/sqlite/0011_sync_log_contact.sql"),
+        postgres: include_str!("../migrations/postgres/0011_sync_log_contact.sql"),
+    },
 ];
 
 /// Applies what is missing; returns the names applied.

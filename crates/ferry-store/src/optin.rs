@@ -355,6 +355,19 @@ impl Store {
         Ok(rows.iter().map(outbox_from).collect::<Result<_, _>>()?)
     }
 
+    /// One message of the outbox.
+    pub async fn outbox_message(&self, institution_id: i64, id: i64) -> Result<OutboxMessage> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {OUTBOX_COLS} FROM outbox WHERE institution_id = $1 AND id = $2"
+        )))
+        .bind(institution_id)
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        Ok(outbox_from(&row)?)
+    }
+
     /// Marks a queued message sent at `sent_at` (now when `None`) and adds it to the contact's
     /// history as an outgoing campaign SMS, in one transaction. Marking a sent message again
     /// changes nothing and returns it as it is (the sender may retry).

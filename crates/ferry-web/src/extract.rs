@@ -63,44 +63,6 @@ fn too_large() -> ApiError {
     )
 }
 
-/// Writes the body, as it arrives, to an anonymous temporary file (unlinked from the start, so
-/// nothing is left behind, even by a crash) and returns it: a large upload never sits in memory.
-/// More than `limit` bytes is 413.
-pub async fn spool_body(req: Request, limit: usize) -> Result<std::fs::File, ApiError> {
-    use futures::StreamExt;
-    use tokio::io::AsyncWriteExt;
-    let declared = req
-        .headers()
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
-    }
-    let file = tokio::task::spawn_blocking(tempfile::tempfile)
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
-    let mut out = tokio::io::BufWriter::with_capacity(1 << 16, tokio::fs::File::from_std(file));
-    let mut body = req.into_body().into_data_stream();
-    let mut total = 0usize;
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| {
-            ApiError::bad_request(
-                "bad_request",
-                format!("the request body cannot be read: {e}"),
-            )
-        })?;
-        total += chunk.len();
-        if total > limit {
-            return Err(too_large());
-        }
-        out.write_all(&chunk).await.map_err(ApiError::internal)?;
-    }
-    out.flush().await.map_err(ApiError::internal)?;
-    Ok(out.into_inner().into_std().await)
-}
-
 /// Parses JSON with the failing field's path in the error.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);

@@ -363,7 +363,7 @@ pub async fn start_sftp(
                 "eab": {
                     "import_version": "2", "institution_id": "1234", "group_id": "group_id",
                     "dedupe_contacts": false, "is_private": false, "student_viewable": false,
-                    "show_on_student_report": true, "created_by": "Mainstay", "note_reasons": "Mainstay conversation",
+                    "show_on_student_report": true, "created_by": "Ferry", "note_reasons": "Ferry conversation",
                     "note_body": "{channel} {direction} message on {date}: {message} {url}"
                 }
             });

@@ -47,7 +47,7 @@ use crate::auth::Auth;
         sftp_accounts::list, sftp_accounts::create, sftp_accounts::get, sftp_accounts::patch, sftp_accounts::delete,
         sftp_accounts::add_key, sftp_accounts::delete_key, sftp_accounts::generate_key,
         bulk_files::list,
-        optin::list_paths, optin::create_path, optin::get_path, optin::put_path, optin::delete_path,
+        optin::list_paths, optin::create_path, optin::get_path, optin::patch_path, optin::delete_path,
         optin::list_outbox, optin::mark_sent,
     ),
     components(

@@ -57,6 +57,16 @@ pub struct OptInPathBody {
     pub welcome_message: String,
 }
 
+/// A change to an opt-in path.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OptInPathPatch {
+    /// A new name (1 to 100 characters), unique in the institution.
+    pub name: Option<String>,
+    /// A new welcome message (1 to 1,600 characters); messages already queued keep theirs.
+    pub welcome_message: Option<String>,
+}
+
 impl From<OptInPathBody> for OptInPathInput {
     fn from(b: OptInPathBody) -> Self {
         OptInPathInput {
@@ -109,12 +119,26 @@ impl From<OutboxMessage> for OutboxView {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct OutboxQuery {
-    /// `queued` (default) or `sent`.
+    /// `queued` (the default: waiting for the sender) or `sent`.
+    #[param(value_type = Option<OutboxStatusValue>, inline)]
     pub status: Option<String>,
     /// Only messages with a larger ID (the last ID of the previous page).
-    pub after: Option<i64>,
-    /// Page size, 1 to 1,000 (default 100).
-    pub limit: Option<u32>,
+    #[param(value_type = Option<i64>, minimum = 1)]
+    pub after: Option<String>,
+    /// Page size, 1-500 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
+    pub limit: Option<String>,
+}
+
+/// Which part of the outbox.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum OutboxStatusValue {
+    /// Waiting for the sender.
+    Queued,
+    /// Marked sent.
+    Sent,
 }
 
 /// When the sender sent it.
@@ -129,8 +153,7 @@ pub struct SentBody {
 /// The institution's opt-in paths, by name.
 #[utoipa::path(get, path = "/api/v1/opt-in-paths", operation_id = "list_opt_in_paths", responses(
     (status = 200, description = "The paths.", body = Vec<OptInPathView>),
-    (status = 401, response = d::Unauthorized),
-    (status = 403, response = d::Forbidden)))]
+    (status = 401, response = d::Unauthorized)))]
 pub async fn list_paths(
     State(state): State<AppState>,
     auth: Auth,
@@ -164,7 +187,6 @@ pub async fn create_path(
 #[utoipa::path(get, path = "/api/v1/opt-in-paths/{id}", operation_id = "get_opt_in_path", params(("id" = i64, Path, description = "path id")), responses(
     (status = 200, description = "The path.", body = OptInPathView),
     (status = 401, response = d::Unauthorized),
-    (status = 403, response = d::Forbidden),
     (status = 404, response = d::NotFound)))]
 pub async fn get_path(
     State(state): State<AppState>,
@@ -181,8 +203,8 @@ pub async fn get_path(
     ))
 }
 
-/// Replace an opt-in path's name and welcome message.
-#[utoipa::path(put, path = "/api/v1/opt-in-paths/{id}", operation_id = "update_opt_in_path", params(("id" = i64, Path, description = "path id")), request_body = OptInPathBody, responses(
+/// Change an opt-in path's name or welcome message (parts left out stay as they are).
+#[utoipa::path(patch, path = "/api/v1/opt-in-paths/{id}", operation_id = "update_opt_in_path", params(("id" = i64, Path, description = "path id")), request_body = OptInPathPatch, responses(
     (status = 200, description = "The path.", body = OptInPathView),
     (status = 400, response = d::MalformedJson),
     (status = 401, response = d::Unauthorized),
@@ -191,17 +213,23 @@ pub async fn get_path(
     (status = 413, response = d::PayloadTooLarge),
     (status = 415, response = d::NotJson),
     (status = 422, description = "`field` names what is wrong.", body = ErrorBody)))]
-pub async fn put_path(
+pub async fn patch_path(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-    JsonBody(body): JsonBody<OptInPathBody>,
+    JsonBody(body): JsonBody<OptInPathPatch>,
 ) -> ApiResult<Json<OptInPathView>> {
     let id = parse_id(&id)?;
+    let inst = auth.institution_id();
+    let current = state.store.opt_in_path(inst, id).await?;
+    let input = OptInPathInput {
+        name: body.name.unwrap_or(current.name),
+        welcome_message: body.welcome_message.unwrap_or(current.welcome_message),
+    };
     Ok(Json(
         state
             .store
-            .update_opt_in_path(auth.institution_id(), id, &body.into())
+            .update_opt_in_path(inst, id, &input)
             .await?
             .into(),
     ))
@@ -231,33 +259,31 @@ pub async fn delete_path(
 #[utoipa::path(get, path = "/api/v1/outbox", operation_id = "list_outbox", params(OutboxQuery), responses(
     (status = 200, description = "The messages.", body = Vec<OutboxView>),
     (status = 400, response = d::BadQuery),
-    (status = 401, response = d::Unauthorized),
-    (status = 403, response = d::Forbidden)))]
+    (status = 401, response = d::Unauthorized)))]
 pub async fn list_outbox(
     State(state): State<AppState>,
     auth: Auth,
     QueryArgs(q): QueryArgs<OutboxQuery>,
 ) -> ApiResult<Json<Vec<OutboxView>>> {
-    let sent = match q.status.as_deref() {
-        None | Some("queued") => false,
+    let sent = match q.status.as_deref().map(str::trim) {
+        None | Some("") | Some("queued") => false,
         Some("sent") => true,
         Some(other) => {
             return Err(ApiError::bad_request(
-                "invalid_value",
+                "bad_request",
                 format!("status must be queued or sent, not {other:?}"),
             )
             .field("status"));
         }
     };
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(
-            ApiError::bad_request("invalid_value", "limit must be from 1 to 1000").field("limit"),
-        );
-    }
+    let after = match q.after.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => Some(crate::api::runs::parse_positive_id("after", s)?),
+    };
+    let limit = crate::api::runs::parse_limit(&q.limit)?;
     let page = state
         .store
-        .outbox(auth.institution_id(), sent, q.after, limit)
+        .outbox(auth.institution_id(), sent, after, limit)
         .await?;
     Ok(Json(page.into_iter().map(Into::into).collect()))
 }

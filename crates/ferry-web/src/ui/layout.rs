@@ -118,6 +118,8 @@ const CSS: &str = include_str!("../../assets/ferry.css");
 const HTMX: &str = include_str!("../../assets/htmx.min.js");
 const OAUTH_JS: &str = include_str!("../../assets/oauth.js");
 const FORM_JS: &str = include_str!("../../assets/form.js");
+const UI_JS: &str = include_str!("../../assets/ui.js");
+const IMPORT_JS: &str = include_str!("../../assets/import.js");
 
 /// The static assets (stylesheet, htmx, the pages' scripts).
 pub async fn asset(Path(file): Path<String>) -> Response {
@@ -126,6 +128,8 @@ pub async fn asset(Path(file): Path<String>) -> Response {
         "htmx.min.js" => (HTMX, "text/javascript; charset=utf-8"),
         "oauth.js" => (OAUTH_JS, "text/javascript; charset=utf-8"),
         "form.js" => (FORM_JS, "text/javascript; charset=utf-8"),
+        "ui.js" => (UI_JS, "text/javascript; charset=utf-8"),
+        "import.js" => (IMPORT_JS, "text/javascript; charset=utf-8"),
         _ => return error_page(StatusCode::NOT_FOUND, "No such file."),
     };
     (

@@ -5,9 +5,11 @@
 pub mod audit;
 pub mod browse;
 pub mod connect;
+mod contact_edit;
 mod contacts;
 mod fields;
 pub mod form;
+pub mod icons;
 pub mod integrations;
 mod layout;
 mod login;
@@ -15,8 +17,12 @@ pub mod runs;
 pub mod security;
 pub mod synclog;
 
+pub use contact_edit::{
+    archive_submit, create_contact_submit, edit_contact_page, edit_contact_submit, import_page,
+    import_submit, new_contact_page, test_user_submit, unarchive_submit,
+};
 pub use contacts::{contact_page, contacts_page};
-pub use fields::{fields_create, fields_page};
+pub use fields::{fields_create, fields_delete, fields_delete_page, fields_page, fields_rename};
 pub(crate) use layout::ui_error;
 pub use layout::{Nav, asset, error_page, fmt_phone, fmt_time, not_found};
 pub use login::{home, login_page, login_submit, logout};

@@ -508,8 +508,8 @@ async fn the_configuration_screen_lists_ips_and_placeholders_and_hides_secrets()
         .page(&cookie, "/settings/integrations/new/eab_notes_export")
         .await;
     assert!(
-        !plain.contains("egress-ips"),
-        "no allow-list box without the setting"
+        plain.contains("id=\"egress-ips\"") && plain.contains("<code>FERRY_EGRESS_IPS</code>"),
+        "without the setting the allow-list box says how to set it: {plain}"
     );
 }
 

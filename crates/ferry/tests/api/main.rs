@@ -6,13 +6,16 @@
 mod alerts;
 mod audit;
 mod browser;
+mod browser_contacts;
 mod browser_security;
 mod contacts;
+mod contacts_ui;
 mod helpers;
 mod hubspot;
 mod integrations;
 mod messages_fields;
 mod openapi;
+mod optin;
 mod routes;
 mod runs;
 mod screens;
