@@ -54,6 +54,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0009_alerts.sql"),
         postgres: include_str!("../migrations/postgres/0009_alerts.sql"),
     },
+    Migration {
+        version: 10,
+        name: "0010_bulk_files",
+        sqlite: include_str!("../migrations/sqlite/0010_bulk_files.sql"),
+        postgres: include_str!("../migrations/postgres/0010_bulk_files.sql"),
+    },
 ];
 
 /// Applies what is missing; returns the names applied.

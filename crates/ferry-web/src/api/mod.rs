@@ -4,11 +4,13 @@ pub mod accounts;
 pub mod alerts;
 pub mod audit;
 pub mod bulk_files;
+pub mod bulk_templates;
 pub mod contacts;
 pub mod doc;
 pub mod fields;
 pub mod integrations;
 pub mod messages;
+pub mod recordings;
 pub mod runs;
 pub mod sftp_accounts;
 pub mod synclog;
@@ -45,7 +47,9 @@ use crate::auth::Auth;
         audit::list,
         sftp_accounts::list, sftp_accounts::create, sftp_accounts::get, sftp_accounts::patch, sftp_accounts::delete,
         sftp_accounts::add_key, sftp_accounts::delete_key, sftp_accounts::generate_key,
-        bulk_files::list,
+        bulk_files::list, bulk_files::get,
+        bulk_templates::detect, bulk_templates::list, bulk_templates::create, bulk_templates::get, bulk_templates::put, bulk_templates::delete,
+        recordings::get, messages::patch,
     ),
     components(
         schemas(crate::error::ErrorBody),
