@@ -2,7 +2,6 @@
 //! server, queued by the worker (one `file_arrived` run per file) and ingested by the
 //! `bulk_upload` connector with the template of their folder and name. Runs on both stores.
 
-use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -643,9 +642,4 @@ async fn retention_deletes_unreviewed_calls_their_recordings_and_old_files() {
         b"RIFF kept"
     );
     assert!(r.detail["retention"]["files"].as_u64().unwrap() >= 2);
-}
-
-#[allow(dead_code)]
-fn exists(p: &Path) -> bool {
-    p.exists()
 }

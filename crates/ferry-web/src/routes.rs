@@ -104,7 +104,7 @@ pub fn table(state: &AppState) -> Vec<RouteSpec> {
         route!(POST "/api/v1/bulk-templates" Admin => api::bulk_templates::create),
         route!(POST "/api/v1/bulk-templates/detect" Admin => api::bulk_templates::detect),
         route!(GET "/api/v1/bulk-templates/{id}" Admin => api::bulk_templates::get),
-        route!(PUT "/api/v1/bulk-templates/{id}" Admin => api::bulk_templates::put),
+        route!(PATCH "/api/v1/bulk-templates/{id}" Admin => api::bulk_templates::put),
         route!(DELETE "/api/v1/bulk-templates/{id}" Admin => api::bulk_templates::delete),
         route!(GET "/api/v1/recordings/{id}" Viewer => api::recordings::get),
         route!(PATCH "/api/v1/messages/{id}" Admin => api::messages::patch),

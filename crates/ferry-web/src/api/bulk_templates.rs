@@ -7,7 +7,6 @@
 use std::collections::HashSet;
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use base64::Engine;
@@ -247,8 +246,9 @@ fn detected_view(d: Detected, schema: &FieldSchema) -> DetectedView {
 pub async fn detect(
     State(state): State<AppState>,
     auth: Auth,
-    body: Bytes,
+    req: axum::extract::Request,
 ) -> ApiResult<Json<DetectedView>> {
+    let body = crate::extract::body_bytes(req, &state).await?;
     if body.len() > MAX_SAMPLE_BYTES {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -472,6 +472,8 @@ pub async fn list(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<V
     (status = 401, response = d::Unauthorized),
     (status = 403, response = d::Forbidden),
     (status = 409, description = "A template for the folder and mask exists (`conflict`).", body = ErrorBody),
+    (status = 413, response = d::PayloadTooLarge),
+    (status = 415, response = d::NotJson),
     (status = 422, description = "A setting is wrong; `field` names it (`columns[2].field`).", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
@@ -506,22 +508,27 @@ pub async fn get(
     ))
 }
 
-/// Replace a template's settings (files already ingested keep their reports).
-#[utoipa::path(put, path = "/api/v1/bulk-templates/{id}", operation_id = "replace_bulk_template", params(("id" = i64, Path, description = "The template's ID.")), request_body = TemplateInput, responses(
+/// Change a template: its settings are replaced by those sent, which are checked as for a new
+/// template (files already ingested keep their reports).
+#[utoipa::path(patch, path = "/api/v1/bulk-templates/{id}", operation_id = "update_bulk_template", params(("id" = i64, Path, description = "The template's ID.")), request_body = TemplateInput, responses(
     (status = 200, description = "The template.", body = TemplateView),
     (status = 400, response = d::MalformedJson),
     (status = 401, response = d::Unauthorized),
     (status = 403, response = d::Forbidden),
     (status = 404, response = d::NotFound),
     (status = 409, description = "Another template has the folder and mask.", body = ErrorBody),
+    (status = 413, response = d::PayloadTooLarge),
+    (status = 415, response = d::NotJson),
     (status = 422, description = "A setting is wrong; `field` names it.", body = ErrorBody)))]
 pub async fn put(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<i64>,
-    JsonBody(input): JsonBody<TemplateInput>,
+    JsonBody(raw): JsonBody<Value>,
 ) -> ApiResult<Json<TemplateView>> {
+    // Another institution's template is not found, whatever the body says.
     state.store.bulk_template(auth.institution_id(), id).await?;
+    let input: TemplateInput = crate::extract::parse_json(raw.to_string().as_bytes())?;
     let t = checked(&state, auth.institution_id(), input).await?;
     Ok(Json(
         state

@@ -118,14 +118,19 @@ pub struct MessagePatch {
     (status = 401, response = d::Unauthorized),
     (status = 403, response = d::Forbidden),
     (status = 404, response = d::NotFound),
+    (status = 413, response = d::PayloadTooLarge),
+    (status = 415, response = d::NotJson),
     (status = 422, description = "The message is not a call (`field` is `reviewed`).", body = ErrorBody)))]
 pub async fn patch(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<i64>,
-    JsonBody(p): JsonBody<MessagePatch>,
+    JsonBody(raw): JsonBody<serde_json::Value>,
 ) -> ApiResult<Json<MessageView>> {
     let inst = auth.institution_id();
+    // Another institution's message is not found, whatever the body says.
+    state.store.message(inst, id).await?;
+    let p: MessagePatch = crate::extract::parse_json(raw.to_string().as_bytes())?;
     state
         .store
         .set_message_reviewed(inst, id, p.reviewed)

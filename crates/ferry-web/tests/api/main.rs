@@ -5,6 +5,7 @@ mod alerts;
 mod audit;
 mod browser;
 mod browser_security;
+mod bulk;
 mod contacts;
 mod helpers;
 mod hubspot;
