@@ -643,3 +643,27 @@ async fn retention_deletes_unreviewed_calls_their_recordings_and_old_files() {
     );
     assert!(r.detail["retention"]["files"].as_u64().unwrap() >= 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_with_exactly_the_template_columns_is_read_as_it_is() {
+    let f = Fx::new(json!({})).await;
+    f.contacts_template().await;
+    f.upload(
+        "contacts/contacts_exact.csv",
+        "Student ID,First,Last,Mobile,Email\nS1,\"Ana, Jr\",Diaz,6175550101,ana@state.edu\nS2,Bo,Li,6175550102,not-an-email\n"
+            .as_bytes(),
+    )
+    .await;
+    let runs = f.work().await;
+    assert_eq!(runs[0].status, RunStatus::Success, "{:?}", runs[0].error);
+    assert_eq!(runs[0].detail["created"], 1);
+    assert_eq!(runs[0].detail["skipped_rows"][0]["row"], 3);
+    assert_eq!(runs[0].detail["skipped_rows"][0]["code"], "invalid_email");
+    let contacts = f.contacts().await;
+    assert_eq!(contacts.len(), 1);
+    assert_eq!(contacts[0].data.first_name.as_deref(), Some("Ana, Jr"));
+    assert_eq!(
+        contacts[0].data.email.as_ref().unwrap().to_string(),
+        "ana@state.edu"
+    );
+}

@@ -26,10 +26,12 @@ async fn fresh(dir: &std::path::Path) -> Result<Store> {
     Ok(store)
 }
 
-fn write_file(path: &std::path::Path, rows: u64) -> Result<()> {
+/// The rows; `header` names the columns (the customer's names for the upload, Ferry's field
+/// names for `ferry import contacts`, which takes no template).
+fn write_file(path: &std::path::Path, rows: u64, header: &str) -> Result<()> {
     use std::io::Write;
     let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
-    writeln!(w, "Student ID,First,Last,Mobile,Email")?;
+    writeln!(w, "{header}")?;
     for i in 0..rows {
         // Distinct valid US numbers: 800,000 per area code (exchanges 230-309, no N11).
         const AREAS: [u64; 12] = [201, 202, 203, 205, 206, 207, 208, 209, 210, 212, 213, 214];
@@ -57,9 +59,14 @@ pub async fn bulk_ingest(rows: u64) -> Result<()> {
         .context("cannot create a temporary directory")?;
     let src = dir.path().join("contacts_bench.csv");
     eprintln!("Writing a contacts file of {} rows...", thousands(rows));
+    let plain = dir.path().join("contacts_import.csv");
     {
-        let src = src.clone();
-        tokio::task::spawn_blocking(move || write_file(&src, rows)).await??;
+        let (src, plain) = (src.clone(), plain.clone());
+        tokio::task::spawn_blocking(move || {
+            write_file(&src, rows, "Student ID,First,Last,Mobile,Email")?;
+            write_file(&plain, rows, "crm_id,first_name,last_name,phone,email")
+        })
+        .await??;
     }
     let bytes = std::fs::metadata(&src)?.len();
 
@@ -69,7 +76,7 @@ pub async fn bulk_ingest(rows: u64) -> Result<()> {
     let inst = base_store
         .create_institution("bench", "Bench", None)
         .await?;
-    let data = std::fs::read(&src)?;
+    let data = std::fs::read(&plain)?;
     let t = Instant::now();
     let report = base_store
         .import_contacts_csv(inst.id, data, |_| {})
