@@ -46,6 +46,13 @@ pub trait Connector: Send + Sync {
         false
     }
 
+    /// Whether an enabled instance ingests the files its institution uploads to Ferry's own
+    /// SFTP server: the worker queues a run with trigger `file_arrived` for each file that
+    /// completes (one run per file, ever).
+    fn takes_uploaded_files(&self) -> bool {
+        false
+    }
+
     /// For a kind that runs on change: the contact change sequence an instance has sent, read
     /// from its state (the connector's own state struct, see [`RunContext::state`]). `None`
     /// when it has sent nothing yet.

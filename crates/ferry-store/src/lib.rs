@@ -13,6 +13,7 @@ mod accounts;
 mod alerts;
 pub mod audit;
 mod auth;
+mod bulk;
 mod contacts;
 pub mod crypto;
 mod csv_rows;
@@ -46,6 +47,9 @@ pub use audit::{Actor, ActorKind, AuditEntry, AuditPage, AuditQuery, NewAuditEve
 pub use auth::{
     ApiToken, Institution, LAST_USED_GRANULARITY_SECS, MIN_PASSWORD_LEN, Membership, Principal,
     Session, SessionInfo, User, normalize_login,
+};
+pub use bulk::{
+    BulkTemplate, CallInfo, MissingRecording, NewBulkTemplate, NewCall, RetentionCounts,
 };
 pub use contacts::{
     Applied, AppliedAction, ContactPage, ContactQuery, RowError, TestUserKeys, WriteKind,

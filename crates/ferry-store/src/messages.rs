@@ -224,6 +224,19 @@ impl Store {
         Ok(rows.iter().map(message_from).collect::<Result<_, _>>()?)
     }
 
+    /// One message of the institution.
+    pub async fn message(&self, institution_id: i64, id: i64) -> Result<Message> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {MESSAGE_COLS} FROM messages WHERE institution_id = $1 AND id = $2"
+        )))
+        .bind(institution_id)
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        Ok(message_from(&row)?)
+    }
+
     /// The highest message sequence of an institution (0 before the first message).
     pub async fn current_message_seq(&self, institution_id: i64) -> Result<i64> {
         let row = sqlx::query("SELECT message_seq FROM institutions WHERE id = $1")

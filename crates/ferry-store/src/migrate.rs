@@ -61,6 +61,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0009_alerts.sql"),
     },
     Migration {
+        version: 10,
+        name: "0010_bulk_files",
+        sqlite: include_str!("../migrations/sqlite/0010_bulk_files.sql"),
+        postgres: include_str!("../migrations/postgres/0010_bulk_files.sql"),
+    },
+    Migration {
         version: 11,
         name: "0011_sync_log_contact",
         sqlite: include_str!("../migrations/sqlite/0011_sync_log_contact.sql"),

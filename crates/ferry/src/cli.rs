@@ -697,6 +697,25 @@ cargo run --release -p ferry -- bench sftp-server --size-mb 256 --runs 3"
         runs: u32,
     },
 
+    /// Time a contacts file uploaded over SFTP and ingested as a Bulk file run against `ferry import contacts` of it.
+    #[command(
+        name = "bulk-ingest",
+        long_about = "Time a contacts file uploaded over SFTP and ingested as a Bulk file run against `ferry import contacts` of it.\n\n\
+Writes a contacts file of --rows rows (CRM ID, names, phone, email) in a temporary directory and \
+imports it into a fresh SQLite store with the contacts import (the baseline, what `ferry import \
+contacts` does). Then starts Ferry's SFTP server with a second fresh store, a contacts template \
+and a Bulk File Upload instance, uploads the file with OpenSSH `sftp` in batch mode and times \
+from the client's close (sftp returning) to the finished report (the file's run ended). Prints \
+both, and the ratio bulk/import (goal <= 1.2). Needs openssh-client. Build with --release.",
+        after_help = "Examples:\n  cargo run --release -p ferry -- bench bulk-ingest\n  \
+cargo run --release -p ferry -- bench bulk-ingest --rows 100000"
+    )]
+    BulkIngest {
+        /// Rows of the contacts file.
+        #[arg(long, default_value_t = 1_000_000, value_name = "N")]
+        rows: u64,
+    },
+
     /// Time the initial outgoing HubSpot sync of N contacts against the floor HubSpot's rate limits set.
     #[command(
         long_about = "Time the initial outgoing HubSpot sync of N contacts against the floor HubSpot's rate limits set.\n\n\

@@ -116,8 +116,17 @@ pub async fn contacts_page(
     .into_response()
 }
 
+struct CallRow {
+    duration: String,
+    agent: String,
+    recording_id: Option<i64>,
+    recording_name: Option<String>,
+    reviewed: bool,
+}
+
 struct MessageRow {
     id: i64,
+    call: Option<CallRow>,
     direction: &'static str,
     body: String,
     channel: &'static str,
@@ -154,6 +163,7 @@ struct ContactPage {
     crm_id: String,
     sync: Vec<SyncStatus>,
     log: Vec<LogRow>,
+    contact_id: i64,
     name: String,
     archived: bool,
     test_user: bool,
@@ -332,9 +342,31 @@ pub async fn contact_page(
         ),
         _ => None,
     };
+    let call_ids: Vec<i64> = total[start..]
+        .iter()
+        .filter(|m| m.channel == ferry_core::message::Channel::Voice)
+        .map(|m| m.id)
+        .collect();
+    let mut calls = if call_ids.is_empty() {
+        Default::default()
+    } else {
+        match state.store.call_infos(inst.id, &call_ids).await {
+            Ok(c) => c,
+            Err(e) => return ui_error(e.into()),
+        }
+    };
     let messages = total[start..]
         .iter()
         .map(|m| MessageRow {
+            call: calls.remove(&m.id).map(|c| CallRow {
+                duration: format!("{}:{:02}", c.duration_secs / 60, c.duration_secs % 60),
+                agent: c.agent,
+                recording_id: c.recording_id,
+                recording_name: c
+                    .recording_path
+                    .map(|p| p.rsplit('/').next().unwrap_or(&p).to_string()),
+                reviewed: c.reviewed_at.is_some(),
+            }),
             id: m.id,
             direction: m.direction.as_str(),
             body: m.body.clone(),
@@ -351,6 +383,7 @@ pub async fn contact_page(
         crm_id: d.crm_id.clone().unwrap_or_default(),
         sync,
         log,
+        contact_id: contact.id,
         name: d.display_name(),
         archived: d.archived,
         test_user: d.test_user,

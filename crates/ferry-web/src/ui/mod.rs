@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod browse;
+pub mod bulk;
 pub mod connect;
 mod contact_edit;
 mod contacts;

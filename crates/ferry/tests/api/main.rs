@@ -8,6 +8,7 @@ mod audit;
 mod browser;
 mod browser_contacts;
 mod browser_security;
+mod bulk;
 mod contacts;
 mod contacts_ui;
 mod helpers;
