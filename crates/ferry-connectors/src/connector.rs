@@ -47,6 +47,13 @@ pub trait Connector: Send + Sync {
         false
     }
 
+    /// Whether an enabled instance ingests the files its institution uploads to Ferry's own
+    /// SFTP server: the worker queues a run with trigger `file_arrived` for each file that
+    /// completes (one run per file, ever).
+    fn takes_uploaded_files(&self) -> bool {
+        false
+    }
+
     /// For a kind that runs on change: the contact change sequence an instance has sent, read
     /// from its state (the connector's own state struct, see [`RunContext::state`]). `None`
     /// when it has sent nothing yet.
@@ -191,15 +198,24 @@ pub fn parse_config<T: DeserializeOwned>(config: &Value) -> Result<T, ConfigErro
             "the config must be a JSON object",
         ));
     }
-    serde_json::from_value(config.clone()).map_err(|e| {
-        let message = e.to_string();
-        let field = ["unknown field `", "missing field `", "duplicate field `"]
+    serde_path_to_error::deserialize(config).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.into_inner().to_string();
+        let named = ["unknown field `", "missing field `", "duplicate field `"]
             .iter()
             .find_map(|prefix| message.strip_prefix(prefix))
             .and_then(|rest| rest.split('`').next())
-            .filter(|name| !name.is_empty())
-            .unwrap_or("config")
-            .to_string();
+            .filter(|name| !name.is_empty());
+        // `path` is where serde was ("." at the top); a named field is inside it unless the
+        // path already ends with it.
+        let inside = (path != ".").then_some(path.as_str());
+        let field = match (inside, named) {
+            (Some(p), Some(n)) if p == n || p.ends_with(&format!(".{n}")) => p.to_string(),
+            (Some(p), Some(n)) => format!("{p}.{n}"),
+            (None, Some(n)) => n.to_string(),
+            (Some(p), None) => p.to_string(),
+            (None, None) => "config".to_string(),
+        };
         ConfigError::new(field, message)
     })
 }
@@ -373,11 +389,31 @@ mod tests {
         let e = parse_config::<Cfg>(&json!({"port": 22})).unwrap_err();
         assert_eq!(e.field, "host");
         let e = parse_config::<Cfg>(&json!({"host": "h", "port": "x"})).unwrap_err();
-        assert_eq!(e.field, "config");
+        assert_eq!(e.field, "port");
         assert!(e.message.contains("invalid type"), "{e}");
         let e = parse_config::<Cfg>(&json!([1])).unwrap_err();
         assert_eq!(e.field, "config");
         assert!(parse_config::<Cfg>(&json!({"host": "h"})).is_ok());
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Outer {
+        sftp: Cfg,
+    }
+
+    #[test]
+    fn nested_config_errors_name_the_whole_path() {
+        let e =
+            parse_config::<Outer>(&json!({"sftp": {"host": "h", "hostname": "x"}})).unwrap_err();
+        assert_eq!(e.field, "sftp.hostname", "{e}");
+        let e = parse_config::<Outer>(&json!({"sftp": {"port": 2}})).unwrap_err();
+        assert_eq!(e.field, "sftp.host", "{e}");
+        let e = parse_config::<Outer>(&json!({"sftp": {"host": "h", "port": 99999}})).unwrap_err();
+        assert_eq!(e.field, "sftp.port", "{e}");
+        let e = parse_config::<Outer>(&json!({})).unwrap_err();
+        assert_eq!(e.field, "sftp", "{e}");
     }
 
     #[test]

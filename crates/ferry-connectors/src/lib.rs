@@ -34,6 +34,7 @@
 
 #![warn(missing_docs)]
 
+pub mod bulk_upload;
 mod connector;
 mod context;
 pub mod crm;

@@ -93,6 +93,9 @@ impl Registry {
         registry
             .register(Arc::new(crate::everyaction::EveryAction::default()))
             .expect("built-in kinds are valid and distinct");
+        registry
+            .register(Arc::new(crate::bulk_upload::BulkUpload::default()))
+            .expect("built-in kinds are valid and distinct");
         for kind in crate::sftp_export::ExportKind::ALL {
             registry
                 .register(Arc::new(crate::sftp_export::SftpExport::new(
@@ -101,6 +104,14 @@ impl Registry {
                 .expect("built-in kinds are valid and distinct");
         }
         registry
+    }
+
+    /// The same registry with Bulk File Upload reading uploaded files from `vault` (the vault
+    /// Ferry's SFTP server writes to); without it, bulk file runs fail with a clear reason.
+    pub fn with_upload_vault(mut self, vault: ferry_vault::Vault) -> Self {
+        let c: Arc<dyn Connector> = Arc::new(crate::bulk_upload::BulkUpload::new(vault));
+        self.connectors.insert(c.kind(), c);
+        self
     }
 
     /// Adds a connector under its kind.

@@ -332,6 +332,54 @@ impl IntegrationService {
         Ok(out)
     }
 
+    /// Every problem [`IntegrationService::create`] would meet without asking the remote (see
+    /// [`IntegrationService::problems`]): what an API answer lists when a create is refused.
+    pub async fn create_problems(
+        &self,
+        institution_id: i64,
+        input: &NewIntegrationInput,
+    ) -> Result<Vec<ServiceError>, ServiceError> {
+        self.problems(
+            institution_id,
+            &input.kind,
+            None,
+            &input.name,
+            &input.description,
+            &input.config,
+            &input.secrets,
+        )
+        .await
+    }
+
+    /// Every problem [`IntegrationService::update`] would meet without asking the remote: the
+    /// change's config patch is merged over the saved config first, and parts left out are
+    /// the saved ones.
+    pub async fn update_problems(
+        &self,
+        institution_id: i64,
+        id: i64,
+        change: &IntegrationChange,
+    ) -> Result<Vec<ServiceError>, ServiceError> {
+        let current = self.store.integration(institution_id, id).await?;
+        let mut config = current.config.clone();
+        if let Some(patch) = &change.config {
+            merge_patch(&mut config, patch);
+        }
+        self.problems(
+            institution_id,
+            &current.kind,
+            Some(id),
+            change.name.as_deref().unwrap_or(&current.name),
+            change
+                .description
+                .as_deref()
+                .unwrap_or(&current.description),
+            &config,
+            &change.secrets.clone().unwrap_or_default(),
+        )
+        .await
+    }
+
     /// Validates and applies a change; nothing is stored unless all of it is valid (and the
     /// remote accepted it, when the config or secrets change).
     pub async fn update(

@@ -578,3 +578,72 @@ async fn test_users_stay_alone_archived_contacts_come_back_and_unset_and_blanks_
     let cy = s.store.contact(s.inst, cy).await.unwrap();
     assert_eq!(cy.data.last_name, None, "UNSET from EveryAction clears");
 }
+
+#[tokio::test]
+async fn new_opted_in_contacts_get_the_opt_in_paths_welcome_once() {
+    let s = setup().await;
+    let emu = s.ea.state();
+    emu.seed_people([
+        SeedPerson::new(person("Ana", "6175550101", "I")),
+        SeedPerson::new(person("Ben", "6175550102", "O")),
+    ])
+    .unwrap();
+    let path = s
+        .store
+        .create_opt_in_path(
+            s.inst,
+            &ferry_store::OptInPathInput {
+                name: "Advocacy day".into(),
+                welcome_message: "Welcome! Reply STOP to opt out.".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let mut config = s.config(true);
+    config["opt_in_path_id"] = json!(path.id);
+    let i = s.instance(config).await;
+    let run = s.run(&i).await;
+    assert_eq!(run.status, RunStatus::Success, "{run:?}");
+    assert_eq!(run.detail["pull"]["created"], 2, "{}", run.detail);
+    assert_eq!(
+        run.detail["pull"]["welcome_messages_queued"], 1,
+        "{}",
+        run.detail
+    );
+    let queued = s.store.outbox(s.inst, false, None, 100).await.unwrap();
+    assert_eq!(queued.len(), 1, "only the opted-in new contact: {queued:?}");
+    let ana = s
+        .contacts()
+        .await
+        .into_iter()
+        .find(|c| c.data.first_name.as_deref() == Some("Ana"))
+        .unwrap();
+    assert_eq!(queued[0].contact_id, ana.id);
+    assert_eq!(queued[0].body, "Welcome! Reply STOP to opt out.");
+    assert_eq!(queued[0].integration_id, Some(i.id));
+
+    // Another run finds Ana again (matched, not created): nothing more is queued.
+    emu.seed_people([SeedPerson::new(person("Cy", "6175550103", "I"))])
+        .unwrap();
+    let run = s.run(&i).await;
+    assert_eq!(run.status, RunStatus::Success, "{run:?}");
+    let queued = s.store.outbox(s.inst, false, None, 100).await.unwrap();
+    assert_eq!(queued.len(), 2, "Ana once, and the new Cy: {queued:?}");
+
+    // A path deleted meanwhile: the run still succeeds and says so once in the Sync Log.
+    s.store.delete_opt_in_path(s.inst, path.id).await.unwrap();
+    emu.seed_people([
+        SeedPerson::new(person("Dee", "6175550104", "I")),
+        SeedPerson::new(person("Eve", "6175550105", "I")),
+    ])
+    .unwrap();
+    let run = s.run(&i).await;
+    assert_eq!(run.status, RunStatus::Success, "{run:?}");
+    assert_eq!(run.detail["pull"]["welcome_messages_queued"], 0);
+    let codes = s.log_codes().await;
+    assert_eq!(
+        codes.iter().filter(|c| *c == "opt_in_path_missing").count(),
+        1,
+        "{codes:?}"
+    );
+}

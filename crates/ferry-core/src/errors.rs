@@ -47,6 +47,7 @@ pub const DICTIONARY: &[ErrorCode] = error_codes! {
     "method_not_allowed" => "The API endpoint exists but does not take this HTTP method.", "Use one of the methods the message (and the Allow header) lists; see /api/openapi.json.";
     "missing_required_field" => "A new contact needs first name, last name and phone, and one of them is missing.", "Add the missing value to the source record (or map the field), then sync again.";
     "not_found" => "The record does not exist in this institution.", "Check the id; records of other institutions are not visible.";
+    "opt_in_path_missing" => "The opt-in path an integration names for new contacts no longer exists, so no welcome message was queued for the contacts it created.", "Choose an existing opt-in path (Settings → Opt-in paths) in the integration's settings, or clear it.";
     "payload_too_large" => "The request body is larger than Ferry accepts.", "Send fewer records per request, or split the file.";
     "phone_in_use" => "The phone number being written already belongs to another contact.", "Find the other contact by phone, and correct or clear (UNSET) one of them.";
     "platform_id_not_found" => "The row names a platform ID that no contact of this institution has.", "Check the id, or leave it blank so the row matches by CRM ID or phone.";

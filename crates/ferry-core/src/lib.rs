@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod audit;
+pub mod bulk;
 pub mod contact;
 pub mod email;
 pub mod errors;

@@ -11,6 +11,8 @@ crate::string_enum! {
         Email = "email",
         /// WhatsApp.
         Whatsapp = "whatsapp",
+        /// A phone call, from a bulk calls file (seed 003).
+        Voice = "voice",
     }
 }
 
@@ -23,6 +25,8 @@ crate::string_enum! {
         LiveChat = "live_chat",
         /// A campaign sent to many contacts.
         Campaign = "campaign",
+        /// A phone call between an agent and the learner.
+        Call = "call",
     }
 }
 
@@ -47,6 +51,7 @@ impl Channel {
             Channel::WebChat => "Web chat",
             Channel::Email => "Email",
             Channel::Whatsapp => "WhatsApp",
+            Channel::Voice => "Voice",
         }
     }
 }
@@ -58,6 +63,7 @@ impl MessageType {
             MessageType::AiAgent => "AI agent",
             MessageType::LiveChat => "Live chat",
             MessageType::Campaign => "Campaign",
+            MessageType::Call => "Call",
         }
     }
 }

@@ -9,6 +9,11 @@ crate::string_enum! {
         Manual = "manual",
         /// Contacts changed since the last outgoing run.
         Change = "change",
+        /// A file arrived on Ferry's own SFTP server (a clean close or a rename into an
+        /// accepted name).
+        FileArrived = "file_arrived",
+        /// The daily retention run of inbound files.
+        Retention = "retention",
     }
 }
 

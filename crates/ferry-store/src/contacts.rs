@@ -589,32 +589,7 @@ impl Store {
             &format!("SELECT {CONTACT_COLS} FROM contacts WHERE institution_id ="),
             institution_id,
         )?;
-        if let Some(text) = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-            let haystack = "lower(coalesce(first_name, '') || ' ' || coalesce(last_name, '') || ' ' || coalesce(preferred_name, '') || ' ' || coalesce(email, '') || ' ' || coalesce(phone, '') || ' ' || coalesce(crm_id, '') || ' ' || coalesce(enrollment_id, ''))";
-            // "(617) 555" should find +1617555…: phones are also searched by their digits.
-            let digits: String = text.chars().filter(char::is_ascii_digit).collect();
-            if digits.len() >= 3 && digits.len() != text.len() {
-                f.and(
-                    &format!(" AND ({haystack} LIKE $? ESCAPE '\\'"),
-                    like_pattern(text),
-                )?;
-                f.and(" OR phone LIKE $?)", format!("%{digits}%"))?;
-            } else {
-                f.and(
-                    &format!(" AND {haystack} LIKE $? ESCAPE '\\'"),
-                    like_pattern(text),
-                )?;
-            }
-        }
-        if let Some(a) = q.archived {
-            f.and(" AND archived = $?", a)?;
-        }
-        if let Some(t) = q.test_user {
-            f.and(" AND test_user = $?", t)?;
-        }
-        if let Some(since) = q.updated_since {
-            f.and(" AND updated_at >= $?", micros(since))?;
-        }
+        contact_filters(&mut f, q)?;
         if let Some(after) = q.after {
             f.and(" AND id > $?", after)?;
         }
@@ -774,6 +749,27 @@ impl Store {
         rows.iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .collect()
+    }
+
+    /// How many contacts match a query's search and filters (its cursor and size aside): the
+    /// count beside a searched list.
+    pub async fn count_contacts_matching(
+        &self,
+        institution_id: i64,
+        q: &ContactQuery,
+    ) -> Result<i64> {
+        let mut f = Filter::new(
+            self.backend,
+            "SELECT COUNT(*) AS n FROM contacts WHERE institution_id =",
+            institution_id,
+        )?;
+        contact_filters(&mut f, q)?;
+        let rows = f.fetch_all(&self.read).await?;
+        Ok(rows
+            .first()
+            .map(|r| r.try_get("n"))
+            .transpose()?
+            .unwrap_or(0))
     }
 
     /// How many contacts the institution has, archived and test users included.
@@ -1057,4 +1053,35 @@ async fn insert_contacts(
             })
         })
         .collect()
+}
+
+/// The search and filters of a [`ContactQuery`] (not its cursor or size).
+fn contact_filters(f: &mut Filter, q: &ContactQuery) -> Result<()> {
+    if let Some(text) = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        let haystack = "lower(coalesce(first_name, '') || ' ' || coalesce(last_name, '') || ' ' || coalesce(preferred_name, '') || ' ' || coalesce(email, '') || ' ' || coalesce(phone, '') || ' ' || coalesce(crm_id, '') || ' ' || coalesce(enrollment_id, ''))";
+        // "(617) 555" should find +1617555…: phones are also searched by their digits.
+        let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+        if digits.len() >= 3 && digits.len() != text.len() {
+            f.and(
+                &format!(" AND ({haystack} LIKE $? ESCAPE '\\'"),
+                like_pattern(text),
+            )?;
+            f.and(" OR phone LIKE $?)", format!("%{digits}%"))?;
+        } else {
+            f.and(
+                &format!(" AND {haystack} LIKE $? ESCAPE '\\'"),
+                like_pattern(text),
+            )?;
+        }
+    }
+    if let Some(a) = q.archived {
+        f.and(" AND archived = $?", a)?;
+    }
+    if let Some(t) = q.test_user {
+        f.and(" AND test_user = $?", t)?;
+    }
+    if let Some(since) = q.updated_since {
+        f.and(" AND updated_at >= $?", micros(since))?;
+    }
+    Ok(())
 }

@@ -13,6 +13,7 @@ mod accounts;
 mod alerts;
 pub mod audit;
 mod auth;
+mod bulk;
 mod contacts;
 pub mod crypto;
 mod csv_rows;
@@ -22,6 +23,7 @@ mod import;
 mod integrations;
 mod messages;
 mod migrate;
+mod optin;
 mod runs;
 mod sftp;
 mod signin;
@@ -46,15 +48,19 @@ pub use auth::{
     ApiToken, Institution, LAST_USED_GRANULARITY_SECS, MIN_PASSWORD_LEN, Membership, Principal,
     Session, SessionInfo, User, normalize_login,
 };
+pub use bulk::{
+    BulkTemplate, CallInfo, MissingRecording, NewBulkTemplate, NewCall, RetentionCounts,
+};
 pub use contacts::{
     Applied, AppliedAction, ContactPage, ContactQuery, RowError, TestUserKeys, WriteKind,
     WriteOutcome,
 };
 pub use crypto::{MasterKey, SecretBox};
 pub use export::{EXPORT_BATCH, ExportMessage, ExportStream, MessageWindow};
-pub use import::{CsvImport, ImportError, ImportReport, ImportRowError};
+pub use import::{CsvImport, ImportError, ImportReport, ImportRowError, failed_rows_csv};
 pub use integrations::{Integration, IntegrationUpdate, NewIntegration};
 pub use messages::{Message, MessageCounts, MessageQuery, NewMessage};
+pub use optin::{OptInPath, OptInPathInput, OutboxMessage};
 pub use runs::{NewRun, Run, RunListener, RunOutcome, RunQuery};
 pub use sftp::{
     DefenderPolicy, DefenderVerdict, NewSftpKey, SftpAccount, SftpEntry, SftpFile, SftpFileStatus,

@@ -148,11 +148,28 @@ impl Store {
         institution_id: i64,
         messages: &[NewMessage],
     ) -> Result<Vec<Message>> {
+        if messages.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.begin_write().await?;
+        let out = self
+            .insert_messages_in(&mut tx, institution_id, messages)
+            .await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// [`Store::insert_messages`] inside the caller's transaction.
+    pub(crate) async fn insert_messages_in(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        institution_id: i64,
+        messages: &[NewMessage],
+    ) -> Result<Vec<Message>> {
         let mut out = Vec::with_capacity(messages.len());
         if messages.is_empty() {
             return Ok(out);
         }
-        let mut tx = self.begin_write().await?;
         let mut contact_ids: Vec<i64> = messages.iter().map(|m| m.contact_id).collect();
         contact_ids.sort_unstable();
         contact_ids.dedup();
@@ -224,7 +241,6 @@ impl Store {
             inserted.sort_by_key(|m| m.sequence);
             out.extend(inserted);
         }
-        tx.commit().await?;
         Ok(out)
     }
 
@@ -297,6 +313,19 @@ impl Store {
                 .filter(|(_, n)| *n > 0)
                 .collect(),
         })
+    }
+
+    /// One message of the institution.
+    pub async fn message(&self, institution_id: i64, id: i64) -> Result<Message> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {MESSAGE_COLS} FROM messages WHERE institution_id = $1 AND id = $2"
+        )))
+        .bind(institution_id)
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        Ok(message_from(&row)?)
     }
 
     /// The highest message sequence of an institution (0 before the first message).

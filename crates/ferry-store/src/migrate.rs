@@ -49,10 +49,28 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0006_auth_audit.sql"),
     },
     Migration {
+        version: 7,
+        name: "0007_opt_in_paths",
+        sqlite: include_str!("../migrations/sqlite/0007_opt_in_paths.sql"),
+        postgres: include_str!("../migrations/postgres/0007_opt_in_paths.sql"),
+    },
+    Migration {
         version: 9,
         name: "0009_alerts",
         sqlite: include_str!("../migrations/sqlite/0009_alerts.sql"),
         postgres: include_str!("../migrations/postgres/0009_alerts.sql"),
+    },
+    Migration {
+        version: 10,
+        name: "0010_bulk_files",
+        sqlite: include_str!("../migrations/sqlite/0010_bulk_files.sql"),
+        postgres: include_str!("../migrations/postgres/0010_bulk_files.sql"),
+    },
+    Migration {
+        version: 11,
+        name: "0011_sync_log_contact",
+        sqlite: include_str!("../migrations/sqlite/0011_sync_log_contact.sql"),
+        postgres: include_str!("../migrations/postgres/0011_sync_log_contact.sql"),
     },
     Migration {
         version: 12,

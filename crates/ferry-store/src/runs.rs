@@ -92,9 +92,9 @@ pub struct RunQuery {
     pub limit: u32,
 }
 
-const COLS: &str = "id, institution_id, integration_id, kind, trigger_kind, scheduled_for, status, row_count, started_at, finished_at, error, detail, heartbeat_at, attempt, created_at";
+pub(crate) const COLS: &str = "id, institution_id, integration_id, kind, trigger_kind, scheduled_for, status, row_count, started_at, finished_at, error, detail, heartbeat_at, attempt, created_at";
 
-fn run_from(row: &AnyRow) -> Result<Run> {
+pub(crate) fn run_from(row: &AnyRow) -> Result<Run> {
     let decode = |e: ferry_core::UnknownValue| StoreError::Db(sqlx::Error::Decode(e.into()));
     Ok(Run {
         id: row.try_get("id")?,
@@ -158,7 +158,10 @@ impl Store {
     }
 
     /// Announces a change of the run queue to other processes when `tx` commits (PostgreSQL).
-    async fn announce_runs(&self, tx: &mut sqlx::Transaction<'static, sqlx::Any>) -> Result<()> {
+    pub(crate) async fn announce_runs(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    ) -> Result<()> {
         if self.backend == Backend::Postgres {
             sqlx::query(AssertSqlSafe(format!("NOTIFY {RUNS_CHANNEL}")))
                 .execute(&mut **tx)

@@ -153,6 +153,9 @@ pub enum SftpFileStatus {
     Duplicate,
     /// Taken in by ingestion.
     Ingested,
+    /// Refused by ingestion (no template takes it, or its columns differ): moved to
+    /// `quarantine/` with the reason beside it.
+    Quarantined,
 }
 
 impl SftpFileStatus {
@@ -165,6 +168,7 @@ impl SftpFileStatus {
             SftpFileStatus::Empty => "empty",
             SftpFileStatus::Duplicate => "duplicate",
             SftpFileStatus::Ingested => "ingested",
+            SftpFileStatus::Quarantined => "quarantined",
         }
     }
 
@@ -176,6 +180,7 @@ impl SftpFileStatus {
             "empty" => SftpFileStatus::Empty,
             "duplicate" => SftpFileStatus::Duplicate,
             "ingested" => SftpFileStatus::Ingested,
+            "quarantined" => SftpFileStatus::Quarantined,
             other => {
                 return Err(StoreError::Db(sqlx::Error::Decode(
                     format!("unknown SFTP file status {other:?}").into(),
@@ -213,10 +218,22 @@ pub struct SftpFile {
     pub created_at: Timestamp,
     /// When it last changed.
     pub updated_at: Timestamp,
+    /// The run that ingests it (trigger `file_arrived`), once one is queued.
+    pub run_id: Option<i64>,
+    /// The template it was read with, once ingestion picked one.
+    pub template_id: Option<i64>,
+    /// When ingestion ended (ingested or quarantined).
+    pub ingested_at: Option<Timestamp>,
+    /// When retention deleted its content (the record stays, hidden).
+    pub purged_at: Option<Timestamp>,
+    /// Written by Ferry (a report, a quarantine note), not uploaded: never ingested.
+    pub by_ferry: bool,
 }
 
 /// An entry of an account's namespace.
 #[derive(Debug, Clone, PartialEq)]
+// Entries live briefly (a listing, a lookup); boxing the file would only add allocations.
+#[allow(clippy::large_enum_variant)]
 pub enum SftpEntry {
     /// A folder (the root `/` always exists and has no row).
     Dir {
@@ -286,7 +303,7 @@ fn check_username(username: &str) -> Result<()> {
 }
 
 const ACCOUNT_COLS: &str = "id, institution_id, username, password_hash, enabled, last_login_at, last_login_ip, created_at, updated_at";
-const FILE_COLS: &str = "id, institution_id, account_id, path, object_key, status, visible, size, sha256, ready_at, created_at, updated_at";
+pub(crate) const FILE_COLS: &str = "id, institution_id, account_id, path, object_key, status, visible, size, sha256, ready_at, created_at, updated_at, run_id, template_id, ingested_at, purged_at, by_ferry";
 
 fn key_from(row: &AnyRow) -> Result<SftpKey> {
     Ok(SftpKey {
@@ -299,7 +316,7 @@ fn key_from(row: &AnyRow) -> Result<SftpKey> {
     })
 }
 
-fn file_from(row: &AnyRow) -> Result<SftpFile> {
+pub(crate) fn file_from(row: &AnyRow) -> Result<SftpFile> {
     Ok(SftpFile {
         id: row.try_get("id")?,
         institution_id: row.try_get("institution_id")?,
@@ -313,6 +330,11 @@ fn file_from(row: &AnyRow) -> Result<SftpFile> {
         ready_at: get_opt_ts(row, "ready_at")?,
         created_at: get_ts(row, "created_at")?,
         updated_at: get_ts(row, "updated_at")?,
+        run_id: row.try_get("run_id")?,
+        template_id: row.try_get("template_id")?,
+        ingested_at: get_opt_ts(row, "ingested_at")?,
+        purged_at: get_opt_ts(row, "purged_at")?,
+        by_ferry: get_bool(row, "by_ferry")?,
     })
 }
 

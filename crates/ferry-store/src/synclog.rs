@@ -142,4 +142,25 @@ impl Store {
         let rows = f.fetch_all(&self.read).await?;
         rows.iter().map(entry_from).collect()
     }
+
+    /// A contact's Sync Log rows, newest first, at most `limit` (1..=1,000).
+    pub async fn sync_log_for_contact(
+        &self,
+        institution_id: i64,
+        contact_id: i64,
+        limit: u32,
+    ) -> Result<Vec<SyncLogEntry>> {
+        let mut f = Filter::new(
+            self.backend,
+            "SELECT id, created_at, integration_id, run_id, direction, contact_id, code, message FROM sync_log WHERE institution_id =",
+            institution_id,
+        )?;
+        f.and(" AND contact_id = $?", contact_id)?;
+        f.push(&format!(
+            " ORDER BY id DESC LIMIT {}",
+            limit.clamp(1, 1_000)
+        ));
+        let rows = f.fetch_all(&self.read).await?;
+        rows.iter().map(entry_from).collect()
+    }
 }

@@ -1847,3 +1847,143 @@ async fn opt_in_status_and_address_fields_round_trip_through_writes_and_csv() {
     assert_eq!(out[0].as_ref().unwrap().action, AppliedAction::Unchanged);
     assert_eq!(s.contact(inst.id, ana.id).await.unwrap(), after);
 }
+
+#[tokio::test]
+async fn opt_in_paths_queue_one_welcome_per_contact_and_a_sent_one_joins_the_history() {
+    let (s, inst) = setup().await;
+    let other = s
+        .create_institution("other-u", "Other", None)
+        .await
+        .unwrap();
+    let input = |name: &str, welcome: &str| OptInPathInput {
+        name: name.into(),
+        welcome_message: welcome.into(),
+    };
+    let path = s
+        .create_opt_in_path(inst.id, &input("  Fall fair ", "Welcome to State U texts!"))
+        .await
+        .unwrap();
+    assert_eq!(path.name, "Fall fair", "names are trimmed");
+    match s
+        .create_opt_in_path(inst.id, &input("Fall fair", "x"))
+        .await
+    {
+        Err(StoreError::Invalid { field, code, .. }) => {
+            assert_eq!((field.as_str(), code), ("name", "conflict"))
+        }
+        other => panic!("a second path with the same name: {other:?}"),
+    }
+    match s.create_opt_in_path(inst.id, &input("Web", " ")).await {
+        Err(StoreError::Invalid { field, .. }) => assert_eq!(field, "welcome_message"),
+        other => panic!("an empty welcome: {other:?}"),
+    }
+    // The same name in another institution is fine, and paths do not cross institutions.
+    s.create_opt_in_path(other.id, &input("Fall fair", "Hi"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.opt_in_path(other.id, path.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(s.opt_in_paths(inst.id).await.unwrap(), vec![path.clone()]);
+
+    let ana = create(&s, inst.id, "Ana", "+16175550101", None).await;
+    let queued = s
+        .queue_welcome(inst.id, ana, path.id, None)
+        .await
+        .unwrap()
+        .expect("queued");
+    assert_eq!(queued.body, "Welcome to State U texts!");
+    assert_eq!(queued.sent_at, None);
+    // A retried run queues nothing twice.
+    assert_eq!(
+        s.queue_welcome(inst.id, ana, path.id, None).await.unwrap(),
+        None
+    );
+    // Another institution's contact or path is refused.
+    assert!(s.queue_welcome(other.id, ana, path.id, None).await.is_err());
+
+    // Editing the path does not change what is queued.
+    let edited = s
+        .update_opt_in_path(inst.id, path.id, &input("Fall fair", "Hello again"))
+        .await
+        .unwrap();
+    assert_eq!(edited.welcome_message, "Hello again");
+    let waiting = s.outbox(inst.id, false, None, 100).await.unwrap();
+    assert_eq!(waiting, vec![queued.clone()]);
+    assert!(
+        s.outbox(other.id, false, None, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Sent: in the contact's history as an outgoing campaign SMS, once.
+    let at = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+    let sent = s
+        .mark_outbox_sent(inst.id, queued.id, Some(at))
+        .await
+        .unwrap();
+    assert_eq!(sent.sent_at, Some(at));
+    let again = s.mark_outbox_sent(inst.id, queued.id, None).await.unwrap();
+    assert_eq!(again, sent, "marking twice changes nothing");
+    let history = s
+        .list_messages(
+            inst.id,
+            &MessageQuery {
+                contact_id: Some(ana),
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert_eq!(Some(history[0].id), sent.message_id);
+    assert_eq!(history[0].body, "Welcome to State U texts!");
+    assert_eq!(
+        (
+            history[0].channel,
+            history[0].message_type,
+            history[0].direction
+        ),
+        (Channel::Sms, MessageType::Campaign, Direction::Outgoing)
+    );
+    assert_eq!(history[0].sent_at, at);
+    assert!(
+        s.outbox(inst.id, false, None, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.outbox(inst.id, true, None, 100).await.unwrap(),
+        vec![sent]
+    );
+    assert!(matches!(
+        s.mark_outbox_sent(other.id, queued.id, None).await,
+        Err(StoreError::NotFound)
+    ));
+
+    // Deleting the path keeps what was queued and sent; the changes are in the audit log.
+    s.delete_opt_in_path(inst.id, path.id).await.unwrap();
+    assert_eq!(s.outbox(inst.id, true, None, 100).await.unwrap().len(), 1);
+    let log = s
+        .audit_log(
+            inst.id,
+            &AuditQuery {
+                limit: 50,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = log.entries.iter().map(|e| e.kind.as_str()).collect();
+    for k in [
+        "opt_in_path.created",
+        "opt_in_path.updated",
+        "opt_in_path.deleted",
+    ] {
+        assert!(kinds.contains(&k), "{k} not audited: {kinds:?}");
+    }
+}

@@ -18,6 +18,8 @@ pub struct ApiError {
     pub message: String,
     /// The field at fault, if one is.
     pub field: Option<String>,
+    /// Every problem of a rejected save when there are several (the first is this error).
+    pub errors: Vec<FieldError>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -37,6 +39,21 @@ pub struct ErrorDetail {
     /// The field at fault, for validation errors (a JSON path such as `messages[2].channel`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// Every problem of a rejected save, each on its field, when a save has more than one
+    /// (an integration's create or update): the first is the error itself.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+/// One problem of a rejected save.
+pub struct FieldError {
+    /// A code from the error dictionary.
+    pub code: String,
+    /// What is wrong, for people.
+    pub message: String,
+    /// The field at fault (a JSON path such as `config.sftp.port`).
+    pub field: String,
 }
 
 impl ApiError {
@@ -47,6 +64,7 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            errors: Vec::new(),
         }
     }
     /// The same error on `field`.
@@ -120,6 +138,7 @@ impl IntoResponse for ApiError {
                 code: self.code.to_string(),
                 message: self.message,
                 field: self.field,
+                errors: self.errors,
             },
         };
         (self.status, axum::Json(body)).into_response()
@@ -158,6 +177,34 @@ impl From<ServiceError> for ApiError {
             ServiceError::Store(s) => s.into(),
             ServiceError::Internal(m) => ApiError::internal(m),
         }
+    }
+}
+
+impl ApiError {
+    /// A 422 that lists every problem of a save (the first is the error's own code, message
+    /// and field); an empty or single list is the plain error.
+    pub fn all_of(problems: Vec<ServiceError>) -> Option<Self> {
+        let details: Vec<FieldError> = problems
+            .iter()
+            .filter_map(|p| match p {
+                ServiceError::Invalid {
+                    field,
+                    code,
+                    message,
+                } => Some(FieldError {
+                    code: code.to_string(),
+                    message: message.clone(),
+                    field: field.clone(),
+                }),
+                _ => None,
+            })
+            .collect();
+        let first = problems.into_iter().next()?;
+        let mut e = ApiError::from(first);
+        if details.len() > 1 {
+            e.errors = details;
+        }
+        Some(e)
     }
 }
 

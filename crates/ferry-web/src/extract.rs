@@ -45,11 +45,7 @@ pub async fn body_bytes<S: Send + Sync>(
         .await
         .map_err(|rej| {
             if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    "the request body is larger than this endpoint accepts",
-                )
+                too_large()
             } else {
                 ApiError::bad_request(
                     "bad_request",
@@ -57,6 +53,14 @@ pub async fn body_bytes<S: Send + Sync>(
                 )
             }
         })
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        "the request body is larger than this endpoint accepts",
+    )
 }
 
 /// Parses JSON with the failing field's path in the error.

@@ -78,6 +78,9 @@ pub struct AppState {
     /// The integration lifecycle (create, change, Test Connection, Run now) over the store and
     /// the registry.
     pub service: IntegrationService,
+    /// Where uploaded files (and call recordings) are stored, encrypted; `None` when this
+    /// process has no file storage (recordings then cannot be played).
+    pub vault: Option<ferry_vault::Vault>,
     pub(crate) metrics: observe::MetricsHandle,
 }
 
@@ -90,8 +93,15 @@ impl AppState {
             store,
             config: Arc::new(config),
             registry,
+            vault: None,
             metrics: observe::metrics_handle(),
         }
+    }
+
+    /// The same state reading recordings from `vault`.
+    pub fn with_vault(mut self, vault: ferry_vault::Vault) -> AppState {
+        self.vault = Some(vault);
+        self
     }
 }
 

@@ -148,6 +148,8 @@ impl Worker {
             Ending::Returned(Err(e)) => {
                 let outcome = RunOutcome {
                     credentials_refused: e.credentials_refused,
+                    // What the run was queued with (e.g. the arrived file's name) stays.
+                    detail: run.detail.clone(),
                     ..failed(e.reason)
                 };
                 self.finish(&run, outcome, started).await

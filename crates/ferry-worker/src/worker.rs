@@ -176,6 +176,9 @@ impl Worker {
                 if let Err(e) = self.queue_changed(Timestamp::now()).await {
                     warn!(error = %e, "could not queue change runs");
                 }
+                if let Err(e) = self.queue_arrived_files().await {
+                    warn!(error = %e, "could not queue runs for arrived files");
+                }
             }
             if now >= next_requeue {
                 next_requeue = now + at_least(self.config.heartbeat_interval);
@@ -333,6 +336,43 @@ impl Worker {
             if let Some(run) = self.store.enqueue_run(&new).await? {
                 queued += 1;
                 info!(run_id = run.id, integration_id = integration.id, kind = %integration.kind, "change run queued");
+            }
+        }
+        Ok(queued)
+    }
+
+    /// Queues a `file_arrived` run for each file uploaded to Ferry's SFTP server that completed
+    /// and has no run yet, on its institution's enabled instance of a kind that takes uploaded
+    /// files (a file of an institution without one waits until one is enabled). The store links
+    /// the run to the file in the same transaction, so each file gets one run whatever the
+    /// number of workers. Returns how many were queued.
+    pub async fn queue_arrived_files(&self) -> Result<usize, WorkerError> {
+        let files = self.store.sftp_files_awaiting_run(200).await?;
+        if files.is_empty() {
+            return Ok(0);
+        }
+        let integrations = self.store.enabled_integrations().await?;
+        let mut queued = 0;
+        for file in files {
+            let Some(integration) = integrations.iter().find(|i| {
+                i.institution_id == file.institution_id
+                    && self
+                        .registry
+                        .get(&i.kind)
+                        .is_some_and(|c| c.takes_uploaded_files())
+            }) else {
+                continue;
+            };
+            let new = NewRun {
+                institution_id: integration.institution_id,
+                integration_id: integration.id,
+                kind: integration.kind.clone(),
+                trigger: Trigger::FileArrived,
+                scheduled_for: None,
+            };
+            if let Some(run) = self.store.enqueue_file_run(&new, file.id).await? {
+                queued += 1;
+                info!(run_id = run.id, file_id = file.id, path = %file.path, "file run queued");
             }
         }
         Ok(queued)

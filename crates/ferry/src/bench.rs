@@ -28,6 +28,8 @@ use crate::prng::Rng;
 
 #[path = "bench_api.rs"]
 mod api;
+#[path = "bench_bulk.rs"]
+mod bulk;
 #[path = "bench_everyaction.rs"]
 mod everyaction;
 #[path = "bench_export.rs"]
@@ -80,6 +82,7 @@ pub async fn run(command: BenchCommand) -> Result<()> {
             remote,
         } => workers::workers_child(&database_url, &remote).await,
         BenchCommand::SftpServer { size_mb, runs } => sftpd::sftp_server(size_mb, runs).await,
+        BenchCommand::BulkIngest { rows } => bulk::bulk_ingest(rows).await,
         BenchCommand::Everyaction {
             records,
             changes,

@@ -350,6 +350,30 @@ pub enum EmulateCommand {
         #[arg(long, default_value_t = 200, value_name = "N")]
         rate_limit: u32,
     },
+    /// Serve Salesforce's OAuth and REST data APIs (Contact, Lead) from memory.
+    #[command(
+        long_about = "Serve Salesforce's OAuth (web-server flow with PKCE, refresh token, JWT bearer) and REST data APIs (versions, limits, describe, SOQL query and queryMore, records, upsert by external id, sObject Collections, Bulk API 2.0 ingest and query jobs, updated/deleted) for Contact and Lead from memory, at the root of ADDR (`/services/oauth2/…`, `/services/data/vXX.X/…`), following the behaviour in the team's Salesforce notes: Salesforce's error shapes and codes, pages of up to 2,000 rows, a blocking duplicate rule on email, `Sforce-Limit-Info` on every answer and a daily limit (403 REQUEST_LIMIT_EXCEEDED). The connected app's consumer key is `3MVG9ferry.emulator.consumer.key`, its secret `ferry-emulator-consumer-secret`, its user `integration@ferry-emulator.test`. Nothing is kept after it stops. Test-only administration lives under `/__emulator/` (seed and dump records, faults, limits, clock, sessions, tokens without the consent page). Ferry has no Salesforce connector yet: this is for tests and for trying Salesforce clients.",
+        after_help = "Examples:
+  ferry emulate salesforce --listen 127.0.0.1:9300
+  ferry emulate salesforce --listen 127.0.0.1:9443 --tls   # prints the CA file to trust
+  curl -X POST http://127.0.0.1:9300/__emulator/oauth/tokens
+  curl -H 'Authorization: Bearer TOKEN' 'http://127.0.0.1:9300/services/data/v62.0/query?q=SELECT+Id,Email+FROM+Contact'"
+    )]
+    Salesforce {
+        /// The address to serve on.
+        #[arg(long, default_value = "127.0.0.1:9300", value_name = "ADDR")]
+        listen: String,
+        /// The connected app's certificate (or public key), PEM, for the JWT bearer flow.
+        #[arg(long, value_name = "FILE")]
+        jwt_certificate: Option<std::path::PathBuf>,
+        /// The org's daily API request limit.
+        #[arg(long, default_value_t = 100_000, value_name = "N")]
+        daily_limit: u64,
+        /// Serve HTTPS with a certificate made at start (for `localhost` and the listening
+        /// address); its PEM file's path is printed, for clients to trust as their CA.
+        #[arg(long)]
+        tls: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -671,6 +695,25 @@ cargo run --release -p ferry -- bench sftp-server --size-mb 256 --runs 3"
         /// Uploads per server (alternating); the best of each is compared.
         #[arg(long, default_value_t = 2, value_name = "N")]
         runs: u32,
+    },
+
+    /// Time a contacts file uploaded over SFTP and ingested as a Bulk file run against `ferry import contacts` of it.
+    #[command(
+        name = "bulk-ingest",
+        long_about = "Time a contacts file uploaded over SFTP and ingested as a Bulk file run against `ferry import contacts` of it.\n\n\
+Writes a contacts file of --rows rows (CRM ID, names, phone, email) in a temporary directory and \
+imports it into a fresh SQLite store with the contacts import (the baseline, what `ferry import \
+contacts` does). Then starts Ferry's SFTP server with a second fresh store, a contacts template \
+and a Bulk File Upload instance, uploads the file with OpenSSH `sftp` in batch mode and times \
+from the client's close (sftp returning) to the finished report (the file's run ended). Prints \
+both, and the ratio bulk/import (goal <= 1.2). Needs openssh-client. Build with --release.",
+        after_help = "Examples:\n  cargo run --release -p ferry -- bench bulk-ingest\n  \
+cargo run --release -p ferry -- bench bulk-ingest --rows 100000"
+    )]
+    BulkIngest {
+        /// Rows of the contacts file.
+        #[arg(long, default_value_t = 1_000_000, value_name = "N")]
+        rows: u64,
     },
 
     /// Time the initial outgoing HubSpot sync of N contacts against the floor HubSpot's rate limits set.

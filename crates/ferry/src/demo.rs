@@ -36,10 +36,21 @@ pub async fn run(settings: &Settings, args: &DemoArgs) -> Result<()> {
     let hub_url = hub.base_url().to_string();
     let ea = start_everyaction(settings, &store).await?;
     let ea_url = ea.api_url();
+    let inst = store
+        .institution_by_slug(DEMO_SLUG)
+        .await?
+        .context("the demo institution")?;
+    let bulk_port = settings
+        .sftp_listen
+        .as_deref()
+        .and_then(|l| l.rsplit(':').next())
+        .and_then(|p| p.parse::<u16>().ok())
+        .unwrap_or(2222);
+    let bulk = crate::demo_bulk::prepare(settings, &store, inst.id, bulk_port).await?;
     let mut settings = settings.clone();
     settings.hubspot_override = Some(hubspot_settings(&hub_url));
     let result = crate::server::run(&settings, store, |url| {
-        print_box(url, &password, port, &outbox, &hub_url, &ea_url)
+        print_box(url, &password, port, &outbox, &hub_url, &ea_url, &bulk)
     })
     .await;
     sftp.shutdown().await;
@@ -363,7 +374,7 @@ pub async fn start_sftp(
                 "eab": {
                     "import_version": "2", "institution_id": "1234", "group_id": "group_id",
                     "dedupe_contacts": false, "is_private": false, "student_viewable": false,
-                    "show_on_student_report": true, "created_by": "Mainstay", "note_reasons": "Mainstay conversation",
+                    "show_on_student_report": true, "created_by": "Ferry", "note_reasons": "Ferry conversation",
                     "note_body": "{channel} {direction} message on {date}: {message} {url}"
                 }
             });
@@ -751,6 +762,7 @@ fn print_box(
     outbox: &std::path::Path,
     hubspot: &str,
     everyaction: &str,
+    bulk: &str,
 ) {
     let lines = [
         "Ferry demo is running".to_string(),
@@ -772,6 +784,10 @@ fn print_box(
         ),
         "  opt-ins and opt-outs in Ferry go to it every 5 minutes by day, or on Run now)"
             .to_string(),
+        String::new(),
+        "  Bulk File Upload: upload sample contacts and calls to Ferry's SFTP".to_string(),
+        "  server (they show in Recent Runs as \"Bulk file\" runs):".to_string(),
+        format!("  {bulk}"),
         String::new(),
         "The password is reset every time you run `ferry demo`.".to_string(),
         "Press Ctrl-C to stop.".to_string(),

@@ -4,6 +4,7 @@ mod bench;
 mod cli;
 mod commands;
 mod demo;
+mod demo_bulk;
 mod fake;
 mod logging;
 mod prng;

@@ -156,7 +156,10 @@ pub async fn run(settings: &Settings, store: Store, ready: impl FnOnce(&str)) ->
         ..WebConfig::default()
     };
     let registry = settings.registry();
-    let state = AppState::new(store.clone(), config, registry.clone());
+    let mut state = AppState::new(store.clone(), config, registry.clone());
+    if let Ok(vault) = settings.vault() {
+        state = state.with_vault(vault);
+    }
     // The web state installed the metrics recorder; the worker's metrics describe themselves to it.
     ferry_worker::describe_metrics();
     let mut web = tokio::spawn(ferry_web::serve(listener, state, shutdown.wait()));

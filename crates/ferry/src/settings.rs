@@ -152,7 +152,14 @@ impl Settings {
 
     /// The connectors, with links under [`Settings::link_base`].
     pub fn registry(&self) -> ferry_connectors::Registry {
-        ferry_connectors::Registry::builtin_with(&self.link_base(), &self.hubspot())
+        let registry = ferry_connectors::Registry::builtin_with(&self.link_base(), &self.hubspot());
+        match self.vault() {
+            Ok(vault) => registry.with_upload_vault(vault),
+            Err(e) => {
+                tracing::warn!(error = %e, "no vault: bulk file runs cannot read uploaded files");
+                registry
+            }
+        }
     }
 
     /// HubSpot's addresses and OAuth app, from `FERRY_HUBSPOT_API_URL`, `FERRY_HUBSPOT_AUTH_URL`,

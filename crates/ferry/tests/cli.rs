@@ -106,6 +106,16 @@ fn help_of_every_command_is_complete() {
         ),
         (&["bench"], &["import"]),
         (
+            &["emulate", "salesforce"],
+            &[
+                "--listen",
+                "--jwt-certificate",
+                "--daily-limit",
+                "--tls",
+                "Examples",
+            ],
+        ),
+        (
             &["bench", "import"],
             &["--rows", "--keep", "sqlite3", "--release", "Examples"],
         ),
@@ -961,6 +971,21 @@ async fn integration_lifecycle_from_the_command_line() {
         "{}",
         stderr(&out)
     );
+    // Several mistakes: each is named on its own line.
+    let mut worse: serde_json::Value = serde_json::from_str(&body("")).unwrap();
+    worse["name"] = serde_json::json!(" ");
+    worse["config"]["schedule"]["blocks"] = serde_json::json!([9]);
+    let worse = f.write("worse.json", &worse.to_string());
+    let out = f.run(&[&args[..], &[worse.to_str().unwrap()]].concat());
+    assert!(!out.status.success(), "a bad body was accepted");
+    let err = stderr(&out);
+    for field in ["name:", "config.sftp.host:", "config.schedule.blocks:"] {
+        assert!(
+            err.lines().any(|l| l.trim_start().starts_with(field)),
+            "{field} missing: {err}"
+        );
+    }
+    assert!(err.contains("3 problems; nothing was saved"), "{err}");
     assert!(
         f.ok(&["integration", "list", "--institution", "acme"])
             .contains("no integrations yet")

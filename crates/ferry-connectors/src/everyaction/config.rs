@@ -20,6 +20,11 @@ pub struct EveryActionConfig {
     /// API host: the base URL of EveryAction's API, usually `https://api.securevan.com/v4/`.
     #[serde(default = "default_api_host")]
     pub api_host: String,
+    /// Opt-in path for new users: the ID of an opt-in path (Settings → Opt-in paths, or
+    /// `GET /api/v1/opt-in-paths`). When the sync creates a new opted-in contact, the path's
+    /// welcome message is queued for it in the outbox for the platform's sender. Empty: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opt_in_path_id: Option<i64>,
     /// Liberal sync. On: records sync in both directions whatever their opt-in status in
     /// EveryAction. Off (conservative sync): only records whose opt-in status is true in
     /// EveryAction are updated.

@@ -40,6 +40,10 @@ pub struct PullTally {
     pub errors: u64,
     /// Export files read.
     pub files: u64,
+    /// Welcome messages queued for new opted-in contacts (the instance's opt-in path).
+    pub welcomed: u64,
+    /// Whether the instance's opt-in path turned out not to exist (said once in the Sync Log).
+    pub welcome_path_missing: bool,
 }
 
 impl PullTally {
@@ -53,6 +57,7 @@ impl PullTally {
             "skipped": self.skipped,
             "errors": self.errors,
             "export_files": self.files,
+            "welcome_messages_queued": self.welcomed,
         })
     }
 
@@ -292,9 +297,12 @@ pub async fn pull(
     Ok(tally)
 }
 
-/// A chunk being written while the next one is read.
-type Writing =
-    tokio::task::JoinHandle<Result<Vec<ferry_store::WriteOutcome>, ferry_store::StoreError>>;
+/// A chunk being written while the next one is read, with which of its writes make the
+/// contact opted in (a new one of those is welcomed).
+type Writing = (
+    tokio::task::JoinHandle<Result<Vec<ferry_store::WriteOutcome>, ferry_store::StoreError>>,
+    Vec<bool>,
+);
 
 /// Starts writing `writes` (after the chunk before it is done, so contacts are written in the
 /// files' order), and counts the chunk before.
@@ -311,11 +319,16 @@ async fn apply(
     let store = ctx.store().clone();
     let inst = ctx.institution_id();
     let chunk = std::mem::take(writes);
-    *writing = Some(tokio::spawn(async move {
+    let opted_in = chunk
+        .iter()
+        .map(|w| w.patch.sms_opt_in.as_set() == Some(&SmsOptIn::OptedIn))
+        .collect();
+    let task = tokio::spawn(async move {
         store
             .apply_contact_writes(inst, &chunk, WriteKind::Import)
             .await
-    }));
+    });
+    *writing = Some((task, opted_in));
     Ok(())
 }
 
@@ -325,16 +338,21 @@ async fn finish(
     writing: &mut Option<Writing>,
     tally: &mut PullTally,
 ) -> Result<(), RunError> {
-    let Some(task) = writing.take() else {
+    let Some((task, opted_in)) = writing.take() else {
         return Ok(());
     };
     let out = task
         .await
         .map_err(|e| RunError::retryable(format!("writing contacts failed: {e}")))??;
-    for o in out {
+    for (o, opted_in) in out.into_iter().zip(opted_in) {
         match o {
             Ok(a) => match a.action {
-                AppliedAction::Created => tally.created += 1,
+                AppliedAction::Created => {
+                    tally.created += 1;
+                    if opted_in {
+                        welcome(ctx, a.contact_id, tally).await?;
+                    }
+                }
                 AppliedAction::Updated => tally.updated += 1,
                 AppliedAction::Unchanged => tally.unchanged += 1,
             },
@@ -344,6 +362,50 @@ async fn finish(
                     .await?;
             }
         }
+    }
+    Ok(())
+}
+
+/// Queues the instance's welcome message (its opt-in path's) for a contact the pull created
+/// opted in. Queued at most once per contact and path, so a retried run queues nothing twice.
+/// A path that no longer exists is said once per run in the Sync Log.
+async fn welcome(ctx: &RunContext, contact_id: i64, tally: &mut PullTally) -> Result<(), RunError> {
+    let Some(path) = ctx
+        .config()
+        .get("opt_in_path_id")
+        .and_then(serde_json::Value::as_i64)
+    else {
+        return Ok(());
+    };
+    if tally.welcome_path_missing {
+        return Ok(());
+    }
+    match ctx
+        .store()
+        .queue_welcome(
+            ctx.institution_id(),
+            contact_id,
+            path,
+            Some(ctx.integration().id),
+        )
+        .await
+    {
+        Ok(Some(_)) => tally.welcomed += 1,
+        Ok(None) => {}
+        Err(ferry_store::StoreError::Invalid { field, .. }) if field == "opt_in_path_id" => {
+            tally.welcome_path_missing = true;
+            ctx.log(
+                Some(contact_id),
+                SyncDirection::Incoming,
+                "opt_in_path_missing",
+                format!(
+                    "the opt-in path {path} set for new users no longer exists, so no welcome \
+                     message was queued for the contacts this run created"
+                ),
+            )
+            .await?;
+        }
+        Err(e) => return Err(e.into()),
     }
     Ok(())
 }

@@ -563,10 +563,10 @@ mod tests {
         assert_eq!(field_of(eab(), ExportKind::Conversations), "eab");
         let mut v = eab();
         v["sftp"]["pasword"] = json!("x");
-        assert_eq!(field_of(v, ExportKind::EabNotes), "pasword");
+        assert_eq!(field_of(v, ExportKind::EabNotes), "sftp.pasword");
         let mut v = eab();
         v["filters"]["channels"] = json!(["fax"]);
-        assert_eq!(field_of(v, ExportKind::EabNotes), "config");
+        assert_eq!(field_of(v, ExportKind::EabNotes), "filters.channels[0]");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::AppState;
 use crate::api::doc as d;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{JsonBody, QueryArgs, body_bytes};
+use crate::extract::{JsonBody, QueryArgs};
 
 /// A contact as the API shows it. `id` is the platform ID.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -194,6 +194,38 @@ impl ContactInput {
     }
 }
 
+/// Creates a contact from the input: the one code path of the API and the UI.
+pub(crate) async fn create_contact(
+    state: &AppState,
+    inst: i64,
+    input: &ContactInput,
+) -> ApiResult<i64> {
+    let write = to_write(state, inst, input).await?;
+    let outcome = state
+        .store
+        .apply_contact_writes(inst, &[write], WriteKind::Create)
+        .await?
+        .remove(0);
+    outcome_to_result(outcome)
+}
+
+/// Changes a contact's fields from the input: the one code path of the API and the UI.
+pub(crate) async fn update_contact(
+    state: &AppState,
+    inst: i64,
+    id: i64,
+    input: &ContactInput,
+) -> ApiResult<()> {
+    let mut write = to_write(state, inst, input).await?;
+    write.platform_id = Some(id);
+    let outcome = state
+        .store
+        .apply_contact_writes(inst, &[write], WriteKind::Edit)
+        .await?
+        .remove(0);
+    outcome_to_result(outcome).map(|_| ())
+}
+
 /// Parses the input against the institution's fields; custom field names must be custom fields.
 async fn to_write(state: &AppState, inst: i64, input: &ContactInput) -> ApiResult<ContactWrite> {
     let schema = state.store.field_schema(inst).await?;
@@ -266,13 +298,7 @@ pub async fn create(
     JsonBody(input): JsonBody<ContactInput>,
 ) -> ApiResult<(StatusCode, Json<ContactView>)> {
     let inst = auth.institution_id();
-    let write = to_write(&state, inst, &input).await?;
-    let outcome = state
-        .store
-        .apply_contact_writes(inst, &[write], WriteKind::Create)
-        .await?
-        .remove(0);
-    let id = outcome_to_result(outcome)?;
+    let id = create_contact(&state, inst, &input).await?;
     Ok((
         StatusCode::CREATED,
         Json(state.store.contact(inst, id).await?.into()),
@@ -321,14 +347,7 @@ pub async fn patch(
 ) -> ApiResult<Json<ContactView>> {
     let id = parse_id(&id)?;
     let inst = auth.institution_id();
-    let mut write = to_write(&state, inst, &input).await?;
-    write.platform_id = Some(id);
-    let outcome = state
-        .store
-        .apply_contact_writes(inst, &[write], WriteKind::Edit)
-        .await?
-        .remove(0);
-    outcome_to_result(outcome)?;
+    update_contact(&state, inst, id, &input).await?;
     Ok(Json(state.store.contact(inst, id).await?.into()))
 }
 
@@ -479,12 +498,78 @@ pub async fn import(
             "send the file with Content-Type: text/csv",
         ));
     }
-    let bytes = body_bytes(req, &state).await?;
-    let report = state
-        .store
-        .import_contacts_csv(auth.institution_id(), Vec::from(bytes), |_| {})
-        .await?;
+    let upload = receive_upload(req.into_body(), state.config.max_import_bytes).await?;
+    let report = import_upload(&state, auth.institution_id(), &upload).await?;
     Ok(Json(report))
+}
+
+/// Writes a request body to a temporary file as it arrives, refusing it (413) once it passes
+/// `limit` bytes: an upload is never held in memory.
+pub(crate) async fn receive_upload(
+    body: axum::body::Body,
+    limit: usize,
+) -> ApiResult<tempfile::NamedTempFile> {
+    use futures::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    let file = tokio::task::spawn_blocking(tempfile::NamedTempFile::new)
+        .await
+        .map_err(|e| ApiError::internal(format!("creating the upload file: {e}")))?
+        .map_err(|e| ApiError::internal(format!("creating the upload file: {e}")))?;
+    let mut out = tokio::fs::File::from_std(
+        file.reopen()
+            .map_err(|e| ApiError::internal(format!("opening the upload file: {e}")))?,
+    );
+    let mut stream = body.into_data_stream();
+    let mut written = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::bad_request(
+                "bad_request",
+                format!("the request body cannot be read: {e}"),
+            )
+        })?;
+        written += chunk.len();
+        if written > limit {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!(
+                    "the file is larger than this server accepts ({})",
+                    human_bytes(limit)
+                ),
+            ));
+        }
+        out.write_all(&chunk)
+            .await
+            .map_err(|e| ApiError::internal(format!("writing the upload file: {e}")))?;
+    }
+    out.flush()
+        .await
+        .map_err(|e| ApiError::internal(format!("writing the upload file: {e}")))?;
+    Ok(file)
+}
+
+/// A size as people read it: `64 MiB`, `1024 bytes`.
+pub(crate) fn human_bytes(n: usize) -> String {
+    if n >= 1 << 30 && n.is_multiple_of(1 << 30) {
+        format!("{} GiB", n >> 30)
+    } else if n >= 1 << 20 {
+        format!("{} MiB", n >> 20)
+    } else {
+        format!("{n} bytes")
+    }
+}
+
+/// Imports an uploaded CSV file: the one import of the API and the UI.
+pub(crate) async fn import_upload(
+    state: &AppState,
+    inst: i64,
+    upload: &tempfile::NamedTempFile,
+) -> ApiResult<ImportReport> {
+    Ok(state
+        .store
+        .import_contacts_csv_file(inst, upload.path(), |_| {})
+        .await?)
 }
 
 /// The import report (documentation shape of `ImportReport`).

@@ -10,7 +10,9 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use ferry_connectors::service::{ConnectionTest, IntegrationChange, NewIntegrationInput};
+use ferry_connectors::service::{
+    ConnectionTest, IntegrationChange, NewIntegrationInput, ServiceError,
+};
 use ferry_store::Integration;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -19,7 +21,7 @@ use serde_json::{Map, Value};
 use crate::AppState;
 use crate::api::doc as d;
 use crate::auth::Auth;
-use crate::error::{ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::JsonBody;
 
 /// An integration instance. Secrets appear only as set or not.
@@ -184,7 +186,16 @@ pub(crate) async fn create_integration(
         config: input.config,
         secrets: input.secrets.unwrap_or_default(),
     };
-    Ok(state.service.create(institution_id, input).await?)
+    match state.service.create(institution_id, input.clone()).await {
+        Err(e @ ServiceError::Invalid { .. }) => {
+            let all = state
+                .service
+                .create_problems(institution_id, &input)
+                .await?;
+            Err(ApiError::all_of(all).unwrap_or_else(|| e.into()))
+        }
+        other => Ok(other?),
+    }
 }
 
 /// Validates and applies a change; nothing is stored unless all of it is valid.
@@ -201,7 +212,20 @@ pub(crate) async fn patch_integration(
         config: input.config,
         secrets: input.secrets,
     };
-    Ok(state.service.update(institution_id, id, change).await?)
+    match state
+        .service
+        .update(institution_id, id, change.clone())
+        .await
+    {
+        Err(e @ ServiceError::Invalid { .. }) => {
+            let all = state
+                .service
+                .update_problems(institution_id, id, &change)
+                .await?;
+            Err(ApiError::all_of(all).unwrap_or_else(|| e.into()))
+        }
+        other => Ok(other?),
+    }
 }
 
 /// Tests a connection; a saved integration's unchanged settings let the connector record

@@ -1,7 +1,7 @@
 //! `/api/v1/messages`.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use ferry_core::message::{Channel, Direction, MAX_BODY_BYTES, MessageType};
 use ferry_store::{Message, MessageQuery, NewMessage};
@@ -21,7 +21,7 @@ pub struct MessageView {
     /// The contact it was exchanged with.
     pub contact_id: i64,
     #[schema(value_type = String)]
-    /// `sms`, `web_chat`, `email` or `whatsapp`.
+    /// `sms`, `web_chat`, `email`, `whatsapp` or `voice` (calls).
     pub channel: Channel,
     #[serde(rename = "type")]
     #[schema(value_type = String)]
@@ -37,6 +37,107 @@ pub struct MessageView {
     pub sent_at: jiff::Timestamp,
     /// Monotonic per institution, assigned at insert.
     pub sequence: i64,
+    /// For a call (channel `voice`): its duration, agent, recording and review.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call: Option<CallView>,
+}
+
+/// The details of a call (a `voice` message from a bulk calls file).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CallView {
+    /// Seconds.
+    pub duration_secs: i64,
+    /// Who took or made the call.
+    pub agent: String,
+    /// The recording's name, if the file named one.
+    pub recording_name: Option<String>,
+    /// `GET /api/v1/recordings/{recording_id}` plays it; `null` until it arrived.
+    pub recording_id: Option<i64>,
+    /// Whether someone marked it reviewed (reviewed calls are kept by retention).
+    pub reviewed: bool,
+    /// When it was marked reviewed.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub reviewed_at: Option<jiff::Timestamp>,
+}
+
+impl From<ferry_store::CallInfo> for CallView {
+    fn from(c: ferry_store::CallInfo) -> Self {
+        CallView {
+            duration_secs: c.duration_secs,
+            agent: c.agent,
+            recording_name: c
+                .recording_path
+                .map(|p| p.rsplit('/').next().unwrap_or(&p).to_string()),
+            recording_id: c.recording_id,
+            reviewed: c.reviewed_at.is_some(),
+            reviewed_at: c.reviewed_at,
+        }
+    }
+}
+
+/// Adds the call details to the calls among `messages`.
+pub async fn with_calls(
+    state: &AppState,
+    institution_id: i64,
+    messages: Vec<Message>,
+) -> ApiResult<Vec<MessageView>> {
+    let ids: Vec<i64> = messages
+        .iter()
+        .filter(|m| m.channel == Channel::Voice)
+        .map(|m| m.id)
+        .collect();
+    let mut calls = if ids.is_empty() {
+        Default::default()
+    } else {
+        state.store.call_infos(institution_id, &ids).await?
+    };
+    Ok(messages
+        .into_iter()
+        .map(|m| {
+            let call = calls.remove(&m.id).map(CallView::from);
+            MessageView {
+                call,
+                ..MessageView::from(m)
+            }
+        })
+        .collect())
+}
+
+/// A change to a message.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MessagePatch {
+    /// Mark a call reviewed (`true`) or not (`false`); only calls can be.
+    pub reviewed: bool,
+}
+
+/// Mark a call reviewed (or not): calls not reviewed within the retention period are deleted.
+#[utoipa::path(patch, path = "/api/v1/messages/{id}", operation_id = "patch_message", params(("id" = i64, Path, description = "The message's ID.")), request_body = MessagePatch, responses(
+    (status = 200, description = "The message with its call details.", body = MessageView),
+    (status = 400, response = d::MalformedJson),
+    (status = 401, response = d::Unauthorized),
+    (status = 403, response = d::Forbidden),
+    (status = 404, response = d::NotFound),
+    (status = 413, response = d::PayloadTooLarge),
+    (status = 415, response = d::NotJson),
+    (status = 422, description = "The message is not a call (`field` is `reviewed`).", body = ErrorBody)))]
+pub async fn patch(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<i64>,
+    JsonBody(raw): JsonBody<serde_json::Value>,
+) -> ApiResult<Json<MessageView>> {
+    let inst = auth.institution_id();
+    // Another institution's message is not found, whatever the body says.
+    state.store.message(inst, id).await?;
+    let p: MessagePatch = crate::extract::parse_json(raw.to_string().as_bytes())?;
+    state
+        .store
+        .set_message_reviewed(inst, id, p.reviewed)
+        .await?;
+    let m = state.store.message(inst, id).await?;
+    let mut views = with_calls(&state, inst, vec![m]).await?;
+    Ok(Json(views.remove(0)))
 }
 
 impl From<Message> for MessageView {
@@ -50,6 +151,7 @@ impl From<Message> for MessageView {
             body: m.body,
             sent_at: m.sent_at,
             sequence: m.sequence,
+            call: None,
         }
     }
 }
@@ -219,6 +321,6 @@ pub async fn list(
     };
     let messages = state.store.list_messages(auth.institution_id(), &q).await?;
     Ok(Json(MessageList {
-        messages: messages.into_iter().map(Into::into).collect(),
+        messages: with_calls(&state, auth.institution_id(), messages).await?,
     }))
 }

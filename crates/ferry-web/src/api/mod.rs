@@ -4,11 +4,14 @@ pub mod accounts;
 pub mod alerts;
 pub mod audit;
 pub mod bulk_files;
+pub mod bulk_templates;
 pub mod contacts;
 pub mod doc;
 pub mod fields;
 pub mod integrations;
 pub mod messages;
+pub mod optin;
+pub mod recordings;
 pub mod runs;
 pub mod sftp_accounts;
 pub mod synclog;
@@ -45,7 +48,11 @@ use crate::auth::Auth;
         audit::list,
         sftp_accounts::list, sftp_accounts::create, sftp_accounts::get, sftp_accounts::patch, sftp_accounts::delete,
         sftp_accounts::add_key, sftp_accounts::delete_key, sftp_accounts::generate_key,
-        bulk_files::list,
+        optin::list_paths, optin::create_path, optin::get_path, optin::patch_path, optin::delete_path,
+        optin::list_outbox, optin::mark_sent,
+        bulk_files::list, bulk_files::get,
+        bulk_templates::detect, bulk_templates::list, bulk_templates::create, bulk_templates::get, bulk_templates::put, bulk_templates::delete,
+        recordings::get, messages::patch,
     ),
     components(
         schemas(crate::error::ErrorBody),

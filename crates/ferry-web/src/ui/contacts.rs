@@ -32,6 +32,7 @@ struct ContactsPage {
     archived: String,
     rows: Vec<ContactRow>,
     total: i64,
+    filtered: bool,
     first_link: Option<String>,
     next_link: Option<String>,
 }
@@ -64,7 +65,7 @@ pub async fn contacts_page(
     };
     let (page, total) = match tokio::try_join!(
         state.store.list_contacts(inst.id, &query),
-        state.store.count_contacts(inst.id)
+        state.store.count_contacts_matching(inst.id, &query)
     ) {
         Ok(x) => x,
         Err(e) => return ui_error(e.into()),
@@ -106,6 +107,7 @@ pub async fn contacts_page(
         nav: Nav::new(&state, &auth, "contacts"),
         first_link: p.after.map(|_| link(None)),
         next_link: page.next_after.map(|a| link(Some(a))),
+        filtered: !q.trim().is_empty() || !archived.is_empty(),
         q,
         archived,
         rows,
@@ -114,8 +116,17 @@ pub async fn contacts_page(
     .into_response()
 }
 
+struct CallRow {
+    duration: String,
+    agent: String,
+    recording_id: Option<i64>,
+    recording_name: Option<String>,
+    reviewed: bool,
+}
+
 struct MessageRow {
     id: i64,
+    call: Option<CallRow>,
     direction: &'static str,
     body: String,
     channel: &'static str,
@@ -124,10 +135,35 @@ struct MessageRow {
     highlight: bool,
 }
 
+/// One integration's dealings with a contact, from the Sync Log.
+struct SyncStatus {
+    integration: String,
+    integration_id: Option<i64>,
+    /// The newest row: when, its code.
+    last_time: String,
+    last_code: String,
+    problems: usize,
+}
+
+struct LogRow {
+    time: String,
+    integration: String,
+    direction: &'static str,
+    code: String,
+    message: String,
+    run_id: Option<i64>,
+}
+
 #[derive(Template, WebTemplate)]
 #[template(path = "contact.html")]
 struct ContactPage {
     nav: Nav,
+    id: i64,
+    notice: Option<&'static str>,
+    crm_id: String,
+    sync: Vec<SyncStatus>,
+    log: Vec<LogRow>,
+    contact_id: i64,
     name: String,
     archived: bool,
     test_user: bool,
@@ -140,6 +176,8 @@ struct ContactPage {
 pub struct ContactParams {
     /// A message to highlight (links from exports point here).
     message: Option<i64>,
+    /// What was just done (after a form's redirect).
+    saved: Option<String>,
 }
 
 const CONVERSATION_LIMIT: u32 = 500;
@@ -217,9 +255,26 @@ pub async fn contact_page(
         ),
         (DefaultField::CrmId.label().to_string(), opt(&d.crm_id)),
         (
-            DefaultField::OptIn.label().to_string(),
-            if d.opt_in { "Opted in" } else { "Not opted in" }.to_string(),
+            DefaultField::SmsOptIn.label().to_string(),
+            match d.sms_opt_in.as_str() {
+                "opted_in" => "Opted in",
+                "opted_out" => "Opted out",
+                _ => "Unknown",
+            }
+            .to_string(),
         ),
+        (
+            DefaultField::StreetAddress.label().to_string(),
+            opt(&d.street_address),
+        ),
+        (
+            DefaultField::StreetAddress2.label().to_string(),
+            opt(&d.street_address_2),
+        ),
+        (DefaultField::City.label().to_string(), opt(&d.city)),
+        (DefaultField::State.label().to_string(), opt(&d.state)),
+        (DefaultField::ZipCode.label().to_string(), opt(&d.zip_code)),
+        (DefaultField::Country.label().to_string(), opt(&d.country)),
     ];
     for def in &defs {
         let v = d.custom.get(&def.name).map(|v| match v {
@@ -237,9 +292,81 @@ pub async fn contact_page(
         "Updated".into(),
         fmt_time(contact.updated_at, &inst.time_zone),
     ));
+    let (log, integrations) = match tokio::try_join!(
+        state.store.sync_log_for_contact(inst.id, id, 200),
+        crate::api::runs::integrations_by_id(&state.store, inst.id)
+    ) {
+        Ok(x) => x,
+        Err(e) => return ui_error(e.into()),
+    };
+    let name_of = |i: Option<i64>| match i.and_then(|i| integrations.get(&i)) {
+        Some(x) => x.name.clone(),
+        None => "A deleted integration".to_string(),
+    };
+    let mut sync: Vec<SyncStatus> = Vec::new();
+    for e in &log {
+        // Newest first: the first row of an integration is its latest.
+        match sync
+            .iter_mut()
+            .find(|s| s.integration_id == e.integration_id)
+        {
+            Some(s) => s.problems += 1,
+            None => sync.push(SyncStatus {
+                integration: name_of(e.integration_id),
+                integration_id: e.integration_id,
+                last_time: fmt_time(e.timestamp, &inst.time_zone),
+                last_code: e.code.clone(),
+                problems: 1,
+            }),
+        }
+    }
+    let log = log
+        .iter()
+        .map(|e| LogRow {
+            time: fmt_time(e.timestamp, &inst.time_zone),
+            integration: name_of(e.integration_id),
+            direction: e.direction.as_str(),
+            code: e.code.clone(),
+            message: e.message.clone(),
+            run_id: e.run_id,
+        })
+        .collect();
+    let notice = match p.saved.as_deref() {
+        Some("created") => Some("The contact was created."),
+        Some("updated") => Some("Your changes were saved."),
+        Some("archived") => Some("The contact was archived."),
+        Some("unarchived") => Some("The contact was taken out of the archive."),
+        Some("test_user") => Some("The contact is now a test user: no integration will sync it."),
+        Some("real_user") => Some(
+            "The contact is no longer a test user: integrations sync it again from their next run.",
+        ),
+        _ => None,
+    };
+    let call_ids: Vec<i64> = total[start..]
+        .iter()
+        .filter(|m| m.channel == ferry_core::message::Channel::Voice)
+        .map(|m| m.id)
+        .collect();
+    let mut calls = if call_ids.is_empty() {
+        Default::default()
+    } else {
+        match state.store.call_infos(inst.id, &call_ids).await {
+            Ok(c) => c,
+            Err(e) => return ui_error(e.into()),
+        }
+    };
     let messages = total[start..]
         .iter()
         .map(|m| MessageRow {
+            call: calls.remove(&m.id).map(|c| CallRow {
+                duration: format!("{}:{:02}", c.duration_secs / 60, c.duration_secs % 60),
+                agent: c.agent,
+                recording_id: c.recording_id,
+                recording_name: c
+                    .recording_path
+                    .map(|p| p.rsplit('/').next().unwrap_or(&p).to_string()),
+                reviewed: c.reviewed_at.is_some(),
+            }),
             id: m.id,
             direction: m.direction.as_str(),
             body: m.body.clone(),
@@ -251,6 +378,12 @@ pub async fn contact_page(
         .collect();
     ContactPage {
         nav: Nav::new(&state, &auth, "contacts"),
+        id: contact.id,
+        notice,
+        crm_id: d.crm_id.clone().unwrap_or_default(),
+        sync,
+        log,
+        contact_id: contact.id,
         name: d.display_name(),
         archived: d.archived,
         test_user: d.test_user,

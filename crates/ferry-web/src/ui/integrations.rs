@@ -576,8 +576,7 @@ async fn render_form(
             .to_string(),
         body,
         summary,
-        shows_egress: d.category == ferry_connectors::describe::Category::SftpOutbound
-            && !state.config.egress_ips.is_empty(),
+        shows_egress: d.category == ferry_connectors::describe::Category::SftpOutbound,
         egress_ips: state.config.egress_ips.clone(),
         name_error: errors.of("name").to_vec(),
         description_error: errors.of("description").to_vec(),

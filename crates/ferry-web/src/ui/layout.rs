@@ -120,6 +120,8 @@ const OAUTH_JS: &str = include_str!("../../assets/oauth.js");
 const FORM_JS: &str = include_str!("../../assets/form.js");
 const SCALAR_JS: &str = include_str!("../../assets/scalar-api-reference.js");
 const API_REFERENCE_JS: &str = include_str!("../../assets/api-reference.js");
+const UI_JS: &str = include_str!("../../assets/ui.js");
+const IMPORT_JS: &str = include_str!("../../assets/import.js");
 
 /// The static assets (stylesheet, htmx, the pages' scripts).
 pub async fn asset(Path(file): Path<String>) -> Response {
@@ -130,6 +132,8 @@ pub async fn asset(Path(file): Path<String>) -> Response {
         "form.js" => (FORM_JS, "text/javascript; charset=utf-8"),
         "scalar-api-reference.js" => (SCALAR_JS, "text/javascript; charset=utf-8"),
         "api-reference.js" => (API_REFERENCE_JS, "text/javascript; charset=utf-8"),
+        "ui.js" => (UI_JS, "text/javascript; charset=utf-8"),
+        "import.js" => (IMPORT_JS, "text/javascript; charset=utf-8"),
         _ => return error_page(StatusCode::NOT_FOUND, "No such file."),
     };
     (

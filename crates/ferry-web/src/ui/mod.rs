@@ -5,12 +5,15 @@
 pub mod api_reference;
 pub mod audit;
 pub mod browse;
+pub mod bulk;
 pub mod connect;
+mod contact_edit;
 mod contacts;
 pub mod conversations;
 mod fields;
 pub mod form;
 pub mod home;
+pub mod icons;
 pub mod integrations;
 mod layout;
 mod login;
@@ -19,8 +22,12 @@ pub mod runs;
 pub mod security;
 pub mod synclog;
 
+pub use contact_edit::{
+    archive_submit, create_contact_submit, edit_contact_page, edit_contact_submit, import_page,
+    import_submit, new_contact_page, test_user_submit, unarchive_submit,
+};
 pub use contacts::{contact_page, contacts_page};
-pub use fields::{fields_create, fields_page};
+pub use fields::{fields_create, fields_delete, fields_delete_page, fields_page, fields_rename};
 pub use home::home;
 pub(crate) use layout::ui_error;
 pub use layout::{Nav, asset, error_page, fmt_phone, fmt_time, not_found};

@@ -82,6 +82,30 @@ fn refused(e: ServiceError) -> anyhow::Error {
     }
 }
 
+/// A refused save as one line per problem: every mistake the checks found (`problems`, from
+/// [`IntegrationService::create_problems`] or `update_problems`), else the one refusal.
+fn refused_all(e: ServiceError, problems: Vec<ServiceError>) -> anyhow::Error {
+    if !matches!(e, ServiceError::Invalid { .. }) || problems.len() < 2 {
+        return refused(e);
+    }
+    let lines: Vec<String> = problems
+        .into_iter()
+        .map(|p| match p {
+            ServiceError::Invalid {
+                field,
+                code,
+                message,
+            } => format!("  {field}: {message} (code {code})"),
+            other => format!("  {other}"),
+        })
+        .collect();
+    anyhow::anyhow!(
+        "{} problems; nothing was saved:\n{}",
+        lines.len(),
+        lines.join("\n")
+    )
+}
+
 /// A JSON document from a file, or from stdin for `-`.
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
     let text = if path == Path::new("-") {
@@ -172,22 +196,27 @@ pub async fn show(settings: &Settings, slug: &str, id: i64) -> Result<()> {
 pub async fn create(settings: &Settings, slug: &str, file: &Path) -> Result<()> {
     let body: CreateBody = read_json(file)?;
     let l = Lifecycle::open(settings, slug).await?;
-    let created = l
-        .service
-        .create(
-            l.institution_id,
-            NewIntegrationInput {
-                kind: body.kind,
-                name: body.name,
-                description: body.description,
-                enabled: body.enabled,
-                config: body.config,
-                secrets: body.secrets.unwrap_or_default(),
-            },
-        )
-        .await;
+    let input = NewIntegrationInput {
+        kind: body.kind,
+        name: body.name,
+        description: body.description,
+        enabled: body.enabled,
+        config: body.config,
+        secrets: body.secrets.unwrap_or_default(),
+    };
+    let created = match l.service.create(l.institution_id, input.clone()).await {
+        Err(e @ ServiceError::Invalid { .. }) => {
+            let all = l
+                .service
+                .create_problems(l.institution_id, &input)
+                .await
+                .unwrap_or_default();
+            Err(refused_all(e, all))
+        }
+        other => other.map_err(refused),
+    };
     l.close().await;
-    let i = created.map_err(refused)?;
+    let i = created?;
     eprintln!(
         "created integration id={} type={} name={:?} enabled={}",
         i.id, i.kind, i.name, i.enabled
@@ -200,22 +229,26 @@ pub async fn create(settings: &Settings, slug: &str, file: &Path) -> Result<()> 
 pub async fn update(settings: &Settings, slug: &str, id: i64, file: &Path) -> Result<()> {
     let body: PatchBody = read_json(file)?;
     let l = Lifecycle::open(settings, slug).await?;
-    let updated = l
-        .service
-        .update(
-            l.institution_id,
-            id,
-            IntegrationChange {
-                name: body.name,
-                description: body.description,
-                enabled: body.enabled,
-                config: body.config,
-                secrets: body.secrets,
-            },
-        )
-        .await;
+    let change = IntegrationChange {
+        name: body.name,
+        description: body.description,
+        enabled: body.enabled,
+        config: body.config,
+        secrets: body.secrets,
+    };
+    let updated = match l.service.update(l.institution_id, id, change.clone()).await {
+        Err(e @ ServiceError::Invalid { .. }) => {
+            let all = l
+                .service
+                .update_problems(l.institution_id, id, &change)
+                .await
+                .unwrap_or_default();
+            Err(refused_all(e, all))
+        }
+        other => other.map_err(refused),
+    };
     l.close().await;
-    let i = updated.map_err(refused)?;
+    let i = updated?;
     println!("updated integration id={} name={:?}", i.id, i.name);
     Ok(())
 }

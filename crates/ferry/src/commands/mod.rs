@@ -81,6 +81,15 @@ async fn run(cli: Cli) -> Result<()> {
     {
         return emulate::everyaction(&listen, app_name, api_key, rate_limit).await;
     }
+    if let Command::Emulate(crate::cli::EmulateCommand::Salesforce {
+        listen,
+        jwt_certificate,
+        daily_limit,
+        tls,
+    }) = cli.command
+    {
+        return emulate::salesforce(&listen, jwt_certificate, daily_limit, tls).await;
+    }
     let settings = Settings::resolve(&cli.global)?;
     match cli.command {
         Command::Serve => serve::serve(&settings).await,

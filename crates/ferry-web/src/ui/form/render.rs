@@ -650,14 +650,15 @@ impl<'a> Renderer<'a> {
             .unwrap_or_default();
         let row = |i: &str, field: &str, values: &str| {
             format!(
-                "<tr data-row><td>{}</td><td><label class=\"visually-hidden\" for=\"{id}-values-{i}\">Values</label><input id=\"{id}-values-{i}\" name=\"{name}.values\" type=\"text\" value=\"{}\" placeholder=\"Comma-separated values\"></td><td><button type=\"button\" class=\"btn btn-sm\" data-remove-row aria-label=\"Remove this filter\" title=\"Remove\">&#128465;</button></td></tr>",
+                "<tr data-row><td>{}</td><td><label class=\"visually-hidden\" for=\"{id}-values-{i}\">Values</label><input id=\"{id}-values-{i}\" name=\"{name}.values\" type=\"text\" value=\"{}\" placeholder=\"Comma-separated values\"></td><td><button type=\"button\" class=\"btn btn-sm\" data-remove-row aria-label=\"Remove this filter\" title=\"Remove\">{}</button></td></tr>",
                 self.field_select(
                     &format!("{name}.field"),
                     &format!("{id}-field-{i}"),
                     field,
                     "Field"
                 ),
-                esc(values)
+                esc(values),
+                crate::ui::icons::TRASH
             )
         };
         let mut body = String::new();
@@ -740,14 +741,15 @@ impl<'a> Renderer<'a> {
         };
         let row = |i: &str, l: &str, r: &str| {
             format!(
-                "<tr data-row><td>{}</td><td>{}</td><td><button type=\"button\" class=\"btn btn-sm\" data-remove-row aria-label=\"Remove this mapping\" title=\"Remove\">&#128465;</button></td></tr>",
+                "<tr data-row><td>{}</td><td>{}</td><td><button type=\"button\" class=\"btn btn-sm\" data-remove-row aria-label=\"Remove this mapping\" title=\"Remove\">{}</button></td></tr>",
                 self.field_select(
                     &format!("{name}.local"),
                     &format!("{id}-local-{i}"),
                     l,
                     "Ferry field"
                 ),
-                remote_select(i, r)
+                remote_select(i, r),
+                crate::ui::icons::TRASH
             )
         };
         let mut body = String::new();
@@ -853,7 +855,7 @@ impl<'a> Renderer<'a> {
                 } else {
                     format!(
                         "<span class=\"hint\" id=\"{id}-hint\">{}</span>",
-                        esc(s.help)
+                        help_html(s.help)
                     )
                 },
                 self.error_html(&name, s.label),

@@ -14,6 +14,9 @@ pub struct TestApp {
     pub viewer_token: String,
     pub other_admin_token: String,
     pub http: reqwest::Client,
+    /// Where recordings are stored (the app plays them from here).
+    pub vault: ferry_vault::Vault,
+    _vault_dir: tempfile::TempDir,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -63,7 +66,10 @@ pub async fn spawn_app_with_hubspot(
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let registry = ferry_connectors::Registry::builtin_with(&base, &hubspot);
-    let state = AppState::new(store.store.clone(), config, registry);
+    let vault_dir = tempfile::tempdir().unwrap();
+    let vault =
+        ferry_vault::Vault::local(vault_dir.path(), ferry_vault::VaultKey::generate()).unwrap();
+    let state = AppState::new(store.store.clone(), config, registry).with_vault(vault.clone());
     tokio::spawn(async move {
         ferry_web::serve(listener, state, async {
             let _ = rx.await;
@@ -82,6 +88,8 @@ pub async fn spawn_app_with_hubspot(
         viewer_token,
         other_admin_token,
         http,
+        vault,
+        _vault_dir: vault_dir,
         _shutdown: tx,
     }
 }

@@ -346,6 +346,7 @@ async fn list_endpoints_take_the_query_parameters_they_document() {
             "/api/v1/audit-log",
             "/api/v1/contacts",
             "/api/v1/messages",
+            "/api/v1/outbox",
             "/api/v1/runs",
             "/api/v1/sync-log",
             "/api/v1/sync-log.csv"

@@ -365,6 +365,17 @@ impl Browser {
         self.session.cmd(method, path, body).await
     }
 
+    /// Sets the window's size in CSS pixels (screenshots and layout checks need a known one).
+    pub async fn set_window_size(&self, width: u32, height: u32) -> Result<()> {
+        self.cmd(
+            Method::POST,
+            "/window/rect",
+            Some(json!({ "width": width, "height": height })),
+        )
+        .await
+        .map(drop)
+    }
+
     /// Ends the session and stops chromedriver now (instead of on drop).
     pub async fn quit(mut self) -> Result<()> {
         self.closed = true;

@@ -29,6 +29,7 @@ async fn integration_types_describe_every_kind() {
     assert_eq!(
         kinds,
         [
+            "bulk_upload",
             "contacts_export",
             "conversations_export",
             "eab_notes_export",
@@ -105,7 +106,7 @@ async fn the_openapi_document_publishes_each_kinds_config_schema() {
     let create = &schemas["CreateIntegration"];
     assert_eq!(create["discriminator"]["propertyName"], "type");
     let variants = create["oneOf"].as_array().unwrap();
-    assert_eq!(variants.len(), 6, "{create}");
+    assert_eq!(variants.len(), 7, "{create}");
     for kind in ["eab_notes_export", "hubspot_outgoing"] {
         let reference = create["discriminator"]["mapping"][kind].as_str().unwrap();
         let name = reference.rsplit('/').next().unwrap();

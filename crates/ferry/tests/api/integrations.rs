@@ -163,7 +163,7 @@ async fn invalid_requests_name_the_field_and_store_nothing() {
         (
             Box::new(|v| v["config"]["sftp"]["hostname"] = json!("x")),
             422,
-            "config.hostname",
+            "config.sftp.hostname",
         ),
         (
             Box::new(|v| v["secrets"] = json!({"token": "x"})),
@@ -188,6 +188,85 @@ async fn invalid_requests_name_the_field_and_store_nothing() {
     }
     let (_, all) = app.get("/api/v1/integrations").await;
     assert_eq!(all, json!([]), "no invalid request stored anything");
+}
+
+/// The fields an error answer lists in `errors`, sorted.
+fn listed_fields(err: &Value) -> Vec<String> {
+    let mut out: Vec<String> = err["error"]["errors"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| {
+                    assert!(!e["message"].as_str().unwrap().is_empty(), "{e}");
+                    assert!(!e["code"].as_str().unwrap().is_empty(), "{e}");
+                    e["field"].as_str().unwrap().to_string()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn a_save_with_several_mistakes_lists_every_one_and_stores_nothing() {
+    let app = spawn_app().await;
+    let mut body = eab_request(22);
+    body["name"] = json!(" ");
+    body["config"]["sftp"]["host"] = json!("");
+    body["config"]["schedule"]["blocks"] = json!([9]);
+    body["config"]["eab"]["note_body"] = json!("Hi {nmae}");
+    let (status, err) = create(&app, body).await;
+    assert_eq!(status, 422, "{err}");
+    assert_eq!(
+        listed_fields(&err),
+        [
+            "config.eab.note_body",
+            "config.schedule.blocks",
+            "config.sftp.host",
+            "name"
+        ],
+        "{err}"
+    );
+    // The first listed problem is the error itself, so older clients still see one of them.
+    assert_eq!(err["error"]["field"], err["error"]["errors"][0]["field"]);
+    assert_eq!(err["error"]["code"], err["error"]["errors"][0]["code"]);
+    let (_, all) = app.get("/api/v1/integrations").await;
+    assert_eq!(all, json!([]), "nothing stored");
+
+    // One mistake answers as before, without a list.
+    let mut body = eab_request(22);
+    body["name"] = json!(" ");
+    let (status, err) = create(&app, body).await;
+    assert_eq!(status, 422, "{err}");
+    assert_eq!(err["error"]["field"], "name");
+    assert!(err["error"].get("errors").is_none(), "{err}");
+
+    // An update: the patch is merged over the saved config, and all of its mistakes are listed.
+    let (status, saved) = create(&app, eab_request(2222)).await;
+    assert_eq!(status, 201, "{saved}");
+    let id = saved["id"].as_i64().unwrap();
+    let (status, err) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/integrations/{id}"),
+            &app.admin_token,
+            Some(json!({"description": "x".repeat(5000),
+                        "config": {"sftp": {"port": 0}, "filters": {"channels": []}}})),
+        )
+        .await;
+    assert_eq!(status, 422, "{err}");
+    assert_eq!(
+        listed_fields(&err),
+        ["config.filters.channels", "config.sftp.port", "description"],
+        "{err}"
+    );
+    let (_, after) = app.get(&format!("/api/v1/integrations/{id}")).await;
+    assert_eq!(
+        after["description"], saved["description"],
+        "nothing applied"
+    );
+    assert_eq!(after["config"], saved["config"], "nothing applied");
 }
 
 #[tokio::test]
@@ -429,8 +508,8 @@ async fn the_configuration_screen_lists_ips_and_placeholders_and_hides_secrets()
         .page(&cookie, "/settings/integrations/new/eab_notes_export")
         .await;
     assert!(
-        !plain.contains("egress-ips"),
-        "no allow-list box without the setting"
+        plain.contains("id=\"egress-ips\"") && plain.contains("<code>FERRY_EGRESS_IPS</code>"),
+        "without the setting the allow-list box says how to set it: {plain}"
     );
 }
 

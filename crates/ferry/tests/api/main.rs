@@ -1,17 +1,23 @@
 //! Ferry's web layer end to end: the real app on a loopback port with a fresh store (SQLite, or
-//! PostgreSQL when `FERRY_TEST_DATABASE_URL` is set), spoken to over HTTP.
+//! PostgreSQL when `FERRY_TEST_DATABASE_URL` is set), spoken to over HTTP. The suite lives in
+//! the `ferry` crate, not in `ferry-web`, because it drives the real connectors (HubSpot, the
+//! SFTP exports…) that the web crate must not name.
 
 mod alerts;
 mod audit;
 mod browser;
 mod browser_runs;
+mod browser_contacts;
 mod browser_security;
+mod bulk;
 mod contacts;
+mod contacts_ui;
 mod helpers;
 mod hubspot;
 mod integrations;
 mod messages_fields;
 mod openapi;
+mod optin;
 mod routes;
 mod runs;
 mod screens;
