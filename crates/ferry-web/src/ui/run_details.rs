@@ -131,6 +131,11 @@ pub async fn run_page(
             Some(t) => format!("Schedule, for the slot of {}", fmt_time(t, tz)),
             None => "Schedule".to_string(),
         },
+        Trigger::FileArrived => match run.detail.get("file").and_then(|f| f.as_str()) {
+            Some(name) => format!("A file arrived on Ferry's SFTP server: {name}"),
+            None => "A file arrived on Ferry's SFTP server".to_string(),
+        },
+        Trigger::Retention => "Daily retention of inbound files".to_string(),
     };
     let count = |v: Option<i64>| v.map(fmt_count).unwrap_or_else(|| "—".to_string());
     let finished = run.status.is_final();

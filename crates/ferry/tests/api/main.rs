@@ -6,8 +6,8 @@
 mod alerts;
 mod audit;
 mod browser;
-mod browser_runs;
 mod browser_contacts;
+mod browser_runs;
 mod browser_security;
 mod bulk;
 mod contacts;
