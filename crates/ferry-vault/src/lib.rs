@@ -16,7 +16,8 @@
 //! arrive out of order): writes ahead of the contiguous end are held in memory up to a bounded
 //! window, so plaintext never touches disk. [`VaultReader`] decrypts ranges on the fly and
 //! reports the plaintext size. Storage goes through [`object_store`]: a local folder by default
-//! ([`Vault::local`]), any other [`ObjectStore`] through [`Vault::new`].
+//! ([`Vault::local`]), an S3-compatible bucket shared by several nodes ([`Vault::from_url`] with
+//! `s3://bucket/prefix`), any other [`ObjectStore`] through [`Vault::new`].
 
 #![warn(missing_docs)]
 
@@ -83,6 +84,9 @@ pub enum VaultError {
     /// The writer was finished while bytes before some held write never came.
     #[error("the file has a gap at offset {0}")]
     Gap(u64),
+    /// The storage URL is not one Ferry knows.
+    #[error("storage URL: {0}")]
+    Url(String),
     /// The location is not a valid object path.
     #[error("invalid location {0:?}")]
     Location(String),
@@ -160,12 +164,14 @@ pub struct Vault {
     store: Arc<dyn ObjectStore>,
     key: VaultKey,
     window: usize,
+    /// Where the files are, for messages (a folder, `s3://bucket/prefix`).
+    place: String,
 }
 
 impl fmt::Debug for Vault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Vault")
-            .field("store", &self.store.to_string())
+            .field("store", &self.place)
             .field("window", &self.window)
             .finish_non_exhaustive()
     }
@@ -183,6 +189,7 @@ impl Vault {
     /// A vault over any object store.
     pub fn new(store: Arc<dyn ObjectStore>, key: VaultKey) -> Vault {
         Vault {
+            place: store.to_string(),
             store,
             key,
             window: DEFAULT_WINDOW,
@@ -198,7 +205,55 @@ impl Vault {
             })
         })?;
         let fs = LocalFileSystem::new_with_prefix(dir)?.with_automatic_cleanup(true);
-        Ok(Vault::new(Arc::new(fs), key))
+        Ok(Vault::new(Arc::new(fs), key).placed(dir.display().to_string()))
+    }
+
+    /// A vault at a storage URL: `s3://BUCKET[/PREFIX]` for an S3-compatible bucket (credentials,
+    /// region and endpoint from the usual `AWS_*` variables: `AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT` for a server that is not AWS,
+    /// `AWS_ALLOW_HTTP=true` for one without TLS), `file:///DIR` or a plain path for a local folder.
+    pub fn from_url(url: &str, key: VaultKey) -> Result<Vault> {
+        let url = url.trim();
+        if let Some(rest) = url.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(VaultError::Url(format!(
+                    "{url:?} names no bucket (expected s3://BUCKET or s3://BUCKET/PREFIX)"
+                )));
+            }
+            let s3 = object_store::aws::AmazonS3Builder::from_env()
+                .with_bucket_name(bucket)
+                .build()?;
+            let prefix = prefix.trim_matches('/');
+            if prefix.is_empty() {
+                return Ok(Vault::new(Arc::new(s3), key).placed(format!("s3://{bucket}")));
+            }
+            let path = Path::parse(prefix).map_err(|_| VaultError::Location(prefix.to_string()))?;
+            return Ok(Vault::new(
+                Arc::new(object_store::prefix::PrefixStore::new(s3, path)),
+                key,
+            )
+            .placed(format!("s3://{bucket}/{prefix}")));
+        }
+        if let Some(dir) = url.strip_prefix("file://") {
+            return Vault::local(FsPath::new(dir), key);
+        }
+        if url.contains("://") {
+            return Err(VaultError::Url(format!(
+                "{url:?} is not a storage URL Ferry knows (use s3://BUCKET[/PREFIX], file:///DIR or a path)"
+            )));
+        }
+        Vault::local(FsPath::new(url), key)
+    }
+
+    /// Where the files are kept, for messages: a folder, or `s3://bucket/prefix`.
+    pub fn describe(&self) -> &str {
+        &self.place
+    }
+
+    fn placed(mut self, place: String) -> Vault {
+        self.place = place;
+        self
     }
 
     /// Sets how far ahead of the contiguous end a writer accepts writes (memory held per upload).
@@ -570,5 +625,50 @@ mod tests {
         assert!(layout(HEADER_SIZE as u64).is_none());
         assert!(layout(HEADER_SIZE as u64 + 15).is_none());
         assert!(layout(HEADER_SIZE as u64 + SEALED_CHUNK + 3).is_none());
+    }
+}
+
+/// Test support: the S3-compatible server of the S3 tests (`moto[server]` in CI).
+#[cfg(feature = "testing")]
+pub mod testing {
+    use std::sync::Arc;
+
+    use object_store::ObjectStore;
+    use object_store::path::Path;
+
+    /// A storage URL under a fresh prefix of the bucket `FERRY_TEST_S3_URL` names
+    /// (`s3://BUCKET`; endpoint and credentials from the `AWS_*` variables), or `None` when the
+    /// variable is not set. In CI (`CI` set) a missing variable panics, so the S3 path is never
+    /// skipped there without a failure.
+    pub fn s3_url() -> Option<String> {
+        match std::env::var("FERRY_TEST_S3_URL") {
+            Ok(u) if !u.trim().is_empty() => {
+                let mut b = [0u8; 8];
+                getrandom::fill(&mut b).expect("random source");
+                let tag: String = b.iter().map(|x| format!("{x:02x}")).collect();
+                Some(format!("{}/test-{tag}", u.trim().trim_end_matches('/')))
+            }
+            _ if std::env::var_os("CI").is_some() => {
+                panic!(
+                    "CI must set FERRY_TEST_S3_URL (and AWS_ENDPOINT…): .ci/run starts moto_server"
+                )
+            }
+            _ => {
+                eprintln!("FERRY_TEST_S3_URL is not set: the S3 test does not run here");
+                None
+            }
+        }
+    }
+
+    /// The bucket under `url` (`s3://BUCKET/PREFIX`) as a raw object store, and the prefix: to
+    /// look at (and tamper with) what a vault wrote.
+    pub fn raw_store(url: &str) -> (Arc<dyn ObjectStore>, Path) {
+        let rest = url.strip_prefix("s3://").expect("an s3:// URL");
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let s3 = object_store::aws::AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .build()
+            .expect("the test bucket's settings");
+        (Arc::new(s3), Path::from(prefix))
     }
 }

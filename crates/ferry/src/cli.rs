@@ -178,6 +178,12 @@ pub struct GlobalArgs {
     )]
     pub sftp_listen: String,
 
+    /// Where uploaded files are kept, encrypted: `s3://BUCKET[/PREFIX]` for an S3-compatible
+    /// bucket that several Ferry nodes share (credentials and endpoint from the `AWS_*`
+    /// variables), or a folder. Default: the `vault` folder in the data directory.
+    #[arg(long, env = "FERRY_STORAGE_URL", value_name = "URL", global = true)]
+    pub storage_url: Option<String>,
+
     /// Log format on stderr.
     #[arg(
         long,

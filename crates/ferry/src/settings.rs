@@ -60,6 +60,8 @@ pub struct Settings {
     pub worker_concurrency: usize,
     /// `--sftp-listen`: where Ferry's SFTP server listens; `None` when it is `off`.
     pub sftp_listen: Option<String>,
+    /// `--storage-url`: where uploaded files are kept; `None` for DATA_DIR/vault.
+    pub storage_url: Option<String>,
 }
 
 impl Settings {
@@ -110,6 +112,12 @@ impl Settings {
             worker_concurrency: usize::from(args.worker_concurrency),
             sftp_listen: Some(args.sftp_listen.trim().to_string())
                 .filter(|a| !a.is_empty() && !a.eq_ignore_ascii_case("off")),
+            storage_url: args
+                .storage_url
+                .as_deref()
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(str::to_string),
         })
     }
 
@@ -209,10 +217,14 @@ impl Settings {
         Ok(SecretBox::new(self.master_key()?))
     }
 
-    /// Where uploaded files are kept, encrypted: DATA_DIR/vault, under a key derived from the
-    /// master key.
+    /// Where uploaded files are kept, encrypted under a key derived from the master key: the
+    /// storage URL (an S3-compatible bucket shared by several nodes), else DATA_DIR/vault.
     pub fn vault(&self) -> Result<ferry_vault::Vault> {
         let key = ferry_vault::VaultKey::from_bytes(self.master_key()?.derive_key("vault"));
+        if let Some(url) = &self.storage_url {
+            return ferry_vault::Vault::from_url(url, key)
+                .with_context(|| format!("--storage-url (FERRY_STORAGE_URL) {url:?}"));
+        }
         let dir = self.data_dir.join("vault");
         create_private_dir(&dir)?;
         ferry_vault::Vault::local(&dir, key)
