@@ -40,6 +40,8 @@ pub struct WebConfig {
     pub signin: ferry_core::signin::Policy,
     /// The `host:port` customers connect to for Ferry's own SFTP server, when it runs.
     pub sftp_address: Option<String>,
+    /// Whether alert emails can be sent (`FERRY_SMTP_URL` is set): Settings → Alerts says so.
+    pub smtp_configured: bool,
 }
 
 impl Default for WebConfig {
@@ -53,6 +55,7 @@ impl Default for WebConfig {
             trusted_proxies: Default::default(),
             signin: Default::default(),
             sftp_address: None,
+            smtp_configured: false,
         }
     }
 }

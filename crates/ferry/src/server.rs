@@ -153,6 +153,7 @@ pub async fn run(settings: &Settings, store: Store, ready: impl FnOnce(&str)) ->
         sftp_address: sftp
             .as_ref()
             .map(|s| sftp_address(settings.public_url.as_deref(), s.local_addr())),
+        smtp_configured: worker_config.smtp.is_some(),
         ..WebConfig::default()
     };
     let registry = settings.registry();

@@ -192,12 +192,12 @@ pub struct GeneratedKeyView {
     pub private_key: String,
 }
 
-fn checked_key(line: &str, field: &str) -> ApiResult<NewSftpKey> {
+pub(crate) fn checked_key(line: &str, field: &str) -> ApiResult<NewSftpKey> {
     ferry_sftpd::parse_public_key(line)
         .map_err(|m| ApiError::unprocessable("invalid_value", field, m))
 }
 
-fn checked_password(p: &str) -> ApiResult<()> {
+pub(crate) fn checked_password(p: &str) -> ApiResult<()> {
     let n = p.chars().count();
     if n < ferry_store::MIN_PASSWORD_LEN || p.len() > 1024 {
         return Err(ApiError::unprocessable(

@@ -2,6 +2,7 @@
 //! contacts, custom fields, Recent Runs, the Sync Log, and the integration screens, which are
 //! the same for every connector (drawn from the connectors' descriptions).
 
+pub mod alerts;
 pub mod api_reference;
 pub mod audit;
 pub mod browse;
@@ -20,6 +21,7 @@ mod login;
 pub mod run_details;
 pub mod runs;
 pub mod security;
+pub mod sftp_accounts;
 pub mod synclog;
 
 pub use contact_edit::{

@@ -550,6 +550,9 @@ async fn overview_conversations_preview_run_details_sync_log_and_api_reference()
         edit_page.as_str(),
         "/settings/fields",
         "/settings/security",
+        "/settings/alerts",
+        "/settings/sftp-accounts",
+        "/settings/bulk-files",
         "/settings/audit-log",
     ] {
         violations.extend(visit_and_check(&browser, &app, path).await);
