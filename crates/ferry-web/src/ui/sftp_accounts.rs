@@ -6,6 +6,7 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Form;
+use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -316,10 +317,18 @@ pub async fn set_enabled(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-    Form(f): Form<EnabledForm>,
+    form: Result<Form<EnabledForm>, FormRejection>,
 ) -> Response {
     let Some(id) = parse_id(&id) else {
         return error_page(StatusCode::NOT_FOUND, "No such SFTP account.");
+    };
+    // Another institution's account is a 404 whatever the body.
+    if let Err(e) = state.store.sftp_account(auth.institution_id(), id).await {
+        return ui_error(e.into());
+    }
+    let f = match form {
+        Ok(Form(f)) => f,
+        Err(e) => return error_page(e.status(), &e.body_text()),
     };
     let enabled = f.enabled == "true";
     if let Err(e) = state
@@ -351,10 +360,18 @@ pub async fn set_password(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-    Form(f): Form<PasswordForm>,
+    form: Result<Form<PasswordForm>, FormRejection>,
 ) -> Response {
     let Some(id) = parse_id(&id) else {
         return error_page(StatusCode::NOT_FOUND, "No such SFTP account.");
+    };
+    // Another institution's account is a 404 whatever the body.
+    if let Err(e) = state.store.sftp_account(auth.institution_id(), id).await {
+        return ui_error(e.into());
+    }
+    let f = match form {
+        Ok(Form(f)) => f,
+        Err(e) => return error_page(e.status(), &e.body_text()),
     };
     let inst = auth.institution_id();
     if let Err(e) = state.store.sftp_account(inst, id).await {
@@ -391,10 +408,18 @@ pub async fn add_key(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-    Form(f): Form<KeyForm>,
+    form: Result<Form<KeyForm>, FormRejection>,
 ) -> Response {
     let Some(id) = parse_id(&id) else {
         return error_page(StatusCode::NOT_FOUND, "No such SFTP account.");
+    };
+    // Another institution's account is a 404 whatever the body.
+    if let Err(e) = state.store.sftp_account(auth.institution_id(), id).await {
+        return ui_error(e.into());
+    }
+    let f = match form {
+        Ok(Form(f)) => f,
+        Err(e) => return error_page(e.status(), &e.body_text()),
     };
     let inst = auth.institution_id();
     if let Err(e) = state.store.sftp_account(inst, id).await {
@@ -460,10 +485,18 @@ pub async fn generate_key(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-    Form(f): Form<GenerateForm>,
+    form: Result<Form<GenerateForm>, FormRejection>,
 ) -> Response {
     let Some(id) = parse_id(&id) else {
         return error_page(StatusCode::NOT_FOUND, "No such SFTP account.");
+    };
+    // Another institution's account is a 404 whatever the body.
+    if let Err(e) = state.store.sftp_account(auth.institution_id(), id).await {
+        return ui_error(e.into());
+    }
+    let f = match form {
+        Ok(Form(f)) => f,
+        Err(e) => return error_page(e.status(), &e.body_text()),
     };
     let inst = auth.institution_id();
     let account = match state.store.sftp_account(inst, id).await {
