@@ -34,7 +34,7 @@ pub struct PullTally {
     pub updated: u64,
     /// Matched, nothing to change.
     pub unchanged: u64,
-    /// Records left out, by reason (error code, or `test_user`, `not_opted_in`).
+    /// Records left out, by reason (an error dictionary code).
     pub skipped: BTreeMap<String, u64>,
     /// Records Ferry refused (a bad value, a matching conflict), each with a Sync Log row.
     pub errors: u64,
@@ -242,7 +242,7 @@ pub async fn pull(
                     if test_users.phones.contains(phone.as_str())
                         || (constituent == "crm_id" && test_users.crm_ids.contains(van_id))
                     {
-                        tally.skip("test_user");
+                        tally.skip("everyaction_test_user");
                         continue;
                     }
                     let mut w = ContactWrite::default();
@@ -478,7 +478,7 @@ fn decide<'a>(
     if !cfg.liberal && status != SmsOptIn::OptedIn {
         // Conservative sync: only records opted in in EveryAction are updated (counted only).
         return Err(Skip {
-            code: "not_opted_in",
+            code: "everyaction_not_opted_in",
             message: None,
         });
     }
