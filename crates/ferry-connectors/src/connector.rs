@@ -132,6 +132,13 @@ pub trait Connector: Send + Sync {
         crate::explain::default_explanation(config, status, detail)
     }
 
+    /// The synchronization report of a run of this kind, read from the run's detail: the
+    /// metrics people check after a sync (pulled, created, updated, skipped by reason, pushed,
+    /// errors). `None` (the default) for a kind without one.
+    fn sync_report(&self, _detail: &Value) -> Option<crate::explain::SyncReport> {
+        None
+    }
+
     /// Whether [`preview`](Connector::preview) can say what the next run would send (the
     /// screens then offer Preview next run).
     fn previews(&self) -> bool {

@@ -153,7 +153,9 @@ impl Description {
 ///   remote ([`Connector::remote_properties`](crate::Connector::remote_properties)); its
 ///   `x-ferry-fixed` (`{local, remote, label}`) is the pair that is always there;
 /// - `template`: a text with placeholders, listed in `x-ferry-placeholders` (`[{name, description}]`);
-/// - `oauth_account`: an account connected through the kind's OAuth provider.
+/// - `oauth_account`: an account connected through the kind's OAuth provider;
+/// - `opt_in_path`: one of the institution's opt-in paths (its ID), or none; a save naming a
+///   path the institution does not have is refused on that field.
 ///
 /// A schema also says, where it needs to: `x-ferry-sections` (top level: the form's cards,
 /// `[{title, fields}]`), `x-ferry-order` (an object's field order), where `@secrets` and
@@ -167,6 +169,7 @@ pub const FORM_WIDGETS: &[&str] = &[
     "data_mapping",
     "template",
     "oauth_account",
+    "opt_in_path",
 ];
 
 /// An account connected through an OAuth provider, ready to store (its tokens sealed with it).

@@ -27,6 +27,90 @@ pub struct RunExplanation {
     pub skipped_because: Option<String>,
 }
 
+/// One metric of a synchronization report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportRow {
+    /// The metric's name in the CSV and the API: `pulled`, `skipped:everyaction_not_us`…
+    pub metric: String,
+    /// What people read: `Pulled from EveryAction`, `Skipped: everyaction_not_us`…
+    pub label: String,
+    /// The count.
+    pub value: i64,
+    /// Whether the row is one reason of the `skipped` row above it.
+    pub is_reason: bool,
+}
+
+/// A run's synchronization report: metrics in a fixed order, the skipped reasons one row each
+/// after the `skipped` total.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// The rows, in the order they are shown and downloaded.
+    pub rows: Vec<ReportRow>,
+    /// The report in one line, for Recent Runs (see [`SyncReport::summarize`]).
+    pub summary: String,
+}
+
+impl SyncReport {
+    /// Adds a metric.
+    pub fn push(&mut self, metric: &str, label: &str, value: i64) {
+        self.rows.push(ReportRow {
+            metric: metric.to_string(),
+            label: label.to_string(),
+            value,
+            is_reason: false,
+        });
+    }
+
+    /// Adds the `skipped` total and a row per reason (`skipped:<reason>`), reasons by name.
+    pub fn push_skipped(&mut self, label: &str, reasons: &std::collections::BTreeMap<String, i64>) {
+        self.push("skipped", label, reasons.values().sum());
+        for (reason, n) in reasons {
+            self.rows.push(ReportRow {
+                metric: format!("skipped:{reason}"),
+                label: format!("Skipped: {reason}"),
+                value: *n,
+                is_reason: true,
+            });
+        }
+    }
+
+    /// The value of `metric`, if the report has it.
+    pub fn get(&self, metric: &str) -> Option<i64> {
+        self.rows
+            .iter()
+            .find(|r| r.metric == metric)
+            .map(|r| r.value)
+    }
+
+    /// The report as CSV: a `metric,value` header, then one row per metric.
+    pub fn to_csv(&self) -> String {
+        let mut out = String::from("metric,value\r\n");
+        for r in &self.rows {
+            // Metric names are ASCII words, `:` and `_` (reasons are error codes), never quoted.
+            out.push_str(&format!("{},{}\r\n", r.metric, r.value));
+        }
+        out
+    }
+
+    /// One line for Recent Runs: the main metrics that are not zero (skipped and errors even
+    /// when zero are left out), e.g. `Pulled 120 · Created 5 · Opt-outs pushed 1`.
+    pub fn summarize(&self, metrics: &[(&str, &str)]) -> String {
+        let parts: Vec<String> = metrics
+            .iter()
+            .filter_map(|(m, label)| {
+                self.get(m)
+                    .filter(|v| *v != 0)
+                    .map(|v| format!("{label} {v}"))
+            })
+            .collect();
+        if parts.is_empty() {
+            "Nothing to sync".to_string()
+        } else {
+            parts.join(" · ")
+        }
+    }
+}
+
 /// The number at `key` in `detail` and in its objects one level down (e.g. `push` and `pull`),
 /// added up; a map of reasons to numbers counts as their sum. `None` when no value is there.
 pub fn detail_count(detail: &Value, key: &str) -> Option<i64> {
@@ -147,6 +231,34 @@ mod tests {
         assert_eq!(detail_count(&d, "skipped"), Some(5));
         assert_eq!(detail_count(&d, "failed"), Some(1));
         assert_eq!(detail_count(&d, "updated"), None);
+    }
+
+    #[test]
+    fn a_report_downloads_as_metric_value_rows() {
+        let mut r = SyncReport::default();
+        r.push("pulled", "Pulled", 7);
+        let reasons = [("b_reason".to_string(), 2), ("a_reason".to_string(), 1)]
+            .into_iter()
+            .collect();
+        r.push_skipped("Skipped", &reasons);
+        r.push("errors", "Errors", 0);
+        assert_eq!(
+            r.to_csv(),
+            "metric,value\r\npulled,7\r\nskipped,3\r\nskipped:a_reason,1\r\nskipped:b_reason,2\r\nerrors,0\r\n"
+        );
+        assert_eq!(r.get("skipped"), Some(3));
+        assert_eq!(
+            r.summarize(&[
+                ("pulled", "Pulled"),
+                ("errors", "Errors"),
+                ("skipped", "Skipped")
+            ]),
+            "Pulled 7 · Skipped 3"
+        );
+        assert_eq!(
+            SyncReport::default().summarize(&[("pulled", "Pulled")]),
+            "Nothing to sync"
+        );
     }
 
     #[test]

@@ -232,6 +232,8 @@ impl IntegrationService {
         check_text("name", &input.name, MAX_NAME, true)?;
         check_text("description", &input.description, MAX_DESCRIPTION, false)?;
         self.registry.validate(&input.kind, &input.config)?;
+        self.check_references(institution_id, &input.kind, &input.config)
+            .await?;
         let secrets = drop_empty(input.secrets);
         self.check_secrets(&input.kind, &secrets)?;
         let secrets: Map<String, Value> =
@@ -312,6 +314,13 @@ impl IntegrationService {
                 false
             }
         };
+        if config_ok {
+            match self.check_references(institution_id, kind, &config).await {
+                Ok(()) => {}
+                Err(e @ ServiceError::Invalid { .. }) => out.push(e),
+                Err(e) => return Err(e),
+            }
+        }
         let secrets = drop_empty(secrets.clone());
         match self.check_secrets(kind, &secrets) {
             Err(e) => out.push(e),
@@ -403,6 +412,8 @@ impl IntegrationService {
                     c.on_config_change(&current.config, &mut config);
                 }
                 self.registry.validate(&current.kind, &config)?;
+                self.check_references(institution_id, &current.kind, &config)
+                    .await?;
                 Some(config)
             }
             None => None,
@@ -588,6 +599,49 @@ impl IntegrationService {
             .ok_or_else(|| ServiceError::Internal("a queued run was reported but not found".into()))
     }
 
+    /// Checks that what a config names in the store exists in the institution: each field
+    /// drawn with the `opt_in_path` widget names one of the institution's opt-in paths (or is
+    /// empty).
+    async fn check_references(
+        &self,
+        institution_id: i64,
+        kind: &str,
+        config: &Value,
+    ) -> Result<(), ServiceError> {
+        let Some(connector) = self.registry.get(kind) else {
+            return Ok(());
+        };
+        let schema = connector.describe().config_schema;
+        for path in widget_paths(&schema, "opt_in_path") {
+            let pointer = format!("/{}", path.replace('.', "/"));
+            let Some(v) = config.pointer(&pointer).filter(|v| !v.is_null()) else {
+                continue;
+            };
+            let field = format!("config.{path}");
+            let Some(id) = v.as_i64() else {
+                return Err(ServiceError::invalid(
+                    field,
+                    "invalid_value",
+                    "the ID of an opt-in path (GET /api/v1/opt-in-paths), or null for none",
+                ));
+            };
+            match self.store.opt_in_path(institution_id, id).await {
+                Ok(_) => {}
+                Err(StoreError::NotFound) => {
+                    return Err(ServiceError::invalid(
+                        field,
+                        "invalid_value",
+                        format!(
+                            "there is no opt-in path {id} in this institution: choose one of Settings → Opt-in paths (GET /api/v1/opt-in-paths), or none"
+                        ),
+                    ));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
     fn connector(&self, kind: &str) -> Result<Arc<dyn Connector>, ServiceError> {
         self.registry
             .get(kind)
@@ -655,6 +709,49 @@ impl IntegrationService {
             }),
         }
     }
+}
+
+/// The dotted config paths (`opt_in_path_id`, `a.b`) of the fields a config schema draws with
+/// `widget` (`x-ferry-widget`), following `$ref`s into the schema's definitions.
+fn widget_paths(schema: &Value, widget: &str) -> Vec<String> {
+    fn resolve<'a>(root: &'a Value, s: &'a Value) -> &'a Value {
+        match s.get("$ref").and_then(Value::as_str) {
+            Some(r) => r
+                .strip_prefix('#')
+                .and_then(|p| root.pointer(p))
+                .unwrap_or(s),
+            None => s,
+        }
+    }
+    fn walk(root: &Value, s: &Value, path: &str, widget: &str, out: &mut Vec<String>, depth: u8) {
+        let s = resolve(root, s);
+        if s.get("x-ferry-widget").and_then(Value::as_str) == Some(widget) {
+            out.push(path.to_string());
+            return;
+        }
+        if depth > 8 {
+            return;
+        }
+        if let Some(props) = s.get("properties").and_then(Value::as_object) {
+            for (k, v) in props {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                walk(root, v, &p, widget, out, depth + 1);
+            }
+        }
+        for key in ["anyOf", "oneOf", "allOf"] {
+            for v in s.get(key).and_then(Value::as_array).into_iter().flatten() {
+                walk(root, v, path, widget, out, depth + 1);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(schema, schema, "", widget, &mut out, 0);
+    out.dedup();
+    out
 }
 
 /// RFC 7386 JSON merge patch.
@@ -753,6 +850,22 @@ fn check_text(field: &str, value: &str, max: usize, required: bool) -> Result<()
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn widget_fields_are_found_through_refs() {
+        let schema = serde_json::json!({
+            "properties": {
+                "opt_in_path_id": {"type": ["integer", "null"], "x-ferry-widget": "opt_in_path"},
+                "inner": {"$ref": "#/$defs/Inner"},
+                "name": {"type": "string"}
+            },
+            "$defs": {"Inner": {"properties": {"path": {"x-ferry-widget": "opt_in_path"}}}}
+        });
+        let mut got = widget_paths(&schema, "opt_in_path");
+        got.sort();
+        assert_eq!(got, vec!["inner.path", "opt_in_path_id"]);
+        assert!(widget_paths(&schema, "template").is_empty());
+    }
 
     #[test]
     fn patch_to_turns_the_old_config_into_the_new() {

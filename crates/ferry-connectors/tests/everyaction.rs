@@ -204,7 +204,7 @@ async fn the_nightly_pull_follows_seed_004s_rules() {
     assert_eq!(run.status, RunStatus::Success, "{run:?}");
     assert_eq!(run.rows, 5, "Fay changed 49 hours ago and is not pulled");
     assert_eq!(run.detail["pull"]["created"], 1, "{}", run.detail);
-    assert_eq!(run.detail["pull"]["skipped"]["not_opted_in"], 1);
+    assert_eq!(run.detail["pull"]["skipped"]["everyaction_not_opted_in"], 1);
     let contacts = s.contacts().await;
     assert_eq!(contacts.len(), 1);
     let ana = &contacts[0].data;
@@ -549,7 +549,7 @@ async fn test_users_stay_alone_archived_contacts_come_back_and_unset_and_blanks_
     let run = s.run(&i).await;
     assert_eq!(run.status, RunStatus::Success, "{run:?}");
     assert_eq!(
-        run.detail["pull"]["skipped"]["test_user"], 1,
+        run.detail["pull"]["skipped"]["everyaction_test_user"], 1,
         "{}",
         run.detail
     );
@@ -645,5 +645,184 @@ async fn new_opted_in_contacts_get_the_opt_in_paths_welcome_once() {
         codes.iter().filter(|c| *c == "opt_in_path_missing").count(),
         1,
         "{codes:?}"
+    );
+}
+
+impl Setup {
+    /// The push's retries in the instance's state: contact ID → attempts.
+    async fn retries(&self, i: &Integration) -> std::collections::BTreeMap<i64, u64> {
+        let state = self.store.integration(self.inst, i.id).await.unwrap().state;
+        state["push"]["retries"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.parse().unwrap(), v["attempts"].as_u64().unwrap()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The Sync Log messages about `contact` with `code`.
+    async fn log_of(&self, contact: i64, code: &str) -> Vec<String> {
+        self.store
+            .list_sync_log(
+                self.inst,
+                &SyncLogQuery {
+                    limit: 100,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.contact_id == Some(contact) && r.code == code)
+            .map(|r| r.message)
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn a_refused_contact_is_retried_on_the_next_pushes_and_given_up_after_five_attempts() {
+    let s = setup().await;
+    let emu = s.ea.state();
+    // Hal's EveryAction record, changed long ago (not pulled); Ferry links Hal to a wrong VAN ID.
+    let long_ago = Timestamp::now() - SignedDuration::from_hours(60);
+    let hal_van = emu
+        .seed_people([SeedPerson::new(person("Hal", "6175550143", "I")).modified_at(long_ago)])
+        .unwrap()[0];
+    let i = s.instance(s.config(false)).await;
+    assert_eq!(s.run(&i).await.status, RunStatus::Success); // starts the watermark
+
+    // Gil and Hal opt out in Ferry, linked to VAN IDs EveryAction does not have: refused (404).
+    let gil = s
+        .write(&[
+            ("first_name", "Gil"),
+            ("last_name", "Ray"),
+            ("phone", "6175550142"),
+            ("crm_id", "900001"),
+            ("sms_opt_in", "opted_out"),
+        ])
+        .await;
+    let hal = s
+        .write(&[
+            ("first_name", "Hal"),
+            ("last_name", "Rivera"),
+            ("phone", "6175550143"),
+            ("crm_id", "900002"),
+            ("sms_opt_in", "opted_out"),
+        ])
+        .await;
+    let run = s.run(&i).await;
+    assert_eq!(run.status, RunStatus::Success, "{run:?}");
+    let push = &run.detail["push"];
+    assert_eq!(push["errors"], 2, "{push}");
+    assert_eq!(push["retry_pending"], 2, "{push}");
+    assert_eq!(push["opt_outs_pushed"], 0, "{push}");
+    assert_eq!(
+        s.retries(&i).await,
+        [(gil, 1), (hal, 1)].into_iter().collect()
+    );
+    let logged = s.log_of(gil, "everyaction_refused").await;
+    assert!(
+        logged.iter().any(|m| m.contains("attempt 1 of 5")),
+        "{logged:?}"
+    );
+
+    // EveryAction answers 5xx (after the client's retries): the attempt counts and the push
+    // stops there, to go on with the next run.
+    emu.set_faults(Faults {
+        error_rate: 1.0,
+        ..Faults::default()
+    });
+    let flaky = EveryAction::new(ferry_connectors::everyaction::Limits {
+        retries: 0,
+        ..Default::default()
+    });
+    let queued = s
+        .store
+        .enqueue_run(&NewRun {
+            institution_id: s.inst,
+            integration_id: i.id,
+            kind: i.kind.clone(),
+            trigger: ferry_core::run::Trigger::Manual,
+            scheduled_for: None,
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let ctx = ferry_connectors::RunContext::new(
+        s.store.store.clone(),
+        s.store.integration(s.inst, i.id).await.unwrap(),
+        queued,
+        Setup::secrets(KEY),
+        ferry_connectors::CancelSignal::never(),
+    );
+    let err = flaky.run(&ctx).await.unwrap_err();
+    assert!(err.retryable, "{err}");
+    assert_eq!(
+        s.retries(&i).await,
+        [(gil, 2), (hal, 1)].into_iter().collect(),
+        "Gil's attempt counted; the push stopped before Hal"
+    );
+    emu.set_faults(Faults::default());
+    // The queued run left behind is the next run's.
+    let worker = Worker::new(
+        s.store.store.clone(),
+        Registry::builtin("http://ferry.test"),
+        WorkerConfig::default(),
+    );
+    assert!(worker.run_once().await.unwrap().is_some());
+
+    // Hal's VAN ID is corrected in Ferry: his retry goes through; Gil is refused again.
+    let hal_text = hal.to_string();
+    let hal_van_text = hal_van.to_string();
+    s.write(&[("id", hal_text.as_str()), ("crm_id", hal_van_text.as_str())])
+        .await;
+    let run = s.run(&i).await;
+    let push = &run.detail["push"];
+    assert!(push["retried"].as_u64().unwrap() >= 1, "{push}");
+    assert_eq!(push["retried_ok"], 1, "{push}");
+    assert_eq!(push["opt_outs_pushed"], 1, "{push}");
+    assert_eq!(
+        emu.person(hal_van).unwrap().phones[0].opt_in,
+        ferry_emulators::everyaction::OptIn::Out,
+        "Hal's opt-out reached EveryAction on the retry"
+    );
+    let retries = s.retries(&i).await;
+    assert!(!retries.contains_key(&hal), "{retries:?}");
+    let mut attempts = retries[&gil];
+    assert!(attempts >= 3, "{retries:?}");
+
+    // Gil is tried on each push until the fifth attempt, then given up with a Sync Log row.
+    let mut gave_up_run = None;
+    for _ in 0..5 {
+        let run = s.run(&i).await;
+        assert_eq!(run.status, RunStatus::Success, "{run:?}");
+        if run.detail["push"]["gave_up"] == 1 {
+            gave_up_run = Some(run);
+            break;
+        }
+        let now = s.retries(&i).await[&gil];
+        assert_eq!(now, attempts + 1, "one attempt per push");
+        attempts = now;
+    }
+    let run = gave_up_run.expect("Gil was given up");
+    assert_eq!(attempts, 4, "given up on the fifth attempt");
+    assert_eq!(run.detail["push"]["retry_pending"], 0, "{}", run.detail);
+    assert!(s.retries(&i).await.is_empty());
+    let report = ferry_connectors::everyaction::sync_report(&run.detail);
+    assert_eq!(report.get("given_up"), Some(1));
+    assert_eq!(report.get("errors"), Some(1));
+    let gave_up = s.log_of(gil, "everyaction_gave_up").await;
+    assert_eq!(gave_up.len(), 1, "{gave_up:?}");
+    assert!(gave_up[0].contains("5 times"), "{}", gave_up[0]);
+
+    // Not tried again until its status changes.
+    let before = emu.counters();
+    let run = s.run(&i).await;
+    assert_eq!(run.detail["push"]["retried"], 0, "{}", run.detail);
+    assert_eq!(
+        emu.counters().requests_to("POST /v4/people/{vanId}"),
+        before.requests_to("POST /v4/people/{vanId}")
     );
 }

@@ -75,6 +75,7 @@ pub fn table(state: &AppState) -> Vec<RouteSpec> {
         route!(POST "/api/v1/messages" Admin => api::messages::create),
         route!(GET "/api/v1/runs" Viewer => api::runs::list),
         route!(GET "/api/v1/runs/{id}" Viewer => api::runs::get),
+        route!(GET "/api/v1/runs/{id}/report.csv" Viewer => api::runs::report_csv),
         route!(GET "/api/v1/sync-log" Viewer => api::synclog::list),
         route!(GET "/api/v1/sync-log.csv" Viewer => api::synclog::download),
         route!(GET "/api/v1/accounts" Admin => api::accounts::list),
@@ -149,6 +150,7 @@ pub fn table(state: &AppState) -> Vec<RouteSpec> {
         route!(GET "/errors" Viewer => ui::synclog::errors_page),
         route!(GET "/runs/table" Viewer => ui::runs::runs_table),
         route!(GET "/runs/{id}" Viewer => ui::run_details::run_page),
+        route!(GET "/runs/{id}/report.csv" Viewer => ui::run_details::report_csv),
         route!(GET "/conversations" Viewer => ui::conversations::page),
         route!(GET "/api-reference" Viewer => ui::api_reference::page),
         route!(GET "/oauth/{provider}/start" Admin => ui::connect::start),
@@ -202,6 +204,14 @@ pub fn table(state: &AppState) -> Vec<RouteSpec> {
         route!(POST "/settings/fields/{name}/rename" Admin => ui::fields_rename),
         route!(GET "/settings/fields/{name}/delete" Admin => ui::fields_delete_page),
         route!(POST "/settings/fields/{name}/delete" Admin => ui::fields_delete),
+        route!(GET "/settings/opt-in-paths" Admin => ui::optin::paths_page),
+        route!(POST "/settings/opt-in-paths" Admin => ui::optin::paths_create),
+        route!(GET "/settings/opt-in-paths/{id}/edit" Admin => ui::optin::edit_page),
+        route!(POST "/settings/opt-in-paths/{id}/edit" Admin => ui::optin::edit_submit),
+        route!(GET "/settings/opt-in-paths/{id}/delete" Admin => ui::optin::delete_page),
+        route!(POST "/settings/opt-in-paths/{id}/delete" Admin => ui::optin::delete_submit),
+        route!(GET "/outbox" Viewer => ui::optin::outbox_page),
+        route!(POST "/outbox/{id}/sent" Admin => ui::optin::mark_sent),
     ]
 }
 

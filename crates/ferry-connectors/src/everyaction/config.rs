@@ -24,6 +24,10 @@ pub struct EveryActionConfig {
     /// `GET /api/v1/opt-in-paths`). When the sync creates a new opted-in contact, the path's
     /// welcome message is queued for it in the outbox for the platform's sender. Empty: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        title = "Opt-in path for new users",
+        extend("x-ferry-widget" = "opt_in_path")
+    )]
     pub opt_in_path_id: Option<i64>,
     /// Liberal sync. On: records sync in both directions whatever their opt-in status in
     /// EveryAction. Off (conservative sync): only records whose opt-in status is true in

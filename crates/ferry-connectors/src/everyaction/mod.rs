@@ -11,8 +11,10 @@
 //! meanwhile (otherwise a pulled status may be sent back once, which changes nothing in
 //! EveryAction).
 //!
-//! Not built yet (issue 11): opt-in paths and their welcome messages, retries of failed records
-//! across runs.
+//! A new opted-in contact the pull creates gets the welcome message of the instance's opt-in
+//! path queued in the outbox. A contact EveryAction refuses in a push is tried again on the
+//! next pushes, up to [`push::MAX_ATTEMPTS`] attempts. Each run's synchronization report
+//! ([`Connector::sync_report`]) is read from its detail.
 
 pub mod client;
 pub mod config;
@@ -32,6 +34,7 @@ pub use config::EveryActionConfig;
 use crate::connector::{ConfigError, ConnectionReport, Connector, RunError, RunReport};
 use crate::context::{ConnectorContext, RunContext, Secrets};
 use crate::describe::{Category, Description, Platform, SecretField, SecretKind, schema_of};
+use crate::explain::SyncReport;
 
 /// EveryAction's card on Browse Available.
 pub const PLATFORM: Platform = Platform {
@@ -49,11 +52,84 @@ pub const ERROR_CODES: &[ferry_core::errors::ErrorCode] = ferry_core::error_code
     "everyaction_not_us" => "The EveryAction record's country is not US; only US records sync.", "Nothing to do if the person is outside the US; otherwise correct the country in EveryAction.";
     "everyaction_not_us_mobile" => "The EveryAction record has no US mobile number (the phone is missing, not a valid US number, or not a cell phone).", "Add the person's mobile number in EveryAction, marked as a cell phone.";
     "everyaction_opt_in_without_email" => "A new opt-in without a VAN ID was not added to EveryAction: new records need an email.", "Add the contact's email; the next change of its opt-in status sends it.";
-    "everyaction_refused" => "EveryAction refused the opt-in status update for the contact.", "Read the message for EveryAction's reason (for example a phone number it does not accept).";
+    "everyaction_gave_up" => "EveryAction refused the contact's opt-in status on 5 pushes in a row, so Ferry stopped trying.", "Read EveryAction's last answer in the message and correct the record (in Ferry or EveryAction); the status is sent again when it next changes.";
+    "everyaction_refused" => "EveryAction refused the opt-in status update for the contact (or did not answer); it is tried again on the next pushes, up to 5 attempts.", "Read the message for EveryAction's reason (for example a phone number it does not accept); nothing to do if the next push takes it.";
     "everyaction_required_field_empty" => "A field marked Required? in Edit Field Mappings is empty in the EveryAction record.", "Fill the field in EveryAction, or clear Required? for it.";
+    "everyaction_not_opted_in" => "Conservative sync (Liberal sync off) leaves out EveryAction records whose opt-in status is not Opt-In; counted in the synchronization report only.", "Nothing to do, or turn Liberal sync on to take records whatever their opt-in status.";
+    "everyaction_test_user" => "The EveryAction record is a Ferry test user (by phone or Constituent ID): test users never sync; counted in the synchronization report only.", "Nothing to do; clear the contact's test-user mark in Ferry if it should sync.";
     "everyaction_unknown_opt_in" => "The record's opt-in status is not one EveryAction lists for the field.", "Check the opt-in status's API field name in Edit Field Mappings (PhoneOptInStatus by default).";
     "everyaction_van_id_not_written" => "The VAN ID EveryAction gave could not be stored as the contact's Constituent ID: another contact has it, or the field holds another ID.", "Find the contacts with that Constituent ID and correct or clear (UNSET) the wrong one.";
 };
+
+/// The synchronization report of a run (seed 004's "Synchronization report"), from the run's
+/// detail: the pull's half (pulled, created and updated in Ferry), the push's half (opt-ins
+/// and opt-outs pushed, records made in EveryAction, retries), the records skipped by reason
+/// across both, and the errors. A part that did not run counts zero.
+pub fn sync_report(detail: &Value) -> SyncReport {
+    let pull = &detail["pull"];
+    let push = &detail["push"];
+    let n = |v: &Value| v.as_i64().unwrap_or(0);
+    let mut skipped: std::collections::BTreeMap<String, i64> = Default::default();
+    for part in [pull, push] {
+        if let Some(m) = part["skipped"].as_object() {
+            for (reason, v) in m {
+                *skipped.entry(reason.clone()).or_default() += n(v);
+            }
+        }
+    }
+    let mut r = SyncReport::default();
+    r.push("pulled", "Pulled from EveryAction", n(&pull["pulled"]));
+    r.push("created", "Created in Ferry", n(&pull["created"]));
+    r.push("updated", "Updated in Ferry", n(&pull["updated"]));
+    r.push(
+        "unchanged",
+        "Matched, nothing to change",
+        n(&pull["unchanged"]),
+    );
+    r.push_skipped("Skipped", &skipped);
+    r.push(
+        "opt_ins_pushed",
+        "Opt-ins pushed",
+        n(&push["opt_ins_pushed"]),
+    );
+    r.push(
+        "opt_outs_pushed",
+        "Opt-outs pushed",
+        n(&push["opt_outs_pushed"]),
+    );
+    r.push(
+        "created_in_everyaction",
+        "Created in EveryAction",
+        n(&push["created_in_everyaction"]),
+    );
+    r.push(
+        "van_ids_written",
+        "Constituent IDs written",
+        n(&push["van_ids_written"]),
+    );
+    r.push(
+        "welcome_messages_queued",
+        "Welcome messages queued",
+        n(&pull["welcome_messages_queued"]),
+    );
+    r.push(
+        "retried",
+        "Retried from earlier pushes",
+        n(&push["retried"]),
+    );
+    r.push("given_up", "Given up after 5 attempts", n(&push["gave_up"]));
+    r.push("errors", "Errors", n(&pull["errors"]) + n(&push["errors"]));
+    r.summary = r.summarize(&[
+        ("pulled", "Pulled"),
+        ("created", "Created"),
+        ("updated", "Updated"),
+        ("skipped", "Skipped"),
+        ("opt_ins_pushed", "Opt-ins pushed"),
+        ("opt_outs_pushed", "Opt-outs pushed"),
+        ("errors", "Errors"),
+    ]);
+    r
+}
 
 /// The state an instance keeps between runs.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -159,6 +235,10 @@ impl Connector for EveryAction {
         }
     }
 
+    fn sync_report(&self, detail: &Value) -> Option<SyncReport> {
+        Some(sync_report(detail))
+    }
+
     fn validate_secrets(&self, _config: &Value, secrets: &Secrets) -> Result<(), ConfigError> {
         if secrets.get("password").is_some() {
             Ok(())
@@ -231,8 +311,11 @@ impl Connector for EveryAction {
         let mut rows = 0u64;
         if do_push {
             let pushed =
-                push::push(ctx, &client, &cfg, &mut state.push, now.as_millisecond()).await?;
+                push::push(ctx, &client, &cfg, &mut state.push, now.as_millisecond()).await;
+            // Saved even when the push stopped: it says which contacts were sent and which
+            // wait for the next push.
             ctx.save_state(&state).await?;
+            let pushed = pushed?;
             rows += pushed.opt_ins + pushed.opt_outs;
             detail["push"] = pushed.detail();
         }

@@ -20,7 +20,8 @@ use crate::context::RunContext;
 /// How far back the nightly pull reads (seed 004: "updates … within the past 48 hours").
 pub const PULL_WINDOW: SignedDuration = SignedDuration::from_hours(48);
 
-/// Contacts written to the store at once (the next chunk is read meanwhile).
+/// Records written to the store at once (the next chunk is parsed meanwhile, on its own
+/// thread).
 const CHUNK: usize = 10_000;
 
 /// What a pull did: the synchronization report's incoming half.
@@ -34,7 +35,7 @@ pub struct PullTally {
     pub updated: u64,
     /// Matched, nothing to change.
     pub unchanged: u64,
-    /// Records left out, by reason (error code, or `test_user`, `not_opted_in`).
+    /// Records left out, by reason (an error dictionary code).
     pub skipped: BTreeMap<String, u64>,
     /// Records Ferry refused (a bad value, a matching conflict), each with a Sync Log row.
     pub errors: u64,
@@ -164,43 +165,119 @@ pub async fn pull(
 
     let schema = ctx.store().field_schema(ctx.institution_id()).await?;
     let test_users = ctx.store().test_user_keys(ctx.institution_id()).await?;
-    let constituent = cfg.constituent_id_field.trim();
-    let constituent_ref = schema.resolve(constituent).ok_or_else(|| {
+    let constituent = cfg.constituent_id_field.trim().to_string();
+    let constituent_ref = schema.resolve(&constituent).ok_or_else(|| {
         RunError::fatal(format!(
             "the Constituent ID field {constituent:?} is not a contact field; name crm_id or a custom field"
         ))
     })?;
     // Each mapped field resolved once: (Ferry field, its name, the API column).
-    let mut targets: Vec<(ferry_core::contact::FieldRef, &str, &str)> = Vec::new();
+    let mut targets: Vec<(ferry_core::contact::FieldRef, String, String)> = Vec::new();
     for row in &cfg.field_mappings {
         match row.field {
             EaField::OptIn | EaField::Phone => {}
-            EaField::Identifier => {
-                targets.push((constituent_ref.clone(), constituent, row.api_field.trim()))
-            }
+            EaField::Identifier => targets.push((
+                constituent_ref.clone(),
+                constituent.clone(),
+                row.api_field.trim().to_string(),
+            )),
             f => {
                 if let Some(name) = f.ferry_field()
                     && let Some(r) = schema.resolve(name)
                 {
-                    targets.push((r, name, row.api_field.trim()));
+                    targets.push((r, name.to_string(), row.api_field.trim().to_string()));
                 }
             }
         }
     }
-    let id_api = cfg.api_field(EaField::Identifier).unwrap_or_default();
+    let mut parser = Parser {
+        cfg: cfg.clone(),
+        id_api: cfg
+            .api_field(EaField::Identifier)
+            .unwrap_or_default()
+            .to_string(),
+        mobile_field: mobile_field.map(str::to_string),
+        opt_codes,
+        targets,
+        test_users,
+        constituent,
+        cols: None,
+    };
+
+    // The files are read and parsed on a blocking thread, chunk by chunk, while the chunks
+    // before are written (as the CSV import does): parsing on the runtime would hold up the
+    // writes it hands over.
     let mut tally = PullTally::default();
-    let mut cols: Option<HashMap<String, usize>> = None;
-    let mut writes: Vec<ContactWrite> = Vec::new();
-    let mut writing: Option<Writing> = None;
-    for url in &urls {
-        let body = client.download(url).await.map_err(remote)?;
-        tally.files += 1;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Record>>(4);
+    let read = async move {
+        for url in &urls {
+            let body = client.download(url).await.map_err(remote)?;
+            let tx = tx.clone();
+            parser = tokio::task::spawn_blocking(move || parser.parse(&body, &tx).map(|()| parser))
+                .await
+                .map_err(|e| {
+                    RunError::retryable(format!("reading an export file failed: {e}"))
+                })??;
+        }
+        Ok::<u64, RunError>(urls.len() as u64)
+    };
+    let write = async {
+        while let Some(chunk) = rx.recv().await {
+            if ctx.is_cancelled() {
+                return Err(RunError::cancelled());
+            }
+            apply(ctx, chunk, &mut tally).await?;
+        }
+        Ok::<(), RunError>(())
+    };
+    let (files, ()) = tokio::try_join!(read, write)?;
+    tally.files = files;
+    Ok(tally)
+}
+
+/// Records parsed at once: the writer writes one chunk while the next is parsed.
+const PARSE_CHUNK: usize = CHUNK;
+
+/// One record of an export file, as the parser leaves it for the writer. Nearly every record
+/// is a write, so the writes are not boxed (an allocation per record for nothing).
+#[allow(clippy::large_enum_variant)]
+enum Record {
+    /// A contact write, and whether it makes the contact opted in (a new one is welcomed).
+    Write(ContactWrite, bool),
+    /// Left out: its reason, and the Sync Log message when it deserves one.
+    Skip(&'static str, Option<String>),
+    /// A value Ferry refuses: the code and the Sync Log message.
+    Invalid(&'static str, String),
+}
+
+/// What parsing needs, owned, so that it runs on a blocking thread.
+struct Parser {
+    cfg: EveryActionConfig,
+    id_api: String,
+    mobile_field: Option<String>,
+    opt_codes: HashMap<String, SmsOptIn>,
+    targets: Vec<(ferry_core::contact::FieldRef, String, String)>,
+    test_users: ferry_store::TestUserKeys,
+    constituent: String,
+    /// The columns of the mapped fields (and the mobile column), by API name: from the first
+    /// file's header, kept for files that do not repeat it.
+    cols: Option<HashMap<String, usize>>,
+}
+
+impl Parser {
+    /// Parses one export file, sending its records down `tx` in chunks of [`PARSE_CHUNK`].
+    fn parse(
+        &mut self,
+        body: &str,
+        tx: &tokio::sync::mpsc::Sender<Vec<Record>>,
+    ) -> Result<(), RunError> {
         let mut rdr = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
             .from_reader(body.as_bytes());
         let mut first = true;
         let mut rec = csv::StringRecord::new();
+        let mut chunk = Vec::with_capacity(PARSE_CHUNK);
         loop {
             let more = rdr.read_record(&mut rec).map_err(|e| {
                 RunError::retryable(format!("an EveryAction export file could not be read: {e}"))
@@ -211,139 +288,116 @@ pub async fn pull(
             // Files after the first may or may not repeat the header (the sources disagree).
             if first {
                 first = false;
-                let looks_like_header = rec.iter().any(|c| c.eq_ignore_ascii_case(id_api));
-                if looks_like_header || cols.is_none() {
-                    // The columns of the mapped fields (and the mobile column), by API name.
+                let looks_like_header = rec.iter().any(|c| c.eq_ignore_ascii_case(&self.id_api));
+                if looks_like_header || self.cols.is_none() {
                     let mut map = HashMap::new();
-                    for name in cfg
+                    for name in self
+                        .cfg
                         .field_mappings
                         .iter()
                         .map(|r| r.api_field.trim())
-                        .chain(mobile_field)
+                        .chain(self.mobile_field.as_deref())
                     {
                         if let Some(i) = rec.iter().position(|c| c.eq_ignore_ascii_case(name)) {
                             map.insert(name.to_string(), i);
                         }
                     }
-                    cols = Some(map);
+                    self.cols = Some(map);
                     continue;
                 }
             }
-            let Some(cols) = cols.as_ref() else { continue };
-            tally.pulled += 1;
-            let get = |name: &str| -> &str {
-                cols.get(name.trim())
-                    .and_then(|&i| rec.get(i))
-                    .map_or("", str::trim)
-            };
-            let van_id = get(id_api);
-            match decide(cfg, &get, mobile_field, &opt_codes) {
-                Ok((status, phone)) => {
-                    if test_users.phones.contains(phone.as_str())
-                        || (constituent == "crm_id" && test_users.crm_ids.contains(van_id))
-                    {
-                        tally.skip("test_user");
-                        continue;
-                    }
-                    let mut w = ContactWrite::default();
-                    let mut bad = None;
-                    for (field, name, api) in &targets {
-                        if let Err(e) = w.patch.set_raw(field, name, Raw::Str(get(api))) {
-                            bad = Some(e);
-                            break;
-                        }
-                    }
-                    match bad {
-                        None => {
-                            w.patch.sms_opt_in = Patch::Set(status);
-                            w.patch.phone = Patch::Set(phone);
-                            writes.push(w);
-                        }
-                        Some(e) => {
-                            tally.errors += 1;
-                            ctx.log(
-                                None,
-                                SyncDirection::Incoming,
-                                e.code,
-                                format!("EveryAction record {van_id}: {}: {}", e.field, e.message),
-                            )
-                            .await?;
-                        }
-                    }
+            chunk.push(self.record(&rec));
+            if chunk.len() >= PARSE_CHUNK {
+                let full = std::mem::replace(&mut chunk, Vec::with_capacity(PARSE_CHUNK));
+                if tx.blocking_send(full).is_err() {
+                    // The writer stopped (an error or a cancel it reports itself).
+                    return Ok(());
                 }
-                Err(Skip { code, message }) => {
-                    tally.skip(code);
-                    if let Some(m) = message {
-                        ctx.log(
-                            None,
-                            SyncDirection::Incoming,
-                            code,
-                            format!("EveryAction record {van_id}: {m}"),
-                        )
-                        .await?;
-                    }
-                }
-            }
-            if writes.len() >= CHUNK {
-                apply(ctx, &mut writes, &mut writing, &mut tally).await?;
             }
         }
-        if ctx.is_cancelled() {
-            return Err(RunError::cancelled());
+        if !chunk.is_empty() {
+            let _ = tx.blocking_send(chunk);
+        }
+        Ok(())
+    }
+
+    /// One data row.
+    fn record(&self, rec: &csv::StringRecord) -> Record {
+        let cols = self.cols.as_ref();
+        let get = |name: &str| -> &str {
+            cols.and_then(|c| c.get(name.trim()))
+                .and_then(|&i| rec.get(i))
+                .map_or("", str::trim)
+        };
+        let van_id = get(&self.id_api);
+        match decide(
+            &self.cfg,
+            &get,
+            self.mobile_field.as_deref(),
+            &self.opt_codes,
+        ) {
+            Ok((status, phone)) => {
+                if self.test_users.phones.contains(phone.as_str())
+                    || (self.constituent == "crm_id" && self.test_users.crm_ids.contains(van_id))
+                {
+                    return Record::Skip("everyaction_test_user", None);
+                }
+                let mut w = ContactWrite::default();
+                for (field, name, api) in &self.targets {
+                    if let Err(e) = w.patch.set_raw(field, name, Raw::Str(get(api))) {
+                        return Record::Invalid(
+                            e.code,
+                            format!("EveryAction record {van_id}: {}: {}", e.field, e.message),
+                        );
+                    }
+                }
+                w.patch.sms_opt_in = Patch::Set(status);
+                w.patch.phone = Patch::Set(phone);
+                Record::Write(w, status == SmsOptIn::OptedIn)
+            }
+            Err(Skip { code, message }) => Record::Skip(
+                code,
+                message.map(|m| format!("EveryAction record {van_id}: {m}")),
+            ),
         }
     }
-    apply(ctx, &mut writes, &mut writing, &mut tally).await?;
-    finish(ctx, &mut writing, &mut tally).await?;
-    Ok(tally)
 }
 
-/// A chunk being written while the next one is read, with which of its writes make the
-/// contact opted in (a new one of those is welcomed).
-type Writing = (
-    tokio::task::JoinHandle<Result<Vec<ferry_store::WriteOutcome>, ferry_store::StoreError>>,
-    Vec<bool>,
-);
-
-/// Starts writing `writes` (after the chunk before it is done, so contacts are written in the
-/// files' order), and counts the chunk before.
+/// Writes a chunk of records in order, counting them and logging those left out or refused.
 async fn apply(
     ctx: &RunContext,
-    writes: &mut Vec<ContactWrite>,
-    writing: &mut Option<Writing>,
+    chunk: Vec<Record>,
     tally: &mut PullTally,
 ) -> Result<(), RunError> {
-    finish(ctx, writing, tally).await?;
+    let mut writes = Vec::with_capacity(chunk.len());
+    let mut opted_in = Vec::with_capacity(chunk.len());
+    for r in chunk {
+        tally.pulled += 1;
+        match r {
+            Record::Write(w, o) => {
+                writes.push(w);
+                opted_in.push(o);
+            }
+            Record::Skip(code, message) => {
+                tally.skip(code);
+                if let Some(m) = message {
+                    ctx.log(None, SyncDirection::Incoming, code, m).await?;
+                }
+            }
+            Record::Invalid(code, message) => {
+                tally.errors += 1;
+                ctx.log(None, SyncDirection::Incoming, code, message)
+                    .await?;
+            }
+        }
+    }
     if writes.is_empty() {
         return Ok(());
     }
-    let store = ctx.store().clone();
-    let inst = ctx.institution_id();
-    let chunk = std::mem::take(writes);
-    let opted_in = chunk
-        .iter()
-        .map(|w| w.patch.sms_opt_in.as_set() == Some(&SmsOptIn::OptedIn))
-        .collect();
-    let task = tokio::spawn(async move {
-        store
-            .apply_contact_writes(inst, &chunk, WriteKind::Import)
-            .await
-    });
-    *writing = Some((task, opted_in));
-    Ok(())
-}
-
-/// Waits for the chunk being written and counts it.
-async fn finish(
-    ctx: &RunContext,
-    writing: &mut Option<Writing>,
-    tally: &mut PullTally,
-) -> Result<(), RunError> {
-    let Some((task, opted_in)) = writing.take() else {
-        return Ok(());
-    };
-    let out = task
-        .await
-        .map_err(|e| RunError::retryable(format!("writing contacts failed: {e}")))??;
+    let out = ctx
+        .store()
+        .apply_contact_writes(ctx.institution_id(), &writes, WriteKind::Import)
+        .await?;
     for (o, opted_in) in out.into_iter().zip(opted_in) {
         match o {
             Ok(a) => match a.action {
@@ -478,7 +532,7 @@ fn decide<'a>(
     if !cfg.liberal && status != SmsOptIn::OptedIn {
         // Conservative sync: only records opted in in EveryAction are updated (counted only).
         return Err(Skip {
-            code: "not_opted_in",
+            code: "everyaction_not_opted_in",
             message: None,
         });
     }

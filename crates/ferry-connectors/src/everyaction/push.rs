@@ -10,6 +10,13 @@
 //!   match there is no EveryAction record to update.
 //!
 //! The VAN ID learned is written back as the Constituent ID.
+//!
+//! A contact EveryAction refuses (a 4xx for the record, or a 5xx or timeout that outlasted the
+//! client's retries) is kept in the instance's state and tried again at the start of each
+//! following push, with its current status, up to [`MAX_ATTEMPTS`] attempts in all; then Ferry
+//! gives up on it with a Sync Log row (`everyaction_gave_up`) until its status changes again.
+//! A 5xx or timeout also ends the push there (the run is retried, EveryAction may be down);
+//! a 4xx is logged and the push goes on.
 
 use std::collections::BTreeMap;
 
@@ -33,6 +40,10 @@ const PAGE: u32 = 500;
 /// are still sent (sending a status again changes nothing in EveryAction).
 const STAMP_MARGIN_MS: i64 = 10 * 60 * 1000;
 
+/// Attempts at sending a contact EveryAction refuses, the first included, before Ferry gives
+/// up on it.
+pub const MAX_ATTEMPTS: u32 = 5;
+
 /// Where the push stands, kept in the instance's state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PushState {
@@ -40,6 +51,18 @@ pub struct PushState {
     pub watermark: Option<i64>,
     /// When that push started (ms): an opt-in status that changed before it was pushed then.
     pub since_ms: i64,
+    /// Contacts EveryAction refused, by contact ID, tried again on the next pushes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub retries: BTreeMap<i64, Retry>,
+}
+
+/// A contact waiting to be sent again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retry {
+    /// Attempts so far (1 after the first refusal).
+    pub attempts: u32,
+    /// EveryAction's last answer.
+    pub last_error: String,
 }
 
 /// What a push did: the synchronization report's outgoing half.
@@ -57,6 +80,15 @@ pub struct PushTally {
     pub skipped: BTreeMap<String, u64>,
     /// Contacts EveryAction refused, each with a Sync Log row.
     pub errors: u64,
+    /// Contacts refused by an earlier push that this push sent again.
+    pub retried: u64,
+    /// Of those, the ones EveryAction took this time (the others were refused again, or are
+    /// left out now for a reason logged).
+    pub retried_ok: u64,
+    /// Contacts given up after [`MAX_ATTEMPTS`] refusals.
+    pub gave_up: u64,
+    /// Contacts waiting to be sent again after this push.
+    pub retry_pending: u64,
 }
 
 impl PushTally {
@@ -69,6 +101,10 @@ impl PushTally {
             "van_ids_written": self.linked,
             "skipped": self.skipped,
             "errors": self.errors,
+            "retried": self.retried,
+            "retried_ok": self.retried_ok,
+            "gave_up": self.gave_up,
+            "retry_pending": self.retry_pending,
         })
     }
 
@@ -83,9 +119,20 @@ fn constituent_ref(cfg: &EveryActionConfig, schema: &ferry_core::contact::FieldS
         .unwrap_or(FieldRef::Default(ferry_core::contact::DefaultField::CrmId))
 }
 
+/// How one contact's push ended.
+enum Outcome {
+    /// Sent.
+    Done,
+    /// Left out for a reason logged (nothing to retry).
+    Skipped,
+    /// EveryAction refused it; `transient` for a 5xx or timeout after the client's retries.
+    Refused { message: String, transient: bool },
+}
+
 /// Pushes the opt-in changes since `state`, moving `state` along; `now_ms` is this push's
-/// start. The first push only starts the watermark: opt-ins from before activation are not
-/// new.
+/// start. The contacts refused before go first. The first push only starts the watermark:
+/// opt-ins from before activation are not new. `state` says what was done even when this
+/// returns an error, and is to be saved then too.
 pub async fn push(
     ctx: &RunContext,
     client: &Client,
@@ -103,6 +150,36 @@ pub async fn push(
     };
     let schema = store.field_schema(inst).await?;
     let constituent = constituent_ref(cfg, &schema);
+
+    // The contacts refused before, with their current values.
+    let waiting: Vec<i64> = state.retries.keys().copied().collect();
+    let mut handled = std::collections::HashSet::new();
+    for id in waiting {
+        if ctx.is_cancelled() {
+            return Err(RunError::cancelled());
+        }
+        handled.insert(id);
+        let c = match store.contact(inst, id).await {
+            Ok(c) => c,
+            Err(ferry_store::StoreError::NotFound) => {
+                // Deleted since: nothing to send.
+                state.retries.remove(&id);
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if c.data.sms_opt_in == SmsOptIn::Unknown {
+            state.retries.remove(&id);
+            continue;
+        }
+        tally.retried += 1;
+        let outcome = push_one(ctx, client, &schema, &constituent, &c, &mut tally).await?;
+        if matches!(outcome, Outcome::Done) {
+            tally.retried_ok += 1;
+        }
+        settle(ctx, state, &c, outcome, &mut tally).await?;
+    }
+
     loop {
         let page = store.contacts_for_sync(inst, watermark, PAGE).await?;
         if page.is_empty() {
@@ -116,16 +193,81 @@ pub async fn push(
                 .data
                 .sms_opt_in_changed_at
                 .is_some_and(|t| t.as_millisecond() >= state.since_ms - STAMP_MARGIN_MS);
-            if changed && c.data.sms_opt_in != SmsOptIn::Unknown {
-                push_one(ctx, client, &schema, &constituent, c, &mut tally).await?;
+            if changed && c.data.sms_opt_in != SmsOptIn::Unknown && !handled.contains(&c.id) {
+                let outcome = push_one(ctx, client, &schema, &constituent, c, &mut tally).await?;
+                // The watermark passes the contact either way: a refused one waits in the
+                // retries.
+                watermark = c.change_seq;
+                state.watermark = Some(watermark);
+                settle(ctx, state, c, outcome, &mut tally).await?;
             }
             // Each contact's push is done (or logged) before the watermark passes it.
             watermark = c.change_seq;
         }
+        state.watermark = Some(watermark);
     }
     state.watermark = Some(watermark);
     state.since_ms = now_ms;
+    tally.retry_pending = state.retries.len() as u64;
     Ok(tally)
+}
+
+/// Records how a contact's push ended: a sent one leaves the retries; a refused one is
+/// counted, logged and kept for the next push, or given up after [`MAX_ATTEMPTS`]. A
+/// transient refusal ends the push (a retryable error).
+async fn settle(
+    ctx: &RunContext,
+    state: &mut PushState,
+    c: &Contact,
+    outcome: Outcome,
+    tally: &mut PushTally,
+) -> Result<(), RunError> {
+    let (message, transient) = match outcome {
+        Outcome::Done | Outcome::Skipped => {
+            state.retries.remove(&c.id);
+            return Ok(());
+        }
+        Outcome::Refused { message, transient } => (message, transient),
+    };
+    tally.errors += 1;
+    let attempts = state.retries.get(&c.id).map_or(0, |r| r.attempts) + 1;
+    if attempts >= MAX_ATTEMPTS {
+        state.retries.remove(&c.id);
+        tally.gave_up += 1;
+        log(
+            ctx,
+            c,
+            "everyaction_gave_up",
+            format!(
+                "EveryAction refused the contact's opt-in status {attempts} times, so Ferry stopped trying; it is sent again when the status changes. EveryAction's last answer: {message}"
+            ),
+        )
+        .await?;
+    } else {
+        state.retries.insert(
+            c.id,
+            Retry {
+                attempts,
+                last_error: message.clone(),
+            },
+        );
+        log(
+            ctx,
+            c,
+            "everyaction_refused",
+            format!(
+                "{message} (attempt {attempts} of {MAX_ATTEMPTS}; tried again on the next push)"
+            ),
+        )
+        .await?;
+    }
+    if transient {
+        tally.retry_pending = state.retries.len() as u64;
+        return Err(RunError::retryable(format!(
+            "EveryAction did not take a contact's opt-in status ({message}); the push stopped there and goes on with the next run"
+        )));
+    }
+    Ok(())
 }
 
 async fn log(ctx: &RunContext, c: &Contact, code: &str, message: String) -> Result<(), RunError> {
@@ -134,23 +276,16 @@ async fn log(ctx: &RunContext, c: &Contact, code: &str, message: String) -> Resu
         .map_err(RunError::from)
 }
 
-/// An error EveryAction gave for one contact: transient ones stop the run (it is retried and
-/// the watermark has not passed the contact), others are logged.
-async fn refused(
-    ctx: &RunContext,
-    c: &Contact,
-    e: EaError,
-    tally: &mut PushTally,
-) -> Result<(), RunError> {
-    if e.is_transient() || e.is_refused_credentials() {
-        return Err(if e.is_transient() {
-            RunError::retryable(e.message)
-        } else {
-            RunError::fatal(e.message)
-        });
+/// An error EveryAction gave for one contact: refused credentials stop the run; the rest is
+/// the contact's refusal (transient for a 5xx or timeout), settled by the caller.
+fn refused(e: EaError) -> Result<Outcome, RunError> {
+    if e.is_refused_credentials() {
+        return Err(RunError::fatal(e.message));
     }
-    tally.errors += 1;
-    log(ctx, c, "everyaction_refused", e.message).await
+    Ok(Outcome::Refused {
+        transient: e.is_transient(),
+        message: e.message,
+    })
 }
 
 async fn push_one(
@@ -160,7 +295,7 @@ async fn push_one(
     constituent: &FieldRef,
     c: &Contact,
     tally: &mut PushTally,
-) -> Result<(), RunError> {
+) -> Result<Outcome, RunError> {
     let d = &c.data;
     let status = d.sms_opt_in;
     let Some(phone) = d
@@ -177,7 +312,8 @@ async fn push_one(
             "the contact has no US mobile number, so its opt-in status is not sent to EveryAction"
                 .into(),
         )
-        .await;
+        .await
+        .map(|()| Outcome::Skipped);
     };
     if let Some(country) = d.country.as_deref().filter(|s| !s.trim().is_empty())
         && !matches!(
@@ -192,7 +328,8 @@ async fn push_one(
             "everyaction_not_us",
             format!("the contact's country is {country:?}, not US"),
         )
-        .await;
+        .await
+        .map(|()| Outcome::Skipped);
     }
     let code = if status == SmsOptIn::OptedIn {
         "I"
@@ -215,7 +352,8 @@ async fn push_one(
                     "everyaction_opt_in_without_email",
                     "a new opt-in without an email is not added to EveryAction".into(),
                 )
-                .await;
+                .await
+                .map(|()| Outcome::Skipped);
             };
             // Name (when known), email and phone: above VAN's match minimum (an email alone is
             // one), so a retry finds the record made before instead of making another.
@@ -235,18 +373,19 @@ async fn push_one(
                     } else {
                         // Matched: findOrCreate wrote nothing, so the opt-in still has to go.
                         if let Err(e) = client.set_phone_opt_in(&id, phone, code).await {
-                            return refused(ctx, c, e, tally).await;
+                            tally.opt_ins -= 1;
+                            return refused(e);
                         }
                     }
                     write_back(ctx, schema, constituent, c, &id, tally).await?;
-                    return Ok(());
+                    return Ok(Outcome::Done);
                 }
-                Err(e) => return refused(ctx, c, e, tally).await,
+                Err(e) => return refused(e),
             }
         }
         if !named {
             tally.skip("everyaction_no_match");
-            return log(ctx, c, "everyaction_no_match", "the opt-out was not sent: without a VAN ID, EveryAction is searched by first and last name with the phone, and the contact lacks a name".into()).await;
+            return log(ctx, c, "everyaction_no_match", "the opt-out was not sent: without a VAN ID, EveryAction is searched by first and last name with the phone, and the contact lacks a name".into()).await.map(|()| Outcome::Skipped);
         }
         let candidate =
             json!({"firstName": first, "lastName": last, "phones": [{"phoneNumber": phone}]});
@@ -257,9 +396,9 @@ async fn push_one(
             }
             Ok(None) => {
                 tally.skip("everyaction_no_match");
-                return log(ctx, c, "everyaction_no_match", "no EveryAction record matches the contact's name and phone, so there is no opt-in status to update".into()).await;
+                return log(ctx, c, "everyaction_no_match", "no EveryAction record matches the contact's name and phone, so there is no opt-in status to update".into()).await.map(|()| Outcome::Skipped);
             }
-            Err(e) => return refused(ctx, c, e, tally).await,
+            Err(e) => return refused(e),
         }
     };
     match client.set_phone_opt_in(&van_id, phone, code).await {
@@ -269,9 +408,9 @@ async fn push_one(
             } else {
                 tally.opt_outs += 1;
             }
-            Ok(())
+            Ok(Outcome::Done)
         }
-        Err(e) => refused(ctx, c, e, tally).await,
+        Err(e) => refused(e),
     }
 }
 

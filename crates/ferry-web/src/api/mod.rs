@@ -37,7 +37,7 @@ use crate::auth::Auth;
         contacts::list, contacts::create, contacts::get, contacts::patch, contacts::archive, contacts::unarchive, contacts::import,
         fields::list, fields::create,
         messages::list, messages::create,
-        runs::list, runs::get,
+        runs::list, runs::get, runs::report_csv,
         synclog::list, synclog::download,
         accounts::list,
         integrations::list, integrations::create, integrations::get, integrations::patch, integrations::delete,

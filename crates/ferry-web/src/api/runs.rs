@@ -70,12 +70,28 @@ pub struct RunView {
     #[schema(value_type = String, format = DateTime)]
     /// When it was queued.
     pub created_at: Timestamp,
+    /// The synchronization report, for a kind that keeps one (EveryAction): each metric with
+    /// its count, the skipped reasons one row each (`skipped:<code>`). Absent for other kinds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report: Option<Vec<ReportMetric>>,
+}
+
+/// One metric of a run's synchronization report.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ReportMetric {
+    /// `pulled`, `created`, `updated`, `unchanged`, `skipped`, `skipped:<code>`,
+    /// `opt_ins_pushed`, `opt_outs_pushed`, `created_in_everyaction`, `van_ids_written`,
+    /// `welcome_messages_queued`, `retried`, `given_up` or `errors`.
+    pub metric: String,
+    /// The count.
+    pub value: i64,
 }
 
 impl RunView {
     /// A run as the API shows it, with its integration's name and type label.
     pub fn new(r: Run, integration_name: String, type_label: String) -> RunView {
         RunView {
+            report: None,
             id: r.id,
             integration_id: r.integration_id,
             integration_name,
@@ -94,6 +110,24 @@ impl RunView {
             attempt: r.attempt,
             created_at: r.created_at,
         }
+    }
+
+    /// The same with the run's synchronization report, when its kind keeps one.
+    fn with_report(mut self, state: &AppState) -> RunView {
+        self.report = state
+            .registry
+            .get(&self.kind)
+            .and_then(|c| c.sync_report(&self.detail))
+            .map(|r| {
+                r.rows
+                    .into_iter()
+                    .map(|row| ReportMetric {
+                        metric: row.metric,
+                        value: row.value,
+                    })
+                    .collect()
+            });
+        self
     }
 }
 
@@ -281,7 +315,7 @@ pub async fn list(
                     .map(|i| i.name.clone())
                     .unwrap_or_default();
                 let label = state.registry.label(&r.kind);
-                RunView::new(r, name, label)
+                RunView::new(r, name, label).with_report(&state)
             })
             .collect(),
         next_cursor,
@@ -303,5 +337,56 @@ pub async fn get(
     let run = state.store.run(inst, id).await?;
     let integration = state.store.integration(inst, run.integration_id).await?;
     let label = state.registry.label(&run.kind);
-    Ok(Json(RunView::new(run, integration.name, label)))
+    Ok(Json(
+        RunView::new(run, integration.name, label).with_report(&state),
+    ))
+}
+
+/// The CSV answer of a run's synchronization report (the API's and the UI's download).
+pub(crate) async fn report_csv_response(
+    state: &AppState,
+    institution_id: i64,
+    id: &str,
+) -> ApiResult<axum::response::Response> {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    let id = crate::api::contacts::parse_id(id)?;
+    let run = state.store.run(institution_id, id).await?;
+    let report = state
+        .registry
+        .get(&run.kind)
+        .and_then(|c| c.sync_report(&run.detail))
+        .ok_or_else(|| {
+            ApiError::new(
+                axum::http::StatusCode::NOT_FOUND,
+                "not_found",
+                format!(
+                    "run {id} has no synchronization report: only sync runs (EveryAction) keep one"
+                ),
+            )
+        })?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"run-{id}-report.csv\""),
+            ),
+        ],
+        report.to_csv(),
+    )
+        .into_response())
+}
+
+/// A run's synchronization report as CSV.
+#[utoipa::path(get, path = "/api/v1/runs/{id}/report.csv", operation_id = "download_run_report", params(("id" = i64, Path, description = "run id")), responses(
+    (status = 200, content_type = "text/csv", description = "header `metric,value`, then one row per metric in the report's order: `pulled`, `created`, `updated`, `unchanged`, `skipped`, one `skipped:<code>` row per reason, `opt_ins_pushed`, `opt_outs_pushed`, `created_in_everyaction`, `van_ids_written`, `welcome_messages_queued`, `retried`, `given_up`, `errors`"),
+    (status = 401, response = d::Unauthorized),
+    (status = 404, description = "No such run, or its kind keeps no synchronization report.", body = crate::error::ErrorBody)))]
+pub async fn report_csv(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<axum::response::Response> {
+    report_csv_response(&state, auth.institution_id(), &id).await
 }

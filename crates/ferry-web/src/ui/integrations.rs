@@ -520,10 +520,19 @@ async fn render_form(
                 .collect()
         })
         .unwrap_or_default();
+    let opt_in_paths = if form::field_with_widget(d, "opt_in_path").is_some() {
+        match state.store.opt_in_paths(inst).await {
+            Ok(p) => p.into_iter().map(|p| (p.id, p.name)).collect(),
+            Err(e) => return ui_error(e.into()),
+        }
+    } else {
+        Vec::new()
+    };
     let ctx = FormContext {
         field_options,
         remote,
         oauth,
+        opt_in_paths,
         secrets_set,
         kept,
         raw: posted.map(|p| p.raw.clone()).unwrap_or_default(),

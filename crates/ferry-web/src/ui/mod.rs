@@ -18,6 +18,7 @@ pub mod icons;
 pub mod integrations;
 mod layout;
 mod login;
+pub mod optin;
 pub mod run_details;
 pub mod runs;
 pub mod security;

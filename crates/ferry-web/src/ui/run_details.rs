@@ -55,6 +55,29 @@ struct RunPage {
     log_more: bool,
     log_link: String,
     time_zone: String,
+    /// The synchronization report, for a kind that has one.
+    report: Option<Vec<ReportLine>>,
+}
+
+/// One row of the synchronization report as the page shows it.
+pub(crate) struct ReportLine {
+    /// The metric, fit for an element id (`skipped-everyaction_not_us`).
+    pub anchor: String,
+    pub label: String,
+    pub value: String,
+    /// For a skipped reason, the reason (an error dictionary code).
+    pub reason: Option<String>,
+}
+
+/// The report of `run`, if its kind has one.
+pub(crate) fn report_of(
+    state: &AppState,
+    run: &ferry_store::Run,
+) -> Option<ferry_connectors::explain::SyncReport> {
+    state
+        .registry
+        .get(&run.kind)
+        .and_then(|c| c.sync_report(&run.detail))
 }
 
 /// `1 h 2 min 3 s`, `4.2 s`.
@@ -137,6 +160,19 @@ pub async fn run_page(
         },
         Trigger::Retention => "Daily retention of inbound files".to_string(),
     };
+    let report = report_of(&state, &run).map(|r| {
+        r.rows
+            .into_iter()
+            .map(|row| ReportLine {
+                anchor: row.metric.replace(':', "-"),
+                reason: row
+                    .is_reason
+                    .then(|| row.metric.trim_start_matches("skipped:").to_string()),
+                label: row.label,
+                value: fmt_count(row.value),
+            })
+            .collect()
+    });
     let count = |v: Option<i64>| v.map(fmt_count).unwrap_or_else(|| "—".to_string());
     let finished = run.status.is_final();
     RunPage {
@@ -198,8 +234,21 @@ pub async fn run_page(
         log_more,
         log_link: format!("{SYNC_LOG}?integration_id={}", run.integration_id),
         time_zone: tz.clone(),
+        report,
     }
     .into_response()
+}
+
+/// `GET /runs/{id}/report.csv`: the run's synchronization report as CSV (`metric,value`).
+pub async fn report_csv(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Response {
+    match crate::api::runs::report_csv_response(&state, auth.institution_id(), &id).await {
+        Ok(r) => r,
+        Err(e) => ui_error(e),
+    }
 }
 
 #[cfg(test)]

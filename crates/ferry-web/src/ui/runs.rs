@@ -179,6 +179,8 @@ pub(crate) struct RunRow {
     pub reason: Option<String>,
     /// What the status word leaves out: how many failed in a Success, why a run was Skipped.
     pub note: Option<String>,
+    /// The synchronization report in one line, for a finished run of a kind that has one.
+    pub report: Option<String>,
 }
 
 /// The table with its pager; the part of the page that refreshes.
@@ -318,6 +320,11 @@ async fn load(
                 "—".to_string()
             },
             file: file_name(&r.detail),
+            report: r
+                .status
+                .is_final()
+                .then(|| super::run_details::report_of(state, &r).map(|rep| rep.summary))
+                .flatten(),
             started: when(r.started_at),
             finished: when(r.finished_at),
             status_label: r.status.label(),

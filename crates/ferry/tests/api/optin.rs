@@ -156,3 +156,81 @@ async fn a_sender_reads_the_outbox_and_a_sent_welcome_joins_the_history() {
         (&json!("sms"), &json!("campaign"), &json!("outgoing"))
     );
 }
+
+#[tokio::test]
+async fn an_everyaction_instance_names_only_an_opt_in_path_of_its_institution() {
+    let app = spawn_app().await;
+    let (_, path) = app
+        .post(
+            "/api/v1/opt-in-paths",
+            json!({"name": "Web", "welcome_message": "Hi!"}),
+        )
+        .await;
+    let path_id = path["id"].as_i64().unwrap();
+    let (status, theirs) = app
+        .call(
+            Method::POST,
+            "/api/v1/opt-in-paths",
+            &app.other_admin_token,
+            Some(json!({"name": "Theirs", "welcome_message": "Hello"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{theirs}");
+    let theirs = theirs["id"].as_i64().unwrap();
+    let request = |opt_in_path_id: serde_json::Value| {
+        json!({"type": "everyaction", "name": "EveryAction",
+               "config": {"login": "ferry", "opt_in_path_id": opt_in_path_id},
+               "secrets": {"password": "key"}})
+    };
+
+    // Unknown here (another institution's, or none at all): 422 on the field, nothing saved.
+    for unknown in [json!(theirs), json!(path_id + 1000)] {
+        let (status, err) = app.post("/api/v1/integrations", request(unknown)).await;
+        assert_eq!(status, 422, "{err}");
+        assert_eq!(err["error"]["field"], "config.opt_in_path_id", "{err}");
+        assert!(
+            err["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("no opt-in path"),
+            "{err}"
+        );
+    }
+    let (_, list) = app.get("/api/v1/integrations").await;
+    assert_eq!(list.as_array().map_or(0, Vec::len), 0, "{list}");
+
+    // Its own path, or none.
+    let (status, ea) = app
+        .post("/api/v1/integrations", request(json!(path_id)))
+        .await;
+    assert_eq!(status, 201, "{ea}");
+    let id = ea["id"].as_i64().unwrap();
+    assert_eq!(ea["config"]["opt_in_path_id"], path_id);
+
+    // A change to an unknown path is refused the same way; the saved one stays.
+    let (status, err) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/integrations/{id}"),
+            &app.admin_token,
+            Some(json!({"config": {"opt_in_path_id": theirs}})),
+        )
+        .await;
+    assert_eq!(
+        (status, err["error"]["field"].as_str()),
+        (422, Some("config.opt_in_path_id")),
+        "{err}"
+    );
+    let (_, saved) = app.get(&format!("/api/v1/integrations/{id}")).await;
+    assert_eq!(saved["config"]["opt_in_path_id"], path_id);
+    let (status, cleared) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/integrations/{id}"),
+            &app.admin_token,
+            Some(json!({"config": {"opt_in_path_id": null}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{cleared}");
+    assert!(cleared["config"]["opt_in_path_id"].is_null(), "{cleared}");
+}

@@ -14,7 +14,7 @@
 //!   (Ferry fields ↔ the remote's properties, listed from the remote; `x-ferry-fixed` is the pair
 //!   that is always there), `template` (a text with placeholders, listed from
 //!   `x-ferry-placeholders`), `oauth_account` (an account connected through the kind's OAuth
-//!   provider);
+//!   provider), `opt_in_path` (one of the institution's opt-in paths, or none);
 //! - `x-ferry-learned`: a field Test Connection fills in when it is empty (a detail of the
 //!   test's report of that name);
 //! - `x-ferry-submit` (top level): the save button's words.
@@ -157,6 +157,8 @@ pub struct FormContext {
     pub remote: Option<RemoteFields>,
     /// The OAuth accounts, for a kind with a provider.
     pub oauth: Option<OAuthOffer>,
+    /// The institution's opt-in paths (id, name), for an `opt_in_path` field.
+    pub opt_in_paths: Vec<(i64, String)>,
     /// The names of the saved secrets.
     pub secrets_set: Vec<String>,
     /// Secrets typed into a failed save, sealed, by name.

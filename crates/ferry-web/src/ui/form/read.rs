@@ -159,6 +159,21 @@ fn read_field(schema: &Value, name: &str, pairs: &Pairs, posted: &mut Posted) ->
                 .collect();
             return Some(Value::Array(rows));
         }
+        Some("opt_in_path") => {
+            let v = pairs.one(name)?.trim();
+            if v.is_empty() {
+                return None;
+            }
+            return match v.parse::<i64>() {
+                Ok(n) => Some(json!(n)),
+                Err(_) => {
+                    posted
+                        .errors
+                        .add(name, "choose one of the opt-in paths, or None");
+                    None
+                }
+            };
+        }
         Some("oauth_account") => {
             let v = pairs.one(name)?.trim();
             if v.is_empty() {

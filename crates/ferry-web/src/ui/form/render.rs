@@ -509,6 +509,45 @@ impl<'a> Renderer<'a> {
                 }
                 self.group(name, title, schema, &boxes)
             }
+            "opt_in_path" => {
+                let current = value.and_then(Value::as_i64);
+                let mut opts = format!(
+                    "<option value=\"\"{}>None: no welcome message</option>",
+                    if current.is_none() { " selected" } else { "" }
+                );
+                let mut known = false;
+                for (pid, label) in &self.ctx.opt_in_paths {
+                    known |= current == Some(*pid);
+                    let _ = write!(
+                        opts,
+                        "<option value=\"{pid}\"{}>{}</option>",
+                        if current == Some(*pid) {
+                            " selected"
+                        } else {
+                            ""
+                        },
+                        esc(label)
+                    );
+                }
+                if let (Some(c), false) = (current, known) {
+                    let _ = write!(
+                        opts,
+                        "<option value=\"{c}\" selected>Opt-in path #{c} (no longer exists)</option>"
+                    );
+                }
+                format!(
+                    "<div class=\"form-row\"><label for=\"{id}\">{}</label><select id=\"{id}\" name=\"{name}\"{}{}>{opts}</select><span class=\"hint\">Manage the paths and their welcome messages in <a href=\"/settings/opt-in-paths\">Settings → Opt-in paths</a>.</span>{}{}</div>",
+                    esc(title),
+                    self.aria(name, schema.get("description").is_some()),
+                    if self.take_focus(name) {
+                        " autofocus"
+                    } else {
+                        ""
+                    },
+                    self.hint(name, schema),
+                    self.error_html(name, title),
+                )
+            }
             "filter_rows" => self.filter_rows(schema, name, title, value),
             "data_mapping" => self.data_mapping(schema, name, title, value),
             "template" => {
@@ -913,7 +952,9 @@ mod tests {
         for w in FORM_WIDGETS {
             let field = match *w {
                 "template" => json!({"type": "string", "x-ferry-widget": w}),
-                "oauth_account" => json!({"type": ["integer", "null"], "x-ferry-widget": w}),
+                "oauth_account" | "opt_in_path" => {
+                    json!({"type": ["integer", "null"], "x-ferry-widget": w})
+                }
                 _ => json!({"type": "array", "x-ferry-widget": w}),
             };
             let d = Description {
