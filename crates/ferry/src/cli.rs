@@ -28,6 +28,13 @@ Environment:
   FERRY_HUBSPOT_API_URL, FERRY_HUBSPOT_AUTH_URL
                       HubSpot's API and consent page (default https://api.hubapi.com and
                       https://app.hubspot.com/oauth/authorize); `ferry emulate hubspot` can stand in.
+  FERRY_SALESFORCE_CLIENT_ID, FERRY_SALESFORCE_CLIENT_SECRET
+                      The Salesforce connected app that connects orgs through OAuth with PKCE
+                      (environment only).
+  FERRY_SALESFORCE_LOGIN_URL
+                      Salesforce's login host (default https://login.salesforce.com; a sandbox's
+                      https://test.salesforce.com or a My Domain URL); `ferry emulate salesforce`
+                      can stand in.
   FERRY_SMTP_URL, FERRY_ALERT_FROM
                       The SMTP server alert emails go through (smtp://host:25,
                       smtp://user:pass@host:587?tls=required, smtps://user:pass@host:465) and
