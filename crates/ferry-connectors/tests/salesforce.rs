@@ -519,7 +519,16 @@ async fn outgoing_matches_by_id_then_external_id_then_email_then_name_and_phone_
 /// Pushes the same contacts to a fresh org with the given bulk threshold; returns the org's
 /// records (without their Ids and timestamps), the Ferry contacts' CRM IDs, Sync Log codes and
 /// the emulator's counters.
-async fn push_all(threshold: u32) -> (Vec<Vec<(String, String)>>, usize, Vec<String>, u64, u64) {
+async fn push_all(
+    threshold: u32,
+) -> (
+    Vec<Vec<(String, String)>>,
+    usize,
+    Vec<String>,
+    u64,
+    u64,
+    u64,
+) {
     let s = setup().await;
     // 700 contacts: a third already in Salesforce by email, one with a bad email.
     let mut existing = Vec::new();
@@ -614,13 +623,19 @@ async fn push_all(threshold: u32) -> (Vec<Vec<(String, String)>>, usize, Vec<Str
         codes,
         s.requests_to("/jobs/ingest"),
         s.requests_to("/composite/sobjects"),
+        s.requests_to("vXX.X/query"),
     )
 }
 
 #[tokio::test]
 async fn collections_and_bulk_api_writes_give_the_same_outcome() {
-    let (by_collections, crm_a, codes_a, ingest_a, coll_a) = push_all(10_000).await;
-    let (by_bulk, crm_b, codes_b, ingest_b, coll_b) = push_all(100).await;
+    let (by_collections, crm_a, codes_a, ingest_a, coll_a, soql_a) = push_all(10_000).await;
+    let (by_bulk, crm_b, codes_b, ingest_b, coll_b, soql_b) = push_all(100).await;
+    assert!(soql_a > 0, "collections mode looks contacts up by SOQL");
+    assert_eq!(
+        soql_b, 0,
+        "bulk mode's lookups come from one Bulk API query job, not SOQL pages"
+    );
     assert_eq!(ingest_a, 0);
     assert!(coll_a > 0);
     assert!(

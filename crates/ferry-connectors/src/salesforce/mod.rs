@@ -526,13 +526,13 @@ impl Connector for Salesforce {
             }
             Way::Incoming => false,
         };
-        let sync = SyncClient {
+        let sync = SyncClient::new(
             client,
-            external_id: cfg.external_id().map(str::to_string),
+            cfg.external_id().map(str::to_string),
             bulk_writes,
-            bulk_batch: self.settings.bulk_batch,
-            bulk_threshold: threshold,
-        };
+            self.settings.bulk_batch,
+            threshold,
+        );
         let mappings = cfg.effective_mappings();
         let spec = crate::crm::SyncSpec {
             mappings: &mappings,

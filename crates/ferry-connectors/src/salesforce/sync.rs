@@ -23,6 +23,8 @@ pub const OVERLAP_MS: i64 = 2 * 60 * 1000;
 
 /// Rows of a Bulk API 2.0 query result page.
 const BULK_PAGE: usize = 10_000;
+/// Rows of a page of the bulk-mode index's query (keys only, so larger pages).
+const BULK_INDEX_PAGE: usize = 50_000;
 
 impl RemoteError for SalesforceError {
     fn is_transient(&self) -> bool {
@@ -87,6 +89,60 @@ pub struct SyncClient {
     pub bulk_batch: usize,
     /// Above this many records, a first full pull reads through a Bulk API 2.0 query.
     pub bulk_threshold: usize,
+    /// In bulk mode, the object's keys read once through a Bulk API 2.0 query, so that the
+    /// lookups of a large run cost a few calls instead of one per few hundred contacts.
+    pub index: tokio::sync::Mutex<Option<Index>>,
+}
+
+/// The keys of every record of the object, for the lookups of a large run.
+#[derive(Debug, Default)]
+pub struct Index {
+    ids: std::collections::HashSet<String>,
+    /// Email (lower-cased) → the oldest record's Id.
+    emails: HashMap<String, String>,
+    /// External-ID value → Id.
+    external: HashMap<String, String>,
+    /// First and last name → the records with their phones.
+    names: HashMap<NameKey, Vec<NameResult>>,
+}
+
+impl Index {
+    fn add(&mut self, id: &str, r: &Map<String, Value>, phones: &[&str], external: Option<&str>) {
+        self.ids.insert(id.to_string());
+        if let Some(email) = text(r.get("Email")) {
+            let e = self
+                .emails
+                .entry(email.to_lowercase())
+                .or_insert_with(|| id.to_string());
+            if id < e.as_str() {
+                *e = id.to_string();
+            }
+        }
+        if let Some(x) = external.and_then(|x| text(r.get(x))) {
+            self.external.insert(x, id.to_string());
+        }
+        let key = name_key(
+            &text(r.get("FirstName")).unwrap_or_default(),
+            &text(r.get("LastName")).unwrap_or_default(),
+        );
+        let list = self.names.entry(key).or_default();
+        let mut any = false;
+        for p in phones {
+            if let Some(phone) = text(r.get(*p)) {
+                any = true;
+                list.push(NameResult {
+                    id: id.to_string(),
+                    phone: Some(phone),
+                });
+            }
+        }
+        if !any {
+            list.push(NameResult {
+                id: id.to_string(),
+                phone: None,
+            });
+        }
+    }
 }
 
 /// Where an incoming pull is: the query's next page, the last `(SystemModstamp, Id)` read
@@ -200,6 +256,73 @@ fn bulk_row(m: &Map<String, Value>) -> BTreeMap<String, Option<String>> {
 }
 
 impl SyncClient {
+    /// A client for one run; `bulk_writes` for a run above the bulk threshold.
+    pub fn new(
+        client: Client,
+        external_id: Option<String>,
+        bulk_writes: bool,
+        bulk_batch: usize,
+        bulk_threshold: usize,
+    ) -> SyncClient {
+        SyncClient {
+            client,
+            external_id,
+            bulk_writes,
+            bulk_batch,
+            bulk_threshold,
+            index: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The phone fields the object has.
+    async fn phone_fields(&self) -> Result<Vec<&'static str>, SalesforceError> {
+        let describe = self.client.describe().await?;
+        Ok(["Phone", "MobilePhone", "HomePhone"]
+            .into_iter()
+            .filter(|p| describe.field(p).is_some())
+            .collect())
+    }
+
+    /// In bulk mode, the index (read through one Bulk API 2.0 query the first time); `None`
+    /// otherwise.
+    async fn index(
+        &self,
+    ) -> Result<Option<tokio::sync::MutexGuard<'_, Option<Index>>>, SalesforceError> {
+        if !self.bulk_writes {
+            return Ok(None);
+        }
+        let mut guard = self.index.lock().await;
+        if guard.is_none() {
+            let phones = self.phone_fields().await?;
+            let mut fields = vec![ID_FIELD, "Email", "FirstName", "LastName"];
+            fields.extend(phones.iter().copied());
+            if let Some(x) = self.external_id.as_deref() {
+                fields.push(x);
+            }
+            let soql = format!("SELECT {} FROM {}", fields.join(", "), self.client.object());
+            let job = self.client.bulk_query_start(&soql).await?;
+            let mut index = Index::default();
+            let mut locator: Option<String> = None;
+            loop {
+                let (rows, next) = self
+                    .client
+                    .bulk_query_page(&job, locator.as_deref(), BULK_INDEX_PAGE)
+                    .await?;
+                for r in &rows {
+                    if let Some(id) = text(r.get(ID_FIELD)) {
+                        index.add(&id, r, &phones, self.external_id.as_deref());
+                    }
+                }
+                match next {
+                    Some(l) => locator = Some(l),
+                    None => break,
+                }
+            }
+            *guard = Some(index);
+        }
+        Ok(Some(guard))
+    }
+
     fn fields(&self, properties: &[String]) -> Vec<String> {
         let mut f: Vec<String> = properties.to_vec();
         for x in [ID_FIELD, MODSTAMP_FIELD] {
@@ -337,6 +460,19 @@ impl CrmClient for SyncClient {
         // A CRM ID that is not a record Id cannot name a record; in a query it would fail the
         // whole list, so it is left out (not found).
         let ids: Vec<String> = ids.iter().filter(|i| looks_like_id(i)).cloned().collect();
+        if properties.iter().all(|p| p == ID_FIELD)
+            && let Some(guard) = self.index().await?
+        {
+            let index = guard.as_ref().expect("built");
+            return Ok(ids
+                .into_iter()
+                .filter(|i| index.ids.contains(i))
+                .map(|id| Record {
+                    id,
+                    ..Record::default()
+                })
+                .collect());
+        }
         let rows = self
             .client
             .select_in(&self.fields(properties), ID_FIELD, &ids)
@@ -348,6 +484,16 @@ impl CrmClient for SyncClient {
         &self,
         emails: &[String],
     ) -> Result<Vec<(String, String)>, SalesforceError> {
+        if let Some(guard) = self.index().await? {
+            let index = guard.as_ref().expect("built");
+            return Ok(emails
+                .iter()
+                .filter_map(|e| {
+                    let e = e.to_lowercase();
+                    index.emails.get(&e).map(|id| (e, id.clone()))
+                })
+                .collect());
+        }
         let fields = vec![ID_FIELD.to_string(), "Email".to_string()];
         let mut rows: Vec<(String, String)> = self
             .client
@@ -366,17 +512,27 @@ impl CrmClient for SyncClient {
         wanted: &BTreeMap<NameKey, BTreeSet<String>>,
         done: &mut (dyn FnMut(NameKey, Vec<NameResult>) -> bool + Send),
     ) -> Result<(), SalesforceError> {
+        if let Some(guard) = self.index().await? {
+            let index = guard.as_ref().expect("built");
+            let found: Vec<(NameKey, Vec<NameResult>)> = wanted
+                .keys()
+                .map(|k| (k.clone(), index.names.get(k).cloned().unwrap_or_default()))
+                .collect();
+            drop(guard);
+            for (k, results) in found {
+                if !done(k, results) {
+                    break;
+                }
+            }
+            return Ok(());
+        }
         // By last name (a list at a time), first names compared here; the engine checks phones.
-        let describe = self.client.describe().await?;
         let mut fields = vec![
             ID_FIELD.to_string(),
             "FirstName".to_string(),
             "LastName".to_string(),
         ];
-        let phones: Vec<&str> = ["Phone", "MobilePhone", "HomePhone"]
-            .into_iter()
-            .filter(|p| describe.field(p).is_some())
-            .collect();
+        let phones = self.phone_fields().await?;
         fields.extend(phones.iter().map(|p| p.to_string()));
         let mut by_last: BTreeMap<String, Vec<NameKey>> = BTreeMap::new();
         for k in wanted.keys() {
@@ -430,6 +586,13 @@ impl CrmClient for SyncClient {
         let Some(field) = self.external_id.as_deref() else {
             return Ok(Vec::new());
         };
+        if let Some(guard) = self.index().await? {
+            let index = guard.as_ref().expect("built");
+            return Ok(values
+                .iter()
+                .filter_map(|v| index.external.get(v).map(|id| (v.clone(), id.clone())))
+                .collect());
+        }
         let fields = vec![ID_FIELD.to_string(), field.to_string()];
         Ok(self
             .client
@@ -457,9 +620,23 @@ impl CrmClient for SyncClient {
                 typed(describe, &set).map(|m| (None, m))
             })
             .collect();
-        Ok(Some(
-            self.write(prepared, records.iter().collect(), true).await?,
-        ))
+        let outcomes = self.write(prepared, records.iter().collect(), true).await?;
+        // Later lookups of this run see the records it created.
+        if self.bulk_writes {
+            let phones = self.phone_fields().await?;
+            if let Some(index) = self.index.lock().await.as_mut() {
+                for (o, props) in outcomes.iter().zip(records) {
+                    if let Ok(r) = o {
+                        let m: Map<String, Value> = props
+                            .iter()
+                            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                            .collect();
+                        index.add(&r.id, &m, &phones, self.external_id.as_deref());
+                    }
+                }
+            }
+        }
+        Ok(Some(outcomes))
     }
 
     async fn update_each(
