@@ -433,7 +433,7 @@ pub async fn salesforce(contacts: u64, changes: u64) -> Result<()> {
         .await?;
     let (first_wall, first) = run_again(&p, &inc).await?;
     let bare = bare_client(&p.sf);
-    let mut rng = Rng::new(0xC4A4_6E5);
+    let mut rng = Rng::new(0x0C4A_46E5);
     let mut changed: Vec<(String, Option<String>)> = Vec::new();
     let mut picked: Vec<usize> = (0..n).collect();
     for i in (1..n).rev() {
