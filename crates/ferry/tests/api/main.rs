@@ -20,6 +20,7 @@ mod openapi;
 mod optin;
 mod routes;
 mod runs;
+mod salesforce;
 mod screens;
 mod sessions;
 mod sftp_accounts;
