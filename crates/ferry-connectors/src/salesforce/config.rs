@@ -44,9 +44,7 @@ impl SObject {
 }
 
 /// Which login host a JWT bearer assertion is for.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-#[schemars(extend("x-ferry-labels" = {"login": "Production (login.salesforce.com)", "test": "Sandbox (test.salesforce.com)"}))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum LoginHost {
     /// Production orgs: `https://login.salesforce.com`.
     #[default]
@@ -71,16 +69,41 @@ impl LoginHost {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JwtBearer {
-    /// The connected app's consumer key (the assertion's issuer).
-    #[schemars(title = "Consumer key")]
-    pub consumer_key: String,
-    /// The Salesforce username Ferry acts as (pre-authorized for the connected app).
-    #[schemars(title = "Username")]
-    pub username: String,
-    /// Production or sandbox.
+    /// The connected app's consumer key (the assertion's issuer); required for the flow.
     #[serde(default)]
-    #[schemars(title = "Login host")]
-    pub login_host: LoginHost,
+    #[schemars(title = "Consumer key")]
+    pub consumer_key: Option<String>,
+    /// The Salesforce username Ferry acts as (pre-authorized for the connected app); required
+    /// for the flow.
+    #[serde(default)]
+    #[schemars(title = "Username")]
+    pub username: Option<String>,
+    /// A sandbox org: the assertion is for `https://test.salesforce.com` instead of
+    /// `https://login.salesforce.com`.
+    #[serde(default)]
+    #[schemars(title = "Sandbox")]
+    pub sandbox: Option<bool>,
+}
+
+impl JwtBearer {
+    /// The consumer key, trimmed.
+    pub fn consumer_key(&self) -> &str {
+        self.consumer_key.as_deref().unwrap_or("").trim()
+    }
+
+    /// The login host the assertion is for.
+    pub fn login_host(&self) -> LoginHost {
+        if self.sandbox == Some(true) {
+            LoginHost::Test
+        } else {
+            LoginHost::Login
+        }
+    }
+
+    /// The username, trimmed.
+    pub fn username(&self) -> &str {
+        self.username.as_deref().unwrap_or("").trim()
+    }
 }
 
 /// An interval schedule.
@@ -308,13 +331,13 @@ impl SalesforceConfig {
             ));
         }
         if let Some(j) = &c.jwt {
-            if j.consumer_key.trim().is_empty() {
+            if j.consumer_key().is_empty() {
                 out.push(err(
                     "jwt.consumer_key",
                     "enter the connected app's consumer key",
                 ));
             }
-            if j.username.trim().is_empty() {
+            if j.username().is_empty() {
                 out.push(err(
                     "jwt.username",
                     "enter the Salesforce username Ferry acts as",

@@ -266,8 +266,8 @@ pub fn assertion(
     }
     .map_err(|_| "the private key is not an RSA key in PEM (PKCS#8 or PKCS#1)".to_string())?;
     let claims = json!({
-        "iss": jwt.consumer_key.trim(),
-        "sub": jwt.username.trim(),
+        "iss": jwt.consumer_key(),
+        "sub": jwt.username(),
         "aud": audience,
         "exp": now_s + 180,
     });
@@ -319,7 +319,7 @@ pub async fn jwt_bearer(
     jwt: &JwtBearer,
     private_key_pem: &str,
 ) -> Result<Tokens, SalesforceError> {
-    let (host, audience) = jwt_host(settings, jwt.login_host);
+    let (host, audience) = jwt_host(settings, jwt.login_host());
     let now_s = jiff::Timestamp::now().as_second();
     let assertion =
         assertion(jwt, &audience, private_key_pem, now_s).map_err(|m| SalesforceError::Token {
