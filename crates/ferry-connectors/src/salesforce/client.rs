@@ -767,13 +767,23 @@ impl Client {
             true,
         )
         .await?;
-        self.send(
-            reqwest::Method::PATCH,
-            &format!("jobs/ingest/{id}"),
-            Body::Json(&json!({"state": "UploadComplete"})),
-            true,
-        )
-        .await?;
+        match self
+            .send(
+                reqwest::Method::PATCH,
+                &format!("jobs/ingest/{id}"),
+                Body::Json(&json!({"state": "UploadComplete"})),
+                true,
+            )
+            .await
+        {
+            Ok(_) => {}
+            // A retry of a close that took effect before its answer timed out: the job is
+            // closed already, and polling says how it ended.
+            Err(e) if e.code() == Some("INVALIDJOBSTATE") => {
+                tracing::debug!(job = %id, "the ingest job was closed already");
+            }
+            Err(e) => return Err(e),
+        }
         self.poll_job("ingest", &id).await?;
 
         // Results come in any order: pair each with its row.
