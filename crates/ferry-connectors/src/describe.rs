@@ -206,6 +206,71 @@ pub trait OAuthProvider: Send + Sync {
     /// Exchanges the code of the consent page's redirect for the account and its tokens. The
     /// error is a sentence for the person connecting.
     async fn connect(&self, redirect_uri: &str, code: &str) -> Result<ConnectedAccount, String>;
+
+    /// Whether the flow uses PKCE (RFC 7636, `S256`): the routes then make a [`Pkce`] per
+    /// flow, keep its verifier with the state, and call the `_pkce` methods below.
+    fn uses_pkce(&self) -> bool {
+        false
+    }
+
+    /// [`OAuthProvider::authorize_url`] with the PKCE `code_challenge`.
+    fn authorize_url_pkce(
+        &self,
+        redirect_uri: &str,
+        state: &str,
+        _code_challenge: &str,
+    ) -> Option<String> {
+        self.authorize_url(redirect_uri, state)
+    }
+
+    /// [`OAuthProvider::connect`] with the PKCE `code_verifier` of the flow.
+    async fn connect_pkce(
+        &self,
+        redirect_uri: &str,
+        code: &str,
+        _code_verifier: &str,
+    ) -> Result<ConnectedAccount, String> {
+        self.connect(redirect_uri, code).await
+    }
+}
+
+/// A PKCE pair (RFC 7636): a random verifier kept by Ferry, and its `S256` challenge sent on
+/// the consent page's URL.
+#[derive(Clone)]
+pub struct Pkce {
+    /// 43 characters of base64url from 32 random bytes; secret until the code exchange.
+    pub verifier: String,
+    /// `BASE64URL(SHA256(verifier))`.
+    pub challenge: String,
+}
+
+impl std::fmt::Debug for Pkce {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pkce")
+            .field("challenge", &self.challenge)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pkce {
+    /// A new pair; `None` when the system has no randomness.
+    pub fn generate() -> Option<Pkce> {
+        use base64::Engine;
+        let mut raw = [0u8; 32];
+        getrandom::fill(&mut raw).ok()?;
+        let verifier = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+        Some(Pkce {
+            challenge: Pkce::challenge_of(&verifier),
+            verifier,
+        })
+    }
+
+    /// The `S256` challenge of a verifier.
+    pub fn challenge_of(verifier: &str) -> String {
+        use base64::Engine;
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref())
+    }
 }
 
 /// The JSON Schema of `T`, every subschema inlined so the result stands alone (it is embedded
@@ -243,6 +308,19 @@ mod tests {
         /// Port.
         #[serde(default)]
         port: u16,
+    }
+
+    #[test]
+    fn pkce_challenges_follow_rfc_7636() {
+        // RFC 7636, appendix B.
+        assert_eq!(
+            Pkce::challenge_of("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+        let p = Pkce::generate().unwrap();
+        assert_eq!(p.verifier.len(), 43);
+        assert_eq!(p.challenge, Pkce::challenge_of(&p.verifier));
+        assert_ne!(p.verifier, Pkce::generate().unwrap().verifier);
     }
 
     #[test]

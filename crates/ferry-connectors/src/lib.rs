@@ -44,6 +44,7 @@ pub mod explain;
 pub mod failpoint;
 pub mod hubspot;
 mod registry;
+pub mod salesforce;
 pub mod service;
 pub mod sftp_export;
 

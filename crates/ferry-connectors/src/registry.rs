@@ -90,6 +90,7 @@ impl Registry {
                 .register(Arc::new(connector))
                 .expect("built-in kinds are valid and distinct");
         }
+        registry = registry.with_salesforce(&crate::salesforce::SalesforceSettings::default());
         registry
             .register(Arc::new(crate::everyaction::EveryAction::default()))
             .expect("built-in kinds are valid and distinct");
@@ -104,6 +105,17 @@ impl Registry {
                 .expect("built-in kinds are valid and distinct");
         }
         registry
+    }
+
+    /// The same registry with the Salesforce connectors talking to Salesforce as `settings` say
+    /// (`FERRY_SALESFORCE_*`; `ferry demo` and tests point them at the emulator).
+    pub fn with_salesforce(mut self, settings: &crate::salesforce::SalesforceSettings) -> Self {
+        for c in crate::salesforce::Salesforce::both(settings.clone()) {
+            let c: Arc<dyn Connector> = Arc::new(c);
+            self.descriptions.insert(c.kind(), Arc::new(c.describe()));
+            self.connectors.insert(c.kind(), c);
+        }
+        self
     }
 
     /// The same registry with Bulk File Upload reading uploaded files from `vault` (the vault

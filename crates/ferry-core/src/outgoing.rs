@@ -1,6 +1,8 @@
 //! Outgoing matching (seed 002, "Matching Logic", when sending data from Ferry to a CRM):
 //!
 //! 1. A CRM ID is a guaranteed match: every mapped field is updated. Not found is an error.
+//!    Otherwise, when the CRM keeps Ferry's platform ID in an external-ID field (Salesforce's
+//!    `Ferry_Id__c`), the record with the contact's platform ID; its ID is written back.
 //! 2. Otherwise, with an email, find the CRM contact with that email; then write its ID back as
 //!    the contact's CRM ID for next time.
 //! 3. Otherwise search first + last name, and accept only a result whose phone is the
@@ -17,6 +19,8 @@ use crate::phone::Phone;
 pub struct OutgoingKeys<'a> {
     /// The CRM's record ID, when the contact has one: a guaranteed match.
     pub crm_id: Option<&'a str>,
+    /// The contact's platform ID, when the CRM keeps it in an external-ID field.
+    pub external_id: Option<&'a str>,
     /// The contact's email.
     pub email: Option<&'a str>,
     /// The contact's first name.
@@ -41,6 +45,8 @@ pub struct NameResult {
 pub struct Lookups {
     /// Whether the contact with the CRM ID exists.
     pub by_id_exists: Option<bool>,
+    /// The CRM contact whose external-ID field holds the platform ID (`Some(None)`: none).
+    pub by_external_id: Option<Option<String>>,
     /// The CRM contact with the email (`Some(None)`: none has it).
     pub by_email: Option<Option<String>>,
     /// The name search's results.
@@ -52,6 +58,8 @@ pub struct Lookups {
 pub enum Lookup {
     /// Does the contact with this ID exist?
     ById,
+    /// Which contact has the platform ID in its external-ID field?
+    ByExternalId,
     /// Which contact has this email?
     ByEmail,
     /// Which contacts have this first and last name (with their phones)?
@@ -63,6 +71,8 @@ pub enum Lookup {
 pub enum OutgoingMatch {
     /// By the CRM ID the contact carries.
     CrmId,
+    /// By the platform ID in the CRM's external-ID field.
+    ExternalId,
     /// By email.
     Email,
     /// By first and last name, with the same phone.
@@ -112,6 +122,13 @@ pub fn next_lookup(keys: &OutgoingKeys<'_>, known: &Lookups) -> Option<Lookup> {
     if present(keys.crm_id).is_some() {
         return known.by_id_exists.is_none().then_some(Lookup::ById);
     }
+    if present(keys.external_id).is_some() {
+        match &known.by_external_id {
+            None => return Some(Lookup::ByExternalId),
+            Some(Some(_)) => return None,
+            Some(None) => {}
+        }
+    }
     if present(keys.email).is_some() {
         match &known.by_email {
             None => return Some(Lookup::ByEmail),
@@ -141,6 +158,13 @@ pub fn decide(keys: &OutgoingKeys<'_>, known: &Lookups) -> Result<OutgoingDecisi
         } else {
             Err(OutgoingError::CrmIdNotFound(id.to_string()))
         };
+    }
+    if let Some(Some(id)) = &known.by_external_id {
+        return Ok(OutgoingDecision::Update {
+            id: id.clone(),
+            by: OutgoingMatch::ExternalId,
+            write_back: true,
+        });
     }
     if let Some(Some(id)) = &known.by_email {
         return Ok(OutgoingDecision::Update {
@@ -199,10 +223,11 @@ mod tests {
             asked.push(l);
             match l {
                 Lookup::ById => known.by_id_exists = answers.by_id_exists,
+                Lookup::ByExternalId => known.by_external_id = answers.by_external_id.clone(),
                 Lookup::ByEmail => known.by_email = answers.by_email.clone(),
                 Lookup::ByName => known.by_name = answers.by_name.clone(),
             }
-            assert!(asked.len() <= 3, "a lookup was asked twice: {asked:?}");
+            assert!(asked.len() <= 4, "a lookup was asked twice: {asked:?}");
         }
         (asked, decide(&keys, &known))
     }
@@ -212,6 +237,7 @@ mod tests {
         let p = phone("6175550101");
         let full = OutgoingKeys {
             crm_id: None,
+            external_id: None,
             email: Some("ana@state.edu"),
             first_name: Some("Ana"),
             last_name: Some("Diaz"),
@@ -241,7 +267,47 @@ mod tests {
             Vec<Lookup>,
             Result<OutgoingDecision, OutgoingError>,
         );
+        let with_external = OutgoingKeys {
+            external_id: Some("42"),
+            ..full
+        };
         let cases: Vec<Case<'_>> = vec![
+            (
+                "external-ID field configured and holding the platform ID: matched before email",
+                with_external,
+                Lookups {
+                    by_external_id: Some(Some("003X".into())),
+                    by_email: Some(Some("7".into())),
+                    ..Default::default()
+                },
+                vec![ByExternalId],
+                update("003X", ExternalId, true),
+            ),
+            (
+                "external ID not found: on to email",
+                with_external,
+                Lookups {
+                    by_external_id: Some(None),
+                    by_email: Some(Some("7".into())),
+                    ..Default::default()
+                },
+                vec![ByExternalId, ByEmail],
+                update("7", Email, true),
+            ),
+            (
+                "a CRM ID still comes first",
+                OutgoingKeys {
+                    crm_id: Some("901"),
+                    ..with_external
+                },
+                Lookups {
+                    by_id_exists: Some(true),
+                    by_external_id: Some(Some("003X".into())),
+                    ..Default::default()
+                },
+                vec![ById],
+                update("901", CrmId, false),
+            ),
             (
                 "CRM ID present: a guaranteed match, all fields updated, nothing else asked",
                 with_crm,

@@ -185,6 +185,61 @@ impl Store {
         Ok(())
     }
 
+    /// Remembers the `state` of an OAuth flow with PKCE and its code verifier (sealed).
+    pub async fn create_oauth_state_with_verifier(
+        &self,
+        institution_id: i64,
+        provider: &str,
+        state: &str,
+        code_verifier: &str,
+    ) -> Result<()> {
+        let hash = state_hash(state);
+        let sealed = self
+            .secrets
+            .seal(&format!("oauth_state:{hash}"), code_verifier.as_bytes());
+        sqlx::query("INSERT INTO oauth_states (state_hash, institution_id, provider, created_at, code_verifier) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&hash)
+            .bind(institution_id)
+            .bind(provider)
+            .bind(now())
+            .bind(sealed)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    /// Uses up an OAuth `state` of a flow with PKCE: its code verifier if the institution
+    /// started it for `provider` within [`OAUTH_STATE_TTL_SECS`], else `None`. A state works
+    /// once.
+    pub async fn take_oauth_state_verifier(
+        &self,
+        institution_id: i64,
+        provider: &str,
+        state: &str,
+    ) -> Result<Option<String>> {
+        let hash = state_hash(state);
+        let oldest = now() - OAUTH_STATE_TTL_SECS * 1_000_000;
+        let row = sqlx::query("DELETE FROM oauth_states WHERE state_hash = $1 AND institution_id = $2 AND provider = $3 AND created_at >= $4 RETURNING code_verifier")
+            .bind(&hash)
+            .bind(institution_id)
+            .bind(provider)
+            .bind(oldest)
+            .fetch_optional(&self.write)
+            .await?;
+        sqlx::query("DELETE FROM oauth_states WHERE created_at < $1")
+            .bind(oldest)
+            .execute(&self.write)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let Some(sealed) = row.try_get::<Option<Vec<u8>>, _>(0)? else {
+            return Ok(None);
+        };
+        let verifier = self.secrets.open(&format!("oauth_state:{hash}"), &sealed)?;
+        Ok(Some(
+            String::from_utf8(verifier).map_err(|e| StoreError::Crypto(e.to_string()))?,
+        ))
+    }
+
     /// Uses up an OAuth `state`: `true` if the institution started it for `provider` within
     /// [`OAUTH_STATE_TTL_SECS`]. A state works once.
     pub async fn take_oauth_state(

@@ -783,6 +783,32 @@ impl Store {
         )
     }
 
+    /// Archives the contacts whose CRM ID is one of `crm_ids` and that are not archived yet (the
+    /// CRM deleted their records); test users are left alone. Returns the contacts archived.
+    pub async fn archive_by_crm_ids(
+        &self,
+        institution_id: i64,
+        crm_ids: &[String],
+    ) -> Result<Vec<ContactId>> {
+        let mut ids: Vec<ContactId> = Vec::new();
+        for chunk in crm_ids.chunks(500) {
+            let mut f = crate::util::Filter::new(
+                self.backend,
+                "SELECT id FROM contacts WHERE institution_id =",
+                institution_id,
+            )?;
+            f.push(" AND archived = FALSE AND test_user = FALSE");
+            f.and_in("crm_id", chunk.iter().map(String::as_str))?;
+            for row in f.fetch_all(&self.read).await? {
+                ids.push(row.try_get("id")?);
+            }
+        }
+        for id in &ids {
+            self.set_archived(institution_id, *id, true).await?;
+        }
+        Ok(ids)
+    }
+
     /// Archives or restores a contact; a change like any other (it takes a change sequence).
     pub async fn set_archived(
         &self,

@@ -78,6 +78,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0012_sync_log_run.sql"),
         postgres: include_str!("../migrations/postgres/0012_sync_log_run.sql"),
     },
+    Migration {
+        version: 13,
+        name: "0013_oauth_pkce",
+        sqlite: include_str!("../migrations/sqlite/0013_oauth_pkce.sql"),
+        postgres: include_str!("../migrations/postgres/0013_oauth_pkce.sql"),
+    },
 ];
 
 /// Applies what is missing; returns the names applied.

@@ -36,6 +36,8 @@ mod everyaction;
 mod export;
 #[path = "bench_hubspot.rs"]
 mod hubspot;
+#[path = "bench_salesforce.rs"]
+mod salesforce;
 #[path = "bench_sftpd.rs"]
 mod sftpd;
 #[path = "bench_workers.rs"]
@@ -67,6 +69,9 @@ pub async fn run(command: BenchCommand) -> Result<()> {
             dest,
         } => sftp_upload(size_mb, runs, !no_fsync, dest).await,
         BenchCommand::Hubspot { contacts } => hubspot::hubspot(contacts).await,
+        BenchCommand::Salesforce { contacts, changes } => {
+            salesforce::salesforce(contacts, changes).await
+        }
         BenchCommand::Workers {
             runs,
             latency_ms,

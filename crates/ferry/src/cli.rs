@@ -28,6 +28,13 @@ Environment:
   FERRY_HUBSPOT_API_URL, FERRY_HUBSPOT_AUTH_URL
                       HubSpot's API and consent page (default https://api.hubapi.com and
                       https://app.hubspot.com/oauth/authorize); `ferry emulate hubspot` can stand in.
+  FERRY_SALESFORCE_CLIENT_ID, FERRY_SALESFORCE_CLIENT_SECRET
+                      The Salesforce connected app that connects orgs through OAuth with PKCE
+                      (environment only).
+  FERRY_SALESFORCE_LOGIN_URL
+                      Salesforce's login host (default https://login.salesforce.com; a sandbox's
+                      https://test.salesforce.com or a My Domain URL); `ferry emulate salesforce`
+                      can stand in.
   FERRY_SMTP_URL, FERRY_ALERT_FROM
                       The SMTP server alert emails go through (smtp://host:25,
                       smtp://user:pass@host:587?tls=required, smtps://user:pass@host:465) and
@@ -358,7 +365,7 @@ pub enum EmulateCommand {
     },
     /// Serve Salesforce's OAuth and REST data APIs (Contact, Lead) from memory.
     #[command(
-        long_about = "Serve Salesforce's OAuth (web-server flow with PKCE, refresh token, JWT bearer) and REST data APIs (versions, limits, describe, SOQL query and queryMore, records, upsert by external id, sObject Collections, Bulk API 2.0 ingest and query jobs, updated/deleted) for Contact and Lead from memory, at the root of ADDR (`/services/oauth2/…`, `/services/data/vXX.X/…`), following the behaviour in the team's Salesforce notes: Salesforce's error shapes and codes, pages of up to 2,000 rows, a blocking duplicate rule on email, `Sforce-Limit-Info` on every answer and a daily limit (403 REQUEST_LIMIT_EXCEEDED). The connected app's consumer key is `3MVG9ferry.emulator.consumer.key`, its secret `ferry-emulator-consumer-secret`, its user `integration@ferry-emulator.test`. Nothing is kept after it stops. Test-only administration lives under `/__emulator/` (seed and dump records, faults, limits, clock, sessions, tokens without the consent page). Ferry has no Salesforce connector yet: this is for tests and for trying Salesforce clients.",
+        long_about = "Serve Salesforce's OAuth (web-server flow with PKCE, refresh token, JWT bearer) and REST data APIs (versions, limits, describe, SOQL query and queryMore, records, upsert by external id, sObject Collections, Bulk API 2.0 ingest and query jobs, updated/deleted) for Contact and Lead from memory, at the root of ADDR (`/services/oauth2/…`, `/services/data/vXX.X/…`), following the behaviour in the team's Salesforce notes: Salesforce's error shapes and codes, pages of up to 2,000 rows, a blocking duplicate rule on email, `Sforce-Limit-Info` on every answer and a daily limit (403 REQUEST_LIMIT_EXCEEDED). The connected app's consumer key is `3MVG9ferry.emulator.consumer.key`, its secret `ferry-emulator-consumer-secret`, its user `integration@ferry-emulator.test`. Nothing is kept after it stops. Test-only administration lives under `/__emulator/` (seed and dump records, faults, limits, clock, sessions, tokens without the consent page). Point Ferry at it with FERRY_SALESFORCE_LOGIN_URL=http://ADDR and the consumer key and secret above as FERRY_SALESFORCE_CLIENT_ID and FERRY_SALESFORCE_CLIENT_SECRET.",
         after_help = "Examples:
   ferry emulate salesforce --listen 127.0.0.1:9300
   ferry emulate salesforce --listen 127.0.0.1:9443 --tls   # prints the CA file to trust
@@ -744,6 +751,21 @@ cargo run --release -p ferry -- bench hubspot --contacts 2000"
         /// Number of contacts to sync.
         #[arg(long, default_value_t = 10_000, value_name = "N")]
         contacts: u64,
+    },
+
+    /// The Salesforce connector against the emulator: the first push of N contacts and an incremental pull.
+    #[command(
+        long_about = "The Salesforce connector against the in-process Salesforce emulator. (a) The first outgoing sync of --contacts contacts (a fresh SQLite store; a third of them in Salesforce already with their email): API calls per contact (goal <= 0.005, through Bulk API 2.0) and the wall time from queueing the run to its end, against the same Salesforce work done by a bare client alone (one Bulk API query of the keys, then inserts and updates in jobs of the same size, from precomputed rows); Ferry's own share of the wall time (goal <= 20 %). Checks that Salesforce holds one record per contact and that every contact holds its record's Id. (b) After a first full pull of --contacts records, an incremental pull of --changes records changed in Salesforce: API calls, wall time, and the same SOQL pages read alone. Bulk API jobs are polled every 20 ms on both sides. Ignores --database-url. Build with --release.",
+        after_help = "Examples:\n  cargo run --release -p ferry -- bench salesforce\n  \
+cargo run --release -p ferry -- bench salesforce --contacts 20000 --changes 2000"
+    )]
+    Salesforce {
+        /// Contacts of the first push (and records of the pull).
+        #[arg(long, default_value_t = 100_000, value_name = "N")]
+        contacts: u64,
+        /// Records changed in Salesforce before the incremental pull.
+        #[arg(long, default_value_t = 10_000, value_name = "M")]
+        changes: u64,
     },
 
     /// Time 1,000 queued runs taken by 1, 2 and 4 worker processes on PostgreSQL.

@@ -23,7 +23,7 @@ use crate::settings::Settings;
 pub const DEMO_SLUG: &str = "demo";
 pub const DEMO_NAME: &str = "Demo University";
 pub const DEMO_EMAIL: &str = "admin@demo.ferry.test";
-const SEED: u64 = 0x00F3_4A11_2026;
+pub const SEED: u64 = 0x00F3_4A11_2026;
 
 pub async fn run(settings: &Settings, args: &DemoArgs) -> Result<()> {
     settings.ensure_data_dir()?;
@@ -36,6 +36,8 @@ pub async fn run(settings: &Settings, args: &DemoArgs) -> Result<()> {
     let hub_url = hub.base_url().to_string();
     let ea = start_everyaction(settings, &store).await?;
     let ea_url = ea.api_url();
+    let sf = crate::demo_salesforce::start_salesforce(settings, &store).await?;
+    let sf_url = sf.base_url().to_string();
     let inst = store
         .institution_by_slug(DEMO_SLUG)
         .await?
@@ -49,13 +51,17 @@ pub async fn run(settings: &Settings, args: &DemoArgs) -> Result<()> {
     let bulk = crate::demo_bulk::prepare(settings, &store, inst.id, bulk_port).await?;
     let mut settings = settings.clone();
     settings.hubspot_override = Some(hubspot_settings(&hub_url));
+    settings.salesforce_override = Some(crate::demo_salesforce::salesforce_settings(&sf_url));
     let result = crate::server::run(&settings, store, |url| {
-        print_box(url, &password, port, &outbox, &hub_url, &ea_url, &bulk)
+        print_box(
+            url, &password, port, &outbox, &hub_url, &ea_url, &sf_url, &bulk,
+        )
     })
     .await;
     sftp.shutdown().await;
     hub.shutdown().await;
     ea.shutdown().await;
+    sf.shutdown().await;
     result
 }
 
@@ -755,6 +761,7 @@ pub fn messages(
     all.into_iter().map(|(_, m)| m).collect()
 }
 
+#[allow(clippy::too_many_arguments)]
 fn print_box(
     url: &str,
     password: &str,
@@ -762,6 +769,7 @@ fn print_box(
     outbox: &std::path::Path,
     hubspot: &str,
     everyaction: &str,
+    salesforce: &str,
     bulk: &str,
 ) {
     let lines = [
@@ -784,6 +792,14 @@ fn print_box(
         ),
         "  opt-ins and opt-outs in Ferry go to it every 5 minutes by day, or on Run now)"
             .to_string(),
+        String::new(),
+        format!("  Salesforce emulator: {salesforce}"),
+        format!(
+            "  (\"{}\" pulled its {} Contacts at start;",
+            crate::demo_salesforce::DEMO_SALESFORCE_IN,
+            crate::demo_salesforce::DEMO_SALESFORCE_CONTACTS
+        ),
+        "  the outgoing instance is there, disabled: enable it to push)".to_string(),
         String::new(),
         "  Bulk File Upload: upload sample contacts and calls to Ferry's SFTP".to_string(),
         "  server (they show in Recent Runs as \"Bulk file\" runs):".to_string(),

@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod demo;
 mod demo_bulk;
+mod demo_salesforce;
 mod fake;
 mod logging;
 mod prng;

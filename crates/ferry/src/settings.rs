@@ -52,6 +52,9 @@ pub struct Settings {
     /// HubSpot settings that replace the environment's (`ferry demo` points them at its
     /// emulator).
     pub hubspot_override: Option<ferry_connectors::hubspot::HubSpotSettings>,
+    /// Salesforce settings that replace the environment's (`ferry demo` points them at its
+    /// emulator).
+    pub salesforce_override: Option<ferry_connectors::salesforce::SalesforceSettings>,
     /// `--worker-heartbeat-secs`: how often a worker writes its run's heartbeat.
     pub worker_heartbeat: Duration,
     /// `--worker-lease-secs`: how old a heartbeat may get before another worker takes over.
@@ -107,6 +110,7 @@ impl Settings {
                 .filter(|ip| !ip.is_empty())
                 .collect(),
             hubspot_override: None,
+            salesforce_override: None,
             worker_heartbeat: Duration::from_secs(args.worker_heartbeat_secs),
             worker_lease: Duration::from_secs(args.worker_lease_secs),
             worker_concurrency: usize::from(args.worker_concurrency),
@@ -160,7 +164,8 @@ impl Settings {
 
     /// The connectors, with links under [`Settings::link_base`].
     pub fn registry(&self) -> ferry_connectors::Registry {
-        let registry = ferry_connectors::Registry::builtin_with(&self.link_base(), &self.hubspot());
+        let registry = ferry_connectors::Registry::builtin_with(&self.link_base(), &self.hubspot())
+            .with_salesforce(&self.salesforce());
         match self.vault() {
             Ok(vault) => registry.with_upload_vault(vault),
             Err(e) => {
@@ -200,6 +205,35 @@ impl Settings {
             });
         }
         h
+    }
+
+    /// Salesforce's login host and connected app, from `FERRY_SALESFORCE_LOGIN_URL`,
+    /// `FERRY_SALESFORCE_CLIENT_ID` and `FERRY_SALESFORCE_CLIENT_SECRET` (environment only: the
+    /// secret must not show in `ps`).
+    pub fn salesforce(&self) -> ferry_connectors::salesforce::SalesforceSettings {
+        if let Some(s) = &self.salesforce_override {
+            return s.clone();
+        }
+        let var = |k: &str| {
+            std::env::var(k)
+                .ok()
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let mut s = ferry_connectors::salesforce::SalesforceSettings::default();
+        if let Some(u) = var("FERRY_SALESFORCE_LOGIN_URL") {
+            s.login_url = u.trim_end_matches('/').to_string();
+        }
+        if let (Some(id), Some(secret)) = (
+            var("FERRY_SALESFORCE_CLIENT_ID"),
+            var("FERRY_SALESFORCE_CLIENT_SECRET"),
+        ) {
+            s.app = Some(ferry_connectors::salesforce::oauth::OAuthApp {
+                client_id: id,
+                client_secret: secret.into(),
+            });
+        }
+        s
     }
 
     /// The database URL with any password hidden, for messages and logs.

@@ -837,18 +837,19 @@ async fn demo_serves_sample_data_and_its_printed_credentials_work() {
                 .iter()
                 .any(|r| r["kind"] == kind && r["status"] == "success")
         };
-        if done("hubspot_incoming") && done("everyaction") {
+        if done("hubspot_incoming") && done("everyaction") && done("salesforce_incoming") {
             break;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "the demo's HubSpot and EveryAction pulls did not succeed: {runs}"
+            "the demo's HubSpot, EveryAction and Salesforce pulls did not succeed: {runs}"
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    // 1,000 students, 250 from HubSpot, and the 180 of the EveryAction emulator's 300 people
-    // that a conservative sync takes (US, a cell phone, an email, opted in).
-    assert_eq!(count_contacts(&client, &demo.url, &cookie).await, 1_430);
+    // 1,000 students, 250 from HubSpot, the 180 of the EveryAction emulator's 300 people
+    // that a conservative sync takes (US, a cell phone, an email, opted in), and the 300
+    // Contacts of the Salesforce emulator.
+    assert_eq!(count_contacts(&client, &demo.url, &cookie).await, 1_730);
     let msgs: serde_json::Value = client
         .get(format!("{}api/v1/messages?limit=5", demo.url))
         .header(reqwest::header::COOKIE, &cookie)
@@ -875,7 +876,7 @@ async fn demo_serves_sample_data_and_its_printed_credentials_work() {
     let cookie = login(&client, &again.url, &again.email, &again.password).await;
     assert_eq!(
         count_contacts(&client, &again.url, &cookie).await,
-        1_430,
+        1_730,
         "nothing is added twice"
     );
     stop(again.child).await;

@@ -18,6 +18,10 @@ use super::{CrmClient, NextPage, Record, SyncSpec};
 use crate::connector::{RunError, RunReport};
 use crate::context::RunContext;
 
+/// How far back the first look for deleted records goes (CRMs keep deleted records for a few
+/// weeks; Salesforce answers up to 30 days back).
+const DELETED_LOOKBACK_MS: i64 = 29 * 86_400_000;
+
 /// Pulls the records changed in the CRM since the watermark (and those that failed before)
 /// into Ferry.
 pub async fn run_incoming<C: CrmClient>(
@@ -77,6 +81,7 @@ pub async fn run_incoming<C: CrmClient>(
         SyncState {
             watermark: newest,
             retry: incoming.retries.next.clone(),
+            deleted: state.deleted,
         }
         .save(ctx)
         .await?;
@@ -96,6 +101,25 @@ pub async fn run_incoming<C: CrmClient>(
     state.watermark = newest;
     state.retry = incoming.retries.next;
     state.save(ctx).await?;
+
+    // Records deleted in the CRM: their contacts are archived (a later import or sync of the
+    // same person un-archives them).
+    let now = jiff::Timestamp::now().as_millisecond();
+    let oldest = now - DELETED_LOOKBACK_MS;
+    let since = state.deleted.unwrap_or(oldest).max(oldest);
+    if let Some((ids, covered)) = client
+        .deleted_since(since)
+        .await
+        .map_err(|e| remote_error(client, e))?
+    {
+        let archived = ctx
+            .store()
+            .archive_by_crm_ids(ctx.institution_id(), &ids)
+            .await?;
+        incoming.tally.archived += archived.len() as i64;
+        state.deleted = Some(covered.max(since));
+        state.save(ctx).await?;
+    }
     Ok(incoming.tally.report(client))
 }
 

@@ -25,6 +25,9 @@ pub(super) struct SyncState {
     /// Failed contacts (Ferry IDs outgoing, CRM IDs incoming) and their attempts so far.
     #[serde(default)]
     pub retry: BTreeMap<String, u32>,
+    /// Incoming, for a CRM that lists deleted records: the time (ms) they were read up to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<i64>,
 }
 
 impl SyncState {
@@ -44,15 +47,18 @@ pub(super) struct Tally {
     pub updated: i64,
     pub filtered: i64,
     pub failed: i64,
+    /// Contacts archived because the CRM deleted their records.
+    pub archived: i64,
 }
 
 impl Tally {
     /// The run's report: its counts and the client's calls.
     pub fn report<C: CrmClient>(&self, client: &C) -> RunReport {
         let calls = client.calls();
-        let rows = self.created + self.updated;
+        let rows = self.created + self.updated + self.archived;
         let detail = json!({
             "created": self.created, "updated": self.updated, "filtered": self.filtered,
+            "archived": self.archived,
             "failed": self.failed, "api_calls": calls.requests, "retries": calls.retries,
             "rate_limited": calls.rate_limited,
         });

@@ -79,6 +79,19 @@ pub fn name_key(first: &str, last: &str) -> NameKey {
     (first.trim().to_lowercase(), last.trim().to_lowercase())
 }
 
+/// A record a CRM refused in a write that answers record by record (Salesforce's sObject
+/// Collections with `allOrNone` false): the Sync Log code and the CRM's message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// The Sync Log code (in the error dictionary).
+    pub code: String,
+    /// The CRM's message, with its own code.
+    pub message: String,
+}
+
+/// One record's outcome in a write that answers record by record, in request order.
+pub type Outcome = Result<Record, Rejection>;
+
 /// What the engine needs to know of a CRM's errors.
 pub trait RemoteError: std::error::Error + Send + Sync + 'static {
     /// Trying again later may help (a 429, a 5xx, no answer).
@@ -138,6 +151,44 @@ pub trait CrmClient: Send + Sync {
         wanted: &BTreeMap<NameKey, BTreeSet<String>>,
         done: &mut (dyn FnMut(NameKey, Vec<NameResult>) -> bool + Send),
     ) -> Result<(), Self::Error>;
+    /// The property that holds Ferry's platform ID, when the CRM has one configured (an
+    /// external-ID field): outgoing matching asks it after the CRM ID and before the email.
+    fn external_id_property(&self) -> Option<&str> {
+        None
+    }
+    /// The records whose [`CrmClient::external_id_property`] holds these values:
+    /// `(value, record ID)`.
+    async fn find_by_external_ids(
+        &self,
+        _values: &[String],
+    ) -> Result<Vec<(String, String)>, Self::Error> {
+        Ok(Vec::new())
+    }
+    /// For a CRM whose batch writes answer record by record in request order: creates the
+    /// records, each answered with the new record or its refusal. `None`: the CRM writes a
+    /// batch whole, through [`CrmClient::create`].
+    async fn create_each(
+        &self,
+        _records: &[BTreeMap<String, String>],
+    ) -> Result<Option<Vec<Outcome>>, Self::Error> {
+        Ok(None)
+    }
+    /// Like [`CrmClient::create_each`], for updates by ID.
+    async fn update_each(
+        &self,
+        _records: &[(String, BTreeMap<String, String>)],
+    ) -> Result<Option<Vec<Outcome>>, Self::Error> {
+        Ok(None)
+    }
+    /// The IDs of the records deleted in the CRM from `since_ms` on, and the time (epoch ms) the
+    /// answer covers up to (the next call's `since_ms`); `None` for a CRM that does not say.
+    /// Incoming runs archive the contacts with those CRM IDs.
+    async fn deleted_since(
+        &self,
+        _since_ms: i64,
+    ) -> Result<Option<(Vec<String>, i64)>, Self::Error> {
+        Ok(None)
+    }
     /// Creates records; the answer may come in any order (the engine pairs them by value).
     async fn create(
         &self,

@@ -23,6 +23,8 @@ struct Out {
     contact: Contact,
     properties: BTreeMap<String, String>,
     known: Lookups,
+    /// The platform ID, when the CRM keeps it in an external-ID field.
+    external: Option<String>,
 }
 
 impl Out {
@@ -30,6 +32,7 @@ impl Out {
         let d = &self.contact.data;
         OutgoingKeys {
             crm_id: d.crm_id.as_deref(),
+            external_id: self.external.as_deref(),
             email: self.properties.get(email).map(String::as_str),
             first_name: d.first_name.as_deref(),
             last_name: d.last_name.as_deref(),
@@ -86,6 +89,7 @@ pub async fn run_outgoing<C: CrmClient>(
     SyncState {
         watermark,
         retry: writer.retries.next,
+        deleted: None,
     }
     .save(ctx)
     .await?;
@@ -225,6 +229,7 @@ fn prepare<C: CrmClient>(
             contact: c.clone(),
             properties,
             known: Lookups::default(),
+            external: client.external_id_property().map(|_| c.id.to_string()),
         }));
     }
     outs
@@ -281,12 +286,14 @@ async fn look_up<C: CrmClient>(
             return Err(RunError::cancelled());
         }
         let mut by_id: Vec<usize> = Vec::new();
+        let mut by_external: Vec<usize> = Vec::new();
         let mut by_email: Vec<usize> = Vec::new();
         let mut by_name: Vec<usize> = Vec::new();
         for (i, slot) in outs.iter_mut().enumerate() {
             let Some(o) = slot else { continue };
             match outgoing::next_lookup(&o.keys(email), &o.known) {
                 Some(Lookup::ById) => by_id.push(i),
+                Some(Lookup::ByExternalId) => by_external.push(i),
                 Some(Lookup::ByEmail) => by_email.push(i),
                 Some(Lookup::ByName) => by_name.push(i),
                 None => {
@@ -316,6 +323,24 @@ async fn look_up<C: CrmClient>(
                 let o = outs[i].as_mut().expect("undecided");
                 let id = o.contact.data.crm_id.as_deref().unwrap_or_default().trim();
                 o.known.by_id_exists = Some(exists.contains(id));
+            }
+        } else if !by_external.is_empty() {
+            let values: Vec<String> = by_external
+                .iter()
+                .filter_map(|&i| out(&outs, i).external.clone())
+                .collect();
+            let mut index: HashMap<String, String> = HashMap::new();
+            for chunk in values.chunks(batch) {
+                let found = client
+                    .find_by_external_ids(chunk)
+                    .await
+                    .map_err(|e| remote_error(client, e))?;
+                index.extend(found);
+            }
+            for &i in &by_external {
+                let o = outs[i].as_mut().expect("undecided");
+                let found = o.external.as_ref().and_then(|v| index.get(v)).cloned();
+                o.known.by_external_id = Some(found);
             }
         } else if !by_email.is_empty() {
             let emails: BTreeSet<String> = by_email
@@ -422,6 +447,7 @@ impl<C: CrmClient> Writer<'_, C> {
                         SyncState {
                             watermark: seq,
                             retry: self.retries.next.clone(),
+                            deleted: None,
                         }
                         .save(self.ctx)
                         .await?;
@@ -476,6 +502,23 @@ impl<C: CrmClient> Writer<'_, C> {
             }
             let props: Vec<BTreeMap<String, String>> =
                 group.iter().map(|p| p.properties.clone()).collect();
+            // A CRM that answers record by record: each record succeeded or was refused.
+            match self.client.create_each(&props).await {
+                Ok(Some(outcomes)) => {
+                    let mut created: Vec<(i64, String)> = Vec::new();
+                    for (push, outcome) in group.iter().zip(outcomes) {
+                        match outcome {
+                            Ok(r) => created.push((push.contact.id, r.id)),
+                            Err(rej) => self.failed(&push.contact, &rej.code, rej.message).await?,
+                        }
+                    }
+                    self.tally.created += created.len() as i64;
+                    write_back_ids(self.ctx, self.client.name(), &created).await?;
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => return Err(remote_error(self.client, e)),
+            }
             match self.client.create(&props).await {
                 Ok(records) => {
                     // A CRM may not keep the input order: pair records with inputs by value.
@@ -545,6 +588,26 @@ impl<C: CrmClient> Writer<'_, C> {
                 .iter()
                 .map(|(p, id, _)| (id.clone(), p.properties.clone()))
                 .collect();
+            match self.client.update_each(&inputs).await {
+                Ok(Some(outcomes)) => {
+                    let mut write_back: Vec<(i64, String)> = Vec::new();
+                    for ((p, id, wb), outcome) in group.iter().zip(outcomes) {
+                        match outcome {
+                            Ok(_) => {
+                                self.tally.updated += 1;
+                                if *wb {
+                                    write_back.push((p.contact.id, id.clone()));
+                                }
+                            }
+                            Err(rej) => self.failed(&p.contact, &rej.code, rej.message).await?,
+                        }
+                    }
+                    write_back_ids(self.ctx, self.client.name(), &write_back).await?;
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => return Err(remote_error(self.client, e)),
+            }
             match self.client.update(&inputs).await {
                 Ok(records) => {
                     // The answer leaves out the IDs the CRM did not find (merged or deleted meanwhile).

@@ -67,14 +67,34 @@ pub async fn start(
         );
     }
     let st = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
-    if let Err(e) = state
-        .store
-        .create_oauth_state(auth.institution_id(), p.id(), &st)
-        .await
-    {
-        return super::ui_error(e.into());
-    }
-    match p.authorize_url(&redirect_uri(&state, &headers, p.id()), &st) {
+    let redirect = redirect_uri(&state, &headers, p.id());
+    // A provider with PKCE gets a verifier per flow, kept (sealed) with the state.
+    let url = if p.uses_pkce() {
+        let Some(pkce) = ferry_connectors::describe::Pkce::generate() else {
+            return error_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "no randomness for the PKCE verifier",
+            );
+        };
+        if let Err(e) = state
+            .store
+            .create_oauth_state_with_verifier(auth.institution_id(), p.id(), &st, &pkce.verifier)
+            .await
+        {
+            return super::ui_error(e.into());
+        }
+        p.authorize_url_pkce(&redirect, &st, &pkce.challenge)
+    } else {
+        if let Err(e) = state
+            .store
+            .create_oauth_state(auth.institution_id(), p.id(), &st)
+            .await
+        {
+            return super::ui_error(e.into());
+        }
+        p.authorize_url(&redirect, &st)
+    };
+    match url {
         Some(url) => Redirect::to(&url).into_response(),
         None => error_page(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -147,13 +167,22 @@ pub async fn callback(
             ),
         );
     };
-    match state
-        .store
-        .take_oauth_state(auth.institution_id(), p.id(), &st)
-        .await
-    {
-        Ok(true) => {}
-        Ok(false) => {
+    let taken = if p.uses_pkce() {
+        state
+            .store
+            .take_oauth_state_verifier(auth.institution_id(), p.id(), &st)
+            .await
+            .map(|v| v.map(Some))
+    } else {
+        state
+            .store
+            .take_oauth_state(auth.institution_id(), p.id(), &st)
+            .await
+            .map(|ok| ok.then_some(None))
+    };
+    let verifier = match taken {
+        Ok(Some(v)) => v,
+        Ok(None) => {
             return failed(
                 StatusCode::BAD_REQUEST,
                 name,
@@ -161,7 +190,7 @@ pub async fn callback(
             );
         }
         Err(e) => return super::ui_error(e.into()),
-    }
+    };
     if !p.is_configured() {
         return failed(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -169,10 +198,12 @@ pub async fn callback(
             format!("{name} OAuth is not configured on this server."),
         );
     }
-    let account = match p
-        .connect(&redirect_uri(&state, &headers, p.id()), &code)
-        .await
-    {
+    let redirect = redirect_uri(&state, &headers, p.id());
+    let connected = match &verifier {
+        Some(v) => p.connect_pkce(&redirect, &code, v).await,
+        None => p.connect(&redirect, &code).await,
+    };
+    let account = match connected {
         Ok(a) => a,
         Err(why) => return failed(StatusCode::BAD_GATEWAY, name, why),
     };

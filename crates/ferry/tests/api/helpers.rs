@@ -33,6 +33,17 @@ pub async fn spawn_app_with_hubspot(
     config: WebConfig,
     hubspot: ferry_connectors::hubspot::HubSpotSettings,
 ) -> TestApp {
+    spawn_app_with_registry(config, |base| {
+        ferry_connectors::Registry::builtin_with(base, &hubspot)
+    })
+    .await
+}
+
+/// An app whose connectors `make` builds from the app's base URL.
+pub async fn spawn_app_with_registry(
+    config: WebConfig,
+    make: impl FnOnce(&str) -> ferry_connectors::Registry,
+) -> TestApp {
     let store = fresh_store().await;
     let inst = store
         .create_institution("state-u", "State University", None)
@@ -65,7 +76,7 @@ pub async fn spawn_app_with_hubspot(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let registry = ferry_connectors::Registry::builtin_with(&base, &hubspot);
+    let registry = make(&base);
     let vault_dir = tempfile::tempdir().unwrap();
     let vault =
         ferry_vault::Vault::local(vault_dir.path(), ferry_vault::VaultKey::generate()).unwrap();

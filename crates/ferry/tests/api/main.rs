@@ -22,6 +22,7 @@ mod openapi;
 mod optin;
 mod routes;
 mod runs;
+mod salesforce;
 mod screens;
 mod sessions;
 mod sftp_accounts;

@@ -35,7 +35,9 @@ async fn integration_types_describe_every_kind() {
             "eab_notes_export",
             "everyaction",
             "hubspot_incoming",
-            "hubspot_outgoing"
+            "hubspot_outgoing",
+            "salesforce_incoming",
+            "salesforce_outgoing"
         ]
     );
 
@@ -106,7 +108,7 @@ async fn the_openapi_document_publishes_each_kinds_config_schema() {
     let create = &schemas["CreateIntegration"];
     assert_eq!(create["discriminator"]["propertyName"], "type");
     let variants = create["oneOf"].as_array().unwrap();
-    assert_eq!(variants.len(), 7, "{create}");
+    assert_eq!(variants.len(), 9, "{create}");
     for kind in ["eab_notes_export", "hubspot_outgoing"] {
         let reference = create["discriminator"]["mapping"][kind].as_str().unwrap();
         let name = reference.rsplit('/').next().unwrap();
