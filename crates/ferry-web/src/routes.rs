@@ -197,6 +197,7 @@ pub fn table(state: &AppState) -> Vec<RouteSpec> {
         route!(GET "/settings/bulk-files" Admin => ui::bulk::bulk_page),
         route!(POST "/settings/bulk-files/setup" Admin => ui::bulk::bulk_setup),
         route!(POST "/settings/bulk-files/templates" Admin => ui::bulk::bulk_template_create),
+        route!(GET "/settings/bulk-files/templates/{id}/delete" Admin => ui::bulk::bulk_template_delete_page),
         route!(POST "/settings/bulk-files/templates/{id}/delete" Admin => ui::bulk::bulk_template_delete),
         route!(GET "/settings/bulk-files/{id}" Admin => ui::bulk::bulk_file_page),
         route!(POST "/contacts/{contact}/messages/{message}/reviewed" Admin => ui::bulk::mark_reviewed),

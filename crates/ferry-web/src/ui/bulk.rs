@@ -394,7 +394,34 @@ pub async fn bulk_template_create(
     }
 }
 
-/// Deletes a template.
+#[derive(Template, WebTemplate)]
+#[template(path = "bulk_template_delete.html")]
+struct TemplateDeletePage {
+    nav: Nav,
+    id: i64,
+    name: String,
+    place: String,
+}
+
+/// Asks before deleting a template, saying what becomes of the files it would have taken.
+pub async fn bulk_template_delete_page(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<i64>,
+) -> Response {
+    match state.store.bulk_template(auth.institution_id(), id).await {
+        Ok(t) => TemplateDeletePage {
+            nav: Nav::new(&state, &auth, "bulk"),
+            id: t.id,
+            place: format!("{}/{}", t.folder.trim_end_matches('/'), t.file_mask),
+            name: t.name,
+        }
+        .into_response(),
+        Err(e) => ui_error(e.into()),
+    }
+}
+
+/// Deletes a template (after the confirmation page).
 pub async fn bulk_template_delete(
     State(state): State<AppState>,
     auth: Auth,

@@ -388,4 +388,32 @@ async fn calls_are_marked_reviewed_and_their_recordings_stream_decrypted() {
     let (_, list) = app.get("/api/v1/bulk-templates").await;
     assert_eq!(list[0]["name"], "Students");
     assert_eq!(list[0]["columns"].as_array().unwrap().len(), 3);
+
+    // Deleting a template asks first, saying what becomes of the files it would have taken.
+    let tid = list[0]["id"].as_i64().unwrap();
+    let (_, page) = app.page(&cookie, "/settings/bulk-files").await;
+    let confirm = format!("/settings/bulk-files/templates/{tid}/delete");
+    assert!(page.contains(&format!("href=\"{confirm}\"")), "{page}");
+    let (status, page) = app.page(&cookie, &confirm).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Delete the template Students?"), "{page}");
+    assert!(page.contains("<code>/in/students_*.csv</code>"), "{page}");
+    assert!(page.contains("bulk_no_template"), "{page}");
+    let (_, list) = app.get("/api/v1/bulk-templates").await;
+    assert_eq!(
+        list.as_array().unwrap().len(),
+        1,
+        "showing the page deletes nothing"
+    );
+    let res = app
+        .http
+        .post(app.url(&confirm))
+        .header("cookie", &cookie)
+        .form(&[("_csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let (_, list) = app.get("/api/v1/bulk-templates").await;
+    assert_eq!(list.as_array().unwrap().len(), 0);
 }
