@@ -519,17 +519,31 @@ async fn outgoing_matches_by_id_then_external_id_then_email_then_name_and_phone_
 /// Pushes the same contacts to a fresh org with the given bulk threshold; returns the org's
 /// records (without their Ids and timestamps), the Ferry contacts' CRM IDs, Sync Log codes and
 /// the emulator's counters.
-async fn push_all(
-    threshold: u32,
-) -> (
+type PushOutcome = (
     Vec<Vec<(String, String)>>,
     usize,
     Vec<String>,
     u64,
     u64,
     u64,
-) {
-    let s = setup().await;
+);
+
+async fn push_all(threshold: u32) -> PushOutcome {
+    push_all_with(threshold, ferry_emulators::salesforce::Faults::default())
+        .await
+        .0
+}
+
+/// Pushes 700 contacts with the given faults; also gives the emulator's counters.
+async fn push_all_with(
+    threshold: u32,
+    faults: ferry_emulators::salesforce::Faults,
+) -> (PushOutcome, ferry_emulators::salesforce::Counters) {
+    let s = setup_with(EmulatorConfig {
+        faults,
+        ..EmulatorConfig::default()
+    })
+    .await;
     // 700 contacts: a third already in Salesforce by email, one with a bad email.
     let mut existing = Vec::new();
     for i in 0..700 {
@@ -618,12 +632,15 @@ async fn push_all(
     let mut codes: Vec<String> = s.log().await.into_iter().map(|(_, c, _)| c).collect();
     codes.sort();
     (
-        records,
-        with_crm,
-        codes,
-        s.requests_to("/jobs/ingest"),
-        s.requests_to("/composite/sobjects"),
-        s.requests_to("vXX.X/query"),
+        (
+            records,
+            with_crm,
+            codes,
+            s.requests_to("/jobs/ingest"),
+            s.requests_to("/composite/sobjects"),
+            s.requests_to("vXX.X/query"),
+        ),
+        s.sf.state().counters(),
     )
 }
 
@@ -647,6 +664,26 @@ async fn collections_and_bulk_api_writes_give_the_same_outcome() {
     assert_eq!(by_collections, by_bulk);
     assert_eq!(crm_a, crm_b);
     assert_eq!(codes_a, codes_b);
+
+    // The first ingest job's close takes effect but its answer is lost (a 500 after the
+    // fact): the retried close gets 409 INVALIDJOBSTATE, and the run goes on to poll the job
+    // instead of failing or uploading the rows again.
+    let ((by_retry, crm_c, codes_c, _, _, _), counters) = push_all_with(
+        100,
+        ferry_emulators::salesforce::Faults {
+            error_rate: 1.0,
+            after_effect_rate: 1.0,
+            only: Some("PATCH /services/data/vXX.X/jobs/ingest/{id}".into()),
+            max_errors: Some(1),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(counters.injected_errors, 1);
+    assert_eq!(counters.statuses.get(&409), Some(&1), "{counters:?}");
+    assert_eq!(by_retry, by_collections);
+    assert_eq!(crm_c, crm_a);
+    assert_eq!(codes_c, codes_a);
 }
 
 #[tokio::test]
@@ -842,6 +879,57 @@ async fn incoming_pages_through_records_that_share_a_systemmodstamp() {
         RunStatus::Success | RunStatus::Skipped
     ));
     assert_eq!(run.detail["created"], 0);
+}
+
+#[tokio::test]
+async fn a_pull_whose_query_locators_expire_goes_on_by_keyset_without_losing_or_repeating() {
+    // Every locator expires at once, as one unused for 15 minutes does: each `nextRecordsUrl`
+    // answers INVALID_QUERY_LOCATOR and the pull must go on after the last
+    // (SystemModstamp, Id) it read, with 4,500 records sharing one SystemModstamp.
+    let s = setup_with(EmulatorConfig {
+        query_locator_idle: Duration::ZERO,
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let stamp = "2026-12-01T10:00:00.000+0000";
+    let records: Vec<Map<String, Value>> = (0..4_500)
+        .map(|i| {
+            let mut r = rec(&[
+                ("FirstName", &format!("F{i}")),
+                ("LastName", "Keyset"),
+                ("Phone", &format!("617557{i:04}")),
+            ]);
+            r.insert("SystemModstamp".into(), json!(stamp));
+            r
+        })
+        .collect();
+    s.sf.state().seed("Contact", records).unwrap();
+    let inc = s
+        .instance(
+            "salesforce_incoming",
+            json!({"mappings": mappings(), "bulk_threshold": 100_000}),
+        )
+        .await;
+    let run = s.run(&inc).await;
+    assert_eq!(run.status, RunStatus::Success, "{run:?}");
+    assert_eq!(run.detail["created"], 4_500, "{run:?}");
+    assert_eq!(s.store.count_contacts(s.inst).await.unwrap(), 4_500);
+    let refused =
+        s.sf.state()
+            .counters()
+            .statuses
+            .get(&400)
+            .copied()
+            .unwrap_or(0);
+    assert_eq!(
+        refused, 2,
+        "both follow-up pages were refused: the locator was gone"
+    );
+    assert_eq!(
+        s.requests_to("/query"),
+        3,
+        "the first query and two keyset queries"
+    );
 }
 
 #[tokio::test]

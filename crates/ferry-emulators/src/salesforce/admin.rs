@@ -74,7 +74,7 @@ async fn get_faults(State(shared): State<Arc<Shared>>) -> Response {
 async fn put_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     match serde_json::from_slice::<Faults>(&body) {
         Ok(f) => {
-            emulator(shared).set_faults(f);
+            emulator(shared).set_faults(f.clone());
             Json(f).into_response()
         }
         Err(e) => bad_request(e),

@@ -517,6 +517,7 @@ fn run_query(
         id: id.clone(),
         rows,
         batch,
+        used_ms: shared.clock.now_ms(),
     });
     while st.cursors.len() > MAX_OPEN_CURSORS {
         st.cursors.pop_front();
@@ -599,6 +600,13 @@ pub(crate) async fn query_more(
             .iter()
             .position(|c| c.id == id)
             .ok_or_else(invalid)?;
+        let now = shared.clock.now_ms();
+        let idle = i64::try_from(shared.config.query_locator_idle.as_millis()).unwrap_or(i64::MAX);
+        if now.saturating_sub(st.cursors[pos].used_ms) >= idle {
+            st.cursors.remove(pos);
+            return Err(invalid());
+        }
+        st.cursors[pos].used_ms = now;
         let c = &st.cursors[pos];
         if offset >= c.rows.len() || !offset.is_multiple_of(c.batch) {
             return Err(invalid());

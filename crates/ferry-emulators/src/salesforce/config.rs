@@ -51,6 +51,11 @@ pub struct EmulatorConfig {
     pub faults: Faults,
     /// How many polls of a closed Bulk API 2.0 job read `InProgress` before its final state.
     pub bulk_polls_in_progress: u32,
+    /// How long a query locator stays open without being used: the SOAP API guide's
+    /// QueryLocator page says "expire automatically after 15 minutes of inactivity" (newer help
+    /// articles say results stay for two days; a client must cope with either). `ZERO` expires
+    /// every locator at once, which makes every `nextRecordsUrl` answer `INVALID_QUERY_LOCATOR`.
+    pub query_locator_idle: Duration,
 }
 
 impl Default for EmulatorConfig {
@@ -70,6 +75,7 @@ impl Default for EmulatorConfig {
             limits: Limits::default(),
             faults: Faults::default(),
             bulk_polls_in_progress: 1,
+            query_locator_idle: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -98,7 +104,7 @@ impl Default for Limits {
 /// Injected faults. Every decision comes from a RNG seeded with `seed`, drawing the same number
 /// of values for every API request, so a sequential client sees the same faults on every run.
 /// Faults apply to `/services/data/vXX.X/…` and to the token endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Faults {
     /// Seed of the fault RNG; setting faults at run time re-seeds it.
@@ -117,6 +123,11 @@ pub struct Faults {
     /// Extra random latency, uniform in `0..=latency_jitter`, in milliseconds in JSON.
     #[serde(rename = "latency_jitter_ms", with = "millis")]
     pub latency_jitter: Duration,
+    /// Only requests to this endpoint get faults, keyed as in [`super::Counters::requests`]
+    /// (e.g. `"PATCH /services/data/vXX.X/jobs/ingest/{id}"`). `None`: every request.
+    pub only: Option<String>,
+    /// At most this many errors are injected, then none. `None`: no cap.
+    pub max_errors: Option<u64>,
 }
 
 impl Default for Faults {
@@ -128,6 +139,8 @@ impl Default for Faults {
             session_expiry_rate: 0.0,
             latency: Duration::ZERO,
             latency_jitter: Duration::ZERO,
+            only: None,
+            max_errors: None,
         }
     }
 }

@@ -69,22 +69,30 @@ struct Roll {
 
 impl EmuState {
     /// Draws this request's faults: always the same number of values per request.
-    fn roll(&mut self, family: Family) -> Roll {
-        let f = self.faults;
+    fn roll(&mut self, family: Family, endpoint: &str) -> Roll {
         let rng = &mut self.fault_rng;
         let (u_err, u_when, u_status, u_expire, u_latency) =
             (rng.unit(), rng.unit(), rng.unit(), rng.unit(), rng.unit());
-        if family == Family::Other {
+        let f = &mut self.faults;
+        if family == Family::Other || f.only.as_deref().is_some_and(|o| o != endpoint) {
             return Roll::default();
         }
         let status = if u_status < 0.5 { 500 } else { 503 };
+        let mut fault = (u_err < f.error_rate).then_some(if u_when < f.after_effect_rate {
+            Injected::After(status)
+        } else {
+            Injected::Before(status)
+        });
+        if fault.is_some() {
+            match &mut f.max_errors {
+                Some(0) => fault = None,
+                Some(n) => *n -= 1,
+                None => {}
+            }
+        }
         Roll {
             latency: f.latency + f.latency_jitter.mul_f64(u_latency),
-            fault: (u_err < f.error_rate).then_some(if u_when < f.after_effect_rate {
-                Injected::After(status)
-            } else {
-                Injected::Before(status)
-            }),
+            fault,
             expire_session: family == Family::Api && u_expire < f.session_expiry_rate,
         }
     }
@@ -167,12 +175,11 @@ pub(crate) async fn gate(State(shared): State<Arc<Shared>>, req: Request, next: 
         Family::Other
     };
     let roll = {
+        let key = endpoint_key(&method, &path);
         let mut st = shared.lock();
-        *st.counters
-            .requests
-            .entry(endpoint_key(&method, &path))
-            .or_default() += 1;
-        st.roll(family)
+        let r = st.roll(family, &key);
+        *st.counters.requests.entry(key).or_default() += 1;
+        r
     };
     if !roll.latency.is_zero() {
         tokio::time::sleep(roll.latency).await;

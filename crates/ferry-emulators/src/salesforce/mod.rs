@@ -45,7 +45,8 @@
 //!   records is a 400 `EXCEEDED_ID_LIMIT`.
 //! - **Queries** are snapshots: a locator pages through the rows as they were when the query
 //!   ran. `Sforce-Query-Options: batchSize=N` (200–2,000) sets the page size. At most 10
-//!   locators stay open; older ones give `INVALID_QUERY_LOCATOR`. Without `ORDER BY` rows come
+//!   locators stay open; older ones, and those unused for
+//!   [`EmulatorConfig::query_locator_idle`] (15 minutes), give `INVALID_QUERY_LOCATOR`. Without `ORDER BY` rows come
 //!   in id (creation) order.
 //! - **Bulk API 2.0**: a job does its work when closed (`UploadComplete`; a query job at
 //!   creation, as a snapshot) but reads `InProgress` for the first
@@ -146,6 +147,9 @@ pub(crate) struct Cursor {
     pub id: String,
     pub rows: Vec<Value>,
     pub batch: usize,
+    /// When it was last used (emulator clock, ms): it expires after
+    /// [`EmulatorConfig::query_locator_idle`] without use.
+    pub used_ms: i64,
 }
 
 pub(crate) struct State {
@@ -168,7 +172,7 @@ impl State {
             tokens: Tokens::default(),
             limits: config.limits,
             day: 0,
-            faults: config.faults,
+            faults: config.faults.clone(),
             fault_rng: Rng::new(config.faults.seed),
             counters: Counters::default(),
             cursors: VecDeque::new(),
@@ -390,25 +394,25 @@ impl SalesforceEmulator {
     pub fn reset(&self) {
         let mut st = self.shared.lock();
         let tokens = std::mem::take(&mut st.tokens);
-        let faults = st.faults;
+        let faults = st.faults.clone();
         let daily_max = st.limits.daily_max;
         *st = State::new(&self.shared.config);
         st.tokens = tokens;
-        st.faults = faults;
         st.fault_rng = Rng::new(faults.seed);
+        st.faults = faults;
         st.limits = Limits { daily_max, used: 0 };
     }
 
     /// The faults in force.
     pub fn faults(&self) -> Faults {
-        self.shared.lock().faults
+        self.shared.lock().faults.clone()
     }
 
     /// Replaces the faults and re-seeds the fault RNG.
     pub fn set_faults(&self, faults: Faults) {
         let mut st = self.shared.lock();
-        st.faults = faults;
         st.fault_rng = Rng::new(faults.seed);
+        st.faults = faults;
     }
 
     /// The limit and today's usage.
