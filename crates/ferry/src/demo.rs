@@ -68,6 +68,8 @@ pub async fn run(settings: &Settings, args: &DemoArgs) -> Result<()> {
 /// The demo EveryAction emulator's API key and the demo instance's name.
 const EVERYACTION_KEY: &str = "d3m0d3m0-ea00-4000-8000-000000000001";
 pub const DEMO_EVERYACTION: &str = "EveryAction (demo emulator)";
+/// The opt-in path the demo's EveryAction instance gives new opted-in contacts.
+pub const DEMO_OPT_IN_PATH: &str = "EveryAction sign-up (demo)";
 /// People in the demo's EveryAction emulator.
 pub const DEMO_EVERYACTION_PEOPLE: usize = 300;
 /// Of those, the ones a conservative sync takes: US, a cell phone, an email, opted in (6 in 10;
@@ -113,8 +115,30 @@ pub async fn start_everyaction(
     ea.state()
         .seed_people(seeds)
         .map_err(|e| anyhow::anyhow!("seeding the EveryAction emulator: {e:?}"))?;
-    let config =
-        serde_json::json!({"login": "ferry-demo", "api_host": ea.api_url(), "liberal": false});
+    // New opted-in people it brings get this path's welcome queued in the Outbox.
+    let path = match store
+        .opt_in_paths(inst.id)
+        .await?
+        .into_iter()
+        .find(|p| p.name == DEMO_OPT_IN_PATH)
+    {
+        Some(p) => p,
+        None => {
+            store
+                .create_opt_in_path(
+                    inst.id,
+                    &ferry_store::OptInPathInput {
+                        name: DEMO_OPT_IN_PATH.into(),
+                        welcome_message: "Welcome! You will get texts from your campus here. \
+                                          Reply STOP at any time to opt out."
+                            .into(),
+                    },
+                )
+                .await?
+        }
+    };
+    let config = serde_json::json!({"login": "ferry-demo", "api_host": ea.api_url(),
+        "liberal": false, "opt_in_path_id": path.id});
     let mut secrets = serde_json::Map::new();
     secrets.insert("password".into(), EVERYACTION_KEY.into());
     let service = IntegrationService::new(store.clone(), settings.registry());
@@ -790,8 +814,9 @@ fn print_box(
         format!(
             "  (\"{DEMO_EVERYACTION}\" pulled {DEMO_EVERYACTION_SYNCED} opted-in people at start;"
         ),
-        "  opt-ins and opt-outs in Ferry go to it every 5 minutes by day, or on Run now)"
+        "  their welcome messages wait in Settings > Outbox; opt-ins and opt-outs in Ferry"
             .to_string(),
+        "  go to it every 5 minutes by day, or on Run now)".to_string(),
         String::new(),
         format!("  Salesforce emulator: {salesforce}"),
         format!(

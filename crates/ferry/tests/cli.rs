@@ -786,6 +786,27 @@ async fn count_contacts(client: &reqwest::Client, base: &str, cookie: &str) -> u
     }
 }
 
+/// How many welcome messages wait in the demo institution's outbox.
+async fn queued_welcomes(client: &reqwest::Client, url: &str, cookie: &str) -> usize {
+    let queued: serde_json::Value = client
+        .get(format!("{url}api/v1/outbox?limit=500"))
+        .header(reqwest::header::COOKIE, cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let queued = queued.as_array().expect("a list");
+    assert!(
+        queued.iter().all(|m| m["body"]
+            .as_str()
+            .is_some_and(|b| b.starts_with("Welcome!"))),
+        "{queued:?}"
+    );
+    queued.len()
+}
+
 /// SIGTERM, then waits for a clean exit.
 async fn stop(mut child: tokio::process::Child) {
     let pid = child.id().expect("running").to_string();
@@ -850,6 +871,8 @@ async fn demo_serves_sample_data_and_its_printed_credentials_work() {
     // that a conservative sync takes (US, a cell phone, an email, opted in), and the 300
     // Contacts of the Salesforce emulator.
     assert_eq!(count_contacts(&client, &demo.url, &cookie).await, 1_730);
+    // Each opted-in person the EveryAction pull created has the demo path's welcome queued.
+    assert_eq!(queued_welcomes(&client, &demo.url, &cookie).await, 180);
     let msgs: serde_json::Value = client
         .get(format!("{}api/v1/messages?limit=5", demo.url))
         .header(reqwest::header::COOKIE, &cookie)
@@ -878,6 +901,11 @@ async fn demo_serves_sample_data_and_its_printed_credentials_work() {
         count_contacts(&client, &again.url, &cookie).await,
         1_730,
         "nothing is added twice"
+    );
+    assert_eq!(
+        queued_welcomes(&client, &again.url, &cookie).await,
+        180,
+        "no welcome is queued twice"
     );
     stop(again.child).await;
 
