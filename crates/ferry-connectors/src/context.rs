@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use ferry_core::run::SyncDirection;
+use ferry_core::run::{SyncDirection, SyncResult};
 use ferry_store::{Integration, NewSyncLog, Run, Store, StoreError};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
@@ -187,6 +187,11 @@ impl ConnectorContext {
 /// worker calls [`RunContext::flush_log`] at the end.
 pub const LOG_FLUSH_AT: usize = 500;
 
+/// Contact sync results (see [`RunContext::synced`]) are written in batches of this many while
+/// a run goes on; the rest when the engine ends a chunk or the worker calls
+/// [`RunContext::flush_log`].
+pub const SYNCED_FLUSH_AT: usize = 1_000;
+
 /// Everything one run of a connector works with.
 pub struct RunContext {
     store: Store,
@@ -196,6 +201,8 @@ pub struct RunContext {
     cancel: CancelSignal,
     pending: Mutex<Vec<NewSyncLog>>,
     logged: AtomicU64,
+    /// What the run did with each contact, for their sync status; not yet written.
+    synced: Mutex<Vec<SyncResult>>,
 }
 
 impl fmt::Debug for RunContext {
@@ -226,6 +233,7 @@ impl RunContext {
             cancel,
             pending: Mutex::new(Vec::new()),
             logged: AtomicU64::new(0),
+            synced: Mutex::new(Vec::new()),
         }
     }
 
@@ -335,27 +343,79 @@ impl RunContext {
         Ok(())
     }
 
-    /// Writes the buffered Sync Log rows; returns how many. The worker calls it when the run
-    /// ends. On error the rows stay buffered for the next attempt.
+    /// Writes the buffered Sync Log rows, then the buffered contact sync results; returns how
+    /// many Sync Log rows. The worker calls it when the run ends. On error the rows stay
+    /// buffered for the next attempt.
     pub async fn flush_log(&self) -> Result<usize, StoreError> {
         let batch = std::mem::take(&mut *self.lock_pending());
+        let written = if batch.is_empty() {
+            0
+        } else {
+            match self
+                .store
+                .add_sync_log(self.integration.institution_id, &batch)
+                .await
+            {
+                Ok(()) => batch.len(),
+                Err(e) => {
+                    // Put the batch back in front of anything logged meanwhile, keeping the order.
+                    let mut pending = self.lock_pending();
+                    let newer = std::mem::replace(&mut *pending, batch);
+                    pending.extend(newer);
+                    return Err(e);
+                }
+            }
+        };
+        self.flush_synced().await?;
+        Ok(written)
+    }
+
+    /// Records what the run did with one contact (written, failed with a code, or skipped),
+    /// for the contact's sync status. Buffered and written in batches of
+    /// [`SYNCED_FLUSH_AT`]; an error means a batch could not be written (it stays buffered).
+    pub async fn synced(&self, result: SyncResult) -> Result<(), StoreError> {
+        let full = {
+            let mut synced = self.lock_synced();
+            synced.push(result);
+            synced.len() >= SYNCED_FLUSH_AT
+        };
+        if full {
+            self.flush_synced().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the buffered contact sync results; returns how many. Engines call it when they
+    /// finish a chunk of contacts. When the integration was deleted meanwhile, the results
+    /// are dropped (there is no status left to show); on another error they stay buffered.
+    pub async fn flush_synced(&self) -> Result<usize, StoreError> {
+        let batch = std::mem::take(&mut *self.lock_synced());
         if batch.is_empty() {
             return Ok(0);
         }
         match self
             .store
-            .add_sync_log(self.integration.institution_id, &batch)
+            .record_contact_syncs(self.integration.institution_id, self.integration.id, &batch)
             .await
         {
             Ok(()) => Ok(batch.len()),
+            Err(StoreError::NotFound) => Ok(0),
             Err(e) => {
-                // Put the batch back in front of anything logged meanwhile, keeping the order.
-                let mut pending = self.lock_pending();
-                let newer = std::mem::replace(&mut *pending, batch);
-                pending.extend(newer);
+                let mut synced = self.lock_synced();
+                let newer = std::mem::replace(&mut *synced, batch);
+                synced.extend(newer);
                 Err(e)
             }
         }
+    }
+
+    /// Contact sync results buffered and not yet written.
+    pub fn pending_synced(&self) -> usize {
+        self.lock_synced().len()
+    }
+
+    fn lock_synced(&self) -> MutexGuard<'_, Vec<SyncResult>> {
+        self.synced.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Sync Log rows logged during this run so far (written or still buffered).

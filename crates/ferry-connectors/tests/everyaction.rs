@@ -138,6 +138,20 @@ impl Setup {
         codes.sort();
         codes
     }
+
+    /// A contact's sync status rows: (direction, result, code, remote ID), by direction.
+    async fn sync_status(
+        &self,
+        id: i64,
+    ) -> Vec<(&'static str, &'static str, Option<String>, Option<String>)> {
+        self.store
+            .contact_syncs(self.inst, id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.direction.as_str(), r.result.as_str(), r.code, r.remote_id))
+            .collect()
+    }
 }
 
 #[tokio::test]
@@ -422,6 +436,32 @@ async fn opt_ins_and_opt_outs_are_pushed_by_van_id_by_phone_or_as_new_records() 
         s.log_codes()
             .await
             .contains(&"everyaction_opt_in_without_email".to_string())
+    );
+    // Each contact's sync status: pulled and pushed with its VAN ID, or skipped with the code.
+    let van = |id: u64| Some(id.to_string());
+    assert_eq!(
+        s.sync_status(ana).await,
+        [
+            ("incoming", "synced", None, van(ids[0])),
+            ("outgoing", "synced", None, van(ids[0]))
+        ]
+    );
+    assert_eq!(
+        s.sync_status(bo).await,
+        [("outgoing", "synced", None, van(bo_van))]
+    );
+    assert_eq!(
+        s.sync_status(dot).await,
+        [("outgoing", "synced", None, van(ids[1]))]
+    );
+    assert_eq!(
+        s.sync_status(cal).await,
+        [(
+            "outgoing",
+            "skipped",
+            Some("everyaction_opt_in_without_email".to_string()),
+            None
+        )]
     );
 
     // Nothing changed since: nothing is sent.
@@ -726,6 +766,16 @@ async fn a_refused_contact_is_retried_on_the_next_pushes_and_given_up_after_five
     assert!(
         logged.iter().any(|m| m.contains("attempt 1 of 5")),
         "{logged:?}"
+    );
+    assert_eq!(
+        s.sync_status(gil).await,
+        [(
+            "outgoing",
+            "failed",
+            Some("everyaction_refused".to_string()),
+            None
+        )],
+        "the sync status says the push failed, with the Sync Log's code"
     );
 
     // EveryAction answers 5xx (after the client's retries): the attempt counts and the push

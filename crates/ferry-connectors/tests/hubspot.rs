@@ -164,6 +164,34 @@ impl Setup {
         self.store.contact(self.inst, id).await.unwrap().data.crm_id
     }
 
+    /// A contact's sync status rows: (integration, direction, result, code, remote ID).
+    async fn sync_status(
+        &self,
+        id: i64,
+    ) -> Vec<(
+        i64,
+        &'static str,
+        &'static str,
+        Option<String>,
+        Option<String>,
+    )> {
+        self.store
+            .contact_syncs(self.inst, id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| {
+                (
+                    r.integration_id,
+                    r.direction.as_str(),
+                    r.result.as_str(),
+                    r.code,
+                    r.remote_id,
+                )
+            })
+            .collect()
+    }
+
     async fn log_codes(&self) -> Vec<(Option<i64>, String)> {
         let rows = self
             .store
@@ -324,6 +352,23 @@ async fn outgoing_follows_each_branch_of_the_seed() {
         hub.contact(&e_id).unwrap().get("email").is_none(),
         "blank values are not sent"
     );
+    // Each contact's sync status: written with its CRM ID, or failed with the Sync Log's code.
+    let synced = |crm: &str| vec![(out.id, "outgoing", "synced", None, Some(crm.to_string()))];
+    assert_eq!(s.sync_status(a).await, synced(x));
+    assert_eq!(s.sync_status(c).await, synced(y));
+    assert_eq!(s.sync_status(d).await, synced(z));
+    assert_eq!(s.sync_status(e).await, synced(&e_id));
+    assert_eq!(
+        s.sync_status(b).await,
+        vec![(
+            out.id,
+            "outgoing",
+            "failed",
+            Some("crm_id_not_found".to_string()),
+            None
+        )]
+    );
+    assert!(s.sync_status(t).await.is_empty(), "test users never sync");
 
     // Nothing changed: the next run only tries B again (failed contacts are retried), and the
     // write-backs did not count as changes.
@@ -411,6 +456,20 @@ async fn incoming_pulls_changes_without_echoing_ferrys_writes() {
         .find(|c| c.data.first_name.as_deref() == Some("Ines"))
         .expect("Ines came in");
     assert_eq!(ines.data.crm_id.as_deref(), Some(ids[0].as_str()));
+    assert_eq!(
+        s.sync_status(ines.id).await,
+        vec![(
+            incoming.id,
+            "incoming",
+            "synced",
+            None,
+            Some(ids[0].clone())
+        )]
+    );
+    assert!(
+        s.sync_status(tess).await.is_empty(),
+        "test users never sync"
+    );
     assert_eq!(ines.data.phone.as_ref().unwrap().as_str(), "+16175550121");
     let tess = s.store.contact(s.inst, tess).await.unwrap();
     assert_eq!(
@@ -440,6 +499,12 @@ async fn incoming_pulls_changes_without_echoing_ferrys_writes() {
     assert_eq!(
         hub.contact(&ids[0]).unwrap().get("lastname"),
         Some("Ruiz-Soto")
+    );
+    let status = s.sync_status(ines.id).await;
+    assert_eq!(status.len(), 2, "one row per integration: {status:?}");
+    assert!(
+        status.contains(&(out.id, "outgoing", "synced", None, Some(ids[0].clone()))),
+        "{status:?}"
     );
     let seq = s.store.current_change_seq(s.inst).await.unwrap();
     let pulled = s.run(&incoming).await;
@@ -727,20 +792,22 @@ async fn a_create_conflict_becomes_an_update_and_no_duplicate() {
 #[tokio::test]
 async fn filters_hold_contacts_back_and_count_them() {
     let s = setup(EmulatorConfig::default()).await;
-    s.contact(&[
-        ("first_name", "In"),
-        ("last_name", "Sync"),
-        ("phone", "6175550141"),
-        ("opt_in", "true"),
-    ])
-    .await;
-    s.contact(&[
-        ("first_name", "Out"),
-        ("last_name", "Side"),
-        ("phone", "6175550142"),
-        ("opt_in", "false"),
-    ])
-    .await;
+    let inside = s
+        .contact(&[
+            ("first_name", "In"),
+            ("last_name", "Sync"),
+            ("phone", "6175550141"),
+            ("opt_in", "true"),
+        ])
+        .await;
+    let outside = s
+        .contact(&[
+            ("first_name", "Out"),
+            ("last_name", "Side"),
+            ("phone", "6175550142"),
+            ("opt_in", "false"),
+        ])
+        .await;
     let out = s
         .instance(
             "hubspot_outgoing",
@@ -759,6 +826,19 @@ async fn filters_hold_contacts_back_and_count_them() {
         .filter_map(|r| r.get("firstname").map(str::to_string))
         .collect();
     assert_eq!(names, ["In"]);
+    let status = s.sync_status(inside).await;
+    assert_eq!((status[0].2, status[0].3.clone()), ("synced", None));
+    assert!(status[0].4.is_some(), "the new CRM ID: {status:?}");
+    assert_eq!(
+        s.sync_status(outside).await,
+        vec![(
+            out.id,
+            "outgoing",
+            "skipped",
+            Some("filtered_out".to_string()),
+            None
+        )]
+    );
 }
 
 #[tokio::test]

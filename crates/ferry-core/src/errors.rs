@@ -31,6 +31,7 @@ pub const DICTIONARY: &[ErrorCode] = error_codes! {
     "crm_rejected" => "The CRM refused to create or update the contact (a value it does not accept, such as an invalid email or an option its property does not have).", "Read the CRM's reason in the log message, correct the value in Ferry or the property in the CRM; the contact is retried on the next runs.";
     "csrf_failed" => "The form was not sent from a Ferry page of this session.", "Reload the page and submit again.";
     "duplicate_column" => "A CSV file names the same column twice.", "Remove the repeated column from the header row.";
+    "filtered_out" => "The contact did not pass the integration's filters, so the integration left it alone (a skip, not an error).", "If the contact should sync, change its value of the filtered field, or the instance's filters.";
     "forbidden" => "Your role does not allow this (settings and integrations are admin-only).", "Ask an admin of the institution.";
     "internal" => "Ferry failed for a reason that is not the request's fault (the database or a remote was unavailable, or a bug). Nothing was changed; the answer carries a correlation id that is in Ferry's log.", "Try again; if it persists, give the correlation id to whoever runs Ferry so they can find the logged cause.";
     "invalid_boolean" => "A yes/no field has a value that is not yes/no.", "Use true/false, yes/no, y/n or 1/0.";

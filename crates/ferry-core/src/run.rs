@@ -74,6 +74,87 @@ crate::string_enum! {
     }
 }
 
+crate::string_enum! {
+    /// How an integration's last attempt to sync one contact ended.
+    pub enum SyncOutcome {
+        /// The contact was written (to the CRM, or into Ferry).
+        Synced = "synced",
+        /// The write failed; the code says why (and the Sync Log has the row).
+        Failed = "failed",
+        /// The contact was filtered out or skipped on purpose; the code says why.
+        Skipped = "skipped",
+    }
+}
+
+/// What one run did with one contact, for the contact's sync status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncResult {
+    /// The Ferry contact.
+    pub contact_id: i64,
+    /// Which way the data was going.
+    pub direction: SyncDirection,
+    /// How it ended.
+    pub result: SyncOutcome,
+    /// An error-dictionary code, for a failure or a skip.
+    pub code: Option<String>,
+    /// The contact's ID in the other system (the CRM ID), when known.
+    pub remote_id: Option<String>,
+    /// When it happened.
+    pub at: jiff::Timestamp,
+}
+
+impl SyncResult {
+    /// A contact written, with its ID in the other system when one is known.
+    pub fn synced(
+        contact_id: i64,
+        direction: SyncDirection,
+        remote_id: Option<String>,
+    ) -> SyncResult {
+        SyncResult {
+            contact_id,
+            direction,
+            result: SyncOutcome::Synced,
+            code: None,
+            remote_id,
+            at: jiff::Timestamp::now(),
+        }
+    }
+
+    /// A contact whose write failed with `code`.
+    pub fn failed(
+        contact_id: i64,
+        direction: SyncDirection,
+        code: impl Into<String>,
+        remote_id: Option<String>,
+    ) -> SyncResult {
+        SyncResult {
+            contact_id,
+            direction,
+            result: SyncOutcome::Failed,
+            code: Some(code.into()),
+            remote_id,
+            at: jiff::Timestamp::now(),
+        }
+    }
+
+    /// A contact filtered out or skipped, with `code`.
+    pub fn skipped(
+        contact_id: i64,
+        direction: SyncDirection,
+        code: impl Into<String>,
+        remote_id: Option<String>,
+    ) -> SyncResult {
+        SyncResult {
+            contact_id,
+            direction,
+            result: SyncOutcome::Skipped,
+            code: Some(code.into()),
+            remote_id,
+            at: jiff::Timestamp::now(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::RunStatus::*;

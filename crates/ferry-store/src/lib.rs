@@ -14,6 +14,7 @@ mod alerts;
 pub mod audit;
 mod auth;
 mod bulk;
+mod contact_sync;
 mod contacts;
 pub mod crypto;
 mod csv_rows;
@@ -51,6 +52,7 @@ pub use auth::{
 pub use bulk::{
     BulkTemplate, CallInfo, MissingRecording, NewBulkTemplate, NewCall, RetentionCounts,
 };
+pub use contact_sync::ContactSync;
 pub use contacts::{
     Applied, AppliedAction, ContactPage, ContactQuery, RowError, TestUserKeys, WriteKind,
     WriteOutcome,

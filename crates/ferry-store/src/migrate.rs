@@ -84,6 +84,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0013_oauth_pkce.sql"),
         postgres: include_str!("../migrations/postgres/0013_oauth_pkce.sql"),
     },
+    Migration {
+        version: 14,
+        name: "0014_contact_sync",
+        sqlite: include_str!("../migrations/sqlite/0014_contact_sync.sql"),
+        postgres: include_str!("../migrations/postgres/0014_contact_sync.sql"),
+    },
 ];
 
 /// Applies what is missing; returns the names applied.

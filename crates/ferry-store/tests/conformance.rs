@@ -1987,3 +1987,299 @@ async fn opt_in_paths_queue_one_welcome_per_contact_and_a_sent_one_joins_the_his
         assert!(kinds.contains(&k), "{k} not audited: {kinds:?}");
     }
 }
+
+async fn sync_integration(s: &Store, inst: i64, name: &str) -> i64 {
+    s.create_integration(
+        inst,
+        NewIntegration {
+            kind: "hubspot".into(),
+            name: name.into(),
+            description: String::new(),
+            enabled: true,
+            config: json!({}),
+            secrets: None,
+        },
+    )
+    .await
+    .unwrap()
+    .id
+}
+
+fn sync_result(
+    contact_id: i64,
+    secs: i64,
+    result: ferry_core::run::SyncOutcome,
+    code: Option<&str>,
+    remote: Option<&str>,
+) -> ferry_core::run::SyncResult {
+    ferry_core::run::SyncResult {
+        contact_id,
+        direction: SyncDirection::Outgoing,
+        result,
+        code: code.map(str::to_string),
+        remote_id: remote.map(str::to_string),
+        at: jiff::Timestamp::from_second(1_800_000_000 + secs).unwrap(),
+    }
+}
+
+/// Deletes behind the store's back (the store has no contact or institution deletion), with
+/// SQLite's foreign keys on as the store's own connections have them.
+async fn delete_raw(s: &TestStore, sql: &str, id: i64) {
+    use sqlx::Connection;
+    let mut conn = sqlx::AnyConnection::connect(&s.url).await.unwrap();
+    if s.backend() == Backend::Sqlite {
+        sqlx::query("PRAGMA foreign_keys = ON")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    let done = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+        .bind(id)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(done.rows_affected(), 1, "{sql} deleted one row");
+    conn.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn contact_sync_upserts_later_wins_and_keeps_the_remote_id() {
+    use ferry_core::run::SyncOutcome::*;
+    let (s, inst) = setup().await;
+    let a = create(&s, inst.id, "Ada", "+16175550101", None).await;
+    let b = create(&s, inst.id, "Bo", "+16175550102", None).await;
+    let hub = sync_integration(&s, inst.id, "HubSpot nightly").await;
+    let ea = sync_integration(&s, inst.id, "A EveryAction").await;
+    assert!(s.contact_syncs(inst.id, a).await.unwrap().is_empty());
+
+    s.record_contact_syncs(
+        inst.id,
+        hub,
+        &[
+            sync_result(a, 10, Synced, None, Some("crm-a")),
+            sync_result(b, 10, Skipped, Some("filtered_out"), None),
+            // The same contact twice in one batch: the later one wins, and keeps the ID.
+            sync_result(a, 20, Failed, Some("crm_rejected"), None),
+        ],
+    )
+    .await
+    .unwrap();
+    let rows = s.contact_syncs(inst.id, a).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].integration_id, hub);
+    assert_eq!(rows[0].integration_name, "HubSpot nightly");
+    assert_eq!(rows[0].integration_kind, "hubspot");
+    assert_eq!(rows[0].direction, SyncDirection::Outgoing);
+    assert_eq!(rows[0].result, Failed);
+    assert_eq!(rows[0].code.as_deref(), Some("crm_rejected"));
+    assert_eq!(rows[0].remote_id.as_deref(), Some("crm-a"));
+    assert_eq!(rows[0].last_synced_at.as_second(), 1_800_000_020);
+
+    // A later batch: success clears the code and takes the new ID; an older result arriving
+    // late changes nothing; a failure keeps the ID known before.
+    s.record_contact_syncs(
+        inst.id,
+        hub,
+        &[sync_result(a, 30, Synced, None, Some("crm-a2"))],
+    )
+    .await
+    .unwrap();
+    s.record_contact_syncs(
+        inst.id,
+        hub,
+        &[sync_result(a, 25, Failed, Some("late"), Some("x"))],
+    )
+    .await
+    .unwrap();
+    let rows = s.contact_syncs(inst.id, a).await.unwrap();
+    assert_eq!(
+        (
+            rows[0].result,
+            rows[0].code.as_deref(),
+            rows[0].remote_id.as_deref()
+        ),
+        (Synced, None, Some("crm-a2"))
+    );
+    s.record_contact_syncs(
+        inst.id,
+        hub,
+        &[sync_result(a, 40, Failed, Some("rate_limited"), None)],
+    )
+    .await
+    .unwrap();
+    let rows = s.contact_syncs(inst.id, a).await.unwrap();
+    assert_eq!(
+        (
+            rows[0].result,
+            rows[0].code.as_deref(),
+            rows[0].remote_id.as_deref()
+        ),
+        (Failed, Some("rate_limited"), Some("crm-a2"))
+    );
+
+    // Another integration and the other direction are rows of their own, listed by name.
+    let mut incoming = sync_result(a, 50, Synced, None, Some("ea-1"));
+    incoming.direction = SyncDirection::Incoming;
+    s.record_contact_syncs(inst.id, ea, &[incoming])
+        .await
+        .unwrap();
+    let rows = s.contact_syncs(inst.id, a).await.unwrap();
+    assert_eq!(
+        rows.iter()
+            .map(|r| (r.integration_id, r.direction))
+            .collect::<Vec<_>>(),
+        vec![
+            (ea, SyncDirection::Incoming),
+            (hub, SyncDirection::Outgoing)
+        ]
+    );
+    let b_rows = s.contact_syncs(inst.id, b).await.unwrap();
+    assert_eq!(
+        (
+            b_rows[0].result,
+            b_rows[0].code.as_deref(),
+            b_rows[0].remote_id.as_deref()
+        ),
+        (Skipped, Some("filtered_out"), None)
+    );
+}
+
+#[tokio::test]
+async fn contact_sync_batches_over_a_thousand_rows() {
+    use ferry_core::run::SyncOutcome::*;
+    let (s, inst) = setup().await;
+    let sch = schema(&s, inst.id).await;
+    let writes: Vec<ContactWrite> = (0..1_250)
+        .map(|i| {
+            let phone = format!("+1617555{i:04}");
+            ContactWrite::parse(
+                &sch,
+                [
+                    ("first_name", Raw::Str("Many")),
+                    ("last_name", Raw::Str("Rows")),
+                    ("phone", Raw::Str(&phone)),
+                ],
+            )
+            .unwrap()
+        })
+        .collect();
+    let ids: Vec<i64> = s
+        .apply_contact_writes(inst.id, &writes, WriteKind::Create)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.unwrap().contact_id)
+        .collect();
+    let hub = sync_integration(&s, inst.id, "HubSpot").await;
+    let results: Vec<_> = ids
+        .iter()
+        .map(|&id| sync_result(id, 1, Synced, None, Some(&format!("crm-{id}"))))
+        .collect();
+    s.record_contact_syncs(inst.id, hub, &results)
+        .await
+        .unwrap();
+    for &id in [ids[0], ids[999], ids[1_000], ids[1_249]].iter() {
+        let rows = s.contact_syncs(inst.id, id).await.unwrap();
+        assert_eq!(rows.len(), 1, "contact {id}");
+        assert_eq!(rows[0].remote_id, Some(format!("crm-{id}")));
+    }
+}
+
+#[tokio::test]
+async fn contact_sync_does_not_leak_and_goes_with_its_owners() {
+    use ferry_core::run::SyncOutcome::*;
+    let (s, inst) = setup().await;
+    let other = s
+        .create_institution("other-u", "Other", None)
+        .await
+        .unwrap();
+    let a = create(&s, inst.id, "Ada", "+16175550101", None).await;
+    let b = create(&s, inst.id, "Bo", "+16175550102", None).await;
+    let theirs = create(&s, other.id, "Theirs", "+16175550103", None).await;
+    let hub = sync_integration(&s, inst.id, "HubSpot").await;
+    let hub2 = sync_integration(&s, inst.id, "HubSpot 2").await;
+    let their_hub = sync_integration(&s, other.id, "Their HubSpot").await;
+
+    // Another institution's integration is not found; another institution's contact is ignored.
+    assert!(matches!(
+        s.record_contact_syncs(inst.id, their_hub, &[sync_result(a, 1, Synced, None, None)])
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    s.record_contact_syncs(
+        inst.id,
+        hub,
+        &[
+            sync_result(a, 1, Synced, None, Some("crm-a")),
+            sync_result(b, 1, Synced, None, Some("crm-b")),
+            sync_result(theirs, 1, Synced, None, Some("stolen")),
+        ],
+    )
+    .await
+    .unwrap();
+    s.record_contact_syncs(
+        other.id,
+        their_hub,
+        &[sync_result(theirs, 1, Synced, None, Some("t"))],
+    )
+    .await
+    .unwrap();
+    assert!(s.contact_syncs(inst.id, theirs).await.unwrap().is_empty());
+    assert!(s.contact_syncs(other.id, a).await.unwrap().is_empty());
+    let their_rows = s.contact_syncs(other.id, theirs).await.unwrap();
+    assert_eq!(their_rows.len(), 1);
+    assert_eq!(their_rows[0].remote_id.as_deref(), Some("t"));
+
+    // Deleting an integration takes its rows; the other integration's stay.
+    s.record_contact_syncs(inst.id, hub2, &[sync_result(a, 2, Failed, Some("x"), None)])
+        .await
+        .unwrap();
+    assert_eq!(s.contact_syncs(inst.id, a).await.unwrap().len(), 2);
+    s.delete_integration(inst.id, hub2).await.unwrap();
+    let rows = s.contact_syncs(inst.id, a).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].integration_id, hub);
+
+    // Deleting a contact takes its rows; a re-used ID would start empty. Count behind the
+    // store's back, since the store cannot read a deleted contact's rows.
+    delete_raw(&s, "DELETE FROM contacts WHERE id = $1", a).await;
+    let pool = sqlx::AnyPool::connect(&s.url).await.unwrap();
+    let count = |sql: &'static str, id: i64| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<sqlx::Any, i64>(sql)
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        count("SELECT COUNT(*) FROM contact_sync WHERE contact_id = $1", a).await,
+        0
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM contact_sync WHERE contact_id = $1", b).await,
+        1
+    );
+
+    // Deleting an institution takes its rows, and only its.
+    delete_raw(&s, "DELETE FROM institutions WHERE id = $1", other.id).await;
+    assert_eq!(
+        count(
+            "SELECT COUNT(*) FROM contact_sync WHERE institution_id = $1",
+            other.id
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        count(
+            "SELECT COUNT(*) FROM contact_sync WHERE institution_id = $1",
+            inst.id
+        )
+        .await,
+        1
+    );
+    pool.close().await;
+}

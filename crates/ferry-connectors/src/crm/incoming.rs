@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use ferry_core::contact::{ContactWrite, FieldRef, FieldSchema, Raw};
 use ferry_core::mapping::ResolvedMapping;
-use ferry_core::run::SyncDirection;
+use ferry_core::run::{SyncDirection, SyncResult};
 use ferry_store::WriteKind;
 
 use super::codec::ValueCodec;
@@ -231,16 +231,27 @@ impl<C: CrmClient> Incoming<'_, C> {
             .await?;
         for (outcome, id) in outcomes.into_iter().zip(ids) {
             match outcome {
-                Ok(a) => match a.action {
-                    ferry_store::AppliedAction::Created => self.tally.created += 1,
-                    ferry_store::AppliedAction::Updated => self.tally.updated += 1,
-                    ferry_store::AppliedAction::Unchanged => {}
-                },
+                Ok(a) => {
+                    match a.action {
+                        ferry_store::AppliedAction::Created => self.tally.created += 1,
+                        ferry_store::AppliedAction::Updated => self.tally.updated += 1,
+                        ferry_store::AppliedAction::Unchanged => {}
+                    }
+                    self.ctx
+                        .synced(SyncResult::synced(
+                            a.contact_id,
+                            SyncDirection::Incoming,
+                            Some(id),
+                        ))
+                        .await?;
+                }
                 Err(e) => {
                     self.failed(&id, e.contact_id, e.code, e.message).await?;
                 }
             }
         }
+        // One chunk of records is through: its contacts' sync status is written.
+        self.ctx.flush_synced().await?;
         Ok(())
     }
 
@@ -253,6 +264,16 @@ impl<C: CrmClient> Incoming<'_, C> {
         code: &str,
         message: String,
     ) -> Result<(), RunError> {
+        if let Some(contact) = contact {
+            self.ctx
+                .synced(SyncResult::failed(
+                    contact,
+                    SyncDirection::Incoming,
+                    code,
+                    Some(id.to_string()),
+                ))
+                .await?;
+        }
         let message = format!("{} contact {id}: {message}", self.client.name());
         self.retries
             .failed(

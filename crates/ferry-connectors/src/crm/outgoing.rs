@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use ferry_core::contact::{Contact, FieldRef, value_text};
 use ferry_core::mapping::ResolvedMapping;
 use ferry_core::outgoing::{self, Lookup, Lookups, OutgoingDecision, OutgoingKeys};
-use ferry_core::run::SyncDirection;
+use ferry_core::run::{SyncDirection, SyncResult};
 
 use super::codec::ValueCodec;
 use super::log::{Retries, SyncState, Tally, filters, log, passes, remote_error, resolve};
@@ -174,7 +174,18 @@ async fn feed<C: CrmClient>(
             None
         };
         let Some((contacts, mark)) = next else { break };
-        let outs = prepare(client, resolved, filters, &contacts, &mut fed.filtered);
+        let mut skipped = Vec::new();
+        let outs = prepare(client, resolved, filters, &contacts, &mut skipped);
+        fed.filtered += skipped.len() as i64;
+        for c in skipped {
+            ctx.synced(SyncResult::skipped(
+                c,
+                SyncDirection::Outgoing,
+                "filtered_out",
+                None,
+            ))
+            .await?;
+        }
         let searching = async {
             let Some((outs, mark)) = pending.take() else {
                 return Ok::<_, RunError>(None);
@@ -198,18 +209,19 @@ async fn feed<C: CrmClient>(
     Ok(fed)
 }
 
-/// The contacts of a window that pass the filters, with the properties they send.
+/// The contacts of a window that pass the filters, with the properties they send; the IDs of
+/// those the filters hold back go to `filtered`.
 fn prepare<C: CrmClient>(
     client: &C,
     resolved: &[ResolvedMapping],
     filters: &[(FieldRef, Vec<String>)],
     contacts: &[Contact],
-    filtered: &mut i64,
+    filtered: &mut Vec<i64>,
 ) -> Vec<Option<Out>> {
     let mut outs: Vec<Option<Out>> = Vec::new();
     for c in contacts {
         if !passes(filters, |f| value_text(&c.value_of(f))) {
-            *filtered += 1;
+            filtered.push(c.id);
             continue;
         }
         let properties = resolved
@@ -439,6 +451,7 @@ impl<C: CrmClient> Writer<'_, C> {
                 ToWriter::WindowEnd(seq) => {
                     self.flush_creates().await?;
                     self.flush_updates(true).await?;
+                    self.ctx.flush_synced().await?;
                     if let Some(seq) = seq {
                         // The CRM confirmed the window: the watermark moves past it (failures
                         // are in `retry`). Windows of retries move nothing: the retries are
@@ -475,10 +488,35 @@ impl<C: CrmClient> Writer<'_, C> {
             }
         }
         self.flush_creates().await?;
-        self.flush_updates(true).await
+        self.flush_updates(true).await?;
+        self.ctx.flush_synced().await?;
+        Ok(())
+    }
+
+    /// Contacts the CRM took, with their CRM IDs, for their sync status.
+    async fn synced(&self, written: &[(i64, String)]) -> Result<(), RunError> {
+        for (contact, id) in written {
+            self.ctx
+                .synced(SyncResult::synced(
+                    *contact,
+                    SyncDirection::Outgoing,
+                    Some(id.clone()),
+                ))
+                .await?;
+        }
+        Ok(())
     }
 
     async fn failed(&mut self, c: &Contact, code: &str, message: String) -> Result<(), RunError> {
+        // The sync status keeps the CRM ID known before (a failure may be about this one).
+        self.ctx
+            .synced(SyncResult::failed(
+                c.id,
+                SyncDirection::Outgoing,
+                code,
+                None,
+            ))
+            .await?;
         self.retries
             .failed(
                 self.ctx,
@@ -513,6 +551,7 @@ impl<C: CrmClient> Writer<'_, C> {
                         }
                     }
                     self.tally.created += created.len() as i64;
+                    self.synced(&created).await?;
                     write_back_ids(self.ctx, self.client.name(), &created).await?;
                     continue;
                 }
@@ -535,6 +574,7 @@ impl<C: CrmClient> Writer<'_, C> {
                         }
                     }
                     self.tally.created += created.len() as i64;
+                    self.synced(&created).await?;
                     // At once, so that a failure further on cannot lose the new IDs.
                     write_back_ids(self.ctx, self.client.name(), &created).await?;
                 }
@@ -591,10 +631,12 @@ impl<C: CrmClient> Writer<'_, C> {
             match self.client.update_each(&inputs).await {
                 Ok(Some(outcomes)) => {
                     let mut write_back: Vec<(i64, String)> = Vec::new();
+                    let mut updated: Vec<(i64, String)> = Vec::new();
                     for ((p, id, wb), outcome) in group.iter().zip(outcomes) {
                         match outcome {
                             Ok(_) => {
                                 self.tally.updated += 1;
+                                updated.push((p.contact.id, id.clone()));
                                 if *wb {
                                     write_back.push((p.contact.id, id.clone()));
                                 }
@@ -602,6 +644,7 @@ impl<C: CrmClient> Writer<'_, C> {
                             Err(rej) => self.failed(&p.contact, &rej.code, rej.message).await?,
                         }
                     }
+                    self.synced(&updated).await?;
                     write_back_ids(self.ctx, self.client.name(), &write_back).await?;
                     continue;
                 }
@@ -613,6 +656,7 @@ impl<C: CrmClient> Writer<'_, C> {
                     // The answer leaves out the IDs the CRM did not find (merged or deleted meanwhile).
                     let done: HashSet<&str> = records.iter().map(|r| r.id.as_str()).collect();
                     let mut write_back: Vec<(i64, String)> = Vec::new();
+                    let mut updated: Vec<(i64, String)> = Vec::new();
                     for (p, id, wb) in &group {
                         if !done.contains(id.as_str()) {
                             self.failed(
@@ -627,10 +671,12 @@ impl<C: CrmClient> Writer<'_, C> {
                             continue;
                         }
                         self.tally.updated += 1;
+                        updated.push((p.contact.id, id.clone()));
                         if *wb {
                             write_back.push((p.contact.id, id.clone()));
                         }
                     }
+                    self.synced(&updated).await?;
                     write_back_ids(self.ctx, self.client.name(), &write_back).await?;
                 }
                 Err(e) if e.is_transient() => return Err(remote_error(self.client, e)),

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use ferry_core::contact::{ContactWrite, Patch, Raw, SmsOptIn};
 use ferry_core::phone::Phone;
-use ferry_core::run::SyncDirection;
+use ferry_core::run::{SyncDirection, SyncResult};
 use ferry_store::{AppliedAction, WriteKind};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
@@ -242,8 +242,9 @@ const PARSE_CHUNK: usize = CHUNK;
 /// is a write, so the writes are not boxed (an allocation per record for nothing).
 #[allow(clippy::large_enum_variant)]
 enum Record {
-    /// A contact write, and whether it makes the contact opted in (a new one is welcomed).
-    Write(ContactWrite, bool),
+    /// A contact write, whether it makes the contact opted in (a new one is welcomed), and
+    /// the record's VAN ID.
+    Write(ContactWrite, bool, String),
     /// Left out: its reason, and the Sync Log message when it deserves one.
     Skip(&'static str, Option<String>),
     /// A value Ferry refuses: the code and the Sync Log message.
@@ -353,7 +354,7 @@ impl Parser {
                 }
                 w.patch.sms_opt_in = Patch::Set(status);
                 w.patch.phone = Patch::Set(phone);
-                Record::Write(w, status == SmsOptIn::OptedIn)
+                Record::Write(w, status == SmsOptIn::OptedIn, van_id.to_string())
             }
             Err(Skip { code, message }) => Record::Skip(
                 code,
@@ -374,9 +375,9 @@ async fn apply(
     for r in chunk {
         tally.pulled += 1;
         match r {
-            Record::Write(w, o) => {
+            Record::Write(w, o, van_id) => {
                 writes.push(w);
-                opted_in.push(o);
+                opted_in.push((o, van_id));
             }
             Record::Skip(code, message) => {
                 tally.skip(code);
@@ -398,25 +399,44 @@ async fn apply(
         .store()
         .apply_contact_writes(ctx.institution_id(), &writes, WriteKind::Import)
         .await?;
-    for (o, opted_in) in out.into_iter().zip(opted_in) {
+    for (o, (opted_in, van_id)) in out.into_iter().zip(opted_in) {
         match o {
-            Ok(a) => match a.action {
-                AppliedAction::Created => {
-                    tally.created += 1;
-                    if opted_in {
-                        welcome(ctx, a.contact_id, tally).await?;
+            Ok(a) => {
+                match a.action {
+                    AppliedAction::Created => {
+                        tally.created += 1;
+                        if opted_in {
+                            welcome(ctx, a.contact_id, tally).await?;
+                        }
                     }
+                    AppliedAction::Updated => tally.updated += 1,
+                    AppliedAction::Unchanged => tally.unchanged += 1,
                 }
-                AppliedAction::Updated => tally.updated += 1,
-                AppliedAction::Unchanged => tally.unchanged += 1,
-            },
+                ctx.synced(SyncResult::synced(
+                    a.contact_id,
+                    SyncDirection::Incoming,
+                    Some(van_id),
+                ))
+                .await?;
+            }
             Err(e) => {
                 tally.errors += 1;
+                if let Some(contact) = e.contact_id {
+                    ctx.synced(SyncResult::failed(
+                        contact,
+                        SyncDirection::Incoming,
+                        e.code,
+                        Some(van_id),
+                    ))
+                    .await?;
+                }
                 ctx.log(e.contact_id, SyncDirection::Incoming, e.code, e.message)
                     .await?;
             }
         }
     }
+    // The chunk is through: its contacts' sync status is written.
+    ctx.flush_synced().await?;
     Ok(())
 }
 

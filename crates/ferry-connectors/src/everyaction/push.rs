@@ -21,7 +21,7 @@
 use std::collections::BTreeMap;
 
 use ferry_core::contact::{Contact, ContactWrite, FieldRef, Raw, SmsOptIn, value_text};
-use ferry_core::run::SyncDirection;
+use ferry_core::run::{SyncDirection, SyncResult};
 use ferry_store::WriteKind;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -121,10 +121,10 @@ fn constituent_ref(cfg: &EveryActionConfig, schema: &ferry_core::contact::FieldS
 
 /// How one contact's push ended.
 enum Outcome {
-    /// Sent.
-    Done,
-    /// Left out for a reason logged (nothing to retry).
-    Skipped,
+    /// Sent, to the record with this VAN ID.
+    Done { van_id: String },
+    /// Left out for a reason logged with this code (nothing to retry).
+    Skipped { code: &'static str },
     /// EveryAction refused it; `transient` for a 5xx or timeout after the client's retries.
     Refused { message: String, transient: bool },
 }
@@ -174,7 +174,7 @@ pub async fn push(
         }
         tally.retried += 1;
         let outcome = push_one(ctx, client, &schema, &constituent, &c, &mut tally).await?;
-        if matches!(outcome, Outcome::Done) {
+        if matches!(outcome, Outcome::Done { .. }) {
             tally.retried_ok += 1;
         }
         settle(ctx, state, &c, outcome, &mut tally).await?;
@@ -205,6 +205,8 @@ pub async fn push(
             watermark = c.change_seq;
         }
         state.watermark = Some(watermark);
+        // The page is through: its contacts' sync status is written.
+        ctx.flush_synced().await?;
     }
     state.watermark = Some(watermark);
     state.since_ms = now_ms;
@@ -223,14 +225,32 @@ async fn settle(
     tally: &mut PushTally,
 ) -> Result<(), RunError> {
     let (message, transient) = match outcome {
-        Outcome::Done | Outcome::Skipped => {
+        Outcome::Done { van_id } => {
             state.retries.remove(&c.id);
-            return Ok(());
+            let done = SyncResult::synced(c.id, SyncDirection::Outgoing, Some(van_id));
+            return ctx.synced(done).await.map_err(RunError::from);
+        }
+        Outcome::Skipped { code } => {
+            state.retries.remove(&c.id);
+            let skipped = SyncResult::skipped(c.id, SyncDirection::Outgoing, code, None);
+            return ctx.synced(skipped).await.map_err(RunError::from);
         }
         Outcome::Refused { message, transient } => (message, transient),
     };
     tally.errors += 1;
     let attempts = state.retries.get(&c.id).map_or(0, |r| r.attempts) + 1;
+    let code = if attempts >= MAX_ATTEMPTS {
+        "everyaction_gave_up"
+    } else {
+        "everyaction_refused"
+    };
+    ctx.synced(SyncResult::failed(
+        c.id,
+        SyncDirection::Outgoing,
+        code,
+        None,
+    ))
+    .await?;
     if attempts >= MAX_ATTEMPTS {
         state.retries.remove(&c.id);
         tally.gave_up += 1;
@@ -313,7 +333,9 @@ async fn push_one(
                 .into(),
         )
         .await
-        .map(|()| Outcome::Skipped);
+        .map(|()| Outcome::Skipped {
+            code: "everyaction_not_us_mobile",
+        });
     };
     if let Some(country) = d.country.as_deref().filter(|s| !s.trim().is_empty())
         && !matches!(
@@ -329,7 +351,9 @@ async fn push_one(
             format!("the contact's country is {country:?}, not US"),
         )
         .await
-        .map(|()| Outcome::Skipped);
+        .map(|()| Outcome::Skipped {
+            code: "everyaction_not_us",
+        });
     }
     let code = if status == SmsOptIn::OptedIn {
         "I"
@@ -353,7 +377,9 @@ async fn push_one(
                     "a new opt-in without an email is not added to EveryAction".into(),
                 )
                 .await
-                .map(|()| Outcome::Skipped);
+                .map(|()| Outcome::Skipped {
+                    code: "everyaction_opt_in_without_email",
+                });
             };
             // Name (when known), email and phone: above VAN's match minimum (an email alone is
             // one), so a retry finds the record made before instead of making another.
@@ -378,14 +404,14 @@ async fn push_one(
                         }
                     }
                     write_back(ctx, schema, constituent, c, &id, tally).await?;
-                    return Ok(Outcome::Done);
+                    return Ok(Outcome::Done { van_id: id });
                 }
                 Err(e) => return refused(e),
             }
         }
         if !named {
             tally.skip("everyaction_no_match");
-            return log(ctx, c, "everyaction_no_match", "the opt-out was not sent: without a VAN ID, EveryAction is searched by first and last name with the phone, and the contact lacks a name".into()).await.map(|()| Outcome::Skipped);
+            return log(ctx, c, "everyaction_no_match", "the opt-out was not sent: without a VAN ID, EveryAction is searched by first and last name with the phone, and the contact lacks a name".into()).await.map(|()| Outcome::Skipped { code: "everyaction_no_match" });
         }
         let candidate =
             json!({"firstName": first, "lastName": last, "phones": [{"phoneNumber": phone}]});
@@ -396,7 +422,7 @@ async fn push_one(
             }
             Ok(None) => {
                 tally.skip("everyaction_no_match");
-                return log(ctx, c, "everyaction_no_match", "no EveryAction record matches the contact's name and phone, so there is no opt-in status to update".into()).await.map(|()| Outcome::Skipped);
+                return log(ctx, c, "everyaction_no_match", "no EveryAction record matches the contact's name and phone, so there is no opt-in status to update".into()).await.map(|()| Outcome::Skipped { code: "everyaction_no_match" });
             }
             Err(e) => return refused(e),
         }
@@ -408,7 +434,7 @@ async fn push_one(
             } else {
                 tally.opt_outs += 1;
             }
-            Ok(Outcome::Done)
+            Ok(Outcome::Done { van_id })
         }
         Err(e) => refused(e),
     }

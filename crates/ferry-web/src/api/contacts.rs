@@ -69,6 +69,47 @@ pub struct ContactView {
     #[schema(value_type = String, format = DateTime)]
     /// When it last changed.
     pub updated_at: jiff::Timestamp,
+    /// Only in `GET /api/v1/contacts/{id}`: each integration's last sync of the contact, one
+    /// entry per integration and direction that touched it (empty when none did).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync_status: Option<Vec<ContactSyncView>>,
+}
+
+/// One integration's last sync of a contact, in one direction.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ContactSyncView {
+    /// The integration.
+    pub integration_id: i64,
+    /// Its name.
+    pub integration_name: String,
+    /// Its type (`hubspot_outgoing`, `everyaction`, …).
+    pub integration_type: String,
+    /// `incoming` (into Ferry) or `outgoing` (from Ferry).
+    pub direction: String,
+    /// When the integration's last run touched the contact.
+    #[schema(value_type = String, format = DateTime)]
+    pub last_synced_at: jiff::Timestamp,
+    /// `synced`, `failed` or `skipped`.
+    pub result: String,
+    /// For `failed` and `skipped`: the error dictionary's code (the Sync Log has the message).
+    pub code: Option<String>,
+    /// The contact's ID in the other system (its CRM ID), the last one known.
+    pub remote_id: Option<String>,
+}
+
+impl From<ferry_store::ContactSync> for ContactSyncView {
+    fn from(s: ferry_store::ContactSync) -> Self {
+        ContactSyncView {
+            integration_id: s.integration_id,
+            integration_name: s.integration_name,
+            integration_type: s.integration_kind,
+            direction: s.direction.as_str().to_string(),
+            last_synced_at: s.last_synced_at,
+            result: s.result.as_str().to_string(),
+            code: s.code,
+            remote_id: s.remote_id,
+        }
+    }
 }
 
 impl From<Contact> for ContactView {
@@ -98,6 +139,7 @@ impl From<Contact> for ContactView {
             change_seq: c.change_seq,
             created_at: c.created_at,
             updated_at: c.updated_at,
+            sync_status: None,
         }
     }
 }
@@ -305,9 +347,9 @@ pub async fn create(
     ))
 }
 
-/// One contact.
+/// One contact, with its sync status (`sync_status`: each integration's last sync of it).
 #[utoipa::path(get, path = "/api/v1/contacts/{id}", operation_id = "get_contact", params(("id" = i64, Path, description = "platform ID")), responses(
-    (status = 200, description = "The contact.", body = ContactView),
+    (status = 200, description = "The contact, with `sync_status`.", body = ContactView),
     (status = 401, response = d::Unauthorized),
     (status = 404, response = d::NotFound)))]
 pub async fn get(
@@ -316,9 +358,18 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<Json<ContactView>> {
     let id = parse_id(&id)?;
-    Ok(Json(
-        state.store.contact(auth.institution_id(), id).await?.into(),
-    ))
+    let inst = auth.institution_id();
+    let mut view: ContactView = state.store.contact(inst, id).await?.into();
+    view.sync_status = Some(
+        state
+            .store
+            .contact_syncs(inst, id)
+            .await?
+            .into_iter()
+            .map(ContactSyncView::from)
+            .collect(),
+    );
+    Ok(Json(view))
 }
 
 pub(crate) fn parse_id(s: &str) -> ApiResult<i64> {

@@ -6,6 +6,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use ferry_core::contact::DefaultField;
+use ferry_core::run::SyncOutcome;
 use ferry_store::{ContactQuery, MessageQuery};
 use serde::Deserialize;
 
@@ -135,13 +136,21 @@ struct MessageRow {
     highlight: bool,
 }
 
-/// One integration's dealings with a contact, from the Sync Log.
+/// One integration's dealings with a contact in one direction: its last sync (from the
+/// contact's sync status), or, for an integration that only logged problems with the contact
+/// (before sync status was recorded), its newest Sync Log row.
 struct SyncStatus {
     integration: String,
+    /// `None` for an integration deleted since it logged.
     integration_id: Option<i64>,
-    /// The newest row: when, its code.
+    direction: &'static str,
     last_time: String,
-    last_code: String,
+    /// Synced, Failed, Skipped, or "Problem logged" for a Sync Log row only.
+    result: &'static str,
+    /// The error dictionary's code, for a failure, a skip or a logged problem.
+    code: Option<String>,
+    remote_id: Option<String>,
+    /// This contact's Sync Log rows of the integration (of those the page shows).
     problems: usize,
 }
 
@@ -162,6 +171,8 @@ struct ContactPage {
     notice: Option<&'static str>,
     crm_id: String,
     sync: Vec<SyncStatus>,
+    /// The institution's time zone, which the page's times are in.
+    time_zone: String,
     log: Vec<LogRow>,
     contact_id: i64,
     name: String,
@@ -292,9 +303,10 @@ pub async fn contact_page(
         "Updated".into(),
         fmt_time(contact.updated_at, &inst.time_zone),
     ));
-    let (log, integrations) = match tokio::try_join!(
+    let (log, integrations, syncs) = match tokio::try_join!(
         state.store.sync_log_for_contact(inst.id, id, 200),
-        crate::api::runs::integrations_by_id(&state.store, inst.id)
+        crate::api::runs::integrations_by_id(&state.store, inst.id),
+        state.store.contact_syncs(inst.id, id)
     ) {
         Ok(x) => x,
         Err(e) => return ui_error(e.into()),
@@ -303,21 +315,37 @@ pub async fn contact_page(
         Some(x) => x.name.clone(),
         None => "A deleted integration".to_string(),
     };
-    let mut sync: Vec<SyncStatus> = Vec::new();
+    let problems = |i: Option<i64>| log.iter().filter(|e| e.integration_id == i).count();
+    let mut sync: Vec<SyncStatus> = syncs
+        .iter()
+        .map(|s| SyncStatus {
+            integration: s.integration_name.clone(),
+            integration_id: Some(s.integration_id),
+            direction: s.direction.as_str(),
+            last_time: fmt_time(s.last_synced_at, &inst.time_zone),
+            result: match s.result {
+                SyncOutcome::Synced => "Synced",
+                SyncOutcome::Failed => "Failed",
+                SyncOutcome::Skipped => "Skipped",
+            },
+            code: s.code.clone(),
+            remote_id: s.remote_id.clone(),
+            problems: problems(Some(s.integration_id)),
+        })
+        .collect();
     for e in &log {
         // Newest first: the first row of an integration is its latest.
-        match sync
-            .iter_mut()
-            .find(|s| s.integration_id == e.integration_id)
-        {
-            Some(s) => s.problems += 1,
-            None => sync.push(SyncStatus {
+        if !sync.iter().any(|s| s.integration_id == e.integration_id) {
+            sync.push(SyncStatus {
                 integration: name_of(e.integration_id),
                 integration_id: e.integration_id,
+                direction: e.direction.as_str(),
                 last_time: fmt_time(e.timestamp, &inst.time_zone),
-                last_code: e.code.clone(),
-                problems: 1,
-            }),
+                result: "Problem logged",
+                code: Some(e.code.clone()),
+                remote_id: None,
+                problems: problems(e.integration_id),
+            });
         }
     }
     let log = log
@@ -382,6 +410,7 @@ pub async fn contact_page(
         notice,
         crm_id: d.crm_id.clone().unwrap_or_default(),
         sync,
+        time_zone: inst.time_zone.clone(),
         log,
         contact_id: contact.id,
         name: d.display_name(),

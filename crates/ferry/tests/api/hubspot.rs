@@ -451,3 +451,172 @@ async fn a_save_waits_for_a_silent_hubspot_only_as_long_as_the_bound() {
     let (_, all) = app.get("/api/v1/integrations").await;
     assert_eq!(all, json!([]));
 }
+
+/// A HubSpot push, then the contact page: each contact's sync status row (the integration
+/// linked, direction, last synced in the institution's zone, result, CRM ID, a link to the
+/// Sync Log filtered to the integration), a failure's code linked to the error dictionary, the
+/// empty state for a contact no integration touched; and the same in the contact's API view.
+#[tokio::test]
+async fn the_contact_page_shows_each_integrations_last_sync() {
+    let hub = ferry_emulators::hubspot::start(EmulatorConfig {
+        private_app_tokens: vec!["pat-sync".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let settings = HubSpotSettings {
+        api_url: hub.base_url().to_string(),
+        ..HubSpotSettings::default()
+    };
+    let app = spawn_app_with_hubspot(Default::default(), settings.clone()).await;
+    let ana = app.contact("Ana", "6175550901").await;
+    let (status, ben) = app
+        .post(
+            "/api/v1/contacts",
+            json!({"first_name": "Ben", "last_name": "Student", "phone": "6175550902", "crm_id": "123"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{ben}");
+    let ben = ben["id"].as_i64().unwrap();
+    let (status, tess) = app
+        .post(
+            "/api/v1/contacts",
+            json!({"first_name": "Tess", "last_name": "Student", "phone": "6175550903", "test_user": true}),
+        )
+        .await;
+    assert_eq!(status, 201, "{tess}");
+    let tess = tess["id"].as_i64().unwrap();
+    let (status, created) = app
+        .post(
+            "/api/v1/integrations",
+            json!({"type": "hubspot_outgoing", "name": "Ferry to HubSpot", "enabled": true,
+                   "config": {"mappings": [
+                       {"local": "first_name", "remote": "firstname"},
+                       {"local": "last_name", "remote": "lastname"},
+                       {"local": "phone", "remote": "phone"},
+                       {"local": "email", "remote": "email"}]},
+                   "secrets": {"access_token": "pat-sync"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_i64().unwrap();
+    let (status, queued) = app
+        .post(&format!("/api/v1/integrations/{id}/runs"), json!({}))
+        .await;
+    assert_eq!(status, 202, "{queued}");
+    let worker = ferry_worker::Worker::new(
+        app.store.store.clone(),
+        ferry_connectors::Registry::builtin_with(&app.base, &settings),
+        Default::default(),
+    );
+    assert_eq!(worker.run_once().await.unwrap(), queued["run_id"].as_i64());
+
+    let (_, contact) = app.get(&format!("/api/v1/contacts/{ana}")).await;
+    let crm = contact["crm_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the new HubSpot ID is written back: {contact}"))
+        .to_string();
+    let status = &contact["sync_status"];
+    assert_eq!(
+        status.as_array().map(Vec::len),
+        Some(1),
+        "one row in the API: {contact}"
+    );
+    assert_eq!(status[0]["integration_id"], id);
+    assert_eq!(status[0]["integration_name"], "Ferry to HubSpot");
+    assert_eq!(status[0]["direction"], "outgoing");
+    assert_eq!(status[0]["result"], "synced");
+    assert_eq!(status[0]["remote_id"], crm.as_str());
+    assert!(status[0]["code"].is_null());
+    assert!(status[0]["last_synced_at"].is_string());
+    let (_, listed) = app.get("/api/v1/contacts").await;
+    assert!(
+        listed.to_string().find("sync_status").is_none(),
+        "lists leave the sync status out: {listed}"
+    );
+
+    let (cookie, _) = app.login().await;
+    let (code, page) = app.page(&cookie, &format!("/contacts/{ana}")).await;
+    assert_eq!(code, 200);
+    let table = page
+        .split("id=\"contact-sync\"")
+        .nth(1)
+        .and_then(|t| t.split("</table>").next())
+        .unwrap_or_else(|| panic!("a sync status table: {page}"));
+    let inst = app
+        .store
+        .institution_by_slug("state-u")
+        .await
+        .unwrap()
+        .unwrap();
+    let synced_at = app.store.contact_syncs(inst.id, ana).await.unwrap()[0].last_synced_at;
+    let shown = synced_at
+        .to_zoned(jiff::tz::TimeZone::get(&inst.time_zone).unwrap())
+        .strftime("%b %-d, %Y %-I:%M %p %Z")
+        .to_string();
+    for part in [
+        "<caption>Each integration's last sync of this contact (times in America/New_York)</caption>"
+            .to_string(),
+        "<th scope=\"col\">Integration</th>".to_string(),
+        format!("<th scope=\"row\"><a href=\"/settings/integrations/i/{id}\">Ferry to HubSpot</a></th>"),
+        "<td>outgoing</td>".to_string(),
+        format!("<td>{shown}</td>"),
+        "<td class=\"sync-result\">Synced</td>".to_string(),
+        format!("<td><code>{crm}</code></td>"),
+        format!("<a href=\"/settings/sync-log?integration_id={id}\">Sync Log<span class=\"visually-hidden\"> of Ferry to HubSpot</span></a>"),
+    ] {
+        assert!(table.contains(&part), "{part} in {table}");
+    }
+    assert!(
+        page.find("id=\"contact-sync\"") < page.find("id=\"conversation\""),
+        "the sync status comes before the conversation"
+    );
+
+    // A failure shows its code, linked to the error dictionary, and the Sync Log row below.
+    let (_, page) = app.page(&cookie, &format!("/contacts/{ben}")).await;
+    assert!(
+        page.contains(
+            "<td class=\"sync-result\">Failed <a href=\"/errors#crm_id_not_found\"><code>crm_id_not_found</code></a></td>"
+        ),
+        "{page}"
+    );
+    assert!(page.contains("(1 row about this contact below)"), "{page}");
+    assert!(
+        page.find("id=\"contact-sync\"") < page.find("id=\"contact-log\""),
+        "the sync status comes before the Sync Log rows"
+    );
+
+    // A contact no integration touched: the empty state.
+    let (_, page) = app.page(&cookie, &format!("/contacts/{tess}")).await;
+    assert!(!page.contains("id=\"contact-sync\""));
+    assert!(
+        page.contains("id=\"sync-none\">No integration has synced this contact yet."),
+        "{page}"
+    );
+    let (_, contact) = app.get(&format!("/api/v1/contacts/{tess}")).await;
+    assert_eq!(contact["sync_status"], json!([]));
+
+    // The OpenAPI document describes it.
+    let (_, doc) = app.get("/api/openapi.json").await;
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        schemas["ContactView"]["properties"]["sync_status"]["type"],
+        json!(["array", "null"]),
+        "{}",
+        schemas["ContactView"]
+    );
+    for field in [
+        "integration_id",
+        "direction",
+        "last_synced_at",
+        "result",
+        "code",
+        "remote_id",
+    ] {
+        assert!(
+            schemas["ContactSyncView"]["properties"][field].is_object(),
+            "{field} in {}",
+            schemas["ContactSyncView"]
+        );
+    }
+}
