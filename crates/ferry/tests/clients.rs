@@ -99,16 +99,23 @@ async fn simple_salesforce_against_the_salesforce_emulator() {
     )
     .await;
 
-    // The emulator's side: one of the REST records was deleted.
+    // The emulator's side.
     let contacts = emulator.records("Contact");
     assert_eq!(
         contacts.len(),
         2_348,
         "2,345 by Bulk API 2.0, 2 by REST, 1 by bulk upsert"
     );
-    let deleted: Vec<_> = contacts.iter().filter(|r| r.deleted).collect();
-    assert_eq!(deleted.len(), 1);
-    assert_eq!(deleted[0].get("Ferry_Id__c").as_deref(), Some("F-1"));
+    let deleted: Vec<_> = contacts
+        .iter()
+        .filter(|r| r.deleted)
+        .filter_map(|r| r.get("Ferry_Id__c"))
+        .collect();
+    assert_eq!(
+        deleted,
+        ["F-1", "N-1"],
+        "deleted by REST and by Bulk API 2.0"
+    );
     let counters = emulator.counters();
     assert!(
         counters.requests_to("GET /services/data/vXX.X/query/{locator}") >= 2,
@@ -116,8 +123,8 @@ async fn simple_salesforce_against_the_salesforce_emulator() {
     );
     assert_eq!(
         counters.requests_to("PUT /services/data/vXX.X/jobs/ingest/{id}/batches"),
-        2,
-        "two Bulk API 2.0 uploads (insert, upsert): {counters:?}"
+        3,
+        "three Bulk API 2.0 uploads (insert, upsert, delete): {counters:?}"
     );
     let _ = stop.send(());
     server.await.unwrap().unwrap();
@@ -152,7 +159,17 @@ async fn hubspot_api_client_against_the_hubspot_emulator() {
     .await;
 
     let contacts = hs.state().contacts();
-    assert_eq!(contacts.len(), 301, "1 + 3 batches of 100");
+    assert_eq!(contacts.len(), 302, "1 + 3 batches of 100 + 1 upserted");
+    assert_eq!(contacts.iter().filter(|c| c.archived).count(), 1);
+    let ada = hs.state().contact_by_email("ada@example.org").unwrap();
+    assert_eq!(
+        ada.properties.get("lastname").map(String::as_str),
+        Some("King")
+    );
+    assert_eq!(
+        ada.properties.get("ferry_status").map(String::as_str),
+        Some("paused")
+    );
     assert_eq!(
         contacts
             .iter()
@@ -192,8 +209,13 @@ async fn parsons_against_the_everyaction_emulator() {
     let ada = &people[0];
     assert_eq!(
         ada.scalars.get("firstName").map(String::as_str),
-        Some("Ada")
+        Some("Augusta Ada")
     );
-    assert_eq!(ada.emails.len(), 1, "the same email is not appended twice");
+    let emails: Vec<&str> = ada.emails.iter().map(|e| e.email.as_str()).collect();
+    assert_eq!(
+        emails,
+        ["ada@example.org", "ada@math.example.org"],
+        "the same email is not appended twice; a new one is"
+    );
     ea.shutdown().await;
 }

@@ -70,6 +70,15 @@ def main():
     )
     check(person["addresses"] is None, "an unexpanded collection is null")
 
+    # update by vanId: a second email is appended, the names change
+    van.update_person(van_id, first_name="Augusta Ada", last_name="Lovelace", email="ada@math.example.org")
+    person = van.get_person(van_id, expand_fields=["emails"])
+    check(person["firstName"] == "Augusta Ada", "update_person changed the first name")
+    check(
+        sorted(e["email"] for e in person["emails"]) == ["ada@example.org", "ada@math.example.org"],
+        f"update_person appended an email: {person['emails']}",
+    )
+
     # more people, then the changed-entity export sees them all
     ids = {van_id}
     for i in range(5):
@@ -78,11 +87,13 @@ def main():
         ids.add(r["vanId"])
     resources = van.get_changed_entity_resources()
     check("Contacts" in resources, f"Contacts is a changed-entity resource ({resources})")
+    fields = {f["fieldName"]: f for f in van.get_changed_entity_resource_fields("Contacts")}
+    check(fields["VanID"]["isCoreField"] and not fields["FirstName"]["isCoreField"], "Contacts fields: VanID is core")
     table = van.get_changed_entities("Contacts", since, requested_fields=["FirstName", "LastName"])
     rows = table.to_dicts()
     check({int(r["VanID"]) for r in rows} == ids, f"the export lists the 6 people ({len(rows)} rows)")
     ada = next(r for r in rows if int(r["VanID"]) == van_id)
-    check(ada["FirstName"] == "Ada" and ada["LastName"] == "Lovelace", "the export row's names")
+    check(ada["FirstName"] == "Augusta Ada" and ada["LastName"] == "Lovelace", "the export row's names")
 
     # a wrong key is refused with VAN's 401 body
     try:

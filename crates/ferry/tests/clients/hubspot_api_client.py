@@ -16,12 +16,19 @@ from hubspot import HubSpot
 from hubspot.crm.contacts import (
     BatchInputSimplePublicObjectBatchInput,
     BatchInputSimplePublicObjectBatchInputForCreate,
+    BatchInputSimplePublicObjectBatchInputUpsert,
+    BatchInputSimplePublicObjectId,
+    BatchReadInputSimplePublicObjectId,
     Filter,
     FilterGroup,
     PublicObjectSearchRequest,
     SimplePublicObjectBatchInput,
+    SimplePublicObjectBatchInputUpsert,
+    SimplePublicObjectId,
+    SimplePublicObjectInput,
     SimplePublicObjectInputForCreate,
 )
+from hubspot.crm.properties import OptionInput, PropertyCreate
 from hubspot.crm.contacts.exceptions import ApiException
 from hubspot.oauth.exceptions import ApiException as OAuthApiException
 
@@ -166,6 +173,66 @@ def main():
         )
     )
     check(res.total == 1 and res.results[0].id == created.id, "search by email is case-insensitive")
+    # a custom property: create, read by name, then write and read it on a contact
+    prop = client.crm.properties.core_api.create(
+        object_type="contacts",
+        property_create=PropertyCreate(
+            name="ferry_status",
+            label="Ferry status",
+            type="enumeration",
+            field_type="select",
+            group_name="contactinformation",
+            options=[
+                OptionInput(label="Active", value="active", display_order=0, hidden=False),
+                OptionInput(label="Paused", value="paused", display_order=1, hidden=False),
+            ],
+        ),
+    )
+    check(prop.name == "ferry_status" and [o.value for o in prop.options] == ["active", "paused"], "property create")
+    again = client.crm.properties.core_api.get_by_name(object_type="contacts", property_name="ferry_status")
+    check(again.type == "enumeration" and again.field_type == "select", "property get_by_name")
+    updated = contacts.basic_api.update(created.id, SimplePublicObjectInput(properties={"ferry_status": "paused"}))
+    check(updated.properties["ferry_status"] == "paused", "basic update of the custom property")
+    try:
+        contacts.basic_api.update(created.id, SimplePublicObjectInput(properties={"ferry_status": "nope"}))
+        check(False, "an unknown option fails")
+    except ApiException as e:
+        body = json.loads(e.body)
+        check(e.status == 400 and body["category"] == "VALIDATION_ERROR", f"an unknown option is a 400: {body}")
+
+    # batch read by email, batch upsert by email (one new, one existing), batch archive
+    read = contacts.batch_api.read(
+        BatchReadInputSimplePublicObjectId(
+            id_property="email",
+            inputs=[SimplePublicObjectId(id="ada@example.org"), SimplePublicObjectId(id="batch0-0@example.org")],
+            properties=["email", "ferry_status"],
+            properties_with_history=[],
+        )
+    )
+    check(sorted(r.properties["email"] for r in read.results) == ["ada@example.org", "batch0-0@example.org"], "batch read by email")
+    upserted = contacts.batch_api.upsert(
+        BatchInputSimplePublicObjectBatchInputUpsert(
+            inputs=[
+                SimplePublicObjectBatchInputUpsert(id_property="email", id="ada@example.org", properties={"lastname": "King"}),
+                SimplePublicObjectBatchInputUpsert(id_property="email", id="new@example.org", properties={"lastname": "New"}),
+            ]
+        )
+    )
+    fresh = [r for r in upserted.results if r.new]
+    known = [r for r in upserted.results if not r.new]
+    check(len(fresh) == 1 and len(known) == 1, "upsert says which one is new")
+    check(known[0].id == created.id and known[0].properties["lastname"] == "King", "upsert updated Ada in place")
+    check(fresh[0].properties["email"] == "new@example.org", "upsert created the new email")
+    new_id = fresh[0].id
+    contacts.batch_api.archive(BatchInputSimplePublicObjectId(inputs=[SimplePublicObjectId(id=new_id)]))
+    try:
+        contacts.basic_api.get_by_id(new_id)
+        check(False, "an archived contact is gone")
+    except ApiException as e:
+        check(e.status == 404, "an archived contact reads as 404")
+    archived = contacts.basic_api.get_by_id(new_id, archived=True)
+    check(archived.archived is True and archived.archived_at is not None, "archived=true reads it with archivedAt")
+
     # OAuth: refresh, token information, the new token works, a bad refresh token is refused
     oauth = HubSpot(host=base).oauth
     tok = oauth.tokens_api.create(

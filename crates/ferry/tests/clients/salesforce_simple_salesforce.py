@@ -20,6 +20,7 @@ import urllib.parse
 import requests
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import (
+    SalesforceExpiredSession,
     SalesforceMalformedRequest,
     SalesforceResourceNotFound,
 )
@@ -220,6 +221,17 @@ def main():
     b0 = sf.Contact.get_by_custom_id("Ferry_Id__c", "B-0")
     check(b0["FirstName"] == "Upserted", "the bulk upsert updated B-0")
 
+    # Bulk API 2.0 delete by Id (to the recycle bin)
+    n1 = sf.Contact.get_by_custom_id("Ferry_Id__c", "N-1")["Id"]
+    results = sf.bulk2.Contact.delete(records=[{"Id": n1}])
+    check(results[0]["numberRecordsProcessed"] == 1 and results[0]["numberRecordsFailed"] == 0, f"bulk2 delete ({results})")
+    gone = sf.query("SELECT Id FROM Contact WHERE Ferry_Id__c = 'N-1'")
+    check(gone["totalSize"] == 0, "the bulk-deleted record leaves query")
+
+    # basic info (GET sobjects/Contact/)
+    info = sf.Contact.metadata()
+    check(info["objectDescribe"]["name"] == "Contact", "metadata names Contact")
+
     # a malformed SOQL query
     try:
         sf.query("SELECT FROM Contact")
@@ -231,6 +243,16 @@ def main():
     # Sforce-Limit-Info is parsed by the client
     usage = sf.api_usage.get("api-usage")
     check(usage is not None and usage.used > 0 and usage.total == 100_000, f"api_usage: {usage}")
+
+    # an expired session (the emulator's test-only switch) is SalesforceExpiredSession
+    expired = session.post(f"{base.rstrip('/')}/__emulator/sessions/expire")
+    check(expired.status_code == 204, "the emulator expired every session")
+    try:
+        sf.query("SELECT Id FROM Contact LIMIT 1")
+        check(False, "an expired session fails")
+    except SalesforceExpiredSession as e:
+        check(e.status == 401, "an expired session is SalesforceExpiredSession (401)")
+        check(e.content[0]["errorCode"] == "INVALID_SESSION_ID", f"errorCode INVALID_SESSION_ID ({e.content})")
     print("salesforce: all checks passed")
 
 
