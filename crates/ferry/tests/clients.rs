@@ -71,8 +71,13 @@ async fn simple_salesforce_against_the_salesforce_emulator() {
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca.pem");
     std::fs::write(&ca, &material.cert_pem).unwrap();
+    // The connected app's certificate for the JWT bearer flow: the emulator crate's test pair.
+    let fixtures =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../ferry-emulators/tests/salesforce/fixtures");
+    let jwt_key = fixtures.join("connected-app.key");
     let emulator = salesforce::SalesforceEmulator::new(salesforce::EmulatorConfig {
         tls: true,
+        jwt_certificate: Some(std::fs::read_to_string(fixtures.join("connected-app.crt")).unwrap()),
         ..salesforce::EmulatorConfig::default()
     });
     let (stop, stopped) = oneshot::channel::<()>();
@@ -95,6 +100,8 @@ async fn simple_salesforce_against_the_salesforce_emulator() {
             ca.to_str().unwrap(),
             salesforce::DEFAULT_CLIENT_ID,
             salesforce::DEFAULT_CLIENT_SECRET,
+            salesforce::DEFAULT_USERNAME,
+            jwt_key.to_str().unwrap(),
         ],
     )
     .await;

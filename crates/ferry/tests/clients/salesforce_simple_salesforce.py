@@ -1,10 +1,11 @@
 """Drives Ferry's Salesforce emulator with simple-salesforce, the Python client people use
 against the real service, and checks what it reads back.
 
-Usage: python3 salesforce_simple_salesforce.py BASE_URL CA_FILE CONSUMER_KEY CONSUMER_SECRET
+Usage: python3 salesforce_simple_salesforce.py BASE_URL CA_FILE CONSUMER_KEY CONSUMER_SECRET USERNAME JWT_KEY_FILE
 
 BASE_URL is the emulator's https:// address (simple-salesforce only speaks https) and CA_FILE
-the certificate it serves. Exits non-zero on the first mismatch.
+the certificate it serves; JWT_KEY_FILE is the private key of the certificate the emulator's
+connected app has, for the JWT bearer flow as USERNAME. Exits non-zero on the first mismatch.
 """
 
 import base64
@@ -18,8 +19,10 @@ import sys
 import urllib.parse
 
 import requests
+from requests.adapters import HTTPAdapter
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import (
+    SalesforceAuthenticationFailed,
     SalesforceExpiredSession,
     SalesforceMalformedRequest,
     SalesforceResourceNotFound,
@@ -78,12 +81,45 @@ def login(session, base, client_id, client_secret):
     return grant
 
 
+class ToEmulator(HTTPAdapter):
+    """Sends https://login.salesforce.com/… to the emulator, as a hosts-file entry would:
+    simple-salesforce's JWT flow always posts to https://{domain}.salesforce.com."""
+
+    def __init__(self, base):
+        super().__init__()
+        self.base = base
+
+    def send(self, request, **kwargs):
+        request.url = request.url.replace("https://login.salesforce.com", self.base, 1)
+        return super().send(request, **kwargs)
+
+
+def jwt_login(session, base, client_id, username, key_file):
+    """simple-salesforce's own JWT bearer flow (its claims, its signing, its token request)."""
+    session.mount("https://login.salesforce.com", ToEmulator(base))
+    with open(key_file) as f:
+        key = f.read()
+    sf = Salesforce(
+        username=username, consumer_key=client_id, privatekey=key, session=session, version="62.0"
+    )
+    check(sf.sf_instance == base.split("://", 1)[1], f"the JWT flow's instance is the emulator ({sf.sf_instance})")
+    check(sf.query("SELECT Id FROM Contact")["totalSize"] == 0, "the JWT session queries")
+    try:
+        Salesforce(
+            username="someone@else.test", consumer_key=client_id, privatekey=key, session=session, version="62.0"
+        )
+        check(False, "a user the app was not approved for fails")
+    except SalesforceAuthenticationFailed as e:
+        check(e.code == "invalid_grant", f"an unapproved user is SalesforceAuthenticationFailed ({e})")
+
+
 def main():
-    base, ca_file, client_id, client_secret = sys.argv[1:5]
+    base, ca_file, client_id, client_secret, username, key_file = sys.argv[1:7]
     # requests lets REQUESTS_CA_BUNDLE (set on many machines) override Session.verify.
     os.environ["REQUESTS_CA_BUNDLE"] = ca_file
     session = requests.Session()
     session.verify = ca_file
+    jwt_login(session, base.rstrip("/"), client_id, username, key_file)
     grant = login(session, base.rstrip("/"), client_id, client_secret)
     sf = Salesforce(
         instance_url=grant["instance_url"],
