@@ -110,8 +110,8 @@ async fn simple_salesforce_against_the_salesforce_emulator() {
     let contacts = emulator.records("Contact");
     assert_eq!(
         contacts.len(),
-        2_348,
-        "2,345 by Bulk API 2.0, 2 by REST, 1 by bulk upsert"
+        2_349,
+        "2,345 by Bulk API 2.0, 2 by REST, 1 by bulk upsert, 1 by a collection"
     );
     let deleted: Vec<_> = contacts
         .iter()
@@ -130,8 +130,8 @@ async fn simple_salesforce_against_the_salesforce_emulator() {
     );
     assert_eq!(
         counters.requests_to("PUT /services/data/vXX.X/jobs/ingest/{id}/batches"),
-        3,
-        "three Bulk API 2.0 uploads (insert, upsert, delete): {counters:?}"
+        4,
+        "four Bulk API 2.0 uploads (insert, upsert, delete, update): {counters:?}"
     );
     let _ = stop.send(());
     server.await.unwrap().unwrap();

@@ -69,6 +69,8 @@ def main():
         f"phones: {person['phones']}",
     )
     check(person["addresses"] is None, "an unexpanded collection is null")
+    everything = van.get_person(van_id)  # parsons expands every collection by default
+    check(everything["vanId"] == van_id and everything["addresses"] == [], "get_person with every expansion")
 
     # update by vanId: a second email is appended, the names change
     van.update_person(van_id, first_name="Augusta Ada", last_name="Lovelace", email="ada@math.example.org")

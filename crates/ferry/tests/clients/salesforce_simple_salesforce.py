@@ -16,6 +16,7 @@ import io
 import os
 import secrets
 import sys
+import tempfile
 import urllib.parse
 
 import requests
@@ -29,6 +30,9 @@ from simple_salesforce.exceptions import (
 )
 
 ROWS = 2_345  # more than one 2,000-row page, so query_all has to follow nextRecordsUrl
+# simple-salesforce sleeps `wait` seconds (5 by default) before it first polls a Bulk API 2.0
+# job, then a little longer between polls; the emulator's jobs are done by their second poll.
+BULK_WAIT = 0.2
 
 
 def check(cond, what):
@@ -173,7 +177,7 @@ def main():
         {"LastName": f"Bulk{i:05d}", "Email": f"bulk{i}@example.org", "Ferry_Id__c": f"B-{i}"}
         for i in range(ROWS)
     ]
-    results = sf.bulk2.Contact.insert(records=records)
+    results = sf.bulk2.Contact.insert(records=records, wait=BULK_WAIT)
     check(len(results) == 1, f"one ingest job ({results})")
     check(results[0]["numberRecordsProcessed"] == ROWS, f"bulk2 processed {ROWS} ({results})")
     check(results[0]["numberRecordsFailed"] == 0, "bulk2 insert failed none")
@@ -231,7 +235,7 @@ def main():
 
     # Bulk API 2.0 query, in pages of 1,000
     pages = list(
-        sf.bulk2.Contact.query("SELECT Id, LastName FROM Contact WHERE LastName LIKE 'Bulk%'", max_records=1000)
+        sf.bulk2.Contact.query("SELECT Id, LastName FROM Contact WHERE LastName LIKE 'Bulk%'", max_records=1000, wait=BULK_WAIT)
     )
     rows = [r for page in pages for r in csv.DictReader(io.StringIO(page))]
     check(len(pages) == 3, f"bulk2 query came in 3 pages ({len(pages)})")
@@ -244,7 +248,7 @@ def main():
         {"Ferry_Id__c": "N-1", "FirstName": "New", "LastName": "Person", "Email": "new1@example.org"},
         {"Ferry_Id__c": "N-2", "FirstName": "Bad", "LastName": "Email", "Email": "not-an-email"},
     ]
-    results = sf.bulk2.Contact.upsert(records=upsert, external_id_field="Ferry_Id__c")
+    results = sf.bulk2.Contact.upsert(records=upsert, external_id_field="Ferry_Id__c", wait=BULK_WAIT)
     check(results[0]["numberRecordsProcessed"] == 3, f"bulk2 upsert processed 3 ({results})")
     check(results[0]["numberRecordsFailed"] == 1, "bulk2 upsert failed one")
     job = results[0]["job_id"]
@@ -259,10 +263,44 @@ def main():
 
     # Bulk API 2.0 delete by Id (to the recycle bin)
     n1 = sf.Contact.get_by_custom_id("Ferry_Id__c", "N-1")["Id"]
-    results = sf.bulk2.Contact.delete(records=[{"Id": n1}])
+    results = sf.bulk2.Contact.delete(records=[{"Id": n1}], wait=BULK_WAIT)
     check(results[0]["numberRecordsProcessed"] == 1 and results[0]["numberRecordsFailed"] == 0, f"bulk2 delete ({results})")
     gone = sf.query("SELECT Id FROM Contact WHERE Ferry_Id__c = 'N-1'")
     check(gone["totalSize"] == 0, "the bulk-deleted record leaves query")
+
+    # Bulk API 2.0 update by Id, and a queryAll job streamed to files
+    b1 = sf.Contact.get_by_custom_id("Ferry_Id__c", "B-1")["Id"]
+    results = sf.bulk2.Contact.update(records=[{"Id": b1, "FirstName": "BulkUpdated"}], wait=BULK_WAIT)
+    check(results[0]["numberRecordsProcessed"] == 1 and results[0]["numberRecordsFailed"] == 0, "bulk2 update")
+    check(sf.Contact.get(b1)["FirstName"] == "BulkUpdated", "the bulk update took effect")
+    with tempfile.TemporaryDirectory() as folder:
+        files = sf.bulk2.Contact.download(
+            "SELECT Id, Ferry_Id__c FROM Contact WHERE LastName LIKE 'Bulk%'", path=folder, max_records=1000, wait=BULK_WAIT
+        )
+        check(len(files) == 3, f"download wrote 3 files ({len(files)})")
+        check(sum(f["number_of_records"] for f in files) == ROWS, "download's record counts add up")
+        downloaded = []
+        for f in files:
+            with open(f["file"], newline="") as fh:
+                downloaded.extend(csv.DictReader(fh))
+        check(len({r["Id"] for r in downloaded}) == ROWS, "the files hold every row once")
+    everyone = [r for page in sf.bulk2.Contact.query_all("SELECT Id FROM Contact", wait=BULK_WAIT) for r in csv.DictReader(io.StringIO(page))]
+    check(len(everyone) == total + 1, f"a queryAll job sees the deleted rows too ({len(everyone)})")
+
+    # sObject Collections through the client's generic restful(): create two, one fails
+    collection = sf.restful(
+        "composite/sobjects",
+        method="POST",
+        json={
+            "allOrNone": False,
+            "records": [
+                {"attributes": {"type": "Contact"}, "LastName": "Coll", "Ferry_Id__c": "C-1"},
+                {"attributes": {"type": "Contact"}, "FirstName": "NoLastName"},
+            ],
+        },
+    )
+    check(collection[0]["success"] and not collection[1]["success"], f"collection results in order: {collection}")
+    check(collection[1]["errors"][0]["statusCode"] == "REQUIRED_FIELD_MISSING", "a collection error uses statusCode")
 
     # basic info (GET sobjects/Contact/)
     info = sf.Contact.metadata()
