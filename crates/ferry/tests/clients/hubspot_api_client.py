@@ -145,6 +145,10 @@ def main():
         "the listing shows the 40 updates",
     )
 
+    # the SDK's own paging helper
+    every = contacts.get_all(properties=["email"])
+    check(len(every) == total and len({c.id for c in every}) == total, f"get_all reads {total} contacts")
+
     # search with a filter, paged, sorted
     found = []
     after = None
@@ -153,7 +157,7 @@ def main():
             filter_groups=[FilterGroup(filters=[Filter(property_name="firstname", operator="EQ", value="Updated")])],
             properties=["email", "lastname"],
             sorts=["lastname"],
-            limit=20,  # 2 pages + 1 more search: under the default 5 searches a second
+            limit=20,  # 2 pages + 2 more searches: 4, under the default 5 searches a second
             after=after,
         )
         res = contacts.search_api.do_search(public_object_search_request=req)
@@ -173,6 +177,20 @@ def main():
         )
     )
     check(res.total == 1 and res.results[0].id == created.id, "search by email is case-insensitive")
+    res = contacts.search_api.do_search(
+        public_object_search_request=PublicObjectSearchRequest(
+            filter_groups=[
+                FilterGroup(
+                    filters=[Filter(property_name="email", operator="IN", values=["batch1-7@example.org", "ada@example.org"])]
+                )
+            ],
+            properties=["email"],
+        )
+    )
+    check(
+        sorted(c.properties["email"] for c in res.results) == ["ada@example.org", "batch1-7@example.org"],
+        "search with IN",
+    )
     # a custom property: create, read by name, then write and read it on a contact
     prop = client.crm.properties.core_api.create(
         object_type="contacts",
