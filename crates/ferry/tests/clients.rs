@@ -110,8 +110,8 @@ async fn simple_salesforce_against_the_salesforce_emulator() {
     let contacts = emulator.records("Contact");
     assert_eq!(
         contacts.len(),
-        2_349,
-        "2,345 by Bulk API 2.0, 2 by REST, 1 by bulk upsert, 1 by a collection"
+        2_351,
+        "2,345 by Bulk API 2.0, 4 by REST, 1 by bulk upsert, 1 by a collection"
     );
     let deleted: Vec<_> = contacts
         .iter()

@@ -26,6 +26,7 @@ from simple_salesforce.exceptions import (
     SalesforceAuthenticationFailed,
     SalesforceExpiredSession,
     SalesforceMalformedRequest,
+    SalesforceMoreThanOneRecord,
     SalesforceResourceNotFound,
 )
 
@@ -165,6 +166,17 @@ def main():
         "get_by_custom_id reads the upserted record",
     )
 
+    # an external id that is not unique: two matches are a 300, SalesforceMoreThanOneRecord
+    for name in ("Twin1", "Twin2"):
+        sf.Contact.create({"LastName": name, "Student_Id__c": "S-42"})
+    try:
+        sf.Contact.upsert("Student_Id__c/S-42", {"FirstName": "Which"})
+        check(False, "an upsert matching two records fails")
+    except SalesforceMoreThanOneRecord as e:
+        check(e.status == 300, "two matches are SalesforceMoreThanOneRecord (300)")
+    twins = sf.query("SELECT Id, FirstName FROM Contact WHERE Student_Id__c = 'S-42'")
+    check(twins["totalSize"] == 2 and all(r["FirstName"] is None for r in twins["records"]), "nothing was written")
+
     # a missing record
     try:
         sf.Contact.get("003000000000000AAA")
@@ -185,7 +197,7 @@ def main():
     ok_rows = list(csv.DictReader(io.StringIO(ok_csv)))
     check(len(ok_rows) == ROWS, "successfulResults has a row per record")
     check(all(r["sf__Created"] == "true" for r in ok_rows), "every row says sf__Created=true")
-    total = ROWS + 2
+    total = ROWS + 4  # Ada, Grace and the twins
 
     # query: the first page and then query_more by nextRecordsUrl
     soql = "SELECT Id, LastName, Ferry_Id__c FROM Contact"
