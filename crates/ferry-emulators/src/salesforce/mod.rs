@@ -23,6 +23,9 @@
 //!
 //! # Behaviour where the notes leave room
 //!
+//! - **Paths** under `/services/data/vXX.X/` are served with or without a trailing slash, as
+//!   Salesforce does (simple-salesforce always adds one). A JWT bearer assertion's `exp` may be a
+//!   number or a string of digits (Salesforce's own example claims set quotes it).
 //! - **Sessions** expire `session_lifetime` after their last use (or on demand); an expired or
 //!   unknown token gets 401 `[{"message":"Session expired or invalid","errorCode":"INVALID_SESSION_ID"}]`.
 //!   Refresh tokens do not rotate; the refresh answer has no `refresh_token`, nor does the JWT
