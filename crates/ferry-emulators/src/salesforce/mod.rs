@@ -23,6 +23,9 @@
 //!
 //! # Behaviour where the notes leave room
 //!
+//! - **Paths** under `/services/data/vXX.X/` are served with or without a trailing slash, as
+//!   Salesforce does (simple-salesforce always adds one). A JWT bearer assertion's `exp` may be a
+//!   number or a string of digits (Salesforce's own example claims set quotes it).
 //! - **Sessions** expire `session_lifetime` after their last use (or on demand); an expired or
 //!   unknown token gets 401 `[{"message":"Session expired or invalid","errorCode":"INVALID_SESSION_ID"}]`.
 //!   Refresh tokens do not rotate; the refresh answer has no `refresh_token`, nor does the JWT
@@ -462,8 +465,58 @@ impl SalesforceEmulator {
 }
 
 fn router(shared: Arc<Shared>) -> Router {
-    let v = "/services/data/{version}";
-    Router::new()
+    use axum::routing::{MethodRouter, patch, put};
+    // Resources under `/services/data/vXX.X`. Salesforce answers each with or without a
+    // trailing slash: the REST API Developer Guide's own examples write `…/sobjects/Account/`
+    // (create), `…/query/?q=` and `…/sobjects/Contact/updated/?start=` (the notes, §1.2), and
+    // simple-salesforce builds every URL that way (`base_url + 'query/'`, `sobjects/Contact/`).
+    let data: Vec<(&str, MethodRouter<Arc<Shared>>)> = vec![
+        ("", get(api::resources)),
+        ("/limits", get(api::limits)),
+        ("/sobjects", get(api::describe_global)),
+        ("/sobjects/{object}", get(api::basic_info).post(api::create)),
+        ("/sobjects/{object}/describe", get(api::describe)),
+        ("/sobjects/{object}/updated", get(api::updated)),
+        ("/sobjects/{object}/deleted", get(api::deleted)),
+        (
+            "/sobjects/{object}/{id}",
+            get(api::read).patch(api::update).delete(api::delete),
+        ),
+        (
+            "/sobjects/{object}/{field}/{value}",
+            get(api::read_external).patch(api::upsert),
+        ),
+        ("/query", get(api::query)),
+        ("/queryAll", get(api::query_all)),
+        ("/query/{locator}", get(api::query_more)),
+        ("/queryAll/{locator}", get(api::query_more)),
+        (
+            "/composite/sobjects",
+            post(api::collection_create)
+                .patch(api::collection_update)
+                .delete(api::collection_delete),
+        ),
+        (
+            "/composite/sobjects/{object}/{field}",
+            patch(api::collection_upsert),
+        ),
+        ("/jobs/ingest", post(bulk::create_ingest)),
+        (
+            "/jobs/ingest/{id}",
+            get(bulk::get_ingest)
+                .patch(bulk::close_ingest)
+                .delete(bulk::delete_ingest),
+        ),
+        ("/jobs/ingest/{id}/batches", put(bulk::upload)),
+        ("/jobs/ingest/{id}/{which}", get(bulk::ingest_results)),
+        ("/jobs/query", post(bulk::create_query)),
+        (
+            "/jobs/query/{id}",
+            get(bulk::get_query).delete(bulk::delete_query),
+        ),
+        ("/jobs/query/{id}/results", get(bulk::query_results)),
+    ];
+    let mut app = Router::new()
         .route(
             "/services/oauth2/authorize",
             get(oauth::authorize_page).post(oauth::authorize_decision),
@@ -471,78 +524,14 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/services/oauth2/token", post(oauth::token))
         .route("/services/oauth2/revoke", post(oauth::revoke))
         .route("/services/data", get(api::versions))
-        .route("/services/data/", get(api::versions))
-        .route(v, get(api::resources))
-        .route(&format!("{v}/"), get(api::resources))
-        .route(&format!("{v}/limits"), get(api::limits))
-        .route(&format!("{v}/sobjects"), get(api::describe_global))
-        .route(
-            &format!("{v}/sobjects/{{object}}"),
-            get(api::basic_info).post(api::create),
-        )
-        .route(
-            &format!("{v}/sobjects/{{object}}/describe"),
-            get(api::describe),
-        )
-        .route(
-            &format!("{v}/sobjects/{{object}}/updated"),
-            get(api::updated),
-        )
-        .route(
-            &format!("{v}/sobjects/{{object}}/deleted"),
-            get(api::deleted),
-        )
-        .route(
-            &format!("{v}/sobjects/{{object}}/{{id}}"),
-            get(api::read).patch(api::update).delete(api::delete),
-        )
-        .route(
-            &format!("{v}/sobjects/{{object}}/{{field}}/{{value}}"),
-            get(api::read_external).patch(api::upsert),
-        )
-        .route(&format!("{v}/query"), get(api::query))
-        .route(&format!("{v}/queryAll"), get(api::query_all))
-        .route(&format!("{v}/query/{{locator}}"), get(api::query_more))
-        .route(&format!("{v}/queryAll/{{locator}}"), get(api::query_more))
-        .route(
-            &format!("{v}/composite/sobjects"),
-            post(api::collection_create)
-                .patch(api::collection_update)
-                .delete(api::collection_delete),
-        )
-        .route(
-            &format!("{v}/composite/sobjects/{{object}}/{{field}}"),
-            axum::routing::patch(api::collection_upsert),
-        )
-        .route(&format!("{v}/jobs/ingest"), post(bulk::create_ingest))
-        .route(
-            &format!("{v}/jobs/ingest/{{id}}"),
-            get(bulk::get_ingest)
-                .patch(bulk::close_ingest)
-                .delete(bulk::delete_ingest),
-        )
-        .route(
-            &format!("{v}/jobs/ingest/{{id}}/batches"),
-            axum::routing::put(bulk::upload),
-        )
-        .route(
-            &format!("{v}/jobs/ingest/{{id}}/{{which}}"),
-            get(bulk::ingest_results),
-        )
-        .route(
-            &format!("{v}/jobs/ingest/{{id}}/{{which}}/"),
-            get(bulk::ingest_results),
-        )
-        .route(&format!("{v}/jobs/query"), post(bulk::create_query))
-        .route(
-            &format!("{v}/jobs/query/{{id}}"),
-            get(bulk::get_query).delete(bulk::delete_query),
-        )
-        .route(
-            &format!("{v}/jobs/query/{{id}}/results"),
-            get(bulk::query_results),
-        )
-        .nest("/__emulator", admin::router())
+        .route("/services/data/", get(api::versions));
+    for (path, route) in data {
+        let path = format!("/services/data/{{version}}{path}");
+        app = app
+            .route(&format!("{path}/"), route.clone())
+            .route(&path, route);
+    }
+    app.nest("/__emulator", admin::router())
         .fallback(gate::unknown_path)
         .layer(middleware::from_fn_with_state(shared.clone(), gate::gate))
         .with_state(shared)

@@ -419,10 +419,18 @@ fn jwt_grant(
     if !aud_ok {
         return Err(("invalid_grant", "audience is invalid"));
     }
-    let exp = claims
-        .get("exp")
-        .and_then(Value::as_i64)
-        .ok_or(("invalid_grant", "invalid assertion"))?;
+    // `exp` in seconds, as a number or a string of digits: Salesforce's JWT bearer flow help
+    // page (remoteaccess_oauth_jwt_flow, the notes §1.1) gives the claims set as
+    // `{"iss": …, "sub": …, "aud": "https://login.salesforce.com", "exp": "1333685628"}`, and
+    // simple-salesforce sends `'exp': f'{expiration.timestamp():.0f}'` (login.py ~L200).
+    let exp = match claims.get("exp") {
+        Some(Value::Number(n)) => n.as_i64(),
+        Some(Value::String(s)) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            s.parse().ok()
+        }
+        _ => None,
+    }
+    .ok_or(("invalid_grant", "invalid assertion"))?;
     if exp * 1000 <= now_ms {
         return Err(("invalid_grant", "expired authorization code"));
     }

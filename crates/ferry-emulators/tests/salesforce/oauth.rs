@@ -525,6 +525,62 @@ async fn jwt_bearer_flow_is_verified_against_the_certificate() {
     assert_eq!(grant(none).await.1["error"], "invalid_grant");
 }
 
+/// `exp` may be a string of digits: Salesforce's JWT bearer flow page writes its example claims
+/// set with `"exp": "1333685628"`, and simple-salesforce sends it that way. It used to be refused
+/// here as an invalid assertion.
+#[tokio::test]
+async fn jwt_bearer_flow_accepts_exp_as_a_string_of_digits() {
+    let env = env_with(EmulatorConfig {
+        jwt_certificate: Some(CERT.to_string()),
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let base = env.emu.base_url().to_string();
+    let with_exp = |exp: Value| {
+        let mut c = claims(
+            "https://login.salesforce.com",
+            DEFAULT_USERNAME,
+            DEFAULT_CLIENT_ID,
+            180,
+        );
+        c["exp"] = exp;
+        jwt::sign(KEY, &c).unwrap()
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let grant = |assertion: String| {
+        let base = base.clone();
+        async move {
+            token(
+                &base,
+                &[
+                    ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                    ("assertion", &assertion),
+                ],
+            )
+            .await
+        }
+    };
+    let (status, body) = grant(with_exp(json!((now + 180).to_string()))).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["access_token"].as_str().is_some());
+    // Expired as a string too; not a number at all is an invalid assertion.
+    let (status, body) = grant(with_exp(json!((now - 10).to_string()))).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error_description"], "expired authorization code");
+    for bad in [json!("soon"), json!(""), json!("-5"), json!(null)] {
+        let (status, body) = grant(with_exp(bad.clone())).await;
+        assert_eq!(status, 400, "{bad}");
+        assert_eq!(
+            body,
+            json!({"error": "invalid_grant", "error_description": "invalid assertion"}),
+            "{bad}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn jwt_bearer_flow_accepts_a_public_key_and_is_refused_without_one() {
     let (private, public) = jwt::generate_key_pair().unwrap();

@@ -351,3 +351,61 @@ async fn updated_and_deleted_cover_a_window() {
     );
     assert_eq!(env.get("sobjects/Contact/updated").await.status, 400);
 }
+
+/// Salesforce answers a resource with or without a trailing slash: the REST API guide's
+/// examples write `…/sobjects/Account/` and `…/query/?q=`, and simple-salesforce builds every URL
+/// that way. It used to be a 404 here.
+#[tokio::test]
+async fn a_trailing_slash_names_the_same_resource() {
+    let env = env().await;
+    let created = env
+        .call(
+            Method::POST,
+            "sobjects/Contact/",
+            Some(json!({"LastName": "Slash", "Ferry_Id__c": "S-1"})),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_string();
+    let q = serde_urlencoded::to_string([("q", "SELECT Id FROM Contact")]).unwrap();
+    for path in [
+        format!("query/?{q}"),
+        format!("queryAll/?{q}"),
+        "limits/".to_string(),
+        "sobjects/".to_string(),
+        "sobjects/Contact/describe/".to_string(),
+        format!("sobjects/Contact/{id}/"),
+        "sobjects/Contact/Ferry_Id__c/S-1/".to_string(),
+    ] {
+        let r = env.get(&path).await;
+        assert_eq!(r.status, 200, "GET {path}: {}", r.body);
+    }
+    let r = env
+        .call(
+            Method::PATCH,
+            &format!("sobjects/Contact/{id}/"),
+            Some(json!({"FirstName": "Trailing"})),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(
+        env.emu
+            .state()
+            .record("Contact", &id)
+            .unwrap()
+            .get("FirstName")
+            .as_deref(),
+        Some("Trailing")
+    );
+    // Counted under one endpoint key, with or without the slash.
+    let counters = env.emu.state().counters();
+    assert_eq!(
+        counters.requests_to("GET /services/data/vXX.X/sobjects/Contact/{id}"),
+        1
+    );
+    // An unknown resource is still a 404, slash or not.
+    assert_eq!(
+        env.get("sobjects/Contact/nope/extra/more/").await.status,
+        404
+    );
+}
