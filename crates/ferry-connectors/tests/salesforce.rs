@@ -835,16 +835,20 @@ async fn a_run_stops_before_its_share_of_the_daily_limit_and_on_request_limit_ex
     assert!(s.sf.state().counters().limit_exceeded >= 1);
 }
 
-#[tokio::test]
-async fn incoming_pages_through_records_that_share_a_systemmodstamp() {
-    let s = setup().await;
+/// Seeds 4,500 Contacts that share one SystemModstamp (phones `{phone_prefix}0000`…) and runs
+/// an incoming instance over them by SOQL pages: the instance and its run.
+async fn pull_4500_on_one_systemmodstamp(
+    s: &Setup,
+    last_name: &str,
+    phone_prefix: &str,
+) -> (Integration, Run) {
     let stamp = "2026-12-01T10:00:00.000+0000";
     let records: Vec<Map<String, Value>> = (0..4_500)
         .map(|i| {
             let mut r = rec(&[
                 ("FirstName", &format!("F{i}")),
-                ("LastName", "Same"),
-                ("Phone", &format!("617555{i:04}")),
+                ("LastName", last_name),
+                ("Phone", &format!("{phone_prefix}{i:04}")),
             ]);
             r.insert("SystemModstamp".into(), json!(stamp));
             r
@@ -858,6 +862,13 @@ async fn incoming_pages_through_records_that_share_a_systemmodstamp() {
         )
         .await;
     let run = s.run(&inc).await;
+    (inc, run)
+}
+
+#[tokio::test]
+async fn incoming_pages_through_records_that_share_a_systemmodstamp() {
+    let s = setup().await;
+    let (inc, run) = pull_4500_on_one_systemmodstamp(&s, "Same", "617555").await;
     assert_eq!(run.status, RunStatus::Success, "{run:?}");
     assert_eq!(run.rows, 4_500, "{run:?}");
     assert!(s.requests_to("/query") >= 1);
@@ -891,26 +902,7 @@ async fn a_pull_whose_query_locators_expire_goes_on_by_keyset_without_losing_or_
         ..EmulatorConfig::default()
     })
     .await;
-    let stamp = "2026-12-01T10:00:00.000+0000";
-    let records: Vec<Map<String, Value>> = (0..4_500)
-        .map(|i| {
-            let mut r = rec(&[
-                ("FirstName", &format!("F{i}")),
-                ("LastName", "Keyset"),
-                ("Phone", &format!("617557{i:04}")),
-            ]);
-            r.insert("SystemModstamp".into(), json!(stamp));
-            r
-        })
-        .collect();
-    s.sf.state().seed("Contact", records).unwrap();
-    let inc = s
-        .instance(
-            "salesforce_incoming",
-            json!({"mappings": mappings(), "bulk_threshold": 100_000}),
-        )
-        .await;
-    let run = s.run(&inc).await;
+    let (_, run) = pull_4500_on_one_systemmodstamp(&s, "Keyset", "617557").await;
     assert_eq!(run.status, RunStatus::Success, "{run:?}");
     assert_eq!(run.detail["created"], 4_500, "{run:?}");
     assert_eq!(s.store.count_contacts(s.inst).await.unwrap(), 4_500);

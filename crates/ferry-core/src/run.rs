@@ -127,14 +127,7 @@ impl SyncResult {
         code: impl Into<String>,
         remote_id: Option<String>,
     ) -> SyncResult {
-        SyncResult {
-            contact_id,
-            direction,
-            result: SyncOutcome::Failed,
-            code: Some(code.into()),
-            remote_id,
-            at: jiff::Timestamp::now(),
-        }
+        SyncResult::with_code(contact_id, direction, SyncOutcome::Failed, code, remote_id)
     }
 
     /// A contact filtered out or skipped, with `code`.
@@ -144,10 +137,20 @@ impl SyncResult {
         code: impl Into<String>,
         remote_id: Option<String>,
     ) -> SyncResult {
+        SyncResult::with_code(contact_id, direction, SyncOutcome::Skipped, code, remote_id)
+    }
+
+    fn with_code(
+        contact_id: i64,
+        direction: SyncDirection,
+        result: SyncOutcome,
+        code: impl Into<String>,
+        remote_id: Option<String>,
+    ) -> SyncResult {
         SyncResult {
             contact_id,
             direction,
-            result: SyncOutcome::Skipped,
+            result,
             code: Some(code.into()),
             remote_id,
             at: jiff::Timestamp::now(),

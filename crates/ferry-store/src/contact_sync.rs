@@ -21,7 +21,7 @@ pub struct ContactSync {
     pub integration_id: i64,
     /// Its name.
     pub integration_name: String,
-    /// Its kind (`hubspot_outgoing`, `everyaction`, …).
+    /// Its kind, as `GET /api/v1/integration-types` names it.
     pub integration_kind: String,
     /// Which way the data was going.
     pub direction: SyncDirection,

@@ -82,7 +82,7 @@ pub struct ContactSyncView {
     pub integration_id: i64,
     /// Its name.
     pub integration_name: String,
-    /// Its type (`hubspot_outgoing`, `everyaction`, …).
+    /// Its type, as `GET /api/v1/integration-types` names it.
     pub integration_type: String,
     /// `incoming` (into Ferry) or `outgoing` (from Ferry).
     pub direction: String,
