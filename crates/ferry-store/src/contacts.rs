@@ -36,6 +36,10 @@ pub(crate) const CHUNK: usize = 2_000;
 /// held for about 0.15 s per chunk.
 pub(crate) const SQLITE_CHUNK: usize = 20_000;
 
+/// CRM ID write-backs per transaction: 1,001 parameters to read the pairs' contacts and IDs,
+/// 1,501 to write them.
+const CRM_ID_CHUNK: usize = 500;
+
 pub(crate) const CONTACT_COLS: &str = "id, institution_id, first_name, last_name, preferred_name, phone, email, enrollment_id, crm_id, opt_in, test_user, archived, custom, cleared, change_seq, created_at, updated_at, sms_opt_in, sms_opt_in_changed_at, street_address, street_address_2, city, state, zip_code, country";
 
 /// How a batch of writes treats existing contacts.
@@ -681,32 +685,105 @@ impl Store {
         pairs: &[(i64, String)],
     ) -> Result<Vec<bool>> {
         let mut out = Vec::with_capacity(pairs.len());
-        for (id, crm_id) in pairs {
-            let taken = sqlx::query(
-                "SELECT id FROM contacts WHERE institution_id = $1 AND crm_id = $2 AND id <> $3",
-            )
-            .bind(institution_id)
-            .bind(crm_id)
-            .bind(id)
-            .fetch_optional(&self.read)
-            .await?;
-            if taken.is_some() {
-                out.push(false);
-                continue;
-            }
-            let done = sqlx::query("UPDATE contacts SET crm_id = $1 WHERE institution_id = $2 AND id = $3 AND (crm_id IS NULL OR crm_id = '' OR crm_id = $1)")
-                .bind(crm_id)
-                .bind(institution_id)
-                .bind(id)
-                .execute(&self.write)
-                .await;
-            match done {
-                Ok(d) => out.push(d.rows_affected() == 1),
-                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => out.push(false),
-                Err(e) => return Err(e.into()),
+        // One transaction per chunk: the pairs of a Bulk job (thousands) were two round trips
+        // and a commit each, most of a 50,000-contact first push's wall time.
+        for chunk in pairs.chunks(CRM_ID_CHUNK) {
+            match self.set_crm_ids_chunk(institution_id, chunk).await {
+                Ok(written) => out.extend(written),
+                // A concurrent writer took one of the IDs between the read and the write
+                // (PostgreSQL): the chunk is redone a pair at a time.
+                Err(e) if e.is_unique() => {
+                    for pair in chunk {
+                        out.extend(
+                            self.set_crm_ids_chunk(institution_id, std::slice::from_ref(pair))
+                                .await
+                                .or_else(|e| {
+                                    if e.is_unique() {
+                                        Ok(vec![false])
+                                    } else {
+                                        Err(e)
+                                    }
+                                })?,
+                        );
+                    }
+                }
+                Err(e) => return Err(e),
             }
         }
         Ok(out)
+    }
+
+    /// [`Store::set_crm_ids`] for one chunk in one transaction: the contacts and IDs involved
+    /// are read at once, the pairs decided in order as one at a time would be (a later pair
+    /// sees what an earlier one wrote), and the changes written in one statement.
+    async fn set_crm_ids_chunk(
+        &self,
+        institution_id: i64,
+        pairs: &[(i64, String)],
+    ) -> Result<Vec<bool>> {
+        let mut tx = self.begin_write().await?;
+        // Each contact's CRM ID, and the owner of each ID, as the database holds them.
+        let mut crm_of: HashMap<i64, Option<String>> = HashMap::new();
+        let mut owner: HashMap<String, i64> = HashMap::new();
+        let mut p = Params::new(self.backend);
+        let mut sql = String::from("SELECT id, crm_id FROM contacts WHERE institution_id = ");
+        p.bind(&mut sql, institution_id)?;
+        sql.push_str(" AND (id IN (");
+        p.bind_list(&mut sql, pairs.iter().map(|(id, _)| *id))?;
+        sql.push_str(") OR crm_id IN (");
+        p.bind_list(&mut sql, pairs.iter().map(|(_, crm)| crm.as_str()))?;
+        sql.push_str("))");
+        for row in sqlx::query_with(AssertSqlSafe(sql), p.args)
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            let id: i64 = row.try_get("id")?;
+            let crm: Option<String> = row.try_get("crm_id")?;
+            if let Some(c) = &crm {
+                owner.insert(c.clone(), id);
+            }
+            crm_of.insert(id, crm);
+        }
+        let mut written = Vec::with_capacity(pairs.len());
+        let mut changes: Vec<(i64, &str)> = Vec::new();
+        for (id, crm) in pairs {
+            let ok = match crm_of.get(id) {
+                // The contact is gone (or of another institution).
+                None => false,
+                // The ID is another contact's.
+                Some(_) if owner.get(crm).is_some_and(|o| o != id) => false,
+                Some(Some(have)) if have == crm => true,
+                // The contact has another CRM ID.
+                Some(Some(have)) if !have.is_empty() => false,
+                Some(_) => {
+                    crm_of.insert(*id, Some(crm.clone()));
+                    owner.insert(crm.clone(), *id);
+                    changes.push((*id, crm));
+                    true
+                }
+            };
+            written.push(ok);
+        }
+        if !changes.is_empty() {
+            let mut p = Params::new(self.backend);
+            let mut sql = String::from("UPDATE contacts SET crm_id = CASE id");
+            for (id, crm) in &changes {
+                sql.push_str(" WHEN ");
+                p.bind(&mut sql, *id)?;
+                sql.push_str(" THEN ");
+                p.bind(&mut sql, *crm)?;
+            }
+            sql.push_str(" END WHERE institution_id = ");
+            p.bind(&mut sql, institution_id)?;
+            sql.push_str(" AND id IN (");
+            p.bind_list(&mut sql, changes.iter().map(|(id, _)| *id))?;
+            sql.push(')');
+            sqlx::query_with(AssertSqlSafe(sql), p.args)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(written)
     }
 
     /// The keys of the institution's test users (platform IDs, CRM IDs, phones): incoming syncs

@@ -2283,3 +2283,86 @@ async fn contact_sync_does_not_leak_and_goes_with_its_owners() {
     );
     pool.close().await;
 }
+
+#[tokio::test]
+async fn crm_id_write_backs_decide_each_pair_as_if_written_one_at_a_time() {
+    let (s, inst) = setup().await;
+    let other = s
+        .create_institution("other-u", "Other", None)
+        .await
+        .unwrap()
+        .id;
+    let ana = create(&s, inst.id, "Ana", "6175550101", None).await;
+    let ben = create(&s, inst.id, "Ben", "6175550102", Some("CRM-B")).await;
+    let cy = create(&s, inst.id, "Cy", "6175550103", None).await;
+    let di = create(&s, inst.id, "Di", "6175550104", None).await;
+    let elsewhere = create(&s, other, "Ed", "6175550105", None).await;
+    let seq = s.current_change_seq(inst.id).await.unwrap();
+    let written = s
+        .set_crm_ids(
+            inst.id,
+            &[
+                (ana, "CRM-A".into()),
+                // Ben's own ID again, then another one for him.
+                (ben, "CRM-B".into()),
+                (ben, "CRM-B2".into()),
+                // Ben's ID for Cy.
+                (cy, "CRM-B".into()),
+                // Ana's, written by the first pair of this same call.
+                (di, "CRM-A".into()),
+                (di, "CRM-D".into()),
+                (di, "CRM-D".into()),
+                // A contact of another institution, and one that does not exist.
+                (elsewhere, "CRM-E".into()),
+                (999_999, "CRM-X".into()),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        written,
+        [true, true, false, false, false, true, true, false, false]
+    );
+    let crm = |id| {
+        let s = &s;
+        async move { s.contact(inst.id, id).await.unwrap().data.crm_id }
+    };
+    assert_eq!(crm(ana).await.as_deref(), Some("CRM-A"));
+    assert_eq!(crm(ben).await.as_deref(), Some("CRM-B"));
+    assert_eq!(crm(cy).await, None);
+    assert_eq!(crm(di).await.as_deref(), Some("CRM-D"));
+    assert_eq!(s.contact(other, elsewhere).await.unwrap().data.crm_id, None);
+    // Bookkeeping, not a change: no change sequence was taken.
+    assert_eq!(s.current_change_seq(inst.id).await.unwrap(), seq);
+
+    // More pairs than one transaction takes: every one is written.
+    let mut writes = Vec::new();
+    for i in 0..1_200 {
+        let phone = format!("617556{i:04}");
+        writes.push(
+            write(
+                &s,
+                inst.id,
+                &[
+                    ("first_name", "Many"),
+                    ("last_name", "Tester"),
+                    ("phone", &phone),
+                ],
+            )
+            .await,
+        );
+    }
+    let many: Vec<(i64, String)> = s
+        .apply_contact_writes(inst.id, &writes, WriteKind::Create)
+        .await
+        .unwrap()
+        .into_iter()
+        .enumerate()
+        .map(|(i, o)| (o.unwrap().contact_id, format!("CRM-M{i}")))
+        .collect();
+    let written = s.set_crm_ids(inst.id, &many).await.unwrap();
+    assert!(written.iter().all(|w| *w), "{written:?}");
+    for (id, want) in [&many[0], &many[599], &many[1_199]] {
+        assert_eq!(crm(*id).await.as_deref(), Some(want.as_str()));
+    }
+}
