@@ -98,8 +98,8 @@ async fn inbound_instance(
 /// The query of Settings → Bulk File Upload.
 #[derive(serde::Deserialize)]
 pub struct BulkParams {
-    /// The template just saved by Setup from a sample.
-    saved: Option<i64>,
+    /// The template just saved by Setup from a sample (anything else is ignored).
+    saved: Option<String>,
 }
 
 /// Settings → Bulk File Upload.
@@ -147,7 +147,7 @@ pub async fn bulk_page(
         }),
         Err(e) => return ui_error(e),
     };
-    let saved = p.saved.and_then(|id| {
+    let saved = p.saved.and_then(|s| s.parse::<i64>().ok()).and_then(|id| {
         templates
             .iter()
             .find(|t| t.id == id)

@@ -235,6 +235,17 @@ async fn setup_from_a_sample_maps_columns_and_saves_a_template_in_the_browser() 
         .await
         .unwrap();
 
+    // The confirmation names the template saved, and only that one.
+    browser
+        .goto(&app.url("/settings/bulk-files?saved=nope"))
+        .await
+        .unwrap();
+    browser
+        .wait_for_text("h1", "Bulk File Upload")
+        .await
+        .unwrap();
+    assert!(browser.find_all("[role=status]").await.unwrap().is_empty());
+
     // The API has exactly the mapping chosen, in the sample's order; Source is not kept.
     let (_, list) = app.get("/api/v1/bulk-templates").await;
     let list = list.as_array().unwrap();
