@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::common::{V, env};
+use crate::common::{Env, Resp, V, env};
 
 #[tokio::test]
 async fn versions_need_no_session_and_are_not_counted() {
@@ -408,4 +408,134 @@ async fn a_trailing_slash_names_the_same_resource() {
         env.get("sobjects/Contact/nope/extra/more/").await.status,
         404
     );
+}
+
+async fn create_contact(env: &Env, body: Value) -> Resp {
+    env.call(Method::POST, "sobjects/Contact", Some(body)).await
+}
+
+async fn patch_contact(env: &Env, id: &str, body: Value) -> Resp {
+    env.call(Method::PATCH, &format!("sobjects/Contact/{id}"), Some(body))
+        .await
+}
+
+/// The unique, duplicate-rule and external-id checks look values up in an index: an update
+/// that changes (or clears) an indexed value frees the old one and takes the new one.
+#[tokio::test]
+async fn an_update_moves_indexed_values() {
+    let env = env().await;
+    let a = create_contact(
+        &env,
+        json!({"LastName": "Diaz", "Email": "ana@state.edu",
+                          "Ferry_Id__c": "F-1", "Student_Id__c": "S1"}),
+    )
+    .await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    let a = a.body["id"].as_str().unwrap().to_string();
+    let b = create_contact(
+        &env,
+        json!({"LastName": "Okafor", "Email": "ben@state.edu", "Ferry_Id__c": "F-2"}),
+    )
+    .await;
+    assert_eq!(b.status, 201, "{}", b.body);
+    let b = b.body["id"].as_str().unwrap().to_string();
+
+    // Before: A's values conflict.
+    let r = create_contact(&env, json!({"LastName": "X", "Ferry_Id__c": "f-1"})).await;
+    assert_eq!(
+        (r.status, r.error_code()),
+        (400, "DUPLICATE_VALUE"),
+        "{}",
+        r.body
+    );
+
+    // A moves to new values; saving its own values again is no conflict.
+    let moved = json!({"Email": "ana.diaz@state.edu", "Ferry_Id__c": "F-9", "Student_Id__c": "S2"});
+    for _ in 0..2 {
+        let r = patch_contact(&env, &a, moved.clone()).await;
+        assert_eq!(r.status, 204, "{}", r.body);
+    }
+
+    // (a) The old values no longer conflict or match.
+    let r = patch_contact(&env, &b, json!({"Ferry_Id__c": "F-1"})).await;
+    assert_eq!(r.status, 204, "F-1 is free: {}", r.body);
+    let r = create_contact(&env, json!({"LastName": "X", "Email": "ANA@state.edu"})).await;
+    assert_eq!(r.status, 201, "ana@state.edu is free: {}", r.body);
+    let r = env
+        .call(
+            Method::PATCH,
+            "sobjects/Contact/Student_Id__c/S1?updateOnly=true",
+            Some(json!({"LastName": "Y"})),
+        )
+        .await;
+    assert_eq!((r.status, r.error_code()), (404, "NOT_FOUND"), "{}", r.body);
+    // The external id F-1 now finds B, not A.
+    let r = env
+        .call(
+            Method::PATCH,
+            "sobjects/Contact/Ferry_Id__c/f-1",
+            Some(json!({"FirstName": "Ben"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["id"].clone()),
+        (200, json!(b)),
+        "{}",
+        r.body
+    );
+
+    // (b) The new values conflict, whatever their case, and name A.
+    let r = create_contact(&env, json!({"LastName": "X", "Ferry_Id__c": "f-9"})).await;
+    assert_eq!(
+        (r.status, r.error_code()),
+        (400, "DUPLICATE_VALUE"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body[0]["message"].as_str().unwrap().contains(&a),
+        "{}",
+        r.body
+    );
+    let r = patch_contact(&env, &b, json!({"Ferry_Id__c": "F-9"})).await;
+    assert_eq!(
+        (r.status, r.error_code()),
+        (400, "DUPLICATE_VALUE"),
+        "{}",
+        r.body
+    );
+    let r = create_contact(
+        &env,
+        json!({"LastName": "X", "Email": "Ana.Diaz@state.edu"}),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.error_code()),
+        (400, "DUPLICATES_DETECTED"),
+        "{}",
+        r.body
+    );
+    let r = env
+        .call(
+            Method::PATCH,
+            "sobjects/Contact/Student_Id__c/s2?updateOnly=true",
+            Some(json!({"FirstName": "Ana"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["id"].clone()),
+        (200, json!(a)),
+        "{}",
+        r.body
+    );
+
+    // Clearing a value frees it too.
+    let r = patch_contact(&env, &a, json!({"Email": null})).await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    let r = create_contact(
+        &env,
+        json!({"LastName": "X", "Email": "ana.diaz@state.edu"}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "a cleared email is free: {}", r.body);
 }

@@ -6,7 +6,7 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use base64::Engine;
@@ -23,7 +23,8 @@ struct TemplateRow {
     name: String,
     kind: &'static str,
     place: String,
-    required: String,
+    /// The columns in the agreed order: (name, Ferry field, required).
+    columns: Vec<(String, Option<String>, bool)>,
 }
 
 struct FileRow {
@@ -94,12 +95,19 @@ async fn inbound_instance(
         .map(|i| (i.id, i.config)))
 }
 
-/// Settings → Bulk File Upload.
-pub async fn bulk_page(State(state): State<AppState>, auth: Auth) -> Response {
-    render(&state, &auth, None).await
+/// The query of Settings → Bulk File Upload.
+#[derive(serde::Deserialize)]
+pub struct BulkParams {
+    /// The template just saved by Setup from a sample (anything else is ignored).
+    saved: Option<String>,
 }
 
-async fn render(state: &AppState, auth: &Auth, saved: Option<String>) -> Response {
+/// Settings → Bulk File Upload.
+pub async fn bulk_page(
+    State(state): State<AppState>,
+    auth: Auth,
+    Query(p): Query<BulkParams>,
+) -> Response {
     let inst = &auth.principal.institution;
     let templates = match state.store.bulk_templates(inst.id).await {
         Ok(t) => t,
@@ -129,7 +137,7 @@ async fn render(state: &AppState, auth: &Auth, saved: Option<String>) -> Respons
             path: f.path,
         });
     }
-    let retention = match inbound_instance(state, inst.id).await {
+    let retention = match inbound_instance(&state, inst.id).await {
         Ok(r) => r.map(|(id, cfg)| {
             let days = cfg
                 .get("retention_days")
@@ -139,8 +147,14 @@ async fn render(state: &AppState, auth: &Auth, saved: Option<String>) -> Respons
         }),
         Err(e) => return ui_error(e),
     };
+    let saved = p.saved.and_then(|s| s.parse::<i64>().ok()).and_then(|id| {
+        templates
+            .iter()
+            .find(|t| t.id == id)
+            .map(|t| format!("The template {} is saved.", t.name))
+    });
     BulkPage {
-        nav: Nav::new(state, auth, "bulk"),
+        nav: Nav::new(&state, &auth, "bulk"),
         templates: templates
             .into_iter()
             .map(|t| TemplateRow {
@@ -148,13 +162,11 @@ async fn render(state: &AppState, auth: &Auth, saved: Option<String>) -> Respons
                 name: t.name,
                 kind: t.kind.as_str(),
                 place: format!("{}/{}", t.folder.trim_end_matches('/'), t.file_mask),
-                required: t
+                columns: t
                     .columns
-                    .iter()
-                    .filter(|c| c.required)
-                    .map(|c| c.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                    .into_iter()
+                    .map(|c| (c.name, c.field, c.required))
+                    .collect(),
             })
             .collect(),
         files: rows,
@@ -169,14 +181,36 @@ struct MapRow {
     index: usize,
     name: String,
     samples: String,
-    suggested: Option<String>,
+    /// The field selected: Ferry's suggestion at first, what the admin chose after an error.
+    selected: Option<String>,
+    required: bool,
+    /// Why this column's mapping was refused.
+    error: Option<String>,
+    /// The first field in error: focused when the page opens.
+    focused: bool,
+}
+
+/// Why a mapping was not saved, beside the field at fault.
+#[derive(Default)]
+struct SetupErrors {
+    name: Option<String>,
+    folder: Option<String>,
+    file_mask: Option<String>,
+    /// About the columns as a whole (none required, a calls field missing).
+    columns: Option<String>,
+    /// Not about one field the form shows (the sample itself).
+    other: Option<String>,
 }
 
 #[derive(Template, WebTemplate)]
 #[template(path = "bulk_setup.html")]
 struct SetupPage {
     nav: Nav,
-    error: Option<String>,
+    /// The save was refused: the errors are beside their fields.
+    refused: bool,
+    errors: SetupErrors,
+    /// The id of the first field in error, focused when the page opens.
+    focus: String,
     name: String,
     kind: String,
     folder: String,
@@ -206,12 +240,44 @@ fn get<'a>(pairs: &'a [(String, String)], key: &str) -> &'a str {
         .unwrap_or("")
 }
 
+/// A refused save: the error, and for each column of the input checked (`columns[i]`) the
+/// index of its row in the form, so a column's error lands beside its select.
+struct Refused {
+    error: ApiError,
+    rows: Vec<usize>,
+}
+
+impl Refused {
+    /// The form row and message of an error about one column (`columns[3].field`).
+    fn row_error(&self) -> Option<(usize, &str)> {
+        let rest = self.error.field.as_deref()?.strip_prefix("columns[")?;
+        let i: usize = rest.split(']').next()?.parse().ok()?;
+        Some((*self.rows.get(i)?, self.error.message.as_str()))
+    }
+
+    fn errors(&self) -> SetupErrors {
+        let message = Some(self.error.message.clone());
+        let mut e = SetupErrors::default();
+        match self.error.field.as_deref() {
+            Some("name") => e.name = message,
+            Some("folder") => e.folder = message,
+            Some("file_mask") => e.file_mask = message,
+            Some("columns") => e.columns = message,
+            // The folder and file names are those of another template.
+            None if self.error.code == "conflict" => e.file_mask = message,
+            _ if self.row_error().is_some() => {}
+            _ => e.other = message,
+        }
+        e
+    }
+}
+
 async fn setup_page(
     state: &AppState,
     auth: &Auth,
     pairs: &[(String, String)],
     sample: &[u8],
-    error: Option<String>,
+    refused: Option<Refused>,
 ) -> Response {
     let kind = get(pairs, "kind")
         .parse::<TemplateKind>()
@@ -270,37 +336,75 @@ async fn setup_page(
         TemplateKind::Contacts => crate::api::bulk_templates::suggest_contact(&schema, c),
         TemplateKind::Calls => crate::api::bulk_templates::suggest_call(c),
     };
+    let row_error = refused.as_ref().and_then(Refused::row_error);
+    let errors = refused.as_ref().map(Refused::errors).unwrap_or_default();
+    let focus = if errors.name.is_some() {
+        "name".to_string()
+    } else if errors.folder.is_some() {
+        "folder".to_string()
+    } else if errors.file_mask.is_some() {
+        "file_mask".to_string()
+    } else if let Some((row, _)) = row_error {
+        format!("col_field_{row}")
+    } else {
+        String::new()
+    };
     let columns = detected
         .columns
         .iter()
         .enumerate()
-        .map(|(i, c)| MapRow {
-            index: i,
-            name: c.clone(),
-            samples: detected
-                .preview
-                .iter()
-                .filter_map(|r| r.get(i))
-                .take(3)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(" · "),
-            suggested: suggest(c),
+        .map(|(i, c)| {
+            // After a refused save the form shows what the admin chose, not the suggestions.
+            let (selected, required) = if refused.is_some() {
+                let f = get(pairs, &format!("col_field_{i}"));
+                (
+                    (!f.is_empty()).then(|| f.to_string()),
+                    !get(pairs, &format!("col_required_{i}")).is_empty(),
+                )
+            } else {
+                let s = suggest(c);
+                let required = s.is_some();
+                (s, required)
+            };
+            MapRow {
+                index: i,
+                name: c.clone(),
+                samples: detected
+                    .preview
+                    .iter()
+                    .filter_map(|r| r.get(i))
+                    .take(3)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(" · "),
+                selected,
+                required,
+                error: row_error
+                    .filter(|(row, _)| *row == i)
+                    .map(|(_, m)| m.to_string()),
+                focused: focus == format!("col_field_{i}"),
+            }
         })
         .collect();
-    let status = if error.is_some() {
+    let status = if refused.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
         StatusCode::OK
+    };
+    let folder = match get(pairs, "folder") {
+        "" => "/",
+        f => f,
     };
     (
         status,
         SetupPage {
             nav: Nav::new(state, auth, "bulk"),
-            error,
+            refused: refused.is_some(),
+            errors,
+            focus,
             name: get(pairs, "name").to_string(),
             kind: kind.as_str().to_string(),
-            folder: get(pairs, "folder").to_string(),
+            folder: folder.to_string(),
             file_mask: get(pairs, "file_mask").to_string(),
             match_by: get(pairs, "match_by").to_string(),
             contact_name: get(pairs, "contact_name").to_string(),
@@ -339,6 +443,8 @@ pub async fn bulk_template_create(
         .decode(&sample_b64)
         .unwrap_or_default();
     let mut columns = Vec::new();
+    // The form row of each column sent, so an error about `columns[i]` finds its row.
+    let mut rows = Vec::new();
     for i in 0.. {
         let name = get(&pairs, &format!("col_name_{i}"));
         if name.is_empty() {
@@ -349,6 +455,7 @@ pub async fn bulk_template_create(
         if field.is_empty() && !required {
             continue;
         }
+        rows.push(i);
         columns.push(ColumnInput {
             name: name.to_string(),
             field: (!field.is_empty()).then(|| field.to_string()),
@@ -383,13 +490,18 @@ pub async fn bulk_template_create(
         Err(e) => Err(e),
     };
     match result {
-        Ok(_) => Redirect::to("/settings/bulk-files?saved=1").into_response(),
-        Err(e) => {
-            let msg = match &e.field {
-                Some(f) => format!("{f}: {}", e.message),
-                None => e.message.clone(),
-            };
-            setup_page(&state, &auth, &pairs, &sample, Some(msg)).await
+        Ok(t) => {
+            Redirect::to(&format!("/settings/bulk-files?saved={}#templates", t.id)).into_response()
+        }
+        Err(error) => {
+            setup_page(
+                &state,
+                &auth,
+                &pairs,
+                &sample,
+                Some(Refused { error, rows }),
+            )
+            .await
         }
     }
 }

@@ -93,7 +93,7 @@ async fn first_run_row(browser: &Browser) -> String {
 }
 
 /// Types into the input `css`, replacing what it holds.
-async fn fill(browser: &Browser, css: &str, text: &str) {
+pub(crate) async fn fill(browser: &Browser, css: &str, text: &str) {
     let input = browser.find(css).await.unwrap();
     input.clear().await.unwrap();
     input.send_keys(text).await.unwrap();

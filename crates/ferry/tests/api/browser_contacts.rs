@@ -97,7 +97,7 @@ async fn axe_check(browser: &Browser, page: &str) {
 }
 
 /// Saves a PNG of the viewport as `docs/screenshots/<name>.png` in the repository.
-async fn screenshot(browser: &Browser, name: &str) {
+pub(crate) async fn screenshot(browser: &Browser, name: &str) {
     let png = browser.screenshot_png().await.unwrap();
     assert!(png.starts_with(b"\x89PNG"), "a PNG");
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots");

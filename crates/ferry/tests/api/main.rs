@@ -6,6 +6,7 @@
 mod alerts;
 mod audit;
 mod browser;
+mod browser_bulk;
 mod browser_contacts;
 mod browser_optin;
 mod browser_runs;
