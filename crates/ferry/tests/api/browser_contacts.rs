@@ -509,7 +509,11 @@ async fn csv_upload_without_javascript_in_a_real_browser() {
     let Some(browser) = crate::helpers::browser_without_javascript_or_skip().await else {
         return;
     };
-    let app = spawn_app().await;
+    let app = crate::helpers::spawn_app_with(ferry_web::WebConfig {
+        max_import_bytes: 64 * 1024,
+        ..Default::default()
+    })
+    .await;
     app.contact("Amara", "6175550301").await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("winter-students.csv");
@@ -582,6 +586,37 @@ async fn csv_upload_without_javascript_in_a_real_browser() {
             .unwrap()
             .is_some(),
         "JavaScript is off in this browser"
+    );
+    let (_, list) = app.get("/api/v1/contacts").await;
+    assert_eq!(list["contacts"].as_array().unwrap().len(), 2);
+
+    // A file far over the limit: the browser shows the refusal, not a broken connection.
+    let big = dir.path().join("everyone.csv");
+    let mut csv = String::from("first_name,last_name,phone\r\n");
+    for i in 0..200_000 {
+        csv.push_str(&format!("A{i},B,6175550320\r\n"));
+    }
+    std::fs::write(&big, csv).unwrap();
+    browser
+        .find("#import-file")
+        .await
+        .unwrap()
+        .send_keys(&big.to_string_lossy())
+        .await
+        .unwrap();
+    browser.click_on("#import-submit").await.unwrap();
+    let refusal = browser
+        .find("#import-report .alert-error")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        refusal.contains("The file was refused and nothing was imported.")
+            && refusal.contains("(65536 bytes)")
+            && refusal.contains("payload_too_large"),
+        "{refusal}"
     );
     let (_, list) = app.get("/api/v1/contacts").await;
     assert_eq!(list["contacts"].as_array().unwrap().len(), 2);

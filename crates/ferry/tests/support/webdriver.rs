@@ -229,8 +229,7 @@ impl Browser {
 
     /// As [`Browser::start`], with JavaScript turned off for every page (as a user's setting
     /// would), to test what works without scripts. WebDriver's own commands (find, click,
-    /// send keys, read text and attributes) still work; `execute` and what uses it
-    /// (`wait_for_text`) do not.
+    /// send keys, read text and attributes) work as usual.
     pub async fn start_without_javascript() -> Result<Option<Browser>> {
         Self::start_with(false).await
     }
