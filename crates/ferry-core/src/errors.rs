@@ -46,6 +46,7 @@ pub const DICTIONARY: &[ErrorCode] = error_codes! {
     "invalid_value" => "A value is not one of the allowed values for its field.", "Use one of the values the message lists.";
     "match_conflict" => "The CRM ID and the phone point at different contacts, so the row was skipped.", "Decide which contact is right and correct the CRM ID or phone on the other one, then sync again.";
     "method_not_allowed" => "The API endpoint exists but does not take this HTTP method.", "Use one of the methods the message (and the Allow header) lists; see /api/openapi.json.";
+    "missing_file" => "An upload form was sent without a file.", "Choose a CSV file in the form, then upload again.";
     "missing_required_field" => "A new contact needs first name, last name and phone, and one of them is missing.", "Add the missing value to the source record (or map the field), then sync again.";
     "not_found" => "The record does not exist in this institution.", "Check the id; records of other institutions are not visible.";
     "opt_in_path_missing" => "The opt-in path an integration names for new contacts no longer exists, so no welcome message was queued for the contacts it created.", "Choose an existing opt-in path (Settings → Opt-in paths) in the integration's settings, or clear it.";
@@ -61,7 +62,7 @@ pub const DICTIONARY: &[ErrorCode] = error_codes! {
     "unclosed_quote" => "A quoted value in a CSV file opens a quote that is never closed, or that only a quote on a later row closes.", "In an import, that row was skipped and the rest of the file read from the next line: close or remove the quote on the row and import the file again (rows already imported are matched, not duplicated).";
     "unknown_field" => "A field or column name is not a contact field of this institution.", "Check the spelling, or define the custom field first under Settings > Custom fields.";
     "unset_not_allowed" => "UNSET was used on a field it cannot clear.", "UNSET clears custom fields, first name, last name, preferred name, phone, enrollment ID and CRM ID only.";
-    "unsupported_media_type" => "The request's Content-Type is not the one this endpoint takes.", "Send application/json, or text/csv for imports.";
+    "unsupported_media_type" => "The request's Content-Type is not the one this endpoint takes.", "Send application/json, or text/csv for imports; in the upload form, choose a .csv file.";
     "value_too_long" => "A value is longer than the field allows.", "Shorten the value (names and IDs: 255 characters; custom text: 4,000).";
 };
 

@@ -257,8 +257,9 @@ fn actor_of(state: &AppState, auth: &Auth, req: &Request) -> ferry_store::Actor 
     }
 }
 
-/// Accepts the token from the header, or from the `_csrf` field of a urlencoded form (the body
-/// is read and handed on unchanged).
+/// Accepts the token from the header, from the `_csrf` field of a urlencoded form (the body
+/// is read and handed on unchanged), or from the `_csrf` part of a `multipart/form-data` form,
+/// which must be its first part (see [`multipart_csrf`]).
 async fn check_csrf(req: Request, expected: &str, limit: usize) -> Result<Request, ()> {
     let same = |given: &str| {
         !expected.is_empty() && constant_time_eq(given.as_bytes(), expected.as_bytes())
@@ -266,12 +267,17 @@ async fn check_csrf(req: Request, expected: &str, limit: usize) -> Result<Reques
     if let Some(v) = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()) {
         return if same(v) { Ok(req) } else { Err(()) };
     }
-    let is_form = req
+    let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
-    if !is_form {
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if content_type.starts_with("multipart/form-data") {
+        let (token, req) = multipart_csrf(req).await?;
+        return if same(&token) { Ok(req) } else { Err(()) };
+    }
+    if !content_type.starts_with("application/x-www-form-urlencoded") {
         return Err(());
     }
     let (parts, body) = req.into_parts();
@@ -284,6 +290,90 @@ async fn check_csrf(req: Request, expected: &str, limit: usize) -> Result<Reques
     match token {
         Some(t) if same(&t) => Ok(Request::from_parts(parts, Body::from(bytes))),
         _ => Err(()),
+    }
+}
+
+/// The most of a multipart body read to find its `_csrf` part, and the longest token taken.
+const CSRF_PART_PREFIX: usize = 16 * 1024;
+const CSRF_PART_MAX: usize = 1024;
+
+/// The `_csrf` part of a `multipart/form-data` body, and the request with its body whole again.
+///
+/// The token must be the first part, so that it is known before any file part arrives: only
+/// the chunks the parser asked for until the end of that part are read (kept, and handed on
+/// ahead of the rest of the body), and a file is never buffered. A first part of another name,
+/// a token longer than [`CSRF_PART_MAX`], or a first part that does not end within
+/// [`CSRF_PART_PREFIX`] bytes is refused.
+async fn multipart_csrf(req: Request) -> Result<(String, Request), ()> {
+    use axum::extract::FromRequest;
+    use futures::StreamExt;
+
+    let (parts, body) = req.into_parts();
+    let rest = std::sync::Arc::new(std::sync::Mutex::new(body.into_data_stream()));
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let recording = RecordedStream {
+        rest: rest.clone(),
+        seen: seen.clone(),
+    };
+    let mut head = Request::new(Body::from_stream(recording));
+    *head.headers_mut() = parts.headers.clone();
+    // The parser, and with it the recording, is dropped at the end of this block.
+    let token = {
+        let mut form = axum::extract::Multipart::from_request(head, &())
+            .await
+            .map_err(|_| ())?;
+        let mut field = form.next_field().await.map_err(|_| ())?.ok_or(())?;
+        if field.name() != Some("_csrf") {
+            return Err(());
+        }
+        let mut token = Vec::new();
+        while let Some(chunk) = field.chunk().await.map_err(|_| ())? {
+            token.extend_from_slice(&chunk);
+            if token.len() > CSRF_PART_MAX {
+                return Err(());
+            }
+        }
+        String::from_utf8(token).map_err(|_| ())?
+    };
+    let seen = std::mem::take(&mut *seen.lock().map_err(|_| ())?);
+    let rest = std::sync::Arc::try_unwrap(rest)
+        .map_err(|_| ())?
+        .into_inner()
+        .map_err(|_| ())?;
+    let whole = futures::stream::iter(seen.into_iter().map(Ok::<_, axum::Error>)).chain(rest);
+    Ok((token, Request::from_parts(parts, Body::from_stream(whole))))
+}
+
+/// A request body read through a shared handle, keeping a copy of each chunk it yields; once
+/// it has yielded [`CSRF_PART_PREFIX`] bytes, it fails instead of reading more.
+struct RecordedStream {
+    rest: std::sync::Arc<std::sync::Mutex<axum::body::BodyDataStream>>,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<axum::body::Bytes>>>,
+}
+
+impl futures::Stream for RecordedStream {
+    type Item = Result<axum::body::Bytes, axum::Error>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let Ok(mut seen) = self.seen.lock() else {
+            return std::task::Poll::Ready(None);
+        };
+        if seen.iter().map(|b| b.len()).sum::<usize>() >= CSRF_PART_PREFIX {
+            return std::task::Poll::Ready(Some(Err(axum::Error::new(
+                "the _csrf part does not end early enough in the form",
+            ))));
+        }
+        let Ok(mut rest) = self.rest.lock() else {
+            return std::task::Poll::Ready(None);
+        };
+        let next = futures::Stream::poll_next(std::pin::Pin::new(&mut *rest), cx);
+        if let std::task::Poll::Ready(Some(Ok(chunk))) = &next {
+            seen.push(chunk.clone());
+        }
+        next
     }
 }
 

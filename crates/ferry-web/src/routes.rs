@@ -134,7 +134,9 @@ pub fn table(state: &AppState) -> Vec<RouteSpec> {
             Method::POST,
             "/contacts/import",
             Access::Admin,
-            on(MethodFilter::POST, ui::import_submit).layer(DefaultBodyLimit::max(import_limit)),
+            on(MethodFilter::POST, ui::import_submit).layer(DefaultBodyLimit::max(
+                import_limit.saturating_add(ui::FORM_OVERHEAD_BYTES),
+            )),
         ),
         route!(GET "/contacts/{id}" Viewer => ui::contact_page),
         route!(GET "/contacts/{id}/edit" Admin => ui::edit_contact_page),

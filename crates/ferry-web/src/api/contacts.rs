@@ -549,19 +549,25 @@ pub async fn import(
             "send the file with Content-Type: text/csv",
         ));
     }
-    let upload = receive_upload(req.into_body(), state.config.max_import_bytes).await?;
+    let upload = receive_upload(
+        req.into_body().into_data_stream(),
+        state.config.max_import_bytes,
+    )
+    .await?;
     let report = import_upload(&state, auth.institution_id(), &upload).await?;
     Ok(Json(report))
 }
 
-/// Writes a request body to a temporary file as it arrives, refusing it (413) once it passes
-/// `limit` bytes: an upload is never held in memory.
-pub(crate) async fn receive_upload(
-    body: axum::body::Body,
+/// Writes an uploaded file (a request body's data, or a form's file part) to a temporary file
+/// as it arrives, refusing it (413) once it passes `limit` bytes: an upload is never held in
+/// memory.
+pub(crate) async fn receive_upload<E: std::fmt::Display>(
+    stream: impl futures::Stream<Item = Result<axum::body::Bytes, E>>,
     limit: usize,
 ) -> ApiResult<tempfile::NamedTempFile> {
     use futures::StreamExt;
     use tokio::io::AsyncWriteExt;
+    let mut stream = std::pin::pin!(stream);
     let file = tokio::task::spawn_blocking(tempfile::NamedTempFile::new)
         .await
         .map_err(|e| ApiError::internal(format!("creating the upload file: {e}")))?
@@ -570,7 +576,6 @@ pub(crate) async fn receive_upload(
         file.reopen()
             .map_err(|e| ApiError::internal(format!("opening the upload file: {e}")))?,
     );
-    let mut stream = body.into_data_stream();
     let mut written = 0usize;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| {

@@ -432,6 +432,11 @@ pub async fn test_user_submit(
 
 // ---- CSV upload ------------------------------------------------------------------------------
 
+/// What the upload form's body may hold beyond its file (the multipart framing and the `_csrf`
+/// part): the route takes bodies up to `max_import_bytes` plus this, and the file part alone is
+/// held to `max_import_bytes`.
+pub(crate) const FORM_OVERHEAD_BYTES: usize = 64 * 1024;
+
 #[derive(Template, WebTemplate)]
 #[template(path = "contacts_import.html")]
 struct ImportPage {
@@ -439,26 +444,35 @@ struct ImportPage {
     max_bytes: usize,
     max_label: String,
     columns: Vec<String>,
+    /// The report of the upload just sent by the form without JavaScript (the rendered
+    /// `import_report.html` fragment).
+    report: Option<String>,
+}
+
+impl ImportPage {
+    async fn new(state: &AppState, auth: &Auth, report: Option<String>) -> Result<Self, ApiError> {
+        let defs = state.store.custom_fields(auth.institution_id()).await?;
+        let mut columns: Vec<String> = std::iter::once("id")
+            .chain(DefaultField::ALL.iter().map(|f| f.as_str()))
+            .map(str::to_string)
+            .collect();
+        columns.extend(defs.into_iter().map(|d| d.name));
+        Ok(ImportPage {
+            nav: Nav::new(state, auth, "contacts"),
+            max_bytes: state.config.max_import_bytes,
+            max_label: crate::api::contacts::human_bytes(state.config.max_import_bytes),
+            columns,
+            report,
+        })
+    }
 }
 
 /// The CSV upload page.
 pub async fn import_page(State(state): State<AppState>, auth: Auth) -> Response {
-    let defs = match state.store.custom_fields(auth.institution_id()).await {
-        Ok(d) => d,
-        Err(e) => return ui_error(e.into()),
-    };
-    let mut columns: Vec<String> = std::iter::once("id")
-        .chain(DefaultField::ALL.iter().map(|f| f.as_str()))
-        .map(str::to_string)
-        .collect();
-    columns.extend(defs.into_iter().map(|d| d.name));
-    ImportPage {
-        nav: Nav::new(&state, &auth, "contacts"),
-        max_bytes: state.config.max_import_bytes,
-        max_label: crate::api::contacts::human_bytes(state.config.max_import_bytes),
-        columns,
+    match ImportPage::new(&state, &auth, None).await {
+        Ok(page) => page.into_response(),
+        Err(e) => ui_error(e),
     }
-    .into_response()
 }
 
 struct ReportRow {
@@ -482,79 +496,191 @@ struct ImportReportFragment {
     failed_name: String,
 }
 
-/// Receives a CSV file (the body, `Content-Type: text/csv`, sent by the page's script with
-/// its upload progress) and answers the import report as an HTML fragment: the same upload and
-/// import as `POST /api/v1/contacts/import`.
+impl ImportReportFragment {
+    /// The report of a file refused as a whole: nothing was imported.
+    fn refused(code: &str, message: String) -> Self {
+        ImportReportFragment {
+            file_error: Some((code.to_string(), message)),
+            created: 0,
+            updated: 0,
+            unchanged: 0,
+            skipped: 0,
+            rows: Vec::new(),
+            truncated: false,
+            failed_href: None,
+            failed_name: String::new(),
+        }
+    }
+}
+
+/// Receives a CSV file and imports it: the same upload and import as
+/// `POST /api/v1/contacts/import`.
+///
+/// The page's script sends the file as the body (`Content-Type: text/csv`, the CSRF token in
+/// its header, the name in `X-File-Name`) to show its upload progress, and gets the import
+/// report as an HTML fragment. Without JavaScript the form itself is posted
+/// (`multipart/form-data`: the `_csrf` part, which the CSRF check reads, then the `file` part)
+/// and gets the upload page back with the report in it.
 pub async fn import_submit(State(state): State<AppState>, auth: Auth, req: Request) -> Response {
-    let name = req
-        .headers()
-        .get("x-file-name")
-        .and_then(|v| v.to_str().ok())
-        .map(|s| {
-            form_urlencoded::parse(format!("n={s}").as_bytes())
-                .next()
-                .map(|(_, v)| v.into_owned())
-                .unwrap_or_default()
-        })
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "contacts.csv".into());
-    let is_csv = req
+    let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|c| c.to_ascii_lowercase().starts_with("text/csv"));
-    let fragment = |status: StatusCode, f: ImportReportFragment| (status, f).into_response();
-    let refused = |code: &str, message: String| ImportReportFragment {
-        file_error: Some((code.to_string(), message)),
-        created: 0,
-        updated: 0,
-        unchanged: 0,
-        skipped: 0,
-        rows: Vec::new(),
-        truncated: false,
-        failed_href: None,
-        failed_name: String::new(),
-    };
-    if !is_csv {
-        return fragment(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            refused(
-                "unsupported_media_type",
-                "send the file as text/csv".to_string(),
-            ),
-        );
-    }
-    let upload =
-        match crate::api::contacts::receive_upload(req.into_body(), state.config.max_import_bytes)
-            .await
-        {
-            Ok(u) => u,
-            Err(e) if e.is_internal() => return ui_error(e),
-            Err(e) => return fragment(e.status, refused(e.code, e.message)),
-        };
-    let report =
-        match crate::api::contacts::import_upload(&state, auth.institution_id(), &upload).await {
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if content_type.starts_with("multipart/form-data") {
+        let upload = receive_form(&state, req).await;
+        let (status, report) = match import_report(&state, &auth, upload).await {
             Ok(r) => r,
-            Err(e) if e.is_internal() => return ui_error(e),
-            Err(e) => return fragment(e.status, refused(e.code, e.message)),
+            Err(e) => return ui_error(e),
+        };
+        let report = match report.render() {
+            Ok(html) => html,
+            Err(e) => return ui_error(ApiError::internal(e)),
+        };
+        return match ImportPage::new(&state, &auth, Some(report)).await {
+            Ok(page) => (status, page).into_response(),
+            Err(e) => ui_error(e),
+        };
+    }
+    let upload = if content_type.starts_with("text/csv") {
+        let name = req
+            .headers()
+            .get("x-file-name")
+            .and_then(|v| v.to_str().ok())
+            .map(|s| {
+                form_urlencoded::parse(format!("n={s}").as_bytes())
+                    .next()
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default()
+            })
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "contacts.csv".into());
+        crate::api::contacts::receive_upload(
+            req.into_body().into_data_stream(),
+            state.config.max_import_bytes,
+        )
+        .await
+        .map(|file| (name, file))
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the file as text/csv",
+        ))
+    };
+    match import_report(&state, &auth, upload).await {
+        Ok((status, report)) => (status, report).into_response(),
+        Err(e) => ui_error(e),
+    }
+}
+
+/// The file part of the upload form, written to a temporary file as it arrives (held to
+/// `max_import_bytes`), with the name it had on the user's computer. Parts before it (the
+/// `_csrf` token, already checked) are passed over; the file must be a CSV file.
+async fn receive_form(
+    state: &AppState,
+    req: Request,
+) -> Result<(String, tempfile::NamedTempFile), ApiError> {
+    use axum::extract::FromRequest;
+    use axum::extract::multipart::{Multipart, MultipartError};
+
+    let unreadable = |e: MultipartError| {
+        let status = e.status();
+        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "payload_too_large"
+        } else {
+            "bad_request"
+        };
+        ApiError::new(
+            status,
+            code,
+            format!("the form cannot be read: {}", e.body_text()),
+        )
+    };
+    let mut form = Multipart::from_request(req, state)
+        .await
+        .map_err(|e| ApiError::new(e.status(), "bad_request", e.body_text()))?;
+    while let Some(field) = form.next_field().await.map_err(unreadable)? {
+        if field.name() != Some("file") {
+            continue;
+        }
+        // Browsers send the path's last component; some older ones send the whole path.
+        let name = field
+            .file_name()
+            .map(|n| n.rsplit(['/', '\\']).next().unwrap_or(n).trim().to_string())
+            .unwrap_or_default();
+        if name.is_empty() {
+            break;
+        }
+        let media_type = field
+            .content_type()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if !media_type.starts_with("text/csv") && !name.to_ascii_lowercase().ends_with(".csv") {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!(
+                    "{name} is not a CSV file ({}); choose a .csv file",
+                    if media_type.is_empty() {
+                        "no type given"
+                    } else {
+                        &media_type
+                    }
+                ),
+            ));
+        }
+        let file =
+            crate::api::contacts::receive_upload(field, state.config.max_import_bytes).await?;
+        return Ok((name, file));
+    }
+    Err(ApiError::bad_request(
+        "missing_file",
+        "no file was sent; choose a CSV file and upload it",
+    ))
+}
+
+/// Imports a received upload and makes its report: the counts and skipped rows, or why the
+/// file was refused as a whole, with the status to answer. Only Ferry's own failures are
+/// errors (they get the error page).
+async fn import_report(
+    state: &AppState,
+    auth: &Auth,
+    upload: Result<(String, tempfile::NamedTempFile), ApiError>,
+) -> Result<(StatusCode, ImportReportFragment), ApiError> {
+    let refused = |e: ApiError| {
+        if e.is_internal() {
+            Err(e)
+        } else {
+            Ok((e.status, ImportReportFragment::refused(e.code, e.message)))
+        }
+    };
+    let (name, upload) = match upload {
+        Ok(u) => u,
+        Err(e) => return refused(e),
+    };
+    let report =
+        match crate::api::contacts::import_upload(state, auth.institution_id(), &upload).await {
+            Ok(r) => r,
+            Err(e) => return refused(e),
         };
     let failed_href = if report.errors.is_empty() {
         None
     } else {
         let rows: BTreeSet<u64> = report.errors.iter().map(|e| e.row).collect();
         let path = upload.path().to_path_buf();
-        match tokio::task::spawn_blocking(move || ferry_store::failed_rows_csv(&path, &rows)).await
-        {
-            Ok(Ok(bytes)) => Some(format!(
-                "data:text/csv;charset=utf-8,{}",
-                crate::auth::urlencode(&String::from_utf8_lossy(&bytes))
-            )),
-            Ok(Err(e)) => return ui_error(ApiError::internal(e)),
-            Err(e) => return ui_error(ApiError::internal(e)),
-        }
+        let bytes = tokio::task::spawn_blocking(move || ferry_store::failed_rows_csv(&path, &rows))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::internal)?;
+        Some(format!(
+            "data:text/csv;charset=utf-8,{}",
+            crate::auth::urlencode(&String::from_utf8_lossy(&bytes))
+        ))
     };
     let stem = name.strip_suffix(".csv").unwrap_or(&name);
-    fragment(
+    Ok((
         StatusCode::OK,
         ImportReportFragment {
             file_error: None,
@@ -576,5 +702,5 @@ pub async fn import_submit(State(state): State<AppState>, auth: Auth, req: Reque
             failed_href,
             failed_name: format!("{stem}-failed-rows.csv"),
         },
-    )
+    ))
 }

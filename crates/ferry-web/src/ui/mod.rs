@@ -25,6 +25,7 @@ pub mod security;
 pub mod sftp_accounts;
 pub mod synclog;
 
+pub(crate) use contact_edit::FORM_OVERHEAD_BYTES;
 pub use contact_edit::{
     archive_submit, create_contact_submit, edit_contact_page, edit_contact_submit, import_page,
     import_submit, new_contact_page, test_user_submit, unarchive_submit,

@@ -501,6 +501,128 @@ async fn contacts_edit_archive_test_user_upload_and_link_targets_in_a_real_brows
     browser.quit().await.unwrap();
 }
 
+/// The upload form with JavaScript turned off in the browser: the form itself is posted
+/// (multipart, its `_csrf` field before the file) and the upload page comes back whole with the
+/// report in it.
+#[tokio::test]
+async fn csv_upload_without_javascript_in_a_real_browser() {
+    let Some(browser) = crate::helpers::browser_without_javascript_or_skip().await else {
+        return;
+    };
+    let app = crate::helpers::spawn_app_with(ferry_web::WebConfig {
+        max_import_bytes: 64 * 1024,
+        ..Default::default()
+    })
+    .await;
+    app.contact("Amara", "6175550301").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("winter-students.csv");
+    std::fs::write(
+        &file,
+        "first_name,last_name,phone\r\n\
+         Gus,Ito,6175550320\r\n\
+         Hana,Bad,555\r\n\
+         Amara,Student,6175550301\r\n",
+    )
+    .unwrap();
+
+    browser.goto(&app.url("/contacts/import")).await.unwrap();
+    sign_in(&browser).await;
+    let input = browser.find("#import-file").await.unwrap();
+    assert_eq!(
+        browser.find("h1").await.unwrap().text().await.unwrap(),
+        "Upload contacts"
+    );
+    input.send_keys(&file.to_string_lossy()).await.unwrap();
+    browser.click_on("#import-submit").await.unwrap();
+
+    let text = |css: &'static str| {
+        let browser = &browser;
+        async move { browser.find(css).await.unwrap().text().await.unwrap() }
+    };
+    assert_eq!(text("#report-created").await, "1");
+    assert_eq!(text("#report-updated").await, "0");
+    assert_eq!(text("#report-unchanged").await, "1");
+    assert_eq!(text("#report-skipped").await, "1");
+    let rows = browser.find_all("#skipped-rows tbody tr").await.unwrap();
+    assert_eq!(rows.len(), 1, "one bad row");
+    let row = rows[0].text().await.unwrap();
+    assert!(row.starts_with('3'), "row 3 is Hana's: {row}");
+    assert!(
+        row.contains("\"555\" is not a valid phone number") && row.contains("invalid_phone"),
+        "the reason and its code: {row}"
+    );
+    assert_eq!(
+        browser
+            .find("#failed-rows")
+            .await
+            .unwrap()
+            .attr("download")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("winter-students-failed-rows.csv")
+    );
+    // A whole page, not a bare fragment: the heading, the navigation and the form for the next
+    // file are there.
+    assert_eq!(text("h1").await, "Upload contacts");
+    assert!(
+        browser
+            .current_url()
+            .await
+            .unwrap()
+            .ends_with("/contacts/import")
+    );
+    browser.find("nav a[href='/contacts']").await.unwrap();
+    browser.find("#import-form #import-file").await.unwrap();
+    // No script ran: the page's script would have shown the progress box.
+    assert!(
+        browser
+            .find("#import-progress")
+            .await
+            .unwrap()
+            .attr("hidden")
+            .await
+            .unwrap()
+            .is_some(),
+        "JavaScript is off in this browser"
+    );
+    let (_, list) = app.get("/api/v1/contacts").await;
+    assert_eq!(list["contacts"].as_array().unwrap().len(), 2);
+
+    // A file far over the limit: the browser shows the refusal, not a broken connection.
+    let big = dir.path().join("everyone.csv");
+    let mut csv = String::from("first_name,last_name,phone\r\n");
+    for i in 0..200_000 {
+        csv.push_str(&format!("A{i},B,6175550320\r\n"));
+    }
+    std::fs::write(&big, csv).unwrap();
+    browser
+        .find("#import-file")
+        .await
+        .unwrap()
+        .send_keys(&big.to_string_lossy())
+        .await
+        .unwrap();
+    browser.click_on("#import-submit").await.unwrap();
+    let refusal = browser
+        .find("#import-report .alert-error")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        refusal.contains("The file was refused and nothing was imported.")
+            && refusal.contains("(65536 bytes)")
+            && refusal.contains("payload_too_large"),
+        "{refusal}"
+    );
+    let (_, list) = app.get("/api/v1/contacts").await;
+    assert_eq!(list["contacts"].as_array().unwrap().len(), 2);
+    browser.quit().await.unwrap();
+}
+
 /// The integration screens the README shows: an SFTP export's configuration (with the IP allow
 /// list section and inline SVG icons) and Recent Runs with a finished run; axe-core on both.
 #[tokio::test]

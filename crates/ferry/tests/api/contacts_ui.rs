@@ -50,6 +50,71 @@ async fn upload(app: &TestApp, cookie: &str, csrf: &str, csv: &str) -> (u16, Str
     (res.status().as_u16(), res.text().await.unwrap())
 }
 
+/// One part of a `multipart/form-data` body: its name, its file name and type for a file part,
+/// and its content.
+struct Part<'a> {
+    name: &'a str,
+    file: Option<(&'a str, &'a str)>,
+    content: &'a str,
+}
+
+fn token(csrf: &str) -> Part<'_> {
+    Part {
+        name: "_csrf",
+        file: None,
+        content: csrf,
+    }
+}
+
+fn csv_file<'a>(file_name: &'a str, content: &'a str) -> Part<'a> {
+    Part {
+        name: "file",
+        file: Some((file_name, "text/csv")),
+        content,
+    }
+}
+
+/// Posts the upload form as a browser without JavaScript does (`multipart/form-data`, the parts
+/// in the order given); returns the status and the page.
+async fn post_form(app: &TestApp, cookie: &str, parts: &[Part<'_>]) -> (u16, String) {
+    const BOUNDARY: &str = "----ferry-test-7MA4YWxkTrZu0gW";
+    let mut body = String::new();
+    for p in parts {
+        body.push_str(&format!("--{BOUNDARY}\r\n"));
+        match p.file {
+            Some((file_name, media_type)) => body.push_str(&format!(
+                "Content-Disposition: form-data; name=\"{}\"; filename=\"{file_name}\"\r\nContent-Type: {media_type}\r\n\r\n",
+                p.name
+            )),
+            None => body.push_str(&format!(
+                "Content-Disposition: form-data; name=\"{}\"\r\n\r\n",
+                p.name
+            )),
+        }
+        body.push_str(p.content);
+        body.push_str("\r\n");
+    }
+    body.push_str(&format!("--{BOUNDARY}--\r\n"));
+    let res = app
+        .http
+        .post(app.url("/contacts/import"))
+        .header("cookie", cookie)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+async fn contact_count(app: &TestApp) -> usize {
+    let (_, list) = app.get("/api/v1/contacts?limit=500").await;
+    list["contacts"].as_array().unwrap().len()
+}
+
 /// The text of a `data:` URL's body.
 fn data_url_text(href: &str) -> String {
     let body = href
@@ -409,4 +474,164 @@ async fn custom_fields_are_renamed_and_deleted_with_their_values() {
     assert!(c["custom"].get("grad_year").is_none(), "{c}");
     let (status, _) = app.page(&cookie, "/settings/fields/grad_year/delete").await;
     assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn the_upload_form_without_javascript_imports_and_answers_the_page_with_the_report() {
+    let app = spawn_app().await;
+    let (cookie, csrf) = app.login().await;
+    let (_, page) = app.page(&cookie, "/contacts/import").await;
+    let form = &page[page.find("id=\"import-form\"").expect("the form")..];
+    let token_at = form
+        .find(&format!("name=\"_csrf\" value=\"{csrf}\""))
+        .expect("the form carries the CSRF token");
+    let file_at = form.find("name=\"file\"").expect("the file input");
+    assert!(
+        token_at < file_at,
+        "the token comes before the file, so it is checked before the file arrives"
+    );
+    assert!(!page.contains("needs JavaScript"), "{page}");
+
+    let csv = "first_name,last_name,phone\r\n\
+               Ines,Park,6175550401\r\n\
+               Jo,Bad,12\r\n\
+               Kai,Ng,6175550402\r\n";
+    // Without the token nothing is imported.
+    let (status, body) = post_form(&app, &cookie, &[csv_file("spring intake.csv", csv)]).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("not sent from a Ferry page"), "{body}");
+    assert_eq!(contact_count(&app).await, 0);
+    // The token after the file is refused too: it would be known only once the file is in.
+    let (status, body) = post_form(
+        &app,
+        &cookie,
+        &[csv_file("spring intake.csv", csv), token(&csrf)],
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(contact_count(&app).await, 0);
+    // A wrong token is refused.
+    let (status, _) = post_form(
+        &app,
+        &cookie,
+        &[token("not-the-token"), csv_file("spring intake.csv", csv)],
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert_eq!(contact_count(&app).await, 0);
+
+    let (status, page) = post_form(
+        &app,
+        &cookie,
+        &[token(&csrf), csv_file("spring intake.csv", csv)],
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("<h1>Upload contacts</h1>") && page.contains("id=\"import-form\""),
+        "the whole upload page, ready for the next file: {page}"
+    );
+    let report = &page[page.find("id=\"import-result\"").expect("the result")..];
+    assert!(report.contains("id=\"report-created\">2<"), "{report}");
+    assert!(report.contains("id=\"report-skipped\">1<"), "{report}");
+    assert!(report.contains("is not a valid phone number"), "{report}");
+    assert!(
+        report.contains("href=\"/errors#invalid_phone\""),
+        "{report}"
+    );
+    assert_eq!(
+        data_url_text(&attr_of(report, "failed-rows", "href")),
+        "first_name,last_name,phone\r\nJo,Bad,12\r\n"
+    );
+    assert_eq!(
+        attr_of(report, "failed-rows", "download"),
+        "spring intake-failed-rows.csv",
+        "the failed rows are named after the file sent"
+    );
+    assert_eq!(contact_count(&app).await, 2);
+}
+
+#[tokio::test]
+async fn the_upload_form_refuses_a_missing_file_a_file_not_csv_and_one_over_the_limit() {
+    let app = crate::helpers::spawn_app_with(ferry_web::WebConfig {
+        max_import_bytes: 2048,
+        ..Default::default()
+    })
+    .await;
+    let (cookie, csrf) = app.login().await;
+    let refused = |page: &str, code: &str| {
+        assert!(page.contains("<h1>Upload contacts</h1>"), "{page}");
+        assert!(page.contains("nothing was imported"), "{page}");
+        assert!(
+            page.contains(&format!("href=\"/errors#{code}\"")),
+            "{code}: {page}"
+        );
+    };
+
+    // No file part, and the empty part a browser sends when no file was chosen.
+    let (status, page) = post_form(&app, &cookie, &[token(&csrf)]).await;
+    assert_eq!(status, 400, "{page}");
+    refused(&page, "missing_file");
+    let (status, page) = post_form(
+        &app,
+        &cookie,
+        &[
+            token(&csrf),
+            Part {
+                name: "file",
+                file: Some(("", "application/octet-stream")),
+                content: "",
+            },
+        ],
+    )
+    .await;
+    assert_eq!(status, 400, "{page}");
+    refused(&page, "missing_file");
+
+    // A file that is not CSV.
+    let (status, page) = post_form(
+        &app,
+        &cookie,
+        &[
+            token(&csrf),
+            Part {
+                name: "file",
+                file: Some(("photo.png", "image/png")),
+                content: "not,a,csv",
+            },
+        ],
+    )
+    .await;
+    assert_eq!(status, 415, "{page}");
+    refused(&page, "unsupported_media_type");
+    assert!(page.contains("photo.png is not a CSV file"), "{page}");
+
+    // Over the limit: refused whole.
+    let mut csv = String::from("first_name,last_name,phone\r\n");
+    for i in 0..150 {
+        csv.push_str(&format!("A{i},B,61755{i:05}\r\n"));
+    }
+    assert!(csv.len() > 2048);
+    let (status, page) = post_form(&app, &cookie, &[token(&csrf), csv_file("big.csv", &csv)]).await;
+    assert_eq!(status, 413, "{page}");
+    refused(&page, "payload_too_large");
+    assert!(page.contains("2048 bytes"), "{page}");
+    assert_eq!(contact_count(&app).await, 0);
+
+    // A file just under the limit is taken, though the whole form is over it.
+    let mut csv = String::from("first_name,last_name,phone\r\n");
+    let mut i = 0;
+    while csv.len() + 22 <= 2048 {
+        csv.push_str(&format!("A{i:03},B,61755{i:05}\r\n"));
+        i += 1;
+    }
+    assert!(csv.len() <= 2048 && csv.len() > 2000, "{}", csv.len());
+    let (status, page) =
+        post_form(&app, &cookie, &[token(&csrf), csv_file("edge.csv", &csv)]).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains(&format!("id=\"report-created\">{i}<")),
+        "{page}"
+    );
+    assert_eq!(contact_count(&app).await, i);
 }

@@ -201,7 +201,21 @@ impl TestApp {
 /// A headless Chromium, or `None` (the caller returns) when Chromium or chromedriver is missing
 /// and this is not CI. Under `CI=true` a missing browser fails the test.
 pub async fn browser_or_skip() -> Option<crate::webdriver::Browser> {
-    let browser = crate::webdriver::Browser::start().await.unwrap();
+    present_or_skip(crate::webdriver::Browser::start().await.unwrap())
+}
+
+/// As [`browser_or_skip`], with JavaScript turned off in the browser.
+pub async fn browser_without_javascript_or_skip() -> Option<crate::webdriver::Browser> {
+    present_or_skip(
+        crate::webdriver::Browser::start_without_javascript()
+            .await
+            .unwrap(),
+    )
+}
+
+fn present_or_skip(
+    browser: Option<crate::webdriver::Browser>,
+) -> Option<crate::webdriver::Browser> {
     if browser.is_none() {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),

@@ -224,6 +224,17 @@ impl Browser {
     /// chromedriver (`$CHROMEDRIVER`, `/usr/bin/chromedriver`, `PATH`) or Chromium
     /// (`$CHROME_BIN`, `/usr/bin/chromium`, `PATH`) is not installed.
     pub async fn start() -> Result<Option<Browser>> {
+        Self::start_with(true).await
+    }
+
+    /// As [`Browser::start`], with JavaScript turned off for every page (as a user's setting
+    /// would), to test what works without scripts. WebDriver's own commands (find, click,
+    /// send keys, read text and attributes) work as usual.
+    pub async fn start_without_javascript() -> Result<Option<Browser>> {
+        Self::start_with(false).await
+    }
+
+    async fn start_with(javascript: bool) -> Result<Option<Browser>> {
         let Some(driver) = locate("CHROMEDRIVER", "/usr/bin/chromedriver", &["chromedriver"])
         else {
             return Ok(None);
@@ -245,7 +256,7 @@ impl Browser {
         // in between, so retry a couple of times if chromedriver exits early.
         let mut last_err = None;
         for _ in 0..3 {
-            match Self::launch(&http, &driver, &chrome, &temp_dir).await {
+            match Self::launch(&http, &driver, &chrome, &temp_dir, javascript).await {
                 Ok(browser) => return Ok(Some(browser)),
                 Err(e) => last_err = Some(e),
             }
@@ -259,6 +270,7 @@ impl Browser {
         driver: &Path,
         chrome: &Path,
         temp_dir: &Path,
+        javascript: bool,
     ) -> Result<Browser> {
         let port = free_port()?;
         let log = temp_dir.join("chromedriver.log");
@@ -299,7 +311,7 @@ impl Browser {
         }
 
         let profile = temp_dir.join("profile");
-        let caps = json!({
+        let mut caps = json!({
             "capabilities": {
                 "alwaysMatch": {
                     "browserName": "chrome",
@@ -322,6 +334,11 @@ impl Browser {
                 },
             },
         });
+        if !javascript {
+            // The content setting a policy would set: 2 blocks scripts on every site.
+            caps["capabilities"]["alwaysMatch"]["goog:chromeOptions"]["prefs"] =
+                json!({ "profile.managed_default_content_settings.javascript": 2 });
+        }
         let created = match call(http, Method::POST, &format!("{server}/session"), Some(caps)).await
         {
             Ok(v) => v,
