@@ -36,8 +36,8 @@ pub(crate) const CHUNK: usize = 2_000;
 /// held for about 0.15 s per chunk.
 pub(crate) const SQLITE_CHUNK: usize = 20_000;
 
-/// CRM ID write-backs per transaction: 1,001 parameters to read the pairs' contacts and IDs,
-/// 1,501 to write them.
+/// CRM ID write-backs per statement: 1,002 parameters to read the pairs' contacts and IDs,
+/// 1,001 to write them.
 const CRM_ID_CHUNK: usize = 500;
 
 pub(crate) const CONTACT_COLS: &str = "id, institution_id, first_name, last_name, preferred_name, phone, email, enrollment_id, crm_id, opt_in, test_user, archived, custom, cleared, change_seq, created_at, updated_at, sms_opt_in, sms_opt_in_changed_at, street_address, street_address_2, city, state, zip_code, country";
@@ -684,39 +684,38 @@ impl Store {
         institution_id: i64,
         pairs: &[(i64, String)],
     ) -> Result<Vec<bool>> {
-        let mut out = Vec::with_capacity(pairs.len());
-        // One transaction per chunk: the pairs of a Bulk job (thousands) were two round trips
-        // and a commit each, most of a 50,000-contact first push's wall time.
-        for chunk in pairs.chunks(CRM_ID_CHUNK) {
-            match self.set_crm_ids_chunk(institution_id, chunk).await {
-                Ok(written) => out.extend(written),
-                // A concurrent writer took one of the IDs between the read and the write
-                // (PostgreSQL): the chunk is redone a pair at a time.
-                Err(e) if e.is_unique() => {
-                    for pair in chunk {
-                        out.extend(
-                            self.set_crm_ids_chunk(institution_id, std::slice::from_ref(pair))
-                                .await
-                                .or_else(|e| {
-                                    if e.is_unique() {
-                                        Ok(vec![false])
-                                    } else {
-                                        Err(e)
-                                    }
-                                })?,
-                        );
-                    }
+        // One transaction, a statement per chunk: a read, an UPDATE and a commit per pair were
+        // most of a 50,000-contact first push's wall time, and a commit per chunk wrote the
+        // CRM ID index's pages (random IDs touch them all over) once per chunk.
+        match self.set_crm_ids_in_one(institution_id, pairs).await {
+            // A concurrent writer took one of the IDs between the read and the write
+            // (PostgreSQL): the pairs are redone one at a time.
+            Err(e) if e.is_unique() && pairs.len() > 1 => {
+                let mut out = Vec::with_capacity(pairs.len());
+                for pair in pairs {
+                    out.extend(
+                        self.set_crm_ids_in_one(institution_id, std::slice::from_ref(pair))
+                            .await
+                            .or_else(|e| {
+                                if e.is_unique() {
+                                    Ok(vec![false])
+                                } else {
+                                    Err(e)
+                                }
+                            })?,
+                    );
                 }
-                Err(e) => return Err(e),
+                Ok(out)
             }
+            Err(e) if e.is_unique() => Ok(vec![false]),
+            other => other,
         }
-        Ok(out)
     }
 
-    /// [`Store::set_crm_ids`] for one chunk in one transaction: the contacts and IDs involved
-    /// are read at once, the pairs decided in order as one at a time would be (a later pair
-    /// sees what an earlier one wrote), and the changes written in one statement.
-    async fn set_crm_ids_chunk(
+    /// [`Store::set_crm_ids`] in one transaction: per chunk, the contacts and IDs involved are
+    /// read at once, the pairs decided in order as one at a time would be (a later pair sees
+    /// what an earlier one wrote), and the changes written in one statement.
+    async fn set_crm_ids_in_one(
         &self,
         institution_id: i64,
         pairs: &[(i64, String)],
@@ -725,59 +724,69 @@ impl Store {
         // Each contact's CRM ID, and the owner of each ID, as the database holds them.
         let mut crm_of: HashMap<i64, Option<String>> = HashMap::new();
         let mut owner: HashMap<String, i64> = HashMap::new();
-        let mut p = Params::new(self.backend);
-        let mut sql = String::from("SELECT id, crm_id FROM contacts WHERE institution_id = ");
-        p.bind(&mut sql, institution_id)?;
-        sql.push_str(" AND (id IN (");
-        p.bind_list(&mut sql, pairs.iter().map(|(id, _)| *id))?;
-        sql.push_str(") OR crm_id IN (");
-        p.bind_list(&mut sql, pairs.iter().map(|(_, crm)| crm.as_str()))?;
-        sql.push_str("))");
-        for row in sqlx::query_with(AssertSqlSafe(sql), p.args)
-            .fetch_all(&mut *tx)
-            .await?
-        {
-            let id: i64 = row.try_get("id")?;
-            let crm: Option<String> = row.try_get("crm_id")?;
-            if let Some(c) = &crm {
-                owner.insert(c.clone(), id);
-            }
-            crm_of.insert(id, crm);
-        }
         let mut written = Vec::with_capacity(pairs.len());
-        let mut changes: Vec<(i64, &str)> = Vec::new();
-        for (id, crm) in pairs {
-            let ok = match crm_of.get(id) {
-                // The contact is gone (or of another institution).
-                None => false,
-                // The ID is another contact's.
-                Some(_) if owner.get(crm).is_some_and(|o| o != id) => false,
-                Some(Some(have)) if have == crm => true,
-                // The contact has another CRM ID.
-                Some(Some(have)) if !have.is_empty() => false,
-                Some(_) => {
-                    crm_of.insert(*id, Some(crm.clone()));
-                    owner.insert(crm.clone(), *id);
-                    changes.push((*id, crm));
-                    true
-                }
-            };
-            written.push(ok);
-        }
-        if !changes.is_empty() {
+        for chunk in pairs.chunks(CRM_ID_CHUNK) {
+            // Two lookups by index: `id IN (…) OR crm_id IN (…)` scanned the institution's
+            // contacts.
             let mut p = Params::new(self.backend);
-            let mut sql = String::from("UPDATE contacts SET crm_id = CASE id");
-            for (id, crm) in &changes {
-                sql.push_str(" WHEN ");
-                p.bind(&mut sql, *id)?;
-                sql.push_str(" THEN ");
-                p.bind(&mut sql, *crm)?;
-            }
-            sql.push_str(" END WHERE institution_id = ");
+            let mut sql = String::from("SELECT id, crm_id FROM contacts WHERE institution_id = ");
             p.bind(&mut sql, institution_id)?;
             sql.push_str(" AND id IN (");
-            p.bind_list(&mut sql, changes.iter().map(|(id, _)| *id))?;
+            p.bind_list(&mut sql, chunk.iter().map(|(id, _)| *id))?;
+            sql.push_str(") UNION ALL SELECT id, crm_id FROM contacts WHERE institution_id = ");
+            p.bind(&mut sql, institution_id)?;
+            sql.push_str(" AND crm_id IN (");
+            p.bind_list(&mut sql, chunk.iter().map(|(_, crm)| crm.as_str()))?;
             sql.push(')');
+            for row in sqlx::query_with(AssertSqlSafe(sql), p.args)
+                .fetch_all(&mut *tx)
+                .await?
+            {
+                let id: i64 = row.try_get("id")?;
+                // Known already: this transaction may have written it since.
+                if crm_of.contains_key(&id) {
+                    continue;
+                }
+                let crm: Option<String> = row.try_get("crm_id")?;
+                if let Some(c) = &crm {
+                    owner.insert(c.clone(), id);
+                }
+                crm_of.insert(id, crm);
+            }
+            let mut changes: Vec<(i64, &str)> = Vec::new();
+            for (id, crm) in chunk {
+                let ok = match crm_of.get(id) {
+                    // The contact is gone (or of another institution).
+                    None => false,
+                    // The ID is another contact's.
+                    Some(_) if owner.get(crm).is_some_and(|o| o != id) => false,
+                    Some(Some(have)) if have == crm => true,
+                    // The contact has another CRM ID.
+                    Some(Some(have)) if !have.is_empty() => false,
+                    Some(_) => {
+                        crm_of.insert(*id, Some(crm.clone()));
+                        owner.insert(crm.clone(), *id);
+                        changes.push((*id, crm));
+                        true
+                    }
+                };
+                written.push(ok);
+            }
+            if changes.is_empty() {
+                continue;
+            }
+            // A join with the list (a `CASE id WHEN …` of 500 branches was tried for every row).
+            let mut p = Params::new(self.backend);
+            let mut sql = String::from("UPDATE contacts SET crm_id = v.column2 FROM (VALUES ");
+            for (i, (id, crm)) in changes.iter().enumerate() {
+                sql.push_str(if i == 0 { "(" } else { ", (" });
+                p.bind(&mut sql, *id)?;
+                sql.push_str(", ");
+                p.bind(&mut sql, *crm)?;
+                sql.push(')');
+            }
+            sql.push_str(") AS v WHERE contacts.id = v.column1 AND contacts.institution_id = ");
+            p.bind(&mut sql, institution_id)?;
             sqlx::query_with(AssertSqlSafe(sql), p.args)
                 .execute(&mut *tx)
                 .await?;
