@@ -67,7 +67,7 @@ async fn setup_from_a_sample_maps_columns_and_saves_a_template_in_the_browser() 
     sign_in(&browser).await;
     browser.find("h1").await.unwrap();
 
-    // Settings → Bulk File Upload, from the navigation.
+    // Inbound files → Bulk File Upload, from the navigation.
     browser
         .click_on("nav.sidebar a[href='/settings/bulk-files']")
         .await

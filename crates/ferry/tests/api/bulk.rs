@@ -468,9 +468,29 @@ async fn calls_are_marked_reviewed_and_their_recordings_stream_decrypted() {
     let (_, page) = app.page(&cookie, &format!("/contacts/{contact}")).await;
     assert!(page.contains(">Mark reviewed<"), "{page}");
 
-    // Settings → Bulk File Upload, and Setup from a pasted sample.
+    // Inbound files → Bulk File Upload, and Setup from a pasted sample.
     let (status, page) = app.page(&cookie, "/settings/bulk-files").await;
     assert_eq!(status, 200);
+    // One sidebar entry, under Inbound files, marked as the page's; the platform page marks
+    // the same entry and leads to this page.
+    let sidebar = |page: &str| page.split("<main").next().unwrap().to_string();
+    let entry = "<a href=\"/settings/bulk-files\" aria-current=\"page\">Bulk File Upload</a>";
+    let nav = sidebar(&page);
+    assert_eq!(nav.matches("Bulk File Upload</a>").count(), 1, "{nav}");
+    assert!(nav.contains(entry), "{nav}");
+    let inbound = nav.split("Inbound files").nth(1).unwrap();
+    assert!(inbound.contains(entry), "{nav}");
+    let (status, platform) = app
+        .page(&cookie, "/settings/integrations/bulk-file-upload")
+        .await;
+    assert_eq!(status, 200);
+    assert!(sidebar(&platform).contains(entry), "{platform}");
+    assert!(
+        platform.contains(
+            "<a class=\"btn\" href=\"/settings/bulk-files\" id=\"platform-page\">Setup</a>"
+        ),
+        "{platform}"
+    );
     assert!(page.contains("Setup from a sample"));
     assert!(page.contains("/calls/r1.wav"));
     let res = app
