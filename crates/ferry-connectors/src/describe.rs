@@ -82,6 +82,9 @@ pub struct Platform {
     pub name: &'static str,
     /// One paragraph on what Ferry does with it.
     pub summary: &'static str,
+    /// Its own screen beyond the instances (e.g. templates and uploaded files), if it has one:
+    /// the sidebar entry opens it, and the platform page links to it.
+    pub page: Option<&'static str>,
 }
 
 /// Everything the rest of Ferry needs to know about a connector kind besides running it.

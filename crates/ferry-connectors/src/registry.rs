@@ -370,6 +370,7 @@ mod tests {
                     id: "test",
                     name: "Test",
                     summary: "A test.",
+                    page: None,
                 },
                 config_schema: json!({"type": "object"}),
                 secrets: vec![secret("password"), secret("private_key")],

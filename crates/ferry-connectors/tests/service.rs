@@ -59,6 +59,7 @@ impl Connector for Checked {
                     id: "test",
                     name: "Test",
                     summary: "A test.",
+                    page: None,
                 },
             )
         }

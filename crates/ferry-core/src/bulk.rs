@@ -348,6 +348,81 @@ pub fn check_columns(
     Ok(positions)
 }
 
+/// The contact fields a contacts row is matched by (the shared matching, seed 001/002): Ferry's
+/// platform ID, the CRM ID and the phone. Email is not among them: a row that carries only an
+/// email matches no contact and creates one.
+pub const CONTACT_KEY_FIELDS: &[&str] = &[crate::contact::PLATFORM_ID_FIELD, "crm_id", "phone"];
+
+/// Why a template's columns cannot tell which contact a row is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyProblem {
+    /// The column at fault (its index in the columns given), when one is; `None`: no column
+    /// is mapped to a key field at all.
+    pub column: Option<usize>,
+    /// A sentence for people.
+    pub message: String,
+}
+
+/// Checks that every file of a template tells which contact each row is about: a contacts
+/// template maps a column to one of [`CONTACT_KEY_FIELDS`], a calls template to its `match_by`
+/// field, and that column is marked required (seed 003: the required columns are what a file
+/// must have for its rows to be linked up; an optional key column may be left out of a file,
+/// and then a contacts file would create every row as a new contact). `columns` carry
+/// canonical field names.
+pub fn check_key_column(
+    kind: TemplateKind,
+    match_by: CallMatch,
+    columns: &[TemplateColumn],
+) -> Result<(), KeyProblem> {
+    let keys: &[&str] = match kind {
+        TemplateKind::Contacts => CONTACT_KEY_FIELDS,
+        TemplateKind::Calls => match match_by {
+            CallMatch::CrmId => &["crm_id"],
+            CallMatch::Phone => &["phone"],
+        },
+    };
+    let mapped: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.field.as_deref().is_some_and(|f| keys.contains(&f)))
+        .map(|(i, _)| i)
+        .collect();
+    if mapped.iter().any(|&i| columns[i].required) {
+        return Ok(());
+    }
+    let why = match kind {
+        TemplateKind::Contacts => {
+            "each row finds its contact by platform ID (id), CRM ID (crm_id) or phone; email does not match contacts, so without one of these every row would be created as a new contact"
+                .to_string()
+        }
+        TemplateKind::Calls => format!(
+            "calls match their contact by {}",
+            match_by.as_str()
+        ),
+    };
+    let fields = keys.join(", ");
+    Err(match mapped.first() {
+        None => KeyProblem {
+            column: None,
+            message: format!(
+                "map a column to {} and mark it required: {why}",
+                if keys.len() == 1 {
+                    fields
+                } else {
+                    format!("one of {fields}")
+                }
+            ),
+        },
+        Some(&i) => KeyProblem {
+            column: Some(i),
+            message: format!(
+                "mark the column {:?} required: every file must have it, as {why}",
+                columns[i].name
+            ),
+        },
+    })
+}
+
 /// Whether a file name fits a mask: `*` stands for any run of characters, `?` for one; case
 /// does not matter (`calls_*.csv` takes `Calls_2026-09-01.CSV`).
 pub fn mask_matches(mask: &str, name: &str) -> bool {
@@ -547,6 +622,76 @@ mod tests {
         assert!(missing.contains("\"Time\" missing"), "{missing}");
         let order = check_columns(&t, &h("Time,Phone")).unwrap_err();
         assert!(order.contains("\"Time\" comes before \"Phone\""), "{order}");
+    }
+
+    #[test]
+    fn a_template_needs_a_required_column_that_finds_the_contact() {
+        let mapped = |name: &str, field: &str, required: bool| TemplateColumn {
+            name: name.into(),
+            field: Some(field.into()),
+            required,
+        };
+        let check = |kind, cols: &[TemplateColumn]| check_key_column(kind, CallMatch::CrmId, cols);
+        let contacts = TemplateKind::Contacts;
+        for key in ["id", "crm_id", "phone"] {
+            assert_eq!(
+                check(
+                    contacts,
+                    &[mapped("First", "first_name", true), mapped("K", key, true)]
+                ),
+                Ok(())
+            );
+        }
+        // Names and email only: no column finds the contact.
+        let e = check(
+            contacts,
+            &[
+                mapped("First", "first_name", true),
+                mapped("Mail", "email", true),
+            ],
+        )
+        .unwrap_err();
+        assert_eq!(e.column, None);
+        assert!(
+            e.message.contains("one of id, crm_id, phone"),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("email does not match"), "{}", e.message);
+        // A key column that files may leave out.
+        let e = check(
+            contacts,
+            &[
+                mapped("First", "first_name", true),
+                mapped("Mobile", "phone", false),
+            ],
+        )
+        .unwrap_err();
+        assert_eq!(e.column, Some(1));
+        assert!(e.message.contains("\"Mobile\" required"), "{}", e.message);
+        // One required key is enough, beside an optional one.
+        assert_eq!(
+            check(
+                contacts,
+                &[
+                    mapped("Mobile", "phone", false),
+                    mapped("ID", "crm_id", true)
+                ]
+            ),
+            Ok(())
+        );
+        // Calls: the key is the template's match_by field, not any contact key.
+        let calls = [
+            mapped("Mobile", "phone", true),
+            mapped("When", "time", true),
+        ];
+        assert!(check(TemplateKind::Calls, &calls).is_err());
+        assert_eq!(
+            check_key_column(TemplateKind::Calls, CallMatch::Phone, &calls),
+            Ok(())
+        );
+        let e = check(TemplateKind::Calls, &[mapped("SID", "crm_id", false)]).unwrap_err();
+        assert_eq!(e.column, Some(0));
     }
 
     #[test]

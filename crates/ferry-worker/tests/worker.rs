@@ -150,6 +150,7 @@ impl Connector for TestConnector {
                     id: "test",
                     name: "Test",
                     summary: "A connector for the worker's tests.",
+                    page: None,
                 },
             )
         }

@@ -95,6 +95,7 @@ impl Connector for BenchRemote {
                 id: "bench",
                 name: "Benchmark",
                 summary: "Work that waits on a remote, for `ferry bench workers` only.",
+                page: None,
             },
         )
     }

@@ -29,11 +29,12 @@ pub const PLATFORM: Platform = Platform {
     id: "bulk-file-upload",
     name: "Bulk File Upload",
     summary: "For systems without an API: the institution uploads contacts and calls (with their recordings) to Ferry's own SFTP server, encrypted as they land (AES-256). Each file is read with the template set up from a sample, ingested as a run, and answered with a report in the account's reports/ folder; files that do not fit go to quarantine/ with the reason.",
+    page: Some("/settings/bulk-files"),
 };
 
 /// The codes a bulk file run writes to its report, its error or the Sync Log.
 pub const ERROR_CODES: &[ferry_core::errors::ErrorCode] = ferry_core::error_codes! {
-    "bulk_no_template" => "An uploaded file fits no template: no template has its folder and a file-name mask that matches its name. It was moved to quarantine/.", "Upload it to the folder of its template under a name that fits the mask, or set up a template for it (Settings > Bulk File Upload > Setup).";
+    "bulk_no_template" => "An uploaded file fits no template: no template has its folder and a file-name mask that matches its name. It was moved to quarantine/.", "Upload it to the folder of its template under a name that fits the mask, or set up a template for it (Inbound files > Bulk File Upload > Setup from a sample).";
     "bulk_template_mismatch" => "An uploaded file's columns differ from its template (a required column is missing, or the required columns are out of the agreed order), or it cannot be read with the template's encoding. The whole file was refused and moved to quarantine/.", "Export the file again with the columns in the agreed order (the reason names the difference), then upload it again.";
     "call_contact_not_found" => "A call's CRM ID or phone matches no contact of the institution, so the call was skipped.", "Import the contact first (a contacts file, or the contacts import), then upload the calls file again: calls already taken are not duplicated.";
     "call_invalid_value" => "A cell of a calls file could not be read (a direction, time, duration or recording name), so the call was skipped.", "Correct the cell the report names, then upload the file again.";

@@ -41,6 +41,7 @@ pub const PLATFORM: Platform = Platform {
     id: "everyaction",
     name: "EveryAction",
     summary: "Data sync with EveryAction (NGP VAN): every night Ferry pulls the records changed in EveryAction in the last 48 hours, matched by mobile phone, with the VAN ID kept as the Constituent ID. Conservative sync takes only records opted in in EveryAction; Liberal sync takes them whatever their opt-in status.",
+    page: None,
 };
 
 /// What the Sync Log and run errors of this kind can say.

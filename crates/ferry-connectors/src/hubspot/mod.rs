@@ -70,6 +70,7 @@ pub const PLATFORM: Platform = Platform {
     summary: "Two-way contact sync with HubSpot CRM: pull contacts modified in HubSpot on a schedule, \
 and push contacts changed in Ferry within seconds. Connect an account through OAuth or use a \
 private app's access token, map Ferry's fields to HubSpot's properties, and filter which contacts sync.",
+    page: None,
 };
 
 /// The data mapping a new instance starts with (CRM ID ↔ Record ID is always added).

@@ -72,6 +72,7 @@ pub const PLATFORM: Platform = Platform {
     id: "salesforce",
     name: "Salesforce",
     summary: "Two-way contact sync with Salesforce Contacts or Leads: pull records changed in Salesforce on a schedule, and push contacts changed in Ferry within seconds. Connect an org through OAuth (or the JWT bearer flow), map Ferry's fields to the object's fields from its describe, filter which contacts sync; large runs use Bulk API 2.0 and every run stays within a share of the org's daily API limit.",
+    page: None,
 };
 
 /// What the Sync Log and run errors of Salesforce instances can say.

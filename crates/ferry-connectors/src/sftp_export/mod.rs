@@ -92,6 +92,7 @@ pub const PLATFORM: Platform = Platform {
 fields you choose, the conversations since the last file, or the EAB Notes import file. Files are \
 written under a temporary name and renamed once the server has every byte, and each message is \
 sent in exactly one file.",
+    page: None,
 };
 
 /// The note body a new EAB Notes export starts with.

@@ -162,7 +162,10 @@ pub struct TemplateInput {
     #[serde(default)]
     pub header_row: Option<i64>,
     /// The columns with their fields and whether they are required. With a sample, columns not
-    /// listed are read past.
+    /// listed are read past. One required column must find each row's contact: for contacts,
+    /// one mapped to `id`, `crm_id` or `phone` (email does not match contacts); for calls, the
+    /// one mapped to the `match_by` field. Otherwise 422 with `field` `columns`, or
+    /// `columns[i].required` when that column is mapped but not required.
     pub columns: Vec<ColumnInput>,
     /// Calls files: `crm_id` (default) or `phone`.
     #[serde(default)]
@@ -417,8 +420,13 @@ pub async fn checked(
         ));
     }
     let match_by = input.match_by.unwrap_or(CallMatch::CrmId);
+    let in_input_order: Vec<TemplateColumn> = columns.iter().map(|(_, c)| c.clone()).collect();
+    bulk::check_key_column(input.kind, match_by, &in_input_order).map_err(|p| match p.column {
+        Some(i) => unprocessable(format!("columns[{i}].required"), p.message),
+        None => unprocessable("columns", p.message),
+    })?;
     if input.kind == TemplateKind::Calls {
-        for need in [match_by.as_str(), "direction", "time"] {
+        for need in ["direction", "time"] {
             if !seen_fields.contains(need) {
                 return Err(unprocessable(
                     "columns",

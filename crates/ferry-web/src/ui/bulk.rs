@@ -1,5 +1,6 @@
-//! Settings → Bulk File Upload: the templates, "Setup from a sample" (paste a sample, see what
-//! Ferry detected and a preview, map each column to a Ferry field and mark the required ones),
+//! Bulk File Upload (the sidebar's entry under Inbound files, seed 003): the templates, "Setup
+//! from a sample" (paste a sample, see what Ferry detected and a preview, map each column to a
+//! Ferry field and mark the required ones),
 //! the uploaded files with their status and report, the retention setting (held by the
 //! inbound-files instance), and Mark reviewed on the conversation page.
 
@@ -17,6 +18,9 @@ use crate::AppState;
 use crate::api::bulk_templates::{ColumnInput, TemplateInput, checked};
 use crate::auth::Auth;
 use crate::error::ApiError;
+
+/// The sidebar entry these pages belong to: the platform's, under Inbound files.
+const NAV: &str = ferry_connectors::bulk_upload::PLATFORM.id;
 
 struct TemplateRow {
     id: i64,
@@ -95,14 +99,14 @@ async fn inbound_instance(
         .map(|i| (i.id, i.config)))
 }
 
-/// The query of Settings → Bulk File Upload.
+/// The query of the Bulk File Upload page.
 #[derive(serde::Deserialize)]
 pub struct BulkParams {
     /// The template just saved by Setup from a sample (anything else is ignored).
     saved: Option<String>,
 }
 
-/// Settings → Bulk File Upload.
+/// The Bulk File Upload page (Inbound files → Bulk File Upload).
 pub async fn bulk_page(
     State(state): State<AppState>,
     auth: Auth,
@@ -154,7 +158,7 @@ pub async fn bulk_page(
             .map(|t| format!("The template {} is saved.", t.name))
     });
     BulkPage {
-        nav: Nav::new(&state, &auth, "bulk"),
+        nav: Nav::new(&state, &auth, NAV),
         templates: templates
             .into_iter()
             .map(|t| TemplateRow {
@@ -398,7 +402,7 @@ async fn setup_page(
     (
         status,
         SetupPage {
-            nav: Nav::new(state, auth, "bulk"),
+            nav: Nav::new(state, auth, NAV),
             refused: refused.is_some(),
             errors,
             focus,
@@ -523,7 +527,7 @@ pub async fn bulk_template_delete_page(
 ) -> Response {
     match state.store.bulk_template(auth.institution_id(), id).await {
         Ok(t) => TemplateDeletePage {
-            nav: Nav::new(&state, &auth, "bulk"),
+            nav: Nav::new(&state, &auth, NAV),
             id: t.id,
             place: format!("{}/{}", t.folder.trim_end_matches('/'), t.file_mask),
             name: t.name,
@@ -602,7 +606,7 @@ pub async fn bulk_file_page(
         })
         .unwrap_or_default();
     FilePage {
-        nav: Nav::new(&state, &auth, "bulk"),
+        nav: Nav::new(&state, &auth, NAV),
         status: file.status.as_str(),
         run_id: file.run_id,
         summary: summary(report.as_ref()),

@@ -93,6 +93,8 @@ struct PlatformPage {
     nav: Nav,
     name: &'static str,
     summary: &'static str,
+    /// The platform's own page, if it has one.
+    page: Option<&'static str>,
     available: Vec<Available>,
     rows: Vec<Row>,
     notice: Option<&'static str>,
@@ -235,6 +237,7 @@ pub async fn platform_page(
         nav: Nav::new(&state, &auth, info.id),
         name: info.name,
         summary: info.summary,
+        page: info.page,
         available: kinds
             .iter()
             .map(|d| Available {

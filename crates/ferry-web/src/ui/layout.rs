@@ -23,17 +23,28 @@ pub struct Nav {
     pub is_admin: bool,
     /// The navigation entry the page highlights.
     pub active: &'static str,
-    /// The sidebar's integrations: every registered platform by category, (id, name).
-    pub platforms: Vec<(&'static str, Vec<(&'static str, &'static str)>)>,
+    /// The sidebar's integrations: every registered platform by category, (id, name, the
+    /// address its entry opens: the platform's own page if it has one, else its platform page).
+    pub platforms: Vec<(&'static str, Vec<NavPlatform>)>,
 }
+
+/// A platform's sidebar entry: (id, name, address).
+pub type NavPlatform = (&'static str, &'static str, String);
 
 impl Nav {
     pub(crate) fn new(state: &AppState, auth: &Auth, active: &'static str) -> Nav {
-        let mut platforms: Vec<(&'static str, Vec<(&'static str, &'static str)>)> = Vec::new();
+        let mut platforms: Vec<(&'static str, Vec<NavPlatform>)> = Vec::new();
         for (category, p, _) in state.registry.platforms() {
+            let entry = (
+                p.id,
+                p.name,
+                p.page
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("/settings/integrations/{}", p.id)),
+            );
             match platforms.last_mut() {
-                Some((label, list)) if *label == category.label() => list.push((p.id, p.name)),
-                _ => platforms.push((category.label(), vec![(p.id, p.name)])),
+                Some((label, list)) if *label == category.label() => list.push(entry),
+                _ => platforms.push((category.label(), vec![entry])),
             }
         }
         Nav {

@@ -1,6 +1,7 @@
-//! Seed 003's "Setup from a sample" in a real browser, as an admin walks it: Settings → Bulk File
-//! Upload, paste a sample, check the mapping Ferry suggests, change it with the selects, a
+//! Seed 003's "Setup from a sample" in a real browser, as an admin walks it: Inbound files → Bulk
+//! File Upload, paste a sample, check the mapping Ferry suggests, change it with the selects, a
 //! refused save (two columns on one field) with the error beside the column and nothing saved,
+//! another (no required column that finds the contact),
 //! then the template saved and listed with its mapping, exactly as the API returns it; axe-core
 //! on every step and a screenshot of the mapping step.
 
@@ -66,7 +67,7 @@ async fn setup_from_a_sample_maps_columns_and_saves_a_template_in_the_browser() 
     sign_in(&browser).await;
     browser.find("h1").await.unwrap();
 
-    // Settings → Bulk File Upload, from the navigation.
+    // Inbound files → Bulk File Upload, from the navigation.
     browser
         .click_on("nav.sidebar a[href='/settings/bulk-files']")
         .await
@@ -212,7 +213,8 @@ async fn setup_from_a_sample_maps_columns_and_saves_a_template_in_the_browser() 
     assert_eq!(list, json!([]), "a refused mapping saves nothing");
     violations.extend(checked(&browser, "the mapping step with an error").await);
 
-    // Put right: Intended Major to the custom field, E-mail no longer required, and save.
+    // Intended Major to the custom field, E-mail no longer required, and a second mistake:
+    // Mobile, the only column that finds the contact, no longer required either.
     browser
         .click_on("#col_field_5 option[value='major']")
         .await
@@ -222,6 +224,30 @@ async fn setup_from_a_sample_maps_columns_and_saves_a_template_in_the_browser() 
         prop(&browser, "#col_required_3", "checked").await,
         json!(false)
     );
+    browser.click_on("#col_required_0").await.unwrap();
+    browser
+        .click_text("button[type=submit]", "Save template")
+        .await
+        .unwrap();
+    browser
+        .wait_for_text("#col_field_0-error", "mark the column \"Mobile\" required")
+        .await
+        .unwrap();
+    assert!(
+        browser.find_all(".field-error").await.unwrap().len() == 1,
+        "only the key column has an error"
+    );
+    assert_eq!(mapping_shown(&browser).await[0], suggested("phone", false));
+    let (_, list) = app.get("/api/v1/bulk-templates").await;
+    assert_eq!(
+        list,
+        json!([]),
+        "a template without a required key saves nothing"
+    );
+    violations.extend(checked(&browser, "the mapping step without a key").await);
+
+    // Put right: Mobile required again, and save.
+    browser.click_on("#col_required_0").await.unwrap();
     browser
         .click_text("button[type=submit]", "Save template")
         .await

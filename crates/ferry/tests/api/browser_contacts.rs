@@ -8,10 +8,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::browser_runs::assert_no_axe_violations;
 use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApp, spawn_app};
 use crate::webdriver::Browser;
-
-const AXE: &str = include_str!("../support/axe.min.js");
 
 async fn sign_in(browser: &Browser) {
     browser
@@ -54,46 +53,6 @@ async fn wait_for_url(browser: &Browser, suffix: &str) {
         assert!(Instant::now() < deadline, "still at {url}, not {suffix}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// Runs axe-core on the page and fails on any violation of impact "serious" or "critical".
-async fn axe_check(browser: &Browser, page: &str) {
-    let loaded = js(browser, "return typeof window.axe === 'object';").await;
-    if loaded != json!(true) {
-        browser
-            .execute(&format!("{AXE}\nreturn true;"), vec![])
-            .await
-            .unwrap();
-    }
-    js(
-        browser,
-        "window.__axe = null; axe.run(document, {resultTypes: ['violations']}).then(function (r) { \
-           window.__axe = r.violations.map(function (v) { return {id: v.id, impact: v.impact, help: v.help, \
-             nodes: v.nodes.slice(0, 5).map(function (n) { return n.target.join(' '); })}; }); \
-         }, function (e) { window.__axe = [{id: 'axe-error', impact: 'critical', help: String(e), nodes: []}]; }); \
-         return true;",
-    )
-    .await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let violations = loop {
-        let v = js(browser, "return window.__axe;").await;
-        if !v.is_null() {
-            break v;
-        }
-        assert!(Instant::now() < deadline, "axe did not finish on {page}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let bad: Vec<&Value> = violations
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|v| matches!(v["impact"].as_str(), Some("serious" | "critical")))
-        .collect();
-    assert!(
-        bad.is_empty(),
-        "axe-core found serious or critical violations on {page}: {}",
-        serde_json::to_string_pretty(&bad).unwrap()
-    );
 }
 
 /// Saves a PNG of the viewport as `docs/screenshots/<name>.png` in the repository.
@@ -185,7 +144,7 @@ async fn contacts_edit_archive_test_user_upload_and_link_targets_in_a_real_brows
         .wait_for_text("#contacts-count", "5 contacts in all")
         .await
         .unwrap();
-    axe_check(&browser, "Contacts").await;
+    assert_no_axe_violations(&browser, "Contacts").await;
     screenshot(&browser, "contacts").await;
 
     // The count follows the search.
@@ -200,7 +159,7 @@ async fn contacts_edit_archive_test_user_upload_and_link_targets_in_a_real_brows
     // Create.
     browser.click_on("#new-contact").await.unwrap();
     browser.wait_for_text("h1", "New contact").await.unwrap();
-    axe_check(&browser, "New contact").await;
+    assert_no_axe_violations(&browser, "New contact").await;
     fill(&browser, "#f-first_name", "Farah").await;
     fill(&browser, "#f-last_name", "Haddad").await;
     fill(&browser, "#f-preferred_name", "Fa").await;
@@ -223,7 +182,7 @@ async fn contacts_edit_archive_test_user_upload_and_link_targets_in_a_real_brows
         .unwrap()
         .parse()
         .unwrap();
-    axe_check(&browser, "a contact").await;
+    assert_no_axe_violations(&browser, "a contact").await;
 
     // Edit: the page says how blanks and UNSET behave; a blank keeps, UNSET clears.
     browser.click_on("#edit-contact").await.unwrap();
@@ -232,7 +191,7 @@ async fn contacts_edit_archive_test_user_upload_and_link_targets_in_a_real_brows
         .wait_for_text("#unset-help", "keeps the value it has")
         .await
         .unwrap();
-    axe_check(&browser, "Edit contact").await;
+    assert_no_axe_violations(&browser, "Edit contact").await;
     fill(&browser, "#f-preferred_name", "").await;
     fill(&browser, "#f-crm_id", "UNSET").await;
     fill(&browser, "#f-custom-major", "UNSET").await;
@@ -262,7 +221,7 @@ async fn contacts_edit_archive_test_user_upload_and_link_targets_in_a_real_brows
         .await
         .unwrap();
     browser.find("#f-phone-error").await.unwrap();
-    axe_check(&browser, "Edit contact with an error").await;
+    assert_no_axe_violations(&browser, "Edit contact with an error").await;
     browser
         .click_on("#form-errors a[href='#f-phone']")
         .await
@@ -288,7 +247,7 @@ async fn contacts_edit_archive_test_user_upload_and_link_targets_in_a_real_brows
     };
     browser.click_on("#contact-menu summary").await.unwrap();
     assert_eq!(open().await, json!(true));
-    axe_check(&browser, "a contact with its menu open").await;
+    assert_no_axe_violations(&browser, "a contact with its menu open").await;
     browser
         .find("#contact-menu summary")
         .await
@@ -376,7 +335,7 @@ async fn contacts_edit_archive_test_user_upload_and_link_targets_in_a_real_brows
         .wait_for_text("h1", "Upload contacts")
         .await
         .unwrap();
-    axe_check(&browser, "Upload contacts").await;
+    assert_no_axe_violations(&browser, "Upload contacts").await;
     browser
         .find("#import-file")
         .await
@@ -432,7 +391,7 @@ async fn contacts_edit_archive_test_user_upload_and_link_targets_in_a_real_brows
         failed, "first_name,last_name,phone,major\r\nHana,Bad,555,History\r\n",
         "the failed rows, ready to fix and upload again"
     );
-    axe_check(&browser, "the import report").await;
+    assert_no_axe_violations(&browser, "the import report").await;
     screenshot(&browser, "contacts-upload").await;
 
     // The reason links to the error dictionary, whose row lands below the top bar, highlighted.
@@ -451,7 +410,7 @@ async fn contacts_edit_archive_test_user_upload_and_link_targets_in_a_real_brows
     )
     .await;
     assert_eq!(bg, json!("rgb(255, 244, 214)"), "the target is highlighted");
-    axe_check(&browser, "Error dictionary").await;
+    assert_no_axe_violations(&browser, "Error dictionary").await;
 
     // An exported message link: the message is brought into view below the bar, highlighted.
     browser
@@ -470,7 +429,7 @@ async fn contacts_edit_archive_test_user_upload_and_link_targets_in_a_real_brows
         js(&browser, "return document.activeElement.id;").await,
         json!(format!("m{early}"))
     );
-    axe_check(&browser, "a contact's conversation").await;
+    assert_no_axe_violations(&browser, "a contact's conversation").await;
     browser
         .goto(&app.url(&format!("/contacts/{talker}")))
         .await
@@ -479,7 +438,7 @@ async fn contacts_edit_archive_test_user_upload_and_link_targets_in_a_real_brows
 
     // Custom fields: rename, then the delete page says what happens to the values.
     browser.goto(&app.url("/settings/fields")).await.unwrap();
-    axe_check(&browser, "Custom fields").await;
+    assert_no_axe_violations(&browser, "Custom fields").await;
     fill(&browser, "#label-major", "Major (declared)").await;
     browser
         .click_on("button[aria-label='Rename major']")
@@ -497,7 +456,7 @@ async fn contacts_edit_archive_test_user_upload_and_link_targets_in_a_real_brows
         .wait_for_text("#field-values", "stored for 2 contacts")
         .await
         .unwrap();
-    axe_check(&browser, "Delete a custom field").await;
+    assert_no_axe_violations(&browser, "Delete a custom field").await;
     browser.quit().await.unwrap();
 }
 
@@ -695,7 +654,7 @@ async fn integration_configuration_and_recent_runs_screens() {
         .wait_for_text("#egress-ips", "FERRY_EGRESS_IPS")
         .await
         .unwrap();
-    axe_check(&browser, "an integration's configuration").await;
+    assert_no_axe_violations(&browser, "an integration's configuration").await;
     screenshot(&browser, "integration-configuration").await;
 
     browser
@@ -731,7 +690,7 @@ async fn integration_configuration_and_recent_runs_screens() {
         json!(true),
         "Run now stays on one line"
     );
-    axe_check(&browser, "SFTP Outbound").await;
+    assert_no_axe_violations(&browser, "SFTP Outbound").await;
     app.post(&format!("/api/v1/integrations/{id}/runs"), json!({}))
         .await;
     browser.goto(&app.url("/runs")).await.unwrap();
@@ -750,7 +709,7 @@ async fn integration_configuration_and_recent_runs_screens() {
         assert!(Instant::now() < deadline, "the run did not finish: {text}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    axe_check(&browser, "Recent Runs").await;
+    assert_no_axe_violations(&browser, "Recent Runs").await;
     screenshot(&browser, "recent-runs").await;
     browser.quit().await.unwrap();
     let _ = stop.send(());

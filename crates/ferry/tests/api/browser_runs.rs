@@ -23,6 +23,17 @@ pub(crate) async fn axe_violations(browser: &Browser) -> Vec<String> {
     axe_violations_of(browser, "document").await
 }
 
+/// Fails the test, naming `page`, when the page the browser is on has a serious or critical
+/// axe-core violation.
+pub(crate) async fn assert_no_axe_violations(browser: &Browser, page: &str) {
+    let violations = axe_violations(browser).await;
+    assert!(
+        violations.is_empty(),
+        "axe-core found serious or critical violations on {page}:\n{}",
+        violations.join("\n")
+    );
+}
+
 /// The same for `context`, an axe-core context in JavaScript (`document`, `{exclude: [...]}`).
 pub(crate) async fn axe_violations_of(browser: &Browser, context: &str) -> Vec<String> {
     let loaded = browser

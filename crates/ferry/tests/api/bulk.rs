@@ -162,6 +162,145 @@ async fn a_template_is_made_from_a_sample() {
 }
 
 #[tokio::test]
+async fn a_template_needs_a_required_column_that_finds_the_contact() {
+    let app = spawn_app().await;
+    let contacts = |mask: &str, columns: serde_json::Value| json!({"name": "Students", "kind": "contacts", "file_mask": mask, "columns": columns});
+    let no_key = json!([
+        {"name": "First", "field": "first_name", "required": true},
+        {"name": "Email", "field": "email", "required": true},
+    ]);
+    // Names and email only: no row could find its contact; nothing is saved.
+    let (status, e) = app
+        .post("/api/v1/bulk-templates", contacts("a.csv", no_key.clone()))
+        .await;
+    assert_eq!(status, 422, "{e}");
+    assert_eq!(e["error"]["code"], "invalid_value");
+    assert_eq!(e["error"]["field"], "columns");
+    let message = e["error"]["message"].as_str().unwrap();
+    assert!(message.contains("one of id, crm_id, phone"), "{message}");
+    assert!(message.contains("email does not match"), "{message}");
+    // The key mapped, but files could leave it out: the column at fault is named.
+    let (status, e) = app
+        .post(
+            "/api/v1/bulk-templates",
+            contacts(
+                "a.csv",
+                json!([
+                    {"name": "First", "field": "first_name", "required": true},
+                    {"name": "Mobile", "field": "phone", "required": false},
+                ]),
+            ),
+        )
+        .await;
+    assert_eq!(status, 422, "{e}");
+    assert_eq!(e["error"]["field"], "columns[1].required");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"Mobile\" required"),
+        "{e}"
+    );
+    let (_, list) = app.get("/api/v1/bulk-templates").await;
+    assert_eq!(list, json!([]), "a refused template saves nothing");
+
+    // Any one of the keys, required, is enough.
+    let mut ids = Vec::new();
+    for (mask, key) in [("a.csv", "phone"), ("b.csv", "crm_id"), ("c.csv", "id")] {
+        let (status, t) = app
+            .post(
+                "/api/v1/bulk-templates",
+                contacts(
+                    mask,
+                    json!([
+                        {"name": "First", "field": "first_name", "required": true},
+                        {"name": "Key", "field": key, "required": true},
+                    ]),
+                ),
+            )
+            .await;
+        assert_eq!(status, 201, "{key}: {t}");
+        ids.push(t["id"].as_i64().unwrap());
+    }
+
+    // A change that drops the key is refused the same way, and the template is left as it was.
+    let path = format!("/api/v1/bulk-templates/{}", ids[0]);
+    let (_, before) = app.get(&path).await;
+    let (status, e) = app
+        .call(
+            Method::PATCH,
+            &path,
+            &app.admin_token,
+            Some(contacts("a.csv", no_key)),
+        )
+        .await;
+    assert_eq!(status, 422, "{e}");
+    assert_eq!(e["error"]["field"], "columns");
+    let (_, after) = app.get(&path).await;
+    assert_eq!(after, before);
+
+    // Calls: the column of the match_by field must be required too.
+    let calls = |match_by: &str, key_required: bool| {
+        json!({"name": "Calls", "kind": "calls", "folder": "/calls", "file_mask": "calls_*.csv",
+        "match_by": match_by,
+        "columns": [
+            {"name": "Number", "field": "phone", "required": key_required},
+            {"name": "Direction", "field": "direction", "required": true},
+            {"name": "Start", "field": "time", "required": true},
+        ]})
+    };
+    let (status, e) = app
+        .post("/api/v1/bulk-templates", calls("phone", false))
+        .await;
+    assert_eq!(status, 422, "{e}");
+    assert_eq!(e["error"]["field"], "columns[0].required");
+    let (status, e) = app
+        .post("/api/v1/bulk-templates", calls("crm_id", true))
+        .await;
+    assert_eq!(status, 422, "{e}");
+    assert_eq!(e["error"]["field"], "columns");
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("crm_id"),
+        "{e}"
+    );
+    let (status, t) = app
+        .post("/api/v1/bulk-templates", calls("phone", true))
+        .await;
+    assert_eq!(status, 201, "{t}");
+    let (_, list) = app.get("/api/v1/bulk-templates").await;
+    assert_eq!(list.as_array().unwrap().len(), 4);
+
+    // The Setup screen refuses it too, with the reason over the mapping, and saves nothing.
+    let (cookie, csrf) = app.login().await;
+    let sample = base64::engine::general_purpose::STANDARD.encode("First,Email\nAna,a@x.edu\n");
+    let res = app
+        .http
+        .post(app.url("/settings/bulk-files/templates"))
+        .header("cookie", &cookie)
+        .form(&[
+            ("_csrf", csrf.as_str()),
+            ("name", "No key"),
+            ("kind", "contacts"),
+            ("file_mask", "nokey_*.csv"),
+            ("sample_base64", sample.as_str()),
+            ("col_name_0", "First"),
+            ("col_field_0", "first_name"),
+            ("col_required_0", "1"),
+            ("col_name_1", "Email"),
+            ("col_field_1", "email"),
+            ("col_required_1", "1"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+    let page = res.text().await.unwrap();
+    assert!(page.contains("email does not match contacts"), "{page}");
+    let (_, list) = app.get("/api/v1/bulk-templates").await;
+    assert_eq!(list.as_array().unwrap().len(), 4);
+}
+
+#[tokio::test]
 async fn calls_are_marked_reviewed_and_their_recordings_stream_decrypted() {
     let app = spawn_app().await;
     let inst = app
@@ -329,9 +468,29 @@ async fn calls_are_marked_reviewed_and_their_recordings_stream_decrypted() {
     let (_, page) = app.page(&cookie, &format!("/contacts/{contact}")).await;
     assert!(page.contains(">Mark reviewed<"), "{page}");
 
-    // Settings → Bulk File Upload, and Setup from a pasted sample.
+    // Inbound files → Bulk File Upload, and Setup from a pasted sample.
     let (status, page) = app.page(&cookie, "/settings/bulk-files").await;
     assert_eq!(status, 200);
+    // One sidebar entry, under Inbound files, marked as the page's; the platform page marks
+    // the same entry and leads to this page.
+    let sidebar = |page: &str| page.split("<main").next().unwrap().to_string();
+    let entry = "<a href=\"/settings/bulk-files\" aria-current=\"page\">Bulk File Upload</a>";
+    let nav = sidebar(&page);
+    assert_eq!(nav.matches("Bulk File Upload</a>").count(), 1, "{nav}");
+    assert!(nav.contains(entry), "{nav}");
+    let inbound = nav.split("Inbound files").nth(1).unwrap();
+    assert!(inbound.contains(entry), "{nav}");
+    let (status, platform) = app
+        .page(&cookie, "/settings/integrations/bulk-file-upload")
+        .await;
+    assert_eq!(status, 200);
+    assert!(sidebar(&platform).contains(entry), "{platform}");
+    assert!(
+        platform.contains(
+            "<a class=\"btn\" href=\"/settings/bulk-files\" id=\"platform-page\">Setup</a>"
+        ),
+        "{platform}"
+    );
     assert!(page.contains("Setup from a sample"));
     assert!(page.contains("/calls/r1.wav"));
     let res = app

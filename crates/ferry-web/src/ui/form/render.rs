@@ -967,6 +967,7 @@ mod tests {
                         id: "test",
                         name: "Test",
                         summary: "A test.",
+                        page: None,
                     },
                 )
             };
