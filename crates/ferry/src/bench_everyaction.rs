@@ -304,7 +304,7 @@ async fn push(m: usize, rate: u32) -> Result<()> {
     let limited = after.total_429() - before.total_429();
     let per_change = calls as f64 / m as f64;
     let floor = Duration::from_secs_f64((calls as f64 / f64::from(rate) - 1.0).max(0.0));
-    let ratio = wall.as_secs_f64() / floor.as_secs_f64().max(1e-9);
+    let ratio = wall.as_secs_f64() / floor.as_secs_f64();
     println!(
         "push:   {} changes, {} API calls = {per_change:.3} per change (goal <= {CALLS_GOAL}) {}",
         thousands(m as u64),
@@ -315,12 +315,24 @@ async fn push(m: usize, rate: u32) -> Result<()> {
             "MISSED"
         }
     );
-    println!(
-        "        wall {:.2} s, floor at {rate}/s {:.2} s: {ratio:.3}x (goal <= {TIME_GOAL}x) {}; 429s received: {limited}",
-        wall.as_secs_f64(),
-        floor.as_secs_f64(),
-        if ratio <= TIME_GOAL { "OK" } else { "MISSED" }
-    );
+    if floor < Duration::from_secs(1) {
+        // Under two seconds' worth of calls the limit hardly binds, and a ratio to a floor
+        // near zero means nothing (10 changes gave "20803790x MISSED").
+        println!(
+            "        wall {:.2} s; {} calls are too few for {rate}/s to bind (floor {:.2} s): no time ratio; use --changes of at least {} for one; 429s received: {limited}",
+            wall.as_secs_f64(),
+            thousands(calls),
+            floor.as_secs_f64(),
+            thousands(2 * u64::from(rate))
+        );
+    } else {
+        println!(
+            "        wall {:.2} s, floor at {rate}/s {:.2} s: {ratio:.3}x (goal <= {TIME_GOAL}x) {}; 429s received: {limited}",
+            wall.as_secs_f64(),
+            floor.as_secs_f64(),
+            if ratio <= TIME_GOAL { "OK" } else { "MISSED" }
+        );
+    }
     // The outcome: every phone in EveryAction has the status Ferry has.
     let wrong = ea
         .state()
