@@ -607,12 +607,28 @@ pub(crate) async fn receive_upload<E: std::fmt::Display>(
 
 /// A size as people read it: `64 MiB`, `1024 bytes`.
 pub(crate) fn human_bytes(n: usize) -> String {
-    if n >= 1 << 30 && n.is_multiple_of(1 << 30) {
-        format!("{} GiB", n >> 30)
-    } else if n >= 1 << 20 {
-        format!("{} MiB", n >> 20)
-    } else {
-        format!("{n} bytes")
+    // The largest unit that states the size exactly: a limit is never rounded (1.5 MiB was
+    // shown as "1 MiB", and 64 KiB as "65536 bytes").
+    for (shift, unit) in [(30, "GiB"), (20, "MiB"), (10, "KiB")] {
+        if n >= 1 << shift && n.is_multiple_of(1 << shift) {
+            return format!("{} {unit}", n >> shift);
+        }
+    }
+    format!("{n} bytes")
+}
+
+#[cfg(test)]
+mod human_bytes_tests {
+    #[test]
+    fn sizes_are_stated_exactly_in_the_largest_unit_that_fits() {
+        use super::human_bytes;
+        assert_eq!(human_bytes(1 << 30), "1 GiB");
+        assert_eq!(human_bytes(3 << 30), "3 GiB");
+        assert_eq!(human_bytes(100 << 20), "100 MiB");
+        assert_eq!(human_bytes(3 << 19), "1536 KiB");
+        assert_eq!(human_bytes(65_536), "64 KiB");
+        assert_eq!(human_bytes(1_000), "1000 bytes");
+        assert_eq!(human_bytes(0), "0 bytes");
     }
 }
 

@@ -573,7 +573,7 @@ async fn csv_upload_without_javascript_in_a_real_browser() {
         .unwrap();
     assert!(
         refusal.contains("The file was refused and nothing was imported.")
-            && refusal.contains("(65536 bytes)")
+            && refusal.contains("(64 KiB)")
             && refusal.contains("payload_too_large"),
         "{refusal}"
     );
